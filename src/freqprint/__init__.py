@@ -1,0 +1,56 @@
+"""freqprint: ownership fingerprints in the frequency spectrum of a conv filter, which survive
+fine-tuning (Tang et al., NeurIPS 2025), with a calibrated verifier.
+
+    import freqprint
+    model = freqprint.create_model("smallcnn", num_classes=10, in_channels=1)
+    freqprint.attach(model, freqprint.FingerprintConfig(target="conv2", secret="my secret"), x[:1])
+    ...train with freqprint.FingerprintLoss...
+    key = freqprint.extract(model); key.save("owner.key")
+    report = freqprint.verify("owner.key", "suspect.safetensors")
+"""
+
+from freqprint.checkpoint import load_model, load_state_dict, save_model
+from freqprint.errors import FreqprintError
+from freqprint.key import FingerprintKey, extract
+from freqprint.loss import FingerprintLoss, add_pseudo_class, spectral_noise
+from freqprint.models import create_model, list_models
+from freqprint.module import (
+    FingerprintConfig,
+    FingerprintModule,
+    attach,
+    detach,
+    find_fingerprint_modules,
+)
+from freqprint.spectral import complex_cosine, invariant_frequencies, inverse_revised_dft, revised_dft
+from freqprint.training import TrainConfig, evaluate, train
+from freqprint.verify import VerificationReport, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FingerprintConfig",
+    "FingerprintKey",
+    "FingerprintLoss",
+    "FingerprintModule",
+    "FreqprintError",
+    "TrainConfig",
+    "VerificationReport",
+    "add_pseudo_class",
+    "attach",
+    "complex_cosine",
+    "create_model",
+    "detach",
+    "evaluate",
+    "extract",
+    "find_fingerprint_modules",
+    "invariant_frequencies",
+    "inverse_revised_dft",
+    "list_models",
+    "load_model",
+    "load_state_dict",
+    "revised_dft",
+    "save_model",
+    "spectral_noise",
+    "train",
+    "verify",
+]

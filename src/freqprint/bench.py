@@ -1,0 +1,136 @@
+"""Micro-benchmarks of the core operations (``make bench`` / ``freqprint bench core``).
+
+Speed is measured here, never asserted in tests.  Results are JSON: one record per operation
+with the median and all timings in milliseconds, plus the machine and torch version.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+import torch
+
+from freqprint.key import extract
+from freqprint.module import FingerprintModule
+from freqprint.models import create_model
+from freqprint.module import FingerprintConfig, attach
+from freqprint.training import resolve_device
+from freqprint.verify import verify
+
+__all__ = ["run_core_bench"]
+
+
+def _time(fn: Callable[[], Any], repeats: int, device: torch.device) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def run_core_bench(device: str = "cpu", repeats: int = 5) -> dict[str, Any]:
+    dev = resolve_device(device)
+    results = []
+
+    def record(name: str, fn: Callable[[], Any], **info: Any) -> None:
+        ts = _time(fn, repeats, dev)
+        results.append({"name": name, "ms_median": statistics.median(ts), "ms": ts, "repeats": repeats, **info})
+
+    # ResNet-18 placement of the paper: C = 64 input channels on a 32x32 grid, D = 256, batch 128
+    x = torch.randn(128, 64, 32, 32, device=dev)
+    for impl in ("fft", "spatial"):
+        mod = FingerprintModule(64, 64, (32, 32), filters=256, secret="bench", implementation=impl).to(dev)
+
+        def step(mod: FingerprintModule = mod) -> None:
+            mod.zero_grad(set_to_none=True)
+            mod(x).sum().backward()
+
+        record(f"module forward+backward ({impl}), B=128 C=64 32x32 D=256", step, implementation=impl)
+
+    model = create_model("resnet18", num_classes=10, in_channels=3, width=1.0)
+    attach(model, FingerprintConfig(target="layer1.1.conv2", secret="bench"), torch.zeros(1, 3, 32, 32))
+    record("extract key (ResNet-18, |S'| = 124)", lambda: extract(model))
+    key = extract(model)
+    other = create_model("resnet18", num_classes=10, in_channels=3, width=1.0)
+    attach(other, FingerprintConfig(target="layer1.1.conv2", secret="other"), torch.zeros(1, 3, 32, 32))
+    record("verify derived (same model)", lambda: verify(key, model), repeats_note="includes channel search")
+    record("verify unrelated model", lambda: verify(key, other))
+    return {
+        "benchmark": "core",
+        "device": str(dev),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.platform(),
+        "results": results,
+    }
+
+
+FINETUNE_SETTINGS = [
+    {"optimizer": "sgd", "lr": 0.01, "epochs": 3},
+    {"optimizer": "sgd", "lr": 0.1, "epochs": 3},
+    {"optimizer": "sgd", "lr": 1.0, "epochs": 3},
+    {"optimizer": "adam", "lr": 1e-3, "epochs": 3},
+]
+
+
+def run_frequency_bench(source: str, device: str = "cpu", digits_root: str | None = None,
+                        settings: list[dict[str, Any]] | None = None, progress: bool = False) -> dict[str, Any]:
+    """Fine-tune a fingerprinted model on the MNIST digits under several optimisers and learning
+    rates; for each, the per-group frequency stability and the verification with S′ and with the
+    low-gain set.  This is the study behind BENCHMARKS.md §"Which frequencies stay put"."""
+    from freqprint.checkpoint import load_model
+    from freqprint.data import load_dataset
+    from freqprint.module import get_fingerprint_module
+    from freqprint.study import frequency_stability
+    from freqprint.training import TrainConfig, evaluate, train
+
+    owner, recipe = load_model(source)
+    _, fp = get_fingerprint_module(owner)
+    w0 = fp.weight.detach().clone()
+    keys = {name: extract(owner, frequencies=name) for name in ("sprime", "low-gain")}
+    dg_train = load_dataset("mnist-digits", "train", root=digits_root)
+    dg_test = load_dataset("mnist-digits", "test", root=digits_root)
+    rows = []
+    for st in settings or FINETUNE_SETTINGS:
+        model, _ = load_model(source)
+        cfg = TrainConfig(epochs=st["epochs"], lr=st["lr"], optimizer=st["optimizer"], lr_drop_at=None, device=device, seed=2)
+        train(model, dg_train, cfg, progress=progress, description=f"{st['optimizer']} lr {st['lr']}")
+        _, fpd = get_fingerprint_module(model)
+        w1 = fpd.weight.detach().cpu()
+        rows.append({
+            **st,
+            "accuracy": evaluate(model, dg_test, recipe["num_classes"], device=device),
+            "weight_change": float((w1 - w0).norm() / w0.norm()),
+            "groups": [g.to_dict() for g in frequency_stability(w0, w1, fp.grid_size, fp.radius)],
+            "verify": {name: verify(k, model).to_dict() for name, k in keys.items()},
+        })
+    return {"benchmark": "frequencies", "source": str(source), "device": device, "torch": torch.__version__,
+            "frequencies": {name: sum(k.multiplicity) for name, k in keys.items()}, "results": rows}
+
+
+def frequency_bench_markdown(res: dict[str, Any]) -> str:
+    from freqprint.verify import format_p
+
+    lines = ["| fine-tuning | acc. | ‖ΔW‖/‖W‖ | group | #freq | max gain | mean cos | frac cos ≥ 0.99 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in res["results"]:
+        head = f"{r['optimizer'].upper()} lr {r['lr']:g}, {r['epochs']} ep"
+        for i, g in enumerate(r["groups"]):
+            lead = f"| {head} | {r['accuracy']:.3f} | {r['weight_change']:.3f} " if i == 0 else "| | | "
+            lines.append(f"{lead}| {g['group']} | {g['frequencies']} | {g['max_gain']:.3f} | {g['mean_cosine']:.4f} | {g['frac_above_tau']:.3f} |")
+    lines += ["", "| fine-tuning | set | τ-score | mean cosine | hits | p-value |", "|---|---|---|---|---|---|"]
+    for r in res["results"]:
+        for name, v in r["verify"].items():
+            lines.append(f"| {r['optimizer'].upper()} lr {r['lr']:g} | {name} ({res['frequencies'][name]}) | {v['score']:.3f} | "
+                         f"{v['mean_cosine']:.4f} | {v['hits']}/{v['filters']} | {format_p(v['log10_p'])} |")
+    return "\n".join(lines) + "\n"

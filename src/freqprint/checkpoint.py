@@ -1,0 +1,168 @@
+"""Model files: safetensors with a JSON *recipe* so a model can be rebuilt, and safe loading of
+suspect files (safetensors, or torch files through ``torch.load(weights_only=True)``; nothing is
+ever unpickled).
+
+A recipe is ``{"model": name, "kwargs": {...}, "input_shape": [C, H, W], "num_classes": n,
+"pseudo_class": bool, "fingerprint": FingerprintConfig-without-secret | null}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from freqprint.errors import FreqprintError
+
+__all__ = ["build_from_recipe", "load_model", "load_state_dict", "save_model", "state_dict_of"]
+
+_META_KEY = "freqprint.recipe"
+
+
+def save_model(model: nn.Module, path: str | Path, recipe: dict[str, Any]) -> Path:
+    """Save weights (safetensors) with the recipe that rebuilds the architecture."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={_META_KEY: json.dumps(recipe, sort_keys=True)})
+    return path
+
+
+def _is_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 0 < n < 100_000_000 and head[8:9] == b"{"
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    if isinstance(obj, torch.Tensor):
+        out[prefix.rstrip(".")] = obj
+    elif isinstance(obj, dict):
+        # common wrappers: {"state_dict": ...}, {"model": ...}
+        for wrapper in ("state_dict", "model_state_dict", "model"):
+            if wrapper in obj and isinstance(obj[wrapper], dict):
+                return _flatten(obj[wrapper], prefix)
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def read_recipe(path: str | Path) -> dict[str, Any] | None:
+    """The recipe stored in a freqprint safetensors file, or None."""
+    path = Path(path)
+    if not path.is_file() or not _is_safetensors(path):
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError):
+        return None
+    return json.loads(meta[_META_KEY]) if _META_KEY in meta else None
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, loaded without unpickling; one-line errors for bad files."""
+    path = Path(path)
+    if not path.exists():
+        raise FreqprintError(f"{path}: no such file")
+    if path.is_dir():
+        raise FreqprintError(f"{path} is a directory, not a weights file")
+    if path.stat().st_size == 0:
+        raise FreqprintError(f"{path} is empty")
+    if _is_safetensors(path):
+        try:
+            sd = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise FreqprintError(f"{path} is a corrupt or truncated safetensors file ({str(e).splitlines()[0]})") from None
+    else:
+        if not zipfile.is_zipfile(path):
+            raise FreqprintError(f"{path} is neither a safetensors nor a torch (zip) checkpoint")
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise FreqprintError(f"{path}: cannot load as weights-only torch checkpoint ({first[:160]})") from None
+        sd = _flatten(obj)
+    if not sd:
+        raise FreqprintError(f"{path} holds no tensors")
+    return sd
+
+
+def check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights with NaN or Inf: any score computed from them would be meaningless."""
+    for k, v in sd.items():
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise FreqprintError(f"{source}: tensor {k!r} contains NaN or Inf values")
+
+
+def build_from_recipe(recipe: dict[str, Any]) -> nn.Module:
+    """An untrained model with the recipe's architecture (fingerprint module and pseudo class too)."""
+    from freqprint.loss import add_pseudo_class
+    from freqprint.models import create_model
+    from freqprint.module import FingerprintConfig, attach
+
+    try:
+        model = create_model(recipe["model"], **recipe.get("kwargs", {}))
+        fp = recipe.get("fingerprint")
+        if fp:
+            cfg = FingerprintConfig(**{k: v for k, v in fp.items() if k != "secret"})
+            attach(model, cfg, torch.zeros(1, *recipe["input_shape"]))
+        if recipe.get("pseudo_class"):
+            add_pseudo_class(model)
+    except KeyError as e:
+        raise FreqprintError(f"incomplete model recipe: missing {e}") from None
+    return model
+
+
+def load_model(path: str | Path, recipe: dict[str, Any] | None = None, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model from a freqprint file (or from ``recipe`` + any weights file) and load it."""
+    recipe = recipe or read_recipe(path)
+    if recipe is None:
+        raise FreqprintError(f"{path} carries no freqprint recipe; it can be verified but not rebuilt")
+    sd = load_state_dict(path)
+    check_finite(sd, str(path))
+    model = build_from_recipe(recipe)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) e.g. {missing[0]!r}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[0]!r}")
+        raise FreqprintError(f"{path} does not match architecture {recipe['model']!r}: " + "; ".join(parts))
+    bad = [k for k in own if tuple(own[k].shape) != tuple(sd[k].shape)]
+    if bad:
+        k = bad[0]
+        raise FreqprintError(f"{path}: {k!r} has shape {list(sd[k].shape)}, architecture expects {list(own[k].shape)}")
+    model.load_state_dict(sd)
+    return model.to(device), recipe
+
+
+def state_dict_of(suspect: nn.Module | str | Path | dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """Weights of a model, a file, or a state dict, plus a name for messages."""
+    if isinstance(suspect, nn.Module):
+        return {k: v.detach() for k, v in suspect.state_dict().items()}, type(suspect).__name__
+    if isinstance(suspect, dict):
+        return suspect, "state dict"
+    return load_state_dict(suspect), str(suspect)
+
+
+def human_size(n: int) -> str:
+    if n <= 0:
+        return "0 B"
+    i = min(int(math.log(n, 1024)), 3)
+    return f"{n / 1024**i:.1f} {['B', 'KiB', 'MiB', 'GiB'][i]}"

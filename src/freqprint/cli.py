@@ -1,0 +1,341 @@
+"""``freqprint`` command line: a thin shell over the Python API (nothing imports this module).
+
+Exit codes: 0 success (for ``verify``: fingerprint found), 1 fingerprint not found, 2 error with
+a one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from freqprint.errors import FreqprintError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Frequency fingerprints for neural networks that survive fine-tuning.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that write machine-readable results.")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+out_console = Console()
+
+DataOpt = typer.Option("fashion-mnist", "--data", help="fashion-mnist, mnist-digits, cifar10, cifar100 or imagefolder")
+RootOpt = typer.Option(None, "--data-root", help="folder holding the dataset files (default: the packaged location)")
+LimitOpt = typer.Option(None, "--limit", help="use a seeded random subset of this many training samples")
+DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N")
+
+
+def _secret(secret: Optional[str], secret_file: Optional[Path]) -> str:
+    if secret_file is not None:
+        try:
+            return secret_file.read_text().strip()
+        except OSError as e:
+            raise FreqprintError(f"cannot read secret file {secret_file}: {e.strerror}") from None
+    if secret:
+        return secret
+    env = os.environ.get("FREQPRINT_SECRET")
+    if env:
+        return env
+    raise FreqprintError("a secret is needed: --secret, --secret-file or the FREQPRINT_SECRET variable")
+
+
+def _data(name: str, root: Optional[Path], split: str, limit: Optional[int], size: int, channels: int):
+    from freqprint.data import load_dataset
+
+    return load_dataset(name, split, root=root, limit=limit, size=size, channels=channels)
+
+
+def _train_cfg(epochs: int, lr: float, batch_size: int, optimizer: str, seed: int, device: str, drop: Optional[float]):
+    from freqprint.training import TrainConfig
+
+    return TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, seed=seed, device=device, lr_drop_at=drop)
+
+
+@app.command("train")
+def train_cmd(
+    out: Path = typer.Option(..., "--out", help="where to write the model (.safetensors)"),
+    model: str = typer.Option("smallcnn", help="smallcnn, resnet18 or alexnet"),
+    width: float = typer.Option(32, help="SmallCNN channels, or the width multiplier of resnet18/alexnet"),
+    data: str = DataOpt, data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt,
+    size: int = typer.Option(32, help="image size for imagefolder"), channels: int = typer.Option(3, help="imagefolder channels"),
+    epochs: int = 3, lr: float = 0.05, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
+    lr_drop_at: Optional[float] = typer.Option(2 / 3, help="fraction of epochs after which lr /= 10"),
+    device: str = DeviceOpt,
+) -> None:
+    """Train a plain model (no fingerprint)."""
+    _fit(out, model, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, lr_drop_at, device)
+
+
+def _recipe(model: str, width: float, ds, fingerprint=None, pseudo: bool = False) -> dict:
+    kw = {"num_classes": ds.num_classes, "in_channels": ds.shape[0], "width": int(width) if model == "smallcnn" else width}
+    return {"model": model, "kwargs": kw, "input_shape": list(ds.shape), "num_classes": ds.num_classes,
+            "pseudo_class": pseudo, "fingerprint": fingerprint}
+
+
+def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, drop, device,
+         fp_cfg=None, attack_weight=5e-4, init: Optional[Path] = None, key_out: Optional[Path] = None):
+    import torch
+
+    from freqprint.checkpoint import load_model, save_model
+    from freqprint.key import extract
+    from freqprint.loss import FingerprintLoss, add_pseudo_class
+    from freqprint.models import create_model
+    from freqprint.module import attach
+    from freqprint.training import evaluate, train
+
+    train_ds = _data(data, data_root, "train", limit, size, channels)
+    test_ds = _data(data, data_root, "test", None, size, channels)
+    torch.manual_seed(seed)
+    if init is not None:
+        net, recipe = load_model(init)
+        if recipe.get("fingerprint"):
+            raise FreqprintError(f"{init} already carries a fingerprint module")
+        model_name = recipe["model"]
+        recipe = dict(recipe)
+    else:
+        net = create_model(model_name, **_recipe(model_name, width, train_ds)["kwargs"])
+        recipe = _recipe(model_name, width, train_ds)
+    crit = None
+    if fp_cfg is not None:
+        attach(net, fp_cfg, train_ds.images[:2])
+        add_pseudo_class(net)
+        recipe.update(pseudo_class=True, fingerprint=fp_cfg.to_dict())
+        crit = FingerprintLoss(train_ds.num_classes, weight=attack_weight)
+    cfg = _train_cfg(epochs, lr, batch_size, optimizer, seed, device, drop)
+    train(net, train_ds, cfg, criterion=crit)
+    acc = evaluate(net, test_ds, train_ds.num_classes, device=device)
+    save_model(net, out, recipe)
+    out_console.print(f"test accuracy {acc:.4f}; model written to {out}")
+    if key_out is not None:
+        extract(net).save(key_out)
+        out_console.print(f"key written to {key_out}")
+
+
+@app.command("embed")
+def embed_cmd(
+    out: Path = typer.Option(..., "--out", help="where to write the fingerprinted model (.safetensors)"),
+    key: Optional[Path] = typer.Option(None, "--key", help="also extract the key to this file"),
+    secret: Optional[str] = typer.Option(None, help="owner secret (prefer --secret-file or FREQPRINT_SECRET)"),
+    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner secret"),
+    model: str = typer.Option("smallcnn", help="smallcnn, resnet18 or alexnet (ignored with --from)"),
+    init: Optional[Path] = typer.Option(None, "--from", help="start from this trained plain model instead of scratch"),
+    width: float = typer.Option(32, help="SmallCNN channels, or the width multiplier of resnet18/alexnet"),
+    target: Optional[str] = typer.Option(None, help="host conv (default: the model's paper placement)"),
+    filters: int = 256, radius: int = 1, kernel_size: int = 3,
+    attack_weight: float = typer.Option(5e-4, help="λ of L_attack"),
+    data: str = DataOpt, data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt,
+    size: int = 32, channels: int = 3,
+    epochs: int = 3, lr: float = 0.05, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
+    lr_drop_at: Optional[float] = typer.Option(2 / 3), device: str = DeviceOpt,
+) -> None:
+    """Train (or fine-tune --from a plain model) with a fingerprint module and L_CE + λ·L_attack."""
+    from freqprint.checkpoint import read_recipe
+    from freqprint.models import default_target
+    from freqprint.module import FingerprintConfig
+
+    base = (read_recipe(init) or {}).get("model", model) if init else model
+    cfg = FingerprintConfig(target=target or default_target(base), secret=_secret(secret, secret_file),
+                            filters=filters, kernel_size=kernel_size, radius=radius)
+    _fit(out, model, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, lr_drop_at, device,
+         fp_cfg=cfg, attack_weight=attack_weight, init=init, key_out=key)
+
+
+@app.command("extract")
+def extract_cmd(
+    model: Path = typer.Argument(..., help="fingerprinted model file"),
+    out: Path = typer.Option(..., "--out", help="key file to write"),
+    frequencies: str = typer.Option("sprime", help="sprime (the paper's S') or low-gain"),
+    tau: float = 0.99, target: Optional[str] = None,
+) -> None:
+    """Extract the owner's key (spectra at S', config, SHA-256 commitment)."""
+    from freqprint.key import extract
+
+    k = extract(model, frequencies=frequencies, tau=tau, target=target)
+    k.save(out)
+    out_console.print(f"key: {k.filters} filters x {k.channels} channels x {sum(k.multiplicity)} frequencies of {k.layer}")
+    out_console.print(f"sha256 commitment {k.commitment}  created {k.created}")
+
+
+@app.command("finetune")
+def finetune_cmd(
+    model: Path = typer.Argument(..., help="model file to fine-tune"),
+    out: Path = typer.Option(..., "--out"),
+    data: str = typer.Option("mnist-digits", "--data"), data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt,
+    size: int = 32, channels: int = 3,
+    epochs: int = 3, lr: float = 0.01, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
+    lr_drop_at: Optional[float] = typer.Option(None), device: str = DeviceOpt,
+) -> None:
+    """Fine-tune every layer of a model on another dataset (what a model thief would do)."""
+    from freqprint.checkpoint import load_model, save_model
+    from freqprint.training import evaluate, train
+
+    net, recipe = load_model(model)
+    train_ds = _data(data, data_root, "train", limit, size, channels)
+    test_ds = _data(data, data_root, "test", None, size, channels)
+    n = recipe["num_classes"]
+    if train_ds.num_classes != n or tuple(train_ds.shape) != tuple(recipe["input_shape"]):
+        raise FreqprintError(f"{data} has {train_ds.num_classes} classes of shape {list(train_ds.shape)}; "
+                             f"the model expects {n} classes of shape {recipe['input_shape']}")
+    train(net, train_ds, _train_cfg(epochs, lr, batch_size, optimizer, seed, device, lr_drop_at))
+    acc = evaluate(net, test_ds, n, device=device)
+    save_model(net, out, recipe)
+    out_console.print(f"test accuracy after fine-tuning {acc:.4f}; model written to {out}")
+
+
+@app.command("verify")
+def verify_cmd(
+    key: Path = typer.Argument(..., help="the owner's key file"),
+    suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, or a torch file: loaded weights-only)"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    alpha: float = typer.Option(1e-6, help="significance level (false-positive probability)"),
+    tau: Optional[float] = typer.Option(None, help="τ of the reported score (default: the key's)"),
+    search: str = typer.Option("auto", help="auto, all or none: search other conv weights for the fingerprint"),
+    no_channel_alignment: bool = typer.Option(False, help="do not search input-channel permutations"),
+) -> None:
+    """Is the key's fingerprint in the suspect?  Exit 0 = found, 1 = not found, 2 = error."""
+    from freqprint.verify import format_p, verify
+
+    rep = verify(key, suspect, alpha=alpha, tau=tau, search=search, align_channels=not no_channel_alignment)
+    if as_json:
+        out_console.print_json(json.dumps(rep.to_dict()))
+    else:
+        t = Table(title=f"{'FOUND' if rep.found else 'not found'}: {suspect}", show_header=False)
+        for k, v in [("decision", "fingerprint found" if rep.found else "fingerprint not found"),
+                     ("p-value", f"{format_p(rep.log10_p)} (alpha {rep.alpha:g})"),
+                     ("τ-score", f"{rep.score:.4f} (τ = {rep.tau})"), ("mean cosine", f"{rep.mean_cosine:.4f}"),
+                     ("filters hit", f"{rep.hits}/{rep.filters}"), ("layer", f"{rep.layer} ({rep.layers_searched} searched)"),
+                     ("channels permuted", str(rep.channels_permuted)), ("key commitment", rep.key_commitment[:16] + "…")]:
+            t.add_row(k, v)
+        out_console.print(t)
+    raise typer.Exit(0 if rep.found else 1)
+
+
+@app.command("study")
+def study_cmd(
+    source: Path = typer.Argument(..., help="fingerprinted source model"),
+    derived: Path = typer.Argument(..., help="a derived model with the same filter order (e.g. fine-tuned)"),
+    tau: float = 0.99, target: Optional[str] = None, as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Which frequencies stayed put: S' against other frequencies of equally small Dirichlet gain."""
+    from freqprint.checkpoint import load_state_dict
+    from freqprint.key import _module_weight_from_state_dict
+    from freqprint.study import frequency_stability
+
+    sa, sb = load_state_dict(source), load_state_dict(derived)
+    name, wa, (m, n, _, r) = _module_weight_from_state_dict(sa, target, str(source))
+    if name not in sb or sb[name].shape != wa.shape:
+        raise FreqprintError(f"{derived} has no {name!r} of shape {list(wa.shape)}")
+    rows = [g.to_dict() for g in frequency_stability(wa, sb[name], (m, n), r, tau)]
+    if as_json:
+        out_console.print_json(json.dumps(rows))
+        return
+    t = Table("group", "#freq", "max gain", "mean cosine", f"frac cos ≥ {tau}", "rel. change")
+    for g in rows:
+        t.add_row(g["group"], str(g["frequencies"]), f"{g['max_gain']:.3f}", f"{g['mean_cosine']:.4f}",
+                  f"{g['frac_above_tau']:.3f}", f"{g['relative_change']:.3f}")
+    out_console.print(t)
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("demo-output"), "--out"),
+    device: str = DeviceOpt,
+    epochs: int = typer.Option(3, help="Fashion-MNIST epochs per model"),
+    limit: Optional[int] = typer.Option(None, help="Fashion-MNIST training samples (default all 60,000)"),
+    fashion_root: Optional[Path] = None, digits_root: Optional[Path] = None,
+) -> None:
+    """Train, fingerprint, fine-tune and verify on Fashion-MNIST and MNIST digits; print the table."""
+    from freqprint.demo import DemoSettings, run_demo
+
+    s = DemoSettings(epochs=epochs, train_limit=limit, device=device,
+                     fashion_root=str(fashion_root) if fashion_root else None, digits_root=str(digits_root) if digits_root else None)
+    r = run_demo(out, s, progress=sys.stderr.isatty(), log=lambda m: console.print(m))
+    out_console.print((out / "demo.md").read_text())
+    out_console.print(f"written: {out / 'demo.md'}, {out / 'demo.json'}")
+    if not all(c["ok"] for c in r["checks"]):
+        console.print("[yellow]some checks fell short of their targets: see the list above[/yellow]")
+
+
+@bench_app.command("core")
+def bench_core_cmd(out: Path = typer.Option(Path("bench-results/core.json"), "--out"), device: str = DeviceOpt,
+                   repeats: int = 5) -> None:
+    """Time the module's forward/backward (fft vs spatial), key extraction and verification."""
+    from freqprint.bench import run_core_bench
+
+    res = run_core_bench(device=device, repeats=repeats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    for r in res["results"]:
+        out_console.print(f"{r['name']}: {r['ms_median']:.1f} ms (median of {r['repeats']})")
+    out_console.print(f"written: {out}")
+
+
+@bench_app.command("frequencies")
+def bench_frequencies_cmd(
+    source: Path = typer.Option(Path("demo-output/owner.safetensors"), help="a fingerprinted SmallCNN (make demo writes one)"),
+    out: Path = typer.Option(Path("bench-results/frequencies.json"), "--out"),
+    digits_root: Optional[Path] = None, device: str = DeviceOpt,
+) -> None:
+    """Fine-tune under several optimisers/lrs and measure which frequencies stayed put."""
+    from freqprint.bench import frequency_bench_markdown, run_frequency_bench
+
+    if not source.exists():
+        raise FreqprintError(f"{source} does not exist: run 'make demo' first or pass --source")
+    res = run_frequency_bench(str(source), device=device, digits_root=str(digits_root) if digits_root else None,
+                              progress=sys.stderr.isatty())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    md = frequency_bench_markdown(res)
+    out.with_suffix(".md").write_text(md)
+    out_console.print(md)
+    out_console.print(f"written: {out}, {out.with_suffix('.md')}")
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    # typer >= 0.24 vendors click (typer.TyperException); older typer uses click itself
+    found: list[type[BaseException]] = []
+    if hasattr(typer, "TyperException"):
+        found.append(typer.TyperException)
+    try:
+        from click.exceptions import ClickException
+
+        found.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_USAGE_ERRORS = _usage_errors()
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, never wrapped, then exit 2."""
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(2)
+
+
+def main() -> None:
+    """Entry point: run the app, turning every user-facing failure into one line and exit 2."""
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except FreqprintError as e:
+        _fail(str(e))
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        _fail("aborted")
+    except _USAGE_ERRORS as e:
+        _fail(e.format_message() if hasattr(e, "format_message") else str(e))
+    except (OSError, ValueError, RuntimeError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        _fail(f"{type(e).__name__}: {msg}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The embedding loss ``L = L_CE + λ·L_attack`` (paper Eq. 15, App. B.1).
+
+The classifier gets an extra (n+1)-th *pseudo* class.  ``L_attack`` is the cross-entropy toward
+that class when the fingerprint weights are overwritten by ``W + ε``, so that a network whose
+fingerprint has been overwritten stops working.  ``ε`` is the inverse revised DFT of one unit
+spectral component at a random frequency, scaled to ``‖ε‖ = 0.5·‖W‖``.
+
+Choices where the paper is silent (paper-notes §4), each a parameter:
+
+* one random frequency ``(u0, v0)`` on the M×N grid and a random phase **per (filter, channel)
+  kernel** (``shared_noise=False``, default); ``shared_noise=True`` uses one frequency for all
+  kernels, the most literal reading.  Independent draws make the module sensitive to many
+  overwrite directions rather than to M·N fixed patterns;
+* a fresh ε every batch; the norm is taken over the whole of W;
+* the perturbed forward pass does not update BatchNorm running statistics;
+* ``λ = 5e-4`` (App. B.1; the Table 3 caption's ``λ = 1`` is read as a typo).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from freqprint.errors import FreqprintError
+from freqprint.module import FingerprintModule, get_fingerprint_module
+
+__all__ = ["FingerprintLoss", "add_pseudo_class", "find_head", "spectral_noise"]
+
+
+def spectral_noise(
+    weight: torch.Tensor,
+    grid: tuple[int, int],
+    scale: float = 0.5,
+    shared: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``ε`` = IDFT of a unit component at a random frequency, with ``‖ε‖ = scale·‖W‖``.
+
+    With the revised DFT's inverse, a unit component ``e^{iφ}`` at ``(u0, v0)`` gives the K×K
+    kernel ``cos(φ − 2π(u0·t/M + v0·s/N)) / MN``; the 1/MN disappears in the rescaling.
+    """
+    d, c, kh, kw = weight.shape
+    m, n = grid
+    draw = (1, 1) if shared else (d, c)
+    u0 = torch.randint(0, m, draw, generator=generator).double()
+    v0 = torch.randint(0, n, draw, generator=generator).double()
+    phi = torch.rand(draw, generator=generator, dtype=torch.float64) * 2 * math.pi
+    t = torch.arange(kh, dtype=torch.float64).view(1, 1, kh, 1)
+    s = torch.arange(kw, dtype=torch.float64).view(1, 1, 1, kw)
+    pattern = torch.cos(phi[..., None, None] - 2 * math.pi * (u0[..., None, None] * t / m + v0[..., None, None] * s / n))
+    pattern = pattern.expand(d, c, kh, kw).to(device=weight.device, dtype=weight.dtype)
+    norm = pattern.norm().clamp_min(1e-12)
+    return pattern * (scale * weight.detach().norm() / norm)
+
+
+def find_head(model: nn.Module) -> str:
+    """Name of the classifier head: the last ``nn.Linear`` in ``model.named_modules()``."""
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise FreqprintError("the model has no nn.Linear head to add the pseudo class to; pass head=")
+    return names[-1]
+
+
+def add_pseudo_class(model: nn.Module, head: str | None = None) -> str:
+    """Widen the classifier head by one output (the pseudo class n+1), in place; returns its name.
+
+    The n real outputs keep their weights, so a trained model keeps its predictions.
+    """
+    name = head or find_head(model)
+    old = model.get_submodule(name)
+    if not isinstance(old, nn.Linear):
+        raise FreqprintError(f"head {name!r} is a {type(old).__name__}, not nn.Linear")
+    new = nn.Linear(old.in_features, old.out_features + 1, bias=old.bias is not None)
+    new = new.to(device=old.weight.device, dtype=old.weight.dtype)
+    with torch.no_grad():
+        new.weight[:-1].copy_(old.weight)
+        new.weight[-1].normal_(0, 0.01)
+        if old.bias is not None:
+            new.bias[:-1].copy_(old.bias)
+            new.bias[-1].zero_()
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    return name
+
+
+@contextlib.contextmanager
+def _frozen_bn_stats(model: nn.Module) -> Iterator[None]:
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0  # running = (1-0)·running + 0·batch: statistics stay as they were
+    try:
+        yield
+    finally:
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
+
+
+class FingerprintLoss(nn.Module):
+    """``L = CE(logits, y) + λ·CE(model_{W+ε}(x), n)``: add it to your own training loop.
+
+    The model must output ``n + 1`` logits (see :func:`add_pseudo_class`); labels are in
+    ``0..n-1``.  Call as ``loss, parts = criterion(model, x, y)``; ``parts`` holds the two terms.
+
+    Args:
+        num_classes: n, the number of real classes.
+        weight: λ (paper: 5e-4).
+        noise_scale: ‖ε‖ / ‖W‖ (paper: 0.5).
+        shared_noise: one random frequency for all kernels instead of one per kernel.
+        attack_fraction: share of each batch used for the perturbed pass (1.0 = all).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        weight: float = 5e-4,
+        noise_scale: float = 0.5,
+        shared_noise: bool = False,
+        attack_fraction: float = 1.0,
+        target: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.weight = weight
+        self.noise_scale = noise_scale
+        self.shared_noise = shared_noise
+        self.attack_fraction = attack_fraction
+        self.target = target
+
+    def attack_term(self, model: nn.Module, fp: FingerprintModule, x: torch.Tensor) -> torch.Tensor:
+        k = max(1, int(round(self.attack_fraction * x.shape[0])))
+        eps = spectral_noise(fp.weight, fp.grid_size, self.noise_scale, self.shared_noise)
+        with fp.perturbed(eps), _frozen_bn_stats(model):
+            logits = model(x[:k])
+        pseudo = torch.full((k,), self.num_classes, dtype=torch.long, device=x.device)
+        return F.cross_entropy(logits, pseudo)
+
+    def forward(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        if logits is None:
+            logits = model(x)
+        if logits.shape[-1] != self.num_classes + 1:
+            raise FreqprintError(
+                f"the model outputs {logits.shape[-1]} logits; L_attack needs n+1 = {self.num_classes + 1}"
+                " (call freqprint.add_pseudo_class(model))"
+            )
+        ce = F.cross_entropy(logits, y)
+        if self.weight == 0:
+            return ce, {"ce": float(ce), "attack": 0.0}
+        _, fp = get_fingerprint_module(model, self.target)
+        att = self.attack_term(model, fp, x)
+        return ce + self.weight * att, {"ce": float(ce.detach()), "attack": float(att.detach())}

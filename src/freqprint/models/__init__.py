@@ -1,0 +1,53 @@
+"""Host networks defined in the project (no torchvision/timm needed), behind a small registry.
+
+``create_model("resnet18", num_classes=10, in_channels=1, width=0.25)`` and so on; every model
+keeps the layer names the paper refers to (ResNet-18 ``layer1.1.conv2`` is the 2nd conv of the 2nd
+residual block; AlexNet ``conv3`` is its 3rd conv), and records its default fingerprint target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from freqprint.errors import FreqprintError
+from freqprint.models.alexnet import AlexNet
+from freqprint.models.resnet import ResNet18
+from freqprint.models.smallcnn import SmallCNN
+
+__all__ = ["AlexNet", "ResNet18", "SmallCNN", "create_model", "default_target", "list_models", "register_model"]
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_TARGETS: dict[str, str] = {}
+
+
+def register_model(name: str, builder: Callable[..., nn.Module], target: str) -> None:
+    """Add a model builder; ``target`` is the conv the paper attaches the fingerprint to."""
+    _REGISTRY[name] = builder
+    _TARGETS[name] = target
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model; keyword arguments go to its constructor."""
+    if name not in _REGISTRY:
+        raise FreqprintError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    try:
+        return _REGISTRY[name](**kwargs)
+    except TypeError as e:
+        raise FreqprintError(f"bad arguments for model {name!r}: {e}") from None
+
+
+def default_target(name: str) -> str:
+    if name not in _TARGETS:
+        raise FreqprintError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _TARGETS[name]
+
+
+register_model("smallcnn", SmallCNN, "conv2")
+register_model("resnet18", ResNet18, "layer1.1.conv2")
+register_model("alexnet", AlexNet, "conv3")

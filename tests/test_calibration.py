@@ -1,0 +1,88 @@
+"""The verifier's null model, checked against independently initialised modules.
+
+Under H0 the key's spectra are secret-seeded Gaussian draws, independent of the suspect.  At a
+frequency of S' (grid divisible by K) the channel vector is circular complex Gaussian, so the
+complex cosine with any fixed vector is the cosine of a random direction in R^{2C}; the verifier
+uses the heavier R^C tail, exact for a real spectrum (the DC term) and conservative on S'.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from freqprint.module import FingerprintModule
+from freqprint.spectral import complex_cosine, invariant_frequencies, revised_dft_at
+from freqprint.verify import null_tail, verify
+from freqprint.key import extract
+
+
+C, GRID = 8, (24, 24)
+
+
+def _random_spectra(n_keys: int, freqs, seed: int = 0) -> torch.Tensor:
+    mods = [FingerprintModule(C, 4, GRID, filters=16, secret=f"owner-{seed}-{i}") for i in range(n_keys)]
+    w = torch.cat([m.weight.detach() for m in mods]).double()
+    return revised_dft_at(w, GRID, freqs)  # [n_keys*16, C, F]
+
+
+def test_cosines_on_sprime_follow_the_random_direction_law():
+    s = invariant_frequencies(GRID, 3)[::7]
+    keys = _random_spectra(40, s)  # 640 independent source filters
+    suspect = _random_spectra(1, s, seed=99)[0]  # one fixed suspect filter
+    cos = complex_cosine(keys, suspect[None], dim=1).reshape(-1).numpy()
+    # circular complex Gaussian in C^C  ->  (1+cos)/2 ~ Beta(C - 1/2, C - 1/2)
+    ks = stats.kstest((1 + cos) / 2, stats.beta(C - 0.5, C - 0.5).cdf)
+    assert ks.pvalue > 1e-3, ks
+    # the verifier's R^C tail is conservative at every threshold
+    for t in (0.2, 0.4, 0.6):
+        assert (cos >= t).mean() <= null_tail(t, C) + 3 * np.sqrt(null_tail(t, C) / cos.size)
+
+
+def test_r_c_tail_is_exact_at_the_real_dc_frequency():
+    keys = _random_spectra(60, [(0, 0)])
+    suspect = _random_spectra(1, [(0, 0)], seed=7)[0]
+    cos = complex_cosine(keys, suspect[None], dim=1).reshape(-1).numpy()
+    for t in (0.2, 0.4):
+        q = null_tail(t, C)
+        assert abs((cos >= t).mean() - q) < 4 * np.sqrt(q * (1 - q) / cos.size)
+
+
+def test_filter_hit_probability_respects_the_markov_and_union_bounds():
+    """The two inequalities behind the p-value, measured where they can fail: a key filter hits a
+    fixed suspect filter with probability <= q(t)/h, and hits any of D' filters with <= D'·q(t)/h."""
+    s = invariant_frequencies(GRID, 3)
+    reps = s[: len(s) // 2]
+    keys = _random_spectra(100, reps)  # 1600 independent key filters
+    suspects = _random_spectra(1, reps, seed=123)  # 16 fixed suspect filters
+    cos = complex_cosine(keys[:, None], suspects[None], dim=2)  # [1600, 16, F]
+    for t, h in ((0.3, 0.3), (0.5, 0.2), (0.6, 0.1), (0.7, 0.5)):  # the last has 16·q/h = 0.57 < 1
+        frac = (cos >= t).double().mean(-1)
+        hit_one = (frac[:, 0] >= h).double().mean().item()
+        hit_any = (frac >= h).any(1).double().mean().item()
+        q = null_tail(t, C)
+        slack = 3 * np.sqrt(max(q / h, 1e-3) / keys.shape[0])
+        assert hit_one <= q / h + slack, (t, h, hit_one, q / h)
+        assert hit_any <= min(1.0, 16 * q / h) + slack, (t, h, hit_any)
+    # the bounds are not vacuous at these settings: chance hits do occur
+    assert ((cos >= 0.3).double().mean(-1) >= 0.3).any()
+
+
+def test_default_rule_never_fires_on_unrelated_modules():
+    for i in range(20):
+        owner = FingerprintModule(C, 4, GRID, filters=16, secret=f"key-{i}")
+        suspect = FingerprintModule(C, 4, GRID, filters=16, secret=f"unrelated-{i}")
+        key = extract({"m.fingerprint.weight": owner.weight.detach(), "m.fingerprint.grid": owner.grid})
+        rep = verify(key, {"m.fingerprint.weight": suspect.weight.detach()})
+        assert not rep.found and rep.hits == 0 and rep.p_value == 1.0 and rep.score == 0.0
+
+
+@pytest.mark.parametrize("channels", [1, 2, 16, 64])
+def test_null_tail_is_a_probability_and_shrinks_with_channels(channels):
+    q = [null_tail(t, channels) for t in (0.0, 0.5, 0.8, 0.99)]
+    assert all(0 <= a <= 1 for a in q) and q == sorted(q, reverse=True)
+    if channels > 1:
+        assert abs(q[0] - 0.5) < 1e-12
+        assert null_tail(0.8, channels) > null_tail(0.8, channels * 2)

@@ -1,0 +1,102 @@
+"""The command line as a user drives it: embed → extract → finetune → verify, and bad files."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+
+import pytest
+import torch
+
+from freqprint.cli import main
+
+
+def run(args, monkeypatch, capsys) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["freqprint", *map(str, args)])
+    with pytest.raises(SystemExit) as e:
+        main()
+    out = capsys.readouterr()
+    return int(e.value.code or 0), out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+COMMON = ["--width", "8", "--filters", "32", "--epochs", "2", "--lr", "0.05", "--batch-size", "64"]
+
+
+def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monkeypatch, capsys):
+    owner, key = workdir / "owner.safetensors", workdir / "owner.key"
+    rc, out, err = run(["embed", "--out", owner, "--key", key, "--secret", "alice", "--data", "fashion-mnist",
+                        "--data-root", fashion_dir, *COMMON], monkeypatch, capsys)
+    assert rc == 0, err
+    acc = float(out.split("test accuracy ")[1].split(";")[0])
+    assert acc > 0.5  # the synthetic task is learnable; chance is 0.1
+    rc, out, err = run(["extract", owner, "--out", workdir / "again.key"], monkeypatch, capsys)
+    assert rc == 0 and "sha256 commitment" in out
+    ft = workdir / "ft.safetensors"
+    rc, out, err = run(["finetune", owner, "--out", ft, "--data", "mnist-digits", "--data-root", digits_dir,
+                        "--epochs", "2", "--lr", "0.01"], monkeypatch, capsys)
+    assert rc == 0, err
+    rc, out, err = run(["verify", key, ft, "--json"], monkeypatch, capsys)
+    assert rc == 0, err
+    rep = json.loads(out)
+    assert rep["found"] and rep["score"] > 0.95 and rep["log10_p"] < -6
+
+    other = workdir / "other.safetensors"
+    monkeypatch.setenv("FREQPRINT_SECRET", "bob")
+    rc, out, err = run(["embed", "--out", other, "--data", "fashion-mnist", "--data-root", fashion_dir,
+                        "--seed", "1", *COMMON], monkeypatch, capsys)
+    assert rc == 0, err
+    rc, out, err = run(["verify", key, other], monkeypatch, capsys)
+    assert rc == 1 and "not found" in out
+
+    # a torch checkpoint (zip, loaded weights-only) of the derived model works too
+    from freqprint import load_state_dict
+
+    torch.save({"state_dict": load_state_dict(ft)}, workdir / "ft.pt")
+    assert run(["verify", key, workdir / "ft.pt"], monkeypatch, capsys)[0] == 0
+
+    rc, out, err = run(["study", owner, ft, "--json"], monkeypatch, capsys)
+    assert rc == 0 and {g["group"] for g in json.loads(out)} >= {"sprime", "low band"}
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_bad_inputs_exit_2_with_one_line(workdir, fashion_dir, monkeypatch, capsys):
+    key = workdir / "owner.key"
+    if not key.exists():
+        pytest.skip("needs the round-trip test's key")
+    garbage = workdir / "garbage.bin"
+    garbage.write_bytes(b"\x00\x01 this is not a model" * 10)
+    truncated = workdir / "trunc.safetensors"
+    truncated.write_bytes((workdir / "ft.safetensors").read_bytes()[:3000])
+    evil = workdir / "evil.pt"
+    torch.save({"x": torch.zeros(1), "evil": Evil()}, evil)
+    plain_pickle = workdir / "plain.pkl"
+    plain_pickle.write_bytes(pickle.dumps({"a": 1}))
+    wrong = workdir / "wrong.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"fc.weight": torch.zeros(3, 4), "conv.weight": torch.zeros(4, 5, 3, 3)}, str(wrong))
+    for suspect in (garbage, truncated, evil, plain_pickle, wrong, workdir / "missing.safetensors"):
+        rc, out, err = run(["verify", key, suspect], monkeypatch, capsys)
+        assert rc == 2, (suspect, out, err)
+        assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err and "this must never run" not in out
+    # a key file that is not a key, and a model given as a key
+    rc, out, err = run(["verify", workdir / "owner.safetensors", workdir / "ft.safetensors"], monkeypatch, capsys)
+    assert rc == 2 and "not a freqprint key" in err
+    rc, out, err = run(["verify", garbage, workdir / "ft.safetensors"], monkeypatch, capsys)
+    assert rc == 2
+    # a usage error and a bad dataset name also come back as one line
+    rc, out, err = run(["train", "--out", workdir / "x.safetensors", "--data", "nope", "--data-root", fashion_dir], monkeypatch, capsys)
+    assert rc == 2 and "unknown dataset" in err
+    rc, out, err = run(["embed", "--out", workdir / "x.safetensors", "--data-root", fashion_dir], monkeypatch, capsys)
+    assert rc == 2 and "secret" in err

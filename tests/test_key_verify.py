@@ -1,0 +1,138 @@
+"""Key round trip, and verification against function-preserving attacks, renaming, pruning and
+unrelated models (Theorems 3.5/3.6 plus the input-channel gap the paper leaves open)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from freqprint import FingerprintConfig, FingerprintKey, FreqprintError, attach, create_model, extract, save_model, verify
+
+
+def fingerprinted(secret: str = "alice", filters: int = 32, width: int = 8, seed: int = 0):
+    torch.manual_seed(seed)
+    model = create_model("smallcnn", num_classes=10, in_channels=1, width=width).eval()
+    attach(model, FingerprintConfig(target="conv2", secret=secret, filters=filters), torch.zeros(1, 1, 28, 28))
+    return model
+
+
+def test_key_round_trip_and_commitment(tmp_path):
+    model = fingerprinted()
+    key = extract(model)
+    assert key.spectra.shape == (32, 8, len(key.frequencies)) and sum(key.multiplicity) == 108  # |S'| for 28x28
+    assert len(key.commitment) == 64 and key.created
+    p = key.save(tmp_path / "k.key")
+    back = FingerprintKey.load(p)
+    assert back.commitment == key.commitment and back.layer == "conv2.fingerprint.weight" and back.grid == (28, 28)
+    torch.testing.assert_close(back.spectra, key.spectra)
+    # tampering with the stored spectra breaks the commitment
+    from safetensors.torch import load_file, safe_open
+
+    tensors = load_file(str(p))
+    with safe_open(str(p), framework="pt") as f:
+        meta = f.metadata()
+    tensors["spectra_real"][0, 0, 0] += 1.0
+    save_file(tensors, str(tmp_path / "bad.key"), metadata=meta)
+    with pytest.raises(FreqprintError, match="commitment"):
+        FingerprintKey.load(tmp_path / "bad.key")
+
+
+def test_extract_from_checkpoint_file_matches_model(tmp_path):
+    model = fingerprinted()
+    path = save_model(model, tmp_path / "m.safetensors", {"model": "smallcnn"})
+    torch.testing.assert_close(extract(path).spectra, extract(model).spectra)
+    plain = create_model("smallcnn", width=8)
+    save_model(plain, tmp_path / "plain.safetensors", {"model": "smallcnn"})
+    with pytest.raises(FreqprintError, match="no fingerprint module"):
+        extract(tmp_path / "plain.safetensors")
+
+
+def test_self_verification_and_unrelated_model():
+    model = fingerprinted("alice")
+    key = extract(model)
+    rep = verify(key, model)
+    # C = 8 channels, D = D' = 32: t is chosen so that p1 = 32·q(t)/0.5 <= 0.01; all 32 filters hit
+    from freqprint.verify import auto_hit_cosine
+
+    assert rep.hit_cosine == auto_hit_cosine(8, 32) > 0.8
+    assert rep.found and rep.score == 1.0 and rep.hits == 32 and rep.log10_p < -15
+    other = fingerprinted("bob", seed=1)
+    rep2 = verify(key, other)
+    assert not rep2.found and rep2.score == 0.0 and rep2.hits == 0 and rep2.p_value == 1.0
+
+
+def _module_attack(model, a: float, perm: torch.Tensor):
+    """Scale the module's W, b by a and P by 1/a, permute its filters (and P's inputs): same function."""
+    fp = model.get_submodule("conv2.fingerprint")
+    with torch.no_grad():
+        fp.weight.copy_(a * fp.weight[perm])
+        fp.bias.copy_(a * fp.bias[perm])
+        fp.proj.weight.copy_(fp.proj.weight[:, perm] / a)
+
+
+def _channel_attack(model, perm: torch.Tensor):
+    """Permute conv1's output channels (with bn1) and the input channels of conv2 *and* of the module."""
+    with torch.no_grad():
+        model.conv1.weight.copy_(model.conv1.weight[perm])
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(model.bn1, name).copy_(getattr(model.bn1, name)[perm])
+        host = model.get_submodule("conv2")
+        host.base.weight.copy_(host.base.weight[:, perm])
+        host.fingerprint.weight.copy_(host.fingerprint.weight[:, perm])
+
+
+@pytest.mark.parametrize("a", [10.0, 100.0, 0.1])
+def test_scaling_and_permutations_preserve_function_and_score(a):
+    model = fingerprinted()
+    key = extract(model)
+    x = torch.rand(4, 1, 28, 28)
+    ref = model(x)
+    g = torch.Generator().manual_seed(3)
+    attacked = copy.deepcopy(model)
+    _module_attack(attacked, a, torch.randperm(32, generator=g))
+    _channel_attack(attacked, torch.randperm(8, generator=g))
+    torch.testing.assert_close(attacked(x), ref, rtol=1e-4, atol=1e-4)
+    rep = verify(key, attacked)
+    assert rep.found and rep.score == pytest.approx(1.0) and rep.mean_cosine == pytest.approx(1.0, abs=1e-5)
+    assert rep.channels_permuted
+    # without the channel search the permuted inputs defeat the paper's score
+    assert verify(key, attacked, align_channels=False).score < 0.05
+
+
+def test_renamed_layer_is_found_by_search_and_pruned_filters(tmp_path):
+    model = fingerprinted()
+    key = extract(model)
+    sd = {k.replace("conv2.fingerprint", "block.extra"): v.clone() for k, v in model.state_dict().items()}
+    sd["block.extra.weight"] = sd["block.extra.weight"][:20]  # a thief keeps only 20 of 32 filters
+    save_file(sd, str(tmp_path / "renamed.safetensors"))
+    rep = verify(key, tmp_path / "renamed.safetensors")
+    assert rep.found and rep.layer == "block.extra.weight" and rep.layers_searched >= 2
+    assert rep.hits == 20 and rep.score == pytest.approx(20 / 32)
+
+
+def test_nan_weights_and_wrong_architecture_are_errors(tmp_path):
+    model = fingerprinted()
+    key = extract(model)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    sd["conv3.weight"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(FreqprintError, match="NaN"):
+        verify(key, sd)
+    wrong = create_model("resnet18", width=0.25)  # no conv with 8 input channels
+    with pytest.raises(FreqprintError, match="wrong architecture"):
+        verify(key, wrong)
+
+
+def test_few_channels_many_filters_are_still_detectable():
+    """C = 8, D = 256: at t = 0.8 the union bound over 256 suspect filters would make p1 >= 1
+    (never found); the data-independent choice of t keeps the test powerful."""
+    from freqprint.verify import auto_hit_cosine, null_tail
+
+    assert 256 * null_tail(0.8, 8) / 0.5 > 1
+    t = auto_hit_cosine(8, 256)
+    assert t > 0.8 and 256 * null_tail(t, 8) / 0.5 <= 0.01
+    model = fingerprinted(filters=256)
+    rep = verify(extract(model), model)
+    assert rep.found and rep.hit_cosine == t and rep.log10_p < -100
