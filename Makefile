@@ -27,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP) data
 	$(BIN)/freqprint bench core --out bench-results/core.json
+	$(BIN)/freqprint bench calibration --out bench-results/calibration.json
 	test -f demo-output/owner.safetensors || $(MAKE) demo
 	$(BIN)/freqprint bench frequencies --source demo-output/owner.safetensors --out bench-results/frequencies.json
 

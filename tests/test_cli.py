@@ -31,8 +31,9 @@ COMMON = ["--width", "8", "--filters", "32", "--epochs", "2", "--lr", "0.05", "-
 def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monkeypatch, capsys):
     owner, key = workdir / "owner.safetensors", workdir / "owner.key"
     rc, out, err = run(["embed", "--out", owner, "--key", key, "--secret", "alice", "--data", "fashion-mnist",
-                        "--data-root", fashion_dir, *COMMON], monkeypatch, capsys)
+                        "--data-root", fashion_dir, "--checkpoint-dir", workdir / "ckpt", *COMMON], monkeypatch, capsys)
     assert rc == 0, err
+    assert sorted(p.name for p in (workdir / "ckpt").iterdir()) == ["epoch-1.safetensors", "epoch-2.safetensors"]
     acc = float(out.split("test accuracy ")[1].split(";")[0])
     assert acc > 0.5  # the synthetic task is learnable; chance is 0.1
     rc, out, err = run(["extract", owner, "--out", workdir / "again.key"], monkeypatch, capsys)
@@ -53,6 +54,15 @@ def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monk
     assert rc == 0, err
     rc, out, err = run(["verify", key, other], monkeypatch, capsys)
     assert rc == 1 and "not found" in out
+
+    # an owner who fingerprints an already trained plain model (--from)
+    plain, late = workdir / "plain.safetensors", workdir / "late.safetensors"
+    assert run(["train", "--out", plain, "--data-root", fashion_dir, "--width", "8", "--epochs", "1"], monkeypatch, capsys)[0] == 0
+    rc, out, err = run(["embed", "--from", plain, "--out", late, "--key", workdir / "late.key", "--data-root", fashion_dir,
+                        "--filters", "16", "--epochs", "1", "--lr", "0.01"], monkeypatch, capsys)
+    assert rc == 0, err
+    assert run(["verify", workdir / "late.key", late], monkeypatch, capsys)[0] == 0
+    assert run(["verify", workdir / "late.key", ft], monkeypatch, capsys)[0] == 1
 
     # a torch checkpoint (zip, loaded weights-only) of the derived model works too
     from freqprint import load_state_dict

@@ -46,12 +46,17 @@ def test_add_pseudo_class_keeps_predictions():
     torch.testing.assert_close(after[:, :10], before)
 
 
-def test_fingerprint_loss_trains_the_attack_term_and_spares_bn_stats():
+def _tiny(batch: int):
     torch.manual_seed(0)
     model = create_model("smallcnn", num_classes=10, in_channels=1, width=4)
-    x = torch.rand(16, 1, 28, 28)
-    y = torch.randint(0, 10, (16,))
+    x = torch.rand(batch, 1, 28, 28)
+    y = torch.randint(0, 10, (batch,))
     fp = attach(model, FingerprintConfig(target="conv2", secret="s", filters=8), x[:1])
+    return model, fp, x, y
+
+
+def test_fingerprint_loss_trains_the_attack_term_and_spares_bn_stats():
+    model, fp, x, y = _tiny(16)
     crit = FingerprintLoss(10, weight=1.0)
     with pytest.raises(FreqprintError, match="n\\+1"):
         crit(model, x, y)
@@ -71,11 +76,7 @@ def test_fingerprint_loss_trains_the_attack_term_and_spares_bn_stats():
 
 
 def test_attack_loss_decreases_with_training():
-    torch.manual_seed(0)
-    model = create_model("smallcnn", num_classes=10, in_channels=1, width=4)
-    x = torch.rand(64, 1, 28, 28)
-    y = torch.randint(0, 10, (64,))
-    fp = attach(model, FingerprintConfig(target="conv2", secret="s", filters=8), x[:1])
+    model, fp, x, y = _tiny(64)
     add_pseudo_class(model)
     crit = FingerprintLoss(10, weight=1.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)

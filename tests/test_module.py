@@ -64,6 +64,8 @@ def test_attach_errors_are_clear():
     x = torch.randn(1, 1, 28, 28)
     with pytest.raises(FreqprintError, match="no module named 'convX'"):
         attach(model, FingerprintConfig(target="convX"), x)
+    with pytest.raises(FreqprintError, match="could never reach"):  # conv1 sees 1 grayscale channel
+        attach(model, FingerprintConfig(target="conv1"), x)
     with pytest.raises(FreqprintError, match="not an nn.Conv2d"):
         attach(model, FingerprintConfig(target="bn1"), x)
     attach(model, FingerprintConfig(target="conv2"), x)
@@ -78,3 +80,11 @@ def test_attach_errors_are_clear():
 def test_public_api_names():
     for name in ("revised_dft", "invariant_frequencies", "attach", "detach", "extract", "verify", "FingerprintConfig"):
         assert hasattr(freqprint, name)
+
+
+def test_best_possible_p_value_grows_with_channels():
+    from freqprint.verify import best_log10_p
+
+    assert best_log10_p(1, 256) == 0.0  # one channel: a cosine of ±1 carries no evidence
+    assert best_log10_p(2, 256) > -6
+    assert best_log10_p(8, 256) < -100 and best_log10_p(32, 256) < best_log10_p(8, 256)

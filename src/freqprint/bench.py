@@ -134,3 +134,52 @@ def frequency_bench_markdown(res: dict[str, Any]) -> str:
             lines.append(f"| {r['optimizer'].upper()} lr {r['lr']:g} | {name} ({res['frequencies'][name]}) | {v['score']:.3f} | "
                          f"{v['mean_cosine']:.4f} | {v['hits']}/{v['filters']} | {format_p(v['log10_p'])} |")
     return "\n".join(lines) + "\n"
+
+
+def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100, seed: int = 123) -> dict[str, Any]:
+    """The verifier's null model against independently initialised modules (secret-seeded).
+
+    For each C: a KS test of the per-frequency cosines on S′ against the circular law
+    ``Beta(C-1/2, C-1/2)``, and for several hit rules (t, h) the measured chance that a random key
+    filter hits one fixed suspect filter (bound: q(t)/h) or any of 16 (bound: 16·q(t)/h).
+    """
+    from scipy import stats
+
+    from freqprint.spectral import complex_cosine, invariant_frequencies, revised_dft_at
+    from freqprint.verify import null_tail
+
+    grid = (24, 24)
+    freqs = invariant_frequencies(grid, 3)
+    reps = freqs[: len(freqs) // 2]
+    out = []
+    for c in channels:
+        def spectra(tag: str, count: int) -> torch.Tensor:
+            w = torch.cat([FingerprintModule(c, 4, grid, filters=16, secret=f"{tag}-{i}").weight.detach() for i in range(count)])
+            return revised_dft_at(w.double(), grid, reps)
+
+        keys, suspects = spectra(f"calib-key-{seed}", n_keys), spectra(f"calib-suspect-{seed}", 1)
+        cos = complex_cosine(keys[:, None], suspects[None], dim=2)  # [keys, 16, F]
+        # one cosine per key filter (frequency i mod F): cosines of one filter at several
+        # frequencies are correlated, and the KS test needs independent samples
+        pick = cos[torch.arange(cos.shape[0]), 0, torch.arange(cos.shape[0]) % cos.shape[2]]
+        ks = stats.kstest(((1 + pick) / 2).numpy(), stats.beta(c - 0.5, c - 0.5).cdf)
+        rules = []
+        for t, h in ((0.3, 0.3), (0.5, 0.2), (0.6, 0.1), (0.7, 0.5), (0.8, 0.5)):
+            frac = (cos >= t).double().mean(-1)
+            q = null_tail(t, c)
+            rules.append({"t": t, "h": h, "hit_one": float((frac[:, 0] >= h).double().mean()), "bound_one": min(1.0, q / h),
+                          "hit_any16": float((frac >= h).any(1).double().mean()), "bound_any16": min(1.0, 16 * q / h)})
+        out.append({"channels": c, "key_filters": int(keys.shape[0]), "ks_pvalue_circular_law": float(ks.pvalue), "rules": rules})
+    return {"benchmark": "calibration", "grid": list(grid), "results": out}
+
+
+def calibration_markdown(res: dict[str, Any]) -> str:
+    lines = ["| C | t | h | hit rate vs 1 filter | bound q(t)/h | hit rate vs any of 16 | bound 16·q(t)/h |", "|---|---|---|---|---|---|---|"]
+    for r in res["results"]:
+        for x in r["rules"]:
+            lines.append(f"| {r['channels']} | {x['t']} | {x['h']} | {x['hit_one']:.4f} | {x['bound_one']:.4f} | "
+                         f"{x['hit_any16']:.4f} | {x['bound_any16']:.4f} |")
+    lines.append("")
+    lines += [f"KS test of S′ cosines against Beta(C−½, C−½), C = {r['channels']} ({r['key_filters']} key filters): "
+              f"p = {r['ks_pvalue_circular_law']:.3f}" for r in res["results"]]
+    return "\n".join(lines) + "\n"

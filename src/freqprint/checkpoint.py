@@ -8,8 +8,8 @@ A recipe is ``{"model": name, "kwargs": {...}, "input_shape": [C, H, W], "num_cl
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import pickle
 import zipfile
 from pathlib import Path
@@ -113,16 +113,19 @@ def build_from_recipe(recipe: dict[str, Any]) -> nn.Module:
     from freqprint.models import create_model
     from freqprint.module import FingerprintConfig, attach
 
+    known = {f.name for f in dataclasses.fields(FingerprintConfig)} - {"secret"}
     try:
         model = create_model(recipe["model"], **recipe.get("kwargs", {}))
         fp = recipe.get("fingerprint")
         if fp:
-            cfg = FingerprintConfig(**{k: v for k, v in fp.items() if k != "secret"})
-            attach(model, cfg, torch.zeros(1, *recipe["input_shape"]))
+            # fields this version does not know (from a newer or older freqprint) are ignored
+            attach(model, FingerprintConfig(**{k: v for k, v in fp.items() if k in known}), torch.zeros(1, *recipe["input_shape"]))
         if recipe.get("pseudo_class"):
             add_pseudo_class(model)
     except KeyError as e:
         raise FreqprintError(f"incomplete model recipe: missing {e}") from None
+    except (TypeError, AttributeError) as e:
+        raise FreqprintError(f"invalid model recipe: {e}") from None
     return model
 
 
@@ -159,10 +162,3 @@ def state_dict_of(suspect: nn.Module | str | Path | dict[str, torch.Tensor]) -> 
     if isinstance(suspect, dict):
         return suspect, "state dict"
     return load_state_dict(suspect), str(suspect)
-
-
-def human_size(n: int) -> str:
-    if n <= 0:
-        return "0 B"
-    i = min(int(math.log(n, 1024)), 3)
-    return f"{n / 1024**i:.1f} {['B', 'KiB', 'MiB', 'GiB'][i]}"

@@ -66,9 +66,11 @@ def train_cmd(
     epochs: int = 3, lr: float = 0.05, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
     lr_drop_at: Optional[float] = typer.Option(2 / 3, help="fraction of epochs after which lr /= 10"),
     device: str = DeviceOpt,
+    checkpoint_dir: Optional[Path] = typer.Option(None, help="also save the model after every epoch here"),
 ) -> None:
     """Train a plain model (no fingerprint)."""
-    _fit(out, model, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, lr_drop_at, device)
+    _fit(out, model, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, lr_drop_at, device,
+         checkpoint_dir=checkpoint_dir)
 
 
 def _recipe(model: str, width: float, ds, fingerprint=None, pseudo: bool = False) -> dict:
@@ -78,7 +80,8 @@ def _recipe(model: str, width: float, ds, fingerprint=None, pseudo: bool = False
 
 
 def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, drop, device,
-         fp_cfg=None, attack_weight=5e-4, init: Optional[Path] = None, key_out: Optional[Path] = None):
+         fp_cfg=None, attack_weight=5e-4, init: Optional[Path] = None, key_out: Optional[Path] = None,
+         checkpoint_dir: Optional[Path] = None):
     import torch
 
     from freqprint.checkpoint import load_model, save_model
@@ -86,7 +89,7 @@ def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs,
     from freqprint.loss import FingerprintLoss, add_pseudo_class
     from freqprint.models import create_model
     from freqprint.module import attach
-    from freqprint.training import evaluate, train
+    from freqprint.training import evaluate, save_every_epoch, train
 
     train_ds = _data(data, data_root, "train", limit, size, channels)
     test_ds = _data(data, data_root, "test", None, size, channels)
@@ -95,7 +98,6 @@ def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs,
         net, recipe = load_model(init)
         if recipe.get("fingerprint"):
             raise FreqprintError(f"{init} already carries a fingerprint module")
-        model_name = recipe["model"]
         recipe = dict(recipe)
     else:
         net = create_model(model_name, **_recipe(model_name, width, train_ds)["kwargs"])
@@ -107,7 +109,10 @@ def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs,
         recipe.update(pseudo_class=True, fingerprint=fp_cfg.to_dict())
         crit = FingerprintLoss(train_ds.num_classes, weight=attack_weight)
     cfg = _train_cfg(epochs, lr, batch_size, optimizer, seed, device, drop)
-    train(net, train_ds, cfg, criterion=crit)
+    every = None
+    if checkpoint_dir is not None:
+        every = save_every_epoch(checkpoint_dir, lambda m, p: save_model(m, p, recipe))
+    train(net, train_ds, cfg, criterion=crit, checkpoint=every)
     acc = evaluate(net, test_ds, train_ds.num_classes, device=device)
     save_model(net, out, recipe)
     out_console.print(f"test accuracy {acc:.4f}; model written to {out}")
@@ -132,6 +137,7 @@ def embed_cmd(
     size: int = 32, channels: int = 3,
     epochs: int = 3, lr: float = 0.05, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
     lr_drop_at: Optional[float] = typer.Option(2 / 3), device: str = DeviceOpt,
+    checkpoint_dir: Optional[Path] = typer.Option(None, help="also save the model after every epoch here"),
 ) -> None:
     """Train (or fine-tune --from a plain model) with a fingerprint module and L_CE + λ·L_attack."""
     from freqprint.checkpoint import read_recipe
@@ -142,7 +148,7 @@ def embed_cmd(
     cfg = FingerprintConfig(target=target or default_target(base), secret=_secret(secret, secret_file),
                             filters=filters, kernel_size=kernel_size, radius=radius)
     _fit(out, model, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, lr_drop_at, device,
-         fp_cfg=cfg, attack_weight=attack_weight, init=init, key_out=key)
+         fp_cfg=cfg, attack_weight=attack_weight, init=init, key_out=key, checkpoint_dir=checkpoint_dir)
 
 
 @app.command("extract")
@@ -223,11 +229,11 @@ def study_cmd(
 ) -> None:
     """Which frequencies stayed put: S' against other frequencies of equally small Dirichlet gain."""
     from freqprint.checkpoint import load_state_dict
-    from freqprint.key import _module_weight_from_state_dict
+    from freqprint.key import find_module_weight
     from freqprint.study import frequency_stability
 
     sa, sb = load_state_dict(source), load_state_dict(derived)
-    name, wa, (m, n, _, r) = _module_weight_from_state_dict(sa, target, str(source))
+    name, wa, (m, n, _, r) = find_module_weight(sa, target, str(source))
     if name not in sb or sb[name].shape != wa.shape:
         raise FreqprintError(f"{derived} has no {name!r} of shape {list(wa.shape)}")
     rows = [g.to_dict() for g in frequency_stability(wa, sb[name], (m, n), r, tau)]
@@ -255,10 +261,22 @@ def demo_cmd(
     s = DemoSettings(epochs=epochs, train_limit=limit, device=device,
                      fashion_root=str(fashion_root) if fashion_root else None, digits_root=str(digits_root) if digits_root else None)
     r = run_demo(out, s, progress=sys.stderr.isatty(), log=lambda m: console.print(m))
-    out_console.print((out / "demo.md").read_text())
+    out_console.print((out / "demo.md").read_text(), markup=False, highlight=False)
     out_console.print(f"written: {out / 'demo.md'}, {out / 'demo.json'}")
     if not all(c["ok"] for c in r["checks"]):
         console.print("[yellow]some checks fell short of their targets: see the list above[/yellow]")
+
+
+def _write_results(out: Path, res: dict, markdown: str | None = None) -> None:
+    """Write a benchmark's JSON (and Markdown beside it), and show the Markdown."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    written = [str(out)]
+    if markdown is not None:
+        out.with_suffix(".md").write_text(markdown)
+        out_console.print(markdown, markup=False, highlight=False)
+        written.append(str(out.with_suffix(".md")))
+    out_console.print("written: " + ", ".join(written))
 
 
 @bench_app.command("core")
@@ -268,11 +286,9 @@ def bench_core_cmd(out: Path = typer.Option(Path("bench-results/core.json"), "--
     from freqprint.bench import run_core_bench
 
     res = run_core_bench(device=device, repeats=repeats)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
     for r in res["results"]:
         out_console.print(f"{r['name']}: {r['ms_median']:.1f} ms (median of {r['repeats']})")
-    out_console.print(f"written: {out}")
+    _write_results(out, res)
 
 
 @bench_app.command("frequencies")
@@ -288,12 +304,16 @@ def bench_frequencies_cmd(
         raise FreqprintError(f"{source} does not exist: run 'make demo' first or pass --source")
     res = run_frequency_bench(str(source), device=device, digits_root=str(digits_root) if digits_root else None,
                               progress=sys.stderr.isatty())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    md = frequency_bench_markdown(res)
-    out.with_suffix(".md").write_text(md)
-    out_console.print(md)
-    out_console.print(f"written: {out}, {out.with_suffix('.md')}")
+    _write_results(out, res, frequency_bench_markdown(res))
+
+
+@bench_app.command("calibration")
+def bench_calibration_cmd(out: Path = typer.Option(Path("bench-results/calibration.json"), "--out")) -> None:
+    """Check the verifier's null model against independently initialised modules."""
+    from freqprint.bench import calibration_markdown, run_calibration_bench
+
+    res = run_calibration_bench()
+    _write_results(out, res, calibration_markdown(res))
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:

@@ -138,7 +138,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
             "finetuned_digits": acc_ft,
         },
         "key": {"commitment": key.commitment, "filters": key.filters, "channels": key.channels,
-                "grid": list(key.grid), "frequencies": len(key.frequencies) and sum(key.multiplicity)},
+                "grid": list(key.grid), "frequencies": sum(key.multiplicity)},
         "verification": rows,
         "frequency_study": study,
         "derived_low_gain": derived_low_gain.to_dict(),

@@ -29,7 +29,7 @@ from freqprint.errors import FreqprintError
 from freqprint.module import get_fingerprint_module
 from freqprint.spectral import Frequency, conjugate_weights, invariant_frequencies, low_gain_frequencies, revised_dft_at
 
-__all__ = ["FREQUENCY_SETS", "FingerprintKey", "extract", "frequency_set"]
+__all__ = ["FREQUENCY_SETS", "FingerprintKey", "extract", "find_module_weight", "frequency_set"]
 
 FORMAT = "freqprint-key/1"
 FREQUENCY_SETS = ("sprime", "low-gain")
@@ -142,7 +142,8 @@ class FingerprintKey:
         return key
 
 
-def _module_weight_from_state_dict(sd: dict[str, torch.Tensor], target: str | None, source: str) -> tuple[str, torch.Tensor, list[int]]:
+def find_module_weight(sd: dict[str, torch.Tensor], target: str | None, source: str) -> tuple[str, torch.Tensor, list[int]]:
+    """``(name, weight, [M, N, K, r])`` of the one fingerprint module stored in a state dict."""
     names = [k[: -len(".weight")] for k in sd if k.endswith("fingerprint.weight") and k[: -len(".weight")] + ".grid" in sd]
     if target is not None:
         names = [n for n in names if n == f"{target}.fingerprint" or n == target]
@@ -174,7 +175,7 @@ def extract(
     else:
         sd = source if isinstance(source, dict) else load_state_dict(source)
         check_finite(sd, str(source) if not isinstance(source, dict) else "state dict")
-        layer, weight, (m, n, k, r) = _module_weight_from_state_dict(sd, target, str(source) if not isinstance(source, dict) else "state dict")
+        layer, weight, (m, n, k, r) = find_module_weight(sd, target, str(source) if not isinstance(source, dict) else "state dict")
     if not 0 < tau <= 1:
         raise FreqprintError(f"tau must be in (0, 1], got {tau}")
     freqs = frequency_set(frequencies, (m, n), k, r)

@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +72,6 @@ class FingerprintConfig:
     kernel_size: int = 3
     radius: int = 1
     implementation: str = "fft"
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self, include_secret: bool = False) -> dict:
         d = asdict(self)
@@ -230,12 +229,15 @@ def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def attach(model: nn.Module, config: FingerprintConfig, example_input: torch.Tensor) -> FingerprintModule:
+def attach(
+    model: nn.Module, config: FingerprintConfig, example_input: torch.Tensor, min_detectable_p: float = 1e-6
+) -> FingerprintModule:
     """Attach a fingerprint module beside ``config.target``, in place; returns the module.
 
     ``example_input`` (one batch, any batch size) is run once to learn the host's input grid
     ``M×N`` and output size.  The host conv is wrapped in :class:`FingerprintedConv`, so its
-    weights move from ``<target>.weight`` to ``<target>.base.weight`` (as PEFT does).
+    weights move from ``<target>.weight`` to ``<target>.base.weight`` (as PEFT does).  A host with
+    too few input channels for the verifier ever to reach ``min_detectable_p`` is refused.
     """
     host = _get_submodule(model, config.target)
     if isinstance(host, FingerprintedConv):
@@ -259,6 +261,13 @@ def attach(model: nn.Module, config: FingerprintConfig, example_input: torch.Ten
     if "in" not in shapes:
         raise FreqprintError(f"{config.target!r} was not called by the model's forward pass")
     _, c, m, n = shapes["in"]
+    from freqprint.verify import best_log10_p  # lazy: verify depends on this module
+
+    if best_log10_p(c, config.filters) > math.log10(min_detectable_p):
+        raise FreqprintError(
+            f"{config.target!r} has {c} input channel(s): with D = {config.filters} filters the verifier could never "
+            f"reach p < {min_detectable_p:g} (the cosine of {c}-channel spectra is too noisy); attach to a layer with more input channels"
+        )
     fp = FingerprintModule(
         in_channels=c,
         out_channels=shapes["out"][1],

@@ -52,6 +52,7 @@ def frequency_stability(
     model, e.g. after plain fine-tuning).
     """
     m, n = grid
+    source, derived = source.detach().double().cpu(), derived.detach().double().cpu()
     k = source.shape[-1]
     every = [(u, v) for u in range(m) for v in range(n)]
     reps, mult = conjugate_weights(every, grid)

@@ -48,9 +48,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from scipy.special import gammaln
+from scipy.special import gammaln, logsumexp
 from scipy.stats import beta as beta_dist
 from torch import nn
 
@@ -59,7 +60,7 @@ from freqprint.errors import FreqprintError
 from freqprint.key import FingerprintKey
 from freqprint.spectral import revised_dft_at
 
-__all__ = ["Alignment", "VerificationReport", "align", "null_tail", "verify"]
+__all__ = ["Alignment", "VerificationReport", "align", "auto_hit_cosine", "best_log10_p", "null_tail", "verify"]
 
 LN10 = math.log(10)
 HIT_COSINE_GRID = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
@@ -186,12 +187,18 @@ def _log_binom_tail(k: int, n: int, p: float) -> float:
         return 0.0
     if p <= 0:
         return -math.inf
-    j = torch.arange(k, n + 1, dtype=torch.float64)
-    logpmf = (
-        gammaln(n + 1) - torch.from_numpy(gammaln(j.numpy() + 1)) - torch.from_numpy(gammaln(n - j.numpy() + 1))
-        + j * math.log(p) + (n - j) * math.log1p(-p)
-    )
-    return float(torch.logsumexp(logpmf, 0))
+    j = np.arange(k, n + 1, dtype=np.float64)
+    logpmf = gammaln(n + 1) - gammaln(j + 1) - gammaln(n - j + 1) + j * math.log(p) + (n - j) * math.log1p(-p)
+    return float(logsumexp(logpmf))
+
+
+def best_log10_p(channels: int, filters: int, hit_fraction: float = 0.5) -> float:
+    """The smallest log10 p-value the test can ever give (every filter hits, with the channel
+    search): a fingerprint whose best case is not below alpha can never be verified."""
+    t = auto_hit_cosine(channels, filters, hit_fraction)
+    p1 = min(1.0, filters * null_tail(t, channels) / hit_fraction)
+    logp = _log_binom_tail(filters, filters, p1) + math.log(2) + (float(gammaln(channels + 1)) if channels > 1 else 0.0)
+    return min(0.0, logp) / LN10
 
 
 def _candidates(sd: dict[str, torch.Tensor], key: FingerprintKey, search: str) -> list[str]:
