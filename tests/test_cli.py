@@ -70,6 +70,23 @@ def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monk
     torch.save({"state_dict": load_state_dict(ft)}, workdir / "ft.pt")
     assert run(["verify", key, workdir / "ft.pt"], monkeypatch, capsys)[0] == 0
 
+    # attack chains from the command line: function-preserving ones keep the fingerprint,
+    # replacing the module's filters erases it
+    stolen = workdir / "stolen.safetensors"
+    rc, out, err = run(["attack", owner, "--out", stolen, "--do", "permute-blocks(seed=1)", "--do", "scale-blocks(seed=2)",
+                        "--do", "finetune(lr=0.01,epochs=1,data=mnist-digits)", "--data-root", digits_dir,
+                        "--eval-data", "mnist-digits"], monkeypatch, capsys)
+    assert rc == 0 and "test accuracy on mnist-digits" in out, err
+    assert run(["verify", key, stolen], monkeypatch, capsys)[0] == 0
+    erased = workdir / "erased.safetensors"
+    assert run(["attack", owner, "--out", erased, "--do", "overwrite(kind=replace)"], monkeypatch, capsys)[0] == 0
+    assert run(["verify", key, erased], monkeypatch, capsys)[0] == 1
+    removed = workdir / "removed.safetensors"
+    assert run(["attack", owner, "--out", removed, "--do", "remove-module"], monkeypatch, capsys)[0] == 0
+    assert run(["verify", key, removed], monkeypatch, capsys)[0] == 1
+    rc, out, err = run(["attack", owner, "--out", removed, "--do", "prune(rate=2)"], monkeypatch, capsys)
+    assert rc == 2 and "prune rate" in err
+
     rc, out, err = run(["study", owner, ft, "--json"], monkeypatch, capsys)
     assert rc == 0 and {g["group"] for g in json.loads(out)} >= {"sprime", "low band"}
 

@@ -193,6 +193,34 @@ def finetune_cmd(
     out_console.print(f"test accuracy after fine-tuning {acc:.4f}; model written to {out}")
 
 
+@app.command("attack")
+def attack_cmd(
+    model: Path = typer.Argument(..., help="model file to attack (a freqprint .safetensors with its recipe)"),
+    out: Path = typer.Option(..., "--out", help="where to write the attacked model"),
+    do: list[str] = typer.Option(..., "--do", help="attack spec, e.g. 'finetune(lr=0.1,epochs=3,data=mnist-digits)'; "
+                                 "repeat --do to chain attacks in order"),
+    data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt, device: str = DeviceOpt,
+    eval_data: Optional[str] = typer.Option(None, help="report test accuracy on this data set afterwards"),
+) -> None:
+    """Attack a model as a thief would: fine-tune, scale, permute, overwrite, prune, quantize,
+    distill or remove the module.  Attacks: finetune, distill, scale-blocks, permute-blocks,
+    scale-module, permute-module, overwrite, remove-module, prune, quantize."""
+    from freqprint.attacks import Compose, create_attack
+    from freqprint.checkpoint import load_model, save_model
+    from freqprint.training import evaluate
+
+    net, recipe = load_model(model)
+    chain = Compose([create_attack(spec, data_root=data_root, device=device, recipe=recipe, limit=limit) for spec in do])
+    attacked = chain(net)
+    new_recipe = chain.update_recipe(recipe)
+    save_model(attacked, out, new_recipe)
+    out_console.print(f"applied {chain!r}", markup=False, highlight=False)
+    if eval_data:
+        test = _data(eval_data, data_root, "test", None, 32, 3)
+        out_console.print(f"test accuracy on {eval_data}: {evaluate(attacked, test, new_recipe['num_classes'], device=device):.4f}")
+    out_console.print(f"attacked model written to {out}")
+
+
 @app.command("verify")
 def verify_cmd(
     key: Path = typer.Argument(..., help="the owner's key file"),

@@ -37,6 +37,7 @@ class TrainConfig:
     lr_drop_at: float | None = 0.4  # fraction of epochs after which lr is divided by 10 (None: constant)
     seed: int = 0
     device: str = "cpu"
+    output_classes: int | None = None  # train on the first k logits only (None: all of them)
 
 
 @dataclass
@@ -81,11 +82,14 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     raise FreqprintError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
 
 
+Criterion = Callable[[nn.Module, torch.Tensor, torch.Tensor], "tuple[torch.Tensor, dict[str, float]]"]
+
+
 def train(
     model: nn.Module,
     data: ArrayDataset,
     cfg: TrainConfig,
-    criterion: FingerprintLoss | None = None,
+    criterion: FingerprintLoss | Criterion | None = None,
     eval_data: ArrayDataset | None = None,
     checkpoint: Callable[[nn.Module, int], None] | None = None,
     progress: bool = True,
@@ -94,7 +98,8 @@ def train(
     """Train ``model`` in place.
 
     Args:
-        criterion: a :class:`FingerprintLoss` to embed a fingerprint; plain CE when None.
+        criterion: a :class:`FingerprintLoss` to embed a fingerprint, or any callable
+            ``(model, x, y) -> (loss, parts)``; plain cross-entropy when None.
         eval_data: evaluated after every epoch (accuracy in the history).
         checkpoint: called as ``checkpoint(model, epoch)`` after every epoch.
     """
@@ -117,14 +122,17 @@ def train(
                   TimeElapsedColumn(), disable=not progress, transient=False) as bar:
         task = bar.add_task(description, total=cfg.epochs * len(loader), info="")
         for epoch in range(cfg.epochs):
-            tot, parts_sum, count = 0.0, {"ce": 0.0, "attack": 0.0}, 0
+            tot, parts_sum, count = 0.0, {}, 0
             for x, y in loader:
                 x, y = x.to(dev), y.to(dev)
                 if criterion is not None:
                     loss, parts = criterion(model, x, y)
                 else:
-                    loss = F.cross_entropy(model(x), y)
-                    parts = {"ce": float(loss.detach()), "attack": 0.0}
+                    logits = model(x)
+                    if cfg.output_classes is not None:
+                        logits = logits[:, : cfg.output_classes]
+                    loss = F.cross_entropy(logits, y)
+                    parts = {"ce": float(loss.detach())}
                 if not torch.isfinite(loss):
                     raise FreqprintError(f"training diverged (loss {float(loss)}) in epoch {epoch + 1}; lower the learning rate")
                 opt.zero_grad(set_to_none=True)
@@ -132,8 +140,8 @@ def train(
                 opt.step()
                 tot += loss.item()
                 count += 1
-                for k in parts_sum:
-                    parts_sum[k] += parts[k]
+                for k, v in parts.items():
+                    parts_sum[k] = parts_sum.get(k, 0.0) + v
                 bar.update(task, advance=1, info=f"loss {tot / count:.3f}")
             sched.step()
             rec = {"epoch": epoch + 1, "loss": tot / count, **{k: v / count for k, v in parts_sum.items()}}
