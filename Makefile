@@ -30,6 +30,7 @@ bench: $(STAMP) data
 	$(BIN)/freqprint bench calibration --out bench-results/calibration.json
 	test -f demo-output/owner.safetensors || $(MAKE) demo
 	$(BIN)/freqprint bench frequencies --source demo-output/owner.safetensors --out bench-results/frequencies.json
+	$(BIN)/freqprint bench tracing --profile quick --out bench-results/tracing
 
 clean:
 	rm -rf $(VENV) demo-output bench-results .pytest_cache

@@ -344,6 +344,28 @@ def bench_calibration_cmd(out: Path = typer.Option(Path("bench-results/calibrati
     _write_results(out, res, calibration_markdown(res))
 
 
+@bench_app.command("tracing")
+def bench_tracing_cmd(
+    profile: str = typer.Option("quick", help="quick (CPU, ~10 min) or paper (the paper's settings, for a GPU)"),
+    method: str = typer.Option("ours", help="fingerprinting method to evaluate"),
+    out: Path = typer.Option(Path("bench-results/tracing"), "--out", help="folder for tracing.json, tracing.md and plots"),
+    cache_dir: Path = typer.Option(Path(".cache/freqprint"), help="trained models are cached here by recipe hash"),
+    data_root: Optional[Path] = typer.Option(None, help="source data folder (default: the packaged location)"),
+    target_root: Optional[Path] = typer.Option(None, help="fine-tuning data folder (default: --data-root)"),
+    device: str = DeviceOpt,
+) -> None:
+    """Model tracing (paper Table 2): sources, permute → scale → fine-tune suspects at 5 learning
+    rates and independent models; accuracy, ROC-AUC and TPR@1%FPR per learning rate."""
+    from freqprint.evaluation import create_method, run_tracing, tracing_markdown, tracing_plots
+
+    res = run_tracing(create_method(method), profile, cache_dir=cache_dir, data_root=data_root,
+                      target_root=target_root, device=device, log=lambda m: console.print(m, markup=False, highlight=False))
+    out.mkdir(parents=True, exist_ok=True)
+    plots = tracing_plots(res, out)
+    _write_results(out / "tracing.json", res, tracing_markdown(res))
+    out_console.print("plots: " + ", ".join(map(str, plots)))
+
+
 def _usage_errors() -> tuple[type[BaseException], ...]:
     # typer >= 0.24 vendors click (typer.TyperException); older typer uses click itself
     found: list[type[BaseException]] = []

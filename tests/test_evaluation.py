@@ -1,0 +1,50 @@
+"""Tracing metrics, the Method protocol and a miniature tracing run (synthetic data, cached)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from freqprint.evaluation import (
+    FrequencyFingerprint, Method, best_threshold_accuracy, run_tracing, small_profile, summarize, tpr_at_fpr,
+    tracing_markdown, tracing_plots,
+)
+
+
+def test_metrics_on_hand_made_scores():
+    scores, labels = [0.1, 0.2, 0.3, 0.9, 0.8, 0.25], [0, 0, 0, 1, 1, 1]
+    acc, t = best_threshold_accuracy(scores, labels)
+    assert acc == pytest.approx(5 / 6) and t in (0.2, 0.3)  # both cuts misclassify one pair
+    s = summarize(scores, labels, fixed_threshold=0.5)
+    assert s["fixed_threshold_accuracy"] == pytest.approx(5 / 6)
+    assert s["roc_auc"] == pytest.approx(8 / 9)  # 8 of the 9 (positive, negative) pairs are ordered right
+    assert tpr_at_fpr(scores, labels, 0.01) == pytest.approx(2 / 3)
+    perfect = summarize([0, 0, 1, 1], [0, 0, 1, 1], 0.5)
+    assert perfect["best_threshold_accuracy"] == 1.0 and perfect["roc_auc"] == 1.0 and perfect["tpr_at_1pct_fpr"] == 1.0
+    assert math.isnan(tpr_at_fpr([1, 2], [1, 1]))
+
+
+def test_frequency_method_follows_the_protocol():
+    assert isinstance(FrequencyFingerprint(), Method)
+
+
+def test_miniature_tracing_run_and_cache(fashion_dir, digits_dir, tmp_path):
+    prof = small_profile(sources=2, independents=1, source_limit=600, source_epochs=1, finetune_epochs=1,
+                         lrs=(0.01,), model="smallcnn", model_kwargs={"width": 8}, batch_size=64)
+    method = FrequencyFingerprint(target="conv2", filters=32)
+    r = run_tracing(method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
+    assert r["cache"]["misses"] == 5 and len(r["pairs"]) == 2 * 3  # 2 sources x (2 derived + 1 independent)
+    m = r["by_lr"]["0.01"]["neg_log10_p"]
+    assert m["positives"] == 2 and m["best_threshold_accuracy"] == 1.0 and m["fixed_threshold_accuracy"] == 1.0
+    assert m["roc_auc"] == 1.0
+    for p in r["pairs"]:
+        assert (p["found"] == 1.0) == (p["label"] == 1)
+    md = tracing_markdown(r)
+    assert "| 0.01 | 100.0 % | 100.0 %" in md
+    assert {p.name for p in tracing_plots(r, tmp_path / "plots")} == {"tracing_scores.png", "tracing_roc.png"}
+    json.dumps(r)  # the report is JSON-serialisable
+    again = run_tracing(method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
+    assert again["cache"] == {**r["cache"], "hits": 5, "misses": 0}
+    assert [p["neg_log10_p"] for p in again["pairs"]] == [p["neg_log10_p"] for p in r["pairs"]]
