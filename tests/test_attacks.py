@@ -168,3 +168,27 @@ def test_create_attack_from_strings(fashion_dir):
                      ("prune(rate)", "key=value"), ("prune(include-module=maybe)", "valid bool")]:
         with pytest.raises(FreqprintError, match=msg):
             create_attack(bad)
+
+
+def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
+    from freqprint import save_model
+    from freqprint.bench import ATTACK_SUITE, attack_bench_markdown, run_attack_bench
+    from freqprint.training import TrainConfig, train
+
+    model, _ = victim("smallcnn")
+    data = load_dataset("fashion-mnist", "train", root=fashion_dir)
+    train(model, data, TrainConfig(epochs=1, lr=0.05, batch_size=64), progress=False)
+    recipe = {"model": "smallcnn", "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8}, "input_shape": [1, 28, 28],
+              "num_classes": 10, "pseudo_class": True, "fingerprint": {"target": "conv2", "filters": 32}}
+    path = save_model(model, tmp_path / "src.safetensors", recipe)
+    res = run_attack_bench({"tiny": str(path)}, data_root=str(fashion_dir), target_root=str(digits_dir), limit=None,
+                           log=lambda m: None)
+    rows = {r["attack"]: r for r in res["results"]}
+    assert len(rows) == len(ATTACK_SUITE)
+    for label in ("none", "module scaling a=100 (Table 5)", "module filter permutation (Table 6)", "block permutation + scaling",
+                  "int8 quantization", "fine-tune SGD lr 0.01 (Table 4)"):
+        assert rows[label]["found"], (label, rows[label])
+    assert not rows["overwrite: replacement"]["found"] and not rows["module removal"]["found"]
+    assert rows["none"]["accuracy"] > 0.3
+    md = attack_bench_markdown(res)
+    assert md.count("\n") == len(ATTACK_SUITE) + 2

@@ -183,3 +183,94 @@ def calibration_markdown(res: dict[str, Any]) -> str:
     lines += [f"KS test of S′ cosines against Beta(C−½, C−½), C = {r['channels']} ({r['key_filters']} key filters): "
               f"p = {r['ks_pvalue_circular_law']:.3f}" for r in res["results"]]
     return "\n".join(lines) + "\n"
+
+
+# (label, attack specs applied in order, test set the accuracy is measured on)
+ATTACK_SUITE: list[tuple[str, list[str], str]] = [
+    ("none", [], "source"),
+    ("module scaling a=10 (Table 5)", ["scale-module(a=10)"], "source"),
+    ("module scaling a=100 (Table 5)", ["scale-module(a=100)"], "source"),
+    ("module filter permutation (Table 6)", ["permute-module(seed=1)"], "source"),
+    ("block permutation + scaling", ["permute-blocks(seed=1)", "scale-blocks(seed=2)"], "source"),
+    ("fine-tune SGD lr 0.01 (Table 4)", ["finetune(lr=0.01,data=mnist-digits)"], "target"),
+    ("fine-tune SGD lr 0.1", ["finetune(lr=0.1,data=mnist-digits)"], "target"),
+    ("fine-tune Adam lr 1e-3", ["finetune(lr=0.001,optimizer=adam,data=mnist-digits)"], "target"),
+    ("fine-tune LoRA rank 4, lr 0.01", ["finetune(lr=0.01,lora_rank=4,data=mnist-digits)"], "target"),
+    ("fine-tune, new head, lr 0.01", ["finetune(lr=0.01,head=replace,data=mnist-digits)"], "target"),
+    ("fine-tune last layer only, lr 0.01", ["finetune(lr=0.01,layers=last,data=mnist-digits)"], "target"),
+    ("overwrite: replacement", ["overwrite(kind=replace)"], "source"),
+    ("overwrite: spectral noise 0.5", ["overwrite(kind=spectral)"], "source"),
+    ("overwrite: weight noise 0.5", ["overwrite(kind=weights)"], "source"),
+    ("replacement, then fine-tune lr 0.01", ["overwrite(kind=replace)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+    ("spectral noise, then fine-tune lr 0.01", ["overwrite(kind=spectral)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+    ("weight noise, then fine-tune lr 0.01", ["overwrite(kind=weights)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+    ("fine-tune lr 0.01, then spectral noise", ["finetune(lr=0.01,data=mnist-digits)", "overwrite(kind=spectral)"], "target"),
+    ("prune 50 % (magnitude)", ["prune(kind=unstructured,rate=0.5)"], "source"),
+    ("prune 90 % (magnitude)", ["prune(kind=unstructured,rate=0.9)"], "source"),
+    ("prune 25 % of filters", ["prune(kind=structured,rate=0.25)"], "source"),
+    ("prune 50 % of filters", ["prune(kind=structured,rate=0.5)"], "source"),
+    ("int8 quantization", ["quantize(bits=8)"], "source"),
+    ("int4 quantization", ["quantize(bits=4)"], "source"),
+    ("distillation into a fresh student (same arch, no module)", ["distill(data=fashion-mnist,epochs=3)"], "source"),
+    ("module removal", ["remove-module"], "source"),
+    ("module removal, then fine-tune lr 0.01", ["remove-module", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+]
+
+
+def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: str = "fashion-mnist",
+                     target_data: str = "mnist-digits", data_root: str | None = None, target_root: str | None = None,
+                     limit: int | None = 20000, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Apply every attack of :data:`ATTACK_SUITE` to each source model; record the accuracy the
+    thief is left with and what the verifier says."""
+    from freqprint.attacks import Compose, create_attack
+    from freqprint.checkpoint import load_model
+    from freqprint.data import load_dataset
+    from freqprint.errors import FreqprintError
+    from freqprint.training import evaluate
+
+    tests = {"source": load_dataset(source_data, "test", root=data_root),
+             "target": load_dataset(target_data, "test", root=target_root or data_root)}
+    rows = []
+    for sname, path in sources.items():
+        model, recipe = load_model(path)
+        key = extract(model)
+        for label, specs, test in ATTACK_SUITE:
+            t = time.time()
+            chain = Compose([create_attack(s, data_root=target_root if "mnist-digits" in s else data_root,
+                                           device=device, recipe=recipe, limit=limit) for s in specs])
+            attacked = chain(model)
+            n = chain.update_recipe(recipe)["num_classes"]
+            row = {"source": sname, "attack": label, "specs": specs, "test": test,
+                   "accuracy": evaluate(attacked, tests[test], n, device=device)}
+            try:
+                rep = verify(key, attacked)
+                row.update(found=rep.found, log10_p=rep.log10_p, score=rep.score, mean_cosine=rep.mean_cosine,
+                           hits=rep.hits, layer=rep.layer)
+            except FreqprintError as e:
+                row.update(found=False, error=str(e))
+            row["seconds"] = time.time() - t
+            rows.append(row)
+            log(f"{sname} | {label}: acc {row['accuracy']:.4f} found {row['found']} score {row.get('score', float('nan')):.3f}")
+    return {"benchmark": "attacks", "device": device, "torch": torch.__version__, "sources": sources, "results": rows}
+
+
+def attack_bench_markdown(res: dict[str, Any]) -> str:
+    from freqprint.verify import format_p
+
+    names = list(res["sources"])
+    head = "| attack | test set | " + " | ".join(f"{n}: acc. / τ-score / mean cos / p" for n in names) + " |"
+    lines = [head, "|---|---|" + "---|" * len(names)]
+    by = {(r["source"], r["attack"]): r for r in res["results"]}
+    for label, _, test in ATTACK_SUITE:
+        cells = []
+        for n in names:
+            r = by.get((n, label))
+            if r is None:
+                cells.append("")
+            elif "error" in r:
+                cells.append(f"{r['accuracy']:.4f} / — / — / no candidate layer")
+            else:
+                cells.append(f"{r['accuracy']:.4f} / {r['score']:.3f} / {r['mean_cosine']:.3f} / "
+                             f"{format_p(r['log10_p'])}{' ✓' if r['found'] else ' ✗'}")
+        lines.append(f"| {label} | {test} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -139,7 +139,7 @@ def embed_cmd(
     lr_drop_at: Optional[float] = typer.Option(2 / 3), device: str = DeviceOpt,
     checkpoint_dir: Optional[Path] = typer.Option(None, help="also save the model after every epoch here"),
 ) -> None:
-    """Train (or fine-tune --from a plain model) with a fingerprint module and L_CE + λ·L_attack."""
+    """Train with a fingerprint module and L_CE + λ·L_attack (or start --from a plain model)."""
     from freqprint.checkpoint import read_recipe
     from freqprint.models import default_target
     from freqprint.module import FingerprintConfig
@@ -202,9 +202,11 @@ def attack_cmd(
     data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt, device: str = DeviceOpt,
     eval_data: Optional[str] = typer.Option(None, help="report test accuracy on this data set afterwards"),
 ) -> None:
-    """Attack a model as a thief would: fine-tune, scale, permute, overwrite, prune, quantize,
-    distill or remove the module.  Attacks: finetune, distill, scale-blocks, permute-blocks,
-    scale-module, permute-module, overwrite, remove-module, prune, quantize."""
+    """Attack a model as a thief would (chain several with repeated --do).
+
+    Attacks: finetune, distill, scale-blocks, permute-blocks, scale-module, permute-module,
+    overwrite, remove-module, prune, quantize.  Arguments as name(key=value,...).
+    """
     from freqprint.attacks import Compose, create_attack
     from freqprint.checkpoint import load_model, save_model
     from freqprint.training import evaluate
@@ -344,6 +346,26 @@ def bench_calibration_cmd(out: Path = typer.Option(Path("bench-results/calibrati
     _write_results(out, res, calibration_markdown(res))
 
 
+@bench_app.command("attacks")
+def bench_attacks_cmd(
+    source: list[str] = typer.Option(..., "--source", help="NAME=PATH of a fingerprinted model; repeatable"),
+    out: Path = typer.Option(Path("bench-results/attacks.json"), "--out"),
+    data_root: Optional[Path] = None, target_root: Optional[Path] = None, device: str = DeviceOpt,
+) -> None:
+    """Run every attack on each source: the thief's accuracy and the verifier's answer.
+
+    Covers paper Tables 3–6, the rebuttal's overwriting, pruning, quantization, distillation
+    and module removal.
+    """
+    from freqprint.bench import attack_bench_markdown, run_attack_bench
+
+    pairs = dict(s.split("=", 1) if "=" in s else (Path(s).stem, s) for s in source)
+    res = run_attack_bench(pairs, device=device, data_root=str(data_root) if data_root else None,
+                           target_root=str(target_root) if target_root else None,
+                           log=lambda m: console.print(m, markup=False, highlight=False))
+    _write_results(out, res, attack_bench_markdown(res))
+
+
 @bench_app.command("tracing")
 def bench_tracing_cmd(
     profile: str = typer.Option("quick", help="quick (CPU, ~10 min) or paper (the paper's settings, for a GPU)"),
@@ -354,8 +376,11 @@ def bench_tracing_cmd(
     target_root: Optional[Path] = typer.Option(None, help="fine-tuning data folder (default: --data-root)"),
     device: str = DeviceOpt,
 ) -> None:
-    """Model tracing (paper Table 2): sources, permute → scale → fine-tune suspects at 5 learning
-    rates and independent models; accuracy, ROC-AUC and TPR@1%FPR per learning rate."""
+    """Model tracing, paper Table 2: trace attacked suspects back to their sources.
+
+    Sources, permute → scale → fine-tune suspects at 5 learning rates, and independent models;
+    accuracy, ROC-AUC and TPR@1%FPR per learning rate.
+    """
     from freqprint.evaluation import create_method, run_tracing, tracing_markdown, tracing_plots
 
     res = run_tracing(create_method(method), profile, cache_dir=cache_dir, data_root=data_root,

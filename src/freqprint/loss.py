@@ -152,7 +152,7 @@ class FingerprintLoss(nn.Module):
             )
         ce = F.cross_entropy(logits, y)
         if self.weight == 0:
-            return ce, {"ce": float(ce), "attack": 0.0}
+            return ce, {"ce": float(ce.detach()), "attack": 0.0}
         _, fp = get_fingerprint_module(model, self.target)
         att = self.attack_term(model, fp, x)
         return ce + self.weight * att, {"ce": float(ce.detach()), "attack": float(att.detach())}
