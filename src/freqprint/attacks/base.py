@@ -7,6 +7,7 @@ beside the weights), so an attacked model can be saved and rebuilt like any othe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -25,7 +26,7 @@ class Attack:
     def __call__(self, model: nn.Module) -> nn.Module:
         victim = copy.deepcopy(model)
         victim.eval()
-        with torch.no_grad() if self.no_grad else _nullcontext():
+        with torch.no_grad() if self.no_grad else contextlib.nullcontext():
             out = self.apply(victim)
         return out.eval()
 
@@ -51,14 +52,6 @@ class Attack:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "attack")
         return f"{type(self).__name__}({args})"
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @dataclass(repr=False)

@@ -1,7 +1,8 @@
 """The ``Method`` protocol: how a fingerprinting (or watermarking) scheme plugs into the tracing
 benchmark.  The benchmark owns training, attacks and caching; a method says
 
-* ``prepare(model, example, secret)``: change the architecture before training (attach a module);
+* ``prepare(model, example, secret)``: change the architecture before training (attach a module),
+  and ``recipe_patch()``: the same change as recipe fields, so cached models can be rebuilt;
 * ``criterion(num_classes)``: the training loss (``None``: plain cross-entropy) — ``prepare`` +
   training with ``criterion`` is the method's *embed* step;
 * ``extract(model)``: the owner's evidence (a key, a trigger set, reference features ...);
@@ -34,6 +35,8 @@ class Method(Protocol):
     def config(self) -> dict[str, Any]: ...
 
     def prepare(self, model: nn.Module, example: torch.Tensor, secret: str) -> nn.Module: ...
+
+    def recipe_patch(self) -> dict[str, Any]: ...
 
     def criterion(self, num_classes: int) -> Any: ...
 

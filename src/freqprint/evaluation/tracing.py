@@ -123,7 +123,7 @@ def run_tracing(
     def recipe() -> dict[str, Any]:
         r = {"model": prof.model, "kwargs": {"num_classes": n, "in_channels": shape[0], **prof.model_kwargs},
              "input_shape": shape, "num_classes": n, "pseudo_class": False, "fingerprint": None}
-        r.update(getattr(method, "recipe_patch", dict)())
+        r.update(method.recipe_patch())
         return r
 
     def train_source(idx: int) -> tuple[nn.Module, dict[str, Any]]:
