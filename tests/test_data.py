@@ -46,6 +46,13 @@ def test_mnist_digits_json(digits_dir):
     assert set(tr.labels.tolist()) == set(range(10)) and tr.images.shape[1:] == (1, 28, 28)
 
 
+def test_sklearn_digits_ship_with_the_package():
+    tr = load_dataset("sklearn-digits", "train")
+    te = load_dataset("sklearn-digits", "test")
+    assert len(tr) + len(te) == 1797 and tr.images.shape[1:] == (1, 28, 28)
+    assert 0 <= tr.images.min() and tr.images.max() <= 1 and set(te.labels.tolist()) == set(range(10))
+
+
 def _cifar_file(path, n, label_bytes, rng):
     recs = np.zeros((n, label_bytes + 3072), np.uint8)
     recs[:, label_bytes - 1] = rng.integers(0, 10, n)

@@ -48,3 +48,7 @@ def test_miniature_tracing_run_and_cache(fashion_dir, digits_dir, tmp_path):
     again = run_tracing(method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
     assert again["cache"] == {**r["cache"], "hits": 5, "misses": 0}
     assert [p["neg_log10_p"] for p in again["pairs"]] == [p["neg_log10_p"] for p in r["pairs"]]
+    # another fine-tuning lr reuses the source pool: only the new suspects are trained
+    more = run_tracing(method, small_profile(**{**prof.__dict__, "lrs": (0.1,)}), cache_dir=tmp_path / "cache",
+                       data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
+    assert more["cache"]["hits"] == 3 and more["cache"]["misses"] == 2

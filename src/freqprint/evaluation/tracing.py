@@ -118,7 +118,10 @@ def run_tracing(
         raise FreqprintError("source and target data must share the number of classes and the image shape (head is kept)")
     cache = ModelCache(Path(cache_dir) / "models")
     n, shape = src_train.num_classes, list(src_train.shape)
-    base = {"profile": prof.to_dict(), "method": {"name": method.name, **method.config()}}
+    base = {"method": {"name": method.name, **method.config()}}
+    # a source depends on these fields only, so pools are shared across targets and lr grids
+    source_fields = ("model", "model_kwargs", "source_data", "source_limit", "source_epochs", "source_lr", "batch_size")
+    source_base = {**base, "source": {k: getattr(prof, k) for k in source_fields}}
 
     def recipe() -> dict[str, Any]:
         r = {"model": prof.model, "kwargs": {"num_classes": n, "in_channels": shape[0], **prof.model_kwargs},
@@ -138,7 +141,7 @@ def run_tracing(
     models: dict[str, dict[str, Any]] = {}
     for idx in range(prof.sources + prof.independents):
         kind = "source" if idx < prof.sources else "independent"
-        spec = {**base, "kind": "source", "index": idx}
+        spec = {**source_base, "kind": "source", "index": idx}
         model, h = cache.get(spec, lambda idx=idx: train_source(idx))
         models[f"{kind}-{idx}"] = {"model": model, "hash": h, "kind": kind, "parent": idx if kind == "source" else None,
                                    "lr": None, "accuracy_source": evaluate(model, src_test, n, device=device)}
@@ -275,4 +278,4 @@ def tracing_plots(r: dict[str, Any], out_dir: str | Path) -> list[Path]:
 
 def small_profile(**overrides: Any) -> TracingProfile:
     """A profile for tests and smoke runs (override anything)."""
-    return replace(PROFILES["quick"], name="smoke", **overrides)
+    return replace(PROFILES["quick"], **{"name": "smoke", **overrides})
