@@ -14,9 +14,8 @@ from typing import Any, Callable
 import torch
 
 from freqprint.key import extract
-from freqprint.module import FingerprintModule
 from freqprint.models import create_model
-from freqprint.module import FingerprintConfig, attach
+from freqprint.module import FingerprintConfig, FingerprintModule, attach
 from freqprint.training import resolve_device
 from freqprint.verify import verify
 

@@ -164,7 +164,10 @@ def align(key_spectra: torch.Tensor, suspect_spectra: torch.Tensor, weights: tor
     w = weights.double()
     c = a.shape[1]
     perm = torch.arange(c)
-    if channels and c > 1:
+    searched = channels and c > 1
+    if not searched:
+        match, matched = _match_filters(a, b, w, tau)
+    else:
         ga = torch.einsum("dcf,dcg->dfg", a.conj(), a)
         gb = torch.einsum("dcf,dcg->dfg", b.conj(), b)
         eye = torch.eye(a.shape[2], dtype=torch.bool)
@@ -176,9 +179,8 @@ def align(key_spectra: torch.Tensor, suspect_spectra: torch.Tensor, weights: tor
             ok = match >= 0
             cost = torch.einsum("dcf,dkf,f->ck", a[ok].conj(), b[match[ok]], w.to(a.dtype)).real
             perm = _hungarian(cost)
-            match, _ = _match_filters(a, b[:, perm], w, tau)
-    match, matched = _match_filters(a, b[:, perm], w, tau)
-    return Alignment(match, perm, matched, channels and c > 1)
+            match, matched = _match_filters(a, b[:, perm], w, tau)  # the last pass is the result
+    return Alignment(match, perm, matched, searched)
 
 
 def _log_binom_tail(k: int, n: int, p: float) -> float:
