@@ -30,7 +30,8 @@ bench: $(STAMP) data
 	$(BIN)/freqprint bench calibration --out bench-results/calibration.json
 	test -f demo-output/owner.safetensors || $(MAKE) demo
 	$(BIN)/freqprint bench frequencies --source demo-output/owner.safetensors --out bench-results/frequencies.json
-	$(BIN)/freqprint bench tracing --profile quick --out bench-results/tracing
+	$(BIN)/freqprint bench tracing --profile quick --method all --out bench-results/tracing
+	$(BIN)/freqprint bench cost --method ours,rs,mw --out bench-results/cost.json
 
 clean:
 	rm -rf $(VENV) demo-output bench-results .pytest_cache

@@ -127,3 +127,29 @@ def test_bad_inputs_exit_2_with_one_line(workdir, fashion_dir, monkeypatch, caps
     assert rc == 2 and "unknown dataset" in err
     rc, out, err = run(["embed", "--out", workdir / "x.safetensors", "--data-root", fashion_dir], monkeypatch, capsys)
     assert rc == 2 and "secret" in err
+
+
+def test_bench_tracing_and_noise_from_the_command_line(workdir, fashion_dir, digits_dir, monkeypatch, capsys, tmp_path):
+    out = tmp_path / "tracing"
+    sets = ["sources=1", "independents=1", "source_limit=300", "source_epochs=1", "finetune_epochs=1", "lrs=[0.01]",
+            "model=smallcnn", 'model_kwargs={"width": 8}', "batch_size=64"]
+    args = ["bench", "tracing", "--method", "ours(target=conv2,filters=32),cka(layer=conv2,probes=16)", "--out", out,
+            "--cache-dir", tmp_path / "cache", "--data-root", fashion_dir, "--target-root", digits_dir]
+    rc, o, err = run([*args, *[x for s in sets for x in ("--set", s)]], monkeypatch, capsys)
+    assert rc == 0, err
+    r = json.loads((out / "tracing.json").read_text())
+    assert set(r["methods"]) == {"ours", "cka"} and r["methods"]["cka"]["pool"] == "ours"
+    assert r["methods"]["ours"]["by_lr"]["0.01"]["neg_log10_p"]["best_threshold_accuracy"] == 1.0
+    assert (out / "tracing.md").exists() and (out / "tracing_roc.png").exists()
+    rc, o, err = run(["bench", "tracing", "--set", "sourcez=3"], monkeypatch, capsys)
+    assert rc == 2 and err.startswith("error: --set 'sourcez=3'")
+    # input-noise sensitivity
+    model = tmp_path / "m.safetensors"
+    rc, o, err = run(["train", "--out", model, "--data-root", fashion_dir, "--width", "8", "--epochs", "2", "--lr", "0.05",
+                      "--batch-size", "64"], monkeypatch, capsys)
+    assert rc == 0, err
+    rc, o, err = run(["bench", "noise", "--model", f"m={model}", "--data-root", fashion_dir, "--repeats", "1",
+                      "--out", tmp_path / "noise.json"], monkeypatch, capsys)
+    assert rc == 0, err
+    acc = json.loads((tmp_path / "noise.json").read_text())["rows"][0]["accuracy"]
+    assert acc["0.5"] < acc["0.0"]  # heavy noise costs accuracy

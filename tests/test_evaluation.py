@@ -8,8 +8,8 @@ import math
 import pytest
 
 from freqprint.evaluation import (
-    FrequencyFingerprint, Method, best_threshold_accuracy, run_tracing, small_profile, summarize, tpr_at_fpr,
-    tracing_markdown, tracing_plots,
+    FrequencyFingerprint, Method, best_balanced_accuracy, best_threshold_accuracy, run_tracing, small_profile, summarize,
+    tpr_at_fpr, tracing_markdown, tracing_plots,
 )
 
 
@@ -24,6 +24,11 @@ def test_metrics_on_hand_made_scores():
     perfect = summarize([0, 0, 1, 1], [0, 0, 1, 1], 0.5)
     assert perfect["best_threshold_accuracy"] == 1.0 and perfect["roc_auc"] == 1.0 and perfect["tpr_at_1pct_fpr"] == 1.0
     assert math.isnan(tpr_at_fpr([1, 2], [1, 1]))
+    # 1 positive in 8: "always negative" already scores 87.5 %, balanced accuracy only 50 %
+    imb_scores, imb_labels = [0.1] * 7 + [0.05], [0] * 7 + [1]
+    assert best_threshold_accuracy(imb_scores, imb_labels)[0] == pytest.approx(7 / 8)
+    assert best_balanced_accuracy(imb_scores, imb_labels)[0] == pytest.approx(0.5)
+    assert best_balanced_accuracy(scores, labels)[0] == pytest.approx(5 / 6)
 
 
 def test_frequency_method_follows_the_protocol():
@@ -35,11 +40,12 @@ def test_miniature_tracing_run_and_cache(fashion_dir, digits_dir, tmp_path):
                          lrs=(0.01,), model="smallcnn", model_kwargs={"width": 8}, batch_size=64)
     method = FrequencyFingerprint(target="conv2", filters=32)
     r = run_tracing(method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
-    assert r["cache"]["misses"] == 5 and len(r["pairs"]) == 2 * 3  # 2 sources x (2 derived + 1 independent)
-    m = r["by_lr"]["0.01"]["neg_log10_p"]
+    ours = r["methods"]["ours"]
+    assert r["cache"]["misses"] == 5 and len(ours["pairs"]) == 2 * 3  # 2 sources x (2 derived + 1 independent)
+    m = ours["by_lr"]["0.01"]["neg_log10_p"]
     assert m["positives"] == 2 and m["best_threshold_accuracy"] == 1.0 and m["fixed_threshold_accuracy"] == 1.0
     assert m["roc_auc"] == 1.0
-    for p in r["pairs"]:
+    for p in ours["pairs"]:
         assert (p["found"] == 1.0) == (p["label"] == 1)
     md = tracing_markdown(r)
     assert "| 0.01 | 100.0 % | 100.0 %" in md
@@ -47,7 +53,7 @@ def test_miniature_tracing_run_and_cache(fashion_dir, digits_dir, tmp_path):
     json.dumps(r)  # the report is JSON-serialisable
     again = run_tracing(method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
     assert again["cache"] == {**r["cache"], "hits": 5, "misses": 0}
-    assert [p["neg_log10_p"] for p in again["pairs"]] == [p["neg_log10_p"] for p in r["pairs"]]
+    assert [p["neg_log10_p"] for p in again["methods"]["ours"]["pairs"]] == [p["neg_log10_p"] for p in ours["pairs"]]
     # another fine-tuning lr reuses the source pool: only the new suspects are trained
     more = run_tracing(method, small_profile(**{**prof.__dict__, "lrs": (0.1,)}), cache_dir=tmp_path / "cache",
                        data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)

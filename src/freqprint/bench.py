@@ -211,6 +211,8 @@ ATTACK_SUITE: list[tuple[str, list[str], str]] = [
     ("int8 quantization", ["quantize(bits=8)"], "source"),
     ("int4 quantization", ["quantize(bits=4)"], "source"),
     ("distillation into a fresh student (same arch, no module)", ["distill(data=fashion-mnist,epochs=3)"], "source"),
+    ("distillation into a fresh SmallCNN (other arch for ResNet/AlexNet hosts)",
+     ["distill(data=fashion-mnist,epochs=3,student=smallcnn)"], "source"),
     ("module removal", ["remove-module"], "source"),
     ("module removal, then fine-tune lr 0.01", ["remove-module", "finetune(lr=0.01,data=mnist-digits)"], "target"),
 ]
@@ -237,10 +239,15 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
             t = time.time()
             chain = Compose([create_attack(s, data_root=target_root if "mnist-digits" in s else data_root,
                                            device=device, recipe=recipe, limit=limit) for s in specs])
-            attacked = chain(model)
-            n = chain.update_recipe(recipe)["num_classes"]
-            row = {"source": sname, "attack": label, "specs": specs, "test": test,
-                   "accuracy": evaluate(attacked, tests[test], n, device=device)}
+            row = {"source": sname, "attack": label, "specs": specs, "test": test}
+            try:
+                attacked = chain(model)
+            except FreqprintError as e:  # e.g. fine-tuning diverged: the thief is left with no model
+                row.update(accuracy=float("nan"), found=False, diverged=str(e), seconds=time.time() - t)
+                rows.append(row)
+                log(f"{sname} | {label}: {e}")
+                continue
+            row["accuracy"] = evaluate(attacked, tests[test], chain.update_recipe(recipe)["num_classes"], device=device)
             try:
                 rep = verify(key, attacked)
                 row.update(found=rep.found, log10_p=rep.log10_p, score=rep.score, mean_cosine=rep.mean_cosine,
@@ -249,7 +256,8 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
                 row.update(found=False, error=str(e))
             row["seconds"] = time.time() - t
             rows.append(row)
-            log(f"{sname} | {label}: acc {row['accuracy']:.4f} found {row['found']} score {row.get('score', float('nan')):.3f}")
+            log(f"{sname} | {label}: acc {row['accuracy']:.4f} found {row['found']} score {row.get('score', float('nan')):.3f}"
+                f" ({row['seconds']:.0f} s)")
     return {"benchmark": "attacks", "device": device, "torch": torch.__version__, "sources": sources, "results": rows}
 
 
@@ -266,10 +274,64 @@ def attack_bench_markdown(res: dict[str, Any]) -> str:
             r = by.get((n, label))
             if r is None:
                 cells.append("")
+            elif "diverged" in r:
+                cells.append("diverged: no model for the thief")
             elif "error" in r:
                 cells.append(f"{r['accuracy']:.4f} / — / — / no candidate layer")
             else:
                 cells.append(f"{r['accuracy']:.4f} / {r['score']:.3f} / {r['mean_cosine']:.3f} / "
                              f"{format_p(r['log10_p'])}{' ✓' if r['found'] else ' ✗'}")
         lines.append(f"| {label} | {test} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# rebuttal (reviewer Q5), ResNet-18 on CIFAR-100: accuracy % at input-noise scale 0, .01, .05, .1, .5
+PAPER_NOISE = {"plain": (76.3, 76.2, 74.9, 67.5, 9.3), "L_CE only": (76.5, 76.4, 74.8, 67.7, 11.4),
+               "L_CE+L_attack": (75.5, 75.5, 73.7, 66.8, 10.9)}
+
+
+def run_noise_bench(models: dict[str, str], data: str = "fashion-mnist", data_root: str | None = None,
+                    scales: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.5), repeats: int = 3, device: str = "cpu",
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Input-noise sensitivity (the rebuttal's question: does L_attack make a model more fragile?).
+
+    Each test image x gets Gaussian noise rescaled to ‖noise‖₂ = s·‖x‖₂ (per image, as in the
+    rebuttal); accuracy is averaged over ``repeats`` noise draws (seeds 0..repeats-1, the same
+    draws for every model).
+    """
+    from freqprint.checkpoint import load_model
+    from freqprint.data import ArrayDataset, load_dataset
+    from freqprint.training import evaluate
+
+    test = load_dataset(data, "test", root=data_root)
+    t0 = time.time()
+    rows = []
+    for name, path in models.items():
+        model, recipe = load_model(path)
+        accs = []
+        for s in scales:
+            vals = []
+            for r in range(repeats if s > 0 else 1):
+                g = torch.Generator().manual_seed(r)
+                noise = torch.randn(test.images.shape, generator=g)
+                norm_x = test.images.flatten(1).norm(dim=1).clamp_min(1e-12)
+                noise = noise * (s * norm_x / noise.flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
+                noisy = ArrayDataset(test.images + noise, test.labels, test.classes, test.name)
+                vals.append(evaluate(model, noisy, recipe["num_classes"], device=device))
+            accs.append(sum(vals) / len(vals))
+        rows.append({"model": name, "path": path, "accuracy": dict(zip(map(str, scales), accs))})
+        log(f"{name}: " + ", ".join(f"{s:g}: {a:.4f}" for s, a in zip(scales, accs)))
+    return {"benchmark": "input-noise", "data": data, "scales": list(scales), "repeats": repeats, "device": device,
+            "torch": torch.__version__, "seconds": time.time() - t0, "rows": rows}
+
+
+def noise_bench_markdown(res: dict[str, Any]) -> str:
+    scales = [f"{s:g}" for s in res["scales"]]
+    lines = [f"Accuracy on the {res['data']} test set with Gaussian input noise, ‖noise‖ = s·‖x‖ per image "
+             f"(mean of {res['repeats']} draws); paper (rebuttal, ResNet-18 on CIFAR-100) in parentheses where it has the row.", "",
+             "| model | " + " | ".join(f"s = {s}" for s in scales) + " |", "|---|" + "---|" * len(scales)]
+    for row in res["rows"]:
+        paper = PAPER_NOISE.get(row["model"])
+        cells = [f"{row['accuracy'][s]:.4f}" + (f" ({paper[i]:.1f} %)" if paper else "") for i, s in enumerate(map(str, res["scales"]))]
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

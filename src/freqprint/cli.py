@@ -366,37 +366,91 @@ def bench_attacks_cmd(
     _write_results(out, res, attack_bench_markdown(res))
 
 
-@bench_app.command("tracing")
-def bench_tracing_cmd(
-    profile: str = typer.Option("quick", help="quick (CPU, ~10 min) or paper (the paper's settings, for a GPU)"),
-    method: str = typer.Option("ours", help="fingerprinting method to evaluate"),
-    out: Path = typer.Option(Path("bench-results/tracing"), "--out", help="folder for tracing.json, tracing.md and plots"),
-    cache_dir: Path = typer.Option(Path(".cache/freqprint"), help="trained models are cached here by recipe hash"),
-    data_root: Optional[Path] = typer.Option(None, help="source data folder (default: the packaged location)"),
-    target_root: Optional[Path] = typer.Option(None, help="fine-tuning data folder (default: --data-root)"),
-    target: Optional[str] = typer.Option(None, help="fine-tuning data set instead of the profile's (e.g. sklearn-digits)"),
+@bench_app.command("noise")
+def bench_noise_cmd(
+    model: list[str] = typer.Option(..., "--model", help="NAME=PATH of a model to test (repeat the option)"),
+    data: str = typer.Option("fashion-mnist", help="test data set"),
+    data_root: Optional[Path] = typer.Option(None, help="data folder (default: the packaged location)"),
+    repeats: int = typer.Option(3, help="noise draws per scale"),
+    out: Path = typer.Option(Path("bench-results/noise.json"), "--out", help="JSON result (Markdown next to it)"),
     device: str = DeviceOpt,
 ) -> None:
-    """Model tracing, paper Table 2: trace attacked suspects back to their sources.
+    """Input-noise sensitivity (rebuttal): accuracy with Gaussian noise of ‖n‖ = s‖x‖, s up to 0.5."""
+    from freqprint.bench import noise_bench_markdown, run_noise_bench
 
-    Sources, permute → scale → fine-tune suspects at 5 learning rates, and independent models;
-    accuracy, ROC-AUC and TPR@1%FPR per learning rate.
-    """
-    from freqprint.evaluation import create_method, run_tracing, tracing_markdown, tracing_plots
+    pairs = dict(s.split("=", 1) if "=" in s else (Path(s).stem, s) for s in model)
+    res = run_noise_bench(pairs, data=data, data_root=str(data_root) if data_root else None, repeats=repeats, device=device,
+                          log=lambda m: console.print(m, markup=False, highlight=False))
+    _write_results(out, res, noise_bench_markdown(res))
 
-    from dataclasses import replace
+
+def _tracing_profile(profile: str, target: Optional[str], overrides: Optional[list[str]] = None):
+    """A named profile, with ``--target`` and ``--set field=value`` (JSON values, or bare strings) applied."""
+    from dataclasses import fields, replace
 
     from freqprint.evaluation import PROFILES
 
     if profile not in PROFILES:
         raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     prof = replace(PROFILES[profile], target_data=target) if target else PROFILES[profile]
-    res = run_tracing(create_method(method), prof, cache_dir=cache_dir, data_root=data_root,
+    known = {f.name for f in fields(prof)} - {"name"}
+    changes = {}
+    for item in overrides or []:
+        k, sep, v = item.partition("=")
+        k = k.strip().replace("-", "_")
+        if not sep or k not in known:
+            raise FreqprintError(f"--set {item!r}: write FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
+        try:
+            val = json.loads(v)
+        except json.JSONDecodeError:
+            val = v
+        changes[k] = tuple(val) if k == "lrs" and isinstance(val, list) else val
+    return replace(prof, **changes) if changes else prof
+
+
+@bench_app.command("tracing")
+def bench_tracing_cmd(
+    profile: str = typer.Option("quick", help="quick (CPU, ~10 min per method) or paper (the paper's settings, for a GPU)"),
+    method: str = typer.Option("ours", help="'all', or a comma list of ours, rs, mw, ics, cka; knobs as rs(sigma=0.02)"),
+    out: Path = typer.Option(Path("bench-results/tracing"), "--out", help="folder for tracing.json, tracing.md and plots"),
+    cache_dir: Path = typer.Option(Path(".cache/freqprint"), help="trained models are cached here by recipe hash"),
+    data_root: Optional[Path] = typer.Option(None, help="source data folder (default: the packaged location)"),
+    target_root: Optional[Path] = typer.Option(None, help="fine-tuning data folder (default: --data-root)"),
+    target: Optional[str] = typer.Option(None, help="fine-tuning data set instead of the profile's (e.g. sklearn-digits)"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="override a profile field, e.g. --set sources=10 --set 'lrs=[1,0.1]'"),
+    device: str = DeviceOpt,
+) -> None:
+    """Model tracing, paper Table 2: trace attacked suspects back to their sources.
+
+    Sources, permute → scale → fine-tune suspects at 5 learning rates, and independent models;
+    accuracy, ROC-AUC and TPR@1%FPR per learning rate, for each method on the same pairs.
+    """
+    from freqprint.evaluation import create_methods, run_tracing, tracing_markdown, tracing_plots
+
+    prof = _tracing_profile(profile, target, set_)
+    res = run_tracing(create_methods(method), prof, cache_dir=cache_dir, data_root=data_root,
                       target_root=target_root, device=device, log=lambda m: console.print(m, markup=False, highlight=False))
     out.mkdir(parents=True, exist_ok=True)
     plots = tracing_plots(res, out)
     _write_results(out / "tracing.json", res, tracing_markdown(res))
     out_console.print("plots: " + ", ".join(map(str, plots)))
+
+
+@bench_app.command("cost")
+def bench_cost_cmd(
+    profile: str = typer.Option("quick", help="tracing profile whose source models are measured"),
+    method: str = typer.Option("ours,rs,mw", help="embedding methods to compare with plain training"),
+    out: Path = typer.Option(Path("bench-results/cost.json"), "--out", help="JSON result (Markdown next to it)"),
+    cache_dir: Path = typer.Option(Path(".cache/freqprint"), help="the tracing cache: its source models are reused"),
+    data_root: Optional[Path] = typer.Option(None, help="source data folder (default: the packaged location)"),
+    device: str = DeviceOpt,
+) -> None:
+    """Accuracy cost (the rebuttal's table): clean accuracy of plain training and of each method."""
+    from freqprint.evaluation import accuracy_cost_markdown, create_methods, run_accuracy_cost
+
+    res = run_accuracy_cost(create_methods(method), _tracing_profile(profile, None), cache_dir=cache_dir, data_root=data_root,
+                            device=device, log=lambda m: console.print(m, markup=False, highlight=False))
+    _write_results(out, res, accuracy_cost_markdown(res))
 
 
 def _usage_errors() -> tuple[type[BaseException], ...]:

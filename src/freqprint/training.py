@@ -134,7 +134,7 @@ def train(
                     loss = F.cross_entropy(logits, y)
                     parts = {"ce": float(loss.detach())}
                 if not torch.isfinite(loss):
-                    raise FreqprintError(f"training diverged (loss {float(loss)}) in epoch {epoch + 1}; lower the learning rate")
+                    raise FreqprintError(f"training diverged (loss {float(loss.detach())}) in epoch {epoch + 1}; lower the learning rate")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -24,7 +24,7 @@ from freqprint.errors import FreqprintError
 __all__ = [
     "ATTACKS", "Attack", "BlockPermutation", "BlockScaling", "Compose", "Distill", "FineTune", "LowRankDelta",
     "ModulePermutation", "ModuleScaling", "OVERWRITE_KINDS", "Overwrite", "Prune", "Quantize", "RemoveModule",
-    "conv_pairs", "create_attack", "parse_attack",
+    "coerce_arg", "conv_pairs", "create_attack", "parse_attack",
 ]
 
 ATTACKS: dict[str, type[Attack]] = {
@@ -50,7 +50,7 @@ def parse_attack(spec: str) -> tuple[str, dict[str, str]]:
     return m.group(1), args
 
 
-def _coerce(value: str, annotation: Any, key: str, name: str) -> Any:
+def coerce_arg(value: str, annotation: Any, key: str, name: str) -> Any:
     typ = annotation if not isinstance(annotation, str) else eval(annotation, vars(typing))  # noqa: S307 - our own annotations
     if typing.get_origin(typ) is typing.Union:
         typ = next(t for t in typing.get_args(typ) if t is not type(None))
@@ -90,7 +90,7 @@ def create_attack(spec: str, data_root: str | Path | None = None, device: str = 
         if k == "data":
             kwargs[k] = load_dataset(v, "train", root=data_root, limit=limit)
         else:
-            kwargs[k] = _coerce(v, hints.get(k, str), k, name)
+            kwargs[k] = coerce_arg(v, hints.get(k, str), k, name)
     if "device" in fields and "device" not in kwargs:
         kwargs["device"] = device
     if name == "distill" and "student_recipe" not in kwargs and recipe is not None:

@@ -1,46 +1,72 @@
 """The ``Method`` protocol: how a fingerprinting (or watermarking) scheme plugs into the tracing
 benchmark.  The benchmark owns training, attacks and caching; a method says
 
-* ``prepare(model, example, secret)``: change the architecture before training (attach a module),
+* ``prepare(model, ctx)``: change the architecture before training (attach a module),
   and ``recipe_patch()``: the same change as recipe fields, so cached models can be rebuilt;
-* ``criterion(num_classes)``: the training loss (``None``: plain cross-entropy) — ``prepare`` +
+* ``criterion(ctx)``: the training loss (``None``: plain cross-entropy) — ``prepare`` +
   training with ``criterion`` is the method's *embed* step;
-* ``extract(model)``: the owner's evidence (a key, a trigger set, reference features ...);
+* ``extract(model, ctx)``: the owner's evidence (a key, a trigger set, reference features ...);
 * ``score(evidence, suspect)``: a dict of statistics, each "higher = more likely derived"; the
   benchmark evaluates every one of them, with the thresholds in ``fixed_thresholds`` fixed in
   advance (never fitted to the evaluated pairs).
+
+``ctx`` (:class:`MethodContext`) is what the owner knows: the secret, the number of classes and
+the training data (trigger sets and probe images are drawn from it, keyed by the secret).
+``embeds`` is False for *passive* methods (ICS, CKA) that fingerprint an unmodified model; the
+tracing benchmark scores those on the models of an embedding method, so they see the very same
+pairs (as in the paper, which scores every method on the same ResNet-18s).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
+from freqprint.errors import FreqprintError
 from freqprint.key import extract
 from freqprint.loss import FingerprintLoss, add_pseudo_class
 from freqprint.module import FingerprintConfig, attach
 from freqprint.verify import verify
 
-__all__ = ["FrequencyFingerprint", "METHODS", "Method", "create_method"]
+if TYPE_CHECKING:
+    from freqprint.data import ArrayDataset
+
+__all__ = [
+    "FrequencyFingerprint", "Method", "MethodContext", "NoFingerprint", "available_methods", "create_method", "create_methods",
+]
+
+
+@dataclass
+class MethodContext:
+    """What the owner knows when embedding and extracting: secret, classes, training data."""
+
+    secret: str
+    num_classes: int
+    data: "ArrayDataset"
+
+    @property
+    def example(self) -> torch.Tensor:
+        return self.data.images[:2]
 
 
 @runtime_checkable
 class Method(Protocol):
     name: str
+    embeds: bool
     fixed_thresholds: dict[str, float]
 
     def config(self) -> dict[str, Any]: ...
 
-    def prepare(self, model: nn.Module, example: torch.Tensor, secret: str) -> nn.Module: ...
+    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module: ...
 
     def recipe_patch(self) -> dict[str, Any]: ...
 
-    def criterion(self, num_classes: int) -> Any: ...
+    def criterion(self, ctx: MethodContext) -> Any: ...
 
-    def extract(self, model: nn.Module) -> Any: ...
+    def extract(self, model: nn.Module, ctx: MethodContext) -> Any: ...
 
     def score(self, evidence: Any, suspect: nn.Module) -> dict[str, float]: ...
 
@@ -60,6 +86,7 @@ class FrequencyFingerprint:
     tau: float = 0.99
     frequencies: str = "sprime"
     name: str = "ours"
+    embeds = True
 
     @property
     def fixed_thresholds(self) -> dict[str, float]:
@@ -68,8 +95,9 @@ class FrequencyFingerprint:
     def config(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-    def prepare(self, model: nn.Module, example: torch.Tensor, secret: str) -> nn.Module:
-        attach(model, FingerprintConfig(target=self.target, secret=secret, filters=self.filters, radius=self.radius), example)
+    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
+        attach(model, FingerprintConfig(target=self.target, secret=ctx.secret, filters=self.filters, radius=self.radius),
+               ctx.example)
         add_pseudo_class(model)
         return model
 
@@ -77,10 +105,10 @@ class FrequencyFingerprint:
         return {"pseudo_class": True,
                 "fingerprint": FingerprintConfig(target=self.target, filters=self.filters, radius=self.radius).to_dict()}
 
-    def criterion(self, num_classes: int) -> FingerprintLoss:
-        return FingerprintLoss(num_classes, weight=self.attack_weight)
+    def criterion(self, ctx: MethodContext) -> FingerprintLoss:
+        return FingerprintLoss(ctx.num_classes, weight=self.attack_weight)
 
-    def extract(self, model: nn.Module) -> Any:
+    def extract(self, model: nn.Module, ctx: MethodContext | None = None) -> Any:
         return extract(model, frequencies=self.frequencies, tau=self.tau)
 
     def score(self, evidence: Any, suspect: nn.Module) -> dict[str, float]:
@@ -89,12 +117,82 @@ class FrequencyFingerprint:
                 "found": float(rep.found)}
 
 
-METHODS = {"ours": FrequencyFingerprint}
+def available_methods() -> dict[str, type]:
+    """Name -> class of every method: ours and the baselines (imported lazily: they import us)."""
+    from freqprint.baselines import BASELINES
+
+    return {"ours": FrequencyFingerprint, **BASELINES}
+
+
+def create_methods(spec: str) -> list[Method]:
+    """``"all"`` or a comma list like ``"ours,rs(sigma=0.02),cka"`` -> methods, in that order."""
+    import dataclasses
+    import typing
+
+    from freqprint.attacks import coerce_arg, parse_attack
+
+    if spec.strip() == "all":
+        return [create_method(n) for n in available_methods()]
+    parts, depth, cur = [], 0, ""
+    for ch in spec:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    known, out = available_methods(), []
+    for part in filter(str.strip, parts):
+        name, raw = parse_attack(part)
+        if name not in known:
+            raise FreqprintError(f"unknown method {name!r}; known: {', '.join(known)}")
+        hints = typing.get_type_hints(known[name])
+        knobs = {f.name for f in dataclasses.fields(known[name])} - {"name"}
+        bad = [k for k in raw if k not in knobs]
+        if bad:
+            raise FreqprintError(f"method {name!r} has no knob {bad[0]!r}; it takes {', '.join(sorted(knobs))}")
+        out.append(create_method(name, **{k: coerce_arg(v, hints.get(k, str), k, name) for k, v in raw.items()}))
+    return out
 
 
 def create_method(name: str, **kwargs: Any) -> Method:
-    from freqprint.errors import FreqprintError
+    """``create_method("rs", sigma=0.05)``; ``FreqprintError`` for an unknown name or knob."""
+    known = available_methods()
+    if name not in known:
+        raise FreqprintError(f"unknown method {name!r}; known: {', '.join(known)}")
+    try:
+        return known[name](**kwargs)
+    except TypeError as e:
+        raise FreqprintError(f"method {name!r}: {e}") from None
 
-    if name not in METHODS:
-        raise FreqprintError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
-    return METHODS[name](**kwargs)
+
+@dataclass
+class NoFingerprint:
+    """Plain training, no fingerprint: the pool that passive methods score when no embedding
+    method is run, and the "without fingerprint" row of the accuracy-cost table."""
+
+    name: str = "plain"
+    embeds = True
+
+    @property
+    def fixed_thresholds(self) -> dict[str, float]:
+        return {}
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
+        return model
+
+    def recipe_patch(self) -> dict[str, Any]:
+        return {}
+
+    def criterion(self, ctx: MethodContext) -> None:
+        return None
+
+    def extract(self, model: nn.Module, ctx: MethodContext) -> None:
+        return None
+
+    def score(self, evidence: Any, suspect: nn.Module) -> dict[str, float]:
+        return {}

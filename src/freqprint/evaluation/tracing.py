@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -28,14 +28,27 @@ from freqprint.checkpoint import load_model, save_model
 from freqprint.data import ArrayDataset, load_dataset
 from freqprint.errors import FreqprintError
 from freqprint.evaluation.metrics import summarize
-from freqprint.evaluation.methods import Method
+from freqprint.evaluation.methods import Method, MethodContext, NoFingerprint
 from freqprint.models import create_model
 from freqprint.training import TrainConfig, evaluate, train
 
-__all__ = ["PAPER_TABLE2_OURS", "PROFILES", "TracingProfile", "run_tracing", "tracing_markdown"]
+__all__ = [
+    "PAPER_ACCURACY_COST", "PAPER_TABLE2", "PAPER_TABLE2_OURS", "PROFILES", "TracingProfile", "accuracy_cost_markdown",
+    "run_accuracy_cost", "run_tracing", "tracing_markdown", "tracing_plots",
+]
 
-# paper Table 2, "Ours", CIFAR-10 fine-tuning column (ResNet-18 sources trained on CIFAR-100)
-PAPER_TABLE2_OURS = {1.0: 90.0, 0.1: 100.0, 0.01: 100.0, 0.001: 100.0, 0.0001: 100.0}
+# paper Table 2, CIFAR-10 fine-tuning column (ResNet-18 sources trained on CIFAR-100), lr -> accuracy %
+_LRS = (1.0, 0.1, 0.01, 0.001, 0.0001)
+PAPER_TABLE2 = {
+    "rs": dict(zip(_LRS, (51.1, 100.0, 100.0, 100.0, 100.0))),
+    "mw": dict(zip(_LRS, (50.0, 54.4, 95.0, 100.0, 100.0))),
+    "ics": dict(zip(_LRS, (56.7, 60.6, 80.0, 100.0, 100.0))),
+    "cka": dict(zip(_LRS, (55.0, 57.2, 80.0, 100.0, 100.0))),
+    "ours": dict(zip(_LRS, (90.0, 100.0, 100.0, 100.0, 100.0))),
+}
+PAPER_TABLE2_OURS = PAPER_TABLE2["ours"]
+# rebuttal Table C: clean accuracy (%) of ResNet-18 on CIFAR-10 / CIFAR-100 per method
+PAPER_ACCURACY_COST = {"plain": (94.8, 76.3), "rs": (84.2, 59.9), "mw": (87.8, 62.1), "ours": (92.2, 75.5)}
 
 
 @dataclass
@@ -96,90 +109,111 @@ class ModelCache:
         return model, h
 
 
-def run_tracing(
-    method: Method,
-    profile: TracingProfile | str = "quick",
-    cache_dir: str | Path = ".cache/freqprint",
-    data_root: str | Path | None = None,
-    target_root: str | Path | None = None,
-    device: str = "cpu",
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Build (or load) the pool, attack it, score every pair; returns the report dict."""
-    prof = PROFILES[profile] if isinstance(profile, str) else profile
-    if isinstance(profile, str) and profile not in PROFILES:
-        raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-    t0 = time.time()
-    src_train = load_dataset(prof.source_data, "train", root=data_root, limit=prof.source_limit)
-    src_test = load_dataset(prof.source_data, "test", root=data_root)
-    tgt_train = load_dataset(prof.target_data, "train", root=target_root or data_root, limit=prof.target_limit)
-    tgt_test = load_dataset(prof.target_data, "test", root=target_root or data_root)
-    if tgt_train.num_classes != src_train.num_classes or tgt_train.shape != src_train.shape:
-        raise FreqprintError("source and target data must share the number of classes and the image shape (head is kept)")
-    cache = ModelCache(Path(cache_dir) / "models")
-    n, shape = src_train.num_classes, list(src_train.shape)
-    base = {"method": {"name": method.name, **method.config()}}
-    # a source depends on these fields only, so pools are shared across targets and lr grids
-    source_fields = ("model", "model_kwargs", "source_data", "source_limit", "source_epochs", "source_lr", "batch_size")
-    source_base = {**base, "source": {k: getattr(prof, k) for k in source_fields}}
+class _Pools:
+    """Trains (or loads from the cache) one pool of source, independent and derived models per
+    embedding method, all with the same seeds, secrets and attack chains."""
 
-    def recipe() -> dict[str, Any]:
-        r = {"model": prof.model, "kwargs": {"num_classes": n, "in_channels": shape[0], **prof.model_kwargs},
-             "input_shape": shape, "num_classes": n, "pseudo_class": False, "fingerprint": None}
+    def __init__(self, prof: TracingProfile, cache: ModelCache, data: dict[str, ArrayDataset], device: str,
+                 log: Callable[[str], None]) -> None:
+        self.prof, self.cache, self.data, self.device, self.log = prof, cache, data, device, log
+        self.n, self.shape = data["src_train"].num_classes, list(data["src_train"].shape)
+
+    def context(self, idx: int) -> MethodContext:
+        return MethodContext(secret=f"tracing-secret-{idx}", num_classes=self.n, data=self.data["src_train"])
+
+    def _recipe(self, method: Method) -> dict[str, Any]:
+        p = self.prof
+        r = {"model": p.model, "kwargs": {"num_classes": self.n, "in_channels": self.shape[0], **p.model_kwargs},
+             "input_shape": self.shape, "num_classes": self.n, "pseudo_class": False, "fingerprint": None}
         r.update(method.recipe_patch())
         return r
 
-    def train_source(idx: int) -> tuple[nn.Module, dict[str, Any]]:
-        torch.manual_seed(idx)
-        model = create_model(prof.model, num_classes=n, in_channels=shape[0], **prof.model_kwargs)
-        method.prepare(model, src_train.images[:2], secret=f"tracing-secret-{idx}")
-        cfg = TrainConfig(epochs=prof.source_epochs, lr=prof.source_lr, lr_drop_at=2 / 3, seed=idx, device=device,
-                          batch_size=prof.batch_size)
-        train(model, src_train, cfg, criterion=method.criterion(n), progress=False)
-        return model.cpu(), recipe()
+    def _base(self, method: Method) -> dict[str, Any]:
+        return {"method": {"name": method.name, **method.config()}}
 
-    models: dict[str, dict[str, Any]] = {}
-    for idx in range(prof.sources + prof.independents):
-        kind = "source" if idx < prof.sources else "independent"
-        spec = {**source_base, "kind": "source", "index": idx}
-        model, h = cache.get(spec, lambda idx=idx: train_source(idx))
-        models[f"{kind}-{idx}"] = {"model": model, "hash": h, "kind": kind, "parent": idx if kind == "source" else None,
-                                   "lr": None, "accuracy_source": evaluate(model, src_test, n, device=device)}
-        log(f"{kind} {idx}: accuracy {models[f'{kind}-{idx}']['accuracy_source']:.4f}")
+    def source(self, method: Method, idx: int) -> tuple[nn.Module, str]:
+        """Model ``idx`` of the pool (sources first, then independents): seed ``idx``, secret ``idx``."""
+        p = self.prof
+        # a source depends on these fields only, so pools are shared across targets and lr grids
+        fields = ("model", "model_kwargs", "source_data", "source_limit", "source_epochs", "source_lr", "batch_size")
+        spec = {**self._base(method), "source": {k: getattr(p, k) for k in fields}, "kind": "source", "index": idx}
 
-    suspects: dict[str, dict[str, Any]] = {}
-    for i in range(prof.sources):
-        parent = models[f"source-{i}"]
-        for k, lr in enumerate(prof.lrs):
-            seed = 1000 * (i + 1) + k
-            chain = Compose([BlockPermutation(seed=seed), BlockScaling(seed=seed),
-                             FineTune(data=tgt_train, lr=lr, epochs=prof.finetune_epochs, seed=seed, device=device,
-                                      batch_size=prof.batch_size)])
-            spec = {**base, "kind": "derived", "parent": parent["hash"], "attack": chain.config(),
-                    "target": {"data": prof.target_data, "limit": prof.target_limit}}
-            name = f"derived-{i}-lr{lr:g}"
-            try:
-                model, h = cache.get(spec, lambda chain=chain, parent=parent: (chain(parent["model"]), recipe()))
-            except FreqprintError as e:  # e.g. fine-tuning diverged at lr 1
-                suspects[name] = {"diverged": str(e), "parent": i, "lr": lr}
-                log(f"{name}: {e}")
-                continue
-            suspects[name] = {"model": model, "hash": h, "kind": "derived", "parent": i, "lr": lr,
-                              "accuracy_target": evaluate(model, tgt_test, n, device=device)}
-            log(f"{name}: target accuracy {suspects[name]['accuracy_target']:.4f}")
-    for name, m in models.items():
-        if m["kind"] == "independent":
-            suspects[name] = m
+        def build() -> tuple[nn.Module, dict[str, Any]]:
+            torch.manual_seed(idx)
+            model = create_model(p.model, num_classes=self.n, in_channels=self.shape[0], **p.model_kwargs)
+            ctx = self.context(idx)
+            method.prepare(model, ctx)
+            cfg = TrainConfig(epochs=p.source_epochs, lr=p.source_lr, lr_drop_at=2 / 3, seed=idx, device=self.device,
+                              batch_size=p.batch_size)
+            train(model, ctx.data, cfg, criterion=method.criterion(ctx), progress=False)
+            return model.cpu(), self._recipe(method)
 
-    evidence = {i: method.extract(models[f"source-{i}"]["model"]) for i in range(prof.sources)}
+        return self.cache.get(spec, build)
+
+    def pool(self, method: Method, derive: bool = True) -> dict[str, Any]:
+        p, dev = self.prof, self.device
+        models: dict[str, dict[str, Any]] = {}
+        for idx in range(p.sources + p.independents):
+            kind = "source" if idx < p.sources else "independent"
+            model, h = self.source(method, idx)
+            acc = evaluate(model, self.data["src_test"], self.n, device=dev)
+            models[f"{kind}-{idx}"] = {"model": model, "hash": h, "kind": kind, "parent": idx if kind == "source" else None,
+                                       "lr": None, "accuracy_source": acc}
+            self.log(f"[{method.name}] {kind} {idx}: accuracy {acc:.4f}")
+        suspects: dict[str, dict[str, Any]] = {}
+        for i in range(p.sources if derive else 0):
+            parent = models[f"source-{i}"]
+            for k, lr in enumerate(p.lrs):
+                seed = 1000 * (i + 1) + k
+                chain = Compose([BlockPermutation(seed=seed), BlockScaling(seed=seed),
+                                 FineTune(data=self.data["tgt_train"], lr=lr, epochs=p.finetune_epochs, seed=seed, device=dev,
+                                          batch_size=p.batch_size)])
+                spec = {**self._base(method), "kind": "derived", "parent": parent["hash"], "attack": chain.config(),
+                        "target": {"data": p.target_data, "limit": p.target_limit}}
+                name = f"derived-{i}-lr{lr:g}"
+                try:
+                    model, h = self.cache.get(spec, lambda chain=chain, parent=parent: (chain(parent["model"]), self._recipe(method)))
+                except FreqprintError as e:  # e.g. fine-tuning diverged at lr 1
+                    suspects[name] = {"diverged": str(e), "parent": i, "lr": lr}
+                    self.log(f"[{method.name}] {name}: {e}")
+                    continue
+                acc = evaluate(model, self.data["tgt_test"], self.n, device=dev)
+                suspects[name] = {"model": model, "hash": h, "kind": "derived", "parent": i, "lr": lr, "accuracy_target": acc}
+                self.log(f"[{method.name}] {name}: target accuracy {acc:.4f}")
+        for name, m in models.items():
+            if m["kind"] == "independent":
+                suspects[name] = m
+        return {"method": self._base(method)["method"], "models": models, "suspects": suspects}
+
+
+def _load_data(prof: TracingProfile, data_root: str | Path | None, target_root: str | Path | None) -> dict[str, ArrayDataset]:
+    d = {"src_train": load_dataset(prof.source_data, "train", root=data_root, limit=prof.source_limit),
+         "src_test": load_dataset(prof.source_data, "test", root=data_root),
+         "tgt_train": load_dataset(prof.target_data, "train", root=target_root or data_root, limit=prof.target_limit),
+         "tgt_test": load_dataset(prof.target_data, "test", root=target_root or data_root)}
+    if d["tgt_train"].num_classes != d["src_train"].num_classes or d["tgt_train"].shape != d["src_train"].shape:
+        raise FreqprintError("source and target data must share the number of classes and the image shape (head is kept)")
+    return d
+
+
+def _profile(profile: TracingProfile | str) -> TracingProfile:
+    if isinstance(profile, str):
+        if profile not in PROFILES:
+            raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        return PROFILES[profile]
+    return profile
+
+
+def _score(method: Method, pools: _Pools, pool: dict[str, Any]) -> dict[str, Any]:
+    prof = pools.prof
+    evidence = {i: method.extract(pool["models"][f"source-{i}"]["model"], pools.context(i)) for i in range(prof.sources)}
     pairs = []
     for i in range(prof.sources):
-        for name, s in suspects.items():
+        for name, s in pool["suspects"].items():
             if "model" not in s:
                 continue
-            scores = method.score(evidence[i], s["model"])
-            pairs.append({"source": i, "suspect": name, "lr": s["lr"], "label": int(s.get("parent") == i and s["kind"] == "derived"),
-                          **scores})
+            label = int(s.get("parent") == i and s["kind"] == "derived")
+            pairs.append({"source": i, "suspect": name, "lr": s["lr"], "label": label, **method.score(evidence[i], s["model"])})
     keys = list(method.fixed_thresholds)
     by_lr: dict[str, Any] = {}
     for lr in prof.lrs:
@@ -187,56 +221,175 @@ def run_tracing(
         if any(p["label"] for p in sel):
             by_lr[f"{lr:g}"] = {k: summarize([p[k] for p in sel], [p["label"] for p in sel], method.fixed_thresholds[k]) for k in keys}
     overall = {k: summarize([p[k] for p in pairs], [p["label"] for p in pairs], method.fixed_thresholds[k]) for k in keys}
+    summary = {}
+    for i, ev in evidence.items():  # scalar facts the method reports about its own evidence (RS: certificate)
+        if isinstance(ev, dict):
+            summary[str(i)] = {k: v for k, v in ev.items() if isinstance(v, (int, float))}
+    return {"config": {"name": method.name, **method.config()}, "pairs": pairs, "by_lr": by_lr, "overall": overall,
+            "primary": keys[0], "evidence": summary}
+
+
+def run_tracing(
+    methods: Method | Sequence[Method],
+    profile: TracingProfile | str = "quick",
+    cache_dir: str | Path = ".cache/freqprint",
+    data_root: str | Path | None = None,
+    target_root: str | Path | None = None,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Build (or load) one pool per embedding method, attack it, score every pair with every method.
+
+    Passive methods (``embeds`` False: ICS, CKA) score the pool of the first embedding method
+    given (the same models, as in the paper), or a plain pool when none is given.
+    """
+    methods = [methods] if not isinstance(methods, (list, tuple)) else list(methods)
+    if not methods:
+        raise FreqprintError("no method to evaluate")
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise FreqprintError(f"method names must be unique: {names}")
+    prof = _profile(profile)
+    t0 = time.time()
+    cache = ModelCache(Path(cache_dir) / "models")
+    pools_ = _Pools(prof, cache, _load_data(prof, data_root, target_root), device, log)
+    embedding = [m for m in methods if m.embeds] or [NoFingerprint()]
+    host = embedding[0].name
+    pools = {m.name: pools_.pool(m) for m in embedding}
+    results = {}
+    for m in methods:
+        pool = m.name if m.embeds else host
+        results[m.name] = {**_score(m, pools_, pools[pool]), "pool": pool}
+        log(f"[{m.name}] scored {len(results[m.name]['pairs'])} pairs on the {pool!r} pool")
     return {
         "benchmark": "tracing",
         "profile": prof.to_dict(),
-        "method": base["method"],
         "device": device,
         "seconds": time.time() - t0,
         "cache": {"hits": cache.hits, "misses": cache.misses, "dir": str(cache.root)},
-        "models": {k: {kk: vv for kk, vv in v.items() if kk != "model"} for k, v in models.items()},
-        "suspects": {k: {kk: vv for kk, vv in v.items() if kk != "model"} for k, v in suspects.items()},
-        "pairs": pairs,
-        "by_lr": by_lr,
-        "overall": overall,
-        "primary": keys[0],
+        "pools": {k: {"method": v["method"],
+                      "models": {kk: {x: y for x, y in vv.items() if x != "model"} for kk, vv in v["models"].items()},
+                      "suspects": {kk: {x: y for x, y in vv.items() if x != "model"} for kk, vv in v["suspects"].items()}}
+                  for k, v in pools.items()},
+        "methods": results,
     }
+
+
+def run_accuracy_cost(
+    methods: Sequence[Method],
+    profile: TracingProfile | str = "quick",
+    cache_dir: str | Path = ".cache/freqprint",
+    data_root: str | Path | None = None,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Clean source accuracy of every pool model of each embedding method and of plain training
+    (the rebuttal's accuracy-cost table).  Reuses the tracing cache: same recipes, same models."""
+    prof = _profile(profile)
+    t0 = time.time()
+    cache = ModelCache(Path(cache_dir) / "models")
+    data = {"src_train": load_dataset(prof.source_data, "train", root=data_root, limit=prof.source_limit),
+            "src_test": load_dataset(prof.source_data, "test", root=data_root)}
+    pools_ = _Pools(prof, cache, {**data, "tgt_train": data["src_train"], "tgt_test": data["src_test"]}, device, log)
+    rows = {}
+    for m in [NoFingerprint(), *[m for m in methods if m.embeds]]:
+        accs = [a["accuracy_source"] for a in pools_.pool(m, derive=False)["models"].values()]
+        rows[m.name] = {"accuracies": accs, "mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs)}
+    return {"benchmark": "accuracy-cost", "profile": prof.to_dict(), "device": device, "seconds": time.time() - t0,
+            "cache": {"hits": cache.hits, "misses": cache.misses}, "methods": rows}
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
 
 
 def tracing_markdown(r: dict[str, Any]) -> str:
     p = r["profile"]
-    prim = r["primary"]
     limit = "" if p["source_limit"] is None else f" ({p['source_limit']} samples)"
-    fixed = r["overall"][prim]["fixed_threshold"]
+    described = ", ".join(f"`{k}` ({len(v['pairs'])} pairs, pool `{v['pool']}`)" for k, v in r["methods"].items())
     lines = [
-        f"Tracing benchmark, profile `{p['name']}`: {p['sources']} sources + {p['independents']} independent models, "
+        f"Tracing benchmark, profile `{p['name']}`: {p['sources']} sources + {p['independents']} independent models per pool, "
         f"{p['model']} {p['model_kwargs']} trained {p['source_epochs']} epochs on {p['source_data']}{limit}; "
         f"suspects = permute → scale → fine-tune {p['finetune_epochs']} epochs on {p['target_data']}. "
-        f"Method `{r['method']['name']}`. {len(r['pairs'])} pairs, {r['seconds'] / 60:.1f} min "
-        f"(cache: {r['cache']['hits']} hits, {r['cache']['misses']} trained).",
+        f"Methods: {described}. "
+        f"{r['seconds'] / 60:.1f} min (cache: {r['cache']['hits']} hits, {r['cache']['misses']} trained).",
         "",
-        f"| lr | paper Table 2 (ours, CIFAR-10) | best-threshold acc. | fixed-threshold acc. ({prim} > {fixed:g}) "
-        "| ROC-AUC | TPR @ 1% FPR | τ-score: best-thr. acc. | τ-score: AUC | pairs (+) | target acc. |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for lr, m in r["by_lr"].items():
-        a, t = m[prim], m.get("tau_score", m[prim])
-        accs = [s["accuracy_target"] for s in r["suspects"].values() if s.get("lr") == float(lr) and "accuracy_target" in s]
-        paper = PAPER_TABLE2_OURS.get(float(lr))
-        lines.append(
-            f"| {lr} | {'' if paper is None else f'{paper:.1f} %'} | {100 * a['best_threshold_accuracy']:.1f} % | "
-            f"{100 * a['fixed_threshold_accuracy']:.1f} % | {a['roc_auc']:.3f} | {a['tpr_at_1pct_fpr']:.2f} | "
-            f"{100 * t['best_threshold_accuracy']:.1f} % | {t['roc_auc']:.3f} | {a['pairs']} ({a['positives']}) | "
-            f"{sum(accs) / len(accs) if accs else float('nan'):.3f} |"
-        )
-    div = [k for k, s in r["suspects"].items() if "diverged" in s]
-    if div:
-        lines += ["", f"Diverged fine-tunes (left out; the thief gets no usable model): {', '.join(div)}."]
+    if len(r["methods"]) > 1:
+        lrs = list(next(iter(r["methods"].values()))["by_lr"])
+        head = "| method (score) | " + " | ".join(f"lr {lr}" for lr in lrs) + " |"
+        rule = "|---|" + "---|" * len(lrs)
+
+        def table(cell: Callable[[str, dict[str, Any], str], str]) -> list[str]:
+            return [head, rule] + [f"| {name} ({m['primary']}) | " + " | ".join(cell(name, m, lr) for lr in lrs) + " |"
+                                   for name, m in r["methods"].items()]
+
+        def paper_cell(name: str, m: dict[str, Any], lr: str) -> str:
+            a = m["by_lr"][lr][m["primary"]]
+            pp = PAPER_TABLE2.get(name, {}).get(float(lr))
+            return (f"{100 * a['best_balanced_accuracy']:.1f} % ({100 * a['best_threshold_accuracy']:.1f} %) | "
+                    f"{'' if pp is None else f'{pp:.1f} %'}")
+
+        lines += ["Best-threshold tracing accuracy, the paper's metric: balanced, i.e. (TPR + TNR)/2, with the plain "
+                  "accuracy over our unbalanced pairs in parentheses; the paper's Table 2 (CIFAR-10 column) beside it:", "",
+                  "| method (score) | " + " | ".join(f"lr {lr}: ours | paper" for lr in lrs) + " |",
+                  "|---|" + "---|---|" * len(lrs)]
+        lines += [f"| {name} ({m['primary']}) | " + " | ".join(paper_cell(name, m, lr) for lr in lrs) + " |"
+                  for name, m in r["methods"].items()]
+        lines += ["", "ROC-AUC (threshold-free; 0.5 = chance):", ""]
+        lines += table(lambda name, m, lr: f"{m['by_lr'][lr][m['primary']]['roc_auc']:.3f}")
+        lines += ["", "Accuracy at the threshold fixed in advance (see each method's table for the threshold):", ""]
+        lines += table(lambda name, m, lr: f"{100 * m['by_lr'][lr][m['primary']]['fixed_threshold_accuracy']:.1f} %")
+        lines.append("")
+    for name, m in r["methods"].items():
+        prim = m["primary"]
+        extra = [k for k in m["overall"] if k != prim]
+        fixed = m["overall"][prim]["fixed_threshold"]
+        pool = r["pools"][m["pool"]]
+        lines += [f"Method `{name}` (score `{prim}`, scored on the `{m['pool']}` pool):", "",
+                  f"| lr | paper Table 2 (CIFAR-10) | best-threshold acc. (balanced) | fixed-threshold acc. ({prim} > {fixed:g}) | ROC-AUC "
+                  "| TPR @ 1% FPR | " + "".join(f"{k}: best-thr. acc. / AUC | " for k in extra) + "pairs (+) | target acc. |",
+                  "|---|---|---|---|---|---|" + "---|" * len(extra) + "---|---|"]
+        for lr, row in m["by_lr"].items():
+            a = row[prim]
+            accs = [s["accuracy_target"] for s in pool["suspects"].values() if s.get("lr") == float(lr) and "accuracy_target" in s]
+            paper = PAPER_TABLE2.get(name, {}).get(float(lr))
+            lines.append(
+                f"| {lr} | {'' if paper is None else f'{paper:.1f} %'} | {100 * a['best_threshold_accuracy']:.1f} % "
+                f"({100 * a['best_balanced_accuracy']:.1f} %) | "
+                f"{100 * a['fixed_threshold_accuracy']:.1f} % | {a['roc_auc']:.3f} | {a['tpr_at_1pct_fpr']:.2f} | "
+                + "".join(f"{100 * row[k]['best_threshold_accuracy']:.1f} % / {row[k]['roc_auc']:.3f} | " for k in extra)
+                + f"{a['pairs']} ({a['positives']}) | {_mean(accs):.3f} |")
+        if name == "rs" or any("certified_radius_median" in e for e in m["evidence"].values()):
+            radii = [e["certified_radius_median"] for e in m["evidence"].values() if "certified_radius_median" in e]
+            dists = [q["param_distance"] for q in m["pairs"] if q["label"] == 1 and "param_distance" in q]
+            if radii and dists:
+                lines += ["", f"RS certificate: median certified ℓ2 parameter radius per source {min(radii):.3g}–{max(radii):.3g}; "
+                          f"the derived suspects moved {min(dists):.3g}–{max(dists):.3g} from their source, "
+                          f"{sum(d < max(radii) for d in dists)} of {len(dists)} inside the largest radius."]
+        div = [k for k, s in pool["suspects"].items() if "diverged" in s]
+        if div:
+            lines += ["", f"Diverged fine-tunes (left out; the thief gets no usable model): {', '.join(div)}."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def accuracy_cost_markdown(r: dict[str, Any]) -> str:
+    p = r["profile"]
+    lines = [f"Clean accuracy on the {p['source_data']} test set, {p['model']} {p['model_kwargs']}, "
+             f"{p['source_epochs']} epochs, {p['sources'] + p['independents']} models per method (seeds 0..), "
+             f"{r['seconds'] / 60:.1f} min (cache: {r['cache']['hits']} hits, {r['cache']['misses']} trained).", "",
+             "| method | ours: mean (min–max) | cost vs plain | paper (ResNet-18, CIFAR-10 / CIFAR-100) |", "|---|---|---|---|"]
+    plain = r["methods"]["plain"]["mean"]
+    for name, row in r["methods"].items():
+        paper = PAPER_ACCURACY_COST.get(name)
+        lines.append(f"| {name} | {row['mean']:.4f} ({row['min']:.4f}–{row['max']:.4f}) | {100 * (row['mean'] - plain):+.2f} pts | "
+                     f"{'' if paper is None else f'{paper[0]:.1f} % / {paper[1]:.1f} %'} |")
     return "\n".join(lines) + "\n"
 
 
 def tracing_plots(r: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """Score histograms (derived vs unrelated) and ROC curves per learning rate, as PNG."""
+    """Score histograms (derived vs unrelated) per method, and ROC curves per learning rate, as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -246,29 +399,37 @@ def tracing_plots(r: dict[str, Any], out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    keys = [k for k in ("neg_log10_p", "tau_score", "mean_cosine") if k in r["pairs"][0]] or [r["primary"]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.6))
-    for ax, k in zip(list(axes) if len(keys) > 1 else [axes], keys):
-        bins = list(range(0, 52, 2)) if k == "neg_log10_p" else [i / 20 - 1 for i in range(41)]
+    panels = []
+    for name, m in r["methods"].items():
+        panels += [(name, k) for k in m["overall"] if k in (m["primary"], "tau_score")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (name, k) in zip(axes[0], panels):
+        pairs = r["methods"][name]["pairs"]
+        vals_all = [q[k] for q in pairs]
+        clip = 50.0 if k == "neg_log10_p" else None
+        lo, hi = (0.0, clip) if clip else (min(vals_all + [0.0]), max(vals_all + [1.0]))
+        bins = [lo + (hi - lo) * i / 30 for i in range(31)]
         for label, color, text in ((0, "tab:blue", "unrelated"), (1, "tab:red", "derived")):
-            vals = [min(p[k], 49.9) if k == "neg_log10_p" else p[k] for p in r["pairs"] if p["label"] == label]
+            vals = [min(q[k], clip - 1e-6) if clip else q[k] for q in pairs if q["label"] == label]
             ax.hist(vals, bins=bins, alpha=0.6, color=color, label=f"{text} ({len(vals)})")
-        ax.set_title(k + (" (clipped at 50)" if k == "neg_log10_p" else ""))
-        ax.legend()
+        ax.set_title(f"{name}: {k}" + (" (clipped at 50)" if clip else ""), fontsize=9)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     written.append(out_dir / "tracing_scores.png")
     fig.savefig(written[-1], dpi=110)
     plt.close(fig)
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    for lr in r["by_lr"]:
-        sel = [p for p in r["pairs"] if p["lr"] is None or f"{p['lr']:g}" == lr]
-        f, t, _ = roc_curve([p["label"] for p in sel], [p["tau_score"] if "tau_score" in p else p[r["primary"]] for p in sel])
-        ax.plot(f, t, label=f"lr {lr}")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set_xlabel("false-positive rate")
-    ax.set_ylabel("true-positive rate")
-    ax.set_title("ROC of the paper's τ-score")
-    ax.legend()
+    lrs = list(next(iter(r["methods"].values()))["by_lr"])
+    fig, axes = plt.subplots(1, len(lrs), figsize=(3.3 * len(lrs), 3.3), squeeze=False)
+    for ax, lr in zip(axes[0], lrs):
+        for name, m in r["methods"].items():
+            sel = [q for q in m["pairs"] if q["lr"] is None or f"{q['lr']:g}" == lr]
+            f, t, _ = roc_curve([q["label"] for q in sel], [q[m["primary"]] for q in sel])
+            ax.plot(f, t, label=name)
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set_title(f"lr {lr}", fontsize=9)
+        ax.set_xlabel("FPR")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("TPR")
     fig.tight_layout()
     written.append(out_dir / "tracing_roc.png")
     fig.savefig(written[-1], dpi=110)
