@@ -204,6 +204,8 @@ ATTACK_SUITE: list[tuple[str, list[str], str]] = [
     ("spectral noise, then fine-tune lr 0.01", ["overwrite(kind=spectral)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
     ("weight noise, then fine-tune lr 0.01", ["overwrite(kind=weights)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
     ("fine-tune lr 0.01, then spectral noise", ["finetune(lr=0.01,data=mnist-digits)", "overwrite(kind=spectral)"], "target"),
+    ("fine-tune lr 0.01, then replacement (rebuttal)", ["finetune(lr=0.01,data=mnist-digits)", "overwrite(kind=replace)"],
+     "target"),
     ("prune 50 % (magnitude)", ["prune(kind=unstructured,rate=0.5)"], "source"),
     ("prune 90 % (magnitude)", ["prune(kind=unstructured,rate=0.9)"], "source"),
     ("prune 25 % of filters", ["prune(kind=structured,rate=0.25)"], "source"),
