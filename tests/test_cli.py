@@ -143,6 +143,8 @@ def test_bench_tracing_and_noise_from_the_command_line(workdir, fashion_dir, dig
     assert (out / "tracing.md").exists() and (out / "tracing_roc.png").exists()
     rc, o, err = run(["bench", "tracing", "--set", "sourcez=3"], monkeypatch, capsys)
     assert rc == 2 and err.startswith("error: --set 'sourcez=3'")
+    rc, o, err = run(["bench", "tracing", "--set", "sources=abc"], monkeypatch, capsys)
+    assert rc == 2 and "sources needs a value like 4" in err
     # input-noise sensitivity
     model = tmp_path / "m.safetensors"
     rc, o, err = run(["train", "--out", model, "--data-root", fashion_dir, "--width", "8", "--epochs", "2", "--lr", "0.05",

@@ -404,7 +404,22 @@ def _tracing_profile(profile: str, target: Optional[str], overrides: Optional[li
             val = json.loads(v)
         except json.JSONDecodeError:
             val = v
-        changes[k] = tuple(val) if k == "lrs" and isinstance(val, list) else val
+        cur = getattr(prof, k)
+        if k in ("source_limit", "target_limit"):
+            ok = val is None or (isinstance(val, int) and not isinstance(val, bool) and val > 0)
+        elif isinstance(cur, tuple):
+            ok = isinstance(val, list) and bool(val) and all(isinstance(x, (int, float)) and x > 0 for x in val)
+            val = tuple(float(x) for x in val) if ok else val
+        elif isinstance(cur, float):
+            ok = isinstance(val, (int, float)) and not isinstance(val, bool) and val > 0
+            val = float(val) if ok else val
+        elif isinstance(cur, int):
+            ok = isinstance(val, int) and not isinstance(val, bool) and val >= (0 if k == "independents" else 1)
+        else:
+            ok = isinstance(val, type(cur))
+        if not ok:
+            raise FreqprintError(f"--set {item!r}: {k} needs a value like {json.dumps(cur if not isinstance(cur, tuple) else list(cur))}")
+        changes[k] = val
     return replace(prof, **changes) if changes else prof
 
 
