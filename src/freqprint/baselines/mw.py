@@ -43,7 +43,8 @@ class MWLoss(TriggerLoss):
         xt, yt = self.sample(x.device)
         was = model.training
         model.eval()
-        for p in model.parameters():
+        flags = [(p, p.requires_grad) for p in model.parameters()]
+        for p, _ in flags:
             p.requires_grad_(False)
         try:
             for _ in range(self.steps):
@@ -51,8 +52,8 @@ class MWLoss(TriggerLoss):
                 (g,) = torch.autograd.grad(F.cross_entropy(model(xt), yt), xt)
                 xt = (xt + self.step * g.sign()).clamp(0, 1)
         finally:
-            for p in model.parameters():
-                p.requires_grad_(True)
+            for p, flag in flags:
+                p.requires_grad_(flag)
             model.train(was)
         logits = model(torch.cat([x, xt.detach()]))
         nat = F.cross_entropy(logits[: len(x)], y, reduction="none")
