@@ -21,13 +21,12 @@ Knobs: ``trigger_count`` (m = 100), ``trigger_batch`` (original: 25), ``pgd_step
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from freqprint.baselines.triggers import TriggerLoss, TriggerSet, make_triggers, trigger_accuracy
+from freqprint.baselines.triggers import TriggerLoss, TriggerSet, TriggerWatermark
 from freqprint.evaluation.methods import MethodContext
 from freqprint.module import secret_seed
 
@@ -63,7 +62,7 @@ class MWLoss(TriggerLoss):
 
 
 @dataclass
-class MarginWatermark:
+class MarginWatermark(TriggerWatermark):
     """MW baseline as a tracing ``Method``; see the module docstring for the algorithm."""
 
     trigger_count: int = 100
@@ -72,28 +71,7 @@ class MarginWatermark:
     pgd_step: float = 1 / 255
     weight: float = 1.0
     name: str = "mw"
-    embeds = True
-
-    @property
-    def fixed_thresholds(self) -> dict[str, float]:
-        return {"trigger_acc": 0.5}
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
-        return model
-
-    def recipe_patch(self) -> dict[str, Any]:
-        return {}
 
     def criterion(self, ctx: MethodContext) -> MWLoss:
-        trig = make_triggers(ctx.data, ctx.secret, self.trigger_count, ctx.num_classes)
-        return MWLoss(trig, self.pgd_steps, self.pgd_step, self.trigger_batch, self.weight, secret_seed(ctx.secret, "mw-batches"))
-
-    def extract(self, model: nn.Module, ctx: MethodContext) -> dict[str, Any]:
-        trig = make_triggers(ctx.data, ctx.secret, self.trigger_count, ctx.num_classes)
-        return {"triggers": trig, "trigger_acc": trigger_accuracy(model, trig)}
-
-    def score(self, evidence: dict[str, Any], suspect: nn.Module) -> dict[str, float]:
-        return {"trigger_acc": trigger_accuracy(suspect, evidence["triggers"])}
+        return MWLoss(self.triggers(ctx), self.pgd_steps, self.pgd_step, self.trigger_batch, self.weight,
+                      secret_seed(ctx.secret, "mw-batches"))

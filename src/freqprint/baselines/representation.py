@@ -31,7 +31,7 @@ from torch import nn
 
 from freqprint.baselines.triggers import draw_probes
 from freqprint.errors import FreqprintError
-from freqprint.evaluation.methods import MethodContext
+from freqprint.evaluation.methods import MethodContext, MethodDefaults
 
 __all__ = ["CKAFingerprint", "InvariantTermsCosine", "cka", "hsic"]
 
@@ -90,7 +90,7 @@ def cka(z1: torch.Tensor, z2: torch.Tensor, kernel: str = "rbf", rbf_scale: floa
 
 
 @dataclass
-class InvariantTermsCosine:
+class InvariantTermsCosine(MethodDefaults):
     """ICS baseline (HuRef adapted to CNNs); see the module docstring."""
 
     first: str = "layer1.1.conv1"
@@ -102,18 +102,6 @@ class InvariantTermsCosine:
     @property
     def fixed_thresholds(self) -> dict[str, float]:
         return {"cosine": 0.5}
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
-        return model
-
-    def recipe_patch(self) -> dict[str, Any]:
-        return {}
-
-    def criterion(self, ctx: MethodContext) -> None:
-        return None
 
     def terms(self, model: nn.Module, probes: torch.Tensor) -> torch.Tensor:
         x_in = _capture(model, self.first, probes, "input")
@@ -137,7 +125,7 @@ class InvariantTermsCosine:
 
 
 @dataclass
-class CKAFingerprint:
+class CKAFingerprint(MethodDefaults):
     """CKA baseline (REEF); see the module docstring.  Scores ``cka_rbf`` (the paper's) and ``cka_linear``."""
 
     layer: str = "layer1.1.conv2"
@@ -149,18 +137,6 @@ class CKAFingerprint:
     @property
     def fixed_thresholds(self) -> dict[str, float]:
         return {"cka_rbf": 0.9, "cka_linear": 0.9}
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
-        return model
-
-    def recipe_patch(self) -> dict[str, Any]:
-        return {}
-
-    def criterion(self, ctx: MethodContext) -> None:
-        return None
 
     def extract(self, model: nn.Module, ctx: MethodContext) -> dict[str, Any]:
         probes = draw_probes(ctx.data, ctx.secret, self.probes)

@@ -35,7 +35,7 @@ from scipy.stats import beta, norm
 from torch import nn
 from torch.func import functional_call
 
-from freqprint.baselines.triggers import TriggerLoss, TriggerSet, make_triggers, trigger_accuracy
+from freqprint.baselines.triggers import TriggerLoss, TriggerSet, TriggerWatermark
 from freqprint.evaluation.methods import MethodContext
 from freqprint.module import secret_seed
 
@@ -85,7 +85,7 @@ def certify(model: nn.Module, triggers: TriggerSet, sigma: float, draws: int = 1
 
 
 @dataclass
-class RandomizedSmoothingWatermark:
+class RandomizedSmoothingWatermark(TriggerWatermark):
     """RS baseline as a tracing ``Method``; see the module docstring for the algorithm."""
 
     sigma: float = 0.01
@@ -96,36 +96,19 @@ class RandomizedSmoothingWatermark:
     certify_draws: int = 100
     alpha: float = 0.001
     name: str = "rs"
-    embeds = True
-
-    @property
-    def fixed_thresholds(self) -> dict[str, float]:
-        # a trigger set the model never saw sits near 0 (labels differ from the true class)
-        return {"trigger_acc": 0.5}
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
-        return model
-
-    def recipe_patch(self) -> dict[str, Any]:
-        return {}
 
     def criterion(self, ctx: MethodContext) -> RSLoss:
-        trig = make_triggers(ctx.data, ctx.secret, self.trigger_count, ctx.num_classes)
-        return RSLoss(trig, self.sigma, self.draws, self.trigger_batch, self.weight, secret_seed(ctx.secret, "rs-batches"))
+        return RSLoss(self.triggers(ctx), self.sigma, self.draws, self.trigger_batch, self.weight,
+                      secret_seed(ctx.secret, "rs-batches"))
 
     def extract(self, model: nn.Module, ctx: MethodContext) -> dict[str, Any]:
-        trig = make_triggers(ctx.data, ctx.secret, self.trigger_count, ctx.num_classes)
-        radii = certify(model, trig, self.sigma, self.certify_draws, self.alpha)
-        return {"triggers": trig, "params": [p.detach().clone() for p in model.parameters()],
-                "certified_radius_median": float(radii.median()), "certified_fraction": float((radii > 0).float().mean()),
-                "trigger_acc": trigger_accuracy(model, trig)}
+        ev = super().extract(model, ctx)
+        radii = certify(model, ev["triggers"], self.sigma, self.certify_draws, self.alpha)
+        return {**ev, "params": [p.detach().clone() for p in model.parameters()],
+                "certified_radius_median": float(radii.median()), "certified_fraction": float((radii > 0).float().mean())}
 
     def score(self, evidence: dict[str, Any], suspect: nn.Module) -> dict[str, float]:
-        mine = list(suspect.parameters())
-        same = len(mine) == len(evidence["params"]) and all(a.shape == b.shape for a, b in zip(mine, evidence["params"]))
-        dist = float(torch.sqrt(sum(((a.detach().cpu() - b) ** 2).sum() for a, b in zip(mine, evidence["params"])))) if same else float("inf")
-        return {"trigger_acc": trigger_accuracy(suspect, evidence["triggers"]), "param_distance": dist,
-                "certified_radius": evidence["certified_radius_median"]}
+        mine, ref = list(suspect.parameters()), evidence["params"]
+        same = len(mine) == len(ref) and all(a.shape == b.shape for a, b in zip(mine, ref))
+        dist = float(torch.sqrt(sum(((a.detach().cpu() - b) ** 2).sum() for a, b in zip(mine, ref)))) if same else float("inf")
+        return {**super().score(evidence, suspect), "param_distance": dist, "certified_radius": evidence["certified_radius_median"]}

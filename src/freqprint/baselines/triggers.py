@@ -19,9 +19,10 @@ import torch
 from torch import nn
 
 from freqprint.errors import FreqprintError
+from freqprint.evaluation.methods import MethodContext, MethodDefaults
 from freqprint.module import secret_seed
 
-__all__ = ["TriggerSet", "draw_probes", "make_triggers", "trigger_accuracy"]
+__all__ = ["TriggerSet", "TriggerWatermark", "draw_probes", "make_triggers", "trigger_accuracy"]
 
 
 @dataclass
@@ -85,3 +86,28 @@ class TriggerLoss:
     def sample(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.randperm(len(self.triggers), generator=self.gen)[: self.batch]
         return self.triggers.images[idx].to(device), self.triggers.labels[idx].to(device)
+
+
+class TriggerWatermark(MethodDefaults):
+    """What RS and MW share: the keyed trigger set, its evidence and its score.
+
+    Subclasses are dataclasses with a ``trigger_count`` field and their own ``criterion``.
+    """
+
+    trigger_count: int
+    embeds = True
+
+    @property
+    def fixed_thresholds(self) -> dict[str, float]:
+        # a trigger set the model never saw sits near 0 (labels differ from the true class)
+        return {"trigger_acc": 0.5}
+
+    def triggers(self, ctx: MethodContext) -> TriggerSet:
+        return make_triggers(ctx.data, ctx.secret, self.trigger_count, ctx.num_classes)
+
+    def extract(self, model: nn.Module, ctx: MethodContext) -> dict:
+        trig = self.triggers(ctx)
+        return {"triggers": trig, "trigger_acc": trigger_accuracy(model, trig)}
+
+    def score(self, evidence: dict, suspect: nn.Module) -> dict[str, float]:
+        return {"trigger_acc": trigger_accuracy(suspect, evidence["triggers"])}

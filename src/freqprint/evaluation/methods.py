@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from freqprint.data import ArrayDataset
 
 __all__ = [
-    "FrequencyFingerprint", "Method", "MethodContext", "NoFingerprint", "available_methods", "create_method", "create_methods",
+    "FrequencyFingerprint", "Method", "MethodContext", "MethodDefaults", "NoFingerprint", "available_methods", "create_method", "create_methods",
 ]
 
 
@@ -50,6 +50,26 @@ class MethodContext:
     @property
     def example(self) -> torch.Tensor:
         return self.data.images[:2]
+
+
+class MethodDefaults:
+    """Defaults for a method that leaves the architecture alone and trains with plain CE.
+
+    Subclass it (next to ``@dataclass``) and override what differs; ``config`` is the
+    dataclass's fields, which is also what the tracing cache hashes.
+    """
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
+        return model
+
+    def recipe_patch(self) -> dict[str, Any]:
+        return {}
+
+    def criterion(self, ctx: MethodContext) -> Any:
+        return None
 
 
 @runtime_checkable
@@ -72,7 +92,7 @@ class Method(Protocol):
 
 
 @dataclass
-class FrequencyFingerprint:
+class FrequencyFingerprint(MethodDefaults):
     """Ours: the frequency fingerprint with the calibrated verifier.
 
     Scores: ``neg_log10_p`` (decides; fixed threshold 6 = p < 1e-6), the paper's ``tau_score``
@@ -91,9 +111,6 @@ class FrequencyFingerprint:
     @property
     def fixed_thresholds(self) -> dict[str, float]:
         return {"neg_log10_p": 6.0, "tau_score": 0.5, "mean_cosine": 0.5}
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
     def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
         attach(model, FingerprintConfig(target=self.target, secret=ctx.secret, filters=self.filters, radius=self.radius),
@@ -168,7 +185,7 @@ def create_method(name: str, **kwargs: Any) -> Method:
 
 
 @dataclass
-class NoFingerprint:
+class NoFingerprint(MethodDefaults):
     """Plain training, no fingerprint: the pool that passive methods score when no embedding
     method is run, and the "without fingerprint" row of the accuracy-cost table."""
 
@@ -178,18 +195,6 @@ class NoFingerprint:
     @property
     def fixed_thresholds(self) -> dict[str, float]:
         return {}
-
-    def config(self) -> dict[str, Any]:
-        return {"name": self.name}
-
-    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
-        return model
-
-    def recipe_patch(self) -> dict[str, Any]:
-        return {}
-
-    def criterion(self, ctx: MethodContext) -> None:
-        return None
 
     def extract(self, model: nn.Module, ctx: MethodContext) -> None:
         return None
