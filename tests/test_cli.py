@@ -111,7 +111,8 @@ def test_bad_inputs_exit_2_with_one_line(workdir, fashion_dir, monkeypatch, caps
     wrong = workdir / "wrong.safetensors"
     from safetensors.torch import save_file
 
-    save_file({"fc.weight": torch.zeros(3, 4), "conv.weight": torch.zeros(4, 5, 3, 3)}, str(wrong))
+    # nothing in it reads as 3x3 filters (a 3x3 conv of any width would be searched by content: p = 1, exit 1)
+    save_file({"fc.weight": torch.zeros(3, 4), "conv.weight": torch.zeros(4, 5, 5, 5)}, str(wrong))
     for suspect in (garbage, truncated, evil, plain_pickle, wrong, workdir / "missing.safetensors"):
         rc, out, err = run(["verify", key, suspect], monkeypatch, capsys)
         assert rc == 2, (suspect, out, err)

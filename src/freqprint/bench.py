@@ -145,7 +145,7 @@ def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100
     from scipy import stats
 
     from freqprint.spectral import complex_cosine, invariant_frequencies, revised_dft_at
-    from freqprint.verify import null_tail
+    from freqprint.null import null_tail
 
     grid = (24, 24)
     freqs = invariant_frequencies(grid, 3)
@@ -168,8 +168,41 @@ def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100
             q = null_tail(t, c)
             rules.append({"t": t, "h": h, "hit_one": float((frac[:, 0] >= h).double().mean()), "bound_one": min(1.0, q / h),
                           "hit_any16": float((frac >= h).any(1).double().mean()), "bound_any16": min(1.0, 16 * q / h)})
-        out.append({"channels": c, "key_filters": int(keys.shape[0]), "ks_pvalue_circular_law": float(ks.pvalue), "rules": rules})
+        out.append({"channels": c, "key_filters": int(keys.shape[0]), "ks_pvalue_circular_law": float(ks.pvalue), "rules": rules,
+                    "kernel_test": _kernel_null_check(c, n_keys, seed)})
     return {"benchmark": "calibration", "grid": list(grid), "results": out}
+
+
+def _kernel_null_check(c: int, n_keys: int, seed: int, grid: tuple[int, int] = (28, 28)) -> dict[str, Any]:
+    """The decision statistic's null law (``freqprint.null``) against independently seeded modules:
+    per block, a KS test of single per-kernel cosines against Beta((k-1)/2, (k-1)/2), and the rate
+    at which a key filter's mean cosine over its C channels reaches t, against the Chernoff bound."""
+    import math
+
+    from scipy import stats
+
+    from freqprint.null import kernel_logtail
+    from freqprint.spectral import kernel_basis
+
+    v, gain = kernel_basis(grid, 3, 1, include_dc=False)
+
+    def units(tag: str, count: int) -> torch.Tensor:
+        w = torch.cat([FingerprintModule(c, 4, grid, filters=16, secret=f"{tag}-{i}").weight.detach() for i in range(count)])
+        return w.double().reshape(w.shape[0], c, 9) @ v
+
+    zk, zs = units(f"kernel-key-{seed}", n_keys), units(f"kernel-suspect-{seed}", 1)[0]
+    out: dict[str, Any] = {}
+    for block, mask in (("visible", gain >= 0.1), ("hidden", gain < 0.1)):
+        a = zk[..., mask] / zk[..., mask].norm(dim=-1, keepdim=True)
+        b = zs[..., mask] / zs[..., mask].norm(dim=-1, keepdim=True)
+        cos = torch.einsum("dck,ck->dc", a, b)  # [key filters, C] against one fixed suspect filter
+        k = int(mask.sum())
+        ks = stats.kstest(((1 + cos[:, 0]) / 2).numpy(), stats.beta((k - 1) / 2, (k - 1) / 2).cdf)
+        mean = cos.mean(1)
+        rates = [{"t": t, "rate": float((mean >= t).double().mean()), "bound": math.exp(kernel_logtail(t, k, c))}
+                 for t in (0.1, 0.2, 0.3)]
+        out[block] = {"dims": k, "ks_pvalue": float(ks.pvalue), "rates": rates}
+    return out
 
 
 def calibration_markdown(res: dict[str, Any]) -> str:
@@ -181,6 +214,13 @@ def calibration_markdown(res: dict[str, Any]) -> str:
     lines.append("")
     lines += [f"KS test of S′ cosines against Beta(C−½, C−½), C = {r['channels']} ({r['key_filters']} key filters): "
               f"p = {r['ks_pvalue_circular_law']:.3f}" for r in res["results"]]
+    lines += ["", "The decision statistic (per-kernel cosines, mean over the C channels of a filter):", "",
+              "| C | block (dims) | KS p, one kernel vs Beta((k−1)/2, (k−1)/2) | t | rate of mean ≥ t | Chernoff bound |",
+              "|---|---|---|---|---|---|"]
+    for r in res["results"]:
+        for block, kt in r["kernel_test"].items():
+            for x in kt["rates"]:
+                lines.append(f"| {r['channels']} | {block} ({kt['dims']}) | {kt['ks_pvalue']:.3f} | {x['t']} | {x['rate']:.4f} | {x['bound']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -336,4 +376,143 @@ def noise_bench_markdown(res: dict[str, Any]) -> str:
         paper = PAPER_NOISE.get(row["model"])
         cells = [f"{row['accuracy'][s]:.4f}" + (f" ({paper[i]:.1f} %)" if paper else "") for i, s in enumerate(map(str, res["scales"]))]
         lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# The knowing attacker (BENCHMARKS §8): rewrites that need no data and no training.
+REWRITES: list[tuple[str, list[str], str | None]] = [
+    ("per-input-channel scaling, s_c in [0.1, 10]", ["scale-channels(seed=1)"], None),
+    ("filter mixing (random orthogonal D×D)", ["mix-filters(seed=1)"], None),
+    ("collapse to C_out filters P·W", ["collapse"], None),
+    ("redraw in the null space of P", ["redraw-nullspace(seed=1)"], None),
+    ("redraw the invisible directions (gain < 0.05)", ["redraw-invisible(seed=1)"], None),
+    ("dead input channels added (+8)", ["pad-channels(extra=8,seed=1)"], None),
+    ("dummy filters added (+256)", ["dummy-filters(extra=256,seed=1)"], None),
+    ("renamed, flattened to [D, C·K²]", [], "flat"),
+    ("renamed, HWIO layout", [], "HWIO"),
+    ("renamed, bfloat16", [], "bf16"),
+    ("every exact rewrite at once", ["permute-blocks(seed=1)", "scale-blocks(seed=2)", "scale-channels(seed=3)",
+                                     "permute-module(seed=4)", "scale-module(a=10)", "pad-channels(extra=8,seed=5)",
+                                     "dummy-filters(extra=256,seed=6)", "redraw-invisible(seed=7)"], "flat"),
+]
+THEN = ["permute-blocks(seed=11)", "scale-blocks(seed=12)", "finetune(lr=0.01,epochs=1,data=mnist-digits)"]
+FINETUNES = [("SGD lr 0.01", "finetune(lr=0.01,epochs=1,data=mnist-digits)"),
+             ("SGD lr 0.1", "finetune(lr=0.1,epochs=1,data=mnist-digits)"),
+             ("SGD lr 1", "finetune(lr=1.0,epochs=1,data=mnist-digits)"),
+             ("Adam lr 1e-3", "finetune(lr=0.001,optimizer=adam,epochs=1,data=mnist-digits)"),
+             ("redraw invisible, then SGD lr 0.1", "redraw-invisible(seed=1)|finetune(lr=0.1,epochs=1,data=mnist-digits)")]
+
+
+def run_rewrite_bench(merges: tuple[str, ...] = ("relu", "linear"), limit: int = 20000, epochs: int = 1,
+                      data_root: str | None = None, digits_root: str | None = None, device: str = "cpu",
+                      log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train one owner (and one independent) SmallCNN per merge on Fashion-MNIST, then apply each
+    rewrite of :data:`REWRITES` alone (outputs compared, source accuracy) and followed by block
+    permutation + scaling + one epoch of fine-tuning on the MNIST digits; verify every result.
+    Also: the evidence each kernel block keeps under the fine-tunes of :data:`FINETUNES`."""
+    from freqprint.attacks import Compose, create_attack, relayout_state_dict
+    from freqprint.data import load_dataset
+    from freqprint.errors import FreqprintError
+    from freqprint.loss import FingerprintLoss, add_pseudo_class
+    from freqprint.training import TrainConfig, evaluate, train
+
+    t_start = time.time()
+    fm_train = load_dataset("fashion-mnist", "train", root=data_root, limit=limit)
+    fm_test = load_dataset("fashion-mnist", "test", root=data_root)
+    dg_test = load_dataset("mnist-digits", "test", root=digits_root)
+    probe = fm_test.images[:512]
+
+    def attack(specs: list[str]):
+        return Compose([create_attack(s, data_root=digits_root if "mnist-digits" in s else data_root, device=device)
+                        for s in specs])
+
+    def check(key, model, layout: str | None) -> dict[str, Any]:
+        sd = {k: v.detach() for k, v in model.state_dict().items()}
+        try:
+            rep = verify(key, relayout_state_dict(sd, layout) if layout else sd)
+        except FreqprintError as e:
+            return {"found": False, "error": str(e)}
+        return {"found": rep.found, "log10_p": rep.log10_p, "block": rep.block, "log10_p_blocks": rep.log10_p_blocks,
+                "hits": rep.hits, "score": rep.score, "seconds": rep.seconds}
+
+    out: dict[str, Any] = {"benchmark": "rewrites", "device": device, "torch": torch.__version__, "limit": limit,
+                           "epochs": epochs, "merges": {}}
+    for merge in merges:
+        models = {}
+        for role, secret, seed in (("owner", "owner-secret", 0), ("independent", "independent-secret", 1)):
+            torch.manual_seed(seed)
+            m = create_model("smallcnn", num_classes=10, in_channels=1)
+            attach(m, FingerprintConfig(target="conv2", secret=secret, merge=merge), fm_train.images[:2])
+            add_pseudo_class(m)
+            train(m, fm_train, TrainConfig(epochs=epochs, lr=0.05, seed=seed, device=device), criterion=FingerprintLoss(10))
+            models[role] = m.cpu().eval()
+        owner = models["owner"]
+        key = extract(owner)
+        res: dict[str, Any] = {"accuracy": evaluate(owner, fm_test, 10), "independent": check(key, models["independent"], None),
+                               "owner": check(key, owner, None), "rewrites": [], "finetunes": []}
+        log(f"[{merge}] owner acc {res['accuracy']:.4f}; independent: {res['independent']}")
+        with torch.no_grad():
+            ref = owner(probe)
+        for label, specs, layout in REWRITES:
+            row: dict[str, Any] = {"rewrite": label, "specs": specs, "layout": layout}
+            try:
+                alone = attack(specs)(owner) if specs else owner
+            except FreqprintError as e:
+                row["not_applicable"] = str(e)
+                res["rewrites"].append(row)
+                log(f"[{merge}] {label}: n/a ({e})")
+                continue
+            with torch.no_grad():
+                row["max_logit_change"] = float((alone(probe)[:, :10] - ref[:, :10]).abs().max())
+            row["accuracy"] = evaluate(alone, fm_test, 10)
+            row["alone"] = check(key, alone, layout)
+            then = attack(THEN)(alone)
+            row["then_accuracy_digits"] = evaluate(then, dg_test, 10)
+            row["then"] = check(key, then, layout)
+            res["rewrites"].append(row)
+            log(f"[{merge}] {label}: Δlogit {row['max_logit_change']:.1e} acc {row['accuracy']:.4f} "
+                f"alone {row['alone'].get('log10_p')} then {row['then'].get('log10_p')} ({time.time() - t_start:.0f} s)")
+        for label, spec in FINETUNES:
+            tuned = attack(spec.split("|"))(owner)
+            row = {"finetune": label, "accuracy_digits": evaluate(tuned, dg_test, 10), **check(key, tuned, None)}
+            res["finetunes"].append(row)
+            log(f"[{merge}] {label}: acc {row['accuracy_digits']:.4f} blocks {row.get('log10_p_blocks')}")
+        out["merges"][merge] = res
+    out["seconds"] = time.time() - t_start
+    return out
+
+
+def rewrite_bench_markdown(res: dict[str, Any]) -> str:
+    from freqprint.verify import format_p
+
+    def verdict(v: dict[str, Any]) -> str:
+        if "error" in v:
+            return "no candidate ✗"
+        return f"{format_p(v['log10_p'])} {'✓' if v['found'] else '✗'}"
+
+    merges = list(res["merges"])
+    lines = ["| rewrite | " + " | ".join(f"{m}: max Δlogit / acc. / p alone / p after perm+scale+FT (digits acc.)" for m in merges) + " |",
+             "|---|" + "---|" * len(merges)]
+    by = {m: {r["rewrite"]: r for r in res["merges"][m]["rewrites"]} for m in merges}
+    for label, _, _ in REWRITES:
+        cells = []
+        for m in merges:
+            r = by[m].get(label, {})
+            if "not_applicable" in r:
+                cells.append("not a rewrite of this merge")
+            else:
+                cells.append(f"{r['max_logit_change']:.1e} / {r['accuracy']:.4f} / {verdict(r['alone'])} / "
+                             f"{verdict(r['then'])} ({r['then_accuracy_digits']:.4f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "| fine-tuning (1 epoch, MNIST digits) | " + " | ".join(f"{m}: acc. / p visible / p hidden" for m in merges) + " |",
+              "|---|" + "---|" * len(merges)]
+    for i, (label, _) in enumerate(FINETUNES):
+        cells = []
+        for m in merges:
+            r = res["merges"][m]["finetunes"][i]
+            pb = r.get("log10_p_blocks", {})
+            cells.append(f"{r['accuracy_digits']:.4f} / {format_p(pb.get('visible', 0.0))} / {format_p(pb.get('hidden', 0.0))}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", " ".join(f"{m}: owner accuracy {res['merges'][m]['accuracy']:.4f}, independent model p = "
+                           f"{verdict(res['merges'][m]['independent'])}." for m in merges)]
     return "\n".join(lines) + "\n"

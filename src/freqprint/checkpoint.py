@@ -118,8 +118,10 @@ def build_from_recipe(recipe: dict[str, Any]) -> nn.Module:
         model = create_model(recipe["model"], **recipe.get("kwargs", {}))
         fp = recipe.get("fingerprint")
         if fp:
-            # fields this version does not know (from a newer or older freqprint) are ignored
-            attach(model, FingerprintConfig(**{k: v for k, v in fp.items() if k in known}), torch.zeros(1, *recipe["input_shape"]))
+            # fields this version does not know (from a newer or older freqprint) are ignored;
+            # recipes from before the merge option describe the linear merge
+            cfg = {"merge": "linear", **{k: v for k, v in fp.items() if k in known}}
+            attach(model, FingerprintConfig(**cfg), torch.zeros(1, *recipe["input_shape"]))
         if recipe.get("pseudo_class"):
             add_pseudo_class(model)
     except KeyError as e:
@@ -136,6 +138,10 @@ def load_model(path: str | Path, recipe: dict[str, Any] | None = None, device: s
         raise FreqprintError(f"{path} carries no freqprint recipe; it can be verified but not rebuilt")
     sd = load_state_dict(path)
     check_finite(sd, str(path))
+    fp = recipe.get("fingerprint")
+    if fp and "merge" not in fp:  # a recipe that does not say: the file's grid buffer does ([M,N,K,r] or [M,N,K,r,1])
+        grid = sd.get(f"{fp.get('target')}.fingerprint.grid")
+        recipe = {**recipe, "fingerprint": {**fp, "merge": "relu" if grid is not None and grid.numel() == 5 else "linear"}}
     model = build_from_recipe(recipe)
     own = model.state_dict()
     missing = sorted(set(own) - set(sd))

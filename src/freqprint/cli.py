@@ -263,7 +263,8 @@ def study_cmd(
     from freqprint.study import frequency_stability
 
     sa, sb = load_state_dict(source), load_state_dict(derived)
-    name, wa, (m, n, _, r) = find_module_weight(sa, target, str(source))
+    name, wa, grid = find_module_weight(sa, target, str(source))
+    m, n, _, r = grid[:4]
     if name not in sb or sb[name].shape != wa.shape:
         raise FreqprintError(f"{derived} has no {name!r} of shape {list(wa.shape)}")
     rows = [g.to_dict() for g in frequency_stability(wa, sb[name], (m, n), r, tau)]
@@ -364,6 +365,23 @@ def bench_attacks_cmd(
                            target_root=str(target_root) if target_root else None,
                            log=lambda m: console.print(m, markup=False, highlight=False))
     _write_results(out, res, attack_bench_markdown(res))
+
+
+@bench_app.command("rewrites")
+def bench_rewrites_cmd(
+    out: Path = typer.Option(Path("bench-results/rewrites.json"), "--out"),
+    merge: str = typer.Option("relu,linear", help="module merges to compare, comma-separated"),
+    limit: int = typer.Option(20000, help="Fashion-MNIST training images per model"),
+    epochs: int = 1, data_root: Optional[Path] = None, digits_root: Optional[Path] = None, device: str = DeviceOpt,
+) -> None:
+    """The knowing attacker: every zero-cost rewrite of the module, alone and before a fine-tune."""
+    from freqprint.bench import rewrite_bench_markdown, run_rewrite_bench
+
+    res = run_rewrite_bench(tuple(m.strip() for m in merge.split(",") if m.strip()), limit=limit, epochs=epochs,
+                            data_root=str(data_root) if data_root else None,
+                            digits_root=str(digits_root) if digits_root else None, device=device,
+                            log=lambda m: console.print(m, markup=False, highlight=False))
+    _write_results(out, res, rewrite_bench_markdown(res))
 
 
 @bench_app.command("noise")

@@ -31,7 +31,8 @@ from freqprint.spectral import Frequency, conjugate_weights, invariant_frequenci
 
 __all__ = ["FREQUENCY_SETS", "FingerprintKey", "extract", "find_module_weight", "frequency_set"]
 
-FORMAT = "freqprint-key/1"
+FORMAT = "freqprint-key/2"
+OLD_FORMATS = ("freqprint-key/1",)
 FREQUENCY_SETS = ("sprime", "low-gain")
 
 
@@ -55,7 +56,9 @@ class FingerprintKey:
     frequencies: list[Frequency]
     multiplicity: list[int]
     spectra: torch.Tensor  # complex64 [D, C, F]
+    weights: torch.Tensor | None = None  # float32 [D, C, K, K]: the module's kernels
     tau: float = 0.99
+    merge: str = "linear"
     created: str = ""
     commitment: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -68,8 +71,19 @@ class FingerprintKey:
     def channels(self) -> int:
         return int(self.spectra.shape[1])
 
+    def kernels(self) -> torch.Tensor:
+        """The module's K×K kernels ``[D, C, K, K]`` (float64), as the verifier compares them.
+
+        They are stored beside the spectra because S′ alone does not determine a kernel: its rows
+        ``u`` and ``M−u`` are conjugate, so S′ fixes only ``W·f`` and ``Wᵀ·f`` (f = the phase vector
+        of row u), and every kernel ``n·nᵀ`` with n ⟂ Re f, Im f is invisible to it.
+        """
+        if self.weights is None:
+            raise FreqprintError("this key holds no kernels")
+        return self.weights.double()
+
     def metadata(self) -> dict[str, Any]:
-        return {
+        meta = {
             "format": FORMAT,
             "layer": self.layer,
             "grid": list(self.grid),
@@ -82,6 +96,9 @@ class FingerprintKey:
             "created": self.created,
             "extra": self.extra,
         }
+        if self.merge != "linear":  # keys of linear modules keep the fields (and commitments) of 0.1
+            meta["merge"] = self.merge
+        return meta
 
     def compute_commitment(self) -> str:
         """SHA-256 over the canonical metadata, the frequencies and the spectra's bytes."""
@@ -92,6 +109,8 @@ class FingerprintKey:
         s = self.spectra.to(torch.complex64)
         h.update(s.real.contiguous().numpy().astype("<f4").tobytes())
         h.update(s.imag.contiguous().numpy().astype("<f4").tobytes())
+        if self.weights is not None:
+            h.update(self.weights.float().contiguous().numpy().astype("<f4").tobytes())
         return h.hexdigest()
 
     def save(self, path: str | Path) -> Path:
@@ -104,6 +123,8 @@ class FingerprintKey:
             "frequencies": torch.tensor(self.frequencies, dtype=torch.int64).reshape(-1, 2),
             "multiplicity": torch.tensor(self.multiplicity, dtype=torch.int64),
         }
+        if self.weights is not None:
+            tensors["kernels"] = self.weights.float().contiguous()
         meta = dict(self.metadata(), commitment=self.commitment)
         save_file(tensors, str(path), metadata={"freqprint.key": json.dumps(meta, sort_keys=True)})
         return path
@@ -117,9 +138,12 @@ class FingerprintKey:
                 meta = json.loads((f.metadata() or {})["freqprint.key"])
         except (KeyError, ValueError, SafetensorError, OSError):
             raise FreqprintError(f"{path} is not a freqprint key (no key metadata)") from None
+        if meta.get("format") in OLD_FORMATS:
+            raise FreqprintError(f"{path} is a {meta['format']} key, which cannot be verified by this version "
+                                 "(its spectra do not determine the kernels); re-extract it: freqprint extract MODEL --out KEY")
         if meta.get("format") != FORMAT:
             raise FreqprintError(f"{path}: unsupported key format {meta.get('format')!r}")
-        need = {"spectra_real", "spectra_imag", "frequencies", "multiplicity"}
+        need = {"spectra_real", "spectra_imag", "frequencies", "multiplicity", "kernels"}
         if not need <= set(sd):
             raise FreqprintError(f"{path}: key file lacks tensors {sorted(need - set(sd))}")
         check_finite(sd, str(path))
@@ -132,7 +156,9 @@ class FingerprintKey:
             frequencies=[tuple(f) for f in sd["frequencies"].tolist()],
             multiplicity=sd["multiplicity"].tolist(),
             spectra=torch.complex(sd["spectra_real"].float(), sd["spectra_imag"].float()),
+            weights=sd["kernels"].float(),
             tau=float(meta["tau"]),
+            merge=meta.get("merge", "linear"),
             created=meta["created"],
             commitment=meta.get("commitment", ""),
             extra=meta.get("extra", {}),
@@ -143,7 +169,8 @@ class FingerprintKey:
 
 
 def find_module_weight(sd: dict[str, torch.Tensor], target: str | None, source: str) -> tuple[str, torch.Tensor, list[int]]:
-    """``(name, weight, [M, N, K, r])`` of the one fingerprint module stored in a state dict."""
+    """``(name, weight, grid)`` of the one fingerprint module stored in a state dict; ``grid`` is
+    ``[M, N, K, r]`` plus ``1`` for the ReLU merge."""
     names = [k[: -len(".weight")] for k in sd if k.endswith("fingerprint.weight") and k[: -len(".weight")] + ".grid" in sd]
     if target is not None:
         names = [n for n in names if n == f"{target}.fingerprint" or n == target]
@@ -171,11 +198,15 @@ def extract(
     if isinstance(source, nn.Module):
         host, fp = get_fingerprint_module(source, target)
         layer, weight = f"{host}.fingerprint.weight", fp.weight.detach()
-        m, n, k, r = fp.grid.tolist()
+        grid = fp.grid.tolist()
     else:
         sd = source if isinstance(source, dict) else load_state_dict(source)
         check_finite(sd, str(source) if not isinstance(source, dict) else "state dict")
-        layer, weight, (m, n, k, r) = find_module_weight(sd, target, str(source) if not isinstance(source, dict) else "state dict")
+        layer, weight, grid = find_module_weight(sd, target, str(source) if not isinstance(source, dict) else "state dict")
+    if len(grid) not in (4, 5):
+        raise FreqprintError(f"the fingerprint module's grid buffer {grid} is not [M, N, K, r(, merge)]")
+    m, n, k, r = (int(g) for g in grid[:4])
+    merge = "relu" if len(grid) == 5 else "linear"
     if not 0 < tau <= 1:
         raise FreqprintError(f"tau must be in (0, 1], got {tau}")
     freqs = frequency_set(frequencies, (m, n), k, r)
@@ -190,7 +221,9 @@ def extract(
         frequencies=reps,
         multiplicity=mult,
         spectra=spectra,
+        weights=weight.detach().float().cpu().clone(),
         tau=tau,
+        merge=merge,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         extra=extra or {},
     )

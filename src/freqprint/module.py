@@ -1,8 +1,29 @@
 """The fingerprint module and its PEFT-style injection into a host network.
 
-The module runs **in parallel** to a named host ``Conv2d`` on the host's input X (paper §3.3)::
+The module runs **in parallel** to a named host ``Conv2d`` on the host's input X (paper §3.3).
+The paper leaves the merge open (paper-notes §10.5).  Two merges are offered:
 
-    Φ(X) = P · (W ⊛ Λ(X) + b)          added to the host conv's output
+* ``merge="relu"`` (default)::
+
+      Φ(X) = U( P · ReLU( S( W ⊛ Λ₀(X) ) ) ) + p₀
+
+  ``Λ₀`` keeps the low band **without its DC term** (8 frequencies for r = 1), so the conv output
+  ``Y = W ⊛ Λ₀(X)`` is band-limited and has zero spatial mean.  ``S`` samples Y on the
+  (2r+1)×(2r+1) "thumbnail" grid ``(iM/(2r+1), jN/(2r+1))`` — exact, because Y holds only
+  (2r+1)² frequencies — ``ReLU`` acts per sample, ``P`` (1×1, D → C_out) projects, and ``U`` is the
+  band-limited interpolation back to M×N.  The conv has no bias.  Why: a thief who knows the
+  method has the whole symmetry group of the module.  For the linear merge below that group
+  contains every invertible D×D mixing ``W → A·W, P → P·A⁻¹``, a collapse to ``P·W``, and a
+  (D − C_out)-dimensional null space of P in which W can be redrawn — all at zero cost
+  (BENCHMARKS §8).  With a ReLU in between none of these is a symmetry, and since each unit's
+  thumbnail sums to zero it changes sign inside *every* input: no unit is ever linear or dead on
+  the data, so none can be mixed or redrawn for free.  What is left — filter permutation,
+  positive per-filter scaling, dummy filters with a zero projection, a unit split into copies —
+  the verifier is invariant to.  Theorem 3.2 only needs the conv's input to be low-pass, which
+  ``Λ₀`` keeps (``tests/test_theory.py`` checks S′ stability for both merges).
+* ``merge="linear"`` (the merge of freqprint ≤ 0.1, kept so earlier results reproduce)::
+
+      Φ(X) = P · (W ⊛ Λ(X) + b)          added to the host conv's output
 
 * ``Λ`` keeps only the low-pass band ``S^low_r`` of each channel (r = 1: 9 frequencies), so by
   Theorem 3.2 gradient descent barely moves ``T(W)`` on ``S′``;
@@ -39,9 +60,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from freqprint.errors import FreqprintError
+from freqprint.null import best_log10_p
 from freqprint.spectral import lowpass, lowpass_indices, revised_dft_at
 
+MERGES = ("relu", "linear")
+
 __all__ = [
+    "MERGES",
     "FingerprintConfig",
     "FingerprintModule",
     "FingerprintedConv",
@@ -64,6 +89,7 @@ class FingerprintConfig:
         kernel_size: K (paper: 3).
         radius: r of the low-pass band (paper: 1; r = 2 protects far less, paper-notes §2.4).
         implementation: ``"fft"`` (exact and fast) or ``"spatial"`` (explicit circular conv).
+        merge: ``"relu"`` (default: few symmetries, see the module docstring) or ``"linear"``.
     """
 
     target: str
@@ -72,6 +98,7 @@ class FingerprintConfig:
     kernel_size: int = 3
     radius: int = 1
     implementation: str = "fft"
+    merge: str = "relu"
 
     def to_dict(self, include_secret: bool = False) -> dict:
         d = asdict(self)
@@ -95,7 +122,9 @@ def _dft_rows(length: int, radius: int, sign: int, dtype: torch.dtype) -> torch.
 
 
 class FingerprintModule(nn.Module):
-    """``Φ(X) = P·(W ⊛ Λ(X) + b)``; see the module docstring.  ``weight`` is the fingerprint."""
+    """The fingerprint module (see the module docstring for both merges).  ``weight`` is the
+    fingerprint; ``grid`` holds ``[M, N, K, r]`` (plus ``1`` for the ReLU merge) so that a bare
+    state dict can be verified."""
 
     def __init__(
         self,
@@ -108,28 +137,39 @@ class FingerprintModule(nn.Module):
         secret: str | None = None,
         context: str = "",
         implementation: str = "fft",
+        merge: str = "relu",
     ) -> None:
         super().__init__()
         if implementation not in ("fft", "spatial"):
             raise FreqprintError(f"implementation must be 'fft' or 'spatial', got {implementation!r}")
+        if merge not in MERGES:
+            raise FreqprintError(f"merge must be one of {', '.join(MERGES)}, got {merge!r}")
         m, n = grid
         if kernel_size > min(m, n):
             raise FreqprintError(f"kernel {kernel_size} does not fit the {m}x{n} feature grid")
         lowpass_indices(m, radius), lowpass_indices(n, radius)  # validates the radius
         self.in_channels, self.out_channels = in_channels, out_channels
         self.filters, self.kernel_size, self.radius = filters, kernel_size, radius
-        self.implementation = implementation
+        self.implementation, self.merge = implementation, merge
         self.weight = nn.Parameter(torch.empty(filters, in_channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.empty(filters))
+        if merge == "linear":
+            self.bias = nn.Parameter(torch.empty(filters))
+        else:
+            self.register_parameter("bias", None)  # a bias would let a unit stay on (linear) or off (dead)
         self.proj = nn.Conv2d(filters, out_channels, 1)
-        # (M, N, K, r) travel with the state dict, so a bare checkpoint can be verified.
-        self.register_buffer("grid", torch.tensor([m, n, kernel_size, radius], dtype=torch.int64))
+        code = [m, n, kernel_size, radius] + ([1] if merge == "relu" else [])
+        self.register_buffer("grid", torch.tensor(code, dtype=torch.int64))
         self._noise: torch.Tensor | None = None
         self.reset_fingerprint(secret, context)
 
     @property
     def grid_size(self) -> tuple[int, int]:
         return int(self.grid[0]), int(self.grid[1])
+
+    @property
+    def include_dc(self) -> bool:
+        """Whether the module's low-pass input keeps the DC term (linear merge only)."""
+        return self.merge == "linear"
 
     def reset_fingerprint(self, secret: str | None, context: str = "") -> None:
         """(Re)draw W, b from the secret (or from torch's global RNG when no secret is given)."""
@@ -139,9 +179,10 @@ class FingerprintModule(nn.Module):
         std = 1.0 / math.sqrt(self.in_channels * self.kernel_size**2)
         with torch.no_grad():
             w = torch.randn(self.weight.shape, generator=gen) * std
-            b = torch.randn(self.bias.shape, generator=gen) * std
+            b = torch.randn((self.filters,), generator=gen) * std
             self.weight.copy_(w)
-            self.bias.copy_(b)
+            if self.bias is not None:
+                self.bias.copy_(b)
             nn.init.zeros_(self.proj.bias)
             # P starts small so the module does not disturb a host that is already trained.
             nn.init.normal_(self.proj.weight, std=0.1 / math.sqrt(self.filters), generator=gen)
@@ -165,38 +206,60 @@ class FingerprintModule(nn.Module):
                 f"fingerprint module expects input [*, {self.in_channels}, {m}, {n}], got {list(x.shape)}"
             )
         w = self.effective_weight()
-        if self.implementation == "fft":
-            y = self._forward_fft(x, w)
-        else:
-            y = self._forward_spatial(x, w)
+        yf = self._conv_fft(x, w) if self.implementation == "fft" else self._conv_spatial(x, w)
+        of = self._merge(yf)
+        em = _dft_rows(m, self.radius, -1, of.dtype).to(x.device)
+        en = _dft_rows(n, self.radius, -1, of.dtype).to(x.device)
+        out = torch.einsum("um,bouv,vn->bomn", em.conj(), of, en.conj()).real / (m * n)
+        y = out.to(x.dtype) + self.proj.bias.view(1, -1, 1, 1)
         if out_size is not None and tuple(y.shape[-2:]) != tuple(out_size):
             y = F.adaptive_avg_pool2d(y, out_size)
         return y
 
-    def _forward_spatial(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        k = self.kernel_size
-        xl = lowpass(x, self.radius)
-        y = F.conv2d(F.pad(xl, (0, k - 1, 0, k - 1), mode="circular"), w, self.bias)
-        return self.proj(y)
+    def _band(self, xf: torch.Tensor) -> torch.Tensor:
+        if not self.include_dc:
+            xf = xf.clone()
+            xf[..., 0, 0] = 0  # index 0 of the low band is frequency 0
+        return xf
 
-    def _forward_fft(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _conv_fft(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``F_Y`` on the low band, ``[B, D, 2r+1, 2r+1]``, by Theorem 3.1 (no spatial conv)."""
         m, n = self.grid_size
         r = self.radius
         cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
         em = _dft_rows(m, r, -1, cdtype).to(x.device)  # forward DFT rows, [U, M]
         en = _dft_rows(n, r, -1, cdtype).to(x.device)  # [V, N]
-        xf = torch.einsum("um,bcmn,vn->bcuv", em, x.to(cdtype), en)  # F_X on the low band
+        xf = self._band(torch.einsum("um,bcmn,vn->bcuv", em, x.to(cdtype), en))  # F_X on the low band
         freqs = [(u, v) for u in lowpass_indices(m, r) for v in lowpass_indices(n, r)]
         tw = revised_dft_at(w.to(x.dtype), (m, n), freqs).reshape(self.filters, self.in_channels, em.shape[0], en.shape[0])
         yf = torch.einsum("dcuv,bcuv->bduv", tw, xf)  # Theorem 3.1
-        # bias: the DC term gets M·N·b (index 0 of the low band is frequency 0)
-        dc = torch.zeros_like(yf[0])
-        dc[:, 0, 0] = (m * n) * self.bias.to(cdtype)
-        yf = yf + dc
-        p = self.proj.weight.reshape(self.out_channels, self.filters).to(cdtype)
-        of = torch.einsum("od,bduv->bouv", p, yf)  # the 1x1 projection commutes with the DFT
-        out = torch.einsum("um,bouv,vn->bomn", em.conj(), of, en.conj()).real / (m * n)
-        return out.to(x.dtype) + self.proj.bias.view(1, -1, 1, 1)
+        if self.bias is not None:  # the DC term gets M·N·b
+            dc = torch.zeros_like(yf[0])
+            dc[:, 0, 0] = (m * n) * self.bias.to(cdtype)
+            yf = yf + dc
+        return yf
+
+    def _conv_spatial(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """The same ``F_Y`` from an explicit one-sided circular conv (the reference path)."""
+        m, n = self.grid_size
+        k, r = self.kernel_size, self.radius
+        xl = lowpass(x, r) if self.include_dc else lowpass(x, r) - x.mean((-2, -1), keepdim=True)
+        y = F.conv2d(F.pad(xl, (0, k - 1, 0, k - 1), mode="circular"), w, self.bias)
+        rows = torch.tensor(lowpass_indices(m, r), device=x.device)
+        cols = torch.tensor(lowpass_indices(n, r), device=x.device)
+        return torch.fft.fft2(y)[..., rows[:, None], cols[None, :]]
+
+    def _merge(self, yf: torch.Tensor) -> torch.Tensor:
+        """Module output on the low band, ``[B, C_out, 2r+1, 2r+1]`` (projection bias excluded)."""
+        p = self.proj.weight.reshape(self.out_channels, self.filters)
+        if self.merge == "linear":
+            return torch.einsum("od,bduv->bouv", p.to(yf.dtype), yf)  # the 1x1 projection commutes with the DFT
+        m, n = self.grid_size
+        s = yf.shape[-1] * yf.shape[-2]
+        # thumbnail samples Y(iM/s, jN/s) = (s/MN)·ifft2(F_Y) on the s-point grid (exact: Y is band-limited)
+        samples = torch.fft.ifft2(yf).real * (s / (m * n))
+        z = torch.einsum("od,bduv->bouv", p.to(samples.dtype), torch.relu(samples))
+        return torch.fft.fft2(z.to(yf.dtype)) * (m * n / s)
 
 
 class FingerprintedConv(nn.Module):
@@ -261,8 +324,6 @@ def attach(
     if "in" not in shapes:
         raise FreqprintError(f"{config.target!r} was not called by the model's forward pass")
     _, c, m, n = shapes["in"]
-    from freqprint.verify import best_log10_p  # lazy: verify depends on this module
-
     if best_log10_p(c, config.filters) > math.log10(min_detectable_p):
         raise FreqprintError(
             f"{config.target!r} has {c} input channel(s): with D = {config.filters} filters the verifier could never "
@@ -278,6 +339,7 @@ def attach(
         secret=config.secret,
         context=config.target,
         implementation=config.implementation,
+        merge=config.merge,
     ).to(device=host.weight.device, dtype=host.weight.dtype)
     _set_submodule(model, config.target, FingerprintedConv(host, fp))
     return fp

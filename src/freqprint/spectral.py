@@ -48,7 +48,9 @@ __all__ = [
     "frequency_gain",
     "invariant_frequencies",
     "inverse_revised_dft",
+    "kernel_basis",
     "low_gain_frequencies",
+    "lowband_map",
     "lowpass",
     "lowpass_frequencies",
     "lowpass_indices",
@@ -241,3 +243,35 @@ def conjugate_weights(freqs: Sequence[Frequency], size: int | Sequence[int]) -> 
             reps.append((u, v))
             weights.append(1)
     return reps, weights
+
+
+def lowband_map(size: int | Sequence[int], kernel_size: int = 3, radius: int = 1, include_dc: bool = True) -> torch.Tensor:
+    """The real linear map from one K×K kernel to what the module's function sees of it.
+
+    The module's input holds only the low band, so by Theorem 3.1 a kernel enters the function
+    only through ``T_uv(W)`` at those frequencies (DC dropped when ``include_dc`` is False).  The
+    result stacks their real and imaginary parts: ``[2·F, K²]`` (float64).
+    """
+    m, n = _pair(size)
+    freqs = [f for f in lowpass_frequencies((m, n), radius) if include_dc or f != (0, 0)]
+    phase = _phase_matrix((m, n), (kernel_size, kernel_size), freqs, torch.complex128).T  # [F, K²]
+    return torch.cat([phase.real, phase.imag])
+
+
+def kernel_basis(
+    size: int | Sequence[int], kernel_size: int = 3, radius: int = 1, include_dc: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """An orthonormal basis of kernel space ordered by how much the function sees.
+
+    Returns ``(V, gain)``: the columns of ``V`` (``[K², K²]``) are the right singular vectors of
+    :func:`lowband_map`, ``gain`` their singular values relative to the largest (descending).  By
+    Theorem 3.2 one gradient step moves a kernel along ``V[:, i]`` at most in proportion to
+    ``gain[i]``: the low-gain coordinates are what fine-tuning cannot move — and what the function
+    cannot see, so a thief can redraw them for free.  On a 28×28 grid (K = 3, r = 1) the gains are
+    1, 0.15, 0.15, 0.022, 0.0057, 0.0057, 8.5e-4, 8.5e-4, 3e-5.  Being orthonormal, the basis keeps
+    an i.i.d. Gaussian kernel i.i.d. Gaussian, which makes the verifier's null law exact.
+    """
+    _, s, vh = torch.linalg.svd(lowband_map(size, kernel_size, radius, include_dc), full_matrices=True)
+    gains = torch.zeros(kernel_size * kernel_size, dtype=torch.float64)
+    gains[: s.numel()] = s / s[0]
+    return vh.T.contiguous(), gains

@@ -1,49 +1,49 @@
 """Verification: does a suspect model carry the key's fingerprint?
 
-**Alignment.**  A thief may permute the module's D output filters (Thm 3.6) and, to keep the
-network's function after permuting the previous layer, its C **input channels** too — which the
-paper does not handle (paper-notes §2.6).  We align both with Hungarian matching
-(``scipy.optimize.linear_sum_assignment``):
+**What is compared.**  The key holds the module's filters through their spectra on S′, which
+determine each K×K kernel exactly (:meth:`FingerprintKey.kernels`).  Every kernel — the key's
+and the suspect's — is written in the orthonormal basis of :func:`freqprint.spectral.kernel_basis`
+and split into two blocks:
 
-1. filters, by a descriptor blind to input-channel order: each filter's Gram matrix across the
-   key's frequencies, ``G_d[f,f'] = Σ_c conj(â_{d,c,f})·â_{d,c,f'}``;
-2. input channels, given that filter matching, by the summed complex cosines;
-3. filters again with the full per-frequency cosines, maximising the τ-count (the paper's score)
-   with the mean cosine as tie-break; steps 2–3 repeat twice.
+* **hidden** (gain < ``visible_gain``, 6 of 9 coordinates on a 28×28 grid): the directions the
+  module's low-pass input barely reaches.  Theorem 3.2 makes them the part fine-tuning cannot
+  move — this is where the paper's S′ fingerprint lives — but for the same reason a thief who
+  knows the method can redraw them at no cost;
+* **visible** (gain ≥ ``visible_gain``): what the network's function actually uses.  A rewrite
+  that keeps every output cannot remove it; fine-tuning moves it, but slowly.
 
-The identity channel order is scored as well and the better alignment kept (its p-value pays
-for the choice, below).  Positive scaling needs nothing: the cosine ignores it (Thm 3.5).
+Each block is tested on its own, and the decision takes the better of the two (paying a factor 2).
 
-**Statistics.**  ``score`` is the paper's ρ: the fraction of (filter, frequency) pairs whose
-complex cosine is ≥ τ after matching.  ``mean_cosine`` is the average cosine.  Both are reported;
-neither decides, because no fixed cut on them has a known error rate.
+**Invariances.**  A thief holds the whole symmetry group of the module and of the file.  The test
+statistic is the *per-kernel* cosine, so any positive scaling of input channels (through the
+preceding BatchNorm or conv) or of filters cancels; a filter's sign is free (either sign counts);
+filters and input channels are matched by Hungarian assignment (``scipy``), with as many or more
+suspect channels (dead channels added) or fewer (dead ones removed); extra dummy filters only
+enter through the union bound, linearly in D′.  The module is looked up by content: every
+floating tensor of any dtype that can be read as ``[D′, C′, K, K]`` — PyTorch ``OIHW``, ``HWIO``,
+``OHWI``, 3-D or flattened 2-D in either orientation — is a candidate, under any name; the key's
+own layer is tried first.  Linear mixing of the filters is *not* covered: it is a symmetry of the
+``merge="linear"`` module only, whose failure BENCHMARKS §8 states.
 
-**Decision (calibrated test).**  Null hypothesis H0: the suspect is unrelated to the key.  The
-key's filters are then independent draws of the secret-seeded i.i.d. Gaussian initialisation
-(training barely moves their S′ components), independent of the suspect.  For one key filter and
-one fixed suspect filter, the complex cosine at one frequency is the cosine between a fixed vector
-and a random Gaussian vector with i.i.d. channels; we use the tail of the cosine in ``R^C``,
-``q(t) = P[(1+cos)/2 ≥ (1+t)/2]`` with ``(1+cos)/2 ~ Beta((C-1)/2, (C-1)/2)`` — exact for a real
-spectrum, and conservative against the circular complex case (``R^{2C}``), which holds on S′.
-A key filter *hits* when at least a fraction h (0.5) of its frequencies have cosine ≥ t.
-By Markov's inequality a hit against one fixed suspect filter has probability ≤ q(t)/h, and by
-a union bound over the D′ suspect filters the matching may pick, ≤ ``p1 = D′·q(t)/h``.  Key
-filters are independent given the suspect, so the number of hits is dominated by
-``Binomial(D, p1)``; the p-value is its upper tail, multiplied (Bonferroni) by 2 for the two
-alignments, by ``C!`` for the channel search and by the number of layers searched.  The p-value is
-exact to the model above; a test checks it against independently initialised modules and trained
-unrelated models.  ``found`` is ``p < alpha`` (default 1e-6).
+**Statistics.**  For key filter d matched to suspect filter e under channel map π,
+``s_d = |mean_c cos(ẑ_key[d,c], ẑ_sus[e,π(c)])|`` over the n = min(C, C′) matched channels.  A key
+filter *hits* when ``s_d ≥ t``.  Under H0 (the suspect is unrelated to the key) the key's kernels
+are the secret-seeded i.i.d. Gaussian initialisation, so each block's direction is uniform on its
+sphere and ``P[hit] ≤ p1 = 2·D′·bound(t)`` with the Chernoff bound of :mod:`freqprint.null`; the
+hit count is dominated by Binomial(D, p1).  The p-value is that tail, multiplied (Bonferroni) by
+the number of channel maps ``C!/(C−n)!`` (or ``C′!/(C′−n)!``), by 2 for the two blocks and by the
+number of candidate tensors searched.  t is the smallest value of a fixed grid with ``p1 ≤ 0.01``:
+it depends on (k, n, D′) only, never on the cosines.  ``found`` is ``p < alpha`` (default 1e-6).
 
-**Choice of t.**  With few channels the tail q(t) is heavy (C = 8: q(0.8) = 4.8e-3), and the
-union bound over D′ = 256 suspect filters would push ``p1`` to 1, so nothing could ever be
-detected.  By default t is therefore the smallest value of ``HIT_COSINE_GRID`` with
-``p1 ≤ 0.01``; it depends only on (C, D′, h), never on the cosines, so it costs no multiplicity.
-For C ≥ 32 this is t = 0.8.
+The paper's τ-score (the share of (filter, S′ frequency) pairs whose complex cosine over channels
+is ≥ τ) and the mean S′ cosine are reported after alignment, with each matched channel's scale
+restored; they describe, they do not decide.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,35 +51,28 @@ from typing import Any
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from scipy.special import gammaln, logsumexp
-from scipy.stats import beta as beta_dist
 from torch import nn
 
-from freqprint.checkpoint import check_finite, state_dict_of
+from freqprint.checkpoint import state_dict_of
 from freqprint.errors import FreqprintError
 from freqprint.key import FingerprintKey
-from freqprint.spectral import revised_dft_at
+from freqprint.null import LN10, auto_hit_threshold, hit_probability, log_binom_tail, log_injections
+from freqprint.spectral import complex_cosine, kernel_basis, revised_dft_at
 
-__all__ = ["Alignment", "VerificationReport", "align", "auto_hit_cosine", "best_log10_p", "null_tail", "verify"]
+__all__ = ["BLOCKS", "Candidate", "VerificationReport", "candidates", "format_p", "verify"]
 
-LN10 = math.log(10)
-HIT_COSINE_GRID = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
-
-
-def auto_hit_cosine(channels: int, suspect_filters: int, hit_fraction: float = 0.5, target: float = 0.01) -> float:
-    """Smallest t of ``HIT_COSINE_GRID`` with ``D′·q(t)/h ≤ target`` (data-independent)."""
-    for t in HIT_COSINE_GRID:
-        if suspect_filters * null_tail(t, channels) / hit_fraction <= target:
-            return t
-    return HIT_COSINE_GRID[-1]
+BLOCKS = ("visible", "hidden")
+VISIBLE_GAIN = 0.1  # relative gain at or above which a kernel direction counts as visible
+MAX_CANDIDATES = 4096
 
 
 @dataclass
-class Alignment:
-    filter_match: torch.Tensor  # [D] index of the suspect filter matched to each key filter (-1: none)
-    channel_perm: torch.Tensor  # [C] suspect channel used for each key channel
-    cosines: torch.Tensor  # [D, F] complex cosine of matched pairs (0 where unmatched)
-    searched_channels: bool
+class Candidate:
+    """One reading of a suspect tensor as conv filters ``[D′, C′, K, K]``."""
+
+    name: str
+    layout: str
+    weight: torch.Tensor
 
 
 @dataclass
@@ -93,15 +86,20 @@ class VerificationReport:
     hits: int
     filters: int
     suspect_filters: int
+    suspect_channels: int
+    matched_channels: int
     tau: float
     hit_cosine: float
-    hit_fraction: float
+    block: str
+    log10_p_blocks: dict[str, float]
     layer: str
+    layout: str
     layers_searched: int
     channels_permuted: bool
     suspect: str
     key_commitment: str
     frequency_set: str
+    seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,8 +108,9 @@ class VerificationReport:
     def summary(self) -> str:
         verdict = "FOUND" if self.found else "not found"
         return (
-            f"fingerprint {verdict}: p = {format_p(self.log10_p)} (alpha {self.alpha:g}), τ-score {self.score:.3f} "
-            f"(τ={self.tau}), mean cosine {self.mean_cosine:.3f}, {self.hits}/{self.filters} filters hit, layer {self.layer}"
+            f"fingerprint {verdict}: p = {format_p(self.log10_p)} (alpha {self.alpha:g}), {self.hits}/{self.filters} filters hit "
+            f"({self.block} block), τ-score {self.score:.3f} (τ={self.tau}), mean S′ cosine {self.mean_cosine:.3f}, "
+            f"layer {self.layer}"
         )
 
 
@@ -121,105 +120,159 @@ def format_p(log10_p: float) -> str:
     return f"1e{log10_p:.1f}"
 
 
-def null_tail(t: float, channels: int) -> float:
-    """``q(t)``: P[cos ≥ t] between a fixed vector and a random direction in ``R^channels``."""
-    if channels <= 1:
-        return 0.5 if t > -1 else 1.0
-    a = (channels - 1) / 2
-    return float(beta_dist.sf((1 + t) / 2, a, a))
+# ---------------------------------------------------------------------------------------------
+# finding the module by content
 
 
-def _normalise(s: torch.Tensor) -> torch.Tensor:
-    return s / torch.linalg.vector_norm(s, dim=1, keepdim=True).clamp_min(1e-30)
+def _readings(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
+    """Every way to read ``t`` as ``[D′, C′, K, K]`` with K×K kernels (C′ free for 4-D/3-D)."""
+    out: list[tuple[str, torch.Tensor]] = []
+    s = tuple(t.shape)
+    kk = k * k
+    if t.ndim == 4:
+        if s[2:] == (k, k):
+            out.append(("OIHW", t))
+        if s[:2] == (k, k):
+            out.append(("HWIO", t.permute(3, 2, 0, 1)))
+        if s[1:3] == (k, k) and s[2:] != (k, k):
+            out.append(("OHWI", t.permute(0, 3, 1, 2)))
+    elif t.ndim == 3 and s[2] == kk:
+        out.append(("O,I,HW", t.reshape(s[0], s[1], k, k)))
+    elif t.ndim == 2:
+        for label, m in (("O,IHW", t), ("IHW,O", t.T)):
+            if m.shape[1] % kk == 0:  # C′ = columns / K²: dead channels may have been added
+                cs = m.shape[1] // kk
+                out.append((label, m.reshape(m.shape[0], cs, k, k)))
+                out.append((label.replace("IHW", "HWI"), m.reshape(m.shape[0], k, k, cs).permute(0, 3, 1, 2)))
+    elif t.ndim == 1 and t.numel() % (c * kk) == 0 and t.numel() >= c * kk:
+        out.append(("flat", t.reshape(-1, c, k, k)))
+    return out
+
+
+def candidates(sd: dict[str, torch.Tensor], key: FingerprintKey) -> list[Candidate]:
+    """Every finite floating tensor that reads as conv filters with the key's kernel size and at
+    least half its input channels; the key's own layer first."""
+    c, k = key.channels, key.kernel_size
+    names = sorted(sd, key=lambda n: (n != key.layer, n))
+    out: list[Candidate] = []
+    for name in names:
+        t = sd[name]
+        if not t.is_floating_point() or t.numel() < k * k * max(1, c // 2):
+            continue
+        for layout, w in _readings(t, c, k):
+            if w.shape[1] * 2 >= c and w.shape[0] >= 1:
+                out.append(Candidate(name, layout, w))
+    if len(out) > MAX_CANDIDATES:
+        raise FreqprintError(f"suspect has {len(out)} candidate tensors (limit {MAX_CANDIDATES}); pass search='none'")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# alignment of one block
+
+
+def _unit(z: torch.Tensor) -> torch.Tensor:
+    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-300)
 
 
 def _hungarian(score: torch.Tensor) -> torch.Tensor:
-    rows, cols = linear_sum_assignment(score.cpu().numpy(), maximize=True)
+    """``match[i]`` = column assigned to row i (-1 if none), maximising the total score."""
+    rows, cols = linear_sum_assignment(score.numpy(), maximize=True)
     match = torch.full((score.shape[0],), -1, dtype=torch.long)
-    match[torch.as_tensor(rows)] = torch.as_tensor(cols, dtype=torch.long)
+    match[torch.as_tensor(rows, dtype=torch.long)] = torch.as_tensor(cols, dtype=torch.long)
     return match
 
 
-def _pair_cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``cos[d, e, f] = Re Σ_c conj(a[d,c,f])·b[e,c,f]`` for unit-normalised spectra."""
-    return torch.einsum("dcf,ecf->def", a.conj(), b).real
+def _descriptor(u: torch.Tensor) -> torch.Tensor:
+    """Per filter, the 2nd and 4th moments of its unit kernels over channels: blind to the order,
+    sign and scale of channels and to the filter's own sign; centred and normalised."""
+    k = u.shape[-1]
+    iu = torch.triu_indices(k, k)
+    outer = (u[..., :, None] * u[..., None, :])[..., iu[0], iu[1]]  # [D, C, k(k+1)/2]
+    m2 = outer.mean(1)
+    m4 = torch.einsum("dci,dcj->dij", outer, outer).flatten(1) / u.shape[1]
+    d = torch.cat([m2, m4], 1)
+    d = d - d.mean(0, keepdim=True)
+    return _unit(d)
 
 
-def _match_filters(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
-    cos = _pair_cosines(a, b)
-    count = ((cos >= tau).double() * w).sum(-1)
-    mean = (cos * w).sum(-1) / w.sum()
-    # lexicographic: maximise the τ-count (paper's ρ), break ties by mean cosine
-    match = _hungarian(count * (2 * a.shape[0] + 1) + mean)
-    matched = torch.zeros(a.shape[0], a.shape[2], dtype=cos.dtype)
+@dataclass
+class _Fit:
+    match: torch.Tensor  # [D] suspect filter per key filter (-1: none)
+    perm: torch.Tensor  # [n] suspect channel for each of the key channels in ``key_channels``
+    key_channels: torch.Tensor  # [n]
+    strength: torch.Tensor  # [D] s_d (0 where unmatched)
+    sign: torch.Tensor  # [D] ±1
+
+
+def _channel_map(a: torch.Tensor, b: torch.Tensor, match: torch.Tensor, sign: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     ok = match >= 0
-    matched[ok] = cos[ok.nonzero().squeeze(1), match[ok]]
-    return match, matched
+    cos = torch.einsum("dck,dek->dce", a[ok], b[match[ok]])  # [D, C, C′]
+    cost = (cos * sign[ok, None, None]).sum(0) if sign is not None else (cos**2).sum(0)
+    if a.shape[1] <= b.shape[1]:
+        m = _hungarian(cost)
+        return torch.arange(a.shape[1]), m
+    m = _hungarian(cost.T)  # fewer suspect channels: each suspect channel gets a key channel
+    order = torch.argsort(m)
+    return m[order], torch.arange(b.shape[1])[order]
 
 
-def align(key_spectra: torch.Tensor, suspect_spectra: torch.Tensor, weights: torch.Tensor, tau: float, channels: bool) -> Alignment:
-    """Match suspect filters (and, if ``channels``, input channels) to the key's; see module doc."""
-    a = _normalise(key_spectra.to(torch.complex128))
-    b = _normalise(suspect_spectra.to(torch.complex128))
-    w = weights.double()
-    c = a.shape[1]
-    perm = torch.arange(c)
-    searched = channels and c > 1
-    if not searched:
-        match, matched = _match_filters(a, b, w, tau)
-    else:
-        ga = torch.einsum("dcf,dcg->dfg", a.conj(), a)
-        gb = torch.einsum("dcf,dcg->dfg", b.conj(), b)
-        eye = torch.eye(a.shape[2], dtype=torch.bool)
-        ga, gb = ga[:, ~eye], gb[:, ~eye]
-        ga = ga / torch.linalg.vector_norm(ga, dim=1, keepdim=True).clamp_min(1e-30)
-        gb = gb / torch.linalg.vector_norm(gb, dim=1, keepdim=True).clamp_min(1e-30)
-        match = _hungarian((ga.conj() @ gb.T).real)
+def _score_filters(a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    s = torch.einsum("dck,eck->de", a[:, kc], b[:, perm]) / len(kc)  # signed mean cosine [D, D′]
+    match = _hungarian(s.abs())
+    ok = match >= 0
+    signed = torch.zeros(a.shape[0], dtype=s.dtype)
+    signed[ok] = s[ok.nonzero().squeeze(1), match[ok]]
+    return match, signed.abs(), torch.where(signed < 0, -1.0, 1.0).to(s.dtype)
+
+
+def _fit(a: torch.Tensor, b: torch.Tensor, init: list[torch.Tensor], t: float) -> _Fit:
+    """Best alignment of key block ``a`` [D,C,k] to suspect block ``b`` [D′,C′,k] (unit kernels)."""
+    best: _Fit | None = None
+    starts: list[tuple[torch.Tensor | None, torch.Tensor | None]] = [(m, None) for m in init]
+    if a.shape[1] == b.shape[1]:
+        starts.append((None, torch.arange(a.shape[1])))  # identity channel order
+    for match, perm in starts:
+        kc = torch.arange(a.shape[1])
+        sign = None
+        if perm is None:
+            kc, perm = _channel_map(a, b, match, None)
         for _ in range(3):
-            ok = match >= 0
-            cost = torch.einsum("dcf,dkf,f->ck", a[ok].conj(), b[match[ok]], w.to(a.dtype)).real
-            perm = _hungarian(cost)
-            match, matched = _match_filters(a, b[:, perm], w, tau)  # the last pass is the result
-    return Alignment(match, perm, matched, searched)
+            match, strength, sign = _score_filters(a, b, kc, perm)
+            kc, perm = _channel_map(a, b, match, sign)
+        match, strength, sign = _score_filters(a, b, kc, perm)
+        fit = _Fit(match, perm, kc, strength, sign)
+        key_of = (int((strength >= t).sum()), float(strength.sum()))
+        if best is None or key_of > (int((best.strength >= t).sum()), float(best.strength.sum())):
+            best = fit
+    assert best is not None
+    return best
 
 
-def _log_binom_tail(k: int, n: int, p: float) -> float:
-    """``log P[Binomial(n, p) ≥ k]``, stable far below float range (log-sum-exp of the pmf)."""
-    if k <= 0 or p >= 1:
-        return 0.0
-    if p <= 0:
-        return -math.inf
-    j = np.arange(k, n + 1, dtype=np.float64)
-    logpmf = gammaln(n + 1) - gammaln(j + 1) - gammaln(n - j + 1) + j * math.log(p) + (n - j) * math.log1p(-p)
-    return float(logsumexp(logpmf))
+# ---------------------------------------------------------------------------------------------
 
 
-def best_log10_p(channels: int, filters: int, hit_fraction: float = 0.5) -> float:
-    """The smallest log10 p-value the test can ever give (every filter hits, with the channel
-    search): a fingerprint whose best case is not below alpha can never be verified."""
-    t = auto_hit_cosine(channels, filters, hit_fraction)
-    p1 = min(1.0, filters * null_tail(t, channels) / hit_fraction)
-    logp = _log_binom_tail(filters, filters, p1) + math.log(2) + (float(gammaln(channels + 1)) if channels > 1 else 0.0)
-    return min(0.0, logp) / LN10
+def _blocks(key: FingerprintKey, visible_gain: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    v, gain = kernel_basis(key.grid, key.kernel_size, key.radius, include_dc=key.merge == "linear")
+    return v, {"visible": (gain >= visible_gain).nonzero().squeeze(1), "hidden": (gain < visible_gain).nonzero().squeeze(1)}
 
 
-def _candidates(sd: dict[str, torch.Tensor], key: FingerprintKey, search: str) -> list[str]:
-    def fits(t: torch.Tensor) -> bool:
-        return t.ndim == 4 and t.shape[1] == key.channels and tuple(t.shape[2:]) == (key.kernel_size, key.kernel_size)
-
-    if search not in ("auto", "all", "none"):
-        raise FreqprintError(f"search must be 'auto', 'all' or 'none', got {search!r}")
-    if search != "all" and key.layer in sd and fits(sd[key.layer]):
-        return [key.layer]
-    if search == "none":
-        raise FreqprintError(f"suspect has no tensor {key.layer!r} of shape [*, {key.channels}, {key.kernel_size}, {key.kernel_size}]")
-    cands = [k for k, v in sd.items() if v.is_floating_point() and fits(v)]
-    if not cands:
-        raise FreqprintError(
-            f"suspect holds no conv weight of shape [*, {key.channels}, {key.kernel_size}, {key.kernel_size}] "
-            f"(no {key.layer!r} either): wrong architecture, or no fingerprint module"
-        )
-    return cands
+def _sprime_stats(key: FingerprintKey, wk: torch.Tensor, ws: torch.Tensor, fit: _Fit, tau: float) -> tuple[float, float]:
+    """Paper's τ-score and mean complex cosine on S′ after alignment, channel scales restored."""
+    ok = fit.match >= 0
+    if not ok.any():
+        return 0.0, 0.0
+    kc, perm = fit.key_channels, fit.perm
+    al = ws[fit.match[ok]][:, perm] * fit.sign[ok, None, None, None]
+    ref = wk[ok][:, kc]
+    ratio = ref.flatten(2).norm(dim=-1) / al.flatten(2).norm(dim=-1).clamp_min(1e-300)
+    al = al * ratio.median(0).values[None, :, None, None]
+    spec_k = revised_dft_at(ref, key.grid, key.frequencies)
+    spec_s = revised_dft_at(al, key.grid, key.frequencies)
+    cos = complex_cosine(spec_k, spec_s, dim=1)  # [D_ok, F]
+    w = torch.tensor(key.multiplicity, dtype=torch.float64)
+    total = w.sum() * key.filters
+    return float(((cos >= tau).double() * w).sum() / total), float((cos * w).sum() / total)
 
 
 def verify(
@@ -228,54 +281,89 @@ def verify(
     alpha: float = 1e-6,
     tau: float | None = None,
     hit_cosine: float | None = None,
-    hit_fraction: float = 0.5,
     align_channels: bool = True,
     search: str = "auto",
+    visible_gain: float = VISIBLE_GAIN,
 ) -> VerificationReport:
     """Check a suspect (model, weights file or state dict) against a key.
 
     Args:
         alpha: significance level of the decision (false-positive probability under H0).
         tau: cosine threshold of the reported τ-score (default: the key's, 0.99).
-        hit_cosine, hit_fraction: the per-filter hit rule of the test (see module docstring);
-            ``hit_cosine=None`` picks t from (C, D′) with :func:`auto_hit_cosine`.
-        align_channels: also search input-channel permutations (costs ``log10 C!`` in p).
-        search: ``"auto"`` uses the key's layer and searches every compatible conv weight only
-            when it is missing or has the wrong shape; ``"all"`` always searches; ``"none"`` never.
+        hit_cosine: threshold t on a filter's mean per-kernel cosine; ``None`` picks the smallest
+            grid value with hit probability ≤ 0.01 under H0 (data-independent).
+        align_channels: also search input-channel maps (costs ``log C!`` in p); off, channels are
+            taken in stored order (the suspect must then have exactly C).
+        search: ``"auto"`` tries the key's layer first and, unless that already decides, every
+            tensor that reads as conv filters; ``"all"`` always searches; ``"none"`` only the key's
+            layer, as stored.
+        visible_gain: relative gain separating the visible from the hidden kernel directions.
     """
+    t0 = time.perf_counter()
     if not isinstance(key, FingerprintKey):
         key = FingerprintKey.load(key)
     tau = key.tau if tau is None else tau
-    if not (0 < alpha < 1 and (hit_cosine is None or -1 < hit_cosine < 1) and 0 < hit_fraction <= 1):
-        raise FreqprintError("alpha must be in (0,1), hit_cosine in (-1,1) and hit_fraction in (0,1]")
+    if not (0 < alpha < 1) or not (0 < tau <= 1) or (hit_cosine is not None and not 0 < hit_cosine < 1):
+        raise FreqprintError("alpha must be in (0,1), tau in (0,1] and hit_cosine in (0,1)")
+    if search not in ("auto", "all", "none"):
+        raise FreqprintError(f"search must be 'auto', 'all' or 'none', got {search!r}")
     sd, name = state_dict_of(suspect)
-    check_finite(sd, name)
-    cands = _candidates(sd, key, search)
-    w = torch.tensor(key.multiplicity, dtype=torch.float64)
-    log_layers = math.log(len(cands))
-    best: tuple[float, Alignment, str, int, float] | None = None
-    for layer in cands:
-        weight = sd[layer].detach().double().cpu()
-        spec = revised_dft_at(weight, key.grid, key.frequencies)
-        t = hit_cosine if hit_cosine is not None else auto_hit_cosine(key.channels, weight.shape[0], hit_fraction)
-        p1 = min(1.0, weight.shape[0] * null_tail(t, key.channels) / hit_fraction)
-        options = [align(key.spectra, spec, w, tau, channels=False)]
-        if align_channels and key.channels > 1:
-            options.append(align(key.spectra, spec, w, tau, channels=True))
-        for al in options:
-            frac = ((al.cosines >= t).double() * w).sum(-1) / w.sum()
-            hits = int((frac >= hit_fraction).sum())
-            logp = _log_binom_tail(hits, key.filters, p1) + log_layers + math.log(len(options))
-            if al.searched_channels:
-                logp += float(gammaln(key.channels + 1))
-            logp = min(0.0, logp)
-            if best is None or logp < best[0] or (logp == best[0] and al.cosines.mean() > best[1].cosines.mean()):
-                best = (logp, al, layer, weight.shape[0], t)
+    cands = candidates(sd, key)
+    if search == "none":
+        cands = [c for c in cands if c.name == key.layer and c.layout == "OIHW"]
+    if key.layer in sd and sd[key.layer].is_floating_point() and not bool(torch.isfinite(sd[key.layer]).all()):
+        raise FreqprintError(f"{name}: tensor {key.layer!r}, where the key points, contains NaN or Inf values")
+    cands = [c for c in cands if bool(torch.isfinite(c.weight).all())]  # NaN elsewhere cannot block the search
+    if not align_channels:
+        cands = [c for c in cands if c.weight.shape[1] == key.channels]
+    if not cands:
+        raise FreqprintError(
+            f"suspect holds no finite tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
+            f"{key.kernel_size}] (no {key.layer!r} either): wrong architecture, or no fingerprint module"
+        )
+    v, blocks = _blocks(key, visible_gain)
+    kk = key.kernel_size**2
+    wk = key.kernels().double()
+    zk = wk.reshape(key.filters, key.channels, kk) @ v
+    units_k = {b: _unit(zk[..., idx]) for b, idx in blocks.items()}
+    desc_k = {b: _descriptor(u) for b, u in units_k.items()}
+    desc_k["all"] = _descriptor(_unit(zk))
+    log_cands = math.log(len(cands))
+    best: dict[str, Any] | None = None
+    for i, cand in enumerate(cands):
+        ws = cand.weight.detach().to("cpu", torch.float64)
+        d_s, c_s = ws.shape[:2]
+        zs = ws.reshape(d_s, c_s, kk) @ v
+        units_s = {b: _unit(zs[..., idx]) for b, idx in blocks.items()}
+        desc_s = {b: _descriptor(u) for b, u in units_s.items()}
+        desc_s["all"] = _descriptor(_unit(zs))
+        inits = [_hungarian(desc_k[b] @ desc_s[b].T) for b in ("all", *BLOCKS)] if align_channels else []
+        n = min(key.channels, c_s)
+        log_channels = log_injections(key.channels, c_s) if align_channels else 0.0
+        per_block: dict[str, tuple[float, _Fit, float]] = {}
+        for b, idx in blocks.items():
+            k = len(idx)
+            t = hit_cosine if hit_cosine is not None else auto_hit_threshold(k, n, d_s)
+            if align_channels:
+                fit = _fit(units_k[b], units_s[b], inits, t)
+            else:
+                kc = torch.arange(key.channels)
+                match, strength, sign = _score_filters(units_k[b], units_s[b], kc, kc)
+                fit = _Fit(match, kc, kc, strength, sign)
+            hits = int((fit.strength >= t).sum())
+            logp = log_binom_tail(hits, key.filters, hit_probability(t, k, n, d_s)) + log_channels
+            per_block[b] = (logp, fit, t)
+        blk = min(per_block, key=lambda b: (per_block[b][0], -float(per_block[b][1].strength.sum())))
+        logp = min(0.0, per_block[blk][0] + math.log(len(blocks)) + log_cands)
+        if best is None or logp < best["logp"]:
+            best = {"logp": logp, "cand": cand, "ws": ws, "block": blk, "per_block": per_block, "n": n}
+        if search == "auto" and i == 0 and cand.name == key.layer and logp / LN10 < math.log10(alpha):
+            break  # the key's own layer already decides; the Bonferroni factor still counts every candidate
     assert best is not None
-    logp, al, layer, d_suspect, t = best
-    frac = ((al.cosines >= t).double() * w).sum(-1) / w.sum()
-    score = float(((al.cosines >= tau).double() * w).sum() / (w.sum() * key.filters))
-    mean_cos = float((al.cosines * w).sum() / (w.sum() * key.filters))
+    logp, blk, per_block = best["logp"], best["block"], best["per_block"]
+    _, fit, t = per_block[blk]
+    score, mean_cos = _sprime_stats(key, wk, best["ws"], fit, tau)
+    extra_log = math.log(len(blocks)) + log_cands
     log10_p = logp / LN10
     return VerificationReport(
         found=log10_p < math.log10(alpha),
@@ -284,16 +372,21 @@ def verify(
         alpha=alpha,
         score=score,
         mean_cosine=mean_cos,
-        hits=int((frac >= hit_fraction).sum()),
+        hits=int((fit.strength >= t).sum()),
         filters=key.filters,
-        suspect_filters=int(d_suspect),
+        suspect_filters=int(best["ws"].shape[0]),
+        suspect_channels=int(best["ws"].shape[1]),
+        matched_channels=int(best["n"]),
         tau=tau,
         hit_cosine=t,
-        hit_fraction=hit_fraction,
-        layer=layer,
+        block=blk,
+        log10_p_blocks={b: min(0.0, v[0] + extra_log) / LN10 for b, v in per_block.items()},
+        layer=best["cand"].name,
+        layout=best["cand"].layout,
         layers_searched=len(cands),
-        channels_permuted=bool((al.channel_perm != torch.arange(key.channels)).any()),
+        channels_permuted=bool((fit.perm != fit.key_channels).any()),
         suspect=name,
         key_commitment=key.commitment,
         frequency_set=key.frequency_set,
+        seconds=time.perf_counter() - t0,
     )

@@ -175,7 +175,8 @@ class ModuleScaling(Attack):
             raise FreqprintError("ModuleScaling needs a > 0")
         fp = _module(model)
         fp.weight.mul_(self.a)
-        fp.bias.mul_(self.a)
+        if fp.bias is not None:
+            fp.bias.mul_(self.a)
         fp.proj.weight.div_(self.a)
         return model
 
@@ -191,6 +192,7 @@ class ModulePermutation(Attack):
         fp = _module(model)
         perm = torch.randperm(fp.filters, generator=_generator(self.seed))
         fp.weight.copy_(fp.weight[perm])
-        fp.bias.copy_(fp.bias[perm])
+        if fp.bias is not None:
+            fp.bias.copy_(fp.bias[perm])
         fp.proj.weight.copy_(fp.proj.weight[:, perm])
         return model

@@ -42,7 +42,8 @@ class Overwrite(Attack):
         if self.kind == "replace":
             std = 1.0 / math.sqrt(fp.in_channels * fp.kernel_size**2)
             w.copy_(torch.randn(w.shape, generator=g).to(w) * std)
-            fp.bias.copy_(torch.randn(fp.bias.shape, generator=g).to(w) * std)
+            if fp.bias is not None:
+                fp.bias.copy_(torch.randn(fp.bias.shape, generator=g).to(w) * std)
             return model
         if self.kind == "spectral":
             m, n = fp.grid_size

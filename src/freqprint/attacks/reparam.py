@@ -1,0 +1,288 @@
+"""Rewrites a thief who knows the method can make for free: each keeps the network's outputs
+(to float precision, on every input) or, where marked, changes them by a measured amount, and
+needs no data and no training.  BENCHMARKS §8 runs each against the verifier.
+
+The symmetry group of "host input → fingerprint module", found for the hosts in this project
+(BatchNorm before the host: SmallCNN, ResNet-18; none: AlexNet; residual: ResNet-18):
+
+* input side — the module reads the output of a ReLU, so **per-channel positive scaling**
+  (:class:`ChannelScaling`, absorbed by the preceding BatchNorm's affine or conv) and
+  **permutation** (``BlockPermutation``) of its input channels; **dead channels** added or removed
+  (:class:`ChannelPadding`: a new channel that is always 0 can carry any weights);
+* the module itself — **filter permutation** and **per-filter scaling** (``ModulePermutation``,
+  ``ModuleScaling``; either sign for the linear merge); **dummy filters** with a zero projection
+  (:class:`DummyFilters`); for the linear merge only: any invertible **mixing**
+  ``W → A·W, P → P·A⁻¹`` (:class:`FilterMixing`), the **collapse** to C_out filters ``P·W``
+  (:class:`Collapse`) and a **redraw in the null space of P** (:class:`NullSpaceRedraw`);
+* what the function cannot see — the kernel directions of low gain on the module's low-pass
+  input (:class:`InvisibleRedraw`; exact for the gain-0 direction, near-exact for the rest);
+* the file — renamed, re-laid-out or re-typed tensors (:func:`relayout_state_dict`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from freqprint.attacks.base import Attack
+from freqprint.attacks.equivariance import conv_pairs
+from freqprint.errors import FreqprintError
+from freqprint.module import FingerprintedConv, FingerprintModule, get_fingerprint_module
+from freqprint.spectral import kernel_basis
+
+__all__ = [
+    "ChannelPadding", "ChannelScaling", "Collapse", "DummyFilters", "FilterMixing", "InvisibleRedraw", "LAYOUTS",
+    "NullSpaceRedraw", "relayout_state_dict",
+]
+
+
+def _host_pair(model: nn.Module):
+    """The conv pair whose second member carries the module: its first member produces the
+    module's input (through BatchNorm or not, then ReLU)."""
+    for p in conv_pairs(model):
+        if isinstance(p.second, FingerprintedConv):
+            return p
+    raise FreqprintError("no conv{i} -> conv{i+1} pair feeds the fingerprint module's host")
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _log_uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
+    u = torch.rand(n, generator=g, dtype=torch.float64)
+    return torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+
+
+@dataclass(repr=False)
+class ChannelScaling(Attack):
+    """Multiply each input channel c of the module (and of its host conv) by ``s_c``, log-uniform in
+    [low, high]: the producer's BatchNorm affine (or conv) takes ``s_c``, and every weight that reads
+    channel c takes ``1/s_c``.  Exact, because ReLU is positively homogeneous."""
+
+    low: float = 0.1
+    high: float = 10.0
+    seed: int = 0
+    name = "scale-channels"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        p = _host_pair(model)
+        first = p.first.base if isinstance(p.first, FingerprintedConv) else p.first
+        s = _log_uniform(first.out_channels, self.low, self.high, _gen(self.seed)).to(first.weight)
+        if p.first_bn is not None:
+            p.first_bn.weight.mul_(s)
+            p.first_bn.bias.mul_(s)
+        else:
+            first.weight.mul_(s.view(-1, 1, 1, 1))
+            if first.bias is not None:
+                first.bias.mul_(s)
+        p.second.base.weight.div_(s.view(1, -1, 1, 1))
+        p.second.fingerprint.weight.div_(s.view(1, -1, 1, 1))
+        return model
+
+
+def _grow_conv_out(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
+    new = nn.Conv2d(conv.in_channels, conv.out_channels + extra, conv.kernel_size, conv.stride, conv.padding,
+                    bias=conv.bias is not None).to(conv.weight)
+    new.weight.zero_()
+    new.weight[: conv.out_channels].copy_(conv.weight)
+    if conv.bias is not None:
+        new.bias.zero_()
+        new.bias[: conv.out_channels].copy_(conv.bias)
+    return new
+
+
+def _grow_conv_in(conv: nn.Conv2d, extra: int, g: torch.Generator) -> nn.Conv2d:
+    new = nn.Conv2d(conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    bias=conv.bias is not None).to(conv.weight)
+    new.weight.copy_(torch.randn(new.weight.shape, generator=g).to(conv.weight) * float(conv.weight.std()))
+    new.weight[:, : conv.in_channels].copy_(conv.weight)
+    if conv.bias is not None:
+        new.bias.copy_(conv.bias)
+    return new
+
+
+@dataclass(repr=False)
+class ChannelPadding(Attack):
+    """Add ``extra`` dead input channels to the module and its host: the producer emits channels
+    that are always 0 (zero weights, zero BatchNorm affine), so whatever weights read them — random
+    ones here — change nothing.  The module's weight becomes ``[D, C + extra, K, K]``."""
+
+    extra: int = 8
+    seed: int = 0
+    name = "pad-channels"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        if self.extra < 1:
+            raise FreqprintError("ChannelPadding needs extra >= 1")
+        p = _host_pair(model)
+        g = _gen(self.seed)
+        parent_name = p.name.rpartition(".")[0]
+        parent = model.get_submodule(parent_name) if parent_name else model
+        i = int(p.name.rpartition("conv")[2])
+        setattr(parent, f"conv{i}", _grow_conv_out(p.first, self.extra))
+        if p.first_bn is not None:
+            old = p.first_bn
+            bn = nn.BatchNorm2d(old.num_features + self.extra, eps=old.eps, momentum=old.momentum).to(old.weight)
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(bn, name)[: old.num_features].copy_(getattr(old, name))
+            bn.weight[old.num_features:] = 0
+            bn.bias[old.num_features:] = 0
+            setattr(parent, f"bn{i}", bn)
+        host: FingerprintedConv = p.second
+        host.base = _grow_conv_in(host.base, self.extra, g)
+        fp = host.fingerprint
+        w = torch.randn(fp.filters, fp.in_channels + self.extra, fp.kernel_size, fp.kernel_size, generator=g).to(fp.weight)
+        w = w * float(fp.weight.std())
+        w[:, : fp.in_channels] = fp.weight
+        fp.weight = nn.Parameter(w)
+        fp.in_channels += self.extra
+        return model
+
+
+def _resize_filters(fp: FingerprintModule, weight: torch.Tensor, bias: torch.Tensor | None, proj: torch.Tensor) -> None:
+    """Give the module ``weight`` [D′, C, K, K] (and bias) with projection ``proj`` [C_out, D′]."""
+    d = weight.shape[0]
+    fp.weight = nn.Parameter(weight.contiguous())
+    fp.bias = nn.Parameter(bias.contiguous()) if bias is not None else None
+    new = nn.Conv2d(d, fp.out_channels, 1).to(weight)
+    new.weight.copy_(proj.reshape(fp.out_channels, d, 1, 1))
+    new.bias.copy_(fp.proj.bias)
+    fp.proj = new
+    fp.filters = d
+
+
+def _proj(fp: FingerprintModule) -> torch.Tensor:
+    return fp.proj.weight.reshape(fp.out_channels, fp.filters)
+
+
+@dataclass(repr=False)
+class DummyFilters(Attack):
+    """Append ``extra`` random filters whose projection is zero (exact for every merge)."""
+
+    extra: int = 256
+    seed: int = 0
+    name = "dummy-filters"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        _, fp = get_fingerprint_module(model)
+        g = _gen(self.seed)
+        std = float(fp.weight.std())
+        w = torch.cat([fp.weight, torch.randn(self.extra, *fp.weight.shape[1:], generator=g).to(fp.weight) * std])
+        b = None if fp.bias is None else torch.cat([fp.bias, torch.randn(self.extra, generator=g).to(fp.bias) * std])
+        proj = torch.cat([_proj(fp), torch.zeros(fp.out_channels, self.extra).to(fp.weight)], 1)
+        perm = torch.randperm(w.shape[0], generator=g)  # hide them among the real ones
+        _resize_filters(fp, w[perm], None if b is None else b[perm], proj[:, perm])
+        return model
+
+
+@dataclass(repr=False)
+class FilterMixing(Attack):
+    """``W → A·W, b → A·b, P → P·A⁻¹`` for a random orthogonal D×D matrix A.  Exact for the linear
+    merge (the module is linear between its conv and its projection); with the ReLU merge the
+    outputs change — applying it anyway shows by how much."""
+
+    seed: int = 0
+    name = "mix-filters"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        _, fp = get_fingerprint_module(model)
+        q, r = torch.linalg.qr(torch.randn(fp.filters, fp.filters, generator=_gen(self.seed), dtype=torch.float64))
+        a = (q * torch.sign(torch.diagonal(r))).to(fp.weight)
+        w = torch.einsum("de,e...->d...", a, fp.weight)
+        b = None if fp.bias is None else a @ fp.bias
+        _resize_filters(fp, w, b, _proj(fp) @ a.T)
+        return model
+
+
+@dataclass(repr=False)
+class Collapse(Attack):
+    """Replace a linear-merge module by one with C_out filters ``P·W`` (bias ``P·b``) and an
+    identity projection: the same function with no trace of the D original filters."""
+
+    name = "collapse"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        _, fp = get_fingerprint_module(model)
+        if fp.merge != "linear":
+            raise FreqprintError("collapse is a rewrite of the linear merge only (a ReLU sits between W and P)")
+        p = _proj(fp)
+        w = torch.einsum("od,d...->o...", p, fp.weight)
+        _resize_filters(fp, w, p @ fp.bias, torch.eye(fp.out_channels).to(p))
+        return model
+
+
+@dataclass(repr=False)
+class NullSpaceRedraw(Attack):
+    """Redraw W's component in the null space of the projection P (filters' side): P·W, hence a
+    linear-merge module's function, is unchanged.  With D = 256 filters and C_out = 32 that is 224
+    of 256 directions.  With the ReLU merge the outputs change."""
+
+    seed: int = 0
+    name = "redraw-nullspace"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        _, fp = get_fingerprint_module(model)
+        p = _proj(fp).double()
+        proj_row = torch.linalg.pinv(p) @ p  # projector onto the row space of P, [D, D]
+        null = torch.eye(fp.filters, dtype=torch.float64) - proj_row
+        g = _gen(self.seed)
+        flat = fp.weight.double().reshape(fp.filters, -1)
+        fresh = torch.randn(flat.shape, generator=g, dtype=torch.float64) * float(flat.std())
+        fp.weight.copy_((proj_row @ flat + null @ fresh).reshape(fp.weight.shape).to(fp.weight))
+        if fp.bias is not None:
+            fb = torch.randn(fp.filters, generator=g, dtype=torch.float64) * float(fp.bias.std())
+            fp.bias.copy_((proj_row @ fp.bias.double() + null @ fb).to(fp.bias))
+        return model
+
+
+@dataclass(repr=False)
+class InvisibleRedraw(Attack):
+    """Redraw every kernel's coordinates along the basis directions whose gain on the module's
+    low-pass input is below ``max_gain`` (:func:`freqprint.spectral.kernel_basis`), with fresh
+    Gaussians of the weights' own scale times ``scale``.  On a 28×28 grid ``max_gain=0.05`` redraws
+    6 of 9 directions: one of gain 0 for the ReLU merge (exactly invisible), the others of gain
+    ≤ 0.024 — nearly invisible, and the very directions S′ is made of."""
+
+    max_gain: float = 0.05
+    scale: float = 1.0
+    seed: int = 0
+    name = "redraw-invisible"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        _, fp = get_fingerprint_module(model)
+        v, gain = kernel_basis(fp.grid_size, fp.kernel_size, fp.radius, include_dc=fp.include_dc)
+        k2 = fp.kernel_size**2
+        w = fp.weight.double().reshape(fp.filters, fp.in_channels, k2)
+        z = w @ v
+        hidden = gain < self.max_gain
+        fresh = torch.randn(z.shape, generator=_gen(self.seed), dtype=torch.float64) * float(w.std()) * self.scale
+        z[..., hidden] = fresh[..., hidden]
+        fp.weight.copy_((z @ v.T).reshape(fp.weight.shape).to(fp.weight))
+        return model
+
+
+LAYOUTS = ("rename", "flat", "HWIO", "OHWI", "fp16", "bf16")
+
+
+def relayout_state_dict(sd: dict[str, torch.Tensor], layout: str, target: str | None = None,
+                        new_name: str = "head.aux.kernel") -> dict[str, torch.Tensor]:
+    """A copy of ``sd`` with the fingerprint module's weight renamed to ``new_name`` and stored in
+    another layout: ``rename`` (as is), ``flat`` ([D, C·K²]), ``HWIO`` (TensorFlow order), ``OHWI``,
+    or re-typed to ``fp16`` / ``bf16``.  The grid buffer is dropped too: nothing in the file names
+    the module any more.  (The model's function is unchanged once the tensor is read back.)"""
+    if layout not in LAYOUTS:
+        raise FreqprintError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    names = [k for k in sd if k.endswith("fingerprint.weight") and (target is None or k.startswith(target))]
+    if len(names) != 1:
+        raise FreqprintError("relayout needs exactly one fingerprint module weight in the state dict")
+    out = dict(sd)
+    w = out.pop(names[0])
+    out.pop(names[0].rpartition(".")[0] + ".grid", None)
+    w = {"rename": w, "flat": w.reshape(w.shape[0], -1), "HWIO": w.permute(2, 3, 1, 0), "OHWI": w.permute(0, 2, 3, 1),
+         "fp16": w.half(), "bf16": w.bfloat16()}[layout]
+    out[new_name] = w.contiguous()
+    return out
