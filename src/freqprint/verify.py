@@ -48,7 +48,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
@@ -234,7 +233,6 @@ def _fit(a: torch.Tensor, b: torch.Tensor, init: list[torch.Tensor], t: float) -
         starts.append((None, torch.arange(a.shape[1])))  # identity channel order
     for match, perm in starts:
         kc = torch.arange(a.shape[1])
-        sign = None
         if perm is None:
             kc, perm = _channel_map(a, b, match, None)
         for _ in range(3):
