@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Exactly this torch, installed before the package so pip never resolves torch itself.
 TORCH  := torch==2.13.0
 
-.PHONY: venv demo test bench data clean
+.PHONY: venv demo test bench fuzz data clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: $(STAMP) data
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the long property-based run (hostile keys, claims and files): 10 minutes by default
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	FREQPRINT_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest tests/test_hostile.py -k fuzz_for_a_while -s
 
 bench: $(STAMP) data
 	$(BIN)/freqprint bench core --out bench-results/core.json

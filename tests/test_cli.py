@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import json
 import pickle
-import sys
 
 import pytest
 import torch
 
-from freqprint.cli import main
-
-
-def run(args, monkeypatch, capsys) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["freqprint", *map(str, args)])
-    with pytest.raises(SystemExit) as e:
-        main()
-    out = capsys.readouterr()
-    return int(e.value.code or 0), out.out, out.err
+from cli_helpers import run
 
 
 @pytest.fixture(scope="module")

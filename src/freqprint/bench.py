@@ -6,6 +6,7 @@ with the median and all timings in milliseconds, plus the machine and torch vers
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import time
@@ -55,6 +56,14 @@ def run_core_bench(device: str = "cpu", repeats: int = 5) -> dict[str, Any]:
 
         record(f"module forward+backward ({impl}), B=128 C=64 32x32 D=256", step, implementation=impl)
 
+    host = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(dev)  # the host it sits beside: the ratio that matters
+
+    def host_step() -> None:
+        host.zero_grad(set_to_none=True)
+        host(x).sum().backward()
+
+    record("host conv forward+backward (3x3, 64->64), same input", host_step)
+
     model = create_model("resnet18", num_classes=10, in_channels=3, width=1.0)
     attach(model, FingerprintConfig(target="layer1.1.conv2", secret="bench"), torch.zeros(1, 3, 32, 32))
     record("extract key (ResNet-18, |S'| = 124)", lambda: extract(model))
@@ -90,7 +99,7 @@ def run_frequency_bench(source: str, device: str = "cpu", digits_root: str | Non
     from freqprint.checkpoint import load_model
     from freqprint.data import load_dataset
     from freqprint.module import get_fingerprint_module
-    from freqprint.study import frequency_stability
+    from freqprint.study import block_change, frequency_stability
     from freqprint.training import TrainConfig, evaluate, train
 
     owner, recipe = load_model(source)
@@ -111,7 +120,8 @@ def run_frequency_bench(source: str, device: str = "cpu", digits_root: str | Non
             "accuracy": evaluate(model, dg_test, recipe["num_classes"], device=device),
             "weight_change": float((w1 - w0).norm() / w0.norm()),
             "groups": [g.to_dict() for g in frequency_stability(w0, w1, fp.grid_size, fp.radius)],
-            "verify": {name: verify(k, model).to_dict() for name, k in keys.items()},
+            "blocks": block_change(w0, w1, fp.grid_size, fp.radius, include_dc=fp.include_dc),
+            "verify": {name: verify(k, model).to_dict(include_timing=True) for name, k in keys.items()},
         })
     return {"benchmark": "frequencies", "source": str(source), "device": device, "torch": torch.__version__,
             "frequencies": {name: sum(k.multiplicity) for name, k in keys.items()}, "results": rows}
@@ -127,6 +137,13 @@ def frequency_bench_markdown(res: dict[str, Any]) -> str:
         for i, g in enumerate(r["groups"]):
             lead = f"| {head} | {r['accuracy']:.3f} | {r['weight_change']:.3f} " if i == 0 else "| | | "
             lines.append(f"{lead}| {g['group']} | {g['frequencies']} | {g['max_gain']:.3f} | {g['mean_cosine']:.4f} | {g['frac_above_tau']:.3f} |")
+    lines += ["", "| fine-tuning | block (dims) | energy share | ‖Δz‖²/‖z‖² | mean kernel cosine | p of this block |",
+              "|---|---|---|---|---|---|"]
+    for r in res["results"]:
+        pb = r["verify"]["sprime"].get("log10_p_blocks", {})
+        for name, b in r.get("blocks", {}).items():
+            lines.append(f"| {r['optimizer'].upper()} lr {r['lr']:g} | {name} ({b['dims']}) | {b['energy_share']:.3f} | "
+                         f"{b['relative_change']:.2e} | {b['mean_cosine']:.4f} | {format_p(pb.get(name, 0.0))} |")
     lines += ["", "| fine-tuning | set | τ-score | mean cosine | hits | p-value |", "|---|---|---|---|---|---|"]
     for r in res["results"]:
         for name, v in r["verify"].items():
@@ -231,6 +248,16 @@ ATTACK_SUITE: list[tuple[str, list[str], str]] = [
     ("module scaling a=100 (Table 5)", ["scale-module(a=100)"], "source"),
     ("module filter permutation (Table 6)", ["permute-module(seed=1)"], "source"),
     ("block permutation + scaling", ["permute-blocks(seed=1)", "scale-blocks(seed=2)"], "source"),
+    # the knowing attacker's zero-cost rewrites (issue 8; BENCHMARKS §8 has them on every layout)
+    ("per-input-channel scaling, s_c in [0.1, 10]", ["scale-channels(seed=1)"], "source"),
+    ("dead input channels added (+8)", ["pad-channels(extra=8,seed=1)"], "source"),
+    ("dummy filters added (+256)", ["dummy-filters(extra=256,seed=1)"], "source"),
+    ("filter mixing (exact for the linear merge only)", ["mix-filters(seed=1)"], "source"),
+    ("collapse to P·W (linear merge only)", ["collapse"], "source"),
+    ("redraw in P's null space (exact for the linear merge only)", ["redraw-nullspace(seed=1)"], "source"),
+    ("redraw the invisible directions", ["redraw-invisible(seed=1)"], "source"),
+    ("redraw the invisible directions, then fine-tune lr 0.01",
+     ["redraw-invisible(seed=1)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
     ("fine-tune SGD lr 0.01 (Table 4)", ["finetune(lr=0.01,data=mnist-digits)"], "target"),
     ("fine-tune SGD lr 0.1", ["finetune(lr=0.1,data=mnist-digits)"], "target"),
     ("fine-tune Adam lr 1e-3", ["finetune(lr=0.001,optimizer=adam,data=mnist-digits)"], "target"),
@@ -268,7 +295,7 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
     from freqprint.attacks import Compose, create_attack
     from freqprint.checkpoint import load_model
     from freqprint.data import load_dataset
-    from freqprint.errors import FreqprintError
+    from freqprint.errors import FreqprintError, NotApplicable
     from freqprint.training import evaluate
 
     tests = {"source": load_dataset(source_data, "test", root=data_root),
@@ -284,6 +311,11 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
             row = {"source": sname, "attack": label, "specs": specs, "test": test}
             try:
                 attacked = chain(model)
+            except NotApplicable as e:  # e.g. collapse of a ReLU-merge module: no such rewrite exists
+                row.update(accuracy=float("nan"), found=False, not_applicable=str(e), seconds=time.time() - t)
+                rows.append(row)
+                log(f"{sname} | {label}: not applicable ({e})")
+                continue
             except FreqprintError as e:  # e.g. fine-tuning diverged: the thief is left with no model
                 row.update(accuracy=float("nan"), found=False, diverged=str(e), seconds=time.time() - t)
                 rows.append(row)
@@ -293,7 +325,7 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
             try:
                 rep = verify(key, attacked)
                 row.update(found=rep.found, log10_p=rep.log10_p, score=rep.score, mean_cosine=rep.mean_cosine,
-                           hits=rep.hits, layer=rep.layer)
+                           hits=rep.hits, layer=rep.layer, log10_p_blocks=rep.log10_p_blocks)
             except FreqprintError as e:
                 row.update(found=False, error=str(e))
             row["seconds"] = time.time() - t
@@ -307,7 +339,7 @@ def attack_bench_markdown(res: dict[str, Any]) -> str:
     from freqprint.verify import format_p
 
     names = list(res["sources"])
-    head = "| attack | test set | " + " | ".join(f"{n}: acc. / τ-score / mean cos / p" for n in names) + " |"
+    head = "| attack | test set | " + " | ".join(f"{n}: acc. / τ-score / p (visible, hidden block)" for n in names) + " |"
     lines = [head, "|---|---|" + "---|" * len(names)]
     by = {(r["source"], r["attack"]): r for r in res["results"]}
     for label, _, test in ATTACK_SUITE:
@@ -316,13 +348,17 @@ def attack_bench_markdown(res: dict[str, Any]) -> str:
             r = by.get((n, label))
             if r is None:
                 cells.append("")
+            elif "not_applicable" in r:
+                cells.append("not a rewrite of this model")
             elif "diverged" in r:
                 cells.append("diverged: no model for the thief")
             elif "error" in r:
-                cells.append(f"{r['accuracy']:.4f} / — / — / no candidate layer")
+                cells.append(f"{r['accuracy']:.4f} / — / no candidate layer")
             else:
-                cells.append(f"{r['accuracy']:.4f} / {r['score']:.3f} / {r['mean_cosine']:.3f} / "
-                             f"{format_p(r['log10_p'])}{' ✓' if r['found'] else ' ✗'}")
+                blocks = r.get("log10_p_blocks") or {}
+                detail = f" ({', '.join(format_p(blocks[b]) for b in ('visible', 'hidden') if b in blocks)})" if blocks else ""
+                cells.append(f"{r['accuracy']:.4f} / {r['score']:.3f} / "
+                             f"{format_p(r['log10_p'])}{' ✓' if r['found'] else ' ✗'}{detail}")
         lines.append(f"| {label} | {test} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -515,4 +551,109 @@ def rewrite_bench_markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", " ".join(f"{m}: owner accuracy {res['merges'][m]['accuracy']:.4f}, independent model p = "
                            f"{verdict(res['merges'][m]['independent'])}." for m in merges)]
+    return "\n".join(lines) + "\n"
+
+
+def run_claim_bench(n: int = 100, limit: int = 2000, width: int = 8, filters: int = 64, data_root: str | None = None,
+                    device: str = "cpu", log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Claim bundles over ``n`` independently seeded owners (issue 12): each owner's SmallCNN is
+    trained for one epoch on ``limit`` real Fashion-MNIST images with its module, then
+
+    * its own bundle is checked with its secret (must be accepted) and with the next owner's
+      secret (must be rejected);
+    * forged bundles under its secret commitment — the next owner's key, and a key made from
+      conv2 of a plain model — must be rejected;
+    * the chimera key (W₀'s hidden block, the next owner's visible block) passes the key check by
+      construction; the secret-anchored verdict must find the owner's model and not the next one.
+    """
+    from freqprint.claim import ClaimBundle, check_claim, create_claim
+    from freqprint.data import load_dataset
+    from freqprint.key import FingerprintKey
+    from freqprint.loss import FingerprintLoss, add_pseudo_class
+    from freqprint.spectral import kernel_basis
+    from freqprint.training import TrainConfig, train
+
+    t0 = time.time()
+    ds = load_dataset("fashion-mnist", "train", root=data_root, limit=limit)
+    owners = []
+    for i in range(n + 1):
+        torch.manual_seed(1000 + i)
+        m = create_model("smallcnn", num_classes=10, in_channels=1, width=width)
+        attach(m, FingerprintConfig(target="conv2", secret=f"owner-{i}", filters=filters), ds.images[:2])
+        add_pseudo_class(m)
+        train(m, ds, TrainConfig(epochs=1, lr=0.05, seed=i, device=device), criterion=FingerprintLoss(10))
+        owners.append(m.cpu().eval())
+    log(f"trained {n + 1} owners ({time.time() - t0:.0f} s)")
+
+    def forged(real: ClaimBundle, key: FingerprintKey) -> ClaimBundle:
+        b = ClaimBundle(key=key, host=real.host, salt=real.salt, secret_commitment=real.secret_commitment, created="2001-01-01")
+        b.commitment = b.compute_commitment()
+        return b
+
+    rows = []
+    for i in range(n):
+        own, nxt = owners[i], owners[i + 1]
+        secret = f"owner-{i}"
+        real = create_claim(own, secret)
+        k = real.key
+        plain = create_model("smallcnn", num_classes=10, in_channels=1, width=width)
+        wp = plain.conv2.weight.detach()
+        reps = max(1, -(-k.filters // wp.shape[0]))
+        fake_w = wp.repeat(reps, 1, 1, 1)[: k.filters, : k.channels] if wp.shape[1] >= k.channels else None
+        v, gain = kernel_basis(k.grid, k.kernel_size, k.radius, include_dc=k.merge == "linear")
+        vis = gain >= 0.1
+        z_own = k.kernels().reshape(k.filters, k.channels, -1) @ v
+        z_nxt = nxt.conv2.fingerprint.weight.detach().double().reshape(k.filters, k.channels, -1) @ v
+        chim_w = (torch.where(vis, z_nxt, z_own) @ v.T).reshape(k.weights.shape).float()
+
+        def variant(w: torch.Tensor) -> FingerprintKey:
+            f = FingerprintKey(layer=k.layer, grid=k.grid, kernel_size=k.kernel_size, radius=k.radius,
+                               frequency_set=k.frequency_set, frequencies=k.frequencies, multiplicity=k.multiplicity,
+                               spectra=k.spectra, weights=w, merge=k.merge)
+            f.commitment = f.compute_commitment()
+            return f
+
+        genuine = check_claim(real, secret, suspect=own)
+        row = {
+            "owner": i,
+            "genuine_accepted": genuine.genuine,
+            "hidden_cosine": genuine.blocks["hidden"].mean_cosine,
+            "visible_cosine": genuine.blocks["visible"].mean_cosine,
+            "hidden_log10_p": genuine.blocks["hidden"].log10_p,
+            "anchored_finds_owner": bool(genuine.suspect and genuine.suspect["found"]),
+            "anchored_log10_p_owner": genuine.suspect["log10_p"] if genuine.suspect else 0.0,
+            "wrong_secret_rejected": not check_claim(real, f"owner-{i + 1}").genuine,
+            "other_key_rejected": not check_claim(forged(real, extract(nxt)), secret).genuine,
+            "plain_conv_key_rejected": fake_w is None or not check_claim(forged(real, variant(fake_w)), secret).genuine,
+        }
+        chim = check_claim(forged(real, variant(chim_w)), secret, suspect=nxt)
+        row["chimera_key_check_passes"] = chim.genuine
+        row["chimera_key_finds_other"] = verify(variant(chim_w), nxt).found
+        row["anchored_clears_other"] = not (chim.suspect and chim.suspect["found"])
+        rows.append(row)
+    checks = ["genuine_accepted", "anchored_finds_owner", "wrong_secret_rejected", "other_key_rejected",
+              "plain_conv_key_rejected", "anchored_clears_other"]
+    summary = {c: sum(r[c] for r in rows) for c in checks + ["chimera_key_check_passes", "chimera_key_finds_other"]}
+    summary["wrong_answers"] = sum(not r[c] for r in rows for c in checks)
+    summary["min_hidden_cosine"] = min(r["hidden_cosine"] for r in rows)
+    summary["min_visible_cosine"] = min(r["visible_cosine"] for r in rows)
+    summary["max_hidden_log10_p"] = max(r["hidden_log10_p"] for r in rows)
+    log(json.dumps(summary))
+    return {"benchmark": "claims", "n": n, "limit": limit, "width": width, "filters": filters, "device": device,
+            "torch": torch.__version__, "seconds": time.time() - t0, "summary": summary, "rows": rows}
+
+
+def claim_bench_markdown(res: dict[str, Any]) -> str:
+    s, n = res["summary"], res["n"]
+    lines = ["| check | count |", "|---|---|"]
+    labels = [("genuine bundle accepted", "genuine_accepted"), ("wrong secret rejected", "wrong_secret_rejected"),
+              ("forged: another owner's key under this secret, rejected", "other_key_rejected"),
+              ("forged: key from a plain model's conv2, rejected", "plain_conv_key_rejected"),
+              ("secret-anchored verdict finds the owner's model", "anchored_finds_owner"),
+              ("secret-anchored verdict clears the other model (chimera claim)", "anchored_clears_other"),
+              ("chimera key passes the key check (the documented limit)", "chimera_key_check_passes"),
+              ("chimera key alone 'finds' the other model", "chimera_key_finds_other")]
+    lines += [f"| {label} | {s[k]} / {n} |" for label, k in labels]
+    lines += ["", f"Wrong answers: {s['wrong_answers']}.  Genuine keys against W₀: hidden block mean cosine ≥ "
+              f"{s['min_hidden_cosine']:.4f}, visible ≥ {s['min_visible_cosine']:.4f}, hidden p ≤ 1e{s['max_hidden_log10_p']:.1f}."]
     return "\n".join(lines) + "\n"

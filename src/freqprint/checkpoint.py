@@ -22,7 +22,7 @@ from torch import nn
 
 from freqprint.errors import FreqprintError
 
-__all__ = ["build_from_recipe", "load_model", "load_state_dict", "save_model", "state_dict_of"]
+__all__ = ["TensorStore", "build_from_recipe", "load_model", "load_state_dict", "open_tensors", "save_model", "state_dict_of"]
 
 _META_KEY = "freqprint.recipe"
 
@@ -59,6 +59,16 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
+def _torch_load(path: Path, mmap: bool) -> dict[str, torch.Tensor]:
+    """Tensors of a torch zip checkpoint, weights only (nothing unpickled), optionally mmapped."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise FreqprintError(f"{path}: cannot load as weights-only torch checkpoint ({first[:160]})") from None
+    return _flatten(obj)
+
+
 def read_recipe(path: str | Path) -> dict[str, Any] | None:
     """The recipe stored in a freqprint safetensors file, or None."""
     path = Path(path)
@@ -72,15 +82,19 @@ def read_recipe(path: str | Path) -> dict[str, Any] | None:
     return json.loads(meta[_META_KEY]) if _META_KEY in meta else None
 
 
-def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a weights file, loaded without unpickling; one-line errors for bad files."""
+def load_state_dict(path: str | Path, max_bytes: int | None = None) -> dict[str, torch.Tensor]:
+    """Tensors of a weights file, loaded without unpickling; one-line errors for bad files.
+    ``max_bytes`` refuses larger files before reading them (keys, headers of known size)."""
     path = Path(path)
     if not path.exists():
         raise FreqprintError(f"{path}: no such file")
     if path.is_dir():
         raise FreqprintError(f"{path} is a directory, not a weights file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise FreqprintError(f"{path} is empty")
+    if max_bytes is not None and size > max_bytes:
+        raise FreqprintError(f"{path} is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file can need")
     if _is_safetensors(path):
         try:
             sd = load_file(str(path))
@@ -89,12 +103,7 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     else:
         if not zipfile.is_zipfile(path):
             raise FreqprintError(f"{path} is neither a safetensors nor a torch (zip) checkpoint")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise FreqprintError(f"{path}: cannot load as weights-only torch checkpoint ({first[:160]})") from None
-        sd = _flatten(obj)
+        sd = _torch_load(path, mmap=False)
     if not sd:
         raise FreqprintError(f"{path} holds no tensors")
     return sd
@@ -168,3 +177,107 @@ def state_dict_of(suspect: nn.Module | str | Path | dict[str, torch.Tensor]) -> 
     if isinstance(suspect, dict):
         return suspect, "state dict"
     return load_state_dict(suspect), str(suspect)
+
+
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+
+class TensorStore:
+    """Shapes of every tensor in a suspect, and the tensors themselves one at a time.
+
+    For a safetensors file only the header is read up front and each tensor is read (memory-mapped)
+    when asked for, so memory stays bounded by the largest tensor actually used, whatever the file
+    holds.  Torch files are memory-mapped (``torch.load(mmap=True, weights_only=True)``); models and
+    state dicts are used as they are.
+    """
+
+    def __init__(self, shapes: dict[str, tuple[tuple[int, ...], bool]], getter, name: str) -> None:
+        self.shapes, self._get, self.name = shapes, getter, name  # shapes: name -> (shape, is floating)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.shapes
+
+    def get(self, key: str) -> torch.Tensor:
+        return self._get(key)
+
+
+MAX_INDEX_BYTES = 64 * 2**20
+
+
+def _open_sharded(path: Path) -> TensorStore:
+    """A sharded safetensors checkpoint: ``model.safetensors.index.json`` (or a folder holding
+    exactly one ``*.safetensors.index.json``, or else exactly one ``*.safetensors``).  The index's
+    ``weight_map`` must name shards by plain file names in the index's own folder: a path that
+    leaves it (``..``, absolute, a sub-folder) is refused."""
+    if path.is_dir():
+        indexes = sorted(path.glob("*.safetensors.index.json"))
+        if len(indexes) == 1:
+            path = indexes[0]
+        else:
+            files = sorted(path.glob("*.safetensors"))
+            if len(indexes) == 0 and len(files) == 1:
+                return open_tensors(files[0])
+            raise FreqprintError(f"{path}: a model folder needs exactly one *.safetensors.index.json "
+                                 f"or one *.safetensors file (found {len(indexes)} and {len(files)})")
+    if not path.is_file():
+        raise FreqprintError(f"{path}: no such file")
+    if path.stat().st_size > MAX_INDEX_BYTES:
+        raise FreqprintError(f"{path}: a shard index over {MAX_INDEX_BYTES // 2**20} MiB is not an index")
+    try:
+        index = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise FreqprintError(f"{path} is not a JSON shard index") from None
+    wmap = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(wmap, dict) or not wmap or not all(isinstance(k, str) and isinstance(v, str) for k, v in wmap.items()):
+        raise FreqprintError(f"{path}: 'weight_map' must be a non-empty object of tensor name -> shard file")
+    folder = path.parent
+    shards: dict[str, TensorStore] = {}
+    for shard in sorted(set(wmap.values())):
+        if Path(shard).name != shard or shard in (".", ".."):
+            raise FreqprintError(f"{path}: shard {shard!r} is not a file name in the index's folder")
+        f = folder / shard
+        if not f.is_file() or not _is_safetensors(f):
+            raise FreqprintError(f"{path}: shard {shard!r} is missing or not a safetensors file")
+        shards[shard] = open_tensors(f)
+    shapes = {}
+    for name, shard in wmap.items():
+        if name not in shards[shard].shapes:
+            raise FreqprintError(f"{path}: tensor {name!r} is not in shard {shard!r}")
+        shapes[name] = shards[shard].shapes[name]
+    return TensorStore(shapes, lambda k: shards[wmap[k]].get(k), str(path))
+
+
+def open_tensors(suspect: nn.Module | str | Path | dict[str, torch.Tensor]) -> TensorStore:
+    """A :class:`TensorStore` over a model, a state dict or a weights file (lazily for files)."""
+    if isinstance(suspect, (nn.Module, dict)):
+        sd, name = state_dict_of(suspect)
+        return TensorStore({k: (tuple(v.shape), v.is_floating_point()) for k, v in sd.items()}, sd.__getitem__, name)
+    path = Path(suspect)
+    if path.is_dir() or path.name.endswith(".index.json"):
+        return _open_sharded(path)
+    if path.is_file() and path.stat().st_size > 0 and _is_safetensors(path):
+        try:
+            handle = safe_open(str(path), framework="pt")
+            shapes = {}
+            for k in handle.keys():
+                sl = handle.get_slice(k)
+                shapes[k] = (tuple(int(x) for x in sl.get_shape()), sl.get_dtype() in _DTYPES)
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise FreqprintError(f"{path} is a corrupt or truncated safetensors file ({str(e).splitlines()[0]})") from None
+        if not shapes:
+            raise FreqprintError(f"{path} holds no tensors")
+
+        def get(k: str) -> torch.Tensor:
+            try:
+                return handle.get_tensor(k)
+            except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+                raise FreqprintError(f"{path}: cannot read tensor {k!r} ({str(e).splitlines()[0]})") from None
+
+        return TensorStore(shapes, get, str(path))
+    if path.is_file() and zipfile.is_zipfile(path):
+        sd = _torch_load(path, mmap=True)
+        if not sd:
+            raise FreqprintError(f"{path} holds no tensors")
+        return TensorStore({k: (tuple(v.shape), v.is_floating_point()) for k, v in sd.items()}, sd.__getitem__, str(path))
+    sd = load_state_dict(path)  # every other case: its one-line error
+    return TensorStore({k: (tuple(v.shape), v.is_floating_point()) for k, v in sd.items()}, sd.__getitem__, str(path))

@@ -164,7 +164,59 @@ def extract_cmd(
     k = extract(model, frequencies=frequencies, tau=tau, target=target)
     k.save(out)
     out_console.print(f"key: {k.filters} filters x {k.channels} channels x {sum(k.multiplicity)} frequencies of {k.layer}")
-    out_console.print(f"sha256 commitment {k.commitment}  created {k.created}")
+    out_console.print(f"sha256 commitment {k.commitment}  created {k.created}", soft_wrap=True)
+
+
+claim_app = typer.Typer(no_args_is_help=True, help="Claim bundles: a key bound to the owner's secret (SECURITY.md).")
+app.add_typer(claim_app, name="claim")
+
+
+@claim_app.command("create")
+def claim_create_cmd(
+    model: Path = typer.Argument(..., help="the owner's fingerprinted model file"),
+    out: Path = typer.Option(..., "--out", help="claim bundle to write (also a valid key file)"),
+    secret: Optional[str] = typer.Option(None, help="owner secret (prefer --secret-file or FREQPRINT_SECRET)"),
+    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner secret"),
+    target: Optional[str] = None,
+) -> None:
+    """Bind the model's key to the secret that seeded it.  Publish the printed commitment before
+    releasing the model: that publication, not any date in the file, is what dates the claim."""
+    from freqprint.claim import create_claim
+
+    bundle = create_claim(model, _secret(secret, secret_file), target=target)
+    bundle.save(out)
+    out_console.print(f"claim bundle for {bundle.key.layer} written to {out}")
+    out_console.print(f"publish this commitment now: sha256 {bundle.commitment}", soft_wrap=True)
+
+
+@claim_app.command("check")
+def claim_check_cmd(
+    bundle: Path = typer.Argument(..., help="claim bundle"),
+    secret: Optional[str] = typer.Option(None, help="the revealed secret"),
+    secret_file: Optional[Path] = typer.Option(None, help="file holding the revealed secret"),
+    suspect: Optional[Path] = typer.Option(None, help="also test this suspect against the secret's initialisation"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Does the bundle's key come from this secret?  (And does the suspect carry the secret's
+    module?)  Exit 0 = genuine (and found), 1 = not, 2 = error."""
+    from freqprint.claim import check_claim
+    from freqprint.verify import format_p
+
+    rep = check_claim(bundle, _secret(secret, secret_file), suspect=suspect)
+    ok = rep.genuine and (rep.suspect is None or rep.suspect["found"])
+    if as_json:
+        out_console.print_json(json.dumps(rep.to_dict()))
+    else:
+        t = Table(title=f"claim {'GENUINE' if rep.genuine else 'REJECTED'}: {bundle}", show_header=False)
+        t.add_row("secret matches commitment", "yes" if rep.secret_matches else "no")
+        for name, b in rep.blocks.items():
+            t.add_row(f"{name} block vs W0", f"mean cosine {b.mean_cosine:.4f} over {b.kernels} kernels, p = {format_p(b.log10_p)}")
+        t.add_row("verdict", rep.reason)
+        if rep.suspect is not None:
+            t.add_row("suspect vs W0", f"{'FOUND' if rep.suspect['found'] else 'not found'}: p = {format_p(rep.suspect['log10_p'])} "
+                      f"({rep.suspect['block']} block, layer {rep.suspect['layer']})")
+        out_console.print(t)
+    raise typer.Exit(0 if ok else 1)
 
 
 @app.command("finetune")
@@ -258,15 +310,19 @@ def study_cmd(
     tau: float = 0.99, target: Optional[str] = None, as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Which frequencies stayed put: S' against other frequencies of equally small Dirichlet gain."""
-    from freqprint.checkpoint import load_state_dict
-    from freqprint.key import find_module_weight
+    from freqprint.checkpoint import check_finite, load_state_dict
+    from freqprint.key import find_module_weight, parse_grid
     from freqprint.study import frequency_stability
 
+    if not 0 < tau <= 1:  # NaN fails too
+        raise FreqprintError(f"--tau must be in (0, 1], got {tau}")
     sa, sb = load_state_dict(source), load_state_dict(derived)
     name, wa, grid = find_module_weight(sa, target, str(source))
-    m, n, _, r = grid[:4]
+    m, n, _, r, _ = parse_grid(grid, wa)
     if name not in sb or sb[name].shape != wa.shape:
         raise FreqprintError(f"{derived} has no {name!r} of shape {list(wa.shape)}")
+    check_finite({name: wa}, str(source))
+    check_finite({name: sb[name]}, str(derived))
     rows = [g.to_dict() for g in frequency_stability(wa, sb[name], (m, n), r, tau)]
     if as_json:
         out_console.print_json(json.dumps(rows))
@@ -382,6 +438,23 @@ def bench_rewrites_cmd(
                             digits_root=str(digits_root) if digits_root else None, device=device,
                             log=lambda m: console.print(m, markup=False, highlight=False))
     _write_results(out, res, rewrite_bench_markdown(res))
+
+
+@bench_app.command("claims")
+def bench_claims_cmd(
+    out: Path = typer.Option(Path("bench-results/claims.json"), "--out"),
+    n: int = typer.Option(100, help="independently seeded owners"),
+    limit: int = typer.Option(2000, help="Fashion-MNIST training images per owner (one epoch)"),
+    data_root: Optional[Path] = RootOpt, device: str = DeviceOpt,
+) -> None:
+    """Claim bundles: genuine accepted, forged rejected, chimera cleared by the secret-anchored verdict."""
+    from freqprint.bench import claim_bench_markdown, run_claim_bench
+
+    if n < 1 or limit < 1:
+        raise FreqprintError("--n and --limit must be >= 1")
+    res = run_claim_bench(n=n, limit=limit, data_root=str(data_root) if data_root else None, device=device,
+                          log=lambda m: console.print(m, markup=False, highlight=False))
+    _write_results(out, res, claim_bench_markdown(res))
 
 
 @bench_app.command("noise")

@@ -121,7 +121,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
     rows = []
     for name, (model, acc, ds) in suspects.items():
         rep = verify(key, model, alpha=s.alpha)
-        rows.append({**rep.to_dict(), "suspect": name, "file": rep.suspect, "accuracy": acc, "dataset": ds})
+        rows.append({**rep.to_dict(include_timing=True), "suspect": name, "file": rep.suspect, "accuracy": acc, "dataset": ds})
         log(f"verify {name}: {rep.summary()}")
     w_owner = owner.get_submodule("conv2.fingerprint").weight.detach()
     w_ft = derived.get_submodule("conv2.fingerprint").weight.detach()

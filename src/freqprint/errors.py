@@ -5,3 +5,8 @@ from __future__ import annotations
 
 class FreqprintError(Exception):
     """A problem with the user's input (file, model, key, data): the message says what and where."""
+
+
+class NotApplicable(FreqprintError):
+    """An attack that does not exist for this model (e.g. ``collapse`` of a ReLU-merge module):
+    benchmarks report the row as "not applicable" instead of as a failed thief."""

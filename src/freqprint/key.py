@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,13 @@ from freqprint.errors import FreqprintError
 from freqprint.module import get_fingerprint_module
 from freqprint.spectral import Frequency, conjugate_weights, invariant_frequencies, low_gain_frequencies, revised_dft_at
 
-__all__ = ["FREQUENCY_SETS", "FingerprintKey", "extract", "find_module_weight", "frequency_set"]
+__all__ = ["FREQUENCY_SETS", "FingerprintKey", "extract", "find_module_weight", "frequency_set", "parse_grid", "read_json_metadata"]
 
 FORMAT = "freqprint-key/2"
 OLD_FORMATS = ("freqprint-key/1",)
 FREQUENCY_SETS = ("sprime", "low-gain")
+MAX_GRID = 4096  # feature grids larger than this are refused (a hostile header cannot make us allocate M·N)
+MAX_KEY_BYTES = 256 * 2**20  # a key for D=256 filters on C=512 channels is ~5 MB
 
 
 def frequency_set(name: str, grid: tuple[int, int], kernel_size: int, radius: int) -> list[Frequency]:
@@ -113,7 +116,8 @@ class FingerprintKey:
             h.update(self.weights.float().contiguous().numpy().astype("<f4").tobytes())
         return h.hexdigest()
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
+        """One safetensors file; ``extra_metadata`` adds header fields (a claim bundle's)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         s = self.spectra.to(torch.complex64)
@@ -126,46 +130,119 @@ class FingerprintKey:
         if self.weights is not None:
             tensors["kernels"] = self.weights.float().contiguous()
         meta = dict(self.metadata(), commitment=self.commitment)
-        save_file(tensors, str(path), metadata={"freqprint.key": json.dumps(meta, sort_keys=True)})
+        save_file(tensors, str(path), metadata={**(extra_metadata or {}), "freqprint.key": json.dumps(meta, sort_keys=True)})
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> FingerprintKey:
+        """Read a key (or a claim bundle, which holds one) and check its commitment.  Every
+        malformed field gives one :class:`FreqprintError` naming it."""
         path = Path(path)
-        sd = load_state_dict(path)
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = json.loads((f.metadata() or {})["freqprint.key"])
-        except (KeyError, ValueError, SafetensorError, OSError):
-            raise FreqprintError(f"{path} is not a freqprint key (no key metadata)") from None
+        meta = read_json_metadata(path, "freqprint.key", "a freqprint key")
         if meta.get("format") in OLD_FORMATS:
             raise FreqprintError(f"{path} is a {meta['format']} key, which cannot be verified by this version "
                                  "(its spectra do not determine the kernels); re-extract it: freqprint extract MODEL --out KEY")
         if meta.get("format") != FORMAT:
             raise FreqprintError(f"{path}: unsupported key format {meta.get('format')!r}")
+        return cls.from_parts(meta, load_state_dict(path, max_bytes=MAX_KEY_BYTES), str(path))
+
+    @classmethod
+    def from_parts(cls, meta: dict[str, Any], sd: dict[str, torch.Tensor], source: str) -> FingerprintKey:
+        """A key from its header metadata and tensors, every field type- and range-checked."""
         need = {"spectra_real", "spectra_imag", "frequencies", "multiplicity", "kernels"}
         if not need <= set(sd):
-            raise FreqprintError(f"{path}: key file lacks tensors {sorted(need - set(sd))}")
-        check_finite(sd, str(path))
+            raise FreqprintError(f"{source}: key file lacks tensors {sorted(need - set(sd))}")
+        f = _Fields(meta, source)
+        layer = f.get("layer", str)
+        grid = f.get("grid", list)
+        if len(grid) != 2 or not all(type(g) is int and 1 <= g <= MAX_GRID for g in grid):
+            raise FreqprintError(f"{source}: key field 'grid' must be [M, N] with 1 <= M, N <= {MAX_GRID}, got {grid!r}")
+        k = f.get("kernel_size", int)
+        r = f.get("radius", int)
+        if not (1 <= k <= min(grid)) or not (0 <= r and 2 * r + 1 <= min(grid)):
+            raise FreqprintError(f"{source}: kernel_size {k} / radius {r} do not fit the {grid[0]}x{grid[1]} grid")
+        fset = f.get("frequency_set", str)
+        if fset not in FREQUENCY_SETS:
+            raise FreqprintError(f"{source}: key field 'frequency_set' must be one of {', '.join(FREQUENCY_SETS)}, got {fset!r}")
+        tau = f.get("tau", (int, float))
+        if not (0 < tau <= 1):  # also false for NaN
+            raise FreqprintError(f"{source}: key field 'tau' must be in (0, 1], got {tau!r}")
+        merge = meta.get("merge", "linear")
+        if merge not in ("relu", "linear"):
+            raise FreqprintError(f"{source}: key field 'merge' must be 'relu' or 'linear', got {merge!r}")
+        created = f.get("created", str)
+        extra = meta.get("extra", {})
+        commitment = meta.get("commitment", "")
+        if not isinstance(extra, dict) or not isinstance(commitment, str):
+            raise FreqprintError(f"{source}: key fields 'extra' (an object) or 'commitment' (a string) are malformed")
+        w = sd["kernels"]
+        if w.ndim != 4 or tuple(w.shape[2:]) != (k, k) or w.shape[0] < 1 or w.shape[1] < 1 or not w.is_floating_point():
+            raise FreqprintError(f"{source}: key tensor 'kernels' must be floating [D, C, {k}, {k}], got {list(w.shape)} {w.dtype}")
+        d, c = int(w.shape[0]), int(w.shape[1])
+        fr, mu = sd["frequencies"], sd["multiplicity"]
+        n_f = int(fr.shape[0]) if fr.ndim == 2 else -1
+        shapes_ok = (fr.ndim == 2 and fr.shape[1] == 2 and not fr.is_floating_point() and tuple(mu.shape) == (n_f,)
+                     and not mu.is_floating_point()
+                     and all(tuple(sd[x].shape) == (d, c, n_f) and sd[x].is_floating_point() for x in ("spectra_real", "spectra_imag")))
+        if not shapes_ok:
+            raise FreqprintError(f"{source}: key tensors 'frequencies' [F, 2], 'multiplicity' [F] and spectra [D, C, F] do not agree")
+        if f.get("filters", int) != d or f.get("channels", int) != c:
+            raise FreqprintError(f"{source}: key fields 'filters'/'channels' disagree with the kernels' shape {list(w.shape)}")
+        if n_f and (bool((fr < 0).any()) or bool((fr[:, 0] >= grid[0]).any()) or bool((fr[:, 1] >= grid[1]).any())
+                    or bool((mu < 1).any())):
+            raise FreqprintError(f"{source}: key frequencies lie outside the {grid[0]}x{grid[1]} grid or have multiplicity < 1")
+        check_finite({x: sd[x] for x in need}, source)
         key = cls(
-            layer=meta["layer"],
-            grid=tuple(meta["grid"]),
-            kernel_size=int(meta["kernel_size"]),
-            radius=int(meta["radius"]),
-            frequency_set=meta["frequency_set"],
-            frequencies=[tuple(f) for f in sd["frequencies"].tolist()],
-            multiplicity=sd["multiplicity"].tolist(),
+            layer=layer,
+            grid=(int(grid[0]), int(grid[1])),
+            kernel_size=k,
+            radius=r,
+            frequency_set=fset,
+            frequencies=[tuple(x) for x in fr.tolist()],
+            multiplicity=mu.tolist(),
             spectra=torch.complex(sd["spectra_real"].float(), sd["spectra_imag"].float()),
-            weights=sd["kernels"].float(),
-            tau=float(meta["tau"]),
-            merge=meta.get("merge", "linear"),
-            created=meta["created"],
-            commitment=meta.get("commitment", ""),
-            extra=meta.get("extra", {}),
+            weights=w.float(),
+            tau=float(tau),
+            merge=merge,
+            created=created,
+            commitment=commitment,
+            extra=extra,
         )
         if key.compute_commitment() != key.commitment:
-            raise FreqprintError(f"{path}: the key's content does not match its SHA-256 commitment (tampered or corrupt)")
+            raise FreqprintError(f"{source}: the key's content does not match its SHA-256 commitment (tampered or corrupt)")
         return key
+
+
+class _Fields:
+    """Typed access to a JSON header: a missing or mistyped field is one clear error."""
+
+    def __init__(self, meta: dict[str, Any], source: str) -> None:
+        self.meta, self.source = meta, source
+
+    def get(self, name: str, kind: type | tuple[type, ...]) -> Any:
+        if name not in self.meta:
+            raise FreqprintError(f"{self.source}: key field {name!r} is missing")
+        v = self.meta[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(v, bool) or not isinstance(v, kinds) or (isinstance(v, float) and not math.isfinite(v)):
+            want = " or ".join(t.__name__ for t in kinds)
+            raise FreqprintError(f"{self.source}: key field {name!r} must be {want}, got {v!r:.60}")
+        return v
+
+
+def read_json_metadata(path: Path, field_name: str, what: str) -> dict[str, Any]:
+    """The JSON object stored under ``field_name`` in a safetensors header, or one error."""
+    if not path.is_file():
+        raise FreqprintError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {})[field_name]
+        meta = json.loads(raw)
+    except (KeyError, ValueError, SafetensorError, OSError, RecursionError):
+        raise FreqprintError(f"{path} is not {what} (no readable '{field_name}' metadata)") from None
+    if not isinstance(meta, dict):
+        raise FreqprintError(f"{path}: '{field_name}' metadata must be a JSON object, got {type(meta).__name__}")
+    return meta
 
 
 def find_module_weight(sd: dict[str, torch.Tensor], target: str | None, source: str) -> tuple[str, torch.Tensor, list[int]]:
@@ -179,6 +256,19 @@ def find_module_weight(sd: dict[str, torch.Tensor], target: str | None, source: 
     if len(names) > 1:
         raise FreqprintError(f"{source} has several fingerprint modules ({', '.join(names)}); pass target=")
     return f"{names[0]}.weight", sd[f"{names[0]}.weight"], sd[f"{names[0]}.grid"].tolist()
+
+
+def parse_grid(grid: list[int], weight: torch.Tensor) -> tuple[int, int, int, int, str]:
+    """``(M, N, K, r, merge)`` from a module's grid buffer, checked against its weight: a hostile
+    buffer (huge M·N, K larger than the grid) is refused before anything is allocated from it."""
+    if len(grid) not in (4, 5) or (len(grid) == 5 and int(grid[4]) != 1):
+        raise FreqprintError(f"the fingerprint module's grid buffer {grid} is not [M, N, K, r(, 1)]")
+    m, n, k, r = (int(g) for g in grid[:4])
+    if not (1 <= m <= MAX_GRID and 1 <= n <= MAX_GRID and 1 <= k <= min(m, n) and 0 <= r and 2 * r + 1 <= min(m, n)):
+        raise FreqprintError(f"the fingerprint module's grid buffer {grid} is out of range (M, N <= {MAX_GRID}, K and 2r+1 <= M, N)")
+    if weight.ndim != 4 or tuple(weight.shape[2:]) != (k, k) or not weight.is_floating_point():
+        raise FreqprintError(f"the fingerprint module's weight {list(weight.shape)} is not floating [D, C, {k}, {k}]")
+    return m, n, k, r, "relu" if len(grid) == 5 else "linear"
 
 
 def extract(
@@ -203,11 +293,8 @@ def extract(
         sd = source if isinstance(source, dict) else load_state_dict(source)
         check_finite(sd, str(source) if not isinstance(source, dict) else "state dict")
         layer, weight, grid = find_module_weight(sd, target, str(source) if not isinstance(source, dict) else "state dict")
-    if len(grid) not in (4, 5):
-        raise FreqprintError(f"the fingerprint module's grid buffer {grid} is not [M, N, K, r(, merge)]")
-    m, n, k, r = (int(g) for g in grid[:4])
-    merge = "relu" if len(grid) == 5 else "linear"
-    if not 0 < tau <= 1:
+    m, n, k, r, merge = parse_grid(grid, weight)
+    if not 0 < tau <= 1:  # NaN fails too
         raise FreqprintError(f"tau must be in (0, 1], got {tau}")
     freqs = frequency_set(frequencies, (m, n), k, r)
     reps, mult = conjugate_weights(freqs, (m, n))

@@ -74,6 +74,7 @@ __all__ = [
     "detach",
     "find_fingerprint_modules",
     "get_fingerprint_module",
+    "initial_weight",
     "secret_seed",
 ]
 
@@ -112,6 +113,19 @@ def secret_seed(secret: str | bytes, context: str) -> int:
     key = secret.encode() if isinstance(secret, str) else bytes(secret)
     digest = hmac.new(key, ("freqprint/v1/" + context).encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def initial_weight(secret: str | bytes, context: str, filters: int, in_channels: int, kernel_size: int) -> torch.Tensor:
+    """``W₀``: the module weight ``[D, C, K, K]`` that ``secret`` seeds for the host ``context``
+    (i.i.d. ``N(0, 1/(C·K²))``) — what :meth:`FingerprintModule.reset_fingerprint` draws first, and
+    what a claim check (:mod:`freqprint.claim`) regenerates from a revealed secret."""
+    gen = torch.Generator().manual_seed(secret_seed(secret, context))
+    return _draw_weight(gen, filters, in_channels, kernel_size)
+
+
+def _draw_weight(gen: torch.Generator | None, filters: int, in_channels: int, kernel_size: int) -> torch.Tensor:
+    std = 1.0 / math.sqrt(in_channels * kernel_size**2)
+    return torch.randn((filters, in_channels, kernel_size, kernel_size), generator=gen) * std
 
 
 def _dft_rows(length: int, radius: int, sign: int, dtype: torch.dtype) -> torch.Tensor:
@@ -178,7 +192,7 @@ class FingerprintModule(nn.Module):
             gen = torch.Generator().manual_seed(secret_seed(secret, context))
         std = 1.0 / math.sqrt(self.in_channels * self.kernel_size**2)
         with torch.no_grad():
-            w = torch.randn(self.weight.shape, generator=gen) * std
+            w = _draw_weight(gen, self.filters, self.in_channels, self.kernel_size)  # the one draw initial_weight repeats
             b = torch.randn((self.filters,), generator=gen) * std
             self.weight.copy_(w)
             if self.bias is not None:
@@ -208,9 +222,12 @@ class FingerprintModule(nn.Module):
         w = self.effective_weight()
         yf = self._conv_fft(x, w) if self.implementation == "fft" else self._conv_spatial(x, w)
         of = self._merge(yf)
+        # inverse DFT of the band: out = Re(Ēmᵀ·F·Ēn)/MN.  The small complex product first, then
+        # the M×N expansion in real arithmetic (no complex [B, C_out, M, N] tensor is ever built)
         em = _dft_rows(m, self.radius, -1, of.dtype).to(x.device)
         en = _dft_rows(n, self.radius, -1, of.dtype).to(x.device)
-        out = torch.einsum("um,bouv,vn->bomn", em.conj(), of, en.conj()).real / (m * n)
+        g = torch.einsum("um,bouv->bomv", em.conj(), of)  # [B, O, M, V]
+        out = (torch.einsum("bomv,vn->bomn", g.real, en.real) + torch.einsum("bomv,vn->bomn", g.imag, en.imag)) / (m * n)
         y = out.to(x.dtype) + self.proj.bias.view(1, -1, 1, 1)
         if out_size is not None and tuple(y.shape[-2:]) != tuple(out_size):
             y = F.adaptive_avg_pool2d(y, out_size)
@@ -229,7 +246,12 @@ class FingerprintModule(nn.Module):
         cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
         em = _dft_rows(m, r, -1, cdtype).to(x.device)  # forward DFT rows, [U, M]
         en = _dft_rows(n, r, -1, cdtype).to(x.device)  # [V, N]
-        xf = self._band(torch.einsum("um,bcmn,vn->bcuv", em, x.to(cdtype), en))  # F_X on the low band
+        # F_X on the low band, Em·X·Enᵀ, with the large M×N contraction in real arithmetic
+        rdtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        xr = x.to(rdtype)
+        t = torch.complex(torch.einsum("bcmn,vn->bcmv", xr, en.real.to(rdtype)),
+                          torch.einsum("bcmn,vn->bcmv", xr, en.imag.to(rdtype)))  # [B, C, M, V]
+        xf = self._band(torch.einsum("um,bcmv->bcuv", em, t))
         freqs = [(u, v) for u in lowpass_indices(m, r) for v in lowpass_indices(n, r)]
         tw = revised_dft_at(w.to(x.dtype), (m, n), freqs).reshape(self.filters, self.in_channels, em.shape[0], en.shape[0])
         yf = torch.einsum("dcuv,bcuv->bduv", tw, xf)  # Theorem 3.1

@@ -86,3 +86,26 @@ def frequency_stability(
             )
         )
     return out
+
+
+def block_change(source: torch.Tensor, derived: torch.Tensor, grid: tuple[int, int], radius: int = 1,
+                 include_dc: bool = False, visible_gain: float = 0.1) -> dict[str, dict[str, float]]:
+    """Per kernel block of the verifier (visible: gain ≥ ``visible_gain``; hidden: the rest), how
+    much of the source's kernel energy lives there (``energy_share``), how far the derived weight
+    moved (``relative_change`` = ‖Δz‖²/‖z‖² over the block's coordinates) and the mean per-kernel
+    cosine between the two.  Filters must be in the same order (plain fine-tuning)."""
+    from freqprint.spectral import kernel_basis
+
+    k = source.shape[-1]
+    v, gain = kernel_basis(grid, k, radius, include_dc=include_dc)
+    za = source.detach().double().cpu().reshape(-1, k * k) @ v
+    zb = derived.detach().double().cpu().reshape(-1, k * k) @ v
+    total = float((za**2).sum())
+    out = {}
+    for name, mask in (("visible", gain >= visible_gain), ("hidden", gain < visible_gain)):
+        a, b = za[:, mask], zb[:, mask]
+        cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-300)
+        out[name] = {"dims": int(mask.sum()), "energy_share": float((a**2).sum()) / total,
+                     "relative_change": float(((b - a) ** 2).sum() / (a**2).sum().clamp_min(1e-300)),
+                     "mean_cosine": float(cos.mean())}
+    return out

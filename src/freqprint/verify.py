@@ -52,7 +52,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
-from freqprint.checkpoint import state_dict_of
+from freqprint.checkpoint import TensorStore, open_tensors
 from freqprint.errors import FreqprintError
 from freqprint.key import FingerprintKey
 from freqprint.null import LN10, auto_hit_threshold, hit_probability, log_binom_tail, log_injections
@@ -62,16 +62,21 @@ __all__ = ["BLOCKS", "Candidate", "VerificationReport", "candidates", "format_p"
 
 BLOCKS = ("visible", "hidden")
 VISIBLE_GAIN = 0.1  # relative gain at or above which a kernel direction counts as visible
-MAX_CANDIDATES = 4096
+MAX_CANDIDATES = 100_000  # readings of one file; beyond this the file is refused
+MAX_FITS = 64  # candidates fully aligned; more are ranked by a cheap screen first (the p-value pays for all)
 
 
 @dataclass
 class Candidate:
-    """One reading of a suspect tensor as conv filters ``[D′, C′, K, K]``."""
+    """One reading of a suspect tensor as conv filters ``[D′, C′, K, K]`` (shape only until loaded)."""
 
     name: str
     layout: str
-    weight: torch.Tensor
+    shape: tuple[int, int, int, int]
+
+    def load(self, store: TensorStore, kernel_size: int, channels: int) -> torch.Tensor:
+        t = store.get(self.name)
+        return dict(_readings(t, channels, kernel_size))[self.layout]
 
 
 @dataclass
@@ -94,6 +99,7 @@ class VerificationReport:
     layer: str
     layout: str
     layers_searched: int
+    fitted: int
     channels_permuted: bool
     suspect: str
     key_commitment: str
@@ -101,8 +107,13 @@ class VerificationReport:
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
+        """The report as plain data.  Without ``include_timing`` it is a pure function of the key
+        and the suspect: the same inputs give byte-identical JSON on any run and thread count."""
+        d = asdict(self)
+        if not include_timing:
+            d.pop("seconds")
+        return d
 
     def summary(self) -> str:
         verdict = "FOUND" if self.found else "not found"
@@ -148,22 +159,37 @@ def _readings(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]
     return out
 
 
-def candidates(sd: dict[str, torch.Tensor], key: FingerprintKey) -> list[Candidate]:
-    """Every finite floating tensor that reads as conv filters with the key's kernel size and at
-    least half its input channels; the key's own layer first."""
+def candidates(store: TensorStore, key: FingerprintKey) -> list[Candidate]:
+    """Every floating tensor that reads as conv filters with the key's kernel size and at least
+    half its input channels; the key's own layer first.  Decided from shapes alone (nothing is
+    read), so a file of any size costs only its header here."""
     c, k = key.channels, key.kernel_size
-    names = sorted(sd, key=lambda n: (n != key.layer, n))
+    names = sorted(store.shapes, key=lambda n: (n != key.layer, n))
     out: list[Candidate] = []
     for name in names:
-        t = sd[name]
-        if not t.is_floating_point() or t.numel() < k * k * max(1, c // 2):
+        shape, floating = store.shapes[name]
+        if not floating or math.prod(shape) < k * k * max(1, c // 2):
             continue
-        for layout, w in _readings(t, c, k):
+        for layout, w in _readings(torch.empty(shape, device="meta"), c, k):
             if w.shape[1] * 2 >= c and w.shape[0] >= 1:
-                out.append(Candidate(name, layout, w))
-    if len(out) > MAX_CANDIDATES:
-        raise FreqprintError(f"suspect has {len(out)} candidate tensors (limit {MAX_CANDIDATES}); pass search='none'")
+                out.append(Candidate(name, layout, tuple(w.shape)))
+        if len(out) > MAX_CANDIDATES:
+            raise FreqprintError(f"{store.name} has more than {MAX_CANDIDATES} tensors that read as conv filters; "
+                                 "pass search='none' to test the key's layer alone")
     return out
+
+
+def _screen(key_desc: dict[str, torch.Tensor], ws: torch.Tensor, v: torch.Tensor, blocks: dict[str, torch.Tensor]) -> float:
+    """A cheap similarity of a candidate to the key: per block, the mean over key filters of the
+    best descriptor cosine with a suspect filter; the larger block value.  Ranks candidates only;
+    the p-value still pays for every candidate screened."""
+    kk = v.shape[0]
+    zs = ws.reshape(ws.shape[0], ws.shape[1], kk) @ v
+    best = -1.0
+    for b, idx in blocks.items():
+        sim = key_desc[b] @ _descriptor(_unit(zs[..., idx])).T
+        best = max(best, float(sim.max(1).values.mean()))
+    return best
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,6 +308,7 @@ def verify(
     align_channels: bool = True,
     search: str = "auto",
     visible_gain: float = VISIBLE_GAIN,
+    max_fits: int = MAX_FITS,
 ) -> VerificationReport:
     """Check a suspect (model, weights file or state dict) against a key.
 
@@ -296,6 +323,9 @@ def verify(
             tensor that reads as conv filters; ``"all"`` always searches; ``"none"`` only the key's
             layer, as stored.
         visible_gain: relative gain separating the visible from the hidden kernel directions.
+        max_fits: at most this many candidates get the full alignment; when a file holds more,
+            all are ranked by a cheap descriptor screen first.  The p-value counts every
+            candidate screened, and the report says how many were fitted (``fitted``).
     """
     t0 = time.perf_counter()
     if not isinstance(key, FingerprintKey):
@@ -305,15 +335,15 @@ def verify(
         raise FreqprintError("alpha must be in (0,1), tau in (0,1] and hit_cosine in (0,1)")
     if search not in ("auto", "all", "none"):
         raise FreqprintError(f"search must be 'auto', 'all' or 'none', got {search!r}")
-    sd, name = state_dict_of(suspect)
-    cands = candidates(sd, key)
+    if max_fits < 1:
+        raise FreqprintError(f"max_fits must be >= 1, got {max_fits}")
+    store = open_tensors(suspect)
+    name = store.name
+    cands = candidates(store, key)
     if search == "none":
         cands = [c for c in cands if c.name == key.layer and c.layout == "OIHW"]
-    if key.layer in sd and sd[key.layer].is_floating_point() and not bool(torch.isfinite(sd[key.layer]).all()):
-        raise FreqprintError(f"{name}: tensor {key.layer!r}, where the key points, contains NaN or Inf values")
-    cands = [c for c in cands if bool(torch.isfinite(c.weight).all())]  # NaN elsewhere cannot block the search
     if not align_channels:
-        cands = [c for c in cands if c.weight.shape[1] == key.channels]
+        cands = [c for c in cands if c.shape[1] == key.channels]
     if not cands:
         raise FreqprintError(
             f"suspect holds no finite tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
@@ -326,10 +356,35 @@ def verify(
     units_k = {b: _unit(zk[..., idx]) for b, idx in blocks.items()}
     desc_k = {b: _descriptor(u) for b, u in units_k.items()}
     desc_k["all"] = _descriptor(_unit(zk))
-    log_cands = math.log(len(cands))
+
+    def load(cand: Candidate) -> torch.Tensor | None:
+        w = cand.load(store, key.kernel_size, key.channels).detach().to("cpu", torch.float64)
+        if not bool(torch.isfinite(w).all()):
+            if cand.name == key.layer:
+                raise FreqprintError(f"{name}: tensor {key.layer!r}, where the key points, contains NaN or Inf values")
+            return None  # NaN elsewhere cannot block the search
+        return w
+
+    n_screened = len(cands)
+    order: list[Candidate] = cands
+    if len(cands) > max_fits:
+        # the key's own layer stays first; the rest are ranked by the screen, one tensor in memory at a time
+        head = [c for c in cands[:1] if c.name == key.layer]
+        scored = []
+        for j, cand in enumerate(cands[len(head):]):
+            w = load(cand)
+            if w is not None:
+                scored.append((-_screen(desc_k, w, v, blocks), j, cand))
+        order = head + [c for _, _, c in sorted(scored, key=lambda x: (x[0], x[1]))][: max_fits - len(head)]
+    cands = order
+    log_cands = math.log(n_screened)
     best: dict[str, Any] | None = None
+    fitted = 0
     for i, cand in enumerate(cands):
-        ws = cand.weight.detach().to("cpu", torch.float64)
+        ws = load(cand)
+        if ws is None:
+            continue
+        fitted += 1
         d_s, c_s = ws.shape[:2]
         zs = ws.reshape(d_s, c_s, kk) @ v
         units_s = {b: _unit(zs[..., idx]) for b, idx in blocks.items()}
@@ -357,7 +412,9 @@ def verify(
             best = {"logp": logp, "cand": cand, "ws": ws, "block": blk, "per_block": per_block, "n": n}
         if search == "auto" and i == 0 and cand.name == key.layer and logp / LN10 < math.log10(alpha):
             break  # the key's own layer already decides; the Bonferroni factor still counts every candidate
-    assert best is not None
+    if best is None:
+        raise FreqprintError(f"{name}: every tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
+                             f"{key.kernel_size}] contains NaN or Inf values")
     logp, blk, per_block = best["logp"], best["block"], best["per_block"]
     _, fit, t = per_block[blk]
     score, mean_cos = _sprime_stats(key, wk, best["ws"], fit, tau)
@@ -381,7 +438,8 @@ def verify(
         log10_p_blocks={b: min(0.0, v[0] + extra_log) / LN10 for b, v in per_block.items()},
         layer=best["cand"].name,
         layout=best["cand"].layout,
-        layers_searched=len(cands),
+        layers_searched=n_screened,
+        fitted=fitted,
         channels_permuted=bool((fit.perm != fit.key_channels).any()),
         suspect=name,
         key_commitment=key.commitment,

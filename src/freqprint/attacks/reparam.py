@@ -29,7 +29,7 @@ from torch import nn
 
 from freqprint.attacks.base import Attack
 from freqprint.attacks.equivariance import conv_pairs
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, NotApplicable
 from freqprint.module import FingerprintedConv, FingerprintModule, get_fingerprint_module
 from freqprint.spectral import kernel_basis
 
@@ -208,7 +208,7 @@ class Collapse(Attack):
     def apply(self, model: nn.Module) -> nn.Module:
         _, fp = get_fingerprint_module(model)
         if fp.merge != "linear":
-            raise FreqprintError("collapse is a rewrite of the linear merge only (a ReLU sits between W and P)")
+            raise NotApplicable("collapse is a rewrite of the linear merge only (a ReLU sits between W and P)")
         p = _proj(fp)
         w = torch.einsum("od,d...->o...", p, fp.weight)
         _resize_filters(fp, w, p @ fp.bias, torch.eye(fp.out_channels).to(p))
