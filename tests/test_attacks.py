@@ -189,6 +189,10 @@ def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
                   "int8 quantization", "fine-tune SGD lr 0.01 (Table 4)"):
         assert rows[label]["found"], (label, rows[label])
     assert not rows["overwrite: replacement"]["found"] and not rows["module removal"]["found"]
+    for label in ("per-input-channel scaling, s_c in [0.1, 10]", "dead input channels added (+8)",
+                  "dummy filters added (+256)", "redraw the invisible directions"):  # the knowing thief's free rewrites
+        assert rows[label]["found"], (label, rows[label])
+    assert "not_applicable" in rows["collapse to P·W (linear merge only)"]  # the default ReLU merge has no collapse
     assert rows["none"]["accuracy"] > 0.3
     md = attack_bench_markdown(res)
     assert md.count("\n") == len(ATTACK_SUITE) + 2

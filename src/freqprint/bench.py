@@ -657,3 +657,77 @@ def claim_bench_markdown(res: dict[str, Any]) -> str:
     lines += ["", f"Wrong answers: {s['wrong_answers']}.  Genuine keys against W₀: hidden block mean cosine ≥ "
               f"{s['min_hidden_cosine']:.4f}, visible ≥ {s['min_visible_cosine']:.4f}, hidden p ≤ 1e{s['max_hidden_log10_p']:.1f}."]
     return "\n".join(lines) + "\n"
+
+
+def run_hostile_bench(decoys: int = 2000, wide_filters: int = 8192, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Time and memory of ``verify`` on hostile suspects (issue 12), as ratios within one run:
+
+    * the module renamed among ``decoys`` random conv tensors: the default screened search
+      (``MAX_FITS`` candidates aligned) against the full search (every candidate aligned);
+    * the module layer of a D = 256, C = 32 SmallCNN padded with random filters to
+      ``wide_filters``: seconds and the growth of the process's peak RSS.
+    """
+    import resource
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from freqprint.verify import MAX_FITS
+
+    out: dict[str, Any] = {"benchmark": "hostile", "torch": torch.__version__, "threads": torch.get_num_threads()}
+    g = torch.Generator().manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        small = create_model("smallcnn", num_classes=10, in_channels=1, width=8).eval()
+        attach(small, FingerprintConfig(target="conv2", secret="bench", filters=16), torch.zeros(1, 1, 28, 28))
+        key = extract(small)
+        sd = {k: v.detach().clone() for k, v in small.state_dict().items()}
+        w = sd.pop("conv2.fingerprint.weight")
+        for i in range(decoys):
+            sd[f"decoy.{i:05d}.weight"] = torch.randn(w.shape, generator=g)
+        sd["zz.renamed"] = w
+        path = Path(tmp) / "decoys.safetensors"
+        save_file(sd, str(path))
+        rows = []
+        for label, fits in (("screened (default)", MAX_FITS), ("full search", 10**9)):
+            t = time.perf_counter()
+            rep = verify(key, path, max_fits=fits)
+            rows.append({"search": label, "seconds": time.perf_counter() - t, "found": rep.found, "log10_p": rep.log10_p,
+                         "fitted": rep.fitted, "screened": rep.layers_searched})
+            log(f"{decoys} decoys, {label}: {rows[-1]['seconds']:.1f} s, found {rep.found}, fitted {rep.fitted}")
+        out["decoys"] = {"count": decoys, "rows": rows, "speedup": rows[1]["seconds"] / rows[0]["seconds"]}
+
+        torch.manual_seed(0)
+        big = create_model("smallcnn", num_classes=10, in_channels=1).eval()
+        attach(big, FingerprintConfig(target="conv2", secret="bench"), torch.zeros(1, 1, 28, 28))
+        key = extract(big)
+        sd = {k: v.detach().clone() for k, v in big.state_dict().items()}
+        w = sd["conv2.fingerprint.weight"]
+        extra = torch.randn(wide_filters - w.shape[0], *w.shape[1:], generator=g) * float(w.std())
+        sd["conv2.fingerprint.weight"] = torch.cat([w, extra])
+        path = Path(tmp) / "wide.safetensors"
+        save_file(sd, str(path))
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t = time.perf_counter()
+        rep = verify(key, path)
+        seconds = time.perf_counter() - t
+        grow = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # kB -> MiB on Linux
+        out["wide"] = {"filters": wide_filters, "tensor_mib": wide_filters * w[0].numel() * 4 / 2**20, "seconds": seconds,
+                       "peak_rss_growth_mib": grow, "found": rep.found, "log10_p": rep.log10_p}
+        log(f"module padded to {wide_filters} filters: {seconds:.1f} s, peak RSS +{grow:.0f} MiB, found {rep.found}")
+    return out
+
+
+def hostile_bench_markdown(res: dict[str, Any]) -> str:
+    from freqprint.verify import format_p
+
+    d, w = res["decoys"], res["wide"]
+    lines = [f"| suspect | search | seconds | found (p) | candidates fitted / screened |", "|---|---|---|---|---|"]
+    for r in d["rows"]:
+        lines.append(f"| module renamed among {d['count']} random conv tensors | {r['search']} | {r['seconds']:.1f} | "
+                     f"{'yes' if r['found'] else 'no'} ({format_p(r['log10_p'])}) | {r['fitted']} / {r['screened']} |")
+    lines.append(f"| module layer padded to {w['filters']} filters ({w['tensor_mib']:.1f} MiB) | default | {w['seconds']:.1f} | "
+                 f"{'yes' if w['found'] else 'no'} ({format_p(w['log10_p'])}) | peak RSS +{w['peak_rss_growth_mib']:.0f} MiB |")
+    lines += ["", f"Screened search {d['speedup']:.1f}× faster than the full search, same verdict."]
+    return "\n".join(lines) + "\n"

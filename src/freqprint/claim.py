@@ -23,7 +23,7 @@ draw of W₀, so finding one whose p-value is below ``CLAIM_ALPHA = 1e-30`` take
 
 **Genuine** means: the secret matches its commitment, the hidden block's p-value is below
 ``CLAIM_ALPHA`` and its mean cosine is at least ``min_hidden_cosine`` (training barely moves the
-hidden block — Theorem 3.2 — so a genuine key sits near W₀ there; BENCHMARKS §9 measures it).
+hidden block — Theorem 3.2 — so a genuine key sits near W₀ there; BENCHMARKS §9a measures it).
 The visible block is reported but not required: training is free to move it.
 
 **What a bundle does not do.**  A claimant who knows the secret can build a *chimera* key: the
@@ -60,7 +60,7 @@ __all__ = ["CLAIM_ALPHA", "ClaimBundle", "ClaimReport", "check_claim", "create_c
 
 FORMAT = "freqprint-claim/1"
 CLAIM_ALPHA = 1e-30  # far below what any search over secrets can reach (see the module docstring)
-MIN_HIDDEN_COSINE = 0.5  # a genuine key keeps its hidden block near W₀ (BENCHMARKS §9: ≥ 0.98 measured)
+MIN_HIDDEN_COSINE = 0.5  # a genuine key keeps its hidden block near W₀ (BENCHMARKS §9a: ≥ 0.9999 measured)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}  # ~16 MiB, ~50 ms: slows guessing a weak secret
 
 

@@ -284,11 +284,12 @@ def verify_cmd(
     tau: Optional[float] = typer.Option(None, help="τ of the reported score (default: the key's)"),
     search: str = typer.Option("auto", help="auto, all or none: search other conv weights for the fingerprint"),
     no_channel_alignment: bool = typer.Option(False, help="do not search input-channel permutations"),
+    max_fits: int = typer.Option(64, help="candidate tensors fully aligned; more are ranked by a cheap screen first"),
 ) -> None:
     """Is the key's fingerprint in the suspect?  Exit 0 = found, 1 = not found, 2 = error."""
     from freqprint.verify import format_p, verify
 
-    rep = verify(key, suspect, alpha=alpha, tau=tau, search=search, align_channels=not no_channel_alignment)
+    rep = verify(key, suspect, alpha=alpha, tau=tau, search=search, align_channels=not no_channel_alignment, max_fits=max_fits)
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
     else:
@@ -296,7 +297,7 @@ def verify_cmd(
         for k, v in [("decision", "fingerprint found" if rep.found else "fingerprint not found"),
                      ("p-value", f"{format_p(rep.log10_p)} (alpha {rep.alpha:g})"),
                      ("τ-score", f"{rep.score:.4f} (τ = {rep.tau})"), ("mean cosine", f"{rep.mean_cosine:.4f}"),
-                     ("filters hit", f"{rep.hits}/{rep.filters}"), ("layer", f"{rep.layer} ({rep.layers_searched} searched)"),
+                     ("filters hit", f"{rep.hits}/{rep.filters}"), ("layer", f"{rep.layer} ({rep.layers_searched} screened, {rep.fitted} aligned)"),
                      ("channels permuted", str(rep.channels_permuted)), ("key commitment", rep.key_commitment[:16] + "…")]:
             t.add_row(k, v)
         out_console.print(t)
@@ -455,6 +456,21 @@ def bench_claims_cmd(
     res = run_claim_bench(n=n, limit=limit, data_root=str(data_root) if data_root else None, device=device,
                           log=lambda m: console.print(m, markup=False, highlight=False))
     _write_results(out, res, claim_bench_markdown(res))
+
+
+@bench_app.command("hostile")
+def bench_hostile_cmd(
+    out: Path = typer.Option(Path("bench-results/hostile.json"), "--out"),
+    decoys: int = typer.Option(2000, help="random conv tensors the renamed module hides among"),
+    wide_filters: int = typer.Option(8192, help="filters the module layer is padded to"),
+) -> None:
+    """verify on hostile suspects: decoy tensors (screened vs full search) and a padded module layer."""
+    from freqprint.bench import hostile_bench_markdown, run_hostile_bench
+
+    if decoys < 1 or wide_filters < 257:
+        raise FreqprintError("--decoys must be >= 1 and --wide-filters > 256")
+    res = run_hostile_bench(decoys, wide_filters, log=lambda m: console.print(m, markup=False, highlight=False))
+    _write_results(out, res, hostile_bench_markdown(res))
 
 
 @bench_app.command("noise")

@@ -22,7 +22,10 @@ suspect channels (dead channels added) or fewer (dead ones removed); extra dummy
 enter through the union bound, linearly in D′.  The module is looked up by content: every
 floating tensor of any dtype that can be read as ``[D′, C′, K, K]`` — PyTorch ``OIHW``, ``HWIO``,
 ``OHWI``, 3-D or flattened 2-D in either orientation — is a candidate, under any name; the key's
-own layer is tried first.  Linear mixing of the filters is *not* covered: it is a symmetry of the
+own layer is tried first.  Candidates are chosen from shapes alone (a safetensors file is read
+lazily, one tensor at a time); when there are more than ``max_fits`` (64), each is ranked by one
+cheap alignment pass (:func:`_screen`) and only the best are fully aligned, while the Bonferroni
+factor still counts every candidate screened.  Linear mixing of the filters is *not* covered: it is a symmetry of the
 ``merge="linear"`` module only, whose failure BENCHMARKS §8 states.
 
 **Statistics.**  For key filter d matched to suspect filter e under channel map π,
@@ -179,19 +182,6 @@ def candidates(store: TensorStore, key: FingerprintKey) -> list[Candidate]:
     return out
 
 
-def _screen(key_desc: dict[str, torch.Tensor], ws: torch.Tensor, v: torch.Tensor, blocks: dict[str, torch.Tensor]) -> float:
-    """A cheap similarity of a candidate to the key: per block, the mean over key filters of the
-    best descriptor cosine with a suspect filter; the larger block value.  Ranks candidates only;
-    the p-value still pays for every candidate screened."""
-    kk = v.shape[0]
-    zs = ws.reshape(ws.shape[0], ws.shape[1], kk) @ v
-    best = -1.0
-    for b, idx in blocks.items():
-        sim = key_desc[b] @ _descriptor(_unit(zs[..., idx])).T
-        best = max(best, float(sim.max(1).values.mean()))
-    return best
-
-
 # ---------------------------------------------------------------------------------------------
 # alignment of one block
 
@@ -274,6 +264,25 @@ def _fit(a: torch.Tensor, b: torch.Tensor, init: list[torch.Tensor], t: float) -
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _screen(units_k: dict[str, torch.Tensor], desc_k: dict[str, torch.Tensor], ws: torch.Tensor, v: torch.Tensor,
+            blocks: dict[str, torch.Tensor]) -> float:
+    """A cheap similarity of a candidate to the key, used only to rank candidates: per block, one
+    pass of the alignment (descriptor match → one channel map → filter scores), the mean filter
+    strength; the larger block value.  The channel map has to be shared by all filters, so decoys
+    whose filters each carry the module's kernels in their own channel order score low.  The
+    p-value still pays for every candidate screened."""
+    kk = v.shape[0]
+    zs = ws.reshape(ws.shape[0], ws.shape[1], kk) @ v
+    best = -1.0
+    for b, idx in blocks.items():
+        us = _unit(zs[..., idx])
+        match = _hungarian(desc_k[b] @ _descriptor(us).T)
+        kc, perm = _channel_map(units_k[b], us, match, None)
+        _, strength, _ = _score_filters(units_k[b], us, kc, perm)
+        best = max(best, float(strength.mean()))
+    return best
 
 
 def _blocks(key: FingerprintKey, visible_gain: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -374,7 +383,7 @@ def verify(
         for j, cand in enumerate(cands[len(head):]):
             w = load(cand)
             if w is not None:
-                scored.append((-_screen(desc_k, w, v, blocks), j, cand))
+                scored.append((-_screen(units_k, desc_k, w, v, blocks), j, cand))
         order = head + [c for _, _, c in sorted(scored, key=lambda x: (x[0], x[1]))][: max_fits - len(head)]
     cands = order
     log_cands = math.log(n_screened)
