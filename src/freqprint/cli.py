@@ -30,6 +30,11 @@ LimitOpt = typer.Option(None, "--limit", help="use a seeded random subset of thi
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N")
 
 
+def _log(message: str) -> None:
+    """Progress lines of long runs, printed as they are (no rich markup)."""
+    console.print(message, markup=False, highlight=False)
+
+
 def _secret(secret: Optional[str], secret_file: Optional[Path]) -> str:
     if secret_file is not None:
         try:
@@ -420,7 +425,7 @@ def bench_attacks_cmd(
     pairs = dict(s.split("=", 1) if "=" in s else (Path(s).stem, s) for s in source)
     res = run_attack_bench(pairs, device=device, data_root=str(data_root) if data_root else None,
                            target_root=str(target_root) if target_root else None,
-                           log=lambda m: console.print(m, markup=False, highlight=False))
+                           log=_log)
     _write_results(out, res, attack_bench_markdown(res))
 
 
@@ -437,7 +442,7 @@ def bench_rewrites_cmd(
     res = run_rewrite_bench(tuple(m.strip() for m in merge.split(",") if m.strip()), limit=limit, epochs=epochs,
                             data_root=str(data_root) if data_root else None,
                             digits_root=str(digits_root) if digits_root else None, device=device,
-                            log=lambda m: console.print(m, markup=False, highlight=False))
+                            log=_log)
     _write_results(out, res, rewrite_bench_markdown(res))
 
 
@@ -454,7 +459,7 @@ def bench_claims_cmd(
     if n < 1 or limit < 1:
         raise FreqprintError("--n and --limit must be >= 1")
     res = run_claim_bench(n=n, limit=limit, data_root=str(data_root) if data_root else None, device=device,
-                          log=lambda m: console.print(m, markup=False, highlight=False))
+                          log=_log)
     _write_results(out, res, claim_bench_markdown(res))
 
 
@@ -469,7 +474,7 @@ def bench_hostile_cmd(
 
     if decoys < 1 or wide_filters < 257:
         raise FreqprintError("--decoys must be >= 1 and --wide-filters > 256")
-    res = run_hostile_bench(decoys, wide_filters, log=lambda m: console.print(m, markup=False, highlight=False))
+    res = run_hostile_bench(decoys, wide_filters, log=_log)
     _write_results(out, res, hostile_bench_markdown(res))
 
 
@@ -487,7 +492,7 @@ def bench_noise_cmd(
 
     pairs = dict(s.split("=", 1) if "=" in s else (Path(s).stem, s) for s in model)
     res = run_noise_bench(pairs, data=data, data_root=str(data_root) if data_root else None, repeats=repeats, device=device,
-                          log=lambda m: console.print(m, markup=False, highlight=False))
+                          log=_log)
     _write_results(out, res, noise_bench_markdown(res))
 
 
@@ -551,7 +556,7 @@ def bench_tracing_cmd(
 
     prof = _tracing_profile(profile, target, set_)
     res = run_tracing(create_methods(method), prof, cache_dir=cache_dir, data_root=data_root,
-                      target_root=target_root, device=device, log=lambda m: console.print(m, markup=False, highlight=False))
+                      target_root=target_root, device=device, log=_log)
     out.mkdir(parents=True, exist_ok=True)
     plots = tracing_plots(res, out)
     _write_results(out / "tracing.json", res, tracing_markdown(res))
@@ -571,7 +576,7 @@ def bench_cost_cmd(
     from freqprint.evaluation import accuracy_cost_markdown, create_methods, run_accuracy_cost
 
     res = run_accuracy_cost(create_methods(method), _tracing_profile(profile, None), cache_dir=cache_dir, data_root=data_root,
-                            device=device, log=lambda m: console.print(m, markup=False, highlight=False))
+                            device=device, log=_log)
     _write_results(out, res, accuracy_cost_markdown(res))
 
 
