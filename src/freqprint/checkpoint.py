@@ -194,6 +194,11 @@ class TensorStore:
     def __init__(self, shapes: dict[str, tuple[tuple[int, ...], bool]], getter, name: str) -> None:
         self.shapes, self._get, self.name = shapes, getter, name  # shapes: name -> (shape, is floating)
 
+    @classmethod
+    def of(cls, sd: dict[str, torch.Tensor], name: str) -> TensorStore:
+        """A store over tensors already in memory (or memory-mapped)."""
+        return cls({k: (tuple(v.shape), v.is_floating_point()) for k, v in sd.items()}, sd.__getitem__, name)
+
     def __contains__(self, key: str) -> bool:
         return key in self.shapes
 
@@ -251,7 +256,7 @@ def open_tensors(suspect: nn.Module | str | Path | dict[str, torch.Tensor]) -> T
     """A :class:`TensorStore` over a model, a state dict or a weights file (lazily for files)."""
     if isinstance(suspect, (nn.Module, dict)):
         sd, name = state_dict_of(suspect)
-        return TensorStore({k: (tuple(v.shape), v.is_floating_point()) for k, v in sd.items()}, sd.__getitem__, name)
+        return TensorStore.of(sd, name)
     path = Path(suspect)
     if path.is_dir() or path.name.endswith(".index.json"):
         return _open_sharded(path)
@@ -278,6 +283,6 @@ def open_tensors(suspect: nn.Module | str | Path | dict[str, torch.Tensor]) -> T
         sd = _torch_load(path, mmap=True)
         if not sd:
             raise FreqprintError(f"{path} holds no tensors")
-        return TensorStore({k: (tuple(v.shape), v.is_floating_point()) for k, v in sd.items()}, sd.__getitem__, str(path))
+        return TensorStore.of(sd, str(path))
     sd = load_state_dict(path)  # every other case: its one-line error
-    return TensorStore({k: (tuple(v.shape), v.is_floating_point()) for k, v in sd.items()}, sd.__getitem__, str(path))
+    return TensorStore.of(sd, str(path))

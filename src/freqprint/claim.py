@@ -48,9 +48,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.checkpoint import load_state_dict
 from freqprint.errors import FreqprintError
-from freqprint.key import MAX_KEY_BYTES, FingerprintKey, extract, read_json_metadata
+from freqprint.key import FingerprintKey, extract, read_json_metadata
 from freqprint.module import initial_weight
 from freqprint.null import LN10, kernel_logtail
 from freqprint.spectral import kernel_basis, revised_dft_at
@@ -105,8 +104,7 @@ class ClaimBundle:
             bytes.fromhex(meta["salt"])
         except ValueError:
             raise FreqprintError(f"{path}: claim field 'salt' is not hex") from None
-        key = FingerprintKey.from_parts(read_json_metadata(path, "freqprint.key", "a freqprint key"),
-                                        load_state_dict(path, max_bytes=MAX_KEY_BYTES), str(path))
+        key = FingerprintKey.load(path)  # a bundle is a key file: same format checks, same commitment
         bundle = cls(key=key, host=meta["host"], salt=meta["salt"], secret_commitment=meta["secret_commitment"],
                      created=meta["created"], commitment=meta["commitment"])
         if meta["key_commitment"] != key.commitment or bundle.compute_commitment() != bundle.commitment:
