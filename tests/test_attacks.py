@@ -181,8 +181,11 @@ def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
     recipe = {"model": "smallcnn", "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8}, "input_shape": [1, 28, 28],
               "num_classes": 10, "pseudo_class": True, "fingerprint": {"target": "conv2", "filters": 32}}
     path = save_model(model, tmp_path / "src.safetensors", recipe)
+    from freqprint.lineage import OwnerInit
+
+    owner = OwnerInit("smallcnn", recipe["kwargs"], 0, True)  # victim() seeds the backbone with 0
     res = run_attack_bench({"tiny": str(path)}, data_root=str(fashion_dir), target_root=str(digits_dir), limit=None,
-                           log=lambda m: None)
+                           owners={"tiny": owner}, log=lambda m: None)
     rows = {r["attack"]: r for r in res["results"]}
     assert len(rows) == len(ATTACK_SUITE)
     for label in ("none", "module scaling a=100 (Table 5)", "module filter permutation (Table 6)", "block permutation + scaling",
@@ -194,5 +197,11 @@ def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
         assert rows[label]["found"], (label, rows[label])
     assert "not_applicable" in rows["collapse to P·W (linear merge only)"]  # the default ReLU merge has no collapse
     assert rows["none"]["accuracy"] > 0.3
+    # the second channel: the backbone still carries θ₀ when the module is gone
+    for label in ("module removal", "module removal, then fine-tune lr 0.01", "replacement, then fine-tune lr 0.1"):
+        assert rows[label]["lineage_found"] and rows[label]["combined_found"], (label, rows[label])
+    # Distill seeds its student with 0, the victim's own *public* seed: the two share θ₀ and lineage
+    # says so (why `freqprint embed` seeds from the secret; SECURITY.md)
+    assert rows["distillation into a fresh student (same arch, no module)"]["lineage_found"]
     md = attack_bench_markdown(res)
-    assert md.count("\n") == len(ATTACK_SUITE) + 2
+    assert md.count("\n") == 2 * len(ATTACK_SUITE) + 6 and "**combined**" in md

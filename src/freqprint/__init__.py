@@ -1,17 +1,21 @@
 """freqprint: ownership fingerprints in the frequency spectrum of a conv filter, which survive
 fine-tuning (Tang et al., NeurIPS 2025), with a calibrated verifier.
 
-    import freqprint
+    import freqprint, torch
+    torch.manual_seed(freqprint.init_seed("my secret"))   # θ₀ from the secret: the lineage channel's anchor
     model = freqprint.create_model("smallcnn", num_classes=10, in_channels=1)
     freqprint.attach(model, freqprint.FingerprintConfig(target="conv2", secret="my secret"), x[:1])
     ...train with freqprint.FingerprintLoss...
     key = freqprint.extract(model); key.save("owner.key")
     report = freqprint.verify("owner.key", "suspect.safetensors")
+    verdict = freqprint.trace("suspect.safetensors", key="owner.key",
+                              owner_init=freqprint.OwnerInit.from_file("owner.safetensors", secret="my secret"))
 """
 
 from freqprint.checkpoint import load_model, load_state_dict, save_model
 from freqprint.errors import FreqprintError
 from freqprint.key import FingerprintKey, extract
+from freqprint.lineage import LineageReport, OwnerInit, init_seed, lineage
 from freqprint.loss import FingerprintLoss, add_pseudo_class, spectral_noise
 from freqprint.models import create_model, list_models
 from freqprint.module import (
@@ -22,6 +26,7 @@ from freqprint.module import (
     find_fingerprint_modules,
 )
 from freqprint.spectral import complex_cosine, invariant_frequencies, inverse_revised_dft, revised_dft
+from freqprint.trace import TraceReport, trace
 from freqprint.training import TrainConfig, evaluate, train
 from freqprint.verify import VerificationReport, verify
 
@@ -33,6 +38,9 @@ __all__ = [
     "FingerprintLoss",
     "FingerprintModule",
     "FreqprintError",
+    "LineageReport",
+    "OwnerInit",
+    "TraceReport",
     "TrainConfig",
     "VerificationReport",
     "add_pseudo_class",
@@ -43,14 +51,17 @@ __all__ = [
     "evaluate",
     "extract",
     "find_fingerprint_modules",
+    "init_seed",
     "invariant_frequencies",
     "inverse_revised_dft",
+    "lineage",
     "list_models",
     "load_model",
     "load_state_dict",
     "revised_dft",
     "save_model",
     "spectral_noise",
+    "trace",
     "train",
     "verify",
 ]

@@ -284,14 +284,47 @@ ATTACK_SUITE: list[tuple[str, list[str], str]] = [
      ["distill(data=fashion-mnist,epochs=3,student=smallcnn)"], "source"),
     ("module removal", ["remove-module"], "source"),
     ("module removal, then fine-tune lr 0.01", ["remove-module", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+    # issue 10: removal / replacement at the largest lr of the Done-when, and the knowing thief's
+    # answer to the lineage test (wash θ₀ out of the backbone, let fine-tuning repair the accuracy)
+    ("module removal, then fine-tune lr 0.1", ["remove-module", "finetune(lr=0.1,data=mnist-digits)"], "target"),
+    ("replacement, then fine-tune lr 0.1", ["overwrite(kind=replace)", "finetune(lr=0.1,data=mnist-digits)"], "target"),
+    ("backbone noise 1×‖W‖, then fine-tune lr 0.01", ["noise-backbone(scale=1)", "finetune(lr=0.01,data=mnist-digits)"],
+     "target"),
+    ("backbone noise 3×‖W‖, then fine-tune lr 0.01", ["noise-backbone(scale=3)", "finetune(lr=0.01,data=mnist-digits)"],
+     "target"),
+    ("replacement + backbone noise 3×‖W‖, then fine-tune lr 0.01",
+     ["overwrite(kind=replace)", "noise-backbone(scale=3)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+    ("factorize every backbone conv into M·W and M⁻¹ (exact; +1 1×1 conv per layer)", ["factorize(seed=1)"], "source"),
+    ("replacement + factorize, then fine-tune lr 0.01",
+     ["overwrite(kind=replace)", "factorize(seed=1)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
 ]
+
+
+# the rows that decide issue 10 (which channel catches which thief), for a shorter run: `--suite trace`
+TRACE_SUITE = (
+    "none", "block permutation + scaling", "fine-tune SGD lr 0.01 (Table 4)", "fine-tune SGD lr 0.1",
+    "overwrite: replacement", "module removal", "replacement, then fine-tune lr 0.01", "replacement, then fine-tune lr 0.1",
+    "module removal, then fine-tune lr 0.01", "module removal, then fine-tune lr 0.1", "prune 50 % (magnitude)",
+    "int4 quantization", "distillation into a fresh student (same arch, no module)",
+    "distillation into a fresh SmallCNN (other arch for ResNet/AlexNet hosts)",
+    "backbone noise 1×‖W‖, then fine-tune lr 0.01", "backbone noise 3×‖W‖, then fine-tune lr 0.01",
+    "replacement + backbone noise 3×‖W‖, then fine-tune lr 0.01",
+    "factorize every backbone conv into M·W and M⁻¹ (exact; +1 1×1 conv per layer)",
+    "replacement + factorize, then fine-tune lr 0.01",
+)
 
 
 def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: str = "fashion-mnist",
                      target_data: str = "mnist-digits", data_root: str | None = None, target_root: str | None = None,
-                     limit: int | None = 20000, log: Callable[[str], None] = print) -> dict[str, Any]:
+                     limit: int | None = 20000, owners: dict[str, Any] | None = None, suite: str = "all",
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
     """Apply every attack of :data:`ATTACK_SUITE` to each source model; record the accuracy the
-    thief is left with and what the verifier says."""
+    thief is left with and what the verifier says.  With ``owners`` (source name → its
+    :class:`freqprint.lineage.OwnerInit`) every row also gets the lineage channel and the combined
+    verdict of :func:`freqprint.trace.trace`.  ``suite="trace"`` runs only :data:`TRACE_SUITE`; any
+    other text than ``"all"``, only the rows whose label contains it (a supplementary run)."""
+    from freqprint.trace import trace
+
     from freqprint.attacks import Compose, create_attack
     from freqprint.checkpoint import load_model
     from freqprint.data import load_dataset
@@ -305,6 +338,8 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
         model, recipe = load_model(path)
         key = extract(model)
         for label, specs, test in ATTACK_SUITE:
+            if (suite == "trace" and label not in TRACE_SUITE) or suite not in ("all", "trace", label) and suite not in label:
+                continue
             t = time.time()
             chain = Compose([create_attack(s, data_root=target_root if "mnist-digits" in s else data_root,
                                            device=device, recipe=recipe, limit=limit) for s in specs])
@@ -328,11 +363,19 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
                            hits=rep.hits, layer=rep.layer, log10_p_blocks=rep.log10_p_blocks)
             except FreqprintError as e:
                 row.update(found=False, error=str(e))
+            if owners and sname in owners:
+                tr = trace(attacked, key=key, owner_init=owners[sname])
+                lin = tr.channel("lineage")
+                row.update(lineage_log10_p=lin.log10_p, lineage_found=lin.found,
+                           lineage_mean_cosine=max((x["mean_cosine"] for x in lin.detail["layers"]), default=0.0),
+                           combined_log10_p=tr.log10_p, combined_found=tr.found)
             row["seconds"] = time.time() - t
             rows.append(row)
+            lin = f" lineage {row['lineage_log10_p']:.1f} combined {row['combined_log10_p']:.1f}" if "lineage_log10_p" in row else ""
             log(f"{sname} | {label}: acc {row['accuracy']:.4f} found {row['found']} score {row.get('score', float('nan')):.3f}"
-                f" ({row['seconds']:.0f} s)")
-    return {"benchmark": "attacks", "device": device, "torch": torch.__version__, "sources": sources, "results": rows}
+                f"{lin} ({row['seconds']:.0f} s)")
+    return {"benchmark": "attacks", "device": device, "torch": torch.__version__, "sources": sources, "suite": suite,
+            "lineage": {k: v.describe() for k, v in (owners or {}).items()}, "results": rows}
 
 
 def attack_bench_markdown(res: dict[str, Any]) -> str:
@@ -343,6 +386,8 @@ def attack_bench_markdown(res: dict[str, Any]) -> str:
     lines = [head, "|---|---|" + "---|" * len(names)]
     by = {(r["source"], r["attack"]): r for r in res["results"]}
     for label, _, test in ATTACK_SUITE:
+        if not any((n, label) in by for n in names):
+            continue  # not in this run's suite
         cells = []
         for n in names:
             r = by.get((n, label))
@@ -360,6 +405,39 @@ def attack_bench_markdown(res: dict[str, Any]) -> str:
                 cells.append(f"{r['accuracy']:.4f} / {r['score']:.3f} / "
                              f"{format_p(r['log10_p'])}{' ✓' if r['found'] else ' ✗'}{detail}")
         lines.append(f"| {label} | {test} | " + " | ".join(cells) + " |")
+    if res.get("lineage"):
+        lines += ["", channel_table_markdown(res)]
+    return "\n".join(lines) + "\n"
+
+
+def channel_table_markdown(res: dict[str, Any]) -> str:
+    """Which channel catches which attack: per source, the fingerprint's p, the lineage p and the
+    combined verdict (Bonferroni over the two channels; ✓ = p < 1e-6)."""
+    from freqprint.verify import format_p
+
+    names = [n for n in res["sources"] if n in res.get("lineage", {})]
+    head = "| attack | " + " | ".join(f"{n}: acc. / fingerprint / lineage / **combined**" for n in names) + " |"
+    lines = [head, "|---|" + "---|" * len(names)]
+    by = {(r["source"], r["attack"]): r for r in res["results"]}
+
+    def p(r: dict[str, Any], k: str, f: str) -> str:
+        return f"{format_p(r[k])}{' ✓' if r[f] else ' ✗'}" if k in r else "p = 1 (no module)"
+
+    for label, _, _ in ATTACK_SUITE:
+        if not any((n, label) in by for n in names):
+            continue
+        cells = []
+        for n in names:
+            r = by.get((n, label))
+            if r is None or "not_applicable" in r:
+                cells.append("n/a" if r else "")
+            elif "diverged" in r:
+                cells.append("diverged")
+            else:
+                fp = p(r, "log10_p", "found") if "error" not in r else "1 ✗ (no module)"
+                cells.append(f"{r['accuracy']:.4f} / {fp} / {p(r, 'lineage_log10_p', 'lineage_found')} / "
+                             f"**{p(r, 'combined_log10_p', 'combined_found')}**")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -723,7 +801,7 @@ def hostile_bench_markdown(res: dict[str, Any]) -> str:
     from freqprint.verify import format_p
 
     d, w = res["decoys"], res["wide"]
-    lines = [f"| suspect | search | seconds | found (p) | candidates fitted / screened |", "|---|---|---|---|---|"]
+    lines = ["| suspect | search | seconds | found (p) | candidates fitted / screened |", "|---|---|---|---|---|"]
     for r in d["rows"]:
         lines.append(f"| module renamed among {d['count']} random conv tensors | {r['search']} | {r['seconds']:.1f} | "
                      f"{'yes' if r['found'] else 'no'} ({format_p(r['log10_p'])}) | {r['fitted']} / {r['screened']} |")

@@ -252,8 +252,11 @@ def _open_sharded(path: Path) -> TensorStore:
     return TensorStore(shapes, lambda k: shards[wmap[k]].get(k), str(path))
 
 
-def open_tensors(suspect: nn.Module | str | Path | dict[str, torch.Tensor]) -> TensorStore:
-    """A :class:`TensorStore` over a model, a state dict or a weights file (lazily for files)."""
+def open_tensors(suspect: "nn.Module | str | Path | dict[str, torch.Tensor] | TensorStore") -> TensorStore:
+    """A :class:`TensorStore` over a model, a state dict or a weights file (lazily for files);
+    a store is returned as is, so one opened file can serve several tests."""
+    if isinstance(suspect, TensorStore):
+        return suspect
     if isinstance(suspect, (nn.Module, dict)):
         sd, name = state_dict_of(suspect)
         return TensorStore.of(sd, name)

@@ -98,15 +98,24 @@ def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs,
 
     train_ds = _data(data, data_root, "train", limit, size, channels)
     test_ds = _data(data, data_root, "test", None, size, channels)
-    torch.manual_seed(seed)
     if init is not None:
         net, recipe = load_model(init)
         if recipe.get("fingerprint"):
             raise FreqprintError(f"{init} already carries a fingerprint module")
         recipe = dict(recipe)
     else:
-        net = create_model(model_name, **_recipe(model_name, width, train_ds)["kwargs"])
+        from freqprint.lineage import init_seed
+
+        # the backbone's θ₀ is what the lineage test looks for: seeded from the secret when there
+        # is one (the recipe records how, never the seed itself), from --seed otherwise
         recipe = _recipe(model_name, width, train_ds)
+        if fp_cfg is not None:
+            torch.manual_seed(init_seed(fp_cfg.secret, seed))
+            recipe["init"] = {"scheme": "secret", "index": seed}
+        else:
+            torch.manual_seed(seed)
+            recipe["init"] = {"scheme": "seed", "seed": seed}
+        net = create_model(model_name, **recipe["kwargs"])
     crit = None
     if fp_cfg is not None:
         attach(net, fp_cfg, train_ds.images[:2])
@@ -309,6 +318,59 @@ def verify_cmd(
     raise typer.Exit(0 if rep.found else 1)
 
 
+@app.command("trace")
+def trace_cmd(
+    owner: Path = typer.Argument(..., help="the owner's model file (its recipe gives the architecture for lineage)"),
+    suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, torch file, sharded folder)"),
+    key: Optional[Path] = typer.Option(None, "--key", help="the owner's key (default: extracted from OWNER's module)"),
+    secret: Optional[str] = typer.Option(None, help="owner secret (lineage of a backbone seeded from it)"),
+    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner secret"),
+    init_seed: Optional[int] = typer.Option(None, help="the torch seed OWNER was built with (models whose recipe does not record it)"),
+    no_lineage: bool = typer.Option(False, help="skip the backbone-lineage channel"),
+    no_fingerprint: bool = typer.Option(False, help="skip the frequency-fingerprint channel"),
+    alpha: float = typer.Option(1e-6, help="significance level of the combined verdict"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Does SUSPECT derive from OWNER?  Every channel with material, one combined p-value that holds
+    without assuming the channels independent.  Exit 0 = derived, 1 = not, 2 = error."""
+
+    from freqprint.checkpoint import read_recipe
+    from freqprint.key import extract
+    from freqprint.lineage import OwnerInit
+    from freqprint.null import format_p
+    from freqprint.trace import trace
+
+    recipe = read_recipe(owner)
+    if recipe is None:
+        raise FreqprintError(f"{owner} carries no freqprint recipe: pass a model file written by freqprint")
+    k = None
+    if not no_fingerprint:
+        if key is not None:
+            k = key
+        elif recipe.get("fingerprint"):
+            k = extract(owner)
+    own = None
+    if not no_lineage:
+        sec = None
+        if init_seed is None and (recipe.get("init") or {}).get("scheme") == "secret":
+            sec = _secret(secret, secret_file)
+        elif secret or secret_file or os.environ.get("FREQPRINT_SECRET"):
+            sec = _secret(secret, secret_file)
+        own = OwnerInit.from_recipe(recipe, secret=sec, seed=init_seed)
+    rep = trace(suspect, key=k, owner_init=own, alpha=alpha)
+    if as_json:
+        out_console.print_json(json.dumps(rep.to_dict()))
+    else:
+        t = Table("channel", "p-value", "verdict", "detail", title=f"{'DERIVED' if rep.found else 'not derived'}: {suspect}")
+        for c in rep.channels:
+            t.add_row(c.name, format_p(c.log10_p) if c.ran else "—",
+                      ("found" if c.found else "not found") if c.ran else "not run", c.summary)
+        t.add_row("combined", format_p(rep.log10_p), "DERIVED" if rep.found else "not derived",
+                  f"Bonferroni over {sum(c.ran for c in rep.channels)} channels, alpha {rep.alpha:g}")
+        out_console.print(t)
+    raise typer.Exit(0 if rep.found else 1)
+
+
 @app.command("study")
 def study_cmd(
     source: Path = typer.Argument(..., help="fingerprinted source model"),
@@ -412,19 +474,34 @@ def bench_calibration_cmd(out: Path = typer.Option(Path("bench-results/calibrati
 @bench_app.command("attacks")
 def bench_attacks_cmd(
     source: list[str] = typer.Option(..., "--source", help="NAME=PATH of a fingerprinted model; repeatable"),
+    secret: list[str] = typer.Option([], "--secret", help="NAME=SECRET: the lineage channel for a source seeded from its secret"),
+    init_seed: list[str] = typer.Option([], "--init-seed", help="NAME=SEED: the lineage channel for a source built after torch.manual_seed(SEED)"),
     out: Path = typer.Option(Path("bench-results/attacks.json"), "--out"),
+    suite: str = typer.Option("all", help="all; trace (the rows that decide which channel catches which thief); or text: the rows whose label has it"),
     data_root: Optional[Path] = None, target_root: Optional[Path] = None, device: str = DeviceOpt,
 ) -> None:
     """Run every attack on each source: the thief's accuracy and the verifier's answer.
 
     Covers paper Tables 3–6, the rebuttal's overwriting, pruning, quantization, distillation
-    and module removal.
+    and module removal; with --secret / --init-seed also the lineage channel and the combined
+    verdict of `freqprint trace`.
     """
     from freqprint.bench import attack_bench_markdown, run_attack_bench
+    from freqprint.lineage import OwnerInit
 
     pairs = dict(s.split("=", 1) if "=" in s else (Path(s).stem, s) for s in source)
+    owners = {}
+    for spec, kind in [(x, "secret") for x in secret] + [(x, "seed") for x in init_seed]:
+        name, _, val = spec.partition("=")
+        if name not in pairs or not val:
+            raise FreqprintError(f"--{'secret' if kind == 'secret' else 'init-seed'} wants NAME=VALUE for a --source NAME, got {spec!r}")
+        try:
+            owners[name] = (OwnerInit.from_file(pairs[name], secret=val) if kind == "secret"
+                            else OwnerInit.from_file(pairs[name], seed=int(val)))
+        except ValueError:
+            raise FreqprintError(f"--init-seed {spec!r}: the seed must be an integer") from None
     res = run_attack_bench(pairs, device=device, data_root=str(data_root) if data_root else None,
-                           target_root=str(target_root) if target_root else None,
+                           target_root=str(target_root) if target_root else None, owners=owners, suite=suite,
                            log=_log)
     _write_results(out, res, attack_bench_markdown(res))
 
@@ -444,6 +521,25 @@ def bench_rewrites_cmd(
                             digits_root=str(digits_root) if digits_root else None, device=device,
                             log=_log)
     _write_results(out, res, rewrite_bench_markdown(res))
+
+
+@bench_app.command("panel")
+def bench_panel_cmd(
+    owner: Path = typer.Option(..., "--owner", help="the owner's fingerprinted model (built by `freqprint embed`)"),
+    secret: Optional[str] = typer.Option(None, help="the owner's secret (its backbone was seeded from it)"),
+    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner's secret"),
+    n: int = typer.Option(100, help="independently trained panel models"),
+    pairs: int = typer.Option(10, help="panel pairs per panel model (model j against the next PAIRS)"),
+    limit: int = typer.Option(6000, help="Fashion-MNIST images per panel model (its own random subset)"),
+    epochs: int = 1, data_root: Optional[Path] = None, device: str = DeviceOpt,
+    out: Path = typer.Option(Path("bench-results/panel.json"), "--out"),
+) -> None:
+    """False matches of `trace` over independently trained models of the owner's recipe family."""
+    from freqprint.bench_panel import panel_markdown, run_panel_bench
+
+    res = run_panel_bench(owner, _secret(secret, secret_file), n=n, pairs=pairs, limit=limit, epochs=epochs,
+                          data_root=str(data_root) if data_root else None, device=device, log=_log)
+    _write_results(out, res, panel_markdown(res))
 
 
 @bench_app.command("claims")

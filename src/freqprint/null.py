@@ -22,6 +22,17 @@ which :func:`kernel_logtail` evaluates (log domain, stable far below float range
 **Counting hits.**  A key filter *hits* when its best suspect filter (of D′, either sign) reaches
 a mean cosine ≥ t: by a union bound that has probability ≤ ``p1 = 2·D′·bound(t)``, independently
 for each key filter given the suspect, so the hit count is dominated by Binomial(D, p1).
+
+**Projection onto an initialisation** (the lineage test, :mod:`freqprint.lineage`).  There the
+owner's side is a regenerated initialisation X whose entries are i.i.d. with a known law that is
+sub-Gaussian with variance proxy v (U(−b, b): v = b²/3, since E e^{λx} = sinh(λb)/(λb) ≤
+e^{λ²b²/6}; N(0, σ²): v = σ²).  For fixed unit vectors u_1..u_n (the suspect's kernels, one per
+matched input channel), ``Σ_c <X[d,c], u_c> / (n·√v)`` is sub-Gaussian with proxy 1/n, so
+
+    P[ |Σ_c <X[d,c], u_c>| / (n·√v) ≥ t ] ≤ 2·exp(−n·t²/2),
+
+exactly, whatever the suspect; :func:`projection_hit_probability` adds the union over D′ suspect
+filters.
 """
 
 from __future__ import annotations
@@ -34,11 +45,19 @@ from scipy.optimize import minimize_scalar
 from scipy.special import gammaln, ive, logsumexp
 from scipy.stats import beta as beta_dist
 
-__all__ = ["HIT_GRID", "auto_hit_threshold", "best_log10_p", "kernel_logtail", "log_binom_tail", "log_injections", "null_tail"]
+__all__ = ["HIT_GRID", "auto_hit_threshold", "best_log10_p", "format_p", "kernel_logtail", "log_binom_tail", "log_injections", "null_tail",
+           "projection_hit_probability", "projection_thresholds"]
 
 LN10 = math.log(10)
 # Candidate thresholds on the mean per-kernel cosine; the smallest with p1 ≤ 0.01 is used.
 HIT_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
+
+
+def format_p(log10_p: float) -> str:
+    """A p-value for people: plain above 1e-4, ``1e-123.4`` below (p-values here go far below float range)."""
+    if log10_p > -4:
+        return f"{10 ** log10_p:.3g}"
+    return f"1e{log10_p:.1f}"
 
 
 def null_tail(t: float, channels: int) -> float:
@@ -105,3 +124,22 @@ def best_log10_p(channels: int, filters: int, block_dims: int = 3, blocks: int =
     p1 = hit_probability(t, block_dims, channels, filters)
     logp = log_binom_tail(filters, filters, p1) + log_injections(channels, channels) + math.log(blocks)
     return min(0.0, logp) / LN10
+
+
+def projection_hit_probability(t: float, n: int, suspect_filters: int) -> float:
+    """``q = 2·D′·exp(−n·t²/2)``: chance that one row of an i.i.d. sub-Gaussian initialisation
+    (n matched channels, projections normalised by n·√v) reaches ``t`` against any of D′ fixed
+    suspect filters, either sign."""
+    return min(1.0, 2 * suspect_filters * math.exp(-n * t * t / 2))
+
+
+# Thresholds (in units of the init's standard deviation per kernel entry, averaged over channels)
+# tried by the lineage test besides the smallest one with q ≤ 0.01; the p-value pays for the grid.
+PROJECTION_GRID = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+
+
+def projection_thresholds(n: int, suspect_filters: int, target: float = 0.01) -> list[float]:
+    """The data-independent thresholds of the lineage test: the smallest t with q ≤ ``target``,
+    then every larger value of :data:`PROJECTION_GRID`."""
+    t0 = math.sqrt(2 * math.log(2 * suspect_filters / target) / n)
+    return [t0] + [t for t in PROJECTION_GRID if t > t0]

@@ -52,13 +52,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from freqprint.align import Fit, channel_map, descriptor, fit as align, hungarian, readings, score_filters, unit
 from freqprint.checkpoint import TensorStore, open_tensors
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, NoMaterial
 from freqprint.key import FingerprintKey
-from freqprint.null import LN10, auto_hit_threshold, hit_probability, log_binom_tail, log_injections
+from freqprint.null import LN10, auto_hit_threshold, format_p, hit_probability, log_binom_tail, log_injections
 from freqprint.spectral import complex_cosine, kernel_basis, revised_dft_at
 
 __all__ = ["BLOCKS", "Candidate", "VerificationReport", "candidates", "format_p", "verify"]
@@ -79,7 +79,7 @@ class Candidate:
 
     def load(self, store: TensorStore, kernel_size: int, channels: int) -> torch.Tensor:
         t = store.get(self.name)
-        return dict(_readings(t, channels, kernel_size))[self.layout]
+        return dict(readings(t, channels, kernel_size))[self.layout]
 
 
 @dataclass
@@ -127,39 +127,8 @@ class VerificationReport:
         )
 
 
-def format_p(log10_p: float) -> str:
-    if log10_p > -4:
-        return f"{10 ** log10_p:.3g}"
-    return f"1e{log10_p:.1f}"
-
-
 # ---------------------------------------------------------------------------------------------
 # finding the module by content
-
-
-def _readings(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
-    """Every way to read ``t`` as ``[D′, C′, K, K]`` with K×K kernels (C′ free for 4-D/3-D)."""
-    out: list[tuple[str, torch.Tensor]] = []
-    s = tuple(t.shape)
-    kk = k * k
-    if t.ndim == 4:
-        if s[2:] == (k, k):
-            out.append(("OIHW", t))
-        if s[:2] == (k, k):
-            out.append(("HWIO", t.permute(3, 2, 0, 1)))
-        if s[1:3] == (k, k) and s[2:] != (k, k):
-            out.append(("OHWI", t.permute(0, 3, 1, 2)))
-    elif t.ndim == 3 and s[2] == kk:
-        out.append(("O,I,HW", t.reshape(s[0], s[1], k, k)))
-    elif t.ndim == 2:
-        for label, m in (("O,IHW", t), ("IHW,O", t.T)):
-            if m.shape[1] % kk == 0:  # C′ = columns / K²: dead channels may have been added
-                cs = m.shape[1] // kk
-                out.append((label, m.reshape(m.shape[0], cs, k, k)))
-                out.append((label.replace("IHW", "HWI"), m.reshape(m.shape[0], k, k, cs).permute(0, 3, 1, 2)))
-    elif t.ndim == 1 and t.numel() % (c * kk) == 0 and t.numel() >= c * kk:
-        out.append(("flat", t.reshape(-1, c, k, k)))
-    return out
 
 
 def candidates(store: TensorStore, key: FingerprintKey) -> list[Candidate]:
@@ -173,94 +142,13 @@ def candidates(store: TensorStore, key: FingerprintKey) -> list[Candidate]:
         shape, floating = store.shapes[name]
         if not floating or math.prod(shape) < k * k * max(1, c // 2):
             continue
-        for layout, w in _readings(torch.empty(shape, device="meta"), c, k):
+        for layout, w in readings(torch.empty(shape, device="meta"), c, k):
             if w.shape[1] * 2 >= c and w.shape[0] >= 1:
                 out.append(Candidate(name, layout, tuple(w.shape)))
         if len(out) > MAX_CANDIDATES:
             raise FreqprintError(f"{store.name} has more than {MAX_CANDIDATES} tensors that read as conv filters; "
                                  "pass search='none' to test the key's layer alone")
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# alignment of one block
-
-
-def _unit(z: torch.Tensor) -> torch.Tensor:
-    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-300)
-
-
-def _hungarian(score: torch.Tensor) -> torch.Tensor:
-    """``match[i]`` = column assigned to row i (-1 if none), maximising the total score."""
-    rows, cols = linear_sum_assignment(score.numpy(), maximize=True)
-    match = torch.full((score.shape[0],), -1, dtype=torch.long)
-    match[torch.as_tensor(rows, dtype=torch.long)] = torch.as_tensor(cols, dtype=torch.long)
-    return match
-
-
-def _descriptor(u: torch.Tensor) -> torch.Tensor:
-    """Per filter, the 2nd and 4th moments of its unit kernels over channels: blind to the order,
-    sign and scale of channels and to the filter's own sign; centred and normalised."""
-    k = u.shape[-1]
-    iu = torch.triu_indices(k, k)
-    outer = (u[..., :, None] * u[..., None, :])[..., iu[0], iu[1]]  # [D, C, k(k+1)/2]
-    m2 = outer.mean(1)
-    m4 = torch.einsum("dci,dcj->dij", outer, outer).flatten(1) / u.shape[1]
-    d = torch.cat([m2, m4], 1)
-    d = d - d.mean(0, keepdim=True)
-    return _unit(d)
-
-
-@dataclass
-class _Fit:
-    match: torch.Tensor  # [D] suspect filter per key filter (-1: none)
-    perm: torch.Tensor  # [n] suspect channel for each of the key channels in ``key_channels``
-    key_channels: torch.Tensor  # [n]
-    strength: torch.Tensor  # [D] s_d (0 where unmatched)
-    sign: torch.Tensor  # [D] ±1
-
-
-def _channel_map(a: torch.Tensor, b: torch.Tensor, match: torch.Tensor, sign: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    ok = match >= 0
-    cos = torch.einsum("dck,dek->dce", a[ok], b[match[ok]])  # [D, C, C′]
-    cost = (cos * sign[ok, None, None]).sum(0) if sign is not None else (cos**2).sum(0)
-    if a.shape[1] <= b.shape[1]:
-        m = _hungarian(cost)
-        return torch.arange(a.shape[1]), m
-    m = _hungarian(cost.T)  # fewer suspect channels: each suspect channel gets a key channel
-    order = torch.argsort(m)
-    return m[order], torch.arange(b.shape[1])[order]
-
-
-def _score_filters(a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    s = torch.einsum("dck,eck->de", a[:, kc], b[:, perm]) / len(kc)  # signed mean cosine [D, D′]
-    match = _hungarian(s.abs())
-    ok = match >= 0
-    signed = torch.zeros(a.shape[0], dtype=s.dtype)
-    signed[ok] = s[ok.nonzero().squeeze(1), match[ok]]
-    return match, signed.abs(), torch.where(signed < 0, -1.0, 1.0).to(s.dtype)
-
-
-def _fit(a: torch.Tensor, b: torch.Tensor, init: list[torch.Tensor], t: float) -> _Fit:
-    """Best alignment of key block ``a`` [D,C,k] to suspect block ``b`` [D′,C′,k] (unit kernels)."""
-    best: _Fit | None = None
-    starts: list[tuple[torch.Tensor | None, torch.Tensor | None]] = [(m, None) for m in init]
-    if a.shape[1] == b.shape[1]:
-        starts.append((None, torch.arange(a.shape[1])))  # identity channel order
-    for match, perm in starts:
-        kc = torch.arange(a.shape[1])
-        if perm is None:
-            kc, perm = _channel_map(a, b, match, None)
-        for _ in range(3):
-            match, strength, sign = _score_filters(a, b, kc, perm)
-            kc, perm = _channel_map(a, b, match, sign)
-        match, strength, sign = _score_filters(a, b, kc, perm)
-        fit = _Fit(match, perm, kc, strength, sign)
-        key_of = (int((strength >= t).sum()), float(strength.sum()))
-        if best is None or key_of > (int((best.strength >= t).sum()), float(best.strength.sum())):
-            best = fit
-    assert best is not None
-    return best
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,10 +165,10 @@ def _screen(units_k: dict[str, torch.Tensor], desc_k: dict[str, torch.Tensor], w
     zs = ws.reshape(ws.shape[0], ws.shape[1], kk) @ v
     best = -1.0
     for b, idx in blocks.items():
-        us = _unit(zs[..., idx])
-        match = _hungarian(desc_k[b] @ _descriptor(us).T)
-        kc, perm = _channel_map(units_k[b], us, match, None)
-        _, strength, _ = _score_filters(units_k[b], us, kc, perm)
+        us = unit(zs[..., idx])
+        match = hungarian(desc_k[b] @ descriptor(us).T)
+        kc, perm = channel_map(units_k[b], us, match, None)
+        _, strength, _ = score_filters(units_k[b], us, kc, perm)
         best = max(best, float(strength.mean()))
     return best
 
@@ -290,7 +178,7 @@ def _blocks(key: FingerprintKey, visible_gain: float) -> tuple[torch.Tensor, dic
     return v, {"visible": (gain >= visible_gain).nonzero().squeeze(1), "hidden": (gain < visible_gain).nonzero().squeeze(1)}
 
 
-def _sprime_stats(key: FingerprintKey, wk: torch.Tensor, ws: torch.Tensor, fit: _Fit, tau: float) -> tuple[float, float]:
+def _sprime_stats(key: FingerprintKey, wk: torch.Tensor, ws: torch.Tensor, fit: Fit, tau: float) -> tuple[float, float]:
     """Paper's τ-score and mean complex cosine on S′ after alignment, channel scales restored."""
     ok = fit.match >= 0
     if not ok.any():
@@ -354,7 +242,7 @@ def verify(
     if not align_channels:
         cands = [c for c in cands if c.shape[1] == key.channels]
     if not cands:
-        raise FreqprintError(
+        raise NoMaterial(
             f"suspect holds no finite tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
             f"{key.kernel_size}] (no {key.layer!r} either): wrong architecture, or no fingerprint module"
         )
@@ -362,9 +250,9 @@ def verify(
     kk = key.kernel_size**2
     wk = key.kernels().double()
     zk = wk.reshape(key.filters, key.channels, kk) @ v
-    units_k = {b: _unit(zk[..., idx]) for b, idx in blocks.items()}
-    desc_k = {b: _descriptor(u) for b, u in units_k.items()}
-    desc_k["all"] = _descriptor(_unit(zk))
+    units_k = {b: unit(zk[..., idx]) for b, idx in blocks.items()}
+    desc_k = {b: descriptor(u) for b, u in units_k.items()}
+    desc_k["all"] = descriptor(unit(zk))
 
     def load(cand: Candidate) -> torch.Tensor | None:
         w = cand.load(store, key.kernel_size, key.channels).detach().to("cpu", torch.float64)
@@ -396,22 +284,22 @@ def verify(
         fitted += 1
         d_s, c_s = ws.shape[:2]
         zs = ws.reshape(d_s, c_s, kk) @ v
-        units_s = {b: _unit(zs[..., idx]) for b, idx in blocks.items()}
-        desc_s = {b: _descriptor(u) for b, u in units_s.items()}
-        desc_s["all"] = _descriptor(_unit(zs))
-        inits = [_hungarian(desc_k[b] @ desc_s[b].T) for b in ("all", *BLOCKS)] if align_channels else []
+        units_s = {b: unit(zs[..., idx]) for b, idx in blocks.items()}
+        desc_s = {b: descriptor(u) for b, u in units_s.items()}
+        desc_s["all"] = descriptor(unit(zs))
+        inits = [hungarian(desc_k[b] @ desc_s[b].T) for b in ("all", *BLOCKS)] if align_channels else []
         n = min(key.channels, c_s)
         log_channels = log_injections(key.channels, c_s) if align_channels else 0.0
-        per_block: dict[str, tuple[float, _Fit, float]] = {}
+        per_block: dict[str, tuple[float, Fit, float]] = {}
         for b, idx in blocks.items():
             k = len(idx)
             t = hit_cosine if hit_cosine is not None else auto_hit_threshold(k, n, d_s)
             if align_channels:
-                fit = _fit(units_k[b], units_s[b], inits, t)
+                fit = align(units_k[b], units_s[b], inits, t)
             else:
                 kc = torch.arange(key.channels)
-                match, strength, sign = _score_filters(units_k[b], units_s[b], kc, kc)
-                fit = _Fit(match, kc, kc, strength, sign)
+                match, strength, sign = score_filters(units_k[b], units_s[b], kc, kc)
+                fit = Fit(match, kc, kc, strength, sign)
             hits = int((fit.strength >= t).sum())
             logp = log_binom_tail(hits, key.filters, hit_probability(t, k, n, d_s)) + log_channels
             per_block[b] = (logp, fit, t)

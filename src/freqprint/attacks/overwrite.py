@@ -5,6 +5,9 @@ distribution; ``"spectral"`` adds complex Gaussian noise on the full M×N spectr
 to K×K kernels by the inverse revised DFT (its least-squares projection); ``"weights"`` adds
 Gaussian noise on the weights.  Both noises have ``‖noise‖ = scale·‖W‖`` (default 0.5, as
 L_attack's ε).  ``RemoveModule`` deletes the module and restores the bare host conv.
+``BackboneNoise`` is the knowing thief's answer to the lineage test (:mod:`freqprint.lineage`):
+Gaussian noise on every conv and linear weight *outside* the module, ``‖noise‖ = scale·‖W‖`` per
+tensor, to wash out the initialisation before fine-tuning repairs the accuracy.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from torch import nn
 
 from freqprint.attacks.base import Attack
 from freqprint.errors import FreqprintError
-from freqprint.module import detach, get_fingerprint_module
+from freqprint.module import FingerprintModule, detach, get_fingerprint_module
 from freqprint.spectral import inverse_revised_dft
 
-__all__ = ["OVERWRITE_KINDS", "Overwrite", "RemoveModule"]
+__all__ = ["OVERWRITE_KINDS", "BackboneNoise", "Overwrite", "RemoveModule"]
 
 OVERWRITE_KINDS = ("replace", "spectral", "weights")
 
@@ -69,3 +72,25 @@ class RemoveModule(Attack):
 
     def update_recipe(self, recipe: dict[str, Any]) -> dict[str, Any]:
         return {**recipe, "fingerprint": None}
+
+
+@dataclass(repr=False)
+class BackboneNoise(Attack):
+    """Add ``scale·‖W‖`` of Gaussian noise to every conv / linear weight of the backbone (the
+    fingerprint module, if any, untouched)."""
+
+    scale: float = 1.0
+    seed: int = 0
+    name = "noise-backbone"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        if not self.scale >= 0:
+            raise FreqprintError(f"noise-backbone scale must be >= 0, got {self.scale}")
+        g = torch.Generator().manual_seed(self.seed)
+        inside = {id(p) for m in model.modules() if isinstance(m, FingerprintModule) for p in m.parameters()}
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and id(m.weight) not in inside:
+                w = m.weight
+                noise = torch.randn(w.shape, generator=g, dtype=torch.float64)
+                w.add_((noise * (self.scale * float(w.norm()) / float(noise.norm().clamp_min(1e-30)))).to(w))
+        return model

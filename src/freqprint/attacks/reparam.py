@@ -17,6 +17,11 @@ The symmetry group of "host input → fingerprint module", found for the hosts i
 * what the function cannot see — the kernel directions of low gain on the module's low-pass
   input (:class:`InvisibleRedraw`; exact for the gain-0 direction, near-exact for the rest);
 * the file — renamed, re-laid-out or re-typed tensors (:func:`relayout_state_dict`).
+
+Against the backbone-lineage test (:mod:`freqprint.lineage`) the thief has one more exact
+rewrite, at the price of an architecture change: :class:`Factorize` replaces every k×k conv ``W``
+of the backbone by ``M·W`` followed by a 1×1 conv ``M⁻¹`` (a random invertible mixing of its
+filters), so no stored tensor is ``W`` up to permutation and scaling any more.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from freqprint.module import FingerprintedConv, FingerprintModule, get_fingerpri
 from freqprint.spectral import kernel_basis
 
 __all__ = [
-    "ChannelPadding", "ChannelScaling", "Collapse", "DummyFilters", "FilterMixing", "InvisibleRedraw", "LAYOUTS",
+    "ChannelPadding", "ChannelScaling", "Collapse", "DummyFilters", "Factorize", "FilterMixing", "InvisibleRedraw", "LAYOUTS",
     "NullSpaceRedraw", "relayout_state_dict",
 ]
 
@@ -286,3 +291,54 @@ def relayout_state_dict(sd: dict[str, torch.Tensor], layout: str, target: str | 
          "fp16": w.half(), "bf16": w.bfloat16()}[layout]
     out[new_name] = w.contiguous()
     return out
+
+
+class _Mixed(nn.Sequential):
+    """``conv(M·W)`` then ``1×1 conv(M⁻¹)``: the same map as the original conv, stored differently.
+    Exposes ``weight`` / ``in_channels`` like a conv so code that walks convs keeps working."""
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self[0].weight
+
+    @property
+    def in_channels(self) -> int:
+        return self[0].in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self[1].out_channels
+
+
+@dataclass(repr=False)
+class Factorize(Attack):
+    """Replace every k×k conv (k ≥ 2) outside the fingerprint module by ``M·W`` and a 1×1 conv
+    ``M⁻¹ = Mᵀ``, with ``M`` a random orthogonal matrix (condition number 1, so float error stays
+    ~1e-6; every filter spread evenly over all, the hardest case for a per-filter test).  Exact:
+    outputs are unchanged; the model gains one 1×1 conv per layer."""
+
+    seed: int = 0
+    name = "factorize"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        g = _gen(self.seed)
+        inside = {id(m) for fp in model.modules() if isinstance(fp, FingerprintModule) for m in fp.modules()}
+        targets = [(n, m) for n, m in model.named_modules()
+                   if isinstance(m, nn.Conv2d) and id(m) not in inside and m.groups == 1 and m.kernel_size[0] >= 2]
+        if not targets:
+            raise NotApplicable("no k×k conv to factorize")
+        for name, conv in targets:
+            d = conv.out_channels
+            q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+            m = q  # orthogonal: the strongest mixing (every filter spread evenly over all), condition number 1
+            first = nn.Conv2d(conv.in_channels, d, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                              bias=conv.bias is not None)
+            w = conv.weight.detach().to(torch.float64)
+            first.weight.data.copy_(torch.einsum("ed,dchw->echw", m, w).to(conv.weight))
+            if conv.bias is not None:
+                first.bias.data.copy_((m @ conv.bias.detach().to(torch.float64)).to(conv.bias))
+            second = nn.Conv2d(d, d, 1, bias=False)
+            second.weight.data.copy_(torch.linalg.inv(m)[:, :, None, None].to(conv.weight))
+            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            setattr(parent, name.rsplit(".", 1)[-1], _Mixed(first, second).to(conv.weight.device))
+        return model

@@ -27,6 +27,7 @@ from torch import nn
 
 from freqprint.errors import FreqprintError
 from freqprint.key import extract
+from freqprint.lineage import OwnerInit
 from freqprint.loss import FingerprintLoss, add_pseudo_class
 from freqprint.module import FingerprintConfig, attach
 from freqprint.verify import verify
@@ -35,17 +36,20 @@ if TYPE_CHECKING:
     from freqprint.data import ArrayDataset
 
 __all__ = [
-    "FrequencyFingerprint", "Method", "MethodContext", "MethodDefaults", "NoFingerprint", "available_methods", "create_method", "create_methods",
+    "FrequencyFingerprint", "Method", "MethodContext", "MethodDefaults", "NoFingerprint", "TraceVerdict", "available_methods",
+    "create_method", "create_methods",
 ]
 
 
 @dataclass
 class MethodContext:
-    """What the owner knows when embedding and extracting: secret, classes, training data."""
+    """What the owner knows when embedding and extracting: secret, classes, training data, and
+    how the backbone was initialised (for the lineage channel; ``None`` when unknown)."""
 
     secret: str
     num_classes: int
     data: "ArrayDataset"
+    init: OwnerInit | None = None
 
     @property
     def example(self) -> torch.Tensor:
@@ -134,11 +138,48 @@ class FrequencyFingerprint(MethodDefaults):
                 "found": float(rep.found)}
 
 
+@dataclass
+class TraceVerdict(MethodDefaults):
+    """The combined verdict of :func:`freqprint.trace.trace`: the frequency fingerprint (when the
+    source carries a module) and backbone lineage (from ``ctx.init``), Bonferroni-combined.
+
+    Passive: it scores the models of the embedding method it runs beside (``--method ours,trace``),
+    so it sees the very same pairs.  Scores: ``neg_log10_p`` (combined; decides at 6),
+    ``lineage_neg_log10_p`` and ``fingerprint_neg_log10_p`` (each channel alone)."""
+
+    name: str = "trace"
+    embeds = False
+
+    @property
+    def fixed_thresholds(self) -> dict[str, float]:
+        return {"neg_log10_p": 6.0, "lineage_neg_log10_p": 6.0, "fingerprint_neg_log10_p": 6.0}
+
+    def extract(self, model: nn.Module, ctx: MethodContext) -> Any:
+        from freqprint.module import find_fingerprint_modules
+
+        key = extract(model) if find_fingerprint_modules(model) else None
+        if key is None and ctx.init is None:
+            raise FreqprintError("trace needs a fingerprinted source or a known initialisation")
+        return {"key": key, "init": ctx.init}
+
+    def score(self, evidence: Any, suspect: nn.Module) -> dict[str, float]:
+        from freqprint.trace import trace
+
+        rep = trace(suspect, key=evidence["key"], owner_init=evidence["init"])
+
+        def neg(x: float) -> float:
+            return min(max(0.0, -x), 1e4)
+
+        return {"neg_log10_p": neg(rep.log10_p), "lineage_neg_log10_p": neg(rep.channel("lineage").log10_p),
+                "fingerprint_neg_log10_p": neg(rep.channel("fingerprint").log10_p), "found": float(rep.found)}
+
+
 def available_methods() -> dict[str, type]:
-    """Name -> class of every method: ours and the baselines (imported lazily: they import us)."""
+    """Name -> class of every method: ours, the combined verdict and the baselines (imported
+    lazily: they import us)."""
     from freqprint.baselines import BASELINES
 
-    return {"ours": FrequencyFingerprint, **BASELINES}
+    return {"ours": FrequencyFingerprint, "trace": TraceVerdict, **BASELINES}
 
 
 def create_methods(spec: str) -> list[Method]:

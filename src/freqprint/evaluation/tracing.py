@@ -29,6 +29,7 @@ from freqprint.data import ArrayDataset, load_dataset
 from freqprint.errors import FreqprintError
 from freqprint.evaluation.metrics import summarize
 from freqprint.evaluation.methods import Method, MethodContext, NoFingerprint
+from freqprint.lineage import OwnerInit
 from freqprint.models import create_model
 from freqprint.training import TrainConfig, evaluate, train
 
@@ -119,7 +120,9 @@ class _Pools:
         self.n, self.shape = data["src_train"].num_classes, list(data["src_train"].shape)
 
     def context(self, idx: int) -> MethodContext:
-        return MethodContext(secret=f"tracing-secret-{idx}", num_classes=self.n, data=self.data["src_train"])
+        p = self.prof
+        init = OwnerInit(p.model, {"num_classes": self.n, "in_channels": self.shape[0], **p.model_kwargs}, idx, True)
+        return MethodContext(secret=f"tracing-secret-{idx}", num_classes=self.n, data=self.data["src_train"], init=init)
 
     def _recipe(self, method: Method) -> dict[str, Any]:
         p = self.prof

@@ -16,16 +16,30 @@ from freqprint.models.alexnet import AlexNet
 from freqprint.models.resnet import ResNet18
 from freqprint.models.smallcnn import SmallCNN
 
-__all__ = ["AlexNet", "ResNet18", "SmallCNN", "create_model", "default_target", "list_models", "register_model"]
+__all__ = ["AlexNet", "ResNet18", "SmallCNN", "create_model", "default_target", "init_law", "list_models", "register_model"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _TARGETS: dict[str, str] = {}
+_INIT_LAWS: dict[str, str | None] = {}
 
 
-def register_model(name: str, builder: Callable[..., nn.Module], target: str) -> None:
-    """Add a model builder; ``target`` is the conv the paper attaches the fingerprint to."""
+def register_model(name: str, builder: Callable[..., nn.Module], target: str, init_law: str | None = "torch-default") -> None:
+    """Add a model builder; ``target`` is the conv the paper attaches the fingerprint to.
+
+    ``init_law`` names the law the builder draws its conv weights from, which the lineage test
+    needs for an exact null (:mod:`freqprint.lineage`): ``"torch-default"`` (PyTorch's
+    ``Conv2d.reset_parameters``: U(±1/√fan_in)), ``"kaiming-normal-fan-out"``, or ``None``
+    (unknown: lineage refuses the model rather than guess)."""
     _REGISTRY[name] = builder
     _TARGETS[name] = target
+    _INIT_LAWS[name] = init_law
+
+
+def init_law(name: str) -> str | None:
+    """The declared initialisation law of a registered model's conv weights (see ``register_model``)."""
+    if name not in _REGISTRY:
+        raise FreqprintError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _INIT_LAWS[name]
 
 
 def list_models() -> list[str]:
@@ -50,4 +64,4 @@ def default_target(name: str) -> str:
 
 register_model("smallcnn", SmallCNN, "conv2")
 register_model("resnet18", ResNet18, "layer1.1.conv2")
-register_model("alexnet", AlexNet, "conv3")
+register_model("alexnet", AlexNet, "conv3", init_law="kaiming-normal-fan-out")

@@ -1,0 +1,123 @@
+"""Alignment of two stacks of conv kernels, shared by the verifier and the lineage test.
+
+A thief may permute a layer's filters and its input channels and rescale either; both tests
+therefore compare kernels after a Hungarian assignment (``scipy.optimize.linear_sum_assignment``)
+of filters and of input channels, alternating, with each kernel normalised.  The statistic built
+on the alignment lives with each test; here is only the search, and reading a tensor in every
+layout a thief can store it in (:func:`readings`).
+
+Why the search is allowed to look at the data: both tests pay for it with a union bound (over the
+``C!/(C−n)!`` channel maps and the ``D′`` suspect filters each key filter may match), so the
+alignment can be as greedy as it likes without breaking the p-value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["Fit", "channel_map", "descriptor", "fit", "hungarian", "readings", "score_filters", "unit"]
+
+
+def readings(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
+    """Every way to read ``t`` as ``[D′, C′, K, K]`` with K×K kernels (C′ free for 4-D/3-D)."""
+    out: list[tuple[str, torch.Tensor]] = []
+    s = tuple(t.shape)
+    kk = k * k
+    if t.ndim == 4:
+        if s[2:] == (k, k):
+            out.append(("OIHW", t))
+        if s[:2] == (k, k):
+            out.append(("HWIO", t.permute(3, 2, 0, 1)))
+        if s[1:3] == (k, k) and s[2:] != (k, k):
+            out.append(("OHWI", t.permute(0, 3, 1, 2)))
+    elif t.ndim == 3 and s[2] == kk:
+        out.append(("O,I,HW", t.reshape(s[0], s[1], k, k)))
+    elif t.ndim == 2:
+        for label, m in (("O,IHW", t), ("IHW,O", t.T)):
+            if m.shape[1] % kk == 0:  # C′ = columns / K²: dead channels may have been added
+                cs = m.shape[1] // kk
+                out.append((label, m.reshape(m.shape[0], cs, k, k)))
+                out.append((label.replace("IHW", "HWI"), m.reshape(m.shape[0], k, k, cs).permute(0, 3, 1, 2)))
+    elif t.ndim == 1 and t.numel() % (c * kk) == 0 and t.numel() >= c * kk:
+        out.append(("flat", t.reshape(-1, c, k, k)))
+    return out
+
+
+def unit(z: torch.Tensor) -> torch.Tensor:
+    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-300)
+
+
+def hungarian(score: torch.Tensor) -> torch.Tensor:
+    """``match[i]`` = column assigned to row i (-1 if none), maximising the total score."""
+    rows, cols = linear_sum_assignment(score.numpy(), maximize=True)
+    match = torch.full((score.shape[0],), -1, dtype=torch.long)
+    match[torch.as_tensor(rows, dtype=torch.long)] = torch.as_tensor(cols, dtype=torch.long)
+    return match
+
+
+def descriptor(u: torch.Tensor) -> torch.Tensor:
+    """Per filter, the 2nd and 4th moments of its unit kernels over channels: blind to the order,
+    sign and scale of channels and to the filter's own sign; centred and normalised."""
+    k = u.shape[-1]
+    iu = torch.triu_indices(k, k)
+    outer = (u[..., :, None] * u[..., None, :])[..., iu[0], iu[1]]  # [D, C, k(k+1)/2]
+    m2 = outer.mean(1)
+    m4 = torch.einsum("dci,dcj->dij", outer, outer).flatten(1) / u.shape[1]
+    d = torch.cat([m2, m4], 1)
+    d = d - d.mean(0, keepdim=True)
+    return unit(d)
+
+
+@dataclass
+class Fit:
+    match: torch.Tensor  # [D] suspect filter per key filter (-1: none)
+    perm: torch.Tensor  # [n] suspect channel for each of the key channels in ``key_channels``
+    key_channels: torch.Tensor  # [n]
+    strength: torch.Tensor  # [D] s_d (0 where unmatched)
+    sign: torch.Tensor  # [D] ±1
+
+
+def channel_map(a: torch.Tensor, b: torch.Tensor, match: torch.Tensor, sign: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    ok = match >= 0
+    cos = torch.einsum("dck,dek->dce", a[ok], b[match[ok]])  # [D, C, C′]
+    cost = (cos * sign[ok, None, None]).sum(0) if sign is not None else (cos**2).sum(0)
+    if a.shape[1] <= b.shape[1]:
+        m = hungarian(cost)
+        return torch.arange(a.shape[1]), m
+    m = hungarian(cost.T)  # fewer suspect channels: each suspect channel gets a key channel
+    order = torch.argsort(m)
+    return m[order], torch.arange(b.shape[1])[order]
+
+
+def score_filters(a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    s = torch.einsum("dck,eck->de", a[:, kc], b[:, perm]) / len(kc)  # signed mean cosine [D, D′]
+    match = hungarian(s.abs())
+    ok = match >= 0
+    signed = torch.zeros(a.shape[0], dtype=s.dtype)
+    signed[ok] = s[ok.nonzero().squeeze(1), match[ok]]
+    return match, signed.abs(), torch.where(signed < 0, -1.0, 1.0).to(s.dtype)
+
+
+def fit(a: torch.Tensor, b: torch.Tensor, init: list[torch.Tensor], t: float) -> Fit:
+    """Best alignment of key block ``a`` [D,C,k] to suspect block ``b`` [D′,C′,k] (unit kernels)."""
+    best: Fit | None = None
+    starts: list[tuple[torch.Tensor | None, torch.Tensor | None]] = [(m, None) for m in init]
+    if a.shape[1] == b.shape[1]:
+        starts.append((None, torch.arange(a.shape[1])))  # identity channel order
+    for match, perm in starts:
+        kc = torch.arange(a.shape[1])
+        if perm is None:
+            kc, perm = channel_map(a, b, match, None)
+        for _ in range(3):
+            match, strength, sign = score_filters(a, b, kc, perm)
+            kc, perm = channel_map(a, b, match, sign)
+        match, strength, sign = score_filters(a, b, kc, perm)
+        fit = Fit(match, perm, kc, strength, sign)
+        key_of = (int((strength >= t).sum()), float(strength.sum()))
+        if best is None or key_of > (int((best.strength >= t).sum()), float(best.strength.sum())):
+            best = fit
+    assert best is not None
+    return best

@@ -1,0 +1,114 @@
+"""One provenance verdict from every channel the owner has material for.
+
+Channels (each an exact or conservative p-value under its own H0, "the suspect does not derive
+from the owner's model"):
+
+* ``fingerprint`` — the frequency fingerprint of the module (:func:`freqprint.verify.verify`),
+  from the owner's key;
+* ``lineage`` — the backbone's initialisation (:func:`freqprint.lineage.lineage`), from the
+  owner's recipe and secret (or seed);
+* ``metav`` — the black-box MetaV verifier; not available yet (issue 9), listed so reports keep
+  their shape when it lands.
+
+**Combination.**  ``p = m · min_c p_c`` over the m channels that ran (Bonferroni).  It bounds the
+false-positive probability whatever the dependence between channels — they look at the same
+file, so independence would be a guess — at a price of log10(m) ≤ 0.5 digits.  A channel that
+cannot find its material in the suspect (no tensor shaped like the module: it was removed)
+counts as run, with p = 1; a suspect that cannot be read at all is an error, not a verdict.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from freqprint.checkpoint import TensorStore, open_tensors
+from freqprint.errors import FreqprintError, NoMaterial
+from freqprint.key import FingerprintKey
+from freqprint.lineage import OwnerInit, lineage
+from freqprint.null import format_p
+from freqprint.verify import verify
+
+__all__ = ["CHANNELS", "ChannelResult", "TraceReport", "trace"]
+
+CHANNELS = ("fingerprint", "lineage", "metav")
+
+
+@dataclass
+class ChannelResult:
+    name: str
+    ran: bool
+    log10_p: float = 0.0
+    found: bool = False
+    summary: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TraceReport:
+    found: bool
+    log10_p: float
+    alpha: float
+    channels: list[ChannelResult]
+    suspect: str
+    combination: str = "bonferroni"
+    seconds: float = 0.0
+
+    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not include_timing:
+            d.pop("seconds")
+            for c in d["channels"]:
+                c["detail"].pop("seconds", None)
+        return d
+
+    def channel(self, name: str) -> ChannelResult:
+        return next(c for c in self.channels if c.name == name)
+
+    def summary(self) -> str:
+        ran = [c for c in self.channels if c.ran]
+        parts = ", ".join(f"{c.name} {format_p(c.log10_p)}" for c in ran)
+        verdict = "DERIVED" if self.found else "no evidence of derivation"
+        return f"{verdict}: combined p = {format_p(self.log10_p)} (alpha {self.alpha:g}; {parts})"
+
+
+def trace(
+    suspect: nn.Module | str | Path | dict[str, torch.Tensor],
+    key: FingerprintKey | str | Path | None = None,
+    owner_init: OwnerInit | None = None,
+    alpha: float = 1e-6,
+) -> TraceReport:
+    """Run every channel with material (``key`` → fingerprint, ``owner_init`` → lineage) and
+    combine them.  At least one is needed."""
+    t0 = time.perf_counter()
+    if not 0 < alpha < 1:
+        raise FreqprintError("alpha must be in (0, 1)")
+    if key is None and owner_init is None:
+        raise FreqprintError("nothing to trace with: give the owner's key, the owner's model (lineage), or both")
+    store: TensorStore = open_tensors(suspect)
+    results: list[ChannelResult] = []
+    if key is not None:
+        key = key if isinstance(key, FingerprintKey) else FingerprintKey.load(key)
+        try:
+            rep = verify(key, store, alpha=alpha)
+            results.append(ChannelResult("fingerprint", True, rep.log10_p, rep.found, rep.summary(), rep.to_dict(True)))
+        except NoMaterial as e:
+            results.append(ChannelResult("fingerprint", True, 0.0, False, f"no module-shaped tensor: {e}"))
+    else:
+        results.append(ChannelResult("fingerprint", False, summary="no key given"))
+    if owner_init is not None:
+        lin = lineage(owner_init, store, alpha=alpha)
+        results.append(ChannelResult("lineage", True, lin.log10_p, lin.found, lin.summary(), lin.to_dict(True)))
+    else:
+        results.append(ChannelResult("lineage", False, summary="no owner model given"))
+    results.append(ChannelResult("metav", False, summary="MetaV is not implemented yet (issue 9)"))
+    ran = [c for c in results if c.ran]
+    log10_p = min(0.0, min(c.log10_p for c in ran) + math.log10(len(ran)))
+    return TraceReport(found=log10_p < math.log10(alpha), log10_p=log10_p, alpha=alpha, channels=results,
+                       suspect=store.name, seconds=time.perf_counter() - t0)
