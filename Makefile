@@ -37,6 +37,7 @@ bench: $(STAMP) data
 	$(BIN)/freqprint bench frequencies --source demo-output/owner.safetensors --out bench-results/frequencies.json
 	$(BIN)/freqprint bench tracing --profile quick --method all --out bench-results/tracing
 	$(BIN)/freqprint bench cost --method ours,rs,mw --out bench-results/cost.json
+	$(BIN)/freqprint bench panel --owner demo-output/owner.safetensors --secret "demo owner secret" --limit 4000 --out bench-results/panel.json
 
 clean:
 	rm -rf $(VENV) demo-output bench-results .pytest_cache

@@ -326,8 +326,8 @@ def trace_cmd(
     secret: Optional[str] = typer.Option(None, help="owner secret (lineage of a backbone seeded from it)"),
     secret_file: Optional[Path] = typer.Option(None, help="file holding the owner secret"),
     init_seed: Optional[int] = typer.Option(None, help="the torch seed OWNER was built with (models whose recipe does not record it)"),
-    no_lineage: bool = typer.Option(False, help="skip the backbone-lineage channel"),
-    no_fingerprint: bool = typer.Option(False, help="skip the frequency-fingerprint channel"),
+    no_lineage: bool = typer.Option(False, "--no-lineage", help="skip the backbone-lineage channel"),
+    no_fingerprint: bool = typer.Option(False, "--no-fingerprint", help="skip the frequency-fingerprint channel"),
     alpha: float = typer.Option(1e-6, help="significance level of the combined verdict"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
