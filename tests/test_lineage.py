@@ -125,8 +125,14 @@ def test_owner_init_from_recipe_needs_what_it_says():
     assert OwnerInit.from_recipe({**rec, "init": {"scheme": "seed", "seed": 4}}).seed == 4
     with pytest.raises(FreqprintError, match="init-seed"):
         OwnerInit.from_recipe({"model": "smallcnn", "kwargs": KW})
-    with pytest.raises(FreqprintError, match="unknown initialisation"):
-        OwnerInit.from_recipe({**rec, "init": {"scheme": "guess"}})
+    for bad in ({**rec, "init": {"scheme": "guess"}}, {**rec, "init": {"scheme": "seed", "seed": "7"}}):
+        with pytest.raises(FreqprintError, match="unknown initialisation"):
+            OwnerInit.from_recipe(bad)
+    with pytest.raises(FreqprintError, match="malformed"):
+        OwnerInit.from_recipe({**rec, "init": {"scheme": "secret", "index": "x"}}, secret="s")
+    for bad in ({"model": 3}, {"kwargs": {}}, {"model": "smallcnn", "kwargs": 5}):
+        with pytest.raises(FreqprintError, match="no model architecture"):
+            OwnerInit.from_recipe(bad, seed=1)
     register_model("_nolaw", lambda **kw: create_model("smallcnn", **kw), "conv2", init_law=None)
     with pytest.raises(FreqprintError, match="no initialisation law"):
         OwnerInit("_nolaw", KW, 0, True).layers()

@@ -169,8 +169,10 @@ class OwnerInit:
         ``seed`` overrides it (models trained before recipes recorded their init)."""
         try:
             model, kwargs = recipe["model"], dict(recipe.get("kwargs", {}))
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise FreqprintError("the owner's recipe names no model architecture") from None
+        if not isinstance(model, str):
+            raise FreqprintError("the owner's recipe names no model architecture")
         if seed is not None:
             return cls(model, kwargs, int(seed), True)
         init = recipe.get("init")
@@ -180,8 +182,11 @@ class OwnerInit:
         if init.get("scheme") == "secret":
             if not secret:
                 raise FreqprintError("the owner's backbone was seeded from the secret: pass --secret or --secret-file")
-            return cls(model, kwargs, init_seed(secret, int(init.get("index", 0))), False)
-        if init.get("scheme") == "seed" and isinstance(init.get("seed"), int):
+            index = init.get("index", 0)
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise FreqprintError(f"the owner's recipe has a malformed init index: {index!r}")
+            return cls(model, kwargs, init_seed(secret, index), False)
+        if init.get("scheme") == "seed" and isinstance(init.get("seed"), int) and not isinstance(init.get("seed"), bool):
             return cls(model, kwargs, int(init["seed"]), True)
         raise FreqprintError(f"unknown initialisation record in the owner's recipe: {init!r}")
 
