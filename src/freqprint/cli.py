@@ -356,7 +356,10 @@ def trace_cmd(
             sec = _secret(secret, secret_file)
         elif secret or secret_file or os.environ.get("FREQPRINT_SECRET"):
             sec = _secret(secret, secret_file)
-        own = OwnerInit.from_recipe(recipe, secret=sec, seed=init_seed)
+        try:
+            own = OwnerInit.from_recipe(recipe, secret=sec, seed=init_seed)
+        except FreqprintError as e:
+            raise FreqprintError(f"{e} (or --no-lineage for the fingerprint alone)") from None
     rep = trace(suspect, key=k, owner_init=own, alpha=alpha)
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
@@ -365,8 +368,9 @@ def trace_cmd(
         for c in rep.channels:
             t.add_row(c.name, format_p(c.log10_p) if c.ran else "—",
                       ("found" if c.found else "not found") if c.ran else "not run", c.summary)
+        m = sum(c.ran for c in rep.channels)
         t.add_row("combined", format_p(rep.log10_p), "DERIVED" if rep.found else "not derived",
-                  f"Bonferroni over {sum(c.ran for c in rep.channels)} channels, alpha {rep.alpha:g}")
+                  f"Bonferroni over {m} channel{'s' if m != 1 else ''}, alpha {rep.alpha:g}")
         out_console.print(t)
     raise typer.Exit(0 if rep.found else 1)
 
