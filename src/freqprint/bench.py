@@ -357,18 +357,21 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
                 log(f"{sname} | {label}: {e}")
                 continue
             row["accuracy"] = evaluate(attacked, tests[test], chain.update_recipe(recipe)["num_classes"], device=device)
-            try:
-                rep = verify(key, attacked)
-                row.update(found=rep.found, log10_p=rep.log10_p, score=rep.score, mean_cosine=rep.mean_cosine,
-                           hits=rep.hits, layer=rep.layer, log10_p_blocks=rep.log10_p_blocks)
+            try:  # one trace: the fingerprint channel is the verify report, lineage runs when the owner's θ₀ is known
+                tr = trace(attacked, key=key, owner_init=(owners or {}).get(sname))
             except FreqprintError as e:
                 row.update(found=False, error=str(e))
-            if owners and sname in owners:
-                tr = trace(attacked, key=key, owner_init=owners[sname])
+            else:
+                fp, d = tr.channel("fingerprint"), tr.channel("fingerprint").detail
+                if d:
+                    row.update(found=d["found"], log10_p=d["log10_p"], score=d["score"], mean_cosine=d["mean_cosine"],
+                               hits=d["hits"], layer=d["layer"], log10_p_blocks=d["log10_p_blocks"])
+                else:  # no module-shaped tensor left
+                    row.update(found=False, error=fp.summary)
                 lin = tr.channel("lineage")
-                row.update(lineage_log10_p=lin.log10_p, lineage_found=lin.found,
-                           lineage_mean_cosine=max((x["mean_cosine"] for x in lin.detail["layers"]), default=0.0),
-                           combined_log10_p=tr.log10_p, combined_found=tr.found)
+                if lin.ran:
+                    row.update(lineage_log10_p=lin.log10_p, lineage_found=lin.found, combined_log10_p=tr.log10_p,
+                               combined_found=tr.found)
             row["seconds"] = time.time() - t
             rows.append(row)
             lin = f" lineage {row['lineage_log10_p']:.1f} combined {row['combined_log10_p']:.1f}" if "lineage_log10_p" in row else ""

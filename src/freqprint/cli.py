@@ -541,6 +541,8 @@ def bench_panel_cmd(
     """False matches of `trace` over independently trained models of the owner's recipe family."""
     from freqprint.bench_panel import panel_markdown, run_panel_bench
 
+    if n < 2 or pairs < 0 or limit < 1 or epochs < 1:
+        raise FreqprintError("--n must be >= 2, --pairs >= 0, --limit and --epochs >= 1")
     res = run_panel_bench(owner, _secret(secret, secret_file), n=n, pairs=pairs, limit=limit, epochs=epochs,
                           data_root=str(data_root) if data_root else None, device=device, log=_log)
     _write_results(out, res, panel_markdown(res))

@@ -307,14 +307,14 @@ def _candidates(store: TensorStore, owner_name: str, d: int, c: int, k: int, mem
 
 
 def _projection_logp(x3: torch.Tensor, v: float, uy: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor
-                     ) -> tuple[float, int, float, float]:
+                     ) -> tuple[float, int, float, float, torch.Tensor]:
     """Steps 3–5 for one channel map: filters matched by Hungarian on the mean per-kernel cosine,
     hits counted on the projection statistic over the threshold grid (grid paid for)."""
     d = x3.shape[0]
     ds = uy.shape[0]
     n = len(kc)
     if n == 0:
-        return 0.0, 0, 0.0, 0.0
+        return 0.0, 0, 0.0, 0.0, torch.full((d,), -1, dtype=torch.long)
     match, strength, _ = score_filters(unit(x3), uy, kc, perm)
     ok = match >= 0
     s = torch.zeros(d, dtype=torch.float64)
@@ -329,7 +329,7 @@ def _projection_logp(x3: torch.Tensor, v: float, uy: torch.Tensor, kc: torch.Ten
         if lp < best:
             best, best_t, best_h = lp, t, h
     mean_cos = float(strength[ok].mean()) if ok.any() else 0.0
-    return best + math.log(len(grid)), best_h, best_t, mean_cos, match  # type: ignore[return-value]
+    return best + math.log(len(grid)), best_h, best_t, mean_cos, match
 
 
 def _layer_test(x: torch.Tensor, v: float, ws: torch.Tensor, chain: torch.Tensor | None, split: bool = True
