@@ -21,8 +21,34 @@ from scipy.optimize import linear_sum_assignment
 __all__ = ["Fit", "channel_map", "descriptor", "fit", "hungarian", "readings", "score_filters", "unit"]
 
 
-def readings(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
-    """Every way to read ``t`` as ``[D′, C′, K, K]`` with K×K kernels (C′ free for 4-D/3-D)."""
+# The eight symmetries of the square, as maps of a [..., K, K] kernel stack.  A thief who rewrites
+# the code around a tensor can run a conv on a transposed or flipped grid (transpose the feature map
+# in, the result back out; a flip also shifts by K−1, undone by a roll) with the kernels transformed
+# the same way: the function is unchanged, the stored kernels are not.  So every layout is read
+# under all eight; the p-value pays for them as for any other candidate.
+DIHEDRAL: dict[str, object] = {
+    "": lambda w: w,
+    "T": lambda w: w.transpose(-1, -2),
+    "flipH": lambda w: w.flip(-2),
+    "flipW": lambda w: w.flip(-1),
+    "rot180": lambda w: w.flip(-2, -1),
+    "rot90": lambda w: w.transpose(-1, -2).flip(-1),
+    "rot270": lambda w: w.transpose(-1, -2).flip(-2),
+    "antiT": lambda w: w.transpose(-1, -2).flip(-2, -1),
+}
+
+
+def readings(t: torch.Tensor, c: int, k: int, dihedral: bool = True) -> list[tuple[str, torch.Tensor]]:
+    """Every way to read ``t`` as ``[D′, C′, K, K]`` with K×K kernels (C′ free for 4-D/3-D): each
+    storage layout, and with ``dihedral`` each of them under the eight symmetries of the square
+    (labelled ``"OIHW"``, ``"OIHW·T"``, ``"OIHW·rot90"``, …; the untransformed reading first)."""
+    base = _layouts(t, c, k)
+    if not dihedral or k == 1:
+        return base
+    return [(label + (f"·{g}" if g else ""), op(w)) for label, w in base for g, op in DIHEDRAL.items()]  # type: ignore[operator]
+
+
+def _layouts(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
     out: list[tuple[str, torch.Tensor]] = []
     s = tuple(t.shape)
     kk = k * k

@@ -301,7 +301,9 @@ def _candidates(store: TensorStore, owner_name: str, d: int, c: int, k: int, mem
     def rank(x: tuple[str, str, tuple[int, ...]]) -> tuple:
         inner = x[0].split(COMPOSE)[-1].replace(".base.", ".")
         near = 0 if inner == base else 1 if inner.startswith(path) else 2  # same name, then same module path
-        return (near, COMPOSE in x[0], x[1] != "OIHW", abs(x[2][0] - d) + abs(x[2][1] - c), x[0], x[1])
+        # untransformed readings before the symmetries of the square (align.DIHEDRAL), so the
+        # transformed ones cannot crowd the composed candidates out of the first fits
+        return (near, "·" in x[1], COMPOSE in x[0], x[1] != "OIHW", abs(x[2][0] - d) + abs(x[2][1] - c), x[0], x[1])
 
     return sorted(out, key=rank)
 

@@ -52,8 +52,9 @@ import contextlib
 import hashlib
 import hmac
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -69,13 +70,16 @@ __all__ = [
     "MERGES",
     "FingerprintConfig",
     "FingerprintModule",
+    "Fingerprinted",
     "FingerprintedConv",
+    "FingerprintedTokens",
     "attach",
     "detach",
     "find_fingerprint_modules",
     "get_fingerprint_module",
     "initial_weight",
     "secret_seed",
+    "token_grid",
 ]
 
 
@@ -91,6 +95,10 @@ class FingerprintConfig:
         radius: r of the low-pass band (paper: 1; r = 2 protects far less, paper-notes §2.4).
         implementation: ``"fft"`` (exact and fast) or ``"spatial"`` (explicit circular conv).
         merge: ``"relu"`` (default: few symmetries, see the module docstring) or ``"linear"``.
+        prefix_tokens: Transformer hosts only — leading tokens the module neither reads nor writes
+            (1 for ViT's class token; 0 for BERT, whose whole sequence, [CLS] included, is laid out).
+        token_grid: Transformer hosts only — the ``(M, N)`` grid the tokens are laid out on; default
+            the smallest square holding the example input's tokens (see :class:`FingerprintedTokens`).
     """
 
     target: str
@@ -100,6 +108,14 @@ class FingerprintConfig:
     radius: int = 1
     implementation: str = "fft"
     merge: str = "relu"
+    prefix_tokens: int = 0
+    token_grid: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.token_grid is not None:  # JSON gives a list
+            self.token_grid = (int(self.token_grid[0]), int(self.token_grid[1]))
+        if int(self.prefix_tokens) < 0:
+            raise FreqprintError(f"prefix_tokens must be >= 0, got {self.prefix_tokens}")
 
     def to_dict(self, include_secret: bool = False) -> dict:
         d = asdict(self)
@@ -284,17 +300,114 @@ class FingerprintModule(nn.Module):
         return torch.fft.fft2(z.to(yf.dtype)) * (m * n / s)
 
 
-class FingerprintedConv(nn.Module):
-    """A host conv with a fingerprint module beside it: ``base(x) + fingerprint(x)``."""
+class Fingerprinted(nn.Module):
+    """A host layer (``base``) with a fingerprint module (``fingerprint``) beside it.  Subclasses
+    say how the module reads the host's input and where its output is added; everything that
+    finds, removes or attacks a module (:func:`find_fingerprint_modules`, :func:`detach`, the
+    module attacks) only needs these two attributes."""
 
-    def __init__(self, base: nn.Conv2d, fingerprint: FingerprintModule) -> None:
+    def __init__(self, base: nn.Module, fingerprint: FingerprintModule) -> None:
         super().__init__()
         self.base = base
         self.fingerprint = fingerprint
 
+    def detached(self) -> None:
+        """Called by :func:`detach` before the host goes back in place (remove hooks here)."""
+
+
+class FingerprintedConv(Fingerprinted):
+    """A host conv with a fingerprint module beside it: ``base(x) + fingerprint(x)``."""
+
+    def __init__(self, base: nn.Conv2d, fingerprint: FingerprintModule) -> None:
+        super().__init__(base, fingerprint)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base(x)
         return y + self.fingerprint(x, out_size=tuple(y.shape[-2:]))
+
+
+def token_grid(length: int, prefix: int = 0, grid: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The ``(M, N)`` grid that holds ``length − prefix`` tokens: ``grid`` when given (and large
+    enough), else the smallest square, ``⌈√n⌉ × ⌈√n⌉``."""
+    n = length - prefix
+    if n < 1:
+        raise FreqprintError(f"{length} token(s) with {prefix} prefix token(s) leave nothing to lay out on a grid")
+    if grid is not None:
+        m, w = grid
+        if m < 1 or w < 1 or m * w < n:
+            raise FreqprintError(f"token grid {m}x{w} cannot hold {n} tokens")
+        return m, w
+    side = math.isqrt(n - 1) + 1
+    return side, side
+
+
+class FingerprintedTokens(Fingerprinted):
+    """A Transformer layer with a fingerprint module beside it (rebuttal of the paper, Q1).
+
+    The layer's input tokens ``X ∈ R^{L×H}`` — minus ``prefix`` leading tokens (ViT's class
+    token), which the module neither reads nor writes — are laid out **row-major** on the
+    ``M×N`` grid chosen at attach time, giving an ``H×M×N`` feature map; the module's output,
+    laid back the same way, is added as a residual to the layer's output tokens.  Choices where
+    the rebuttal is silent, each tested:
+
+    * **lengths that are not square**: the grid is the smallest square ``⌈√n⌉²`` (or
+      ``token_grid``); the empty cells are zeros, and the outputs there are dropped.  A sequence
+      longer than the grid is refused (one error), a shorter one is zero-padded: the grid is part
+      of the fingerprint (S′ depends on M×N), so it never changes with the input;
+    * **padding**: when the model is called with an ``attention_mask`` keyword (a Hugging Face
+      tokenizer's output), masked tokens are zeroed before the module reads them, so a sentence's
+      module input does not depend on how much padding its batch had.  The module still writes
+      to padded positions; attention never reads them;
+    * the output is the layer's own structure: a tensor, or a tuple whose first element changed.
+
+    Why a grid at all: the module's stability on S′ (Theorem 3.2) needs a low-pass input on a
+    2-D grid; the layout makes neighbouring tokens neighbouring cells, and on ViT it is exactly the
+    patch grid.  The layout is ours, not the model's, so a thief can store the kernels for another
+    one — a transposed or flipped grid — at no cost; the verifier reads every kernel under the
+    eight symmetries of the square (:func:`freqprint.align.readings`).
+    """
+
+    def __init__(self, base: nn.Module, fingerprint: FingerprintModule, prefix: int = 0) -> None:
+        super().__init__(base, fingerprint)
+        self.prefix = int(prefix)
+        self._mask: torch.Tensor | None = None
+        self._hook: Any = None
+
+    def watch_attention_mask(self, root: nn.Module) -> None:
+        """Read ``attention_mask`` from every call of ``root`` (a forward pre-hook; a bound method,
+        so a ``copy.deepcopy`` of the model keeps it pointing at the copy)."""
+        self._hook = root.register_forward_pre_hook(self._capture_mask, with_kwargs=True)
+
+    def _capture_mask(self, _root: nn.Module, _args: tuple, kwargs: dict) -> None:
+        mask = kwargs.get("attention_mask")
+        self._mask = mask if isinstance(mask, torch.Tensor) and mask.ndim == 2 else None
+
+    def detached(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def module_input(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The tokens after the prefix as an ``[B, H, M, N]`` feature map (zeros where no token)."""
+        m, n = self.fingerprint.grid_size
+        x = hidden[:, self.prefix:]
+        count = x.shape[1]
+        if count > m * n:
+            raise FreqprintError(f"{count} tokens do not fit the fingerprint's {m}x{n} token grid (fixed when it was attached)")
+        mask = self._mask
+        if mask is not None and tuple(mask.shape) == tuple(hidden.shape[:2]):
+            x = x * mask[:, self.prefix:, None].to(x.dtype)
+        x = F.pad(x, (0, 0, 0, m * n - count))
+        return x.reshape(x.shape[0], m, n, x.shape[-1]).permute(0, 3, 1, 2)
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        out = self.base(hidden_states, *args, **kwargs)
+        y = out[0] if isinstance(out, tuple) else out
+        count = hidden_states.shape[1] - self.prefix
+        z = self.fingerprint(self.module_input(hidden_states))  # [B, H, M, N]
+        z = z.permute(0, 2, 3, 1).reshape(z.shape[0], -1, z.shape[1])[:, :count]
+        y = torch.cat([y[:, : self.prefix], y[:, self.prefix:] + z.to(y.dtype)], dim=1)
+        return (y, *out[1:]) if isinstance(out, tuple) else y
 
 
 def _get_submodule(model: nn.Module, name: str) -> nn.Module:
@@ -302,9 +415,13 @@ def _get_submodule(model: nn.Module, name: str) -> nn.Module:
         return model.get_submodule(name)
     except AttributeError:
         convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+        what, names = "Conv2d layers", convs
+        if not convs:  # a Transformer: name the blocks of its first layer list
+            lists = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m)]
+            what, names = "Transformer layers", [f"{lists[0][0]}.{i}" for i in range(len(lists[0][1]))] if lists else []
         raise FreqprintError(
-            f"no module named {name!r} in {type(model).__name__}; Conv2d layers are: {', '.join(convs[:12])}"
-            + (" ..." if len(convs) > 12 else "")
+            f"no module named {name!r} in {type(model).__name__}; {what} are: {', '.join(names[:12]) or 'none'}"
+            + (" ..." if len(names) > 12 else "")
         ) from None
 
 
@@ -314,47 +431,50 @@ def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, child, new)
 
 
-def attach(
-    model: nn.Module, config: FingerprintConfig, example_input: torch.Tensor, min_detectable_p: float = 1e-6
-) -> FingerprintModule:
-    """Attach a fingerprint module beside ``config.target``, in place; returns the module.
+def _call(model: nn.Module, example_input: Any) -> None:
+    """Run ``model`` once on ``example_input``: a tensor, or a mapping of keyword arguments (the
+    way a Hugging Face model takes ``input_ids`` and ``attention_mask``)."""
+    if isinstance(example_input, Mapping):
+        model(**example_input)
+    else:
+        model(example_input)
 
-    ``example_input`` (one batch, any batch size) is run once to learn the host's input grid
-    ``M×N`` and output size.  The host conv is wrapped in :class:`FingerprintedConv`, so its
-    weights move from ``<target>.weight`` to ``<target>.base.weight`` (as PEFT does).  A host with
-    too few input channels for the verifier ever to reach ``min_detectable_p`` is refused.
-    """
-    host = _get_submodule(model, config.target)
-    if isinstance(host, FingerprintedConv):
-        raise FreqprintError(f"{config.target!r} already carries a fingerprint module")
-    if not isinstance(host, nn.Conv2d):
-        raise FreqprintError(f"target {config.target!r} is a {type(host).__name__}, not an nn.Conv2d")
-    shapes: dict[str, torch.Size] = {}
 
-    def hook(_mod, inp, out):
-        shapes["in"], shapes["out"] = inp[0].shape, out.shape
+def _probe(model: nn.Module, host: nn.Module, example_input: Any) -> tuple[Any, Any]:
+    """The host's first input and its output on one forward pass of ``example_input``."""
+    seen: dict[str, Any] = {}
 
-    handle = host.register_forward_hook(hook)
+    def hook(_mod, args, kwargs, out):
+        first = args[0] if args else kwargs.get("hidden_states", next(iter(kwargs.values()), None))
+        seen["in"], seen["out"] = first, out
+
+    handle = host.register_forward_hook(hook, with_kwargs=True)
     try:
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            model(example_input)
+            _call(model, example_input)
         model.train(was_training)
     finally:
         handle.remove()
-    if "in" not in shapes:
-        raise FreqprintError(f"{config.target!r} was not called by the model's forward pass")
-    _, c, m, n = shapes["in"]
+    if "in" not in seen:
+        raise FreqprintError("the target was not called by the model's forward pass")
+    return seen["in"], seen["out"]
+
+
+def _check_channels(config: FingerprintConfig, c: int, min_detectable_p: float) -> None:
     if best_log10_p(c, config.filters) > math.log10(min_detectable_p):
         raise FreqprintError(
             f"{config.target!r} has {c} input channel(s): with D = {config.filters} filters the verifier could never "
             f"reach p < {min_detectable_p:g} (the cosine of {c}-channel spectra is too noisy); attach to a layer with more input channels"
         )
-    fp = FingerprintModule(
+
+
+def _module_for(config: FingerprintConfig, c: int, c_out: int, grid: tuple[int, int], like: torch.Tensor) -> FingerprintModule:
+    return FingerprintModule(
         in_channels=c,
-        out_channels=shapes["out"][1],
-        grid=(m, n),
+        out_channels=c_out,
+        grid=grid,
         filters=config.filters,
         kernel_size=config.kernel_size,
         radius=config.radius,
@@ -362,8 +482,56 @@ def attach(
         context=config.target,
         implementation=config.implementation,
         merge=config.merge,
-    ).to(device=host.weight.device, dtype=host.weight.dtype)
-    _set_submodule(model, config.target, FingerprintedConv(host, fp))
+    ).to(device=like.device, dtype=like.dtype)
+
+
+def attach(
+    model: nn.Module, config: FingerprintConfig, example_input: Any, min_detectable_p: float = 1e-6
+) -> FingerprintModule:
+    """Attach a fingerprint module beside ``config.target``, in place; returns the module.
+
+    ``example_input`` (one batch, any batch size: a tensor, or a mapping of keyword arguments
+    such as a tokenizer's output) is run once to learn the host's input and output shapes.
+
+    * an ``nn.Conv2d`` host is wrapped in :class:`FingerprintedConv`: the module reads the conv's
+      input grid ``M×N`` and its output is added to the conv's;
+    * any other host whose input is a token sequence ``[B, L, H]`` and whose output (or the first
+      element of its output tuple) has the same shape — a Transformer layer — is wrapped in
+      :class:`FingerprintedTokens`, which lays the tokens out on a grid (see there).
+
+    The host's weights move from ``<target>.*`` to ``<target>.base.*`` (as PEFT does).  A host with
+    too few input channels for the verifier ever to reach ``min_detectable_p`` is refused.
+    """
+    host = _get_submodule(model, config.target)
+    if isinstance(host, Fingerprinted):
+        raise FreqprintError(f"{config.target!r} already carries a fingerprint module")
+    if isinstance(host, nn.Conv2d):
+        if config.prefix_tokens or config.token_grid:
+            raise FreqprintError(f"{config.target!r} is a Conv2d: prefix_tokens and token_grid apply to Transformer layers only")
+        x, y = _probe(model, host, example_input)
+        _, c, m, n = x.shape
+        _check_channels(config, c, min_detectable_p)
+        fp = _module_for(config, c, y.shape[1], (m, n), host.weight)
+        _set_submodule(model, config.target, FingerprintedConv(host, fp))
+        return fp
+    try:
+        like = next(host.parameters())
+    except StopIteration:
+        raise FreqprintError(f"target {config.target!r} ({type(host).__name__}) has no parameters; name a Conv2d or a Transformer layer") from None
+    x, y = _probe(model, host, example_input)
+    y0 = y[0] if isinstance(y, tuple) else y
+    if not (isinstance(x, torch.Tensor) and x.ndim == 3 and isinstance(y0, torch.Tensor) and y0.shape == x.shape):
+        raise FreqprintError(
+            f"target {config.target!r} is a {type(host).__name__}: not an nn.Conv2d, nor a layer mapping tokens [B, L, H] to "
+            f"[B, L, H] (its input was {list(getattr(x, 'shape', []))}, its output {list(getattr(y0, 'shape', []))})"
+        )
+    _, length, hidden = x.shape
+    grid = token_grid(length, config.prefix_tokens, config.token_grid)
+    _check_channels(config, hidden, min_detectable_p)
+    fp = _module_for(config, hidden, hidden, grid, like)
+    wrapper = FingerprintedTokens(host, fp, config.prefix_tokens)
+    _set_submodule(model, config.target, wrapper)
+    wrapper.watch_attention_mask(model)
     return fp
 
 
@@ -372,15 +540,16 @@ def detach(model: nn.Module, target: str | None = None) -> nn.Module:
     names = [target] if target else [n for n, _ in find_fingerprint_modules(model)]
     for name in names:
         mod = _get_submodule(model, name)
-        if not isinstance(mod, FingerprintedConv):
+        if not isinstance(mod, Fingerprinted):
             raise FreqprintError(f"{name!r} carries no fingerprint module")
+        mod.detached()
         _set_submodule(model, name, mod.base)
     return model
 
 
 def find_fingerprint_modules(model: nn.Module) -> list[tuple[str, FingerprintModule]]:
     """``(host name, module)`` for every fingerprint module attached anywhere in ``model``."""
-    return [(n, m.fingerprint) for n, m in model.named_modules() if isinstance(m, FingerprintedConv)]
+    return [(n, m.fingerprint) for n, m in model.named_modules() if isinstance(m, Fingerprinted)]
 
 
 def get_fingerprint_module(model: nn.Module, target: str | None = None) -> tuple[str, FingerprintModule]:

@@ -19,13 +19,13 @@ from freqprint.attacks.compress import Prune, Quantize
 from freqprint.attacks.equivariance import BlockPermutation, BlockScaling, ModulePermutation, ModuleScaling, conv_pairs
 from freqprint.attacks.overwrite import OVERWRITE_KINDS, BackboneNoise, Overwrite, RemoveModule
 from freqprint.attacks.reparam import (LAYOUTS, ChannelPadding, ChannelScaling, Collapse, DummyFilters, Factorize, FilterMixing,
-                                       InvisibleRedraw, NullSpaceRedraw, relayout_state_dict)
+                                       GridTranspose, InvisibleRedraw, NullSpaceRedraw, relayout_state_dict)
 from freqprint.attacks.training_attacks import Distill, FineTune, LowRankDelta
 from freqprint.errors import FreqprintError
 
 __all__ = [
     "ATTACKS", "Attack", "BackboneNoise", "BlockPermutation", "BlockScaling", "ChannelPadding", "ChannelScaling", "Collapse", "Compose",
-    "Distill", "DummyFilters", "Factorize", "FilterMixing", "FineTune", "InvisibleRedraw", "LAYOUTS", "LowRankDelta",
+    "Distill", "DummyFilters", "Factorize", "FilterMixing", "FineTune", "GridTranspose", "InvisibleRedraw", "LAYOUTS", "LowRankDelta",
     "ModulePermutation", "ModuleScaling", "NullSpaceRedraw", "OVERWRITE_KINDS", "Overwrite", "Prune", "Quantize",
     "RemoveModule", "coerce_arg", "conv_pairs", "create_attack", "parse_attack", "relayout_state_dict",
 ]
@@ -34,7 +34,7 @@ ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
     for cls in (FineTune, Distill, BlockScaling, BlockPermutation, ModuleScaling, ModulePermutation, Overwrite,
                 RemoveModule, Prune, Quantize, ChannelScaling, ChannelPadding, DummyFilters, FilterMixing, Collapse,
-                NullSpaceRedraw, InvisibleRedraw, BackboneNoise, Factorize)
+                NullSpaceRedraw, InvisibleRedraw, BackboneNoise, Factorize, GridTranspose)
 }
 
 _SPEC = re.compile(r"^\s*([a-z0-9-]+)\s*(?:\((.*)\))?\s*$")

@@ -270,14 +270,15 @@ class InvisibleRedraw(Attack):
         return model
 
 
-LAYOUTS = ("rename", "flat", "HWIO", "OHWI", "fp16", "bf16")
+LAYOUTS = ("rename", "flat", "HWIO", "OHWI", "fp16", "bf16", "T", "rot90")
 
 
 def relayout_state_dict(sd: dict[str, torch.Tensor], layout: str, target: str | None = None,
                         new_name: str = "head.aux.kernel") -> dict[str, torch.Tensor]:
     """A copy of ``sd`` with the fingerprint module's weight renamed to ``new_name`` and stored in
     another layout: ``rename`` (as is), ``flat`` ([D, C·K²]), ``HWIO`` (TensorFlow order), ``OHWI``,
-    or re-typed to ``fp16`` / ``bf16``.  The grid buffer is dropped too: nothing in the file names
+    or re-typed to ``fp16`` / ``bf16``, or each kernel transposed (``T``) or rotated (``rot90``) for
+    code that runs the module on a transposed or rotated grid (see :class:`GridTranspose`).  The grid buffer is dropped too: nothing in the file names
     the module any more.  (The model's function is unchanged once the tensor is read back.)"""
     if layout not in LAYOUTS:
         raise FreqprintError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -288,7 +289,7 @@ def relayout_state_dict(sd: dict[str, torch.Tensor], layout: str, target: str | 
     w = out.pop(names[0])
     out.pop(names[0].rpartition(".")[0] + ".grid", None)
     w = {"rename": w, "flat": w.reshape(w.shape[0], -1), "HWIO": w.permute(2, 3, 1, 0), "OHWI": w.permute(0, 2, 3, 1),
-         "fp16": w.half(), "bf16": w.bfloat16()}[layout]
+         "fp16": w.half(), "bf16": w.bfloat16(), "T": w.transpose(-1, -2), "rot90": w.transpose(-1, -2).flip(-1)}[layout]
     out[new_name] = w.contiguous()
     return out
 
@@ -341,4 +342,39 @@ class Factorize(Attack):
             second.weight.data.copy_(torch.linalg.inv(m)[:, :, None, None].to(conv.weight))
             parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
             setattr(parent, name.rsplit(".", 1)[-1], _Mixed(first, second).to(conv.weight.device))
+        return model
+
+
+class _OnTransposedGrid(nn.Module):
+    """A fingerprint module run on the transposed feature map with transposed kernels."""
+
+    def __init__(self, inner: FingerprintModule) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
+        size = None if out_size is None else (out_size[1], out_size[0])
+        return self.inner(x.transpose(-1, -2), out_size=size).transpose(-1, -2)
+
+
+@dataclass(repr=False)
+class GridTranspose(Attack):
+    """Run the fingerprint module on the transposed grid with every kernel transposed: the
+    module's function is unchanged (its low-pass band, circular conv, thumbnail and interpolation
+    all commute with a transpose), the stored kernels are not.  The code around a tensor is the
+    thief's, so every symmetry of the square is a free rewrite (``align.DIHEDRAL``)."""
+
+    name = "grid-transpose"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        host, fp = get_fingerprint_module(model)
+        m, n = fp.grid_size
+        inner = FingerprintModule(fp.in_channels, fp.out_channels, (n, m), fp.filters, fp.kernel_size, fp.radius,
+                                  implementation=fp.implementation, merge=fp.merge).to(fp.weight)
+        with torch.no_grad():
+            inner.weight.copy_(fp.weight.transpose(-1, -2))
+            inner.proj.load_state_dict(fp.proj.state_dict())
+            if fp.bias is not None:
+                inner.bias.copy_(fp.bias)
+        model.get_submodule(host).fingerprint = _OnTransposedGrid(inner)
         return model
