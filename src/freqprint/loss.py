@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +89,27 @@ def add_pseudo_class(model: nn.Module, head: str | None = None) -> str:
     return name
 
 
+def _batch_size(x: torch.Tensor | Mapping[str, Any]) -> int:
+    if isinstance(x, Mapping):
+        sizes = {int(v.shape[0]) for v in x.values() if isinstance(v, torch.Tensor) and v.ndim >= 1}
+        if len(sizes) != 1:
+            raise FreqprintError(f"cannot tell the batch size of a batch with tensor sizes {sorted(sizes)}")
+        return sizes.pop()
+    return int(x.shape[0])
+
+
+def _head(x: torch.Tensor | Mapping[str, Any], k: int) -> torch.Tensor | dict[str, Any]:
+    """The first ``k`` samples of a batch (every tensor of a mapping sliced alike)."""
+    if isinstance(x, Mapping):
+        return {n: v[:k] if isinstance(v, torch.Tensor) and v.ndim >= 1 else v for n, v in x.items()}
+    return x[:k]
+
+
+def _logits(model: nn.Module, x: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
+    out = model(**x) if isinstance(x, Mapping) else model(x)
+    return out.logits if hasattr(out, "logits") else out
+
+
 @contextlib.contextmanager
 def _frozen_bn_stats(model: nn.Module) -> Iterator[None]:
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -132,19 +154,22 @@ class FingerprintLoss(nn.Module):
         self.attack_fraction = attack_fraction
         self.target = target
 
-    def attack_term(self, model: nn.Module, fp: FingerprintModule, x: torch.Tensor) -> torch.Tensor:
-        k = max(1, int(round(self.attack_fraction * x.shape[0])))
+    def attack_term(self, model: nn.Module, fp: FingerprintModule, x: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
+        b = _batch_size(x)
+        k = max(1, int(round(self.attack_fraction * b)))
         eps = spectral_noise(fp.weight, fp.grid_size, self.noise_scale, self.shared_noise)
         with fp.perturbed(eps), _frozen_bn_stats(model):
-            logits = model(x[:k])
-        pseudo = torch.full((k,), self.num_classes, dtype=torch.long, device=x.device)
+            logits = _logits(model, _head(x, k))
+        pseudo = torch.full((k,), self.num_classes, dtype=torch.long, device=logits.device)
         return F.cross_entropy(logits, pseudo)
 
     def forward(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor | None = None
+        self, model: nn.Module, x: torch.Tensor | Mapping[str, Any], y: torch.Tensor, logits: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``x`` is a batch tensor, or a mapping of keyword arguments for ``model`` (a Hugging Face
+        batch without its ``labels``); a model output with ``.logits`` is read through it."""
         if logits is None:
-            logits = model(x)
+            logits = _logits(model, x)
         if logits.shape[-1] != self.num_classes + 1:
             raise FreqprintError(
                 f"the model outputs {logits.shape[-1]} logits; L_attack needs n+1 = {self.num_classes + 1}"

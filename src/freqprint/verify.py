@@ -38,6 +38,18 @@ the number of channel maps ``C!/(C−n)!`` (or ``C′!/(C′−n)!``), by 2 for 
 number of candidate tensors searched.  t is the smallest value of a fixed grid with ``p1 ≤ 0.01``:
 it depends on (k, n, D′) only, never on the cosines.  ``found`` is ``p < alpha`` (default 1e-6).
 
+**Rotated channels (Transformer hosts).**  In a pre-LayerNorm Transformer a thief can rotate the
+whole residual stream by any orthogonal Q that fixes the all-ones vector, LayerNorm scales folded
+into the layers that read it (:class:`freqprint.hf.attacks.ResidualRotation`): the function is
+unchanged and the module's kernels are mixed over their input channels, ``W[d] → Q·W[d]``, which
+no permutation undoes.  So a second test runs beside the first (unless the first already decides):
+Q is fitted by orthogonal Procrustes (:func:`freqprint.align.rotation_fit`; filters matched first
+on their channel Grams ``W[d]ᵀW[d]``, which Q leaves unchanged) **on the even key filters only**,
+and the **odd** key filters are tested against the suspect un-rotated by Qᵀ, channels in that
+order — the same per-kernel statistic and null, with no channel-map factor.  Under H0 the odd
+filters are independent of Q (a function of the suspect and the even filters), so the null holds
+exactly; the reported p is the smaller of the two tests times 2.
+
 The paper's τ-score (the share of (filter, S′ frequency) pairs whose complex cosine over channels
 is ≥ τ) and the mean S′ cosine are reported after alignment, with each matched channel's scale
 restored; they describe, they do not decide.
@@ -54,7 +66,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.align import Fit, channel_map, descriptor, fit as align, hungarian, readings, score_filters, unit
+from freqprint.align import Fit, channel_map, descriptor, fit as align, hungarian, readings, rotation_fit, score_filters, unit
 from freqprint.checkpoint import TensorStore, open_tensors
 from freqprint.errors import FreqprintError, NoMaterial
 from freqprint.key import FingerprintKey
@@ -196,6 +208,31 @@ def _sprime_stats(key: FingerprintKey, wk: torch.Tensor, ws: torch.Tensor, fit: 
     return float(((cos >= tau).double() * w).sum() / total), float((cos * w).sum() / total)
 
 
+def _rotation_test(zk: torch.Tensor, zs: torch.Tensor, units_k: dict[str, torch.Tensor], blocks: dict[str, torch.Tensor],
+                   hit_cosine: float | None) -> tuple[float, str, torch.Tensor, Fit, float]:
+    """The rotated-channel test (module docstring): fit Q on the even key filters, test the odd
+    ones against the un-rotated suspect in that channel order.  Returns ``(log p, block, suspect
+    kernels un-rotated [D′, C, k], a full-key fit for the description, t)``; log p pays for the
+    two blocks."""
+    c = zk.shape[1]
+    q = rotation_fit(zk[0::2], zs)  # [C′, C]
+    zu = torch.einsum("ec,dek->dck", q, zs)  # Qᵀ·Z per suspect filter
+    test = torch.arange(1, zk.shape[0], 2)
+    kc = torch.arange(c)
+    best: tuple[float, str, float] | None = None
+    for b, idx in blocks.items():
+        k = len(idx)
+        t = hit_cosine if hit_cosine is not None else auto_hit_threshold(k, c, zs.shape[0])
+        _, strength, _ = score_filters(units_k[b][test], unit(zu[..., idx]), kc, kc)
+        logp = log_binom_tail(int((strength >= t).sum()), len(test), hit_probability(t, k, c, zs.shape[0]))
+        if best is None or logp < best[0]:
+            best = (logp, b, t)
+    assert best is not None
+    logp, blk, t = best
+    match, strength, sign = score_filters(units_k[blk], unit(zu[..., blocks[blk]]), kc, kc)
+    return logp + math.log(len(blocks)), blk, zu, Fit(match, kc, kc, strength, sign), t
+
+
 def verify(
     key: FingerprintKey | str | Path,
     suspect: nn.Module | str | Path | dict[str, torch.Tensor],
@@ -275,6 +312,7 @@ def verify(
         order = head + [c for _, _, c in sorted(scored, key=lambda x: (x[0], x[1]))][: max_fits - len(head)]
     cands = order
     log_cands = math.log(n_screened)
+    log_tests = math.log(2) if align_channels else 0.0  # the permuted-channel and the rotated-channel test
     best: dict[str, Any] | None = None
     fitted = 0
     for i, cand in enumerate(cands):
@@ -304,9 +342,16 @@ def verify(
             logp = log_binom_tail(hits, key.filters, hit_probability(t, k, n, d_s)) + log_channels
             per_block[b] = (logp, fit, t)
         blk = min(per_block, key=lambda b: (per_block[b][0], -float(per_block[b][1].strength.sum())))
-        logp = min(0.0, per_block[blk][0] + math.log(len(blocks)) + log_cands)
+        logp = min(0.0, per_block[blk][0] + math.log(len(blocks)) + log_tests + log_cands)
+        rotated = None
+        if align_channels and key.filters >= 2 and logp / LN10 >= math.log10(alpha):  # not decided by the first test
+            rlogp, rblk, zu, rfit, rt = _rotation_test(zk, zs, units_k, blocks, hit_cosine)
+            rlogp = min(0.0, rlogp + log_tests + log_cands)
+            if rlogp < logp:
+                rotated = (rblk, (zu @ v.T).reshape(zu.shape[0], zu.shape[1], key.kernel_size, key.kernel_size), rfit, rt)
+                logp = rlogp
         if best is None or logp < best["logp"]:
-            best = {"logp": logp, "cand": cand, "ws": ws, "block": blk, "per_block": per_block, "n": n}
+            best = {"logp": logp, "cand": cand, "ws": ws, "block": blk, "per_block": per_block, "n": n, "rotated": rotated}
         if search == "auto" and i == 0 and cand.name == key.layer and logp / LN10 < math.log10(alpha):
             break  # the key's own layer already decides; the Bonferroni factor still counts every candidate
     if best is None:
@@ -314,8 +359,11 @@ def verify(
                              f"{key.kernel_size}] contains NaN or Inf values")
     logp, blk, per_block = best["logp"], best["block"], best["per_block"]
     _, fit, t = per_block[blk]
-    score, mean_cos = _sprime_stats(key, wk, best["ws"], fit, tau)
-    extra_log = math.log(len(blocks)) + log_cands
+    ws_described = best["ws"]
+    if best["rotated"] is not None:
+        blk, ws_described, fit, t = best["rotated"]
+    score, mean_cos = _sprime_stats(key, wk, ws_described, fit, tau)
+    extra_log = math.log(len(blocks)) + log_tests + log_cands
     log10_p = logp / LN10
     return VerificationReport(
         found=log10_p < math.log10(alpha),
@@ -331,7 +379,7 @@ def verify(
         matched_channels=int(best["n"]),
         tau=tau,
         hit_cosine=t,
-        block=blk,
+        block=blk + ("+rotation" if best["rotated"] is not None else ""),
         log10_p_blocks={b: min(0.0, v[0] + extra_log) / LN10 for b, v in per_block.items()},
         layer=best["cand"].name,
         layout=best["cand"].layout,

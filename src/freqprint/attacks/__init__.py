@@ -20,6 +20,7 @@ from freqprint.attacks.equivariance import BlockPermutation, BlockScaling, Modul
 from freqprint.attacks.overwrite import OVERWRITE_KINDS, BackboneNoise, Overwrite, RemoveModule
 from freqprint.attacks.reparam import (LAYOUTS, ChannelPadding, ChannelScaling, Collapse, DummyFilters, Factorize, FilterMixing,
                                        GridTranspose, InvisibleRedraw, NullSpaceRedraw, relayout_state_dict)
+from freqprint.attacks.residual import ResidualRotation
 from freqprint.attacks.training_attacks import Distill, FineTune, LowRankDelta
 from freqprint.errors import FreqprintError
 
@@ -27,14 +28,14 @@ __all__ = [
     "ATTACKS", "Attack", "BackboneNoise", "BlockPermutation", "BlockScaling", "ChannelPadding", "ChannelScaling", "Collapse", "Compose",
     "Distill", "DummyFilters", "Factorize", "FilterMixing", "FineTune", "GridTranspose", "InvisibleRedraw", "LAYOUTS", "LowRankDelta",
     "ModulePermutation", "ModuleScaling", "NullSpaceRedraw", "OVERWRITE_KINDS", "Overwrite", "Prune", "Quantize",
-    "RemoveModule", "coerce_arg", "conv_pairs", "create_attack", "parse_attack", "relayout_state_dict",
+    "RemoveModule", "ResidualRotation", "coerce_arg", "conv_pairs", "create_attack", "parse_attack", "relayout_state_dict",
 ]
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
     for cls in (FineTune, Distill, BlockScaling, BlockPermutation, ModuleScaling, ModulePermutation, Overwrite,
                 RemoveModule, Prune, Quantize, ChannelScaling, ChannelPadding, DummyFilters, FilterMixing, Collapse,
-                NullSpaceRedraw, InvisibleRedraw, BackboneNoise, Factorize, GridTranspose)
+                NullSpaceRedraw, InvisibleRedraw, BackboneNoise, Factorize, GridTranspose, ResidualRotation)
 }
 
 _SPEC = re.compile(r"^\s*([a-z0-9-]+)\s*(?:\((.*)\))?\s*$")
