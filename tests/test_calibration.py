@@ -56,7 +56,7 @@ def test_filter_hit_probability_respects_the_markov_and_union_bounds():
     a key filter hits a fixed suspect filter with probability <= q(t)/h, any of 16 with <= 16·q(t)/h."""
     from freqprint.bench import run_calibration_bench
 
-    res = run_calibration_bench(channels=(C,), n_keys=60)["results"][0]
+    res = run_calibration_bench(channels=(C,), n_keys=60, verifier_pairs=0)["results"][0]
     assert res["ks_pvalue_circular_law"] > 1e-3
     n = res["key_filters"]
     for r in res["rules"]:
@@ -92,10 +92,20 @@ def test_kernel_statistic_follows_its_null_law_and_bound():
     the mean over a filter's C channels stays below the Chernoff bound of freqprint.null."""
     from freqprint.bench import run_calibration_bench
 
-    res = run_calibration_bench(channels=(C,), n_keys=60)["results"][0]["kernel_test"]
+    res = run_calibration_bench(channels=(C,), n_keys=60, verifier_pairs=0)["results"][0]["kernel_test"]
     n = 60 * 16
     for block in ("visible", "hidden"):
         assert res[block]["ks_pvalue"] > 1e-3, res[block]
         for r in res[block]["rates"]:
             assert r["rate"] <= r["bound"] + 3 * np.sqrt(max(r["bound"], 1e-3) / n), (block, r)
     assert res["visible"]["rates"][0]["rate"] > 0  # not vacuous: chance means above 0.1 do occur
+
+
+def test_whole_verifier_is_conservative_on_independent_modules():
+    """Every reading (8 symmetries of the square) and both tests (permuted and rotated channels):
+    independent modules still get large p-values."""
+    from freqprint.bench import _verifier_null_check
+
+    (res,) = _verifier_null_check((16,), pairs=25, filters=32)
+    assert res["verify_rate_p_le_0.1"] <= 0.12 and res["verify_min_log10_p"] > -2
+    assert res["rotation_rate_p_le_0.1"] <= 0.16 and res["rotation_min_log10_p"] > -2

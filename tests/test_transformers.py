@@ -195,9 +195,15 @@ def test_trainer_integration_trains_with_l_attack_and_the_fingerprint_survives(t
     assert any("fingerprint.proj" in k for k in moved) and any("classifier" in k for k in moved)
     rep = verify(key, m)
     assert rep.found and rep.mean_cosine > 0.9
-    # a thief's new head: no pseudo class, the fingerprint still there
+    # a thief's new head: no pseudo class, the fingerprint still there; and the module's own rewrites
+    m.eval()  # the Trainer leaves it in training mode (dropout)
     replace_classifier(m, 5)
     assert m(input_ids=ids[:2]).logits.shape == (2, 5) and verify(key, m).found
+    for attack in (ModulePermutation(seed=1), ModuleScaling(a=0.2), GridTranspose()):
+        stolen = attack(m)
+        assert torch.allclose(stolen(input_ids=ids[:4], attention_mask=am[:4]).logits, m(input_ids=ids[:4], attention_mask=am[:4]).logits,
+                              atol=1e-4), attack.name
+        assert verify(key, stolen).found, attack.name
 
 
 def test_safetensors_file_and_cli_verify_on_a_bert(tmp_path, monkeypatch, capsys):
@@ -214,6 +220,14 @@ def test_safetensors_file_and_cli_verify_on_a_bert(tmp_path, monkeypatch, capsys
     save_file({k: v.detach().contiguous() for k, v in other.state_dict().items()}, str(tmp_path / "other.safetensors"))
     code, out, err = run(["verify", tmp_path / "bert.key", tmp_path / "other.safetensors"], monkeypatch, capsys)
     assert code == 1 and "not found" in out
+
+
+def test_token_config_round_trips_through_a_recipe():
+    cfg = FingerprintConfig(target="vit.layers.1", secret="s", prefix_tokens=1, token_grid=(7, 7))
+    again = FingerprintConfig(**json.loads(json.dumps(cfg.to_dict())))
+    assert again.token_grid == (7, 7) and again.prefix_tokens == 1 and again.secret is None
+    with pytest.raises(FreqprintError, match="prefix_tokens"):
+        FingerprintConfig(target="x", prefix_tokens=-1)
 
 
 def test_attach_errors_on_transformers():

@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 import torch
+from torch import nn
 
 from freqprint.key import extract
 from freqprint.models import create_model
@@ -152,12 +153,13 @@ def frequency_bench_markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100, seed: int = 123) -> dict[str, Any]:
+def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100, seed: int = 123, verifier_pairs: int = 100) -> dict[str, Any]:
     """The verifier's null model against independently initialised modules (secret-seeded).
 
     For each C: a KS test of the per-frequency cosines on S′ against the circular law
     ``Beta(C-1/2, C-1/2)``, and for several hit rules (t, h) the measured chance that a random key
-    filter hits one fixed suspect filter (bound: q(t)/h) or any of 16 (bound: 16·q(t)/h).
+    filter hits one fixed suspect filter (bound: q(t)/h) or any of 16 (bound: 16·q(t)/h).  With
+    ``verifier_pairs``, the whole verifier too (:func:`_verifier_null_check`).
     """
     from scipy import stats
 
@@ -187,7 +189,46 @@ def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100
                           "hit_any16": float((frac >= h).any(1).double().mean()), "bound_any16": min(1.0, 16 * q / h)})
         out.append({"channels": c, "key_filters": int(keys.shape[0]), "ks_pvalue_circular_law": float(ks.pvalue), "rules": rules,
                     "kernel_test": _kernel_null_check(c, n_keys, seed)})
-    return {"benchmark": "calibration", "grid": list(grid), "results": out}
+    verifier = _verifier_null_check(channels, pairs=verifier_pairs, seed=seed) if verifier_pairs else []
+    return {"benchmark": "calibration", "grid": list(grid), "results": out, "verifier": verifier}
+
+
+def _verifier_null_check(channels: tuple[int, ...], pairs: int = 100, seed: int = 123, filters: int = 64) -> list[dict[str, Any]]:
+    """The whole verifier under H0: ``pairs`` keys of independently seeded modules against as many
+    independent suspects (every layout under the eight symmetries of the square, both the
+    permuted-channel and the rotated-channel test, as ``verify`` runs them).  Reported: the rate of
+    p ≤ α for α = 0.1, 0.01, and the smallest p; and, separately, the rotated-channel test alone
+    (``verify._rotation_test``) with its rate of p ≤ 0.1 and 0.01."""
+    import math
+
+    from freqprint.align import unit
+    from freqprint.key import FingerprintKey
+    from freqprint.module import FingerprintedConv
+    from freqprint.spectral import kernel_basis
+    from freqprint.verify import _rotation_test
+
+    grid = (14, 14)
+    out = []
+    for c in channels:
+        logs, rot = [], []
+        v, gain = kernel_basis(grid, 3, 1, include_dc=False)
+        blocks = {"visible": (gain >= 0.1).nonzero().squeeze(1), "hidden": (gain < 0.1).nonzero().squeeze(1)}
+        for i in range(pairs):
+            def host(tag: str) -> nn.Module:
+                fp = FingerprintModule(c, 4, grid, filters=filters, secret=f"{tag}-{seed}-{c}-{i}", context="conv")
+                return nn.ModuleDict({"conv": FingerprintedConv(nn.Conv2d(c, 4, 3, padding=1), fp)})
+
+            key: FingerprintKey = extract(host("null-key"))
+            suspect = host("null-suspect")
+            logs.append(verify(key, suspect, search="all").log10_p)
+            zk = key.kernels().reshape(filters, c, 9) @ v
+            zs = suspect["conv"].fingerprint.weight.detach().double().reshape(filters, c, 9) @ v
+            rot.append(_rotation_test(zk, zs, {b: unit(zk[..., idx]) for b, idx in blocks.items()}, blocks, None)[0] / math.log(10))
+        rate = lambda xs, a: sum(x <= math.log10(a) for x in xs) / len(xs)  # noqa: E731
+        out.append({"channels": c, "pairs": pairs, "filters": filters, "grid": list(grid),
+                    "verify_rate_p_le_0.1": rate(logs, 0.1), "verify_rate_p_le_0.01": rate(logs, 0.01), "verify_min_log10_p": min(logs),
+                    "rotation_rate_p_le_0.1": rate(rot, 0.1), "rotation_rate_p_le_0.01": rate(rot, 0.01), "rotation_min_log10_p": min(rot)})
+    return out
 
 
 def _kernel_null_check(c: int, n_keys: int, seed: int, grid: tuple[int, int] = (28, 28)) -> dict[str, Any]:
@@ -238,6 +279,15 @@ def calibration_markdown(res: dict[str, Any]) -> str:
         for block, kt in r["kernel_test"].items():
             for x in kt["rates"]:
                 lines.append(f"| {r['channels']} | {block} ({kt['dims']}) | {kt['ks_pvalue']:.3f} | {x['t']} | {x['rate']:.4f} | {x['bound']:.4f} |")
+    if res.get("verifier"):
+        lines += ["", "The whole verifier under H0 (independent keys and suspects; every reading, both tests), and the "
+                  "rotated-channel test alone — a valid p-value has rate(p ≤ α) ≤ α:", "",
+                  "| C | pairs | verify: rate p ≤ 0.1 | rate p ≤ 0.01 | smallest log10 p | rotated test: rate p ≤ 0.1 | rate p ≤ 0.01 | smallest log10 p |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for x in res["verifier"]:
+            lines.append(f"| {x['channels']} | {x['pairs']} | {x['verify_rate_p_le_0.1']:.3f} | {x['verify_rate_p_le_0.01']:.3f} | "
+                         f"{x['verify_min_log10_p']:.2f} | {x['rotation_rate_p_le_0.1']:.3f} | {x['rotation_rate_p_le_0.01']:.3f} | "
+                         f"{x['rotation_min_log10_p']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -75,7 +75,7 @@ def run_panel_bench(owner: str | Path, owner_secret: str, n: int = 100, pairs: i
     pairs = min(pairs, n - 1)  # never a model against its own θ₀ (that is the power check)
     data = load_dataset("fashion-mnist", "train", root=data_root)
     owner_init = OwnerInit.from_file(owner, secret=owner_secret)
-    key = extract(owner)
+    key = extract(owner, secret=owner_secret)
     cache = ModelCache(cache_dir)
     cache.root.mkdir(parents=True, exist_ok=True)
     models, infos = [], []

@@ -131,7 +131,7 @@ def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs,
     save_model(net, out, recipe)
     out_console.print(f"test accuracy {acc:.4f}; model written to {out}")
     if key_out is not None:
-        extract(net).save(key_out)
+        extract(net, secret=fp_cfg.secret if fp_cfg is not None else None).save(key_out)
         out_console.print(f"key written to {key_out}")
 
 
@@ -171,11 +171,14 @@ def extract_cmd(
     out: Path = typer.Option(..., "--out", help="key file to write"),
     frequencies: str = typer.Option("sprime", help="sprime (the paper's S') or low-gain"),
     tau: float = 0.99, target: Optional[str] = None,
+    secret: Optional[str] = typer.Option(None, help="the owner's secret: the key then holds W₀ and verdicts are exact (recommended)"),
+    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner's secret"),
 ) -> None:
-    """Extract the owner's key (spectra at S', config, SHA-256 commitment)."""
+    """Extract the owner's key (spectra at S', config, SHA-256 commitment; W₀ with the secret)."""
     from freqprint.key import extract
 
-    k = extract(model, frequencies=frequencies, tau=tau, target=target)
+    given = secret is not None or secret_file is not None or os.environ.get("FREQPRINT_SECRET")
+    k = extract(model, frequencies=frequencies, tau=tau, target=target, secret=_secret(secret, secret_file) if given else None)
     k.save(out)
     out_console.print(f"key: {k.filters} filters x {k.channels} channels x {sum(k.multiplicity)} frequencies of {k.layer}")
     out_console.print(f"sha256 commitment {k.commitment}  created {k.created}", soft_wrap=True)
@@ -348,7 +351,8 @@ def trace_cmd(
         if key is not None:
             k = key
         elif recipe.get("fingerprint"):
-            k = extract(owner)
+            given = secret or secret_file or os.environ.get("FREQPRINT_SECRET")
+            k = extract(owner, secret=_secret(secret, secret_file) if given else None)  # anchored to W₀ when the secret is known
     own = None
     if not no_lineage:
         sec = None

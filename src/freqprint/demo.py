@@ -119,7 +119,7 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
     acc_ft = fit(derived, dg_train, dg_test, ft_cfg, None, "fine-tuned on MNIST digits")
     save_model(derived, out / "finetuned.safetensors", _recipe(s, True))
 
-    key = extract(owner, extra={"demo": True})
+    key = extract(owner, extra={"demo": True}, secret=OWNER_SECRET)
     key.save(out / "owner.key")
     suspects = {
         "owner (source)": (owner, acc_owner, "fashion-mnist"),

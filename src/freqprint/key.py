@@ -27,7 +27,7 @@ from torch import nn
 
 from freqprint.checkpoint import check_finite, load_state_dict
 from freqprint.errors import FreqprintError
-from freqprint.module import get_fingerprint_module
+from freqprint.module import get_fingerprint_module, initial_weight
 from freqprint.spectral import Frequency, conjugate_weights, invariant_frequencies, low_gain_frequencies, revised_dft_at
 
 __all__ = ["FREQUENCY_SETS", "FingerprintKey", "extract", "find_module_weight", "frequency_set", "parse_grid", "read_json_metadata"]
@@ -60,6 +60,7 @@ class FingerprintKey:
     multiplicity: list[int]
     spectra: torch.Tensor  # complex64 [D, C, F]
     weights: torch.Tensor | None = None  # float32 [D, C, K, K]: the module's kernels
+    anchor: torch.Tensor | None = None  # float32 [D, C, K, K]: W₀, the secret-seeded initial kernels (see decision_kernels)
     tau: float = 0.99
     merge: str = "linear"
     created: str = ""
@@ -85,6 +86,23 @@ class FingerprintKey:
             raise FreqprintError("this key holds no kernels")
         return self.weights.double()
 
+    def decision_kernels(self) -> torch.Tensor:
+        """The kernels the verifier's p-value is computed against: the secret-seeded initial kernels
+        W₀ when the key holds them (``extract(..., secret=...)``), else the trained ones.
+
+        Why W₀: the verifier's null says the key's kernel directions are uniform and independent of
+        an unrelated suspect.  That is exactly true of W₀, a fresh Gaussian draw from the secret.
+        It is true of the trained kernels only while training barely moves them — SGD with the
+        module's small projection (paper App. B.1).  Adam moves each kernel entry by about its
+        learning rate per step whatever the gradient's size, along directions shared by every
+        model trained on similar data: two independently trained ViTs then match each other at
+        p = 1e-66 … 1e-165 on trained kernels, and at p = 1 on W₀ (BENCHMARKS §11, SECURITY.md)."""
+        return (self.anchor if self.anchor is not None else self.kernels()).double()
+
+    @property
+    def anchored(self) -> bool:
+        return self.anchor is not None
+
     def metadata(self) -> dict[str, Any]:
         meta = {
             "format": FORMAT,
@@ -101,6 +119,8 @@ class FingerprintKey:
         }
         if self.merge != "linear":  # keys of linear modules keep the fields (and commitments) of 0.1
             meta["merge"] = self.merge
+        if self.anchor is not None:  # unanchored keys keep their earlier commitments
+            meta["anchor"] = "init"
         return meta
 
     def compute_commitment(self) -> str:
@@ -114,6 +134,8 @@ class FingerprintKey:
         h.update(s.imag.contiguous().numpy().astype("<f4").tobytes())
         if self.weights is not None:
             h.update(self.weights.float().contiguous().numpy().astype("<f4").tobytes())
+        if self.anchor is not None:
+            h.update(self.anchor.float().contiguous().numpy().astype("<f4").tobytes())
         return h.hexdigest()
 
     def save(self, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
@@ -129,6 +151,8 @@ class FingerprintKey:
         }
         if self.weights is not None:
             tensors["kernels"] = self.weights.float().contiguous()
+        if self.anchor is not None:
+            tensors["anchor"] = self.anchor.float().contiguous()
         meta = dict(self.metadata(), commitment=self.commitment)
         save_file(tensors, str(path), metadata={**(extra_metadata or {}), "freqprint.key": json.dumps(meta, sort_keys=True)})
         return path
@@ -191,6 +215,15 @@ class FingerprintKey:
         if n_f and (bool((fr < 0).any()) or bool((fr[:, 0] >= grid[0]).any()) or bool((fr[:, 1] >= grid[1]).any())
                     or bool((mu < 1).any())):
             raise FreqprintError(f"{source}: key frequencies lie outside the {grid[0]}x{grid[1]} grid or have multiplicity < 1")
+        anchor = None
+        if "anchor" in meta:
+            if meta["anchor"] != "init" or "anchor" not in sd:
+                raise FreqprintError(f"{source}: key field 'anchor' must be 'init' and come with an 'anchor' tensor")
+            anchor = sd["anchor"]
+            if tuple(anchor.shape) != tuple(w.shape) or not anchor.is_floating_point():
+                raise FreqprintError(f"{source}: key tensor 'anchor' must be floating {list(w.shape)}, got {list(anchor.shape)} {anchor.dtype}")
+            check_finite({"anchor": anchor}, source)
+            anchor = anchor.float()
         check_finite({x: sd[x] for x in need}, source)
         key = cls(
             layer=layer,
@@ -202,6 +235,7 @@ class FingerprintKey:
             multiplicity=mu.tolist(),
             spectra=torch.complex(sd["spectra_real"].float(), sd["spectra_imag"].float()),
             weights=w.float(),
+            anchor=anchor,
             tau=float(tau),
             merge=merge,
             created=created,
@@ -271,12 +305,29 @@ def parse_grid(grid: list[int], weight: torch.Tensor) -> tuple[int, int, int, in
     return m, n, k, r, "relu" if len(grid) == 5 else "linear"
 
 
+ANCHOR_MIN_COSINE = 0.5  # the trained kernels must still point along W₀ this much for a secret to be accepted
+
+
+def _anchor(secret: str | bytes, context: str, weight: torch.Tensor) -> torch.Tensor:
+    """W₀ for this module from the secret, refused when the secret did not seed it."""
+
+    d, c, k = int(weight.shape[0]), int(weight.shape[1]), int(weight.shape[2])
+    w0 = initial_weight(secret, context, d, c, k)
+    w = weight.detach().double().cpu()
+    cos = float((w * w0.double()).sum() / (w.norm() * w0.double().norm()).clamp_min(1e-300))
+    if cos < ANCHOR_MIN_COSINE:
+        raise FreqprintError(f"the secret does not seed the module at {context!r} (cosine of its kernels to the secret's W₀ is "
+                             f"{cos:.3f} < {ANCHOR_MIN_COSINE}): wrong secret, or a module seeded otherwise")
+    return w0.float()
+
+
 def extract(
     source: nn.Module | str | Path | dict[str, torch.Tensor],
     frequencies: str = "sprime",
     tau: float = 0.99,
     target: str | None = None,
     extra: dict[str, Any] | None = None,
+    secret: str | bytes | None = None,
 ) -> FingerprintKey:
     """The key of a fingerprinted model, checkpoint file or state dict.
 
@@ -284,15 +335,21 @@ def extract(
         frequencies: ``"sprime"`` (the paper's S′) or ``"low-gain"`` (see :func:`frequency_set`).
         tau: the per-component cosine threshold of the τ-score (paper: 0.99).
         target: the host layer, when the model carries several modules.
+        secret: the owner's secret.  The key then also holds W₀, the module's secret-seeded initial
+            kernels, and the verifier decides against them (:meth:`FingerprintKey.decision_kernels`:
+            an exact null however the owner trained).  A secret that did not seed this module is
+            refused.  The secret itself is not stored.
     """
     if isinstance(source, nn.Module):
         host, fp = get_fingerprint_module(source, target)
         layer, weight = f"{host}.fingerprint.weight", fp.weight.detach()
         grid = fp.grid.tolist()
+        context = host
     else:
         sd = source if isinstance(source, dict) else load_state_dict(source)
         check_finite(sd, str(source) if not isinstance(source, dict) else "state dict")
         layer, weight, grid = find_module_weight(sd, target, str(source) if not isinstance(source, dict) else "state dict")
+        context = layer[: -len(".fingerprint.weight")]
     m, n, k, r, merge = parse_grid(grid, weight)
     if not 0 < tau <= 1:  # NaN fails too
         raise FreqprintError(f"tau must be in (0, 1], got {tau}")
@@ -309,6 +366,7 @@ def extract(
         multiplicity=mult,
         spectra=spectra,
         weights=weight.detach().float().cpu().clone(),
+        anchor=None if secret is None else _anchor(secret, context, weight),
         tau=tau,
         merge=merge,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),

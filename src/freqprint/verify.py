@@ -121,6 +121,7 @@ class VerificationReport:
     frequency_set: str
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    anchored: bool = False  # decided against the secret's W₀ (exact null) rather than the trained kernels
 
     def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
         """The report as plain data.  Without ``include_timing`` it is a pure function of the key
@@ -136,6 +137,7 @@ class VerificationReport:
             f"fingerprint {verdict}: p = {format_p(self.log10_p)} (alpha {self.alpha:g}), {self.hits}/{self.filters} filters hit "
             f"({self.block} block), τ-score {self.score:.3f} (τ={self.tau}), mean S′ cosine {self.mean_cosine:.3f}, "
             f"layer {self.layer}"
+            + ("" if self.anchored else " [key without W₀: SECURITY.md]")
         )
 
 
@@ -285,7 +287,7 @@ def verify(
         )
     v, blocks = _blocks(key, visible_gain)
     kk = key.kernel_size**2
-    wk = key.kernels().double()
+    wk = key.decision_kernels()  # W₀ for an anchored key: the exact null (FingerprintKey.decision_kernels)
     zk = wk.reshape(key.filters, key.channels, kk) @ v
     units_k = {b: unit(zk[..., idx]) for b, idx in blocks.items()}
     desc_k = {b: descriptor(u) for b, u in units_k.items()}
@@ -300,25 +302,45 @@ def verify(
         return w
 
     n_screened = len(cands)
-    order: list[Candidate] = cands
-    if len(cands) > max_fits:
-        # the key's own layer stays first; the rest are ranked by the screen, one tensor in memory at a time
-        head = [c for c in cands[:1] if c.name == key.layer]
-        scored = []
-        for j, cand in enumerate(cands[len(head):]):
-            w = load(cand)
-            if w is not None:
-                scored.append((-_screen(units_k, desc_k, w, v, blocks), j, cand))
-        order = head + [c for _, _, c in sorted(scored, key=lambda x: (x[0], x[1]))][: max_fits - len(head)]
-    cands = order
     log_cands = math.log(n_screened)
     log_tests = math.log(2) if align_channels else 0.0  # the permuted-channel and the rotated-channel test
+
+    def plan(pool: list[Candidate]) -> list[Candidate]:
+        """What gets the full alignment.  Of each tensor's readings under the symmetries of the
+        square, the untransformed one always, and of the other seven the one the screen ranks best
+        (a thief's transform is one of them); then, past ``max_fits``, the best by the screen.  The
+        p-value counts every candidate either way."""
+        plain = [c for c in pool if "·" not in c.layout]
+        groups: dict[tuple[str, str], list[Candidate]] = {}
+        for c in pool:
+            if "·" in c.layout:
+                groups.setdefault((c.name, c.layout.split("·")[0]), []).append(c)
+        picked = []
+        for group in groups.values():
+            scored = [(-_screen(units_k, desc_k, w, v, blocks), j, c) for j, c in enumerate(group) if (w := load(c)) is not None]
+            if scored:
+                picked.append(min(scored, key=lambda x: (x[0], x[1]))[2])
+        order = plain + picked
+        if len(order) > max_fits:
+            # the key's own layer stays first; the rest are ranked by the screen, one tensor in memory at a time
+            head = [c for c in order[:1] if c.name == key.layer]
+            scored = []
+            for j, cand in enumerate(order[len(head):]):
+                w = load(cand)
+                if w is not None:
+                    scored.append((-_screen(units_k, desc_k, w, v, blocks), j, cand))
+            order = head + [c for _, _, c in sorted(scored, key=lambda x: (x[0], x[1]))][: max_fits - len(head)]
+        return order
+
     best: dict[str, Any] | None = None
     fitted = 0
-    for i, cand in enumerate(cands):
+
+    def consider(cand: Candidate) -> float | None:
+        """Fit one candidate, keep it if best; its log p (None if it holds NaN)."""
+        nonlocal best, fitted
         ws = load(cand)
         if ws is None:
-            continue
+            return None
         fitted += 1
         d_s, c_s = ws.shape[:2]
         zs = ws.reshape(d_s, c_s, kk) @ v
@@ -352,8 +374,20 @@ def verify(
                 logp = rlogp
         if best is None or logp < best["logp"]:
             best = {"logp": logp, "cand": cand, "ws": ws, "block": blk, "per_block": per_block, "n": n, "rotated": rotated}
-        if search == "auto" and i == 0 and cand.name == key.layer and logp / LN10 < math.log10(alpha):
-            break  # the key's own layer already decides; the Bonferroni factor still counts every candidate
+        return logp
+
+    first = cands[0]
+    done = []
+    if search == "auto" and first.name == key.layer and first.layout == "OIHW":
+        lp = consider(first)
+        done.append(first)
+        decided = lp is not None and lp / LN10 < math.log10(alpha)  # the key's own layer already decides
+    else:
+        decided = False
+    if not decided:
+        for cand in plan(cands):
+            if cand not in done:
+                consider(cand)
     if best is None:
         raise FreqprintError(f"{name}: every tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
                              f"{key.kernel_size}] contains NaN or Inf values")
@@ -362,7 +396,7 @@ def verify(
     ws_described = best["ws"]
     if best["rotated"] is not None:
         blk, ws_described, fit, t = best["rotated"]
-    score, mean_cos = _sprime_stats(key, wk, ws_described, fit, tau)
+    score, mean_cos = _sprime_stats(key, key.kernels(), ws_described, fit, tau)  # described against the trained kernels
     extra_log = math.log(len(blocks)) + log_tests + log_cands
     log10_p = logp / LN10
     return VerificationReport(
@@ -390,4 +424,5 @@ def verify(
         key_commitment=key.commitment,
         frequency_set=key.frequency_set,
         seconds=time.perf_counter() - t0,
+        anchored=key.anchored,
     )

@@ -352,6 +352,12 @@ class _OnTransposedGrid(nn.Module):
         super().__init__()
         self.inner = inner
 
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """The grid the host lays its input on (the inner module's, transposed back)."""
+        m, n = self.inner.grid_size
+        return n, m
+
     def forward(self, x: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
         size = None if out_size is None else (out_size[1], out_size[0])
         return self.inner(x.transpose(-1, -2), out_size=size).transpose(-1, -2)

@@ -130,7 +130,8 @@ class FrequencyFingerprint(MethodDefaults):
         return FingerprintLoss(ctx.num_classes, weight=self.attack_weight)
 
     def extract(self, model: nn.Module, ctx: MethodContext | None = None) -> Any:
-        return extract(model, frequencies=self.frequencies, tau=self.tau)
+        # anchored to W₀ when the secret is known (FingerprintKey.decision_kernels: the exact null)
+        return extract(model, frequencies=self.frequencies, tau=self.tau, secret=ctx.secret if ctx is not None else None)
 
     def score(self, evidence: Any, suspect: nn.Module) -> dict[str, float]:
         rep = verify(evidence, suspect)
@@ -157,7 +158,7 @@ class TraceVerdict(MethodDefaults):
     def extract(self, model: nn.Module, ctx: MethodContext) -> Any:
         from freqprint.module import find_fingerprint_modules
 
-        key = extract(model) if find_fingerprint_modules(model) else None
+        key = extract(model, secret=ctx.secret) if find_fingerprint_modules(model) else None
         if key is None and ctx.init is None:
             raise FreqprintError("trace needs a fingerprinted source or a known initialisation")
         return {"key": key, "init": ctx.init}
