@@ -201,8 +201,12 @@ def _run_family(fam: _Family, prof: TransformersProfile, log: Callable[[str], No
     other = fam.build(1, f"{fam.name} independent secret")
     fam.train(other, 1, prof.independent_epochs)
     rep = verify(key, other)
+    unanchored = verify(extract(owner, tau=TAU), other)  # the key without W₀: what the null assumption costs
     out["independent"] = {"epochs": prof.independent_epochs, "accuracy": fam.source_acc(other), "log10_p": rep.log10_p, "found": rep.found,
-                          "tau_score": rep.score, "mean_cosine": rep.mean_cosine}
+                          "tau_score": rep.score, "mean_cosine": rep.mean_cosine,
+                          "trained_key_log10_p": unanchored.log10_p, "trained_key_found": unanchored.found, "trained_key_block": unanchored.block,
+                          "module_moved": _relative_change(key, owner, anchor=True)}
+    log(f"{fam.name} {fam.grid}: independent model p = {rep.log10_p:.1f} (log10) against W₀, {unanchored.log10_p:.1f} against the trained kernels")
     rows = []
     for opt, lr in [("sgd", lr) for lr in prof.lrs] + [("adamw", lr) for lr in prof.adam_lrs]:
         ft = copy.deepcopy(owner)
@@ -230,12 +234,14 @@ def _run_family(fam: _Family, prof: TransformersProfile, log: Callable[[str], No
     return out
 
 
-def _relative_change(key, model: nn.Module) -> float:
-    """‖W′ − W‖ / ‖W‖ of the module's kernels (same filter order: fine-tuning permutes nothing)."""
+def _relative_change(key, model: nn.Module, anchor: bool = False) -> float:
+    """‖W′ − W‖ / ‖W‖ of the module's kernels against the key's trained kernels (or, with
+    ``anchor``, against W₀: how far the owner's own training moved them).  Same filter order:
+    training permutes nothing."""
     from freqprint.module import get_fingerprint_module
 
     _, fp = get_fingerprint_module(model)
-    w0 = key.kernels()
+    w0 = key.decision_kernels() if anchor else key.kernels()
     return float((fp.weight.detach().double().cpu() - w0).norm() / w0.norm())
 
 
@@ -438,11 +444,14 @@ def transformers_markdown(res: dict[str, Any]) -> str:
     out = [f"Table A — τ-score at τ = {res['tau']} after fine-tuning", ""] + table("tau_score", "A", ".3f")
     out += ["", "Table B — mean cosine on S′ before vs after fine-tuning", ""] + table("mean_cosine", "B", ".4f")
     out += ["", "Calibrated verdicts (log10 p; found at p < 1e-6) and accuracies", "",
-            "| model | grid | owner acc (source) | " + " | ".join(f"lr {lr:g}: log10 p / target acc" for lr in lrs) + " | independent model: log10 p |",
-            "|---" * (len(lrs) + 4) + "|"]
+            "| model | grid | owner acc (source) | " + " | ".join(f"lr {lr:g}: log10 p / target acc" for lr in lrs)
+            + " | independent model: log10 p against W₀ | … against the trained kernels |",
+            "|---" * (len(lrs) + 5) + "|"]
     for r in res["results"]:
         cells = " | ".join(f"{x['log10_p']:.1f} / {x['target_accuracy']:.3f}" for x in r["finetuned"] if x["optimizer"] == "sgd")
-        out.append(f"| {r['model']} | {r['grid']} | {r['owner_accuracy']:.3f} | {cells} | {r['independent']['log10_p']:.1f} |")
+        ind = r["independent"]
+        out.append(f"| {r['model']} | {r['grid']} | {r['owner_accuracy']:.3f} | {cells} | {ind['log10_p']:.1f} | "
+                   f"{ind.get('trained_key_log10_p', float('nan')):.1f} |")
     if adam:
         out += ["", "Fine-tuning with AdamW instead (not in the paper): τ-score / mean S′ cosine / log10 p / target accuracy", "",
                 "| model | grid | " + " | ".join(f"AdamW lr {lr:g}" for lr in adam) + " |", "|---" * (len(adam) + 2) + "|"]
