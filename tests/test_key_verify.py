@@ -145,3 +145,43 @@ def test_few_channels_many_filters_are_still_detectable():
     model = fingerprinted(filters=256)
     rep = verify(extract(model), model)
     assert rep.found and rep.hit_cosine == t and rep.log10_p < -100
+
+
+def test_keys_anchored_to_the_secrets_initial_kernels(tmp_path):
+    """extract(secret=) stores W₀ and the verifier decides against it; the commitment covers it; a
+    secret that did not seed the module is refused; the trained kernels still describe."""
+    import pytest
+    import torch
+
+    from freqprint.errors import FreqprintError
+    from freqprint.key import FingerprintKey, extract
+    from freqprint.models import create_model
+    from freqprint.module import FingerprintConfig, attach, initial_weight
+    from freqprint.verify import verify
+
+    m = create_model("smallcnn", num_classes=10, in_channels=1, width=32)
+    fp = attach(m, FingerprintConfig(target="conv2", secret="anchor owner"), torch.rand(2, 1, 28, 28))
+    with torch.no_grad():
+        fp.weight.add_(0.3 * fp.weight.std() * torch.randn(fp.weight.shape, generator=torch.Generator().manual_seed(1)))  # "trained"
+    key = extract(m, secret="anchor owner")
+    assert key.anchored and torch.equal(key.anchor, initial_weight("anchor owner", "conv2", 256, 32, 3))
+    assert not torch.equal(key.decision_kernels().float(), key.kernels().float())
+    key.save(tmp_path / "k.key")
+    again = FingerprintKey.load(tmp_path / "k.key")
+    assert again.anchored and torch.equal(again.anchor, key.anchor) and again.commitment == key.commitment
+    rep = verify(again, m)
+    assert rep.found and rep.anchored and "key without W₀" not in rep.summary()
+    assert "key without W₀" in verify(extract(m), m).summary()
+    with pytest.raises(FreqprintError, match="does not seed the module"):
+        extract(m, secret="someone else")
+    # the commitment covers the anchor: swap it for other kernels and the key is refused
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    tensors = load_file(str(tmp_path / "k.key"))
+    with safe_open(str(tmp_path / "k.key"), "pt") as f:
+        meta = f.metadata()
+    tensors["anchor"] = torch.randn_like(tensors["anchor"])
+    save_file(tensors, str(tmp_path / "forged.key"), metadata=meta)
+    with pytest.raises(FreqprintError, match="commitment"):
+        FingerprintKey.load(tmp_path / "forged.key")

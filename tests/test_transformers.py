@@ -123,6 +123,7 @@ def test_residual_rotation_is_exact_and_the_rotated_channel_test_finds_it():
     assert (w0 - w1).norm() > 0.5 * w0.norm()  # the stored kernels really are mixed
     rep = verify(key, stolen)
     assert rep.found and rep.block.endswith("+rotation") and rep.mean_cosine > 0.99
+    assert min(rep.log10_p_blocks.values()) > -3  # the permuted-channel test alone does not find it
     # composed with the module's own symmetries and a relayout
     sd = {k: v.detach() for k, v in ModulePermutation(seed=2)(ModuleScaling(a=3.0)(stolen)).state_dict().items()}
     assert verify(key, relayout_state_dict(sd, "HWIO")).found
@@ -211,10 +212,12 @@ def test_safetensors_file_and_cli_verify_on_a_bert(tmp_path, monkeypatch, capsys
     attach(m, FingerprintConfig(target="bert.encoder.layer.1", secret="file"), {"input_ids": torch.randint(5, 120, (1, 25))})
     path = tmp_path / "bert.safetensors"
     save_file({k: v.detach().contiguous() for k, v in m.state_dict().items()}, str(path))
-    code, out, err = run(["extract", path, "--out", tmp_path / "bert.key"], monkeypatch, capsys)
+    code, out, err = run(["extract", path, "--out", tmp_path / "bert.key", "--secret", "file"], monkeypatch, capsys)
     assert code == 0, err
     code, out, err = run(["verify", tmp_path / "bert.key", path], monkeypatch, capsys)
-    assert code == 0 and "FOUND" in out
+    assert code == 0 and "FOUND" in out and "key without W₀" not in out  # anchored to the secret's W₀
+    code, out, err = run(["extract", path, "--out", tmp_path / "x.key", "--secret", "not the owner"], monkeypatch, capsys)
+    assert code == 2 and err.startswith("error: the secret does not seed the module")
     other = tiny_bert(seed=3)
     attach(other, FingerprintConfig(target="bert.encoder.layer.1", secret="other"), {"input_ids": torch.randint(5, 120, (1, 25))})
     save_file({k: v.detach().contiguous() for k, v in other.state_dict().items()}, str(tmp_path / "other.safetensors"))

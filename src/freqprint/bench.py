@@ -223,7 +223,7 @@ def _verifier_null_check(channels: tuple[int, ...], pairs: int = 100, seed: int 
             logs.append(verify(key, suspect, search="all").log10_p)
             zk = key.kernels().reshape(filters, c, 9) @ v
             zs = suspect["conv"].fingerprint.weight.detach().double().reshape(filters, c, 9) @ v
-            rot.append(_rotation_test(zk, zs, {b: unit(zk[..., idx]) for b, idx in blocks.items()}, blocks, None)[0] / math.log(10))
+            rot.append(min(0.0, _rotation_test(zk, zs, {b: unit(zk[..., idx]) for b, idx in blocks.items()}, blocks, None)[0]) / math.log(10))
         rate = lambda xs, a: sum(x <= math.log10(a) for x in xs) / len(xs)  # noqa: E731
         out.append({"channels": c, "pairs": pairs, "filters": filters, "grid": list(grid),
                     "verify_rate_p_le_0.1": rate(logs, 0.1), "verify_rate_p_le_0.01": rate(logs, 0.01), "verify_min_log10_p": min(logs),

@@ -95,8 +95,10 @@ class FingerprintKey:
         It is true of the trained kernels only while training barely moves them — SGD with the
         module's small projection (paper App. B.1).  Adam moves each kernel entry by about its
         learning rate per step whatever the gradient's size, along directions shared by every
-        model trained on similar data: two independently trained ViTs then match each other at
-        p = 1e-66 … 1e-165 on trained kernels, and at p = 1 on W₀ (BENCHMARKS §11, SECURITY.md)."""
+        model trained on similar data: an independently trained ViT then matches the owner's
+        trained kernels at p = 1e-10.6 and 1e-399.1, and W₀ at p = 1 (BENCHMARKS §11, SECURITY.md).
+        An anchor in a key file is as trustworthy as the file: an arbiter regenerates W₀ from the
+        revealed secret instead (:mod:`freqprint.claim`)."""
         return (self.anchor if self.anchor is not None else self.kernels()).double()
 
     @property
@@ -310,7 +312,6 @@ ANCHOR_MIN_COSINE = 0.5  # the trained kernels must still point along W₀ this 
 
 def _anchor(secret: str | bytes, context: str, weight: torch.Tensor) -> torch.Tensor:
     """W₀ for this module from the secret, refused when the secret did not seed it."""
-
     d, c, k = int(weight.shape[0]), int(weight.shape[1]), int(weight.shape[2])
     w0 = initial_weight(secret, context, d, c, k)
     w = weight.detach().double().cpu()

@@ -31,7 +31,9 @@ factor still counts every candidate screened.  Linear mixing of the filters is *
 **Statistics.**  For key filter d matched to suspect filter e under channel map π,
 ``s_d = |mean_c cos(ẑ_key[d,c], ẑ_sus[e,π(c)])|`` over the n = min(C, C′) matched channels.  A key
 filter *hits* when ``s_d ≥ t``.  Under H0 (the suspect is unrelated to the key) the key's kernels
-are the secret-seeded i.i.d. Gaussian initialisation, so each block's direction is uniform on its
+are the secret-seeded i.i.d. Gaussian initialisation — exactly so when the key holds W₀ (extracted
+with the secret: :meth:`FingerprintKey.decision_kernels`), approximately for a key of trained
+kernels, and only while training barely moved them (SGD; Adam breaks it, SECURITY.md) — so each block's direction is uniform on its
 sphere and ``P[hit] ≤ p1 = 2·D′·bound(t)`` with the Chernoff bound of :mod:`freqprint.null`; the
 hit count is dominated by Binomial(D, p1).  The p-value is that tail, multiplied (Bonferroni) by
 the number of channel maps ``C!/(C−n)!`` (or ``C′!/(C′−n)!``), by 2 for the two blocks and by the
