@@ -171,7 +171,7 @@ def rotation_fit(a: torch.Tensor, b: torch.Tensor, iters: int = 4) -> torch.Tens
     """The orthogonal channel map ``Q`` (``[C′, C]``, orthonormal columns or rows) that best takes
     the key filters ``a`` ``[D, C, k]`` to suspect filters ``b`` ``[D′, C′, k]``: ``b_e ≈ s·Q·a_d``
     for some filter match d → e, sign and positive scale.  A thief who rotates a Transformer's
-    residual stream mixes the module's input channels by such a Q (``freqprint.hf.attacks``).
+    residual stream mixes the module's input channels by such a Q (``freqprint.attacks.ResidualRotation``).
 
     Filters are first matched on :func:`gram_descriptor` (blind to Q), then orthogonal Procrustes
     (SVD of ``Σ_d b_e·a_dᵀ``) and a re-match on the rotated kernels alternate."""

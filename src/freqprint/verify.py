@@ -32,8 +32,9 @@ factor still counts every candidate screened.  Linear mixing of the filters is *
 ``s_d = |mean_c cos(ẑ_key[d,c], ẑ_sus[e,π(c)])|`` over the n = min(C, C′) matched channels.  A key
 filter *hits* when ``s_d ≥ t``.  Under H0 (the suspect is unrelated to the key) the key's kernels
 are the secret-seeded i.i.d. Gaussian initialisation — exactly so when the key holds W₀ (extracted
-with the secret: :meth:`FingerprintKey.decision_kernels`), approximately for a key of trained
-kernels, and only while training barely moved them (SGD; Adam breaks it, SECURITY.md) — so each block's direction is uniform on its
+with the secret: :meth:`FingerprintKey.decision_kernels`); for a key of trained kernels only
+while training barely moved them (SGD; Adam breaks it, SECURITY.md) — so each block's direction
+is uniform on its
 sphere and ``P[hit] ≤ p1 = 2·D′·bound(t)`` with the Chernoff bound of :mod:`freqprint.null`; the
 hit count is dominated by Binomial(D, p1).  The p-value is that tail, multiplied (Bonferroni) by
 the number of channel maps ``C!/(C−n)!`` (or ``C′!/(C′−n)!``), by 2 for the two blocks and by the
@@ -42,7 +43,7 @@ it depends on (k, n, D′) only, never on the cosines.  ``found`` is ``p < alpha
 
 **Rotated channels (Transformer hosts).**  In a pre-LayerNorm Transformer a thief can rotate the
 whole residual stream by any orthogonal Q that fixes the all-ones vector, LayerNorm scales folded
-into the layers that read it (:class:`freqprint.hf.attacks.ResidualRotation`): the function is
+into the layers that read it (:class:`freqprint.attacks.ResidualRotation`): the function is
 unchanged and the module's kernels are mixed over their input channels, ``W[d] → Q·W[d]``, which
 no permutation undoes.  So a second test runs beside the first (unless the first already decides):
 Q is fitted by orthogonal Procrustes (:func:`freqprint.align.rotation_fit`; filters matched first
