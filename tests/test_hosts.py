@@ -138,3 +138,12 @@ def test_rotated_channel_test_keeps_its_null_and_finds_a_rotation():
     zs = zs + 0.05 * zs.std() * torch.randn(zs.shape, generator=g, dtype=torch.float64)  # and some drift
     logp, _, zu, fit, _ = _rotation_test(zk, zs, {b: unit(zk[..., i]) for b, i in blocks.items()}, blocks, None)
     assert logp / math.log(10) < -20 and torch.equal(perm[fit.match], torch.arange(48))
+
+
+def test_bench_transformers_set_overrides_are_checked(monkeypatch, capsys):
+    from cli_helpers import run
+
+    for item, msg in (("ft_epochs=0", "ft_epochs needs a value like 1"), ("nope=1", "write FIELD=VALUE"),
+                      ("vit_patches=[2.5]", "vit_patches needs a value like [2, 4]"), ("lrs=\"a\"", "lrs needs a value like")):
+        code, _, err = run(["bench", "transformers", "--set", item], monkeypatch, capsys)
+        assert code == 2 and err.startswith("error: --set") and msg in err and err.count("\n") == 1

