@@ -55,6 +55,7 @@ bench: $(STAMP) $(MINILM) data
 	$(BIN)/freqprint bench cost --method ours,rs,mw --out bench-results/cost.json
 	$(BIN)/freqprint bench panel --owner demo-output/owner.safetensors --secret "demo owner secret" --limit 4000 --out bench-results/panel.json
 	$(BIN)/freqprint bench transformers --profile quick --out bench-results/transformers.json
+	$(BIN)/freqprint bench scale --out bench-results/scale.json
 
 clean:
 	rm -rf $(VENV) demo-output bench-results .pytest_cache

@@ -838,6 +838,24 @@ def bench_cost_cmd(
     _write_results(out, res, accuracy_cost_markdown(res))
 
 
+@bench_app.command("scale")
+def bench_scale_cmd(
+    which: str = typer.Option("all", help="comma-separated: latency, cost, registry, scan, embedding (or all)"),
+    demo_dir: Path = typer.Option(Path("demo-output"), help="the demo's models (for cost)"),
+    data_root: Optional[Path] = RootOpt,
+    out: Path = typer.Option(Path("bench-results/scale.json"), "--out"),
+) -> None:
+    """Tracing at scale: verify latency vs file size, cost vs CKA, registry matching, scan throughput, embedding overhead."""
+    from freqprint.bench_scale import BENCHES, run_scale_bench, scale_markdown
+
+    names = BENCHES if which == "all" else tuple(w.strip() for w in which.split(","))
+    bad = [w for w in names if w not in BENCHES]
+    if bad:
+        raise FreqprintError(f"unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(BENCHES)}")
+    res = run_scale_bench(names, demo_dir=demo_dir, data_root=str(data_root) if data_root else None, log=_log)
+    _write_results(out, res, scale_markdown(res))
+
+
 def _usage_errors() -> tuple[type[BaseException], ...]:
     # typer >= 0.24 vendors click (typer.TyperException); older typer uses click itself
     found: list[type[BaseException]] = []

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as safetensors_load
-from safetensors.torch import safe_open, save_file
+from safetensors.torch import safe_open
+from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from freqprint.checkpoint import check_finite, load_state_dict
@@ -145,6 +146,11 @@ class FingerprintKey:
         """One safetensors file; ``extra_metadata`` adds header fields (a claim bundle's)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.to_bytes(extra_metadata))
+        return path
+
+    def to_bytes(self, extra_metadata: dict[str, str] | None = None) -> bytes:
+        """The key file's bytes (what :meth:`save` writes)."""
         s = self.spectra.to(torch.complex64)
         tensors = {
             "spectra_real": s.real.contiguous(),
@@ -157,8 +163,7 @@ class FingerprintKey:
         if self.anchor is not None:
             tensors["anchor"] = self.anchor.float().contiguous()
         meta = dict(self.metadata(), commitment=self.commitment)
-        save_file(tensors, str(path), metadata={**(extra_metadata or {}), "freqprint.key": json.dumps(meta, sort_keys=True)})
-        return path
+        return safetensors_save(tensors, metadata={**(extra_metadata or {}), "freqprint.key": json.dumps(meta, sort_keys=True)})
 
     @classmethod
     def load(cls, path: str | Path) -> FingerprintKey:

@@ -58,8 +58,8 @@ __all__ = ["DECOYS", "MAX_DIM", "Z_PASS", "Basis", "basis_of", "channel_sketch",
 
 VISIBLE_GAIN = 0.1  # as freqprint.verify.VISIBLE_GAIN
 MAX_DIM = 48  # a block's sketch is projected to this many coordinates when larger
-DECOYS = 32  # decoy keys per shape group
-Z_PASS = 4.0  # a key passes the screen at this many decoy standard deviations
+DECOYS = 128  # decoy keys per shape group
+Z_PASS = 6.0  # a key passes the screen at this many decoy standard deviations (z ≥ 4 let 0.2 % of 10,000 unrelated keys through)
 
 
 @dataclass(frozen=True)

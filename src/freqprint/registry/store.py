@@ -174,12 +174,16 @@ class Registry:
         except FreqprintError as e:
             if "not a freqprint claim bundle" not in str(e):
                 raise
+        return self.add_key(key, path.read_bytes(), name or path.stem, kind=kind, always_test=always_test)
+
+    def add_key(self, key: FingerprintKey, data: bytes, name: str, kind: str = "key", always_test: bool = False,
+                commit: bool = True) -> Entry:
+        """Register a key already loaded (``data``: its file's bytes).  ``commit=False`` leaves the
+        transaction open for bulk loads (call :meth:`commit`)."""
         if key.weights is None:
-            raise FreqprintError(f"{path}: the key holds no kernels")
-        data = path.read_bytes()
+            raise FreqprintError(f"{name}: the key holds no kernels")
         if len(data) > MAX_KEY_BYTES:
-            raise FreqprintError(f"{path} is larger than a key can be")
-        name = name or path.stem
+            raise FreqprintError(f"{name} is larger than a key can be")
         b = basis_of(key)
         sk = channel_sketch(key.decision_kernels(), b).to(torch.float16).numpy().tobytes()
         added = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -189,20 +193,17 @@ class Registry:
                 " added, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (name, kind, key.commitment, key.layer, key.filters, key.channels, key.kernel_size, json.dumps(asdict(b)),
                  int(key.anchored), int(always_test), added, sk, data))
-            self.db.commit()
+            if commit:
+                self.db.commit()
         except sqlite3.IntegrityError:
-            raise FreqprintError(f"{path}: a key named {name!r} or with commitment {key.commitment[:12]}… is already registered") from None
+            raise FreqprintError(f"{name}: a key named {name!r} or with commitment {key.commitment[:12]}… is already registered") from None
         self._groups = None
         self.__dict__.pop("_layer_of", None)
-        return self.entry(name)
+        return Entry(name, kind, key.commitment, key.layer, key.filters, key.channels, key.kernel_size, b.name, key.anchored,
+                     always_test, added)
 
-    def add_many(self, paths: list[Path], always_test: bool = False) -> int:
-        """Register several keys in one transaction (names from the file stems)."""
-        n = 0
-        for p in paths:
-            self.add(p, always_test=always_test)
-            n += 1
-        return n
+    def commit(self) -> None:
+        self.db.commit()
 
     def entries(self) -> list[Entry]:
         rows = self.db.execute("SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
