@@ -673,16 +673,7 @@ def bench_transformers_cmd(
     overrides: dict = {"families": tuple(family)} if family else {}
     defaults = TransformersProfile()
     known = {f.name for f in fields(TransformersProfile)}
-    for item in overrides_set or []:
-        k, sep, v = item.partition("=")
-        k = k.strip().replace("-", "_")
-        if not sep or k not in known:
-            raise FreqprintError(f"--set {item!r}: write FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
-        try:
-            val = json.loads(v)
-        except json.JSONDecodeError:
-            val = v
-        cur = getattr(defaults, k)
+    for item, k, val, cur in _field_sets(overrides_set, defaults, known):
         if k == "independent_epochs":
             ok = val is None or (type(val) is int and val > 0)
         elif isinstance(cur, tuple):
@@ -754,6 +745,21 @@ def bench_noise_cmd(
     _write_results(out, res, noise_bench_markdown(res))
 
 
+def _field_sets(items: Optional[list[str]], profile, known: set[str]):
+    """``--set FIELD=VALUE`` items as ``(item, field, value, current)``; VALUE is JSON when it
+    parses, else a string.  Each bench checks the values against its own profile's fields."""
+    for item in items or []:
+        k, sep, v = item.partition("=")
+        k = k.strip().replace("-", "_")
+        if not sep or k not in known:
+            raise FreqprintError(f"--set {item!r}: write FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
+        try:
+            val = json.loads(v)
+        except json.JSONDecodeError:
+            val = v
+        yield item, k, val, getattr(profile, k)
+
+
 def _tracing_profile(profile: str, target: Optional[str], overrides: Optional[list[str]] = None):
     """A named profile, with ``--target`` and ``--set field=value`` (JSON values, or bare strings) applied."""
     from dataclasses import fields, replace
@@ -765,16 +771,7 @@ def _tracing_profile(profile: str, target: Optional[str], overrides: Optional[li
     prof = replace(PROFILES[profile], target_data=target) if target else PROFILES[profile]
     known = {f.name for f in fields(prof)} - {"name"}
     changes = {}
-    for item in overrides or []:
-        k, sep, v = item.partition("=")
-        k = k.strip().replace("-", "_")
-        if not sep or k not in known:
-            raise FreqprintError(f"--set {item!r}: write FIELD=VALUE with FIELD one of {', '.join(sorted(known))}")
-        try:
-            val = json.loads(v)
-        except json.JSONDecodeError:
-            val = v
-        cur = getattr(prof, k)
+    for item, k, val, cur in _field_sets(overrides, prof, known):
         if k in ("source_limit", "target_limit"):
             ok = val is None or (isinstance(val, int) and not isinstance(val, bool) and val > 0)
         elif isinstance(cur, tuple):

@@ -44,6 +44,7 @@ so keys registered with ``always_test=True`` skip the screen (SECURITY.md).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -53,10 +54,10 @@ import torch
 from freqprint.align import DIHEDRAL, unit
 from freqprint.module import initial_weight
 from freqprint.spectral import kernel_basis
+from freqprint.verify import VISIBLE_GAIN
 
 __all__ = ["DECOYS", "MAX_DIM", "Z_PASS", "Basis", "basis_of", "channel_sketch", "decoy_sketches", "score", "suspect_sketch"]
 
-VISIBLE_GAIN = 0.1  # as freqprint.verify.VISIBLE_GAIN
 MAX_DIM = 48  # a block's sketch is projected to this many coordinates when larger
 DECOYS = 128  # decoy keys per shape group
 Z_PASS = 6.0  # a key passes the screen at this many decoy standard deviations (z ≥ 4 let 0.2 % of 10,000 unrelated keys through)
@@ -78,6 +79,12 @@ class Basis:
 
 def basis_of(key) -> Basis:
     return Basis(tuple(key.grid), key.kernel_size, key.radius, key.merge == "linear")
+
+
+def basis_from_json(text: str) -> Basis:
+    """The :class:`Basis` a registry row stores as JSON."""
+    d = json.loads(text)
+    return Basis(tuple(d["grid"]), int(d["kernel_size"]), int(d["radius"]), bool(d["include_dc"]))
 
 
 @lru_cache(maxsize=64)

@@ -41,6 +41,7 @@ from freqprint.key import MAX_KEY_BYTES, FingerprintKey
 from freqprint.registry.sketch import (
     Z_PASS,
     Basis,
+    basis_from_json,
     basis_of,
     block_dims,
     channel_sketch,
@@ -219,7 +220,7 @@ class Registry:
 
     @staticmethod
     def _entry(r: tuple) -> Entry:
-        b = Basis(**{k: tuple(v) if k == "grid" else v for k, v in json.loads(r[7]).items()})
+        b = basis_from_json(r[7])
         return Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], b.name, bool(r[8]), bool(r[9]), r[10])
 
     def remove(self, name: str) -> Entry:
@@ -250,7 +251,7 @@ class Registry:
         if self._groups is None:
             acc: dict[tuple[str, int, int], tuple[Basis, list[int], list[np.ndarray]]] = {}
             for kid, basis, d, c, sk in self.db.execute("SELECT id, basis, filters, channels, sketch FROM keys WHERE always_test=0"):
-                b = Basis(**{k: tuple(v) if k == "grid" else v for k, v in json.loads(basis).items()})
+                b = basis_from_json(basis)
                 g = acc.setdefault((b.name, d, c), (b, [], []))
                 g[1].append(kid)
                 g[2].append(np.frombuffer(sk, dtype=np.float16))
