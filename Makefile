@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Exactly this torch, installed before the package so pip never resolves torch itself.
 TORCH  := torch==2.13.0
 
-.PHONY: venv demo test bench fuzz data clean
+.PHONY: venv demo test bench bench-metav fuzz data clean
 
 venv: $(STAMP)
 
@@ -56,6 +56,11 @@ bench: $(STAMP) $(MINILM) data
 	$(BIN)/freqprint bench panel --owner demo-output/owner.safetensors --secret "demo owner secret" --limit 4000 --out bench-results/panel.json
 	$(BIN)/freqprint bench transformers --profile quick --out bench-results/transformers.json
 	$(BIN)/freqprint bench scale --out bench-results/scale.json
+	$(MAKE) bench-metav
+
+# MetaV on three task kinds beside IPGuard, "same mistakes" and the frequency fingerprint (< 45 min on 2 cores)
+bench-metav: $(STAMP) data
+	$(BIN)/freqprint metav bench --profile quick --out bench-results/metav
 
 clean:
 	rm -rf $(VENV) demo-output bench-results .pytest_cache

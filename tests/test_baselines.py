@@ -28,9 +28,9 @@ def _data(n: int = 200, classes: int = 10) -> ArrayDataset:
 
 def test_every_baseline_follows_the_protocol_and_parses():
     ms = create_methods("all")
-    assert [m.name for m in ms] == ["ours", "trace", "rs", "mw", "ics", "cka"]
+    assert [m.name for m in ms] == ["ours", "trace", "rs", "mw", "ics", "cka", "metav"]
     assert all(isinstance(m, Method) for m in ms)
-    assert [m.embeds for m in ms] == [True, False, True, True, False, False]
+    assert [m.embeds for m in ms] == [True, False, True, True, False, False, False]
     rs, cka_ = create_methods("rs(sigma=0.05, draws=3),cka(layer=conv2)")
     assert rs.sigma == 0.05 and rs.draws == 3 and cka_.layer == "conv2"
     with pytest.raises(FreqprintError, match="no knob"):

@@ -481,6 +481,171 @@ def scan_cmd(
         out_console.print(f"unreadable: {path}: {err}", markup=False, highlight=False, soft_wrap=True)
 
 
+metav_app = typer.Typer(no_args_is_help=True, help="MetaV: black-box, task-agnostic fingerprints (learned inputs + a meta-verifier).")
+app.add_typer(metav_app, name="metav")
+MetavCacheOpt = typer.Option(Path(".cache/freqprint/metav"), "--cache", help="where trained ensemble models are cached (by recipe hash)")
+
+
+def _metav_manifest(manifest: Optional[Path], task: str, profile: str):
+    from freqprint.metav import Manifest, default_manifest
+
+    return Manifest.load(manifest) if manifest is not None else default_manifest(task, profile)
+
+
+@metav_app.command("build")
+def metav_build_cmd(
+    task: str = typer.Option("classification", help="classification, regression or generation (without --manifest)"),
+    profile: str = typer.Option("quick", help="tiny, quick or large (without --manifest)"),
+    manifest: Optional[Path] = typer.Option(None, help="a manifest file (JSON) instead of the default ensemble"),
+    write_manifest: Optional[Path] = typer.Option(None, help="write the manifest here (edit it, then pass it with --manifest)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="write/show the manifest, train nothing"),
+    cache: Path = MetavCacheOpt,
+    data_root: Optional[Path] = RootOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """Train (or load from the cache) every model of a suspect ensemble."""
+    from freqprint.metav import build_ensemble
+
+    m = _metav_manifest(manifest, task, profile)
+    if write_manifest is not None:
+        m.save(write_manifest)
+        out_console.print(f"manifest written: {write_manifest} ({len(m.entries)} entries, sha256 {m.sha256()[:16]}…)")
+    if dry_run:
+        return
+    ens = build_ensemble(m, cache, root=str(data_root) if data_root else None, log=_log, device=device)
+    t = Table(title=f"{m.task['kind']} ensemble: {len(ens.members)} models ({ens.trained} trained, {ens.cached} cached, {ens.seconds:.0f} s)")
+    for c in ("split", "models", "derived", "independent", "families"):
+        t.add_column(c)
+    for split, fams in ens.counts().items():
+        pos = sum(v for k, v in fams.items() if k.startswith("+"))
+        t.add_row(split, str(sum(fams.values())), str(pos), str(sum(fams.values()) - pos), ", ".join(sorted(fams)))
+    out_console.print(t)
+
+
+@metav_app.command("train")
+def metav_train_cmd(
+    out: Path = typer.Option(..., "--out", help="the claim artefact to write (.safetensors)"),
+    task: str = typer.Option("classification", help="classification, regression or generation (without --manifest)"),
+    profile: str = typer.Option("quick", help="tiny, quick or large (without --manifest)"),
+    manifest: Optional[Path] = typer.Option(None, help="a manifest file (JSON) instead of the default ensemble"),
+    inputs: Optional[int] = typer.Option(None, help="number of fingerprint inputs N (default: the profile's)"),
+    steps: Optional[int] = typer.Option(None, help="training steps (default: the profile's)"),
+    updates: Optional[str] = typer.Option(None, help="simultaneous or alternating"),
+    augment: Optional[float] = typer.Option(None, help="input-augmentation strength (0: none)"),
+    seed: int = typer.Option(0),
+    cache: Path = MetavCacheOpt,
+    data_root: Optional[Path] = RootOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """Train the fingerprint inputs and the meta-verifier, calibrate λ, write the committed claim."""
+    import dataclasses
+
+    from freqprint.metav import build_ensemble, fit_metav, save_claim
+    from freqprint.metav.bench import metav_configs
+    from freqprint.metav.metrics import aruc
+
+    m = _metav_manifest(manifest, task, profile)
+    kind = m.task["kind"]
+    base = metav_configs(m.profile if m.profile in ("tiny", "quick", "large") else "quick").get(kind)
+    if base is None:
+        raise FreqprintError(f"unknown task kind {kind!r}")
+    changes = {k: v for k, v in {"n_inputs": inputs, "steps": steps, "updates": updates, "augment": augment}.items() if v is not None}
+    cfg = dataclasses.replace(base, seed=seed, **changes)
+    ens = build_ensemble(m, cache, root=str(data_root) if data_root else None, log=_log, splits=("train", "val"), device=device)
+    t, v = ens.split("train"), ens.split("val")
+    lo, hi = ens.task.domain(ens.data.owner)
+    mv = fit_metav(ens.task, [(x.query, x.label) for x in t], [(x.query, x.label) for x in v],
+                   ens.task.init_inputs(ens.data.owner, cfg.n_inputs, cfg.seed), (lo, hi), cfg, log=_log)
+    commitment = save_claim(mv, out, m.to_dict(), ens.hashes)
+    sv = [(mv.score(x.query), x.label) for x in v]
+    a = aruc([s for s, y in sv if y], [s for s, y in sv if not y])
+    out_console.print(f"claim written: {out}\n  task {kind}, N = {len(mv.inputs)}, λ = {mv.threshold:.4f} (calibrated on {len(v)} "
+                      f"validation models; their ARUC {a:.3f})\n  commitment {commitment}\n"
+                      "  publish the commitment now: it is what dates the claim", markup=False, highlight=False)
+
+
+def _metav_suspect(spec: str, mv):
+    """A suspect: a model file with a freqprint recipe, or ``py:module:attribute`` (a callable)."""
+    import importlib
+
+    if spec.startswith("py:"):
+        mod, _, attr = spec[3:].partition(":")
+        try:
+            fn = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise FreqprintError(f"cannot import the suspect callable {spec[3:]!r}: {e}") from None
+        if not callable(fn):
+            raise FreqprintError(f"{spec[3:]} is not callable")
+        return fn
+    from freqprint.checkpoint import load_model
+
+    model, _ = load_model(spec)
+    return model.eval()
+
+
+def _metav_paths(items: list[str]) -> list[str]:
+    from freqprint.registry.scan import find_checkpoints
+
+    out: list[str] = []
+    for s in items:
+        p = Path(s)
+        out.extend([str(c) for c in find_checkpoints([p])] if p.is_dir() else [s])
+    return out
+
+
+@metav_app.command("verify")
+def metav_verify_cmd(
+    claim: Path = typer.Argument(..., help="a MetaV claim artefact"),
+    suspects: Optional[list[str]] = typer.Argument(None, help="model files (freqprint recipe) or py:module:function callables"),
+    panel: Optional[list[str]] = typer.Option(None, "--panel", help="independent models (files or folders) to re-check the claim on"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel."""
+    from freqprint.metav import load_claim, panel_check
+
+    mv, meta = load_claim(claim)
+    if not suspects and not panel:
+        raise FreqprintError("give suspects to verify, or --panel models to re-check the claim on")
+    rows = [{"suspect": s, **mv.verify(_metav_suspect(s, mv))} for s in (suspects or [])]
+    report: dict = {"claim": str(claim), "commitment": meta["commitment"], "task": meta["task"]["kind"], "suspects": rows}
+    if panel:
+        names = _metav_paths(panel)
+        report["panel"] = panel_check(mv, [_metav_suspect(n, mv) for n in names], names).to_dict()
+    if as_json:
+        out_console.print_json(json.dumps(report))
+    else:
+        for r in rows:
+            out_console.print(f"{'DERIVED' if r['derived'] else 'not derived'}: {r['suspect']} (score {r['score']:.4f}, "
+                              f"threshold {r['threshold']:.4f})", markup=False, highlight=False)
+        if panel:
+            p = report["panel"]
+            out_console.print(f"panel: {p['false_positives']} of {p['n']} independent models flagged; FPR {p['fpr']:.3f}, "
+                              f"95 % upper bound {p['fpr_upper95']:.3f} (Clopper–Pearson)", markup=False, highlight=False)
+    if rows and not all(r["derived"] for r in rows):
+        raise typer.Exit(1)
+
+
+@metav_app.command("bench")
+def metav_bench_cmd(
+    profile: str = typer.Option("quick", help="tiny (smoke), quick (2 CPU cores, < 45 min) or large (a GPU)"),
+    tasks: str = typer.Option("classification,regression,generation", help="comma-separated task kinds"),
+    out: Path = typer.Option(Path("bench-results/metav"), "--out", help="folder for metav.json, metav.md and the claims"),
+    cache: Path = MetavCacheOpt,
+    data_root: Optional[Path] = RootOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """MetaV beside IPGuard, "same mistakes" and the frequency fingerprint, per task kind, on held-out suspects."""
+    from freqprint.metav.bench import KINDS, run_metav_bench
+
+    kinds = tuple(k.strip() for k in tasks.split(",") if k.strip())
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise FreqprintError(f"unknown task kind(s) {', '.join(bad) or '(none)'}; choose from {', '.join(KINDS)}")
+    run_metav_bench(profile, kinds, cache, out, str(data_root) if data_root else None, log=_log, device=device)
+    out_console.print((out / "metav.md").read_text(), markup=False, highlight=False)
+    out_console.print(f"written: {out / 'metav.json'}, {out / 'metav.md'}")
+
+
 @app.command("study")
 def study_cmd(
     source: Path = typer.Argument(..., help="fingerprinted source model"),
@@ -839,6 +1004,8 @@ def bench_cost_cmd(
 def bench_scale_cmd(
     which: str = typer.Option("all", help="comma-separated: latency, cost, registry, scan, embedding (or all)"),
     demo_dir: Path = typer.Option(Path("demo-output"), help="the demo's models (for cost)"),
+    metav_claim: Path = typer.Option(Path("bench-results/metav/metav-classification.safetensors"),
+                                     help="a MetaV classification claim, for MetaV's column of the cost table"),
     data_root: Optional[Path] = RootOpt,
     out: Path = typer.Option(Path("bench-results/scale.json"), "--out"),
 ) -> None:
@@ -849,7 +1016,7 @@ def bench_scale_cmd(
     bad = [w for w in names if w not in BENCHES]
     if bad:
         raise FreqprintError(f"unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(BENCHES)}")
-    res = run_scale_bench(names, demo_dir=demo_dir, data_root=str(data_root) if data_root else None, log=_log)
+    res = run_scale_bench(names, demo_dir=demo_dir, data_root=str(data_root) if data_root else None, log=_log, metav_claim=metav_claim)
     _write_results(out, res, scale_markdown(res))
 
 

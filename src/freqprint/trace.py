@@ -7,8 +7,10 @@ from the owner's model"):
   from the owner's key;
 * ``lineage`` — the backbone's initialisation (:func:`freqprint.lineage.lineage`), from the
   owner's recipe and secret (or seed);
-* ``metav`` — the black-box MetaV verifier; not available yet (issue 9), listed so reports keep
-  their shape when it lands.
+* ``metav`` — listed, never combined: MetaV (:mod:`freqprint.metav`, ``freqprint metav
+  verify``) decides by a threshold calibrated on models, not by a p-value under H0, so it cannot
+  enter a Bonferroni bound; its verdict is reported on its own, with the panel's
+  false-positive bound (SECURITY.md).
 
 **Combination.**  ``p = m · min_c p_c`` over the m channels that ran (Bonferroni).  It bounds the
 false-positive probability whatever the dependence between channels — they look at the same
@@ -107,7 +109,7 @@ def trace(
         results.append(ChannelResult("lineage", True, lin.log10_p, lin.found, lin.summary(), lin.to_dict(True)))
     else:
         results.append(ChannelResult("lineage", False, summary="no owner model given"))
-    results.append(ChannelResult("metav", False, summary="MetaV is not implemented yet (issue 9)"))
+    results.append(ChannelResult("metav", False, summary="not combined: MetaV has no p-value; run `freqprint metav verify CLAIM SUSPECT`"))
     ran = [c for c in results if c.ran]
     log10_p = min(0.0, min(c.log10_p for c in ran) + math.log10(len(ran)))
     return TraceReport(found=log10_p < math.log10(alpha), log10_p=log10_p, alpha=alpha, channels=results,

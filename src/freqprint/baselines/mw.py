@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from freqprint.baselines.triggers import TriggerLoss, TriggerSet, TriggerWatermark
-from freqprint.evaluation.methods import MethodContext
+from freqprint.method import MethodContext
 from freqprint.module import secret_seed
 
 __all__ = ["MarginWatermark"]

@@ -31,7 +31,7 @@ from torch import nn
 
 from freqprint.baselines.triggers import draw_probes
 from freqprint.errors import FreqprintError
-from freqprint.evaluation.methods import MethodContext, MethodDefaults
+from freqprint.method import MethodContext, MethodDefaults
 
 __all__ = ["CKAFingerprint", "InvariantTermsCosine", "cka", "hsic"]
 

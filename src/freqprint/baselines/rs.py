@@ -36,7 +36,7 @@ from torch import nn
 from torch.func import functional_call
 
 from freqprint.baselines.triggers import TriggerLoss, TriggerSet, TriggerWatermark
-from freqprint.evaluation.methods import MethodContext
+from freqprint.method import MethodContext
 from freqprint.module import secret_seed
 
 __all__ = ["RandomizedSmoothingWatermark", "certify"]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from freqprint.errors import FreqprintError
-from freqprint.evaluation.methods import MethodContext, MethodDefaults
+from freqprint.method import MethodContext, MethodDefaults
 from freqprint.module import secret_seed
 
 __all__ = ["TriggerSet", "TriggerWatermark", "draw_probes", "make_triggers", "trigger_accuracy"]

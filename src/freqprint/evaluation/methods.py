@@ -1,98 +1,28 @@
-"""The ``Method`` protocol: how a fingerprinting (or watermarking) scheme plugs into the tracing
-benchmark.  The benchmark owns training, attacks and caching; a method says
-
-* ``prepare(model, ctx)``: change the architecture before training (attach a module),
-  and ``recipe_patch()``: the same change as recipe fields, so cached models can be rebuilt;
-* ``criterion(ctx)``: the training loss (``None``: plain cross-entropy) — ``prepare`` +
-  training with ``criterion`` is the method's *embed* step;
-* ``extract(model, ctx)``: the owner's evidence (a key, a trigger set, reference features ...);
-* ``score(evidence, suspect)``: a dict of statistics, each "higher = more likely derived"; the
-  benchmark evaluates every one of them, with the thresholds in ``fixed_thresholds`` fixed in
-  advance (never fitted to the evaluated pairs).
-
-``ctx`` (:class:`MethodContext`) is what the owner knows: the secret, the number of classes and
-the training data (trigger sets and probe images are drawn from it, keyed by the secret).
-``embeds`` is False for *passive* methods (ICS, CKA) that fingerprint an unmodified model; the
-tracing benchmark scores those on the models of an embedding method, so they see the very same
-pairs (as in the paper, which scores every method on the same ResNet-18s).
+"""The tracing benchmark's own methods: the frequency fingerprint (``ours``), the combined
+verdict (``trace``) and plain training (``plain``).  The protocol and the registry live in
+:mod:`freqprint.method` (re-exported here).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
-import torch
 from torch import nn
 
 from freqprint.errors import FreqprintError
 from freqprint.key import extract
-from freqprint.lineage import OwnerInit
 from freqprint.loss import FingerprintLoss, add_pseudo_class
+from freqprint.method import (  # noqa: F401  (re-exported)
+    METHODS, Method, MethodContext, MethodDefaults, available_methods, create_method, create_methods, register_method,
+)
 from freqprint.module import FingerprintConfig, attach
 from freqprint.verify import verify
 
-if TYPE_CHECKING:
-    from freqprint.data import ArrayDataset
-
 __all__ = [
     "FrequencyFingerprint", "Method", "MethodContext", "MethodDefaults", "NoFingerprint", "TraceVerdict", "available_methods",
-    "create_method", "create_methods",
+    "create_method", "create_methods", "register_method",
 ]
-
-
-@dataclass
-class MethodContext:
-    """What the owner knows when embedding and extracting: secret, classes, training data, and
-    how the backbone was initialised (for the lineage channel; ``None`` when unknown)."""
-
-    secret: str
-    num_classes: int
-    data: "ArrayDataset"
-    init: OwnerInit | None = None
-
-    @property
-    def example(self) -> torch.Tensor:
-        return self.data.images[:2]
-
-
-class MethodDefaults:
-    """Defaults for a method that leaves the architecture alone and trains with plain CE.
-
-    Subclass it (next to ``@dataclass``) and override what differs; ``config`` is the
-    dataclass's fields, which is also what the tracing cache hashes.
-    """
-
-    def config(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
-        return model
-
-    def recipe_patch(self) -> dict[str, Any]:
-        return {}
-
-    def criterion(self, ctx: MethodContext) -> Any:
-        return None
-
-
-@runtime_checkable
-class Method(Protocol):
-    name: str
-    embeds: bool
-    fixed_thresholds: dict[str, float]
-
-    def config(self) -> dict[str, Any]: ...
-
-    def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module: ...
-
-    def recipe_patch(self) -> dict[str, Any]: ...
-
-    def criterion(self, ctx: MethodContext) -> Any: ...
-
-    def extract(self, model: nn.Module, ctx: MethodContext) -> Any: ...
-
-    def score(self, evidence: Any, suspect: nn.Module) -> dict[str, float]: ...
 
 
 @dataclass
@@ -173,57 +103,6 @@ class TraceVerdict(MethodDefaults):
 
         return {"neg_log10_p": neg(rep.log10_p), "lineage_neg_log10_p": neg(rep.channel("lineage").log10_p),
                 "fingerprint_neg_log10_p": neg(rep.channel("fingerprint").log10_p), "found": float(rep.found)}
-
-
-def available_methods() -> dict[str, type]:
-    """Name -> class of every method: ours, the combined verdict and the baselines (imported
-    lazily: they import us)."""
-    from freqprint.baselines import BASELINES
-
-    return {"ours": FrequencyFingerprint, "trace": TraceVerdict, **BASELINES}
-
-
-def create_methods(spec: str) -> list[Method]:
-    """``"all"`` or a comma list like ``"ours,rs(sigma=0.02),cka"`` -> methods, in that order."""
-    import dataclasses
-    import typing
-
-    from freqprint.attacks import coerce_arg, parse_attack
-
-    if spec.strip() == "all":
-        return [create_method(n) for n in available_methods()]
-    parts, depth, cur = [], 0, ""
-    for ch in spec:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    known, out = available_methods(), []
-    for part in filter(str.strip, parts):
-        name, raw = parse_attack(part)
-        if name not in known:
-            raise FreqprintError(f"unknown method {name!r}; known: {', '.join(known)}")
-        hints = typing.get_type_hints(known[name])
-        knobs = {f.name for f in dataclasses.fields(known[name])} - {"name"}
-        bad = [k for k in raw if k not in knobs]
-        if bad:
-            raise FreqprintError(f"method {name!r} has no knob {bad[0]!r}; it takes {', '.join(sorted(knobs))}")
-        out.append(create_method(name, **{k: coerce_arg(v, hints.get(k, str), k, name) for k, v in raw.items()}))
-    return out
-
-
-def create_method(name: str, **kwargs: Any) -> Method:
-    """``create_method("rs", sigma=0.05)``; ``FreqprintError`` for an unknown name or knob."""
-    known = available_methods()
-    if name not in known:
-        raise FreqprintError(f"unknown method {name!r}; known: {', '.join(known)}")
-    try:
-        return known[name](**kwargs)
-    except TypeError as e:
-        raise FreqprintError(f"method {name!r}: {e}") from None
 
 
 @dataclass

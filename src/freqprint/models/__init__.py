@@ -14,9 +14,10 @@ from torch import nn
 from freqprint.errors import FreqprintError
 from freqprint.models.alexnet import AlexNet
 from freqprint.models.resnet import ResNet18, ResNet50
+from freqprint.models.small import VAE, LeNet, MLPClassifier, RegressionMLP
 from freqprint.models.smallcnn import SmallCNN
 
-__all__ = ["AlexNet", "ResNet18", "ResNet50", "SmallCNN", "create_model", "default_target", "init_law", "list_models", "register_model"]
+__all__ = ["VAE", "AlexNet", "LeNet", "MLPClassifier", "RegressionMLP", "ResNet18", "ResNet50", "SmallCNN", "create_model", "default_target", "init_law", "list_models", "register_model"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _TARGETS: dict[str, str] = {}
@@ -66,3 +67,7 @@ register_model("smallcnn", SmallCNN, "conv2")
 register_model("resnet18", ResNet18, "layer1.1.conv2")
 register_model("resnet50", ResNet50, "layer1.1.conv2")
 register_model("alexnet", AlexNet, "conv3", init_law="kaiming-normal-fan-out")
+register_model("mlp", MLPClassifier, "", init_law=None)
+register_model("lenet", LeNet, "conv2")
+register_model("regmlp", RegressionMLP, "", init_law=None)
+register_model("vae", VAE, "", init_law=None)

@@ -1,0 +1,291 @@
+"""MetaV's two learnable parts and the loop that trains them jointly.
+
+**Adaptive fingerprint** (:class:`AdaptiveFingerprint`): N inputs ``X = lo + (hi - lo)·σ(θ)``,
+so every input stays inside the task's valid domain ``[lo, hi]`` whatever the optimiser does
+(the unofficial code's ``tanh`` without a clamp leaves pixels outside [0, 1]).  θ starts at the
+logit of real samples of the owner's data (latent codes drawn from the prior, for a generator),
+so X starts natural.
+
+**Meta-verifier** (:class:`MetaVerifier`): ``V: concat(g(f(x₁)), …, g(f(x_N))) ↦ [0, 1]``, an MLP
+``N·d → 64 → 1`` by default (``hidden``) with LeakyReLU, dropout 0.3 and weight decay (the
+unofficial code has two linear layers and no non-linearity: a linear map; a wider
+``128 → 64`` verifier over-fitted the ~30 training models: BENCHMARKS §13), where ``g`` is the
+task's normalisation
+(:meth:`freqprint.metav.tasks.Task.normalise`).
+
+**Training** (:func:`fit_metav`): binary cross-entropy of V on the training ensemble, the source
+counted as a positive, positives and negatives weighted equally::
+
+    L(X, V) = − ½·mean₊ log V(f⁺(X)) − ½·mean₋ log(1 − V(f⁻(X)))
+
+All training models are queried at every step (the ensembles are small).  ``updates`` chooses
+``"simultaneous"`` (one backward pass, both Adam optimisers step: the unofficial code) or
+``"alternating"`` (``v_steps`` steps on V with X fixed, then one on X: GNNFingers).  Learning
+rates decay linearly to 0.  With ``augment > 0`` every step sees X through a random input
+transformation (noise, a pixel shift: EOT).  Every ``eval_every`` steps the validation ensemble
+is scored; the state with the best validation ARUC (ties: lower validation loss) is kept.
+
+**Threshold** (:func:`calibrate_threshold`): never 0.5 by fiat.  On the validation ensemble, if
+every positive scores above every negative, λ is the midpoint of the gap (the widest margin);
+otherwise, by default, λ sits just above the highest-scoring validation negative (no false
+positive on validation: a false accusation is the costly error), or with
+``threshold_rule="youden"`` it maximises TPR + TNR.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from freqprint.errors import FreqprintError
+from freqprint.metav.metrics import aruc
+from freqprint.metav.tasks import Task
+
+__all__ = ["AdaptiveFingerprint", "MetaV", "MetaVConfig", "MetaVerifier", "calibrate_threshold", "fit_metav"]
+
+Query = Callable[[torch.Tensor], torch.Tensor]
+
+
+class AdaptiveFingerprint(nn.Module):
+    """N learned inputs in ``[lo, hi]``: ``X = lo + (hi − lo)·σ(θ)``."""
+
+    def __init__(self, init: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("lo", lo.float().expand_as(init[0]).clone())
+        self.register_buffer("hi", hi.float().expand_as(init[0]).clone())
+        width = (self.hi - self.lo).clamp_min(1e-6)
+        u = ((init.float() - self.lo) / width).clamp(1e-3, 1 - 1e-3)
+        self.theta = nn.Parameter(torch.log(u) - torch.log1p(-u))
+
+    def forward(self) -> torch.Tensor:
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(self.theta)
+
+
+class MetaVerifier(nn.Module):
+    """``in_features → hidden… → 1`` (a logit), LeakyReLU and dropout between layers."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int] = (64,), dropout: float = 0.3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = in_features
+        for h in hidden:
+            layers += [nn.Linear(prev, h), nn.LeakyReLU(0.1), nn.Dropout(dropout)]
+            prev = h
+        layers.append(nn.Linear(prev, 1))
+        self.net = nn.Sequential(*layers)
+        self.in_features, self.hidden, self.dropout = in_features, list(hidden), dropout
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features).squeeze(-1)
+
+
+@dataclass
+class MetaVConfig:
+    """Hyper-parameters of :func:`fit_metav` (all recorded in a claim artefact)."""
+
+    n_inputs: int = 32
+    steps: int = 400
+    lr_inputs: float = 0.05
+    lr_verifier: float = 1e-3
+    updates: str = "simultaneous"  # or "alternating"
+    v_steps: int = 3
+    hidden: tuple[int, ...] = (64,)
+    dropout: float = 0.3
+    weight_decay: float = 1e-3
+    augment: float = 0.0
+    eval_every: int = 25
+    threshold_rule: str = "no-false-positive"  # or "youden" (calibrate_threshold)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.updates not in ("simultaneous", "alternating"):
+            raise FreqprintError(f"updates must be 'simultaneous' or 'alternating', got {self.updates!r}")
+        if self.n_inputs < 1 or self.steps < 1 or self.v_steps < 1 or self.eval_every < 1:
+            raise FreqprintError("n_inputs, steps, v_steps and eval_every must be >= 1")
+        self.hidden = tuple(int(h) for h in self.hidden)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+@dataclass
+class MetaV:
+    """A trained MetaV: fingerprint inputs, verifier, threshold λ and the task's preprocessing."""
+
+    task: Task
+    inputs: torch.Tensor
+    verifier: MetaVerifier
+    threshold: float
+    config: MetaVConfig
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def features(self, query: Query | nn.Module) -> torch.Tensor:
+        """The verifier's input for one suspect: its normalised outputs on X, concatenated."""
+        fn = _as_query(self.task, query)
+        with torch.no_grad():
+            raw = fn(self.inputs)
+        return _features(self.task, raw, len(self.inputs))
+
+    def score(self, query: Query | nn.Module) -> float:
+        """V's probability that the suspect derives from the source."""
+        self.verifier.eval()
+        with torch.no_grad():
+            return float(torch.sigmoid(self.verifier(self.features(query)[None]))[0])
+
+    def verify(self, query: Query | nn.Module) -> dict[str, Any]:
+        s = self.score(query)
+        return {"score": s, "threshold": self.threshold, "derived": s >= self.threshold}
+
+
+def _as_query(task: Task, obj: Query | nn.Module) -> Query:
+    if isinstance(obj, nn.Module):
+        model = obj.eval()
+        return lambda x: task.outputs(model, x)
+    if callable(obj):
+        return obj
+    raise FreqprintError(f"a suspect is a model or a callable from inputs to outputs, got {type(obj).__name__}")
+
+
+def _features(task: Task, raw: Any, n: int) -> torch.Tensor:
+    """Normalised, flattened outputs; one error line for an answer of the wrong shape or NaN."""
+    if not isinstance(raw, torch.Tensor):
+        try:
+            raw = torch.as_tensor(np.asarray(raw, dtype=np.float32))
+        except (TypeError, ValueError):
+            raise FreqprintError(f"the suspect returned {type(raw).__name__}, not an array of outputs") from None
+    raw = raw.float().reshape(n, -1) if raw.numel() % n == 0 else raw
+    if raw.ndim != 2 or raw.shape[0] != n or raw.shape[1] != task.output_dim:
+        raise FreqprintError(f"the suspect's outputs have shape {list(raw.shape)}; this task expects [{n}, {task.output_dim}]")
+    if not bool(torch.isfinite(raw).all()):
+        raise FreqprintError("the suspect returned NaN or Inf outputs")
+    return task.normalise(raw).reshape(-1)
+
+
+def calibrate_threshold(pos: Sequence[float], neg: Sequence[float], rule: str = "no-false-positive") -> float:
+    """λ from validation scores (module docstring).
+
+    If every positive scores above every negative: the midpoint of the gap, whatever the rule.
+    Otherwise ``"no-false-positive"`` (the default: a false accusation is the costly error) puts
+    λ between the highest negative and the next positive above it (just above the highest
+    negative when none is), and ``"youden"`` maximises TPR + TNR, at the middle of the widest
+    run of best cuts."""
+    p, n = np.sort(np.asarray(pos, float)), np.sort(np.asarray(neg, float))
+    if len(p) == 0 or len(n) == 0:
+        raise FreqprintError("calibrating the threshold needs validation positives and negatives")
+    if rule not in ("no-false-positive", "youden"):
+        raise FreqprintError(f"threshold rule must be 'no-false-positive' or 'youden', got {rule!r}")
+    if p[0] > n[-1]:
+        return float((p[0] + n[-1]) / 2)
+    if rule == "no-false-positive":
+        above = p[p > n[-1]]
+        return float((above[0] + n[-1]) / 2) if len(above) else float(np.nextafter(n[-1], np.inf))
+    cuts = np.unique(np.concatenate([p, n]))
+    mids = np.concatenate([[cuts[0] - 1e-9], (cuts[:-1] + cuts[1:]) / 2, [cuts[-1] + 1e-9]])
+    youden = np.array([(p >= t).mean() + (n < t).mean() for t in mids])
+    best = np.flatnonzero(youden == youden.max())
+    return float(mids[best[len(best) // 2]])
+
+
+def fit_metav(task: Task, train: Sequence[tuple[Query, int]], val: Sequence[tuple[Query, int]], init: torch.Tensor,
+              domain: tuple[torch.Tensor, torch.Tensor], cfg: MetaVConfig | None = None,
+              log: Callable[[str], None] = lambda s: None) -> MetaV:
+    """Train X and V jointly on ``train`` (query, label) pairs; keep the best state on ``val``
+    (ARUC); calibrate λ on ``val``.  ``init``: the N starting inputs."""
+    cfg = cfg or MetaVConfig()
+    labels = torch.tensor([y for _, y in train], dtype=torch.float32)
+    if labels.min() == labels.max():
+        raise FreqprintError("the training ensemble needs positives and negatives")
+    if not any(y for _, y in val) or all(y for _, y in val):
+        raise FreqprintError("the validation ensemble needs positives and negatives")
+    t0 = time.time()
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    fp = AdaptiveFingerprint(init[: cfg.n_inputs], *domain)
+    n = len(fp())
+    v = MetaVerifier(n * task.feature_dim, cfg.hidden, cfg.dropout)
+    opt_x = torch.optim.Adam(fp.parameters(), lr=cfg.lr_inputs)
+    opt_v = torch.optim.Adam(v.parameters(), lr=cfg.lr_verifier, weight_decay=cfg.weight_decay)
+    w = torch.where(labels > 0, 0.5 / labels.sum(), 0.5 / (1 - labels).sum())
+
+    def loss_on(x: torch.Tensor) -> torch.Tensor:
+        feats = torch.stack([_features_grad(task, q(x), n) for q, _ in train])
+        return (F.binary_cross_entropy_with_logits(v(feats), labels, reduction="none") * w).sum()
+
+    def evaluate(x: torch.Tensor) -> tuple[float, float, list[float], list[float]]:
+        v.eval()
+        with torch.no_grad():
+            s = [float(torch.sigmoid(v(_features(task, q(x), n)[None]))[0]) for q, _ in val]
+        v.train()
+        yv = np.array([y for _, y in val])
+        sv = np.array(s)
+        pos, neg = sv[yv == 1], sv[yv == 0]
+        bce = float(-(np.log(np.clip(pos, 1e-7, 1)).mean() + np.log(np.clip(1 - neg, 1e-7, 1)).mean()) / 2)
+        return aruc(pos, neg), bce, list(pos), list(neg)
+
+    best: tuple[float, float] | None = None
+    best_state: dict[str, Any] = {}
+    history: list[dict[str, float]] = []
+    v.train()
+    for step in range(1, cfg.steps + 1):
+        decay = 1 - (step - 1) / cfg.steps  # linear decay to 0
+        for o, lr in ((opt_x, cfg.lr_inputs), (opt_v, cfg.lr_verifier)):
+            for group in o.param_groups:
+                group["lr"] = lr * decay
+        if cfg.updates == "simultaneous" or step % (cfg.v_steps + 1) == 0:
+            x = fp()
+            if cfg.augment > 0:
+                x = task.augment(x, g, cfg.augment)
+            loss = loss_on(x)
+            opt_x.zero_grad(set_to_none=True)
+            opt_v.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_x.step()
+            if cfg.updates == "simultaneous":
+                opt_v.step()
+        else:
+            with torch.no_grad():
+                x = fp()
+                if cfg.augment > 0:
+                    x = task.augment(x, g, cfg.augment)
+                feats = torch.stack([_features(task, q(x), n) for q, _ in train])
+            loss = (F.binary_cross_entropy_with_logits(v(feats), labels, reduction="none") * w).sum()
+            opt_v.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_v.step()
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            with torch.no_grad():
+                x = fp()
+            a, bce, _, _ = evaluate(x)
+            history.append({"step": step, "train_loss": float(loss.detach()), "val_aruc": a, "val_bce": bce})
+            log(f"  step {step}: loss {float(loss.detach()):.4f}, val ARUC {a:.3f}, val BCE {bce:.3f}")
+            if best is None or (a, -bce) > best:
+                best = (a, -bce)
+                best_state = {"x": x.detach().clone(), "v": copy.deepcopy(v.state_dict()), "step": step}
+    v.load_state_dict(best_state["v"])
+    v.eval()
+    x = best_state["x"]
+    _, _, pos, neg = evaluate(x)
+    v.eval()
+    lam = calibrate_threshold(pos, neg, cfg.threshold_rule)
+    history.append({"best_step": best_state["step"], "threshold": lam})
+    return MetaV(task, x, v, lam, cfg, history, time.time() - t0)
+
+
+def _features_grad(task: Task, raw: torch.Tensor, n: int) -> torch.Tensor:
+    return task.normalise(raw.reshape(n, -1)).reshape(-1)
+
+
+def logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))

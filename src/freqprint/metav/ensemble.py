@@ -1,0 +1,490 @@
+"""Suspect ensembles from a manifest: a small declarative JSON file, one entry per model.
+
+An entry says how a model is made, from scratch or from a parent::
+
+    {"name": "ftal-0", "role": "positive", "family": "ftal", "split": "train",
+     "op": "finetune", "parent": "source", "seed": 3, "params": {"lr": 0.01, "epochs": 1}}
+
+``op`` is one of
+
+* ``train`` — from scratch: ``arch`` (a family of the task), ``seed``; params ``data``
+  (``owner`` or ``thief``), ``epochs``, ``lr``, and for a classifier ``fingerprint: true`` (the
+  frequency fingerprint module is attached, so the white-box baseline has something to find);
+* ``finetune`` — continue training the parent on the thief's data: ``lr``, ``epochs``,
+  ``layers`` (``all`` / ``last``), ``head`` (``keep`` / ``reinit``: FTLL, FTAL, RTLL, RTAL);
+* ``prune`` (``rate``), ``noise`` (``scale``: Gaussian noise of that share of each weight's
+  norm), ``quantize`` (``bits``) — from the attack library;
+* ``distill`` — a fresh ``arch`` (same or another family) trained on the parent's outputs for the
+  thief's inputs;
+* ``compose`` — ``steps``: a list of ``{"op": ..., "params": ...}`` applied in order;
+* ``output`` — no new weights: the parent served through an API that hides part of its outputs
+  (``mode``: ``label``, ``topk``, ``round``).
+
+``role`` is ``source`` (exactly one), ``positive`` (must descend from the source), ``negative``
+(must not) or ``panel`` (independent models kept out of training, validation and test: the fresh
+panel a claim is re-checked on).  ``split`` is ``train`` / ``val`` / ``test`` / ``panel``.  The
+source is trained on and counted as a positive.
+
+Models are cached by the SHA-256 of their full recipe (the task's data settings, the entry
+without its name, role, family and split, and the parent's hash), so renaming or moving an entry
+between splits never retrains it, and a rerun only trains what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from freqprint.errors import FreqprintError
+from freqprint.metav.tasks import Task, create_task
+
+__all__ = ["Ensemble", "Entry", "Manifest", "Member", "build_ensemble", "default_manifest", "PROFILES"]
+
+FORMAT = "freqprint-metav-manifest/1"
+OPS = ("train", "finetune", "prune", "noise", "quantize", "distill", "compose", "output")
+ROLES = ("source", "positive", "negative", "panel")
+SPLITS = ("train", "val", "test", "panel")
+MAX_ENTRIES = 5000
+
+
+@dataclass
+class Entry:
+    name: str
+    role: str
+    family: str
+    split: str
+    op: str
+    parent: str | None = None
+    arch: str | None = None
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def recipe(self) -> dict[str, Any]:
+        """What determines the model (hashed for the cache)."""
+        return {"op": self.op, "arch": self.arch, "seed": self.seed, "params": self.params}
+
+
+@dataclass
+class Manifest:
+    """A task (kind and data sizes) plus entries; :meth:`load` checks every field."""
+
+    task: dict[str, Any]
+    entries: list[Entry]
+    profile: str = "custom"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "profile": self.profile, "task": self.task, "entries": [asdict(e) for e in self.entries]}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=1))
+        return path
+
+    def sha256(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        path = Path(path)
+        if not path.is_file():
+            raise FreqprintError(f"{path}: no such manifest file")
+        if path.stat().st_size > 10_000_000:
+            raise FreqprintError(f"{path}: a manifest is at most 10 MB")
+        try:
+            raw = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise FreqprintError(f"{path} is not a JSON manifest ({str(e).splitlines()[0][:100]})") from None
+        return cls.from_dict(raw, str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "manifest") -> Manifest:
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise FreqprintError(f"{source}: not a {FORMAT} manifest")
+        task, entries = raw.get("task"), raw.get("entries")
+        if not isinstance(task, dict) or not isinstance(task.get("kind"), str):
+            raise FreqprintError(f"{source}: 'task' must be an object with a 'kind'")
+        if not isinstance(entries, list) or not 0 < len(entries) <= MAX_ENTRIES:
+            raise FreqprintError(f"{source}: 'entries' must be a list of 1..{MAX_ENTRIES} entries")
+        out = []
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict):
+                raise FreqprintError(f"{source}: entry {i} is not an object")
+            try:
+                entry = Entry(**e)
+            except TypeError as err:
+                raise FreqprintError(f"{source}: entry {i}: {err}") from None
+            out.append(entry)
+        m = cls(task, out, str(raw.get("profile", "custom")))
+        m.validate(source)
+        return m
+
+    def validate(self, source: str = "manifest") -> None:
+        """Names unique, parents defined earlier, fields in range, roles consistent with ancestry."""
+        seen: dict[str, Entry] = {}
+        for e in self.entries:
+            where = f"{source}: entry {e.name!r}"
+            if not isinstance(e.name, str) or not e.name or e.name in seen:
+                raise FreqprintError(f"{where}: names must be non-empty and unique")
+            if e.op not in OPS or e.role not in ROLES or e.split not in SPLITS:
+                raise FreqprintError(f"{where}: op must be one of {OPS}, role one of {ROLES}, split one of {SPLITS}")
+            if not isinstance(e.params, dict) or type(e.seed) is not int:
+                raise FreqprintError(f"{where}: 'params' must be an object and 'seed' an integer")
+            if e.op == "train":
+                if e.parent is not None or not isinstance(e.arch, str):
+                    raise FreqprintError(f"{where}: a 'train' entry has an 'arch' and no parent")
+            elif e.parent not in seen:
+                raise FreqprintError(f"{where}: parent {e.parent!r} is not an earlier entry")
+            if e.op == "distill" and not isinstance(e.arch, str):
+                raise FreqprintError(f"{where}: a 'distill' entry names the student's 'arch'")
+            derived = e.role == "source" or (e.parent is not None and self.descends_from_source(seen[e.parent], seen))
+            if e.role == "positive" and not derived:
+                raise FreqprintError(f"{where}: a positive must descend from the source")
+            if e.role in ("negative", "panel") and derived:
+                raise FreqprintError(f"{where}: a {e.role} model must not descend from the source")
+            if (e.role == "panel") != (e.split == "panel"):
+                raise FreqprintError(f"{where}: panel models, and only they, go to the 'panel' split")
+            seen[e.name] = e
+        if sum(e.role == "source" for e in self.entries) != 1:
+            raise FreqprintError(f"{source}: exactly one entry must have role 'source'")
+
+    @staticmethod
+    def descends_from_source(e: Entry, seen: dict[str, Entry]) -> bool:
+        while True:
+            if e.role == "source":
+                return True
+            if e.parent is None:
+                return False
+            e = seen[e.parent]
+
+
+@dataclass
+class Member:
+    """One model of the ensemble, as the verifier queries it."""
+
+    entry: Entry
+    model: nn.Module
+    label: int
+    query: Callable[[torch.Tensor], torch.Tensor]
+    quality: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+
+@dataclass
+class Ensemble:
+    task: Task
+    members: list[Member]
+    manifest: Manifest
+    seconds: float = 0.0
+    trained: int = 0
+    cached: int = 0
+    hashes: dict[str, str] = field(default_factory=dict)
+    data: Any = None  # the task's TaskData
+
+    def split(self, name: str) -> list[Member]:
+        return [m for m in self.members if m.entry.split == name]
+
+    @property
+    def source(self) -> Member:
+        return next(m for m in self.members if m.entry.role == "source")
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """split → family → number of models."""
+        out: dict[str, dict[str, int]] = {}
+        for m in self.members:
+            fam = f"{'+' if m.label else '-'} {m.entry.family}"
+            out.setdefault(m.entry.split, {}).setdefault(fam, 0)
+            out[m.entry.split][fam] += 1
+        return out
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def quality(task: Task, model: nn.Module, data) -> float | None:
+    """Accuracy (classification) or R² (regression) on the test set; None for generators."""
+    with torch.no_grad():
+        out = task.outputs(model, data.images)
+    if task.kind == "classification":
+        return float((out.argmax(1) == data.labels).float().mean())
+    if task.kind == "regression":
+        y = data.labels
+        return float(1 - ((out[:, 0] - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+    return None
+
+
+class _Builder:
+    def __init__(self, task: Task, data, cache_dir: Path | None, log: Callable[[str], None]) -> None:
+        self.task, self.data, self.cache_dir, self.log = task, data, cache_dir, log
+        self.trained = self.cached = 0
+
+    def _apply(self, op: str, params: dict[str, Any], parent: nn.Module, seed: int, arch: str | None) -> tuple[nn.Module, dict | None]:
+        """(model, new recipe or None = the parent's) for one derivation step."""
+        import copy
+
+        from freqprint.attacks import BackboneNoise, Prune, Quantize
+
+        t, p = self.task, params
+        if op == "finetune":
+            m = copy.deepcopy(parent)
+            if p.get("head", "keep") == "reinit":
+                torch.manual_seed(seed)
+                t.head(m).reset_parameters()
+            data = self.data.thief if p.get("data", "thief") == "thief" else self.data.owner
+            return t.fit(m, data, int(p.get("epochs", 1)), float(p.get("lr", 0.01)), seed, p.get("layers", "all")), None
+        if op == "prune":
+            return Prune(rate=float(p.get("rate", 0.5)), kind=str(p.get("kind", "unstructured")))(parent), None
+        if op == "noise":
+            return BackboneNoise(scale=float(p.get("scale", 0.05)), seed=seed)(parent), None
+        if op == "quantize":
+            return Quantize(bits=int(p.get("bits", 8)))(parent), None
+        if op == "distill":
+            student, recipe = t.build(str(arch), seed)
+            teacher = parent.eval()
+            return t.distill(lambda x: t.outputs(teacher, x), student, self.data.thief, int(p.get("epochs", 2)),
+                             float(p.get("lr", 0.05)), seed), recipe
+        raise FreqprintError(f"unknown op {op!r}")
+
+    def make(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict, str]:
+        """(model, recipe, hash) of an entry (parent's triple given), trained or from the cache."""
+        from freqprint.checkpoint import load_model, save_model
+
+        spec = {"task": self.task.spec(), "entry": e.recipe(), "parent": parent[2] if parent else None}
+        h = _hash(spec)
+        if e.op == "output":
+            return parent[0], parent[1], h  # type: ignore[index]
+        path = self.cache_dir / f"{self.task.kind}-{e.op}-{h}.safetensors" if self.cache_dir else None
+        if path is not None and path.exists():
+            self.cached += 1
+            model, recipe = load_model(path)
+            return model.eval(), recipe, h
+        t0 = time.time()
+        if e.op == "train":
+            model, recipe = self.task.build(str(e.arch), e.seed)
+            criterion = None
+            if e.params.get("fingerprint"):
+                model, recipe, criterion = self._fingerprinted(model, recipe, e.seed)
+            data = self.data.thief if e.params.get("data", "owner") == "thief" else self.data.owner
+            model = self.task.fit(model, data, int(e.params.get("epochs", 3)), float(e.params.get("lr", 0.05)), e.seed,
+                                  criterion=criterion, drop=0.5)
+        else:
+            assert parent is not None
+            model, recipe = parent[0], parent[1]
+            steps = e.params.get("steps") if e.op == "compose" else [{"op": e.op, "params": e.params}]
+            if not isinstance(steps, list) or not steps:
+                raise FreqprintError(f"entry {e.name!r}: 'compose' needs a non-empty list of steps")
+            for i, st in enumerate(steps):
+                model, new = self._apply(str(st.get("op")), dict(st.get("params", {})), model, e.seed + i, e.arch)
+                recipe = new or recipe
+        self.trained += 1
+        self.log(f"  {e.name}: {e.op} ({time.time() - t0:.1f} s)")
+        model = model.eval()
+        if path is not None:
+            save_model(model, path, recipe)
+        return model, recipe, h
+
+    def _fingerprinted(self, model: nn.Module, recipe: dict, seed: int) -> tuple[nn.Module, dict, Any]:
+        if self.task.kind != "classification":
+            raise FreqprintError("the frequency fingerprint module applies to classifiers (conv hosts) only")
+        from freqprint.method import MethodContext
+
+        method = self.fingerprint_method()
+        ctx = MethodContext(secret=fingerprint_secret(seed), num_classes=self.task.output_dim, data=self.data.owner)
+        model = method.prepare(model, ctx)
+        return model, {**recipe, **method.recipe_patch()}, method.criterion(ctx)
+
+    @staticmethod
+    def fingerprint_method():
+        from freqprint.evaluation.methods import FrequencyFingerprint
+
+        return FrequencyFingerprint(target="conv2", filters=64)
+
+
+def fingerprint_secret(seed: int) -> str:
+    """The secret a fingerprinted source of the ensemble is trained with (the benchmark's key)."""
+    return f"metav-source-{seed}"
+
+
+def build_ensemble(manifest: Manifest, cache_dir: str | Path | None = ".cache/freqprint/metav", root: str | None = None,
+                   log: Callable[[str], None] = lambda s: None, splits: tuple[str, ...] = SPLITS, device: str = "cpu") -> Ensemble:
+    """Train (or load from the cache) every model of the manifest whose split is in ``splits``
+    (and their ancestors); ``device`` is where they train (they are queried on the CPU)."""
+    from freqprint.training import resolve_device
+
+    resolve_device(device)  # one error line when CUDA is asked for and absent
+    t0 = time.time()
+    task = create_task(manifest.task["kind"], **{k: v for k, v in manifest.task.items() if k not in ("kind", "root", "device")},
+                       root=root, device=device)
+    data = task.load()
+    builder = _Builder(task, data, Path(cache_dir) if cache_dir else None, log)
+    by_name = {e.name: e for e in manifest.entries}
+    need: set[str] = set()
+    for e in manifest.entries:
+        if e.split in splits or e.role == "source":
+            n: str | None = e.name
+            while n is not None and n not in need:
+                need.add(n)
+                n = by_name[n].parent
+    made: dict[str, tuple[nn.Module, dict, str]] = {}
+    members: list[Member] = []
+    for e in manifest.entries:
+        if e.name not in need:
+            continue
+        made[e.name] = builder.make(e, made[e.parent] if e.parent else None)
+        model = made[e.name][0]
+        if e.role == "source":
+            task.fit_stats(lambda x, m=model: task.outputs(m, x), data.owner)
+        q = quality(task, model, data.test)
+        if e.op == "output":
+            mode = str(e.params.get("mode", "round"))
+            extra = {k: v for k, v in e.params.items() if k != "mode"}
+            query = (lambda x, m=model, md=mode, kw=extra: task.obfuscate(task.outputs(m, x), md, **kw))
+        else:
+            query = (lambda x, m=model: task.outputs(m, x))
+        members.append(Member(e, model, int(e.role in ("source", "positive")), query, q))
+    return Ensemble(task, members, manifest, time.time() - t0, builder.trained, builder.cached,
+                    {n: v[2] for n, v in made.items()}, data)
+
+
+# ---------------------------------------------------------------------------------------------
+# default manifests
+
+_PATTERN = ("train", "test", "val", "train", "test", "train", "val", "test")
+
+
+def _assign(n: int, held_out: bool) -> list[str]:
+    return ["test"] * n if held_out else [_PATTERN[i % len(_PATTERN)] for i in range(n)]
+
+
+@dataclass
+class Profile:
+    """Sizes of a default ensemble: ``scale[kind]`` multiplies the number of models per family
+    (and the panel's size)."""
+
+    name: str
+    scale: dict[str, int] = field(default_factory=lambda: {"classification": 1, "regression": 1, "generation": 1})
+    epochs: dict[str, int] = field(default_factory=lambda: {"classification": 4, "regression": 30, "generation": 5})
+    task_sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+PROFILES = {
+    "tiny": Profile("tiny", {"classification": 1, "regression": 1, "generation": 1}, {"classification": 1, "regression": 20, "generation": 2},
+                    {"classification": {"owner_size": 1500, "thief_size": 800, "test_size": 500},
+                     "generation": {"owner_size": 1500, "thief_size": 800, "test_size": 128}}),
+    # 2 CPU cores, < 45 min for the three kinds (regression and generation models are cheap)
+    "quick": Profile("quick", {"classification": 2, "regression": 6, "generation": 4}),
+    "large": Profile("large", {"classification": 4, "regression": 10, "generation": 8}, {"classification": 10, "regression": 30, "generation": 15},
+                     {"classification": {"owner_size": 30000, "thief_size": 20000, "test_size": 5000},
+                      "generation": {"owner_size": 30000, "thief_size": 20000, "test_size": 512}}),
+}
+
+
+def default_manifest(kind: str, profile: str = "quick") -> Manifest:
+    """The ensemble the benchmark uses for one task kind (see BENCHMARKS.md §13).
+
+    Positives: FTAL, FTLL, RTLL, RTAL at several learning rates, pruning, weight noise,
+    distillation into the same and into another architecture family, top-k / rounded APIs;
+    held out to the test split: quantization, prune→fine-tune, and (classifiers) label-only APIs.
+    Negatives: other seeds, the thief's data, other architecture families, and the negatives' own
+    obfuscated variants (the same menu); one architecture family appears only in test.  A panel
+    of further independent models (new seeds and every family) checks a claim afterwards."""
+    if profile not in PROFILES:
+        raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    if kind not in ("classification", "regression", "generation"):
+        raise FreqprintError(f"unknown task kind {kind!r}; known: classification, regression, generation")
+    prof = PROFILES[profile]
+    s = prof.scale[kind]
+    ep = prof.epochs[kind]
+    if kind == "classification":
+        base_lr, ft_lrs, last_lrs = 0.05, [0.01, 0.003, 0.03, 0.001], [0.05, 0.01, 0.1]
+        archs, other, held_arch = ["cnn"], ["mlp", "cnn-wide"], "lenet"
+        outputs = [("api-top3", "topk", {"k": 3}), ("api-round", "round", {"decimals": 1})]
+        held_outputs = [("api-label", "label", {})]
+        ft_epochs, src_params = 1, {"fingerprint": True}
+    elif kind == "regression":
+        base_lr, ft_lrs, last_lrs = 0.003, [0.003, 0.001, 0.01, 0.0003], [0.01, 0.003, 0.03]
+        archs, other, held_arch = ["mlp"], ["mlp-tanh", "mlp-deep"], "mlp-wide"
+        outputs = [("api-round0.25", "round", {"step": 0.25}), ("api-round0.1", "round", {"step": 0.1})]
+        held_outputs = [("api-round0.5", "round", {"step": 0.5})]
+        ft_epochs, src_params = max(1, ep // 3), {}
+    elif kind == "generation":
+        base_lr, ft_lrs, last_lrs = 0.001, [0.001, 0.0003, 0.003, 0.0001], [0.001, 0.003, 0.0003]
+        archs, other, held_arch = ["vae"], ["vae-small"], "vae-conv"
+        outputs = [("api-4bit", "round", {"bits": 4}), ("api-3bit", "round", {"bits": 3})]
+        held_outputs = [("api-2bit", "round", {"bits": 2})]
+        ft_epochs, src_params = 1, {}
+    else:
+        raise FreqprintError(f"unknown task kind {kind!r}")
+    src_arch = archs[0]
+    entries: list[Entry] = [Entry("source", "source", "source", "train", "train", arch=src_arch, seed=0,
+                                  params={"data": "owner", "epochs": ep, "lr": base_lr, **src_params})]
+    seed = iter(range(1000, 100000))
+
+    def family(prefix: str, role: str, fam: str, items: list[dict[str, Any]], held: bool = False) -> list[str]:
+        names = []
+        for i, (item, split) in enumerate(zip(items, _assign(len(items), held))):
+            name = f"{prefix}{fam}-{i}"
+            if callable(item.get("parent")):  # a negative's variant comes from a negative of the same split
+                item = {**item, "parent": item["parent"](i, split)}
+            entries.append(Entry(name, role, f"neg {fam}" if prefix else fam, split, seed=next(seed), **item))
+            names.append(name)
+        return names
+
+    def rep(xs: list[Any], n: int) -> list[Any]:
+        return [xs[i % len(xs)] for i in range(n)]
+
+    def derived_menu(prefix: str, role: str, parents: list[Entry]) -> None:
+        """The obfuscation menu applied to ``parents``: round-robin over those of the variant's
+        own split (the source for positives), so no test model derives from a training one
+        other than the source itself."""
+        def par(n: int) -> list[Any]:
+            def pick(i: int, split: str) -> str:
+                pool = [p for p in parents if p.split == split or p.role == "source"] or parents
+                return pool[i % len(pool)].name
+            return [pick] * n
+        ft = lambda lr, layers, head: {"lr": lr, "epochs": ft_epochs, "layers": layers, "head": head}  # noqa: E731
+        family(prefix, role, "ftal", [dict(op="finetune", parent=p, params=ft(lr, "all", "keep")) for p, lr in zip(par(4 * s), rep(ft_lrs, 4 * s))])
+        family(prefix, role, "ftll", [dict(op="finetune", parent=p, params=ft(lr, "last", "keep")) for p, lr in zip(par(3 * s), rep(last_lrs, 3 * s))])
+        family(prefix, role, "rtll", [dict(op="finetune", parent=p, params=ft(lr, "last", "reinit")) for p, lr in zip(par(3 * s), rep(last_lrs, 3 * s))])
+        family(prefix, role, "rtal", [dict(op="finetune", parent=p, params=ft(lr, "all", "reinit")) for p, lr in zip(par(3 * s), rep(ft_lrs, 3 * s))])
+        family(prefix, role, "prune", [dict(op="prune", parent=p, params={"rate": r}) for p, r in zip(par(4 * s), rep([0.3, 0.6, 0.5, 0.8], 4 * s))])
+        family(prefix, role, "noise", [dict(op="noise", parent=p, params={"scale": r}) for p, r in zip(par(4 * s), rep([0.05, 0.1, 0.02, 0.2], 4 * s))])
+        family(prefix, role, "distill-same", [dict(op="distill", parent=p, arch=src_arch, params={"epochs": max(2, ep), "lr": base_lr}) for p in par(3 * s)])
+        family(prefix, role, "distill-other", [dict(op="distill", parent=p, arch=other[0], params={"epochs": max(2, ep), "lr": base_lr}) for p in par(3 * s)])
+        for fam, mode, kw in outputs:
+            family(prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in par(3 * s)])
+        # held out: only in test
+        family(prefix, role, "quantize", [dict(op="quantize", parent=p, params={"bits": b}) for p, b in zip(par(2 * s), rep([8, 4], 2 * s))], held=True)
+        family(prefix, role, "prune+ft", [dict(op="compose", parent=p, params={"steps": [{"op": "prune", "params": {"rate": 0.5}},
+                                               {"op": "finetune", "params": ft(ft_lrs[0], "all", "keep")}]}) for p in par(2 * s)], held=True)
+        for fam, mode, kw in held_outputs:
+            family(prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in par(3 * s)], held=True)
+
+    derived_menu("", "positive", [entries[0]])
+    train = lambda arch, data: dict(op="train", arch=arch, params={"data": data, "epochs": ep, "lr": base_lr})  # noqa: E731
+    negs: list[str] = family("", "negative", "indep-seed", [train(src_arch, "owner") for _ in range(6 * s)])
+    negs += family("", "negative", "indep-data", [train(src_arch, "thief") for _ in range(3 * s)])
+    for a in other:
+        negs += family("", "negative", f"indep-{a}", [train(a, "owner") for _ in range(3 * s)])
+    family("", "negative", f"indep-{held_arch}", [train(held_arch, "owner") for _ in range(3 * s)], held=True)
+    # the negatives' own obfuscated variants, from independent models in train/val/test alike
+    derived_menu("neg:", "negative", [e for e in entries if e.name in set(negs)])
+    # the fresh panel: never trained on, validated on or tested
+    panel = [train(a, d) for a, d in [(src_arch, "owner")] * 4 + [(src_arch, "thief")] + [(a, "owner") for a in other + [held_arch]]]
+    for i, item in enumerate(panel * s):
+        entries.append(Entry(f"panel-{i}", "panel", "panel " + str(item["arch"]), "panel", seed=next(seed), **item))
+    task = {"kind": kind, **prof.task_sizes.get(kind, {})}
+    m = Manifest(task, entries, profile)
+    m.validate(f"default {kind} manifest")
+    return m

@@ -1,0 +1,512 @@
+"""The three task kinds MetaV covers, on real data that installs offline.
+
+A :class:`Task` is everything the MetaV loop needs to know about a task and nothing about its
+models' internals (the point of MetaV: models need only share input and output shapes):
+
+* the data, split into the **owner**'s training set, the **thief**'s own data (fine-tuning,
+  distillation queries) and a **test** set (the "same mistakes" baseline);
+* the architecture families (``arch`` names → registered models), how to train one from scratch,
+  continue training (fine-tuning), and distil one model into another;
+* how to read a model's outputs (:meth:`Task.outputs`) and normalise them for the verifier
+  (:meth:`Task.normalise`): probabilities for classifiers (a softmax, unless the outputs already
+  are a distribution: label-only and top-k APIs return one), standardised values for regression
+  and generation, with the mean and standard deviation of the *source*'s outputs on real inputs,
+  so that an output scale (a temperature, a unit) is not a cue;
+* the valid input domain ``[lo, hi]`` (per element) in which the learned fingerprint stays, and
+  how to draw its starting points (real samples; latent codes for a generator);
+* the output obfuscations an API can apply (label-only, top-k, rounding).
+
+Kinds and data:
+
+=================  =========================================  =====================================
+kind               data                                        model: inputs → outputs
+=================  =========================================  =====================================
+``classification`` Fashion-MNIST (IDX files)                   image [1,28,28] → 10 logits
+``regression``     scikit-learn's diabetes (ships with it)     10 standardised features → 1 value
+``generation``     Fashion-MNIST, a VAE                        latent code [8] → image [1,28,28]
+=================  =========================================  =====================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from freqprint.data import ArrayDataset, load_dataset
+from freqprint.errors import FreqprintError
+from freqprint.models import create_model
+from freqprint.training import TrainConfig, train
+
+__all__ = ["ClassificationTask", "GenerationTask", "RegressionTask", "Task", "TaskData", "create_task", "TASK_KINDS"]
+
+Outputs = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TaskData:
+    """The owner's training data, the thief's own data, and a test set (disjoint)."""
+
+    owner: ArrayDataset
+    thief: ArrayDataset
+    test: ArrayDataset
+
+
+def _split(ds: ArrayDataset, owner: int, thief: int, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+    if owner + thief > len(ds):
+        raise FreqprintError(f"{ds.name}: asked for {owner} + {thief} samples, it has {len(ds)}")
+    idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+    a, b = idx[:owner], idx[owner:owner + thief]
+    return (ArrayDataset(ds.images[a], ds.labels[a], ds.classes, ds.name, dict(ds.meta, part="owner")),
+            ArrayDataset(ds.images[b], ds.labels[b], ds.classes, ds.name, dict(ds.meta, part="thief")))
+
+
+def _straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """``hard`` in the forward pass, the gradient of ``soft`` in the backward pass."""
+    return soft + (hard - soft).detach()
+
+
+@dataclass
+class Task:
+    """Base class; see the module docstring.  ``sizes`` are sample counts (owner, thief, test)."""
+
+    owner_size: int = 2000
+    thief_size: int = 1000
+    test_size: int = 1000
+    root: str | None = None
+    device: str = "cpu"  # where models train (`--device cuda`); trained models come back to the CPU
+    kind = "task"
+    dataset = ""
+    archs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    _stats: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    # -- data and models ------------------------------------------------------------------
+    def load(self) -> TaskData:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def recipe(self, arch: str) -> dict[str, Any]:
+        """The freqprint recipe (``checkpoint.build_from_recipe``) of an architecture family."""
+        if arch not in self.archs:
+            raise FreqprintError(f"{self.kind}: unknown architecture {arch!r}; known: {', '.join(self.archs)}")
+        model, kwargs = self.archs[arch]
+        return {"model": model, "kwargs": dict(kwargs), "input_shape": list(self.input_shape), "task": self.kind}
+
+    def build(self, arch: str, seed: int) -> tuple[nn.Module, dict[str, Any]]:
+        recipe = self.recipe(arch)
+        torch.manual_seed(seed)
+        return create_model(recipe["model"], **recipe["kwargs"]), recipe
+
+    def fit(self, model: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, layers: str = "all",
+            criterion: Any = None, drop: float | None = None) -> nn.Module:
+        """Train ``model`` in place from its current weights (from scratch, or fine-tuning);
+        ``layers="last"`` trains the output layer only, ``drop`` divides the lr by 10 after that
+        share of the epochs, ``criterion`` replaces the task's loss."""
+        raise NotImplementedError  # pragma: no cover
+
+    def distill(self, teacher: Outputs, student: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int) -> nn.Module:
+        """Train ``student`` to reproduce ``teacher``'s outputs on the thief's inputs (labels unused)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def head(self, model: nn.Module) -> nn.Module:
+        """The output layer (re-initialised by RTLL / RTAL, the only one trained by FTLL / RTLL)."""
+        from freqprint.loss import find_head
+
+        return model.get_submodule(find_head(model))
+
+    # -- what the verifier sees -----------------------------------------------------------
+    @property
+    def output_dim(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of :meth:`normalise`'s output per query (``output_dim`` unless it pools)."""
+        return self.output_dim
+
+    def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A model's raw outputs ``[B, output_dim]``."""
+        return torch.flatten(model(x), 1)
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self._stats = (mean.detach().reshape(-1), std.detach().reshape(-1).clamp_min(1e-6))
+
+    def fit_stats(self, source: Outputs, data: ArrayDataset) -> None:
+        """Mean and std of the source's outputs on real inputs (regression, generation)."""
+        with torch.no_grad():
+            out = torch.flatten(source(self.real_inputs(data, 512, seed=0)), 1)
+        self.set_stats(out.mean(0), out.std(0))
+
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw outputs ``[B, d]`` → the verifier's features ``[B, d']`` (see the module docstring)."""
+        if self._stats is None:
+            raise FreqprintError("normalise: the task's output statistics are not set (fit_stats)")
+        mean, std = self._stats
+        return (raw - mean) / std
+
+    def obfuscate(self, raw: torch.Tensor, mode: str, **params: Any) -> torch.Tensor:
+        """What an API that hides part of its outputs returns (differentiable straight-through)."""
+        if mode == "round":
+            step = float(params.get("step", 0.1))
+            return _straight_through(torch.round(raw / step) * step, raw)
+        raise FreqprintError(f"{self.kind}: unknown output obfuscation {mode!r}")
+
+    # -- the fingerprint's domain -----------------------------------------------------------
+    def domain(self, data: ArrayDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(self.input_shape), torch.ones(self.input_shape)
+
+    def real_inputs(self, data: ArrayDataset, n: int, seed: int) -> torch.Tensor:
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+        return data.images[idx].float()
+
+    def init_inputs(self, data: ArrayDataset, n: int, seed: int) -> torch.Tensor:
+        """The fingerprint's starting points: ``n`` real samples of the owner's data."""
+        return self.real_inputs(data, n, seed)
+
+    def augment(self, x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
+        """A random input transformation (EOT): Gaussian noise of ``strength`` × the domain width."""
+        return x + strength * torch.randn(x.shape, generator=g)
+
+    # -- the "same mistakes" floor ------------------------------------------------------------
+    def agreement(self, source: Outputs, suspect: Outputs, data: ArrayDataset) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        """JSON-able description (goes into a claim artefact)."""
+        return {"kind": self.kind, "dataset": self.dataset, "input_shape": list(self.input_shape), "output_dim": self.output_dim,
+                "feature_dim": self.feature_dim,
+                "owner_size": self.owner_size, "thief_size": self.thief_size, "test_size": self.test_size}
+
+
+def _train_cfg(epochs: int, lr: float, seed: int, optimizer: str, batch: int, drop: float | None = None,
+               device: str = "cpu") -> TrainConfig:
+    return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, lr_drop_at=drop, seed=seed, batch_size=batch, device=device,
+                       weight_decay=0.0 if optimizer == "adam" else 5e-4)
+
+
+def _freeze_all_but(model: nn.Module, head: nn.Module) -> list[nn.Parameter]:
+    head = set(map(id, head.parameters()))
+    frozen = [p for p in model.parameters() if id(p) not in head]
+    for p in frozen:
+        p.requires_grad_(False)
+    return frozen
+
+
+@dataclass
+class ClassificationTask(Task):
+    """Fashion-MNIST classifiers: ``image [1,28,28] → 10 logits``."""
+
+    owner_size: int = 8000
+    thief_size: int = 4000
+    test_size: int = 2000
+    kind = "classification"
+    dataset = "fashion-mnist"
+    num_classes: int = 10
+    image_shape: tuple[int, ...] = (1, 28, 28)
+
+    def __post_init__(self) -> None:
+        self.archs = {
+            "cnn": ("smallcnn", {"num_classes": 10, "width": 16}),
+            "cnn-wide": ("smallcnn", {"num_classes": 10, "width": 24}),
+            "mlp": ("mlp", {"num_classes": 10, "hidden": 128}),
+            "lenet": ("lenet", {"num_classes": 10}),
+        }
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.image_shape)
+
+    @property
+    def output_dim(self) -> int:
+        return self.num_classes
+
+    def load(self) -> TaskData:
+        train_set = load_dataset("fashion-mnist", "train", root=self.root)
+        owner, thief = _split(train_set, self.owner_size, self.thief_size)
+        return TaskData(owner, thief, load_dataset("fashion-mnist", "test", root=self.root).subset(self.test_size, seed=1))
+
+    def fit(self, model: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, layers: str = "all",
+            criterion: Any = None, drop: float | None = None) -> nn.Module:
+        frozen = _freeze_all_but(model, self.head(model)) if layers == "last" else []
+        cfg = _train_cfg(epochs, lr, seed, "sgd", 64, drop, self.device)
+        cfg.output_classes = self.num_classes
+        train(model, data, cfg, criterion=criterion, progress=False, description="train")
+        for p in frozen:
+            p.requires_grad_(True)
+        return model.cpu().eval()
+
+    def distill(self, teacher: Outputs, student: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int,
+                temperature: float = 4.0) -> nn.Module:
+        n, t = self.num_classes, temperature
+
+        def kd(net: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            with torch.no_grad():  # the teacher is a black box on the CPU
+                soft = self.probabilities(teacher(x.cpu()), t).to(x.device)
+            loss = F.kl_div(F.log_softmax(net(x)[:, :n] / t, 1), soft, reduction="batchmean") * t * t
+            return loss, {"kd": float(loss.detach())}
+
+        train(student, data, _train_cfg(epochs, lr, seed, "sgd", 128, device=self.device), criterion=kd, progress=False,
+              description="distill")
+        return student.cpu().eval()
+
+    def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model(x)[:, : self.num_classes]  # a fingerprinted model's pseudo class is not served
+
+    @staticmethod
+    def is_distribution(raw: torch.Tensor) -> bool:
+        return bool((raw >= 0).all()) and bool(torch.allclose(raw.sum(1), torch.ones(len(raw)), atol=1e-3))
+
+    def probabilities(self, raw: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Softmax of logits; outputs that already are distributions (an API's probabilities,
+        top-k, label-only one-hots) are kept as they are."""
+        return raw if self.is_distribution(raw.detach()) else F.softmax(raw / temperature, 1)
+
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        return self.probabilities(raw)
+
+    def fit_stats(self, source: Outputs, data: ArrayDataset) -> None:
+        return None  # probabilities need no statistics
+
+    def obfuscate(self, raw: torch.Tensor, mode: str, **params: Any) -> torch.Tensor:
+        p = self.probabilities(raw)
+        if mode == "label":
+            return _straight_through(F.one_hot(p.argmax(1), p.shape[1]).to(p), p)
+        if mode == "topk":
+            k = int(params.get("k", 3))
+            mask = torch.zeros_like(p).scatter_(1, p.topk(k, 1).indices, 1.0)
+            kept = p * mask
+            return kept / kept.sum(1, keepdim=True)
+        if mode == "round":
+            decimals = int(params.get("decimals", 1))
+            return _straight_through(torch.round(p * 10**decimals) / 10**decimals, p)
+        raise FreqprintError(f"classification: unknown output obfuscation {mode!r} (label, topk, round)")
+
+    def augment(self, x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
+        """Noise plus a random shift of up to one pixel (the images stay in [0, 1])."""
+        dx, dy = (int(v) for v in torch.randint(-1, 2, (2,), generator=g))
+        x = torch.roll(x, shifts=(dx, dy), dims=(2, 3))
+        return (x + strength * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+    def agreement(self, source: Outputs, suspect: Outputs, data: ArrayDataset) -> float:
+        """Share of the source's test *errors* on which the suspect makes the same wrong prediction."""
+        with torch.no_grad():
+            a = self.probabilities(source(data.images)).argmax(1)
+            b = self.probabilities(suspect(data.images)).argmax(1)
+        wrong = a != data.labels
+        return float((b[wrong] == a[wrong]).float().mean()) if bool(wrong.any()) else 0.0
+
+
+@dataclass
+class RegressionTask(Task):
+    """scikit-learn's diabetes data (442 patients, 10 features → disease progression), features and
+    target standardised: ``[10] → [1]``."""
+
+    owner_size: int = 220
+    thief_size: int = 122
+    test_size: int = 100
+    kind = "regression"
+    dataset = "sklearn-diabetes"
+
+    def __post_init__(self) -> None:
+        self.archs = {
+            "mlp": ("regmlp", {"hidden": 64, "depth": 2}),
+            "mlp-tanh": ("regmlp", {"hidden": 64, "depth": 2, "activation": "tanh"}),
+            "mlp-deep": ("regmlp", {"hidden": 32, "depth": 3}),
+            "mlp-wide": ("regmlp", {"hidden": 256, "depth": 1}),
+        }
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (10,)
+
+    @property
+    def output_dim(self) -> int:
+        return 1
+
+    def load(self) -> TaskData:
+        try:
+            from sklearn.datasets import load_diabetes
+        except ImportError:  # pragma: no cover - scikit-learn is a dependency
+            raise FreqprintError("the regression task needs scikit-learn (its diabetes data ships with it)") from None
+        d = load_diabetes()
+        x = torch.tensor((d.data - d.data.mean(0)) / d.data.std(0), dtype=torch.float32)
+        y = torch.tensor((d.target - d.target.mean()) / d.target.std(), dtype=torch.float32)
+        full = ArrayDataset(x, y, ["progression"], "sklearn-diabetes", {"source": "sklearn.datasets.load_diabetes"})
+        if self.owner_size + self.thief_size + self.test_size > len(full):
+            raise FreqprintError(f"diabetes has {len(full)} samples; owner + thief + test sizes exceed it")
+        rest, test = _split(full, len(full) - self.test_size, self.test_size, seed=0)
+        owner, thief = _split(rest, self.owner_size, self.thief_size, seed=1)
+        return TaskData(owner, thief, test)
+
+    def fit(self, model: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, layers: str = "all",
+            criterion: Any = None, drop: float | None = None) -> nn.Module:
+        def mse(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            loss = F.mse_loss(net(x).squeeze(1), y)
+            return loss, {"mse": float(loss.detach())}
+
+        frozen = _freeze_all_but(model, self.head(model)) if layers == "last" else []
+        train(model, data, _train_cfg(epochs, lr, seed, "adam", 32, drop, self.device), criterion=criterion or mse, progress=False)
+        for p in frozen:
+            p.requires_grad_(True)
+        return model.cpu().eval()
+
+    def distill(self, teacher: Outputs, student: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int) -> nn.Module:
+        """The student learns the teacher's answers on the thief's inputs, jittered (10× more queries)."""
+        g = torch.Generator().manual_seed(seed)
+        x = data.images.repeat(10, 1)
+        x = x + 0.1 * torch.randn(x.shape, generator=g)
+        with torch.no_grad():
+            y = torch.flatten(teacher(x), 1)[:, 0]
+        queries = ArrayDataset(x, y, data.classes, data.name + "-queries")
+        return self.fit(student, queries, max(1, epochs // 10), lr, seed)
+
+    def domain(self, data: ArrayDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        """The box spanned by the owner's data, per feature."""
+        return data.images.min(0).values, data.images.max(0).values
+
+    def augment(self, x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
+        return x + strength * torch.randn(x.shape, generator=g)
+
+    def agreement(self, source: Outputs, suspect: Outputs, data: ArrayDataset) -> float:
+        """Pearson correlation of the two models' residuals on the test set."""
+        with torch.no_grad():
+            ra = torch.flatten(source(data.images), 1)[:, 0] - data.labels
+            rb = torch.flatten(suspect(data.images), 1)[:, 0] - data.labels
+        return float(np.corrcoef(ra.numpy(), rb.numpy())[0, 1])
+
+
+@dataclass
+class GenerationTask(Task):
+    """VAE decoders trained on Fashion-MNIST: ``latent code [8] → image [1,28,28]``.
+
+    The verifier reads the images average-pooled 2×2 (196 values each) and standardised.  A
+    generator makes no "mistakes" against a target, so its floor baseline is plain output
+    agreement: the correlation of the two models' centred images on shared latent codes."""
+
+    owner_size: int = 8000
+    thief_size: int = 4000
+    test_size: int = 256
+    latent: int = 8
+    kind = "generation"
+    dataset = "fashion-mnist"
+
+    def __post_init__(self) -> None:
+        self.archs = {
+            "vae": ("vae", {"latent": self.latent, "hidden": 256}),
+            "vae-small": ("vae", {"latent": self.latent, "hidden": 128}),
+            "vae-conv": ("vae", {"latent": self.latent, "decoder": "conv"}),
+        }
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.latent,)
+
+    @property
+    def output_dim(self) -> int:
+        return 784
+
+    @property
+    def feature_dim(self) -> int:
+        return 196
+
+    def load(self) -> TaskData:
+        train_set = load_dataset("fashion-mnist", "train", root=self.root)
+        owner, thief = _split(train_set, self.owner_size, self.thief_size)
+        z = torch.randn(self.test_size, self.latent, generator=torch.Generator().manual_seed(7))
+        return TaskData(owner, thief, ArrayDataset(z, torch.zeros(len(z)), ["latent"], "latent-codes"))
+
+    def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(model(x), 1)
+
+    def head(self, model: nn.Module) -> nn.Module:
+        return [m for m in model.decoder.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]
+
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        img = raw.reshape(len(raw), 1, 28, 28)
+        return super().normalise(torch.flatten(F.avg_pool2d(img, 2), 1))
+
+    def fit_stats(self, source: Outputs, data: ArrayDataset) -> None:
+        with torch.no_grad():
+            z = torch.randn(512, self.latent, generator=torch.Generator().manual_seed(0))
+            out = torch.flatten(F.avg_pool2d(source(z).reshape(-1, 1, 28, 28), 2), 1)
+        m = out.mean()
+        self.set_stats(m.expand(out.shape[1]).clone(), out.std().expand(out.shape[1]).clone())
+
+    def fit(self, model: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, layers: str = "all",
+            criterion: Any = None, drop: float | None = None) -> nn.Module:
+        def elbo(net: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            loss = net.elbo(x)
+            return loss, {"elbo": float(loss.detach())}
+
+        frozen = []
+        if layers == "last":  # the decoder's last layer trains, and the encoder, which the output does not see
+            keep = set(map(id, self.head(model).parameters())) | set(map(id, model.encoder.parameters()))
+            frozen = [p for p in model.parameters() if id(p) not in keep]
+            for p in frozen:
+                p.requires_grad_(False)
+        train(model, data, _train_cfg(epochs, lr, seed, "adam", 128, drop, self.device), criterion=criterion or elbo, progress=False)
+        for p in frozen:
+            p.requires_grad_(True)
+        return model.cpu().eval()
+
+    def distill(self, teacher: Outputs, student: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int) -> nn.Module:
+        """The student decoder learns the teacher's images for random latent codes (the encoder is unused)."""
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(len(data), self.latent, generator=g)
+        with torch.no_grad():
+            target = torch.cat([teacher(z[i:i + 512]) for i in range(0, len(z), 512)])
+
+        def match(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            loss = F.binary_cross_entropy(net(x).flatten(1), y.flatten(1))
+            return loss, {"bce": float(loss.detach())}
+
+        queries = ArrayDataset(z, target, ["image"], "latent-queries")
+        train(student, queries, _train_cfg(epochs, lr, seed, "adam", 128, device=self.device), criterion=match, progress=False)
+        return student.cpu().eval()
+
+    def obfuscate(self, raw: torch.Tensor, mode: str, **params: Any) -> torch.Tensor:
+        if mode == "round":  # images served with 2^bits grey levels
+            levels = 2 ** int(params.get("bits", 4)) - 1
+            return _straight_through(torch.round(raw * levels) / levels, raw)
+        raise FreqprintError(f"generation: unknown output obfuscation {mode!r} (round)")
+
+    def domain(self, data: ArrayDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.full(self.input_shape, -3.0), torch.full(self.input_shape, 3.0)
+
+    def init_inputs(self, data: ArrayDataset, n: int, seed: int) -> torch.Tensor:
+        """Latent codes drawn from the prior N(0, I)."""
+        return torch.randn(n, self.latent, generator=torch.Generator().manual_seed(seed)).clamp(-2.9, 2.9)
+
+    def real_inputs(self, data: ArrayDataset, n: int, seed: int) -> torch.Tensor:
+        return self.init_inputs(data, n, seed)
+
+    def augment(self, x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
+        return x + strength * 6.0 * torch.randn(x.shape, generator=g)
+
+    def agreement(self, source: Outputs, suspect: Outputs, data: ArrayDataset) -> float:
+        with torch.no_grad():
+            a = torch.flatten(source(data.images), 1)
+            b = torch.flatten(suspect(data.images), 1)
+        a, b = a - a.mean(0), b - b.mean(0)
+        return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+TASK_KINDS: dict[str, type[Task]] = {"classification": ClassificationTask, "regression": RegressionTask,
+                                     "generation": GenerationTask}
+
+
+def create_task(kind: str, **kwargs: Any) -> Task:
+    if kind not in TASK_KINDS:
+        raise FreqprintError(f"unknown task kind {kind!r}; known: {', '.join(TASK_KINDS)}")
+    try:
+        return TASK_KINDS[kind](**kwargs)
+    except TypeError as e:
+        raise FreqprintError(f"task {kind!r}: {e}") from None
+

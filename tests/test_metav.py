@@ -1,0 +1,256 @@
+"""MetaV (issue 9): ensembles from manifests, the verifier on a tiny task of each kind, the claim
+artefact's commitment, callable (black-box) suspects, the CLI and the tracing Method."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from freqprint.errors import FreqprintError
+from freqprint.metav import (
+    Entry, Manifest, MetaVConfig, build_ensemble, calibrate_threshold, default_manifest, fit_metav, load_claim, panel_check,
+    save_claim,
+)
+from freqprint.metav.metrics import aruc, per_family, score_metrics
+
+SIZES = {"classification": {"owner_size": 1500, "thief_size": 600, "test_size": 300},
+         "regression": {},
+         "generation": {"owner_size": 1500, "thief_size": 600, "test_size": 64}}
+EPOCHS = {"classification": 2, "regression": 25, "generation": 10}
+LR = {"classification": 0.05, "regression": 0.003, "generation": 0.002}
+ARCH = {"classification": ("cnn", "mlp"), "regression": ("mlp", "mlp-tanh"), "generation": ("vae", "vae-small")}
+
+
+def tiny_manifest(kind: str) -> Manifest:
+    """source; derived: fine-tuned, pruned, noised (train), fine-tuned (val), fine-tuned at
+    another lr + noise (test); independent: seeds and another architecture (train, val, test)."""
+    ep, lr, (a, b) = EPOCHS[kind], LR[kind], ARCH[kind]
+    tr = lambda arch, data="owner": dict(op="train", arch=arch, params={"data": data, "epochs": ep, "lr": lr})  # noqa: E731
+    ft = lambda f: {"lr": lr * f, "epochs": max(1, ep // 2)}  # noqa: E731
+    e = [Entry("source", "source", "source", "train", **tr(a), seed=0),
+         Entry("ft-a", "positive", "ftal", "train", "finetune", "source", seed=1, params=ft(0.2)),
+         Entry("prune", "positive", "prune", "train", "prune", "source", seed=2, params={"rate": 0.3}),
+         Entry("noise", "positive", "noise", "train", "noise", "source", seed=3, params={"scale": 0.05}),
+         Entry("ft-b", "positive", "ftal", "val", "finetune", "source", seed=4, params=ft(0.1)),
+         Entry("ft-test", "positive", "ftal", "test", "compose", "source", seed=5,
+               params={"steps": [{"op": "finetune", "params": ft(0.3)}, {"op": "noise", "params": {"scale": 0.03}}]})]
+    e += [Entry(f"ind-{i}", "negative", "indep", "train", **tr(a), seed=10 + i) for i in range(6)]
+    e += [Entry("ind-other", "negative", "indep-other", "train", **tr(b), seed=20),
+          Entry("ind-prune", "negative", "neg prune", "train", "prune", "ind-0", seed=21, params={"rate": 0.3}),
+          Entry("ind-val", "negative", "indep", "val", **tr(a), seed=30),
+          Entry("ind-test", "negative", "indep", "test", **tr(a), seed=40),
+          Entry("panel-0", "panel", "panel", "panel", **tr(a, "thief"), seed=50)]
+    return Manifest({"kind": kind, **SIZES[kind]}, e, "test")
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    """One trained MetaV per task kind (cached ensembles, 80 joint steps each)."""
+    cache = tmp_path_factory.mktemp("metav-cache")
+    out = {}
+    for kind in ("classification", "regression", "generation"):
+        ens = build_ensemble(tiny_manifest(kind), cache)
+        lo, hi = ens.task.domain(ens.data.owner)
+        cfg = MetaVConfig(n_inputs=16, steps=80, eval_every=20, augment=0.01)
+        mv = fit_metav(ens.task, [(m.query, m.label) for m in ens.split("train")], [(m.query, m.label) for m in ens.split("val")],
+                       ens.task.init_inputs(ens.data.owner, 16, 0), (lo, hi), cfg)
+        out[kind] = (ens, mv)
+    return out
+
+
+def test_aruc_is_the_overlap_of_robustness_and_uniqueness():
+    assert aruc([1.0, 1.0], [0.0, 0.0]) == pytest.approx(1.0)
+    assert aruc([0.6, 0.6], [0.4, 0.4]) == pytest.approx(0.2)  # TPR = TNR = 1 at 0.5, but a narrow margin
+    assert aruc([0.4], [0.6]) == pytest.approx(0.0)
+    m = score_metrics([0.6, 0.9], [0.4, 0.1], threshold=0.5)
+    assert m["roc_auc"] == 1.0 and m["tpr"] == 1.0 and m["tnr"] == 1.0
+    # λ: the gap's midpoint when validation separates, else Youden's cut
+    assert calibrate_threshold([0.8, 0.9], [0.1, 0.3]) == pytest.approx(0.55)
+    assert calibrate_threshold([0.2, 0.25, 0.9], [0.1, 0.3]) == pytest.approx(0.6)  # no validation false positive
+    assert calibrate_threshold([0.2, 0.25, 0.9], [0.1, 0.3], "youden") == pytest.approx(0.15)  # max TPR + TNR
+    fam = per_family([0.9, 0.2, 0.1], [1, 1, 0], ["ft", "ft", "ind"], 0.5)
+    assert fam[0] == {"family": "ft", "label": 1, "n": 2, "correct": 1, "rate": 0.5, "min": 0.2, "max": 0.9}
+
+
+def test_manifests_validate_roles_parents_and_splits(tmp_path):
+    for kind in ("classification", "regression", "generation"):
+        m = default_manifest(kind, "quick")
+        splits = {e.split for e in m.entries}
+        assert splits == {"train", "val", "test", "panel"}
+        fams = lambda s: {e.family for e in m.entries if e.split == s}  # noqa: E731
+        held = fams("test") - fams("train") - fams("val")
+        assert any(not f.startswith(("neg ", "indep-")) for f in held), "an attack family must appear only in test"
+        assert any(f.startswith("indep-") for f in held), "an architecture family must appear only in test"
+        p = m.save(tmp_path / f"{kind}.json")
+        assert Manifest.load(p).sha256() == m.sha256()
+    d = tiny_manifest("regression").to_dict()
+    bad = json.loads(json.dumps(d))
+    bad["entries"][1]["parent"] = "ind-0"  # a "positive" that does not descend from the source
+    bad["entries"].insert(0, bad["entries"].pop(next(i for i, e in enumerate(bad["entries"]) if e["name"] == "ind-0")))
+    with pytest.raises(FreqprintError, match="must descend from the source"):
+        Manifest.from_dict(bad)
+    bad = json.loads(json.dumps(d))
+    bad["entries"][1]["parent"] = "nowhere"
+    with pytest.raises(FreqprintError, match="not an earlier entry"):
+        Manifest.from_dict(bad)
+    bad = json.loads(json.dumps(d))
+    bad["entries"][-1]["split"] = "test"
+    with pytest.raises(FreqprintError, match="panel"):
+        Manifest.from_dict(bad)
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(FreqprintError, match="not a JSON manifest"):
+        Manifest.load(tmp_path / "junk.json")
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression", "generation"])
+def test_the_verifier_separates_a_derived_from_an_independent_model(fitted, kind):
+    ens, mv = fitted[kind]
+    derived = next(m for m in ens.split("test") if m.label == 1)
+    indep = next(m for m in ens.split("test") if m.label == 0)
+    sd, si = mv.score(derived.query), mv.score(indep.query)
+    assert 0.0 < mv.threshold < 1.0
+    assert sd >= mv.threshold > si, (kind, sd, si, mv.threshold)
+    # the fingerprint stayed inside the task's valid input domain
+    lo, hi = ens.task.domain(ens.data.owner)
+    assert bool((mv.inputs >= lo - 1e-6).all()) and bool((mv.inputs <= hi + 1e-6).all())
+
+
+def test_a_callable_suspect_works_like_the_model(fitted):
+    ens, mv = fitted["classification"]
+    model = next(m for m in ens.split("test") if m.label == 1).model
+
+    def api(x):  # what an HTTP client would return: a list of probability lists
+        with torch.no_grad():
+            return torch.softmax(model(x)[:, :10], 1).numpy().tolist()
+
+    assert mv.score(api) == pytest.approx(mv.score(model), abs=1e-5)
+    with pytest.raises(FreqprintError, match="expects"):
+        mv.score(lambda x: np.zeros((len(x), 3)))
+    with pytest.raises(FreqprintError, match="NaN"):
+        mv.score(lambda x: torch.full((len(x), 10), float("nan")))
+    with pytest.raises(FreqprintError, match="a model or a callable"):
+        mv.score(42)
+
+
+def test_the_claim_artefact_round_trips_and_its_commitment_detects_tampering(fitted, tmp_path):
+    ens, mv = fitted["regression"]
+    path = tmp_path / "claim.safetensors"
+    commitment = save_claim(mv, path, ens.manifest.to_dict(), ens.hashes)
+    mv2, meta = load_claim(path)
+    assert meta["commitment"] == commitment and mv2.threshold == mv.threshold
+    for m in ens.members[:5]:
+        assert mv2.score(m.query) == pytest.approx(mv.score(m.query), abs=1e-6)
+    rep = panel_check(mv2, [m.query for m in ens.split("panel")])
+    assert rep.n == 1 and rep.fpr_upper95 >= 0.95  # one model bounds nothing
+
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    claim = json.loads(header["__metadata__"]["freqprint.metav"])
+
+    def write(h: dict, body: bytes, name: str) -> Path:
+        enc = json.dumps(h).encode()
+        enc += b" " * (-len(enc) % 8)
+        p = tmp_path / name
+        p.write_bytes(struct.pack("<Q", len(enc)) + enc + body)
+        return p
+
+    forged = dict(claim, threshold=0.01)  # lower λ: flag more suspects
+    h = dict(header, __metadata__={"freqprint.metav": json.dumps(forged)})
+    with pytest.raises(FreqprintError, match="altered"):
+        load_claim(write(h, raw[8 + n:], "forged-threshold.safetensors"))
+    body = bytearray(raw[8 + n:])
+    off = header["inputs"]["data_offsets"][0]
+    body[off:off + 4] = struct.pack("<f", 0.123)  # one fingerprint input changed
+    with pytest.raises(FreqprintError, match="altered"):
+        load_claim(write(header, bytes(body), "forged-inputs.safetensors"))
+    (tmp_path / "cut.safetensors").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(FreqprintError):
+        load_claim(tmp_path / "cut.safetensors")
+
+
+def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
+    ens, mv = fitted["generation"]
+    from freqprint.checkpoint import save_model
+
+    claim = tmp_path / "gen.safetensors"
+    save_claim(mv, claim, ens.manifest.to_dict(), ens.hashes)
+    derived = next(m for m in ens.split("test") if m.label == 1)
+    indep = next(m for m in ens.split("test") if m.label == 0)
+    paths = {}
+    for m in (derived, indep):
+        paths[m.name] = save_model(m.model, tmp_path / f"{m.name}.safetensors", {"model": "vae", "kwargs": {"latent": 8, "hidden": 256}})
+    cli = [sys.executable, "-m", "freqprint.cli"]
+    r = subprocess.run(cli + ["metav", "verify", str(claim), str(paths[derived.name])], capture_output=True, text=True)
+    assert r.returncode == 0 and "DERIVED" in r.stdout, r.stderr
+    r = subprocess.run(cli + ["metav", "verify", str(claim), str(paths[indep.name]), "--json"], capture_output=True, text=True)
+    assert r.returncode == 1 and json.loads(r.stdout)["suspects"][0]["derived"] is False
+    r = subprocess.run(cli + ["metav", "verify", str(claim), "--panel", str(tmp_path / f"{indep.name}.safetensors")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "panel: 0 of 1" in r.stdout
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    for args in (["metav", "verify", str(tmp_path / "bad.safetensors"), "x"], ["metav", "build", "--task", "speech", "--dry-run"],
+                 ["metav", "verify", str(claim), str(tmp_path / "missing.safetensors")]):
+        r = subprocess.run(cli + args, capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    r = subprocess.run(cli + ["metav", "build", "--task", "regression", "--profile", "tiny", "--dry-run", "--write-manifest",
+                              str(tmp_path / "m.json")], capture_output=True, text=True)
+    assert r.returncode == 0 and Manifest.load(tmp_path / "m.json").task["kind"] == "regression"
+
+
+def test_metav_is_a_tracing_method():
+    from freqprint.evaluation import Method, create_methods
+
+    (m,) = create_methods("metav(steps=10, negatives=2)")
+    assert isinstance(m, Method) and not m.embeds and m.steps == 10 and m.fixed_thresholds == {"metav_margin": 0.0}
+
+
+def test_metav_method_extracts_and_scores_on_small_models():
+    from freqprint.data import load_dataset
+    from freqprint.method import MethodContext
+    from freqprint.metav.method import MetaVMethod
+    from freqprint.models import create_model
+    from freqprint.training import TrainConfig, train
+
+    data = load_dataset("fashion-mnist", "train").subset(1200, seed=3)
+    torch.manual_seed(0)
+    src = create_model("smallcnn", width=8)
+    train(src, data, TrainConfig(epochs=2, lr=0.05, seed=0), progress=False)
+    m = MetaVMethod(n_inputs=8, steps=30, negatives=4, data_limit=800)
+    ev = m.extract(src.eval(), MethodContext("s", 10, data))
+    s = m.score(ev, src)
+    assert np.isfinite(s["metav_margin"]) and 0 <= s["metav_score"] <= 1
+
+
+def test_a_hostile_claim_with_a_valid_commitment_is_refused_before_allocating(fitted, tmp_path):
+    """Anyone can recompute a commitment: the fields must be checked on their own."""
+    from safetensors.torch import save_file
+
+    from freqprint.metav.claim import META_KEY, _commitment
+
+    ens, mv = fitted["regression"]
+    path = tmp_path / "c.safetensors"
+    save_claim(mv, path)
+    _, meta = load_claim(path)
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    body = {k: v for k, v in meta.items() if k != "commitment"}
+    cases = {
+        "huge layer": dict(body, verifier=dict(body["verifier"], hidden=[65536, 65536])),
+        "bad threshold": dict(body, threshold=float("inf")),
+        "bad config": dict(body, config=dict(body["config"], hidden="abc")),
+        "bad task": dict(body, task=dict(body["task"], kind="speech")),
+    }
+    for name, m in cases.items():
+        p = tmp_path / f"{name}.safetensors"
+        save_file(tensors, str(p), metadata={META_KEY: json.dumps({**m, "commitment": _commitment(m, tensors)})})
+        with pytest.raises(FreqprintError):
+            load_claim(p)
