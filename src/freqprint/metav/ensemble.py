@@ -453,6 +453,21 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
                 pool = [p for p in parents if p.split == split or p.role == "source"] or parents
                 return pool[i % len(pool)].name
             return [pick] * n
+
+        def served(n: int) -> list[Any]:
+            """Parents of an API entry: the models of this role and split made so far (the source
+            too, for positives), so no two API suspects are the same model behind the same API."""
+            used: set[str] = set()
+
+            def pick(i: int, split: str) -> str:
+                pool = [e.name for e in entries if e.op != "output"
+                        and ((e.role == "source" and role == "positive") or (e.role == role and e.split == split))]
+                start = (i * 7) % len(pool)
+                order = pool[start:] + pool[:start]
+                name = next((x for x in order if x not in used), order[0])
+                used.add(name)
+                return name
+            return [pick] * n
         ft = lambda lr, layers, head: {"lr": lr, "epochs": ft_epochs, "layers": layers, "head": head}  # noqa: E731
         family(prefix, role, "ftal", [dict(op="finetune", parent=p, params=ft(lr, "all", "keep")) for p, lr in zip(par(4 * s), rep(ft_lrs, 4 * s))])
         family(prefix, role, "ftll", [dict(op="finetune", parent=p, params=ft(lr, "last", "keep")) for p, lr in zip(par(3 * s), rep(last_lrs, 3 * s))])
@@ -463,13 +478,13 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
         family(prefix, role, "distill-same", [dict(op="distill", parent=p, arch=src_arch, params={"epochs": max(2, ep), "lr": base_lr}) for p in par(3 * s)])
         family(prefix, role, "distill-other", [dict(op="distill", parent=p, arch=other[0], params={"epochs": max(2, ep), "lr": base_lr}) for p in par(3 * s)])
         for fam, mode, kw in outputs:
-            family(prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in par(3 * s)])
+            family(prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in served(3 * s)])
         # held out: only in test
         family(prefix, role, "quantize", [dict(op="quantize", parent=p, params={"bits": b}) for p, b in zip(par(2 * s), rep([8, 4], 2 * s))], held=True)
         family(prefix, role, "prune+ft", [dict(op="compose", parent=p, params={"steps": [{"op": "prune", "params": {"rate": 0.5}},
                                                {"op": "finetune", "params": ft(ft_lrs[0], "all", "keep")}]}) for p in par(2 * s)], held=True)
         for fam, mode, kw in held_outputs:
-            family(prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in par(3 * s)], held=True)
+            family(prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in served(3 * s)], held=True)
 
     derived_menu("", "positive", [entries[0]])
     train = lambda arch, data: dict(op="train", arch=arch, params={"data": data, "epochs": ep, "lr": base_lr})  # noqa: E731
