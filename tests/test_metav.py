@@ -62,6 +62,7 @@ def fitted(tmp_path_factory):
         mv = fit_metav(ens.task, [(m.query, m.label) for m in ens.split("train")], [(m.query, m.label) for m in ens.split("val")],
                        ens.task.init_inputs(ens.data.owner, 16, 0), (lo, hi), cfg)
         out[kind] = (ens, mv)
+    out["cache"] = cache
     return out
 
 
@@ -203,6 +204,13 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
     r = subprocess.run(cli + ["metav", "build", "--task", "regression", "--profile", "tiny", "--dry-run", "--write-manifest",
                               str(tmp_path / "m.json")], capture_output=True, text=True)
     assert r.returncode == 0 and Manifest.load(tmp_path / "m.json").task["kind"] == "regression"
+    # train from a manifest file (its models come from the fixture's cache), then verify with the claim
+    tiny_manifest("regression").save(tmp_path / "reg.json")
+    r = subprocess.run(cli + ["metav", "train", "--manifest", str(tmp_path / "reg.json"), "--cache", str(fitted["cache"]),
+                              "--steps", "40", "--inputs", "8", "--out", str(tmp_path / "reg.metav")], capture_output=True, text=True)
+    assert r.returncode == 0 and "commitment" in r.stdout, r.stderr
+    mv_reg, meta = load_claim(tmp_path / "reg.metav")
+    assert len(mv_reg.inputs) == 8 and meta["manifest"]["task"]["kind"] == "regression" and 0 < mv_reg.threshold < 1
 
 
 def test_metav_is_a_tracing_method():

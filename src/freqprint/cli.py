@@ -542,7 +542,6 @@ def metav_train_cmd(
 
     from freqprint.metav import build_ensemble, fit_metav, save_claim
     from freqprint.metav.bench import metav_configs
-    from freqprint.metav.metrics import aruc
 
     m = _metav_manifest(manifest, task, profile)
     kind = m.task["kind"]
@@ -557,14 +556,14 @@ def metav_train_cmd(
     mv = fit_metav(ens.task, [(x.query, x.label) for x in t], [(x.query, x.label) for x in v],
                    ens.task.init_inputs(ens.data.owner, cfg.n_inputs, cfg.seed), (lo, hi), cfg, log=_log)
     commitment = save_claim(mv, out, m.to_dict(), ens.hashes)
-    sv = [(mv.score(x.query), x.label) for x in v]
-    a = aruc([s for s, y in sv if y], [s for s, y in sv if not y])
+    best = mv.history[-1]["best_step"]
+    a = next(h["val_aruc"] for h in mv.history if h.get("step") == best)
     out_console.print(f"claim written: {out}\n  task {kind}, N = {len(mv.inputs)}, λ = {mv.threshold:.4f} (calibrated on {len(v)} "
                       f"validation models; their ARUC {a:.3f})\n  commitment {commitment}\n"
                       "  publish the commitment now: it is what dates the claim", markup=False, highlight=False)
 
 
-def _metav_suspect(spec: str, mv):
+def _metav_suspect(spec: str):
     """A suspect: a model file with a freqprint recipe, or ``py:module:attribute`` (a callable)."""
     import importlib
 
@@ -606,11 +605,11 @@ def metav_verify_cmd(
     mv, meta = load_claim(claim)
     if not suspects and not panel:
         raise FreqprintError("give suspects to verify, or --panel models to re-check the claim on")
-    rows = [{"suspect": s, **mv.verify(_metav_suspect(s, mv))} for s in (suspects or [])]
+    rows = [{"suspect": s, **mv.verify(_metav_suspect(s))} for s in (suspects or [])]
     report: dict = {"claim": str(claim), "commitment": meta["commitment"], "task": meta["task"]["kind"], "suspects": rows}
     if panel:
         names = _metav_paths(panel)
-        report["panel"] = panel_check(mv, [_metav_suspect(n, mv) for n in names], names).to_dict()
+        report["panel"] = panel_check(mv, [_metav_suspect(n) for n in names], names).to_dict()
     if as_json:
         out_console.print_json(json.dumps(report))
     else:

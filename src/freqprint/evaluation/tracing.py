@@ -98,16 +98,24 @@ class ModelCache:
         self.misses = 0
 
     def get(self, spec: dict[str, Any], build: Callable[[], tuple[nn.Module, dict[str, Any]]]) -> tuple[nn.Module, str]:
+        model, _, h = self.get_with_recipe(spec, build)
+        return model, h
+
+    def get_with_recipe(self, spec: dict[str, Any], build: Callable[[], tuple[nn.Module, dict[str, Any]]],
+                        kind: str | None = None) -> tuple[nn.Module, dict[str, Any], str]:
+        """``(model, recipe, hash)``; files are named ``{kind}-{hash}`` (``kind``: ``spec["kind"]``)."""
         h = _hash(spec)
-        path = self.root / f"{spec['kind']}-{h}.safetensors"
+        kind = kind or spec["kind"]
+        path = self.root / f"{kind}-{h}.safetensors"
         if path.exists():
             self.hits += 1
-            return load_model(path)[0], h
+            model, recipe = load_model(path)
+            return model, recipe, h
         self.misses += 1
         model, recipe = build()
         save_model(model, path, recipe)
-        (self.root / f"{spec['kind']}-{h}.json").write_text(json.dumps(spec, indent=1, sort_keys=True, default=str))
-        return model, h
+        (self.root / f"{kind}-{h}.json").write_text(json.dumps(spec, indent=1, sort_keys=True, default=str))
+        return model, recipe, h
 
 
 class _Pools:

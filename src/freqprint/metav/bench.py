@@ -58,6 +58,44 @@ def _evaluate(val: list, test: list, score: Callable[[Any], float], threshold: f
             "scores": dict(zip(nt, st))}
 
 
+def _thief_rewrites(mv, task, test: list) -> dict[str, Any]:
+    """What a README-reading thief does to a classifier at no cost, on the test models (their
+    weights, not their API views):
+
+    * function-preserving weight rewrites — permute and rescale every conv pair
+      (``permute-blocks``, ``scale-blocks``); MetaV reads outputs, so its score must not move;
+    * a temperature on the served probabilities, ``softmax(z / T)``: every label is kept, the
+      probabilities MetaV reads are not."""
+    import torch
+
+    from freqprint.attacks import BlockPermutation, BlockScaling, Compose
+    from freqprint.attacks.equivariance import conv_pairs
+
+    models = [m for m in test if m.entry.op != "output"]
+    rewrite = Compose([BlockPermutation(seed=1), BlockScaling(seed=2)])
+    deltas, flips, rewritten = [], 0, 0
+    for m in models:
+        if not conv_pairs(m.model):
+            continue
+        before, after = mv.score(m.model), mv.score(rewrite(m.model))
+        rewritten += 1
+        deltas.append(abs(after - before))
+        flips += (before >= mv.threshold) != (after >= mv.threshold)
+    temps = {}
+    for t in (0.5, 2.0, 4.0):
+        scores = [(mv.score(lambda x, mm=m.model, tt=t: torch.softmax(task.outputs(mm, x) / tt, 1)), m.label) for m in models]
+        pos = [sc for sc, y in scores if y]
+        neg = [sc for sc, y in scores if not y]
+        temps[str(t)] = {"tpr": sum(sc >= mv.threshold for sc in pos) / len(pos), "tnr": sum(sc < mv.threshold for sc in neg) / len(neg),
+                         "n_pos": len(pos), "n_neg": len(neg)}
+    plain = [(mv.score(m.model), m.label) for m in models]
+    temps["1.0"] = {"tpr": sum(sc >= mv.threshold for sc, y in plain if y) / sum(y for _, y in plain),
+                    "tnr": sum(sc < mv.threshold for sc, y in plain if not y) / sum(1 - y for _, y in plain),
+                    "n_pos": sum(y for _, y in plain), "n_neg": sum(1 - y for _, y in plain)}
+    return {"rewritten": rewritten, "max_score_change": max(deltas) if deltas else 0.0, "verdicts_flipped": flips,
+            "temperature": temps}
+
+
 def run_metav_task(kind: str, profile: str = "quick", cache_dir: str | Path = ".cache/freqprint/metav",
                    out_dir: str | Path = "bench-results/metav", root: str | None = None,
                    log: Callable[[str], None] = print, config: MetaVConfig | None = None, device: str = "cpu") -> dict[str, Any]:
@@ -98,12 +136,13 @@ def run_metav_task(kind: str, profile: str = "quick", cache_dir: str | Path = ".
             ours = FrequencyFingerprintScore(fingerprint_secret(source.entry.seed)).fit(source.model)
             base["ours (white-box)"] = _evaluate(val, test, lambda m: ours.score_model(m.model)["score"], threshold=1 - 1e-6)
     t_base = time.time() - t2
+    rewrites = _thief_rewrites(mv, task, test) if kind == "classification" else None
     counts = ens.counts()
     quality = {m.name: m.quality for m in ens.members}
     return {
         "kind": kind, "profile": profile, "models": len(ens.members), "trained": ens.trained, "cached": ens.cached,
         "counts": counts, "config": cfg.to_dict(), "threshold": mv.threshold, "history": mv.history[:-1],
-        "results": results, "baselines": base,
+        "results": results, "baselines": base, "rewrites": rewrites,
         "claim": {"path": str(claim_path), "commitment": commitment, "reload_max_score_diff": same, "panel": pr.to_dict()},
         "source_quality": source.quality, "quality": quality,
         "seconds": {"ensemble": t_build, "metav_fit": t_fit, "baselines": t_base, "total": time.time() - t0},
@@ -162,6 +201,13 @@ def metav_markdown(res: dict[str, Any]) -> str:
                   f"max score change {t['claim']['reload_max_score_diff']:.2g}.  Fresh panel of {p['n']} independent models: "
                   f"{p['false_positives']} false positive{'' if p['false_positives'] == 1 else 's'}, FPR ≤ {p['fpr_upper95']:.2f} "
                   "(95 %, Clopper–Pearson).", ""]
+        rw = t.get("rewrites")
+        if rw:
+            temps = ", ".join(f"T = {k}: {v['tpr']:.3f} / {v['tnr']:.3f}" for k, v in sorted(rw["temperature"].items(), key=lambda kv: float(kv[0])))
+            lines += [f"The thief's free rewrites, on the {rw['temperature']['1.0']['n_pos']} + {rw['temperature']['1.0']['n_neg']} test "
+                      f"models (not their API views): permute + rescale every conv pair ({rw['rewritten']} models) changes MetaV's "
+                      f"score by at most {rw['max_score_change']:.2g} and flips {rw['verdicts_flipped']} verdicts; a temperature on the "
+                      f"served probabilities gives TPR / TNR {temps}.", ""]
         if t.get("source_quality") is not None:
             q = [v for v in t["quality"].values() if v is not None]
             lines += [f"Source test {'accuracy' if kind == 'classification' else 'R²'}: {t['source_quality']:.3f}; "

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from freqprint.errors import FreqprintError
+from freqprint.evaluation.tracing import _hash  # the tracing pool's recipe hash: one cache format
 from freqprint.metav.tasks import Task, create_task
 
 __all__ = ["Ensemble", "Entry", "Manifest", "Member", "build_ensemble", "default_manifest", "PROFILES"]
@@ -208,10 +209,6 @@ class Ensemble:
         return out
 
 
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
 def quality(task: Task, model: nn.Module, data) -> float | None:
     """Accuracy (classification) or R² (regression) on the test set; None for generators."""
     with torch.no_grad():
@@ -226,8 +223,19 @@ def quality(task: Task, model: nn.Module, data) -> float | None:
 
 class _Builder:
     def __init__(self, task: Task, data, cache_dir: Path | None, log: Callable[[str], None]) -> None:
-        self.task, self.data, self.cache_dir, self.log = task, data, cache_dir, log
-        self.trained = self.cached = 0
+        from freqprint.evaluation.tracing import ModelCache
+
+        self.task, self.data, self.log = task, data, log
+        self.cache = ModelCache(cache_dir) if cache_dir is not None else None
+        self._uncached = 0
+
+    @property
+    def trained(self) -> int:
+        return (self.cache.misses if self.cache else 0) + self._uncached
+
+    @property
+    def cached(self) -> int:
+        return self.cache.hits if self.cache else 0
 
     def _apply(self, op: str, params: dict[str, Any], parent: nn.Module, seed: int, arch: str | None) -> tuple[nn.Module, dict | None]:
         """(model, new recipe or None = the parent's) for one derivation step."""
@@ -258,18 +266,24 @@ class _Builder:
 
     def make(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict, str]:
         """(model, recipe, hash) of an entry (parent's triple given), trained or from the cache."""
-        from freqprint.checkpoint import load_model, save_model
-
         spec = {"task": self.task.spec(), "entry": e.recipe(), "parent": parent[2] if parent else None}
-        h = _hash(spec)
         if e.op == "output":
-            return parent[0], parent[1], h  # type: ignore[index]
-        path = self.cache_dir / f"{self.task.kind}-{e.op}-{h}.safetensors" if self.cache_dir else None
-        if path is not None and path.exists():
-            self.cached += 1
-            model, recipe = load_model(path)
-            return model.eval(), recipe, h
-        t0 = time.time()
+            return parent[0], parent[1], _hash(spec)  # type: ignore[index]
+
+        def build() -> tuple[nn.Module, dict]:
+            t0 = time.time()
+            model, recipe = self._build(e, parent)
+            self.log(f"  {e.name}: {e.op} ({time.time() - t0:.1f} s)")
+            return model.eval(), recipe
+
+        if self.cache is None:
+            self._uncached += 1
+            model, recipe = build()
+            return model, recipe, _hash(spec)
+        model, recipe, h = self.cache.get_with_recipe(spec, build, kind=f"{self.task.kind}-{e.op}")
+        return model.eval(), recipe, h
+
+    def _build(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict]:
         if e.op == "train":
             model, recipe = self.task.build(str(e.arch), e.seed)
             criterion = None
@@ -278,21 +292,16 @@ class _Builder:
             data = self.data.thief if e.params.get("data", "owner") == "thief" else self.data.owner
             model = self.task.fit(model, data, int(e.params.get("epochs", 3)), float(e.params.get("lr", 0.05)), e.seed,
                                   criterion=criterion, drop=0.5)
-        else:
-            assert parent is not None
-            model, recipe = parent[0], parent[1]
-            steps = e.params.get("steps") if e.op == "compose" else [{"op": e.op, "params": e.params}]
-            if not isinstance(steps, list) or not steps:
-                raise FreqprintError(f"entry {e.name!r}: 'compose' needs a non-empty list of steps")
-            for i, st in enumerate(steps):
-                model, new = self._apply(str(st.get("op")), dict(st.get("params", {})), model, e.seed + i, e.arch)
-                recipe = new or recipe
-        self.trained += 1
-        self.log(f"  {e.name}: {e.op} ({time.time() - t0:.1f} s)")
-        model = model.eval()
-        if path is not None:
-            save_model(model, path, recipe)
-        return model, recipe, h
+            return model, recipe
+        assert parent is not None
+        model, recipe = parent[0], parent[1]
+        steps = e.params.get("steps") if e.op == "compose" else [{"op": e.op, "params": e.params}]
+        if not isinstance(steps, list) or not steps:
+            raise FreqprintError(f"entry {e.name!r}: 'compose' needs a non-empty list of steps")
+        for i, st in enumerate(steps):
+            model, new = self._apply(str(st.get("op")), dict(st.get("params", {})), model, e.seed + i, e.arch)
+            recipe = new or recipe
+        return model, recipe
 
     def _fingerprinted(self, model: nn.Module, recipe: dict, seed: int) -> tuple[nn.Module, dict, Any]:
         if self.task.kind != "classification":
