@@ -185,3 +185,63 @@ def test_keys_anchored_to_the_secrets_initial_kernels(tmp_path):
     save_file(tensors, str(tmp_path / "forged.key"), metadata=meta)
     with pytest.raises(FreqprintError, match="commitment"):
         FingerprintKey.load(tmp_path / "forged.key")
+
+
+def test_staged_alignment_stops_early_and_never_reports_a_smaller_p_than_the_full_search():
+    """verify aligns in stages of growing cost and stops at the first whose p decides (module
+    docstring, "Stages").  Stopping early may only make the reported p larger: with alpha so small
+    that nothing decides early, every stage runs, and that exhaustive p is never above it."""
+    from freqprint.attacks import Compose, ModulePermutation
+    from freqprint.attacks.equivariance import BlockPermutation
+
+    model = fingerprinted("stages", filters=64, width=16)
+    key = extract(model, secret="stages")
+    finetuned = copy.deepcopy(model)
+    with torch.no_grad():
+        finetuned.conv2.fingerprint.weight.add_(0.05 * torch.randn_like(finetuned.conv2.fingerprint.weight))
+    permuted = Compose([BlockPermutation(seed=3), ModulePermutation(seed=3)])(finetuned)
+    other = fingerprinted("someone else", filters=64, width=16, seed=1)
+    for suspect, first_stage in ((finetuned, "diagonal"), (permuted, "one pass")):
+        fast = verify(key, suspect)
+        every_stage = verify(key, suspect, alpha=1e-300)
+        old_search = verify(key, suspect, exhaustive=True)  # the full search alone, as before the stages
+        assert fast.found and fast.stage == first_stage and old_search.found and old_search.stage == "full"
+        assert every_stage.log10_p <= min(fast.log10_p, old_search.log10_p) + 1e-9
+    assert not verify(key, other).found and verify(key, other).log10_p == verify(key, other, alpha=1e-300).log10_p
+    assert not verify(key, other, exhaustive=True).found
+    # a verdict without the description: same decision, no τ-score
+    bare = verify(key, permuted, describe=False)
+    assert bare.score is None and bare.mean_cosine is None and bare.log10_p == verify(key, permuted).log10_p
+    assert "τ-score" not in bare.summary() and "FOUND" in bare.summary()
+
+
+def test_the_key_side_cache_follows_edits_of_the_key():
+    """The key's half of the comparison is computed once per key object; an edit of its kernels
+    (in place, or a new tensor) is seen by the next verify."""
+    model = fingerprinted("cache")
+    key = extract(model, secret="cache")
+    assert verify(key, model).found
+    with torch.no_grad():
+        key.anchor.copy_(torch.randn_like(key.anchor))  # in place: the version counter moves
+    assert not verify(key, model).found
+    key.anchor = extract(model, secret="cache").anchor  # a new tensor object
+    assert verify(key, model).found
+
+
+def test_reading_shapes_lists_exactly_what_readings_makes():
+    """Candidates are listed from shapes alone; the list must match the tensors' readings."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from freqprint.align import read_as, reading_shapes, readings
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.integers(1, 12), min_size=1, max_size=4), st.integers(1, 4), st.sampled_from([1, 3, 5]))
+    def check(shape, c, k):
+        t = torch.arange(float(torch.tensor(shape).prod())).reshape(shape)
+        made = readings(t, c, k)
+        assert [(lab, tuple(w.shape)) for lab, w in made] == reading_shapes(tuple(shape), c, k)
+        for lab, w in made:
+            assert torch.equal(read_as(t, lab, c, k), w)
+
+    check()

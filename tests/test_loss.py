@@ -90,3 +90,27 @@ def test_attack_loss_decreases_with_training():
         first = parts["attack"] if first is None else first
         last = parts["attack"]
     assert last < 0.5 * first
+
+
+def test_attack_every_k_batches_keeps_the_expected_attack_gradient():
+    """``attack_every=k``: L_attack on every k-th call only, weighted k·λ, so summed over k calls
+    the attack term weighs as much as on every call; bad settings are one error."""
+    torch.manual_seed(0)
+    model = create_model("smallcnn", num_classes=10, in_channels=1, width=8)
+    attach(model, FingerprintConfig(target="conv2", secret="s", filters=16), torch.zeros(1, 1, 28, 28))
+    add_pseudo_class(model)
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    every = FingerprintLoss(10, weight=0.1, attack_every=3)
+    parts = []
+    for _ in range(6):
+        torch.manual_seed(1)  # the same ε each call
+        loss, p = every(model, x, y)
+        parts.append((float(loss), p))
+    assert [p["attack"] > 0 for _, p in parts] == [True, False, False, True, False, False]
+    torch.manual_seed(1)
+    loss1, p1 = FingerprintLoss(10, weight=0.1)(model, x, y)
+    assert math.isclose(parts[0][0] - p1["ce"], 3 * (float(loss1) - p1["ce"]), rel_tol=1e-5)
+    assert math.isclose(parts[1][0], p1["ce"], rel_tol=1e-6)
+    for bad in ({"attack_every": 0}, {"attack_fraction": 0.0}, {"attack_fraction": 1.5}):
+        with pytest.raises(FreqprintError):
+            FingerprintLoss(10, **bad)

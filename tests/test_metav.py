@@ -262,3 +262,23 @@ def test_a_hostile_claim_with_a_valid_commitment_is_refused_before_allocating(fi
         save_file(tensors, str(p), metadata={META_KEY: json.dumps({**m, "commitment": _commitment(m, tensors)})})
         with pytest.raises(FreqprintError):
             load_claim(p)
+
+
+def test_an_ensemble_trains_on_a_local_ray_cluster_generation_by_generation(fitted, tmp_path):
+    """Issue 13: the pool runs on Ray (a local cluster of 2 CPUs here; a GPU cluster is the same
+    call with ``gpus``).  Parents train before their children, the pass after the jobs only loads,
+    and every model equals the one trained in-process from the same recipe."""
+    pytest.importorskip("ray")
+    from freqprint.executor import create_executor
+
+    with create_executor("ray", workers=2) as ex:
+        ens = build_ensemble(tiny_manifest("regression"), tmp_path / "ray-cache", executor=ex)
+    here = fitted["regression"][0]
+    assert ens.hashes == here.hashes  # same recipes, same cache keys
+    assert ens.trained == len({h for n, h in here.hashes.items() if not n.startswith("api")}) and ens.cached == 0
+    again = build_ensemble(tiny_manifest("regression"), tmp_path / "ray-cache")
+    assert again.trained == 0
+    mine = {m.entry.name: m.model for m in here.members}
+    for m in ens.members:
+        for (k, a), (_, b) in zip(m.model.state_dict().items(), mine[m.entry.name].state_dict().items()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"{m.entry.name}.{k}")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["DIHEDRAL", "Fit", "channel_map", "descriptor", "fit", "gram_descriptor", "hungarian", "readings", "rotation_fit",
-           "score_filters", "unit"]
+__all__ = ["DIHEDRAL", "Fit", "channel_map", "descriptor", "fit", "gram_descriptor", "greedy_filters",
+           "hungarian", "read_as", "reading_shapes", "readings", "rotation_fit", "score_filters", "unit"]
 
 
 # The eight symmetries of the square, as maps of a [..., K, K] kernel stack.  A thief who rewrites
@@ -47,6 +47,41 @@ def readings(t: torch.Tensor, c: int, k: int, dihedral: bool = True) -> list[tup
     if not dihedral or k == 1:
         return base
     return [(label + (f"·{g}" if g else ""), op(w)) for label, w in base for g, op in DIHEDRAL.items()]  # type: ignore[operator]
+
+
+def reading_shapes(shape: tuple[int, ...], c: int, k: int, dihedral: bool = True) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """``[(label, (D′, C′, K, K))]`` of :func:`readings` from the shape alone, in the same order, with
+    no tensor made: listing a large file's candidates costs only integer arithmetic (the symmetries
+    of the square keep a K×K kernel's shape)."""
+    s = tuple(int(x) for x in shape)
+    kk = k * k
+    base: list[tuple[str, tuple[int, int, int, int]]] = []
+    if len(s) == 4:
+        if s[2:] == (k, k):
+            base.append(("OIHW", (s[0], s[1], k, k)))
+        if s[:2] == (k, k):
+            base.append(("HWIO", (s[3], s[2], k, k)))
+        if s[1:3] == (k, k) and s[2:] != (k, k):
+            base.append(("OHWI", (s[0], s[3], k, k)))
+    elif len(s) == 3 and s[2] == kk:
+        base.append(("O,I,HW", (s[0], s[1], k, k)))
+    elif len(s) == 2:
+        for label, (rows, cols) in (("O,IHW", s), ("IHW,O", (s[1], s[0]))):
+            if cols % kk == 0:
+                base.append((label, (rows, cols // kk, k, k)))
+                base.append((label.replace("IHW", "HWI"), (rows, cols // kk, k, k)))
+    elif len(s) == 1 and s[0] % (c * kk) == 0 and s[0] >= c * kk:
+        base.append(("flat", (s[0] // (c * kk), c, k, k)))
+    if not dihedral or k == 1:
+        return base
+    return [(label + (f"·{g}" if g else ""), sh) for label, sh in base for g in DIHEDRAL]
+
+
+def read_as(t: torch.Tensor, label: str, c: int, k: int) -> torch.Tensor:
+    """The one reading of ``t`` that :func:`readings` labels ``label`` (e.g. ``"HWIO·rot90"``),
+    without making the others."""
+    base, _, g = label.partition("·")
+    return DIHEDRAL[g](dict(_layouts(t, c, k))[base])  # type: ignore[operator]
 
 
 def _layouts(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
@@ -90,9 +125,9 @@ def descriptor(u: torch.Tensor) -> torch.Tensor:
     sign and scale of channels and to the filter's own sign; centred and normalised."""
     k = u.shape[-1]
     iu = torch.triu_indices(k, k)
-    outer = (u[..., :, None] * u[..., None, :])[..., iu[0], iu[1]]  # [D, C, k(k+1)/2]
+    outer = u[..., iu[0]] * u[..., iu[1]]  # [D, C, k(k+1)/2]
     m2 = outer.mean(1)
-    m4 = torch.einsum("dci,dcj->dij", outer, outer).flatten(1) / u.shape[1]
+    m4 = torch.bmm(outer.transpose(1, 2), outer).flatten(1) / u.shape[1]
     d = torch.cat([m2, m4], 1)
     d = d - d.mean(0, keepdim=True)
     return unit(d)
@@ -109,8 +144,14 @@ class Fit:
 
 def channel_map(a: torch.Tensor, b: torch.Tensor, match: torch.Tensor, sign: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     ok = match >= 0
-    cos = torch.einsum("dck,dek->dce", a[ok], b[match[ok]])  # [D, C, C′]
-    cost = (cos * sign[ok, None, None]).sum(0) if sign is not None else (cos**2).sum(0)
+    if sign is not None:  # Σ_d sign_d·cos(a_dc, b_m(d)e) as one [C, D·k] × [D·k, C′] product, no [D, C, C′] tensor
+        cost = (a[ok] * sign[ok, None, None]).transpose(0, 1).flatten(1) @ b[match[ok]].transpose(0, 1).flatten(1).T
+    else:  # Σ_d cos², in chunks of filters so the [chunk, C, C′] cosines stay in cache
+        ao, bo = a[ok], b[match[ok]]
+        cost = torch.zeros(a.shape[1], b.shape[1], dtype=a.dtype)
+        for i in range(0, ao.shape[0], 32):
+            c = torch.bmm(ao[i:i + 32], bo[i:i + 32].transpose(1, 2))
+            cost += c.mul_(c).sum(0)
     if a.shape[1] <= b.shape[1]:
         m = hungarian(cost)
         return torch.arange(a.shape[1]), m
@@ -126,6 +167,17 @@ def score_filters(a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torc
     signed = torch.zeros(a.shape[0], dtype=s.dtype)
     signed[ok] = s[ok.nonzero().squeeze(1), match[ok]]
     return match, signed.abs(), torch.where(signed < 0, -1.0, 1.0).to(s.dtype)
+
+
+def greedy_filters(a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Like :func:`score_filters`, but each key filter takes its best suspect filter on its own
+    (``argmax_e |s_de|``, not one-to-one): one matrix product, no assignment problem.  Its hit count
+    is the largest any filter match can reach under this channel map, and it is what the union
+    bound over the D′ suspect filters in the verifier's null already pays for."""
+    s = (a[:, kc].flatten(1) @ b[:, perm].flatten(1).T) / len(kc)  # signed mean cosine [D, D′]
+    strength, match = s.abs().max(1)
+    signed = s.gather(1, match[:, None]).squeeze(1)
+    return match, strength, torch.where(signed < 0, -1.0, 1.0).to(s.dtype)
 
 
 def fit(a: torch.Tensor, b: torch.Tensor, init: list[torch.Tensor], t: float) -> Fit:

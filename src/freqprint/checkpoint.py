@@ -45,6 +45,26 @@ def _is_safetensors(path: Path) -> bool:
     return 0 < n < 100_000_000 and head[8:9] == b"{"
 
 
+def _header_shapes(path: Path, handle: Any) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """``name -> (shape, is floating)`` from a safetensors header that ``safe_open`` has already
+    validated, parsed in one JSON read rather than one slice object per tensor (a large checkpoint
+    has thousands).  Falls back to the slices if the header does not read as expected."""
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+        shapes = {k: (tuple(int(x) for x in v["shape"]), v["dtype"] in _DTYPES) for k, v in header.items() if k != "__metadata__"}
+        if len(shapes) == len(handle.keys()):
+            return shapes
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    out = {}
+    for k in handle.keys():  # noqa: SIM118 (a safe_open handle is not iterable)
+        sl = handle.get_slice(k)
+        out[k] = (tuple(int(x) for x in sl.get_shape()), sl.get_dtype() in _DTYPES)
+    return out
+
+
 def _flatten(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     if isinstance(obj, torch.Tensor):
@@ -265,11 +285,8 @@ def open_tensors(suspect: "nn.Module | str | Path | dict[str, torch.Tensor] | Te
         return _open_sharded(path)
     if path.is_file() and path.stat().st_size > 0 and _is_safetensors(path):
         try:
-            handle = safe_open(str(path), framework="pt")
-            shapes = {}
-            for k in handle.keys():
-                sl = handle.get_slice(k)
-                shapes[k] = (tuple(int(x) for x in sl.get_shape()), sl.get_dtype() in _DTYPES)
+            handle = safe_open(str(path), framework="pt")  # validates the header (sizes, offsets, dtypes)
+            shapes = _header_shapes(path, handle)
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise FreqprintError(f"{path} is a corrupt or truncated safetensors file ({str(e).splitlines()[0]})") from None
         if not shapes:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -28,6 +30,26 @@ DataOpt = typer.Option("fashion-mnist", "--data", help="fashion-mnist, mnist-dig
 RootOpt = typer.Option(None, "--data-root", help="folder holding the dataset files (default: the packaged location)")
 LimitOpt = typer.Option(None, "--limit", help="use a seeded random subset of this many training samples")
 DeviceOpt = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N")
+# where a benchmark's model pool trains (freqprint.executor): the default trains in this process
+PoolExecutorOpt = typer.Option("local", "--executor", help="local (this process; a spawned pool with --workers > 1) or ray")
+PoolWorkersOpt = typer.Option(1, "--workers", help="parallel training jobs (local processes, or CPUs of a local Ray cluster)")
+PoolAddressOpt = typer.Option(None, "--address", help="Ray cluster address (auto, ray://host:port); default: start a local one")
+PoolGpusOpt = typer.Option(0.0, "--gpus-per-job", help="GPUs each Ray training job requests (with --device cuda)")
+
+
+@contextmanager
+def _pool_executor(kind: str, workers: int, address: Optional[str], gpus: float) -> Iterator[Any]:
+    """None for the plain in-process default, else an executor (closed afterwards)."""
+    from freqprint.executor import create_executor
+
+    if kind == "local" and workers == 1 and not gpus:
+        yield None
+        return
+    ex = create_executor(kind, workers, address, gpus)
+    try:
+        yield ex
+    finally:
+        ex.close()
 
 
 def _log(message: str) -> None:
@@ -86,7 +108,7 @@ def _recipe(model: str, width: float, ds, fingerprint=None, pseudo: bool = False
 
 def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, drop, device,
          fp_cfg=None, attack_weight=5e-4, init: Optional[Path] = None, key_out: Optional[Path] = None,
-         checkpoint_dir: Optional[Path] = None):
+         checkpoint_dir: Optional[Path] = None, attack_fraction: float = 1.0, attack_every: int = 1):
     import torch
 
     from freqprint.checkpoint import load_model, save_model
@@ -121,7 +143,7 @@ def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs,
         attach(net, fp_cfg, train_ds.images[:2])
         add_pseudo_class(net)
         recipe.update(pseudo_class=True, fingerprint=fp_cfg.to_dict())
-        crit = FingerprintLoss(train_ds.num_classes, weight=attack_weight)
+        crit = FingerprintLoss(train_ds.num_classes, weight=attack_weight, attack_fraction=attack_fraction, attack_every=attack_every)
     cfg = _train_cfg(epochs, lr, batch_size, optimizer, seed, device, drop)
     every = None
     if checkpoint_dir is not None:
@@ -147,6 +169,8 @@ def embed_cmd(
     target: Optional[str] = typer.Option(None, help="host conv (default: the model's paper placement)"),
     filters: int = 256, radius: int = 1, kernel_size: int = 3,
     attack_weight: float = typer.Option(5e-4, help="λ of L_attack"),
+    attack_fraction: float = typer.Option(1.0, help="share of each batch in L_attack's perturbed pass (cheaper below 1)"),
+    attack_every: int = typer.Option(1, help="L_attack on every k-th batch only, weighted k·λ (cheaper above 1; BENCHMARKS §12d)"),
     data: str = DataOpt, data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt,
     size: int = 32, channels: int = 3,
     epochs: int = 3, lr: float = 0.05, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
@@ -162,7 +186,8 @@ def embed_cmd(
     cfg = FingerprintConfig(target=target or default_target(base), secret=_secret(secret, secret_file),
                             filters=filters, kernel_size=kernel_size, radius=radius)
     _fit(out, model, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, lr_drop_at, device,
-         fp_cfg=cfg, attack_weight=attack_weight, init=init, key_out=key, checkpoint_dir=checkpoint_dir)
+         fp_cfg=cfg, attack_weight=attack_weight, init=init, key_out=key, checkpoint_dir=checkpoint_dir,
+         attack_fraction=attack_fraction, attack_every=attack_every)
 
 
 @app.command("extract")
@@ -302,19 +327,24 @@ def verify_cmd(
     search: str = typer.Option("auto", help="auto, all or none: search other conv weights for the fingerprint"),
     no_channel_alignment: bool = typer.Option(False, help="do not search input-channel permutations"),
     max_fits: int = typer.Option(64, help="candidate tensors fully aligned; more are ranked by a cheap screen first"),
+    no_describe: bool = typer.Option(False, "--no-describe", help="the verdict only: skip the τ-score and S′ cosine (faster)"),
+    exhaustive: bool = typer.Option(False, "--exhaustive", help="full alignment search on every candidate, no early stop (slower)"),
 ) -> None:
     """Is the key's fingerprint in the suspect?  Exit 0 = found, 1 = not found, 2 = error."""
     from freqprint.verify import format_p, verify
 
-    rep = verify(key, suspect, alpha=alpha, tau=tau, search=search, align_channels=not no_channel_alignment, max_fits=max_fits)
+    rep = verify(key, suspect, alpha=alpha, tau=tau, search=search, align_channels=not no_channel_alignment, max_fits=max_fits,
+                 describe=not no_describe, exhaustive=exhaustive)
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
     else:
         t = Table(title=f"{'FOUND' if rep.found else 'not found'}: {suspect}", show_header=False)
         for k, v in [("decision", "fingerprint found" if rep.found else "fingerprint not found"),
                      ("p-value", f"{format_p(rep.log10_p)} (alpha {rep.alpha:g})"),
-                     ("τ-score", f"{rep.score:.4f} (τ = {rep.tau})"), ("mean cosine", f"{rep.mean_cosine:.4f}"),
-                     ("filters hit", f"{rep.hits}/{rep.filters}"), ("layer", f"{rep.layer} ({rep.layers_searched} screened, {rep.fitted} aligned)"),
+                     ("τ-score", f"{rep.score:.4f} (τ = {rep.tau})" if rep.score is not None else "not computed (--no-describe)"),
+                     ("mean cosine", f"{rep.mean_cosine:.4f}" if rep.mean_cosine is not None else "not computed"),
+                     ("filters hit", f"{rep.hits}/{rep.filters} (alignment stage: {rep.stage})"),
+                     ("layer", f"{rep.layer} ({rep.layers_searched} screened, {rep.fitted} aligned)"),
                      ("channels permuted", str(rep.channels_permuted)), ("key commitment", rep.key_commitment[:16] + "…")]:
             t.add_row(k, v)
         out_console.print(t)
@@ -502,8 +532,13 @@ def metav_build_cmd(
     cache: Path = MetavCacheOpt,
     data_root: Optional[Path] = RootOpt,
     device: str = DeviceOpt,
+    executor: str = PoolExecutorOpt,
+    workers: int = PoolWorkersOpt,
+    address: Optional[str] = PoolAddressOpt,
+    gpus_per_job: float = PoolGpusOpt,
 ) -> None:
-    """Train (or load from the cache) every model of a suspect ensemble."""
+    """Train (or load from the cache) every model of a suspect ensemble (in parallel on an executor:
+    ``--executor ray --address auto --gpus-per-job 1 --device cuda`` on a GPU cluster)."""
     from freqprint.metav import build_ensemble
 
     m = _metav_manifest(manifest, task, profile)
@@ -512,7 +547,8 @@ def metav_build_cmd(
         out_console.print(f"manifest written: {write_manifest} ({len(m.entries)} entries, sha256 {m.sha256()[:16]}…)")
     if dry_run:
         return
-    ens = build_ensemble(m, cache, root=str(data_root) if data_root else None, log=_log, device=device)
+    with _pool_executor(executor, workers, address, gpus_per_job) as ex:
+        ens = build_ensemble(m, cache, root=str(data_root) if data_root else None, log=_log, device=device, executor=ex)
     t = Table(title=f"{m.task['kind']} ensemble: {len(ens.members)} models ({ens.trained} trained, {ens.cached} cached, {ens.seconds:.0f} s)")
     for c in ("split", "models", "derived", "independent", "families"):
         t.add_column(c)
@@ -632,6 +668,10 @@ def metav_bench_cmd(
     cache: Path = MetavCacheOpt,
     data_root: Optional[Path] = RootOpt,
     device: str = DeviceOpt,
+    executor: str = PoolExecutorOpt,
+    workers: int = PoolWorkersOpt,
+    address: Optional[str] = PoolAddressOpt,
+    gpus_per_job: float = PoolGpusOpt,
 ) -> None:
     """MetaV beside IPGuard, "same mistakes" and the frequency fingerprint, per task kind, on held-out suspects."""
     from freqprint.metav.bench import KINDS, run_metav_bench
@@ -640,7 +680,8 @@ def metav_bench_cmd(
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise FreqprintError(f"unknown task kind(s) {', '.join(bad) or '(none)'}; choose from {', '.join(KINDS)}")
-    run_metav_bench(profile, kinds, cache, out, str(data_root) if data_root else None, log=_log, device=device)
+    with _pool_executor(executor, workers, address, gpus_per_job) as ex:
+        run_metav_bench(profile, kinds, cache, out, str(data_root) if data_root else None, log=_log, device=device, executor=ex)
     out_console.print((out / "metav.md").read_text(), markup=False, highlight=False)
     out_console.print(f"written: {out / 'metav.json'}, {out / 'metav.md'}")
 
@@ -965,6 +1006,10 @@ def bench_tracing_cmd(
     target: Optional[str] = typer.Option(None, help="fine-tuning data set instead of the profile's (e.g. sklearn-digits)"),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="override a profile field, e.g. --set sources=10 --set 'lrs=[1,0.1]'"),
     device: str = DeviceOpt,
+    executor: str = PoolExecutorOpt,
+    workers: int = PoolWorkersOpt,
+    address: Optional[str] = PoolAddressOpt,
+    gpus_per_job: float = PoolGpusOpt,
 ) -> None:
     """Model tracing, paper Table 2: trace attacked suspects back to their sources.
 
@@ -974,8 +1019,9 @@ def bench_tracing_cmd(
     from freqprint.evaluation import create_methods, run_tracing, tracing_markdown, tracing_plots
 
     prof = _tracing_profile(profile, target, set_)
-    res = run_tracing(create_methods(method), prof, cache_dir=cache_dir, data_root=data_root,
-                      target_root=target_root, device=device, log=_log)
+    with _pool_executor(executor, workers, address, gpus_per_job) as ex:
+        res = run_tracing(create_methods(method), prof, cache_dir=cache_dir, data_root=data_root,
+                          target_root=target_root, device=device, log=_log, executor=ex)
     out.mkdir(parents=True, exist_ok=True)
     plots = tracing_plots(res, out)
     _write_results(out / "tracing.json", res, tracing_markdown(res))

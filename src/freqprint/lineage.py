@@ -69,7 +69,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.align import descriptor, fit, hungarian, readings, score_filters, unit
+from freqprint.align import descriptor, fit, hungarian, reading_shapes, readings, score_filters, unit
 from freqprint.checkpoint import TensorStore, open_tensors, read_recipe
 from freqprint.errors import FreqprintError
 from freqprint.null import LN10, format_p, log_binom_tail, log_injections, projection_hit_probability, projection_thresholds
@@ -283,7 +283,7 @@ def _readings_of(store: TensorStore, c: int, k: int, memo: dict) -> list[tuple[s
         out = []
         for name, (shape, floating) in store.shapes.items():
             if floating and math.prod(shape) >= k * k * max(1, c // 2):
-                out += [(name, layout, tuple(w.shape)) for layout, w in readings(torch.empty(shape, device="meta"), c, k)]
+                out += [(name, layout, sh) for layout, sh in reading_shapes(shape, c, k)]
         points = _pointwise(store)
         out += [(f"{q}{COMPOSE}{name}", layout, (a, sh[1], k, k))
                 for name, layout, sh in list(out) for q, a, b in points if b == sh[0] and q != name]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 
@@ -100,6 +101,14 @@ def inverse_revised_dft(spectrum: torch.Tensor, kernel_size: int | Sequence[int]
 def _phase_matrix(
     size: tuple[int, int], kernel_size: tuple[int, int], freqs: Sequence[Frequency], dtype: torch.dtype
 ) -> torch.Tensor:
+    return _phase_matrix_cached(tuple(size), tuple(kernel_size), tuple((int(u), int(v)) for u, v in freqs), dtype)
+
+
+@lru_cache(maxsize=128)
+def _phase_matrix_cached(
+    size: tuple[int, int], kernel_size: tuple[int, int], freqs: tuple[Frequency, ...], dtype: torch.dtype
+) -> torch.Tensor:
+    """Cached: the module's forward needs it at every step (never modified in place by callers)."""
     m, n = size
     kh, kw = kernel_size
     t = torch.arange(kh, dtype=torch.float64)
@@ -166,9 +175,17 @@ def lowpass(x: torch.Tensor, radius: int = 1) -> torch.Tensor:
 
 
 def complex_cosine(a: torch.Tensor, b: torch.Tensor, dim: int = -1, eps: float = 1e-30) -> torch.Tensor:
-    """``Re(Σ conj(a)·b) / (‖a‖·‖b‖)`` along ``dim`` (paper App. C.1); in [-1, 1]."""
-    num = (a.conj() * b).real.sum(dim)
-    den = torch.linalg.vector_norm(a, dim=dim) * torch.linalg.vector_norm(b, dim=dim)
+    """``Re(Σ conj(a)·b) / (‖a‖·‖b‖)`` along ``dim`` (paper App. C.1); in [-1, 1].
+
+    Computed on the real view (``Re·Re + Im·Im`` is ``Re(conj(a)·b)``) as batched dot products: on
+    CPU this is several times faster than complex products and complex norms, and the verifier's
+    description runs it on [D, C, |S′|] spectra for every suspect."""
+    dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.complex64)
+    a, b = a.to(dtype), b.to(dtype)
+    ar = torch.view_as_real(a.resolve_conj().movedim(dim, -1)).flatten(-2)  # [..., 2n]
+    br = torch.view_as_real(b.resolve_conj().movedim(dim, -1)).flatten(-2)
+    num = torch.einsum("...x,...x->...", ar, br)
+    den = (torch.einsum("...x,...x->...", ar, ar) * torch.einsum("...x,...x->...", br, br)).sqrt()
     return num / den.clamp_min(eps)
 
 

@@ -96,10 +96,14 @@ class ModelCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
+        self.prefilled = 0  # trained by :meth:`prefill` (on an executor), then loaded as hits
 
     def get(self, spec: dict[str, Any], build: Callable[[], tuple[nn.Module, dict[str, Any]]]) -> tuple[nn.Module, str]:
         model, _, h = self.get_with_recipe(spec, build)
         return model, h
+
+    def path(self, spec: dict[str, Any], kind: str | None = None) -> Path:
+        return self.root / f"{kind or spec['kind']}-{_hash(spec)}.safetensors"
 
     def get_with_recipe(self, spec: dict[str, Any], build: Callable[[], tuple[nn.Module, dict[str, Any]]],
                         kind: str | None = None) -> tuple[nn.Module, dict[str, Any], str]:
@@ -117,80 +121,179 @@ class ModelCache:
         (self.root / f"{kind}-{h}.json").write_text(json.dumps(spec, indent=1, sort_keys=True, default=str))
         return model, recipe, h
 
+    def prefill(self, jobs: Sequence[tuple[dict[str, Any], str | None, tuple[Any, ...]]], fn: Callable[..., tuple[nn.Module, dict[str, Any]]],
+                executor: Any, shared: Any = None, log: Callable[[str], None] = print) -> int:
+        """Train every job whose model is not cached yet on ``executor`` (:mod:`freqprint.executor`):
+        a job is ``(spec, kind, args)`` and trains as ``fn(shared, *args) -> (model, recipe)`` (a
+        top-level function: it may run in another process or on another machine).  Each model comes
+        back as safetensors bytes and is written here, so the next :meth:`get_with_recipe` of that
+        spec is a hit.  A job that fails with a :class:`FreqprintError` is left uncached (the
+        sequential pass meets the same error where it handles it).  Returns how many were trained."""
+        from freqprint.executor import run_jobs
 
-class _Pools:
-    """Trains (or loads from the cache) one pool of source, independent and derived models per
-    embedding method, all with the same seeds, secrets and attack chains."""
+        todo: dict[Path, tuple[dict[str, Any], str | None, tuple[Any, ...]]] = {}
+        for spec, kind, args in jobs:
+            p = self.path(spec, kind)
+            if not p.exists() and p not in todo:
+                todo[p] = (spec, kind, args)
+        if not todo:
+            return 0
+        items = list(todo.items())
+        self.root.mkdir(parents=True, exist_ok=True)
 
-    def __init__(self, prof: TracingProfile, cache: ModelCache, data: dict[str, ArrayDataset], device: str,
-                 log: Callable[[str], None]) -> None:
-        self.prof, self.cache, self.data, self.device, self.log = prof, cache, data, device, log
-        self.n, self.shape = data["src_train"].num_classes, list(data["src_train"].shape)
+        def store(i: int, result: bytes | str) -> None:
+            path, (spec, _, _) = items[i]
+            if isinstance(result, str):
+                log(f"  {path.name}: {result}")
+                return
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(result)
+            tmp.replace(path)
+            path.with_suffix(".json").write_text(json.dumps(spec, indent=1, sort_keys=True, default=str))
+            self.prefilled += 1
+
+        run_jobs(executor, _built_bytes, [(fn, *args) for _, (_, _, args) in items], shared, on_result=store)
+        return sum(1 for p, _ in items if p.exists())
+
+
+def _built_bytes(shared: Any, fn: Callable[..., tuple[nn.Module, dict[str, Any]]], *args: Any) -> bytes | str:
+    """Run one training job and return the model file's bytes (or the one-line error)."""
+    import tempfile
+
+    try:
+        model, recipe = fn(shared, *args)
+    except FreqprintError as e:
+        return f"error: {e}"
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.safetensors"
+        save_model(model.cpu(), path, recipe)
+        return path.read_bytes()
+
+
+@dataclass
+class _Plan:
+    """What a pool's training jobs need, and nothing else (no cache, no log): picklable, so a job
+    can train on another process or machine (``run_tracing(executor=...)``)."""
+
+    prof: TracingProfile
+    data: dict[str, ArrayDataset]
+    device: str
+
+    @property
+    def n(self) -> int:
+        return self.data["src_train"].num_classes
+
+    @property
+    def shape(self) -> list[int]:
+        return list(self.data["src_train"].shape)
 
     def context(self, idx: int) -> MethodContext:
         p = self.prof
         init = OwnerInit(p.model, {"num_classes": self.n, "in_channels": self.shape[0], **p.model_kwargs}, idx, True)
         return MethodContext(secret=f"tracing-secret-{idx}", num_classes=self.n, data=self.data["src_train"], init=init)
 
-    def _recipe(self, method: Method) -> dict[str, Any]:
+    def recipe(self, method: Method) -> dict[str, Any]:
         p = self.prof
         r = {"model": p.model, "kwargs": {"num_classes": self.n, "in_channels": self.shape[0], **p.model_kwargs},
              "input_shape": self.shape, "num_classes": self.n, "pseudo_class": False, "fingerprint": None}
         r.update(method.recipe_patch())
         return r
 
+    def chain(self, i: int, k: int, lr: float, device: str | None = None) -> Compose:
+        """Source i's attack at the k-th learning rate: permutation → scaling → fine-tuning."""
+        p, seed = self.prof, 1000 * (i + 1) + k
+        return Compose([BlockPermutation(seed=seed), BlockScaling(seed=seed),
+                        FineTune(data=self.data["tgt_train"], lr=lr, epochs=p.finetune_epochs, seed=seed, device=device or self.device,
+                                 batch_size=p.batch_size)])
+
+
+def _train_source(plan: _Plan, method: Method, idx: int) -> tuple[nn.Module, dict[str, Any]]:
+    p = plan.prof
+    torch.manual_seed(idx)
+    model = create_model(p.model, num_classes=plan.n, in_channels=plan.shape[0], **p.model_kwargs)
+    ctx = plan.context(idx)
+    method.prepare(model, ctx)
+    cfg = TrainConfig(epochs=p.source_epochs, lr=p.source_lr, lr_drop_at=2 / 3, seed=idx, device=plan.device, batch_size=p.batch_size)
+    train(model, ctx.data, cfg, criterion=method.criterion(ctx), progress=False)
+    return model.cpu(), plan.recipe(method)
+
+
+def _derive(plan: _Plan, method: Method, i: int, k: int, lr: float, parent: nn.Module) -> tuple[nn.Module, dict[str, Any]]:
+    return plan.chain(i, k, lr)(parent), plan.recipe(method)
+
+
+class _Pools:
+    """Trains (or loads from the cache) one pool of source, independent and derived models per
+    embedding method, all with the same seeds, secrets and attack chains.  With an ``executor``
+    (:mod:`freqprint.executor`), each stage's missing models — the sources and independents, then
+    the derived ones — first train as parallel jobs (:meth:`ModelCache.prefill`), and the pass
+    below only loads them."""
+
+    def __init__(self, prof: TracingProfile, cache: ModelCache, data: dict[str, ArrayDataset], device: str,
+                 log: Callable[[str], None], executor: Any = None) -> None:
+        self.plan = _Plan(prof, data, device)
+        self.prof, self.cache, self.data, self.device, self.log, self.executor = prof, cache, data, device, log, executor
+        self.n, self.shape = self.plan.n, self.plan.shape
+
+    def context(self, idx: int) -> MethodContext:
+        return self.plan.context(idx)
+
+    def _recipe(self, method: Method) -> dict[str, Any]:
+        return self.plan.recipe(method)
+
     def _base(self, method: Method) -> dict[str, Any]:
         return {"method": {"name": method.name, **method.config()}}
 
-    def source(self, method: Method, idx: int) -> tuple[nn.Module, str]:
-        """Model ``idx`` of the pool (sources first, then independents): seed ``idx``, secret ``idx``."""
+    def _source_spec(self, method: Method, idx: int) -> dict[str, Any]:
         p = self.prof
         # a source depends on these fields only, so pools are shared across targets and lr grids
         fields = ("model", "model_kwargs", "source_data", "source_limit", "source_epochs", "source_lr", "batch_size")
-        spec = {**self._base(method), "source": {k: getattr(p, k) for k in fields}, "kind": "source", "index": idx}
+        return {**self._base(method), "source": {k: getattr(p, k) for k in fields}, "kind": "source", "index": idx}
 
-        def build() -> tuple[nn.Module, dict[str, Any]]:
-            torch.manual_seed(idx)
-            model = create_model(p.model, num_classes=self.n, in_channels=self.shape[0], **p.model_kwargs)
-            ctx = self.context(idx)
-            method.prepare(model, ctx)
-            cfg = TrainConfig(epochs=p.source_epochs, lr=p.source_lr, lr_drop_at=2 / 3, seed=idx, device=self.device,
-                              batch_size=p.batch_size)
-            train(model, ctx.data, cfg, criterion=method.criterion(ctx), progress=False)
-            return model.cpu(), self._recipe(method)
+    def source(self, method: Method, idx: int) -> tuple[nn.Module, str]:
+        """Model ``idx`` of the pool (sources first, then independents): seed ``idx``, secret ``idx``."""
+        return self.cache.get(self._source_spec(method, idx), lambda: _train_source(self.plan, method, idx))
 
-        return self.cache.get(spec, build)
+    def _derived_spec(self, method: Method, parent_hash: str, i: int, k: int, lr: float) -> dict[str, Any]:
+        p = self.prof
+        return {**self._base(method), "kind": "derived", "parent": parent_hash, "attack": self.plan.chain(i, k, lr).config(),
+                "target": {"data": p.target_data, "limit": p.target_limit}}
 
     def pool(self, method: Method, derive: bool = True) -> dict[str, Any]:
         p, dev = self.prof, self.device
+        n_models = p.sources + p.independents
+        if self.executor is not None:
+            n = self.cache.prefill([(self._source_spec(method, idx), None, (method, idx)) for idx in range(n_models)],
+                                   _train_source, self.executor, self.plan, self.log)
+            self.log(f"[{method.name}] trained {n} source/independent models on the executor")
         models: dict[str, dict[str, Any]] = {}
-        for idx in range(p.sources + p.independents):
+        for idx in range(n_models):
             kind = "source" if idx < p.sources else "independent"
             model, h = self.source(method, idx)
             acc = evaluate(model, self.data["src_test"], self.n, device=dev)
             models[f"{kind}-{idx}"] = {"model": model, "hash": h, "kind": kind, "parent": idx if kind == "source" else None,
                                        "lr": None, "accuracy_source": acc}
             self.log(f"[{method.name}] {kind} {idx}: accuracy {acc:.4f}")
+        grid = [(i, k, lr) for i in range(p.sources if derive else 0) for k, lr in enumerate(p.lrs)]
+        if self.executor is not None and grid:
+            n = self.cache.prefill([(self._derived_spec(method, models[f"source-{i}"]["hash"], i, k, lr), None,
+                                     (method, i, k, lr, models[f"source-{i}"]["model"])) for i, k, lr in grid],
+                                   _derive, self.executor, self.plan, self.log)
+            self.log(f"[{method.name}] trained {n} derived models on the executor")
         suspects: dict[str, dict[str, Any]] = {}
-        for i in range(p.sources if derive else 0):
+        for i, k, lr in grid:
             parent = models[f"source-{i}"]
-            for k, lr in enumerate(p.lrs):
-                seed = 1000 * (i + 1) + k
-                chain = Compose([BlockPermutation(seed=seed), BlockScaling(seed=seed),
-                                 FineTune(data=self.data["tgt_train"], lr=lr, epochs=p.finetune_epochs, seed=seed, device=dev,
-                                          batch_size=p.batch_size)])
-                spec = {**self._base(method), "kind": "derived", "parent": parent["hash"], "attack": chain.config(),
-                        "target": {"data": p.target_data, "limit": p.target_limit}}
-                name = f"derived-{i}-lr{lr:g}"
-                try:
-                    model, h = self.cache.get(spec, lambda chain=chain, parent=parent: (chain(parent["model"]), self._recipe(method)))
-                except FreqprintError as e:  # e.g. fine-tuning diverged at lr 1
-                    suspects[name] = {"diverged": str(e), "parent": i, "lr": lr}
-                    self.log(f"[{method.name}] {name}: {e}")
-                    continue
-                acc = evaluate(model, self.data["tgt_test"], self.n, device=dev)
-                suspects[name] = {"model": model, "hash": h, "kind": "derived", "parent": i, "lr": lr, "accuracy_target": acc}
-                self.log(f"[{method.name}] {name}: target accuracy {acc:.4f}")
+            spec = self._derived_spec(method, parent["hash"], i, k, lr)
+            name = f"derived-{i}-lr{lr:g}"
+            try:
+                model, h = self.cache.get(spec, lambda i=i, k=k, lr=lr, parent=parent: _derive(self.plan, method, i, k, lr, parent["model"]))
+            except FreqprintError as e:  # e.g. fine-tuning diverged at lr 1
+                suspects[name] = {"diverged": str(e), "parent": i, "lr": lr}
+                self.log(f"[{method.name}] {name}: {e}")
+                continue
+            acc = evaluate(model, self.data["tgt_test"], self.n, device=dev)
+            suspects[name] = {"model": model, "hash": h, "kind": "derived", "parent": i, "lr": lr, "accuracy_target": acc}
+            self.log(f"[{method.name}] {name}: target accuracy {acc:.4f}")
         for name, m in models.items():
             if m["kind"] == "independent":
                 suspects[name] = m
@@ -248,11 +351,14 @@ def run_tracing(
     target_root: str | Path | None = None,
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Build (or load) one pool per embedding method, attack it, score every pair with every method.
 
     Passive methods (``embeds`` False: ICS, CKA) score the pool of the first embedding method
-    given (the same models, as in the paper), or a plain pool when none is given.
+    given (the same models, as in the paper), or a plain pool when none is given.  ``executor``
+    (:func:`freqprint.executor.create_executor`, e.g. Ray with a GPU per job) trains the missing
+    models in parallel first; scoring stays in this process.
     """
     methods = [methods] if not isinstance(methods, (list, tuple)) else list(methods)
     if not methods:
@@ -263,7 +369,7 @@ def run_tracing(
     prof = _profile(profile)
     t0 = time.time()
     cache = ModelCache(Path(cache_dir) / "models")
-    pools_ = _Pools(prof, cache, _load_data(prof, data_root, target_root), device, log)
+    pools_ = _Pools(prof, cache, _load_data(prof, data_root, target_root), device, log, executor)
     embedding = [m for m in methods if m.embeds] or [NoFingerprint()]
     host = embedding[0].name
     pools = {m.name: pools_.pool(m) for m in embedding}
@@ -277,7 +383,7 @@ def run_tracing(
         "profile": prof.to_dict(),
         "device": device,
         "seconds": time.time() - t0,
-        "cache": {"hits": cache.hits, "misses": cache.misses, "dir": str(cache.root)},
+        "cache": {"hits": cache.hits, "misses": cache.misses, "trained_on_executor": cache.prefilled, "dir": str(cache.root)},
         "pools": {k: {"method": v["method"],
                       "models": {kk: {x: y for x, y in vv.items() if x != "model"} for kk, vv in v["models"].items()},
                       "suspects": {kk: {x: y for x, y in vv.items() if x != "model"} for kk, vv in v["suspects"].items()}}
@@ -293,6 +399,7 @@ def run_accuracy_cost(
     data_root: str | Path | None = None,
     device: str = "cpu",
     log: Callable[[str], None] = print,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Clean source accuracy of every pool model of each embedding method and of plain training
     (the rebuttal's accuracy-cost table).  Reuses the tracing cache: same recipes, same models."""
@@ -301,7 +408,7 @@ def run_accuracy_cost(
     cache = ModelCache(Path(cache_dir) / "models")
     data = {"src_train": load_dataset(prof.source_data, "train", root=data_root, limit=prof.source_limit),
             "src_test": load_dataset(prof.source_data, "test", root=data_root)}
-    pools_ = _Pools(prof, cache, {**data, "tgt_train": data["src_train"], "tgt_test": data["src_test"]}, device, log)
+    pools_ = _Pools(prof, cache, {**data, "tgt_train": data["src_train"], "tgt_test": data["src_test"]}, device, log, executor)
     rows = {}
     for m in [NoFingerprint(), *[m for m in methods if m.embeds]]:
         accs = [a["accuracy_source"] for a in pools_.pool(m, derive=False)["models"].values()]

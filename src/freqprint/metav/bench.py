@@ -98,11 +98,12 @@ def _thief_rewrites(mv, task, test: list) -> dict[str, Any]:
 
 def run_metav_task(kind: str, profile: str = "quick", cache_dir: str | Path = ".cache/freqprint/metav",
                    out_dir: str | Path = "bench-results/metav", root: str | None = None,
-                   log: Callable[[str], None] = print, config: MetaVConfig | None = None, device: str = "cpu") -> dict[str, Any]:
+                   log: Callable[[str], None] = print, config: MetaVConfig | None = None, device: str = "cpu",
+                   executor: Any = None) -> dict[str, Any]:
     t0 = time.time()
     manifest = default_manifest(kind, profile)
     log(f"[{kind}] building the ensemble ({len(manifest.entries)} entries, profile {profile})")
-    ens: Ensemble = build_ensemble(manifest, cache_dir, root=root, log=log, device=device)
+    ens: Ensemble = build_ensemble(manifest, cache_dir, root=root, log=log, device=device, executor=executor)
     t_build = time.time() - t0
     task, data = ens.task, ens.data
     train, val, test, panel = (ens.split(s) for s in ("train", "val", "test", "panel"))
@@ -151,13 +152,13 @@ def run_metav_task(kind: str, profile: str = "quick", cache_dir: str | Path = ".
 
 def run_metav_bench(profile: str = "quick", kinds: tuple[str, ...] = KINDS, cache_dir: str | Path = ".cache/freqprint/metav",
                     out_dir: str | Path = "bench-results/metav", root: str | None = None,
-                    log: Callable[[str], None] = print, device: str = "cpu") -> dict[str, Any]:
+                    log: Callable[[str], None] = print, device: str = "cpu", executor: Any = None) -> dict[str, Any]:
     if profile not in PROFILES:
         from freqprint.errors import FreqprintError
 
         raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     t0 = time.time()
-    tasks = {k: run_metav_task(k, profile, cache_dir, out_dir, root, log, device=device) for k in kinds}
+    tasks = {k: run_metav_task(k, profile, cache_dir, out_dir, root, log, device=device, executor=executor) for k in kinds}
     res = {"profile": profile, "tasks": tasks, "seconds": time.time() - t0, "metav_claim": METAV_CLAIM}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

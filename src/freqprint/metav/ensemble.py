@@ -231,11 +231,11 @@ class _Builder:
 
     @property
     def trained(self) -> int:
-        return (self.cache.misses if self.cache else 0) + self._uncached
+        return (self.cache.misses + self.cache.prefilled if self.cache else 0) + self._uncached
 
     @property
     def cached(self) -> int:
-        return self.cache.hits if self.cache else 0
+        return self.cache.hits - self.cache.prefilled if self.cache else 0  # a prefilled model is loaded once, as a hit
 
     def _apply(self, op: str, params: dict[str, Any], parent: nn.Module, seed: int, arch: str | None) -> tuple[nn.Module, dict | None]:
         """(model, new recipe or None = the parent's) for one derivation step."""
@@ -264,9 +264,13 @@ class _Builder:
                              float(p.get("lr", 0.05)), seed), recipe
         raise FreqprintError(f"unknown op {op!r}")
 
+    def spec(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> dict[str, Any]:
+        """What an entry's model is a function of (its cache key): the task, the entry, the parent's hash."""
+        return {"task": self.task.spec(), "entry": e.recipe(), "parent": parent[2] if parent else None}
+
     def make(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict, str]:
         """(model, recipe, hash) of an entry (parent's triple given), trained or from the cache."""
-        spec = {"task": self.task.spec(), "entry": e.recipe(), "parent": parent[2] if parent else None}
+        spec = self.spec(e, parent)
         if e.op == "output":
             return parent[0], parent[1], _hash(spec)  # type: ignore[index]
 
@@ -325,10 +329,39 @@ def fingerprint_secret(seed: int) -> str:
     return f"metav-source-{seed}"
 
 
+def _train_entry(shared: tuple[Task, Any], entry: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict]:
+    """One manifest entry trained from its parent's (model, recipe, hash): an executor job."""
+    task, data = shared
+    model, recipe = _Builder(task, data, None, lambda s: None)._build(entry, parent)
+    return model.eval(), recipe
+
+
+def _depths(entries: list[Entry]) -> dict[str, int]:
+    """Training generation of each entry: 0 without a parent, else the parent's + 1 (an ``output``
+    entry trains nothing and shares its parent's)."""
+    by_name = {e.name: e for e in entries}
+    depth: dict[str, int] = {}
+
+    def of(name: str) -> int:
+        if name not in depth:
+            e = by_name[name]
+            depth[name] = 0 if e.parent is None else of(e.parent) + (0 if e.op == "output" else 1)
+        return depth[name]
+
+    for e in entries:
+        of(e.name)
+    return depth
+
+
 def build_ensemble(manifest: Manifest, cache_dir: str | Path | None = ".cache/freqprint/metav", root: str | None = None,
-                   log: Callable[[str], None] = lambda s: None, splits: tuple[str, ...] = SPLITS, device: str = "cpu") -> Ensemble:
+                   log: Callable[[str], None] = lambda s: None, splits: tuple[str, ...] = SPLITS, device: str = "cpu",
+                   executor: Any = None) -> Ensemble:
     """Train (or load from the cache) every model of the manifest whose split is in ``splits``
-    (and their ancestors); ``device`` is where they train (they are queried on the CPU)."""
+    (and their ancestors); ``device`` is where they train (they are queried on the CPU).
+
+    With an ``executor`` (:func:`freqprint.executor.create_executor`: Ray, a GPU per job) the
+    missing models train as parallel jobs first, one generation at a time (a model's parent is in
+    the cache before it is needed), and the pass below loads them; it needs a cache."""
     from freqprint.training import resolve_device
 
     resolve_device(device)  # one error line when CUDA is asked for and absent
@@ -346,12 +379,33 @@ def build_ensemble(manifest: Manifest, cache_dir: str | Path | None = ".cache/fr
                 need.add(n)
                 n = by_name[n].parent
     made: dict[str, tuple[nn.Module, dict, str]] = {}
+
+    def ensure(name: str) -> tuple[nn.Module, dict, str]:
+        """An entry's (model, recipe, hash), its ancestors first: trained here or loaded from the cache."""
+        if name not in made:
+            e = by_name[name]
+            made[name] = builder.make(e, ensure(e.parent) if e.parent else None)
+        return made[name]
+
+    if executor is not None:
+        if builder.cache is None:
+            raise FreqprintError("training on an executor needs a model cache (cache_dir)")
+        wanted = [e for e in manifest.entries if e.name in need]
+        depth = _depths(wanted)
+        for gen in sorted(set(depth.values())):
+            jobs = []
+            for e in wanted:
+                if depth[e.name] != gen or e.op == "output":
+                    continue
+                parent = ensure(e.parent) if e.parent else None  # an earlier generation: in the cache by now
+                jobs.append((builder.spec(e, parent), f"{task.kind}-{e.op}", (e, parent)))
+            n = builder.cache.prefill(jobs, _train_entry, executor, (task, data), log)
+            log(f"  generation {gen}: {n} of {len(jobs)} models trained on the executor")
     members: list[Member] = []
     for e in manifest.entries:
         if e.name not in need:
             continue
-        made[e.name] = builder.make(e, made[e.parent] if e.parent else None)
-        model = made[e.name][0]
+        model = ensure(e.name)[0]
         if e.role == "source":
             task.fit_stats(lambda x, m=model: task.outputs(m, x), data.owner)
         q = quality(task, model, data.test)

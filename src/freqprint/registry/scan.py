@@ -16,8 +16,8 @@ its checkpoint is done, so an interrupted scan keeps what it did; **resume**: a 
 same output skips every checkpoint whose content hash already has a record made against the same
 registry state — moved or renamed files included, changed files not.
 
-**Executors.**  ``local`` (the default) runs a process pool of ``workers`` processes on this
-machine; ``ray`` submits the same task to a Ray cluster (``address=None`` starts a local one,
+**Executors** (:mod:`freqprint.executor`).  ``local`` (the default) runs a process pool of
+``workers`` processes on this machine; ``ray`` submits the same task to a Ray cluster (``address=None`` starts a local one,
 ``"auto"`` or ``ray://host:port`` joins an existing cluster).  At most ``2·workers`` checkpoints
 are in flight, so the parent's memory does not grow with the number of files; each worker holds
 one open checkpoint (read lazily, tensor by tensor) and the registry's sketches.
@@ -27,20 +27,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from freqprint.errors import FreqprintError
+from freqprint.executor import EXECUTORS, create_executor
 
 __all__ = ["CHECKPOINT_SUFFIXES", "EXECUTORS", "ScanSummary", "content_hash", "find_checkpoints", "registry_state", "scan", "scan_one"]
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
-EXECUTORS = ("local", "ray")
 _CHUNK = 1 << 20
 
 
@@ -170,59 +168,6 @@ def _done_hashes(out: Path, state: str) -> set[str]:
     return done
 
 
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-class _Local:
-    def __init__(self, workers: int) -> None:
-        # spawned, not forked (a forked torch can deadlock), one torch thread each: one process per core
-        self.pool = (ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
-                     if workers > 1 else None)
-
-    def submit(self, *args: Any) -> Any:
-        if self.pool is None:
-            return scan_one(*args)  # in-process: no pickling, no start-up
-        return self.pool.submit(scan_one, *args)
-
-    def wait(self, pending: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
-        if self.pool is None:
-            return pending, []
-        done, rest = wait(pending, return_when=FIRST_COMPLETED)
-        return [f.result() for f in done], list(rest)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-
-
-class _Ray:
-    def __init__(self, workers: int, address: str | None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise FreqprintError("--executor ray needs Ray: pip install torch==2.13.0 'freqprint[ray]'") from None
-        self.ray = ray
-        self.started = not ray.is_initialized()
-        if self.started:
-            kw: dict[str, Any] = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
-            ray.init(log_to_driver=False, configure_logging=False, **kw)
-        self.task = ray.remote(num_cpus=1)(scan_one)
-
-    def submit(self, *args: Any) -> Any:
-        return self.task.remote(*args)
-
-    def wait(self, pending: list[Any]) -> tuple[list[dict[str, Any]], list[Any]]:
-        done, rest = self.ray.wait(pending, num_returns=1)
-        return self.ray.get(done), rest
-
-    def close(self) -> None:
-        if self.started:
-            self.ray.shutdown()
-
-
 def scan(
     paths: Iterable[str | Path],
     registry: str | Path,
@@ -237,16 +182,12 @@ def scan(
 ) -> ScanSummary:
     """Scan checkpoints into the JSON Lines file ``out`` (appended; module docstring).
     ``progress(total_seen, record)`` is called as checkpoints are found and finished."""
-    if executor not in EXECUTORS:
-        raise FreqprintError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
-    if workers < 1:
-        raise FreqprintError(f"workers must be >= 1, got {workers}")
     registry, out = str(Path(registry).resolve()), Path(out)
     state = registry_state(registry)
     done = _done_hashes(out, state)
     summary = ScanSummary()
     t0 = time.perf_counter()
-    ex: Any = _Local(workers) if executor == "local" else _Ray(workers, address)
+    ex = create_executor(executor, workers, address)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(out, "a", encoding="utf-8") as f:
@@ -275,18 +216,14 @@ def scan(
                     if progress:
                         progress(summary.checkpoints, None)
                     continue
-                job = ex.submit(registry, str(path), alpha, screen, state, digest)
-                if isinstance(job, dict):
-                    record(job)
-                    continue
-                pending.append(job)
+                pending.append(ex.submit(scan_one, registry, str(path), alpha, screen, state, digest))
                 while len(pending) >= 2 * workers:
                     finished, pending = ex.wait(pending)
-                    for r in finished:
+                    for _, r in finished:
                         record(r)
             while pending:
                 finished, pending = ex.wait(pending)
-                for r in finished:
+                for _, r in finished:
                     record(r)
     finally:
         ex.close()

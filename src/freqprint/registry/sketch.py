@@ -130,6 +130,13 @@ def _sym(u: torch.Tensor) -> torch.Tensor:
     return u[..., i] * u[..., j] * w
 
 
+def _sym_mean(o: torch.Tensor) -> torch.Tensor:
+    """``_sym(o).mean(0)`` without forming ``[D, C, s(s+1)/2]``: the per-channel second-moment
+    matrix ``mean_d o oᵀ`` (one batched product), its isometric upper triangle."""
+    i, j, w = _sym_index(o.shape[-1])
+    return torch.einsum("dci,dcj->cij", o, o)[:, i, j] * (w / o.shape[0])
+
+
 def channel_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
     """The sketch ``[C, d_visible + d_hidden]`` of kernels ``w`` ``[D, C, K, K]`` (module docstring)."""
     v, blocks, projs = _basis(b)
@@ -138,7 +145,7 @@ def channel_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
     parts = []
     for idx, proj in zip(blocks, projs):
         o = _sym(unit(z[..., idx]))  # [D, C, s]
-        f = torch.cat([o.mean(0), _sym(o).mean(0)], 1)  # [C, s + s(s+1)/2]
+        f = torch.cat([o.mean(0), _sym_mean(o)], 1)  # [C, s + s(s+1)/2]
         if proj is not None:
             f = f @ proj
         parts.append(unit(f - f.mean(0, keepdim=True)))

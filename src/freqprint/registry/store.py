@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from typing_extensions import Self
 
-from freqprint.align import readings
+from freqprint.align import reading_shapes, readings
 from freqprint.checkpoint import TensorStore, open_tensors
 from freqprint.errors import FreqprintError, NoMaterial
 from freqprint.key import MAX_KEY_BYTES, FingerprintKey
@@ -274,8 +274,8 @@ class Registry:
             for name, (shape, floating) in store.shapes.items():
                 if not floating or math.prod(shape) < k * k * max(1, c // 2):
                     continue
-                for layout, w in readings(torch.empty(shape, device="meta"), c, k, dihedral=False):
-                    if w.shape[1] * 2 < c or w.shape[0] < 2:
+                for layout, wshape in reading_shapes(shape, c, k, dihedral=False):
+                    if wshape[1] * 2 < c or wshape[0] < 2:
                         continue
                     if name not in loaded:
                         t = store.get(name)
@@ -317,7 +317,7 @@ class Registry:
             key = self.key(kid)
             (name,) = self.db.execute("SELECT name FROM keys WHERE id=?", (kid,)).fetchone()
             try:
-                rep = verify(key, store, alpha=alpha)
+                rep = verify(key, store, alpha=alpha, describe=False)  # a match needs the verdict, not the τ-score
             except NoMaterial:
                 continue
             log10_reg = min(0.0, rep.log10_p + math.log10(max(1, n_keys)))
