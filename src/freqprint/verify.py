@@ -48,16 +48,22 @@ filters) pays for; under H0 and a fixed π these events are independent across d
 filters are i.i.d.), and the union over every π is the channel-map factor.  Any filter
 assignment counts at most that many hits, so *any* alignment found by *any* search gives a valid
 p-value, and stopping a search early can only make the reported p larger (still an upper bound).
-So each candidate is aligned in stages of growing cost and the first stage whose p (with every
-Bonferroni factor: channel maps, blocks, the two tests, all candidates) is below ``alpha`` ends
-it: (1) ``diagonal``: filter d against filter d, channels as stored — a fine-tuned model as the
-owner left it, a few matrix products; (2) ``stored channels``: each key filter's best suspect
-filter (one [D, D′] product, no assignment), channels as stored — filters reordered; (3) ``one
-pass``: filters matched once on the hidden block's moment descriptors (the block fine-tuning
-barely moves, and the cheaper one), one channel map (Hungarian on C×C′), then (2)'s filter step —
-a permuted model; (4) ``full``: the alternating Hungarian search from several
-starts.  Every stage runs when none decides (an unrelated suspect), and the best count wins.  A
-thief gains nothing from the order: reordering only moves the verdict to a later stage.  The
+So the key's own layer (as stored: where a derived model keeps the module) is aligned in stages
+of growing cost, and the first stage whose p (with every Bonferroni factor: channel maps, blocks,
+the two tests, all candidates) is below ``alpha`` ends the search; every other reading gets the
+full search alone (the cheap stages would only add to an unrelated suspect's cost):
+
+1. ``diagonal``: filter d against filter d, channels as stored — a fine-tuned model as the owner
+   left it, a few matrix products;
+2. ``stored channels``: each key filter's best suspect filter (one [D, D′] product, no
+   assignment), channels as stored — filters reordered;
+3. ``one pass``: filters matched once on the hidden block's moment descriptors (the block
+   fine-tuning barely moves, and the cheaper one), one channel map (Hungarian on C×C′), then
+   (2)'s filter step — a permuted model;
+4. ``full``: the alternating Hungarian search from several starts.
+
+When none decides (an unrelated suspect) every stage runs, and the best count wins.  A thief
+gains nothing from the order: reordering only moves the verdict to a later stage.  The
 report's ``stage`` says which one decided.
 
 **Rotated channels (Transformer hosts).**  In a pre-LayerNorm Transformer a thief can rotate the
@@ -419,7 +425,10 @@ def verify(
         def decided() -> bool:
             return min(0.0, min(x[0] for x in per_block.values()) + extra) / LN10 < math.log10(alpha)
 
-        same = c_s == key.channels and not exhaustive
+        # the cheap stages run on the key's own layer as stored, where a derived model keeps the
+        # module; every other reading (renamed, re-laid) goes to the full search, as before
+        staged = not exhaustive and cand.name == key.layer and cand.layout == "OIHW"
+        same = c_s == key.channels and staged
         kc = torch.arange(key.channels)
         if same and d_s >= key.filters:  # stage 1: the model as the owner left it, both blocks in a few products
             zs = w2[: key.filters] @ v
@@ -436,7 +445,7 @@ def verify(
                 match, strength, sign = greedy_filters(units_k[b], units_s[b], kc, kc)
                 offer(b, Fit(match, kc, kc, strength, sign), "stored channels")
         desc_s: dict[str, torch.Tensor] = {}
-        if align_channels and not exhaustive and not (per_block and decided()):  # stage 3: one descriptor-started pass
+        if align_channels and staged and not (per_block and decided()):  # stage 3: one descriptor-started pass
             sb = "hidden" if len(blocks["hidden"]) >= 3 else "visible"  # the block fine-tuning barely moves, if it has room
             desc_s[sb] = descriptor(units_s[sb])
             start = hungarian(desc_k[sb] @ desc_s[sb].T)
