@@ -24,7 +24,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any, Self
+from typing import Any
 
 from freqprint.errors import FreqprintError
 
@@ -77,7 +77,7 @@ class LocalExecutor:
         if self.pool is not None:
             self.pool.shutdown()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> LocalExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -121,7 +121,7 @@ class RayExecutor:
         if self.started:
             self.ray.shutdown()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> RayExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
