@@ -38,7 +38,10 @@ Because the conv input is band-limited, ``W ⊛ Λ(X)`` is computed exactly in t
 (Theorem 3.1): ``F_Y(u,v) = T_uv(W)·F_X(u,v) + MN·b·δ_uv`` on the 9 kept frequencies and zero
 elsewhere.  That costs ``D·C·(2r+1)²`` complex products instead of ``D·C·K²·M·N``, with the same
 function and gradients as the spatial conv (``implementation="spatial"`` keeps the latter; a test
-checks they agree).
+checks they agree).  Every step is a real matrix product with a cached basis — the band of
+``F_X`` from the M×N grid, Theorem 3.1 batched over the frequencies, the thumbnail's small DFTs,
+the band back to the grid — because on a CPU complex einsums and ``torch.fft`` on 3×3 arrays
+cost several times more (BENCHMARKS §4, §12d).
 
 The initial ``W`` and ``b`` come from the owner's **secret** through HMAC-SHA256 → a 64-bit seed →
 i.i.d. Gaussian ``N(0, 1/(C·K²))``.  Two owners therefore never share a fingerprint by accident,
