@@ -37,6 +37,10 @@ def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monk
     assert rc == 0, err
     rep = json.loads(out)
     assert rep["found"] and rep["score"] > 0.95 and rep["log10_p"] < -6
+    rc, out, err = run(["verify", key, ft, "--no-describe"], monkeypatch, capsys)  # the verdict alone
+    assert rc == 0 and "not computed" in out and "alignment stage" in out
+    rc, out, err = run(["verify", key, ft, "--json", "--exhaustive"], monkeypatch, capsys)  # the old search, no early stop
+    assert rc == 0 and json.loads(out)["stage"] == "full" and json.loads(out)["found"]
 
     other = workdir / "other.safetensors"
     monkeypatch.setenv("FREQPRINT_SECRET", "bob")
