@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from cli_helpers import run
 
 from freqprint.attacks import Compose, create_attack, relayout_state_dict
@@ -166,3 +167,18 @@ def test_registry_and_scan_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert rc == 2 and err.startswith("error:")
     rc, out, err = run(["scan", d, "--registry", reg, "--executor", "spark"], monkeypatch, capsys)
     assert rc == 2 and "unknown executor" in err
+
+
+def test_sketches_under_the_symmetries_of_the_square_follow_from_one_pass():
+    """On a square grid the screen computes a tensor's moments once and moves them to the other 7
+    symmetries by exact linear maps; that must equal sketching each transformed tensor."""
+    from freqprint.align import DIHEDRAL
+    from freqprint.registry.sketch import Basis, _dihedral_lifts, channel_sketch, suspect_sketch
+
+    torch.manual_seed(0)
+    for grid, dc, lifted in (((28, 28), False, True), ((14, 14), True, True), ((28, 20), False, False)):
+        b = Basis(grid, 3, 1, dc)
+        w = torch.randn(48, 12, 3, 3)
+        assert (_dihedral_lifts(b) is not None) == lifted
+        ref = torch.stack([channel_sketch(op(w), b) for op in DIHEDRAL.values()])
+        torch.testing.assert_close(suspect_sketch(w, b), ref, rtol=1e-9, atol=1e-11)

@@ -152,8 +152,78 @@ def channel_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
+def _sym_lift(q: torch.Tensor) -> torch.Tensor:
+    """``L`` with ``_sym(Q·u) = L·_sym(u)`` for every u (``Q`` k×k): how an orthogonal change of a
+    block's coordinates acts on its isometric second moments.  Column a is the image of the a-th
+    basis matrix of the symmetric k×k matrices."""
+    k = q.shape[0]
+    i, j, w = _sym_index(k)
+    cols = []
+    for a in range(len(i)):
+        e = torch.zeros(k, k, dtype=q.dtype)
+        e[i[a], j[a]] = e[j[a], i[a]] = 1.0 / float(w[a])  # the symmetric matrix whose _sym-vector is e_a
+        t = q @ e @ q.T
+        cols.append(t[i, j] * w)
+    return torch.stack(cols, 1)
+
+
+@lru_cache(maxsize=64)
+def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, torch.Tensor], ...] | None:
+    """Per symmetry of the square and per block, ``(L, L₂)``: the maps of the first and second
+    moment features, so that the sketch of ``g(W)`` follows from the raw moments of ``W``.  A
+    symmetry permutes the K² kernel entries; in the basis V it is ``R = Vᵀ·P·V``.  When the gain
+    is invariant under the symmetry (a square grid: the band is symmetric, a flip only shifts the
+    phase), ``R`` keeps each block, ``R = diag(Q_visible, Q_hidden)``, and ``u → Q·u`` maps the
+    moments linearly.  Returns None when some ``R`` mixes the blocks (the sketch is then
+    recomputed per symmetry)."""
+    v, blocks, _ = _basis(b)
+    k = b.kernel_size
+    eye = torch.eye(k * k, dtype=torch.float64).reshape(k * k, k, k)
+    out = []
+    for op in DIHEDRAL.values():
+        perm = op(eye).reshape(k * k, k * k)  # row r: g applied to the kernel with a 1 at entry r
+        r = v.T @ perm @ v  # flattened kernels as rows: g(w) = w·perm, so z(g(W)) = z(W)·R
+        lifts = []
+        for bi, idx in enumerate(blocks):
+            other = blocks[1 - bi]
+            if len(other) and float(r[other][:, idx].abs().max()) > 1e-9:
+                return None  # g mixes the blocks: no lift
+            lifts.append(_sym_lift(r[idx][:, idx].T))  # as columns: u_g = Q·u with Q = R_bbᵀ
+        out.append(tuple(lifts))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _sketches_by_lift(w: torch.Tensor, b: Basis, lifts) -> torch.Tensor:
+    """:func:`suspect_sketch` from one pass over the kernels: the raw moments once, then each
+    symmetry's moments by its lift (``m₁ → L·m₁``, ``M₂ → L·M₂·Lᵀ``)."""
+    v, blocks, projs = _basis(b)
+    d, c = w.shape[:2]
+    z = w.detach().to("cpu", torch.float64).reshape(d, c, -1) @ v
+    raw = []
+    for idx in blocks:
+        o = _sym(unit(z[..., idx]))  # [D, C, s]
+        raw.append((o.mean(0), torch.einsum("dci,dcj->cij", o, o) / d))  # [C, s], [C, s, s]
+    out = []
+    for g_lifts in lifts:
+        parts = []
+        for (m1, m2), lift, proj in zip(raw, g_lifts, projs):
+            i, j, wt = _sym_index(m1.shape[-1])
+            m2g = lift @ m2 @ lift.T
+            f = torch.cat([m1 @ lift.T, m2g[:, i, j] * wt], 1)
+            if proj is not None:
+                f = f @ proj
+            parts.append(unit(f - f.mean(0, keepdim=True)))
+        out.append(torch.cat(parts, 1))
+    return torch.stack(out)
+
+
 def suspect_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
-    """The sketch of a suspect tensor under each symmetry of the square: ``[8, C′, dims]``."""
+    """The sketch of a suspect tensor under each symmetry of the square: ``[8, C′, dims]``.  On a
+    square grid the moments are computed once and moved to the other symmetries by exact linear
+    maps (:func:`_dihedral_lifts`: 8× less work on a large tensor); otherwise each is recomputed."""
+    lifts = _dihedral_lifts(b)
+    if lifts is not None:
+        return _sketches_by_lift(w, b, lifts)
     return torch.stack([channel_sketch(op(w), b) for op in DIHEDRAL.values()])  # type: ignore[operator]
 
 
