@@ -13,6 +13,7 @@ alignment can be as greedy as it likes without breaking the p-value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -49,29 +50,41 @@ def readings(t: torch.Tensor, c: int, k: int, dihedral: bool = True) -> list[tup
     return [(label + (f"·{g}" if g else ""), op(w)) for label, w in base for g, op in DIHEDRAL.items()]  # type: ignore[operator]
 
 
+def _layout_specs(shape: tuple[int, ...], c: int, k: int) -> list[tuple[str, tuple[int, int, int, int], Callable[[torch.Tensor], torch.Tensor]]]:
+    """Every storage layout a tensor of this shape can be read in as ``[D′, C′, K, K]``:
+    ``(label, reading's shape, how to read it)``.  The one table behind :func:`readings` (tensors)
+    and :func:`reading_shapes` (shapes only), so the two cannot disagree."""
+    s = tuple(int(x) for x in shape)
+    kk = k * k
+    out: list[tuple[str, tuple[int, int, int, int], Callable[[torch.Tensor], torch.Tensor]]] = []
+    if len(s) == 4:
+        if s[2:] == (k, k):
+            out.append(("OIHW", (s[0], s[1], k, k), lambda t: t))
+        if s[:2] == (k, k):
+            out.append(("HWIO", (s[3], s[2], k, k), lambda t: t.permute(3, 2, 0, 1)))
+        if s[1:3] == (k, k) and s[2:] != (k, k):
+            out.append(("OHWI", (s[0], s[3], k, k), lambda t: t.permute(0, 3, 1, 2)))
+    elif len(s) == 3 and s[2] == kk:
+        out.append(("O,I,HW", (s[0], s[1], k, k), lambda t: t.reshape(s[0], s[1], k, k)))
+    elif len(s) == 2:
+        for label, transposed in (("O,IHW", False), ("IHW,O", True)):
+            rows, cols = (s[1], s[0]) if transposed else s
+            if cols % kk == 0:  # C′ = columns / K²: dead channels may have been added
+                cs = cols // kk
+                mat = (lambda t: t.T) if transposed else (lambda t: t)
+                out.append((label, (rows, cs, k, k), lambda t, m=mat, r=rows, n=cs: m(t).reshape(r, n, k, k)))
+                out.append((label.replace("IHW", "HWI"), (rows, cs, k, k),
+                            lambda t, m=mat, r=rows, n=cs: m(t).reshape(r, k, k, n).permute(0, 3, 1, 2)))
+    elif len(s) == 1 and s[0] % (c * kk) == 0 and s[0] >= c * kk:
+        out.append(("flat", (s[0] // (c * kk), c, k, k), lambda t: t.reshape(-1, c, k, k)))
+    return out
+
+
 def reading_shapes(shape: tuple[int, ...], c: int, k: int, dihedral: bool = True) -> list[tuple[str, tuple[int, int, int, int]]]:
     """``[(label, (D′, C′, K, K))]`` of :func:`readings` from the shape alone, in the same order, with
     no tensor made: listing a large file's candidates costs only integer arithmetic (the symmetries
     of the square keep a K×K kernel's shape)."""
-    s = tuple(int(x) for x in shape)
-    kk = k * k
-    base: list[tuple[str, tuple[int, int, int, int]]] = []
-    if len(s) == 4:
-        if s[2:] == (k, k):
-            base.append(("OIHW", (s[0], s[1], k, k)))
-        if s[:2] == (k, k):
-            base.append(("HWIO", (s[3], s[2], k, k)))
-        if s[1:3] == (k, k) and s[2:] != (k, k):
-            base.append(("OHWI", (s[0], s[3], k, k)))
-    elif len(s) == 3 and s[2] == kk:
-        base.append(("O,I,HW", (s[0], s[1], k, k)))
-    elif len(s) == 2:
-        for label, (rows, cols) in (("O,IHW", s), ("IHW,O", (s[1], s[0]))):
-            if cols % kk == 0:
-                base.append((label, (rows, cols // kk, k, k)))
-                base.append((label.replace("IHW", "HWI"), (rows, cols // kk, k, k)))
-    elif len(s) == 1 and s[0] % (c * kk) == 0 and s[0] >= c * kk:
-        base.append(("flat", (s[0] // (c * kk), c, k, k)))
+    base = [(label, sh) for label, sh, _ in _layout_specs(shape, c, k)]
     if not dihedral or k == 1:
         return base
     return [(label + (f"·{g}" if g else ""), sh) for label, sh in base for g in DIHEDRAL]
@@ -81,31 +94,12 @@ def read_as(t: torch.Tensor, label: str, c: int, k: int) -> torch.Tensor:
     """The one reading of ``t`` that :func:`readings` labels ``label`` (e.g. ``"HWIO·rot90"``),
     without making the others."""
     base, _, g = label.partition("·")
-    return DIHEDRAL[g](dict(_layouts(t, c, k))[base])  # type: ignore[operator]
+    read = {lab: fn for lab, _, fn in _layout_specs(tuple(t.shape), c, k)}[base]
+    return DIHEDRAL[g](read(t))  # type: ignore[operator]
 
 
 def _layouts(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
-    out: list[tuple[str, torch.Tensor]] = []
-    s = tuple(t.shape)
-    kk = k * k
-    if t.ndim == 4:
-        if s[2:] == (k, k):
-            out.append(("OIHW", t))
-        if s[:2] == (k, k):
-            out.append(("HWIO", t.permute(3, 2, 0, 1)))
-        if s[1:3] == (k, k) and s[2:] != (k, k):
-            out.append(("OHWI", t.permute(0, 3, 1, 2)))
-    elif t.ndim == 3 and s[2] == kk:
-        out.append(("O,I,HW", t.reshape(s[0], s[1], k, k)))
-    elif t.ndim == 2:
-        for label, m in (("O,IHW", t), ("IHW,O", t.T)):
-            if m.shape[1] % kk == 0:  # C′ = columns / K²: dead channels may have been added
-                cs = m.shape[1] // kk
-                out.append((label, m.reshape(m.shape[0], cs, k, k)))
-                out.append((label.replace("IHW", "HWI"), m.reshape(m.shape[0], k, k, cs).permute(0, 3, 1, 2)))
-    elif t.ndim == 1 and t.numel() % (c * kk) == 0 and t.numel() >= c * kk:
-        out.append(("flat", t.reshape(-1, c, k, k)))
-    return out
+    return [(label, fn(t)) for label, _, fn in _layout_specs(tuple(t.shape), c, k)]
 
 
 def unit(z: torch.Tensor) -> torch.Tensor:
