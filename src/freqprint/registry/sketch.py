@@ -130,26 +130,41 @@ def _sym(u: torch.Tensor) -> torch.Tensor:
     return u[..., i] * u[..., j] * w
 
 
-def _sym_mean(o: torch.Tensor) -> torch.Tensor:
-    """``_sym(o).mean(0)`` without forming ``[D, C, s(s+1)/2]``: the per-channel second-moment
-    matrix ``mean_d o oᵀ`` (one batched product), its isometric upper triangle."""
-    i, j, w = _sym_index(o.shape[-1])
-    return torch.einsum("dci,dcj->cij", o, o)[:, i, j] * (w / o.shape[0])
-
-
-def channel_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
-    """The sketch ``[C, d_visible + d_hidden]`` of kernels ``w`` ``[D, C, K, K]`` (module docstring)."""
-    v, blocks, projs = _basis(b)
+def _moments(w: torch.Tensor, b: Basis) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per block, the raw moments of kernels ``w`` ``[D, C, K, K]`` over the filters: with
+    ``o = _sym(unit kernel coordinates)``, ``m₁ = mean_d o`` ``[C, s]`` and ``M₂ = mean_d o·oᵀ``
+    ``[C, s, s]`` (one batched product, never a ``[D, C, s(s+1)/2]`` tensor)."""
+    v, blocks, _ = _basis(b)
     d, c = w.shape[:2]
     z = w.detach().to("cpu", torch.float64).reshape(d, c, -1) @ v
+    out = []
+    for idx in blocks:
+        o = _sym(unit(z[..., idx]))
+        out.append((o.mean(0), torch.einsum("dci,dcj->cij", o, o) / d))
+    return out
+
+
+def _features(moments: list[tuple[torch.Tensor, torch.Tensor]], b: Basis,
+              lifts: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+    """The sketch ``[C, dims]`` from raw moments: per block ``[m₁ | isometric triangle of M₂]``,
+    projected when large, centred over channels, unit length.  With a symmetry's ``lifts`` the
+    moments are first moved to that symmetry (``m₁ → L·m₁``, ``M₂ → L·M₂·Lᵀ``)."""
+    _, _, projs = _basis(b)
     parts = []
-    for idx, proj in zip(blocks, projs):
-        o = _sym(unit(z[..., idx]))  # [D, C, s]
-        f = torch.cat([o.mean(0), _sym_mean(o)], 1)  # [C, s + s(s+1)/2]
+    for bi, ((m1, m2), proj) in enumerate(zip(moments, projs)):
+        if lifts is not None:
+            m1, m2 = m1 @ lifts[bi].T, lifts[bi] @ m2 @ lifts[bi].T
+        i, j, wt = _sym_index(m1.shape[-1])
+        f = torch.cat([m1, m2[:, i, j] * wt], 1)  # [C, s + s(s+1)/2]
         if proj is not None:
             f = f @ proj
         parts.append(unit(f - f.mean(0, keepdim=True)))
     return torch.cat(parts, 1)
+
+
+def channel_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
+    """The sketch ``[C, d_visible + d_hidden]`` of kernels ``w`` ``[D, C, K, K]`` (module docstring)."""
+    return _features(_moments(w, b), b)
 
 
 def _sym_lift(q: torch.Tensor) -> torch.Tensor:
@@ -168,9 +183,9 @@ def _sym_lift(q: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, torch.Tensor], ...] | None:
-    """Per symmetry of the square and per block, ``(L, L₂)``: the maps of the first and second
-    moment features, so that the sketch of ``g(W)`` follows from the raw moments of ``W``.  A
+def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, ...], ...] | None:
+    """Per symmetry of the square and per block, the lift ``L`` (:func:`_sym_lift`) that moves the
+    raw moments of ``W`` to those of ``g(W)``.  A
     symmetry permutes the K² kernel entries; in the basis V it is ``R = Vᵀ·P·V``.  When the gain
     is invariant under the symmetry (a square grid: the band is symmetric, a flip only shifts the
     phase), ``R`` keeps each block, ``R = diag(Q_visible, Q_hidden)``, and ``u → Q·u`` maps the
@@ -193,37 +208,14 @@ def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, torch.Tensor], ...] |
     return tuple(out)  # type: ignore[return-value]
 
 
-def _sketches_by_lift(w: torch.Tensor, b: Basis, lifts) -> torch.Tensor:
-    """:func:`suspect_sketch` from one pass over the kernels: the raw moments once, then each
-    symmetry's moments by its lift (``m₁ → L·m₁``, ``M₂ → L·M₂·Lᵀ``)."""
-    v, blocks, projs = _basis(b)
-    d, c = w.shape[:2]
-    z = w.detach().to("cpu", torch.float64).reshape(d, c, -1) @ v
-    raw = []
-    for idx in blocks:
-        o = _sym(unit(z[..., idx]))  # [D, C, s]
-        raw.append((o.mean(0), torch.einsum("dci,dcj->cij", o, o) / d))  # [C, s], [C, s, s]
-    out = []
-    for g_lifts in lifts:
-        parts = []
-        for (m1, m2), lift, proj in zip(raw, g_lifts, projs):
-            i, j, wt = _sym_index(m1.shape[-1])
-            m2g = lift @ m2 @ lift.T
-            f = torch.cat([m1 @ lift.T, m2g[:, i, j] * wt], 1)
-            if proj is not None:
-                f = f @ proj
-            parts.append(unit(f - f.mean(0, keepdim=True)))
-        out.append(torch.cat(parts, 1))
-    return torch.stack(out)
-
-
 def suspect_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
     """The sketch of a suspect tensor under each symmetry of the square: ``[8, C′, dims]``.  On a
     square grid the moments are computed once and moved to the other symmetries by exact linear
     maps (:func:`_dihedral_lifts`: 8× less work on a large tensor); otherwise each is recomputed."""
     lifts = _dihedral_lifts(b)
     if lifts is not None:
-        return _sketches_by_lift(w, b, lifts)
+        moments = _moments(w, b)
+        return torch.stack([_features(moments, b, g) for g in lifts])
     return torch.stack([channel_sketch(op(w), b) for op in DIHEDRAL.values()])  # type: ignore[operator]
 
 
