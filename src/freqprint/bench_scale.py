@@ -44,24 +44,14 @@ __all__ = ["BENCHES", "run_scale_bench", "scale_markdown"]
 BENCHES = ("latency", "cost", "registry", "scan", "embedding")
 
 
-def _median_time(fn: Callable[[], Any], repeats: int = 5) -> float:
-    fn()  # warm-up
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
-def _time_adaptive(fn: Callable[[], Any], repeats: int = 9) -> float:
-    """Median of ``repeats`` runs after a warm-up, or the warm-up's own time when that took over a
-    second (a slow call needs no repeats to be measured, and they would cost minutes)."""
+def _median_time(fn: Callable[[], Any], repeats: int = 5, once_above: float | None = None) -> float:
+    """Median of ``repeats`` runs after a warm-up; with ``once_above``, the warm-up's own time when
+    it took longer than that many seconds (a slow call needs no repeats, and they would cost
+    minutes)."""
     t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    if first > 1.0:
-        return first
+    fn()  # warm-up
+    if once_above is not None and time.perf_counter() - t0 > once_above:
+        return time.perf_counter() - t0
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -217,11 +207,20 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
             m, _ = load_model(path)
             cka.score(evidence, m)
 
-        rep = verify(key, path, describe=False)
-        t = {"suspect": name, "ours_verify_s": _time_adaptive(lambda: verify(key, path, describe=False)), "stage": rep.stage,
-             "found": rep.found, "fitted": rep.fitted, "layers_searched": rep.layers_searched,
-             "ours_registry_s": _time_adaptive(lambda: reg.match(path), 3), "registry_found": [m.key for m in reg.match(path).found],
-             "cka_s": _median_time(cka_cost, 3), "file_mb": path.stat().st_size / 2**20}
+        last: dict[str, Any] = {}  # the timed calls' results: a slow call is not run again to read them
+
+        def ours() -> None:
+            last["rep"] = verify(key, path, describe=False)
+
+        def registry() -> None:
+            last["match"] = reg.match(path)
+
+        t = {"suspect": name, "ours_verify_s": _median_time(ours, 9, once_above=1.0),
+             "ours_registry_s": _median_time(registry, 3, once_above=1.0), "cka_s": _median_time(cka_cost, 3),
+             "file_mb": path.stat().st_size / 2**20}
+        rep = last["rep"]
+        t.update(stage=rep.stage, found=rep.found, fitted=rep.fitted, layers_searched=rep.layers_searched,
+                 registry_found=[m.key for m in last["match"].found])
         t["cka_over_ours"] = t["cka_s"] / t["ours_verify_s"]
         rows.append(t)
         log(f"cost resnet18 {t}")

@@ -231,15 +231,12 @@ class _Pools:
 
     def __init__(self, prof: TracingProfile, cache: ModelCache, data: dict[str, ArrayDataset], device: str,
                  log: Callable[[str], None], executor: Any = None) -> None:
-        self.plan = _Plan(prof, data, device)
-        self.prof, self.cache, self.data, self.device, self.log, self.executor = prof, cache, data, device, log, executor
-        self.n, self.shape = self.plan.n, self.plan.shape
+        self.plan = _Plan(prof, data, device)  # what the training jobs need; the rest stays here
+        self.prof, self.data, self.device = prof, data, device
+        self.cache, self.log, self.executor = cache, log, executor
 
     def context(self, idx: int) -> MethodContext:
         return self.plan.context(idx)
-
-    def _recipe(self, method: Method) -> dict[str, Any]:
-        return self.plan.recipe(method)
 
     def _base(self, method: Method) -> dict[str, Any]:
         return {"method": {"name": method.name, **method.config()}}
@@ -270,7 +267,7 @@ class _Pools:
         for idx in range(n_models):
             kind = "source" if idx < p.sources else "independent"
             model, h = self.source(method, idx)
-            acc = evaluate(model, self.data["src_test"], self.n, device=dev)
+            acc = evaluate(model, self.data["src_test"], self.plan.n, device=dev)
             models[f"{kind}-{idx}"] = {"model": model, "hash": h, "kind": kind, "parent": idx if kind == "source" else None,
                                        "lr": None, "accuracy_source": acc}
             self.log(f"[{method.name}] {kind} {idx}: accuracy {acc:.4f}")
@@ -291,7 +288,7 @@ class _Pools:
                 suspects[name] = {"diverged": str(e), "parent": i, "lr": lr}
                 self.log(f"[{method.name}] {name}: {e}")
                 continue
-            acc = evaluate(model, self.data["tgt_test"], self.n, device=dev)
+            acc = evaluate(model, self.data["tgt_test"], self.plan.n, device=dev)
             suspects[name] = {"model": model, "hash": h, "kind": "derived", "parent": i, "lr": lr, "accuracy_target": acc}
             self.log(f"[{method.name}] {name}: target accuracy {acc:.4f}")
         for name, m in models.items():
