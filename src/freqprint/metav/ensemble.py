@@ -268,6 +268,10 @@ class _Builder:
         """What an entry's model is a function of (its cache key): the task, the entry, the parent's hash."""
         return {"task": self.task.spec(), "entry": e.recipe(), "parent": parent[2] if parent else None}
 
+    def kind(self, e: Entry) -> str:
+        """The cache's file-name prefix for an entry's model."""
+        return f"{self.task.kind}-{e.op}"
+
     def make(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict, str]:
         """(model, recipe, hash) of an entry (parent's triple given), trained or from the cache."""
         spec = self.spec(e, parent)
@@ -284,7 +288,7 @@ class _Builder:
             self._uncached += 1
             model, recipe = build()
             return model, recipe, _hash(spec)
-        model, recipe, h = self.cache.get_with_recipe(spec, build, kind=f"{self.task.kind}-{e.op}")
+        model, recipe, h = self.cache.get_with_recipe(spec, build, kind=self.kind(e))
         return model.eval(), recipe, h
 
     def _build(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict]:
@@ -398,7 +402,7 @@ def build_ensemble(manifest: Manifest, cache_dir: str | Path | None = ".cache/fr
                 if depth[e.name] != gen or e.op == "output":
                     continue
                 parent = ensure(e.parent) if e.parent else None  # an earlier generation: in the cache by now
-                jobs.append((builder.spec(e, parent), f"{task.kind}-{e.op}", (e, parent)))
+                jobs.append((builder.spec(e, parent), builder.kind(e), (e, parent)))
             n = builder.cache.prefill(jobs, _train_entry, executor, (task, data), log)
             log(f"  generation {gen}: {n} of {len(jobs)} models trained on the executor")
     members: list[Member] = []
