@@ -30,13 +30,26 @@ def main(out: str = "benchmarks/cpu/stages-tracing.json") -> None:
         res[mode] = {(p["source"], p["suspect"]): p for p in r["methods"]["ours"]["pairs"]}
     methods.verify = verify
     keys = sorted(res["staged"])
-    pairs = [{"source": k[0], "suspect": k[1], "label": res["staged"][k]["label"],
-              "staged_neg_log10_p": res["staged"][k]["neg_log10_p"], "exhaustive_neg_log10_p": res["exhaustive"][k]["neg_log10_p"],
-              "staged_found": res["staged"][k]["found"], "exhaustive_found": res["exhaustive"][k]["found"]} for k in keys]
-    summary = {"pairs": len(pairs), "verdicts_agree": sum(p["staged_found"] == p["exhaustive_found"] for p in pairs),
-               "derived": sum(p["label"] for p in pairs),
-               "max_p_gap_decades": max(p["exhaustive_neg_log10_p"] - p["staged_neg_log10_p"] for p in pairs),
-               "seconds_staged": seconds["staged"], "seconds_exhaustive": seconds["exhaustive"]}
+    pairs = [
+        {
+            "source": k[0],
+            "suspect": k[1],
+            "label": res["staged"][k]["label"],
+            "staged_neg_log10_p": res["staged"][k]["neg_log10_p"],
+            "exhaustive_neg_log10_p": res["exhaustive"][k]["neg_log10_p"],
+            "staged_found": res["staged"][k]["found"],
+            "exhaustive_found": res["exhaustive"][k]["found"],
+        }
+        for k in keys
+    ]
+    summary = {
+        "pairs": len(pairs),
+        "verdicts_agree": sum(p["staged_found"] == p["exhaustive_found"] for p in pairs),
+        "derived": sum(p["label"] for p in pairs),
+        "max_p_gap_decades": max(p["exhaustive_neg_log10_p"] - p["staged_neg_log10_p"] for p in pairs),
+        "seconds_staged": seconds["staged"],
+        "seconds_exhaustive": seconds["exhaustive"],
+    }
     with open(out, "w") as f:
         json.dump({"summary": summary, "pairs": pairs}, f, indent=1)
     print(json.dumps(summary, indent=1))

@@ -31,5 +31,7 @@ if __name__ == "__main__":
     other = {k: v.detach().clone() for k, v in build("resnet-other", 1).state_dict().items()}
     t0 = time.perf_counter()
     rep = verify(key, other)
-    print(f"unrelated ResNet-18: {time.perf_counter() - t0:.2f} s, {rep.fitted} of {rep.layers_searched} readings aligned, "
-          f"p = 10^{rep.log10_p:.1f}")
+    print(
+        f"unrelated ResNet-18: {time.perf_counter() - t0:.2f} s, {rep.fitted} of {rep.layers_searched} readings aligned, "
+        f"p = 10^{rep.log10_p:.1f}"
+    )

@@ -9,8 +9,19 @@ import torch
 
 from freqprint import FingerprintConfig, FreqprintError, add_pseudo_class, attach, create_model, extract, verify
 from freqprint.attacks import (
-    BlockPermutation, BlockScaling, Compose, Distill, FineTune, ModulePermutation, ModuleScaling, Overwrite, Prune,
-    Quantize, RemoveModule, conv_pairs, create_attack,
+    BlockPermutation,
+    BlockScaling,
+    Compose,
+    Distill,
+    FineTune,
+    ModulePermutation,
+    ModuleScaling,
+    Overwrite,
+    Prune,
+    Quantize,
+    RemoveModule,
+    conv_pairs,
+    create_attack,
 )
 from freqprint.data import load_dataset
 from freqprint.module import find_fingerprint_modules
@@ -42,8 +53,14 @@ def test_function_preserving_attacks_keep_outputs_and_score(arch):
     key = extract(model)
     before = copy.deepcopy(model.state_dict())
     assert conv_pairs(model)
-    for attack in (BlockScaling(seed=1), BlockPermutation(seed=2), ModuleScaling(10.0), ModuleScaling(100.0),
-                   ModulePermutation(seed=3), Compose([BlockPermutation(seed=4), BlockScaling(seed=5), ModulePermutation(seed=6)])):
+    for attack in (
+        BlockScaling(seed=1),
+        BlockPermutation(seed=2),
+        ModuleScaling(10.0),
+        ModuleScaling(100.0),
+        ModulePermutation(seed=3),
+        Compose([BlockPermutation(seed=4), BlockScaling(seed=5), ModulePermutation(seed=6)]),
+    ):
         out = attack(model)
         torch.testing.assert_close(out(x), ref, rtol=1e-4, atol=1e-4, msg=lambda m: f"{attack}: {m}")
         rep = verify(key, out)
@@ -150,8 +167,14 @@ def test_lora_finetune_changes_weights_in_low_rank(synthetic):
 def test_distillation_into_a_fresh_student(synthetic):
     model, _ = victim()
     key = extract(model)
-    recipe = {"model": "smallcnn", "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8}, "input_shape": [1, 28, 28],
-              "num_classes": 10, "pseudo_class": False, "fingerprint": None}
+    recipe = {
+        "model": "smallcnn",
+        "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8},
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+        "pseudo_class": False,
+        "fingerprint": None,
+    }
     student = Distill(data=synthetic, student_recipe=recipe, epochs=1, batch_size=64)(model)
     assert find_fingerprint_modules(student) == [] and student.fc.out_features == 10
     assert not verify(key, student).found
@@ -161,11 +184,20 @@ def test_create_attack_from_strings(fashion_dir):
     a = create_attack("finetune(lr=0.1,epochs=2,head=replace,data=fashion-mnist)", data_root=fashion_dir)
     assert isinstance(a, FineTune) and a.lr == 0.1 and a.epochs == 2 and len(a.data) == 1200
     assert create_attack("prune(kind=structured,rate=0.3,include-module=false)").include_module is False
-    recipe = {"model": "smallcnn", "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8}, "fingerprint": {"target": "conv2"}}
+    recipe = {
+        "model": "smallcnn",
+        "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8},
+        "fingerprint": {"target": "conv2"},
+    }
     d = create_attack("distill(student=resnet18,epochs=1)", recipe=recipe)
     assert d.student_recipe["model"] == "resnet18" and d.student_recipe["fingerprint"] is None
-    for bad, msg in [("zap", "unknown attack"), ("prune(speed=3)", "no argument"), ("prune(rate=lots)", "valid float"),
-                     ("prune(rate)", "key=value"), ("prune(include-module=maybe)", "valid bool")]:
+    for bad, msg in [
+        ("zap", "unknown attack"),
+        ("prune(speed=3)", "no argument"),
+        ("prune(rate=lots)", "valid float"),
+        ("prune(rate)", "key=value"),
+        ("prune(include-module=maybe)", "valid bool"),
+    ]:
         with pytest.raises(FreqprintError, match=msg):
             create_attack(bad)
 
@@ -178,22 +210,44 @@ def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
     model, _ = victim("smallcnn")
     data = load_dataset("fashion-mnist", "train", root=fashion_dir)
     train(model, data, TrainConfig(epochs=1, lr=0.05, batch_size=64), progress=False)
-    recipe = {"model": "smallcnn", "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8}, "input_shape": [1, 28, 28],
-              "num_classes": 10, "pseudo_class": True, "fingerprint": {"target": "conv2", "filters": 32}}
+    recipe = {
+        "model": "smallcnn",
+        "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8},
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+        "pseudo_class": True,
+        "fingerprint": {"target": "conv2", "filters": 32},
+    }
     path = save_model(model, tmp_path / "src.safetensors", recipe)
     from freqprint.lineage import OwnerInit
 
     owner = OwnerInit("smallcnn", recipe["kwargs"], 0, True)  # victim() seeds the backbone with 0
-    res = run_attack_bench({"tiny": str(path)}, data_root=str(fashion_dir), target_root=str(digits_dir), limit=None,
-                           owners={"tiny": owner}, log=lambda m: None)
+    res = run_attack_bench(
+        {"tiny": str(path)},
+        data_root=str(fashion_dir),
+        target_root=str(digits_dir),
+        limit=None,
+        owners={"tiny": owner},
+        log=lambda m: None,
+    )
     rows = {r["attack"]: r for r in res["results"]}
     assert len(rows) == len(ATTACK_SUITE)
-    for label in ("none", "module scaling a=100 (Table 5)", "module filter permutation (Table 6)", "block permutation + scaling",
-                  "int8 quantization", "fine-tune SGD lr 0.01 (Table 4)"):
+    for label in (
+        "none",
+        "module scaling a=100 (Table 5)",
+        "module filter permutation (Table 6)",
+        "block permutation + scaling",
+        "int8 quantization",
+        "fine-tune SGD lr 0.01 (Table 4)",
+    ):
         assert rows[label]["found"], (label, rows[label])
     assert not rows["overwrite: replacement"]["found"] and not rows["module removal"]["found"]
-    for label in ("per-input-channel scaling, s_c in [0.1, 10]", "dead input channels added (+8)",
-                  "dummy filters added (+256)", "redraw the invisible directions"):  # the knowing thief's free rewrites
+    for label in (
+        "per-input-channel scaling, s_c in [0.1, 10]",
+        "dead input channels added (+8)",
+        "dummy filters added (+256)",
+        "redraw the invisible directions",
+    ):  # the knowing thief's free rewrites
         assert rows[label]["found"], (label, rows[label])
     assert "not_applicable" in rows["collapse to P·W (linear merge only)"]  # the default ReLU merge has no collapse
     assert rows["none"]["accuracy"] > 0.3

@@ -12,7 +12,10 @@ from torch import nn
 
 from freqprint.attacks import BlockPermutation, BlockScaling
 from freqprint.baselines import (
-    InvariantTermsCosine, TriggerSet, certify, cka,
+    InvariantTermsCosine,
+    TriggerSet,
+    certify,
+    cka,
     make_triggers,
 )
 from freqprint.data import ArrayDataset
@@ -119,8 +122,13 @@ def trained(fashion_dir):
             model = create_model("resnet18", num_classes=10, in_channels=1, width=0.125)
             ctx = MethodContext(secret=f"secret-{idx}", num_classes=10, data=data)
             method.prepare(model, ctx)
-            train(model, data, TrainConfig(epochs=3, lr=0.05, batch_size=64, seed=idx), criterion=method.criterion(ctx),
-                  progress=False)
+            train(
+                model,
+                data,
+                TrainConfig(epochs=3, lr=0.05, batch_size=64, seed=idx),
+                criterion=method.criterion(ctx),
+                progress=False,
+            )
             models.append(model.eval())
         out[method.name] = (method, models, MethodContext(secret="secret-0", num_classes=10, data=data))
     return out
@@ -149,11 +157,21 @@ def test_baseline_separates_untouched_derived_from_independent(trained, name):
 
 
 def test_multi_method_tracing_run_report_and_plots(fashion_dir, digits_dir, tmp_path):
-    prof = small_profile(sources=1, independents=1, source_limit=600, source_epochs=1, finetune_epochs=1, lrs=(0.01,),
-                         model="resnet18", model_kwargs={"width": 0.125}, batch_size=64)
+    prof = small_profile(
+        sources=1,
+        independents=1,
+        source_limit=600,
+        source_epochs=1,
+        finetune_epochs=1,
+        lrs=(0.01,),
+        model="resnet18",
+        model_kwargs={"width": 0.125},
+        batch_size=64,
+    )
     methods = create_methods("rs(trigger_count=20,certify_draws=10),ics(probes=16),cka(probes=16)")
-    r = run_tracing(methods, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir,
-                    log=lambda m: None)
+    r = run_tracing(
+        methods, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None
+    )
     assert r["cache"]["misses"] == 3 and set(r["pools"]) == {"rs"}  # one pool: ICS and CKA score the RS models
     assert {k: v["pool"] for k, v in r["methods"].items()} == {"rs": "rs", "ics": "rs", "cka": "rs"}
     assert [len(v["pairs"]) for v in r["methods"].values()] == [2, 2, 2]

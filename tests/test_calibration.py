@@ -13,12 +13,11 @@ import pytest
 import torch
 from scipy import stats
 
-from freqprint.module import FingerprintModule
-from freqprint.spectral import complex_cosine, invariant_frequencies, revised_dft_at
-from freqprint.null import null_tail
-from freqprint.verify import verify
 from freqprint.key import extract
-
+from freqprint.module import FingerprintModule
+from freqprint.null import null_tail
+from freqprint.spectral import complex_cosine, invariant_frequencies, revised_dft_at
+from freqprint.verify import verify
 
 C, GRID = 8, (24, 24)
 

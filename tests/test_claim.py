@@ -32,8 +32,12 @@ def trained(fashion_dir):
 
     model = fingerprinted("alice")
     add_pseudo_class(model)
-    train(model, load_dataset("fashion-mnist", "train", root=fashion_dir), TrainConfig(epochs=2, lr=0.05, batch_size=64),
-          criterion=FingerprintLoss(10))
+    train(
+        model,
+        load_dataset("fashion-mnist", "train", root=fashion_dir),
+        TrainConfig(epochs=2, lr=0.05, batch_size=64),
+        criterion=FingerprintLoss(10),
+    )
     return model.eval()
 
 
@@ -97,9 +101,18 @@ def test_forged_keys_are_rejected(trained):
     plain = create_model("smallcnn", num_classes=10, in_channels=1, width=8)
     w = plain.conv2.weight.detach()
     k = extract(trained)
-    fake = FingerprintKey(layer=k.layer, grid=k.grid, kernel_size=3, radius=1, frequency_set=k.frequency_set,
-                          frequencies=k.frequencies, multiplicity=k.multiplicity, spectra=k.spectra[: w.shape[0], : w.shape[1]],
-                          weights=w, merge=k.merge)
+    fake = FingerprintKey(
+        layer=k.layer,
+        grid=k.grid,
+        kernel_size=3,
+        radius=1,
+        frequency_set=k.frequency_set,
+        frequencies=k.frequencies,
+        multiplicity=k.multiplicity,
+        spectra=k.spectra[: w.shape[0], : w.shape[1]],
+        weights=w,
+        merge=k.merge,
+    )
     fake.commitment = fake.compute_commitment()
     assert not check_claim(_forge(real, fake), "alice").genuine
 
@@ -116,9 +129,18 @@ def test_chimera_key_passes_the_key_check_but_not_the_anchored_verdict(trained):
     z_own = k.kernels().reshape(k.filters, k.channels, 9) @ v
     z_inn = innocent.conv2.fingerprint.weight.detach().double().reshape(k.filters, k.channels, 9) @ v
     z = torch.where(vis, z_inn, z_own)
-    chim = FingerprintKey(layer=k.layer, grid=k.grid, kernel_size=3, radius=1, frequency_set=k.frequency_set,
-                          frequencies=k.frequencies, multiplicity=k.multiplicity, spectra=k.spectra,
-                          weights=(z @ v.T).reshape(k.weights.shape).float(), merge=k.merge)
+    chim = FingerprintKey(
+        layer=k.layer,
+        grid=k.grid,
+        kernel_size=3,
+        radius=1,
+        frequency_set=k.frequency_set,
+        frequencies=k.frequencies,
+        multiplicity=k.multiplicity,
+        spectra=k.spectra,
+        weights=(z @ v.T).reshape(k.weights.shape).float(),
+        merge=k.merge,
+    )
     chim.commitment = chim.compute_commitment()
     forged = _forge(real, chim)
     rep = check_claim(forged, "alice", suspect=innocent)

@@ -21,8 +21,26 @@ COMMON = ["--width", "8", "--filters", "32", "--epochs", "2", "--lr", "0.05", "-
 
 def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monkeypatch, capsys):
     owner, key = workdir / "owner.safetensors", workdir / "owner.key"
-    rc, out, err = run(["embed", "--out", owner, "--key", key, "--secret", "alice", "--data", "fashion-mnist",
-                        "--data-root", fashion_dir, "--checkpoint-dir", workdir / "ckpt", *COMMON], monkeypatch, capsys)
+    rc, out, err = run(
+        [
+            "embed",
+            "--out",
+            owner,
+            "--key",
+            key,
+            "--secret",
+            "alice",
+            "--data",
+            "fashion-mnist",
+            "--data-root",
+            fashion_dir,
+            "--checkpoint-dir",
+            workdir / "ckpt",
+            *COMMON,
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0, err
     assert sorted(p.name for p in (workdir / "ckpt").iterdir()) == ["epoch-1.safetensors", "epoch-2.safetensors"]
     acc = float(out.split("test accuracy ")[1].split(";")[0])
@@ -30,8 +48,11 @@ def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monk
     rc, out, err = run(["extract", owner, "--out", workdir / "again.key"], monkeypatch, capsys)
     assert rc == 0 and "sha256 commitment" in out
     ft = workdir / "ft.safetensors"
-    rc, out, err = run(["finetune", owner, "--out", ft, "--data", "mnist-digits", "--data-root", digits_dir,
-                        "--epochs", "2", "--lr", "0.01"], monkeypatch, capsys)
+    rc, out, err = run(
+        ["finetune", owner, "--out", ft, "--data", "mnist-digits", "--data-root", digits_dir, "--epochs", "2", "--lr", "0.01"],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0, err
     rc, out, err = run(["verify", key, ft, "--json"], monkeypatch, capsys)
     assert rc == 0, err
@@ -44,17 +65,41 @@ def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monk
 
     other = workdir / "other.safetensors"
     monkeypatch.setenv("FREQPRINT_SECRET", "bob")
-    rc, out, err = run(["embed", "--out", other, "--data", "fashion-mnist", "--data-root", fashion_dir,
-                        "--seed", "1", *COMMON], monkeypatch, capsys)
+    rc, out, err = run(
+        ["embed", "--out", other, "--data", "fashion-mnist", "--data-root", fashion_dir, "--seed", "1", *COMMON],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0, err
     rc, out, err = run(["verify", key, other], monkeypatch, capsys)
     assert rc == 1 and "not found" in out
 
     # an owner who fingerprints an already trained plain model (--from)
     plain, late = workdir / "plain.safetensors", workdir / "late.safetensors"
-    assert run(["train", "--out", plain, "--data-root", fashion_dir, "--width", "8", "--epochs", "1"], monkeypatch, capsys)[0] == 0
-    rc, out, err = run(["embed", "--from", plain, "--out", late, "--key", workdir / "late.key", "--data-root", fashion_dir,
-                        "--filters", "16", "--epochs", "1", "--lr", "0.01"], monkeypatch, capsys)
+    assert (
+        run(["train", "--out", plain, "--data-root", fashion_dir, "--width", "8", "--epochs", "1"], monkeypatch, capsys)[0] == 0
+    )
+    rc, out, err = run(
+        [
+            "embed",
+            "--from",
+            plain,
+            "--out",
+            late,
+            "--key",
+            workdir / "late.key",
+            "--data-root",
+            fashion_dir,
+            "--filters",
+            "16",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.01",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0, err
     assert run(["verify", workdir / "late.key", late], monkeypatch, capsys)[0] == 0
     assert run(["verify", workdir / "late.key", ft], monkeypatch, capsys)[0] == 1
@@ -68,9 +113,26 @@ def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monk
     # attack chains from the command line: function-preserving ones keep the fingerprint,
     # replacing the module's filters erases it
     stolen = workdir / "stolen.safetensors"
-    rc, out, err = run(["attack", owner, "--out", stolen, "--do", "permute-blocks(seed=1)", "--do", "scale-blocks(seed=2)",
-                        "--do", "finetune(lr=0.01,epochs=1,data=mnist-digits)", "--data-root", digits_dir,
-                        "--eval-data", "mnist-digits"], monkeypatch, capsys)
+    rc, out, err = run(
+        [
+            "attack",
+            owner,
+            "--out",
+            stolen,
+            "--do",
+            "permute-blocks(seed=1)",
+            "--do",
+            "scale-blocks(seed=2)",
+            "--do",
+            "finetune(lr=0.01,epochs=1,data=mnist-digits)",
+            "--data-root",
+            digits_dir,
+            "--eval-data",
+            "mnist-digits",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0 and "test accuracy on mnist-digits" in out, err
     assert run(["verify", key, stolen], monkeypatch, capsys)[0] == 0
     erased = workdir / "erased.safetensors"
@@ -119,7 +181,9 @@ def test_bad_inputs_exit_2_with_one_line(workdir, fashion_dir, monkeypatch, caps
     rc, out, err = run(["verify", garbage, workdir / "ft.safetensors"], monkeypatch, capsys)
     assert rc == 2
     # a usage error and a bad dataset name also come back as one line
-    rc, out, err = run(["train", "--out", workdir / "x.safetensors", "--data", "nope", "--data-root", fashion_dir], monkeypatch, capsys)
+    rc, out, err = run(
+        ["train", "--out", workdir / "x.safetensors", "--data", "nope", "--data-root", fashion_dir], monkeypatch, capsys
+    )
     assert rc == 2 and "unknown dataset" in err
     rc, out, err = run(["embed", "--out", workdir / "x.safetensors", "--data-root", fashion_dir], monkeypatch, capsys)
     assert rc == 2 and "secret" in err
@@ -127,10 +191,31 @@ def test_bad_inputs_exit_2_with_one_line(workdir, fashion_dir, monkeypatch, caps
 
 def test_bench_tracing_and_noise_from_the_command_line(workdir, fashion_dir, digits_dir, monkeypatch, capsys, tmp_path):
     out = tmp_path / "tracing"
-    sets = ["sources=1", "independents=1", "source_limit=300", "source_epochs=1", "finetune_epochs=1", "lrs=[0.01]",
-            "model=smallcnn", 'model_kwargs={"width": 8}', "batch_size=64"]
-    args = ["bench", "tracing", "--method", "ours(target=conv2,filters=32),cka(layer=conv2,probes=16)", "--out", out,
-            "--cache-dir", tmp_path / "cache", "--data-root", fashion_dir, "--target-root", digits_dir]
+    sets = [
+        "sources=1",
+        "independents=1",
+        "source_limit=300",
+        "source_epochs=1",
+        "finetune_epochs=1",
+        "lrs=[0.01]",
+        "model=smallcnn",
+        'model_kwargs={"width": 8}',
+        "batch_size=64",
+    ]
+    args = [
+        "bench",
+        "tracing",
+        "--method",
+        "ours(target=conv2,filters=32),cka(layer=conv2,probes=16)",
+        "--out",
+        out,
+        "--cache-dir",
+        tmp_path / "cache",
+        "--data-root",
+        fashion_dir,
+        "--target-root",
+        digits_dir,
+    ]
     rc, o, err = run([*args, *[x for s in sets for x in ("--set", s)]], monkeypatch, capsys)
     assert rc == 0, err
     r = json.loads((out / "tracing.json").read_text())
@@ -143,11 +228,42 @@ def test_bench_tracing_and_noise_from_the_command_line(workdir, fashion_dir, dig
     assert rc == 2 and "sources needs a value like 4" in err
     # input-noise sensitivity
     model = tmp_path / "m.safetensors"
-    rc, o, err = run(["train", "--out", model, "--data-root", fashion_dir, "--width", "8", "--epochs", "2", "--lr", "0.05",
-                      "--batch-size", "64"], monkeypatch, capsys)
+    rc, o, err = run(
+        [
+            "train",
+            "--out",
+            model,
+            "--data-root",
+            fashion_dir,
+            "--width",
+            "8",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.05",
+            "--batch-size",
+            "64",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0, err
-    rc, o, err = run(["bench", "noise", "--model", f"m={model}", "--data-root", fashion_dir, "--repeats", "1",
-                      "--out", tmp_path / "noise.json"], monkeypatch, capsys)
+    rc, o, err = run(
+        [
+            "bench",
+            "noise",
+            "--model",
+            f"m={model}",
+            "--data-root",
+            fashion_dir,
+            "--repeats",
+            "1",
+            "--out",
+            tmp_path / "noise.json",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0, err
     acc = json.loads((tmp_path / "noise.json").read_text())["rows"][0]["accuracy"]
     assert acc["0.5"] < acc["0.0"]  # heavy noise costs accuracy

@@ -9,8 +9,16 @@ import pytest
 import torch
 
 from freqprint.evaluation import (
-    FrequencyFingerprint, Method, best_balanced_accuracy, best_threshold_accuracy, run_tracing, small_profile, summarize,
-    tpr_at_fpr, tracing_markdown, tracing_plots,
+    FrequencyFingerprint,
+    Method,
+    best_balanced_accuracy,
+    best_threshold_accuracy,
+    run_tracing,
+    small_profile,
+    summarize,
+    tpr_at_fpr,
+    tracing_markdown,
+    tracing_plots,
 )
 
 
@@ -37,8 +45,17 @@ def test_frequency_method_follows_the_protocol():
 
 
 def test_miniature_tracing_run_and_cache(fashion_dir, digits_dir, tmp_path):
-    prof = small_profile(sources=2, independents=1, source_limit=600, source_epochs=1, finetune_epochs=1,
-                         lrs=(0.01,), model="smallcnn", model_kwargs={"width": 8}, batch_size=64)
+    prof = small_profile(
+        sources=2,
+        independents=1,
+        source_limit=600,
+        source_epochs=1,
+        finetune_epochs=1,
+        lrs=(0.01,),
+        model="smallcnn",
+        model_kwargs={"width": 8},
+        batch_size=64,
+    )
     method = FrequencyFingerprint(target="conv2", filters=32)
     r = run_tracing(method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
     ours = r["methods"]["ours"]
@@ -52,12 +69,20 @@ def test_miniature_tracing_run_and_cache(fashion_dir, digits_dir, tmp_path):
     assert "| 0.01 | 100.0 % | 100.0 %" in md
     assert {p.name for p in tracing_plots(r, tmp_path / "plots")} == {"tracing_scores.png", "tracing_roc.png"}
     json.dumps(r)  # the report is JSON-serialisable
-    again = run_tracing(method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
+    again = run_tracing(
+        method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir, log=lambda m: None
+    )
     assert again["cache"] == {**r["cache"], "hits": 5, "misses": 0}
     assert [p["neg_log10_p"] for p in again["methods"]["ours"]["pairs"]] == [p["neg_log10_p"] for p in ours["pairs"]]
     # another fine-tuning lr reuses the source pool: only the new suspects are trained
-    more = run_tracing(method, small_profile(**{**prof.__dict__, "lrs": (0.1,)}), cache_dir=tmp_path / "cache",
-                       data_root=fashion_dir, target_root=digits_dir, log=lambda m: None)
+    more = run_tracing(
+        method,
+        small_profile(**{**prof.__dict__, "lrs": (0.1,)}),
+        cache_dir=tmp_path / "cache",
+        data_root=fashion_dir,
+        target_root=digits_dir,
+        log=lambda m: None,
+    )
     assert more["cache"]["hits"] == 3 and more["cache"]["misses"] == 2
 
 
@@ -67,21 +92,40 @@ def test_tracing_pool_trains_on_an_executor_like_in_process(fashion_dir, digits_
     this process from the same recipe."""
     from safetensors.torch import load_file
 
-    from freqprint.evaluation.tracing import _Plan, _load_data, _train_source
+    from freqprint.evaluation.tracing import _load_data, _Plan, _train_source
     from freqprint.executor import create_executor
 
-    prof = small_profile(sources=2, independents=1, source_limit=400, source_epochs=1, finetune_epochs=1,
-                         lrs=(0.01,), model="smallcnn", model_kwargs={"width": 8}, batch_size=64)
+    prof = small_profile(
+        sources=2,
+        independents=1,
+        source_limit=400,
+        source_epochs=1,
+        finetune_epochs=1,
+        lrs=(0.01,),
+        model="smallcnn",
+        model_kwargs={"width": 8},
+        batch_size=64,
+    )
     method = FrequencyFingerprint(target="conv2", filters=32)
     with create_executor("local", workers=2) as ex:
-        r = run_tracing(method, prof, cache_dir=tmp_path / "cache", data_root=fashion_dir, target_root=digits_dir,
-                        log=lambda m: None, executor=ex)
+        r = run_tracing(
+            method,
+            prof,
+            cache_dir=tmp_path / "cache",
+            data_root=fashion_dir,
+            target_root=digits_dir,
+            log=lambda m: None,
+            executor=ex,
+        )
     assert r["cache"]["trained_on_executor"] == 5 and r["cache"]["misses"] == 0 and r["cache"]["hits"] == 5
     for p in r["methods"]["ours"]["pairs"]:
         assert (p["found"] == 1.0) == (p["label"] == 1)
     here, _ = _train_source(_Plan(prof, _load_data(prof, fashion_dir, digits_dir), "cpu"), method, 0)
-    [path] = [p for p in (tmp_path / "cache" / "models").glob("source-*.safetensors")
-              if json.loads(p.with_suffix(".json").read_text())["index"] == 0]
+    [path] = [
+        p
+        for p in (tmp_path / "cache" / "models").glob("source-*.safetensors")
+        if json.loads(p.with_suffix(".json").read_text())["index"] == 0
+    ]
     there = load_file(str(path))
     mine = here.state_dict()
     assert set(there) == set(mine)

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, safe_open, save_file
 
-from freqprint import FingerprintConfig, FingerprintKey, FreqprintError, attach, create_model, extract, save_model, verify
 from cli_helpers import run
+from freqprint import FingerprintConfig, FingerprintKey, FreqprintError, attach, create_model, extract, save_model, verify
 
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -30,27 +30,36 @@ def files(tmp_path_factory):
     extract(model).save(d / "owner.key")
     with safe_open(str(d / "owner.key"), framework="pt") as f:
         meta = json.loads(f.metadata()["freqprint.key"])
-    return {"dir": d, "model": model, "key": d / "owner.key", "suspect": d / "owner.safetensors", "meta": meta,
-            "tensors": load_file(str(d / "owner.key"))}
+    return {
+        "dir": d,
+        "model": model,
+        "key": d / "owner.key",
+        "suspect": d / "owner.safetensors",
+        "meta": meta,
+        "tensors": load_file(str(d / "owner.key")),
+    }
 
 
 def _write_key(path, tensors, meta) -> None:
     save_file(tensors, str(path), metadata={"freqprint.key": meta if isinstance(meta, str) else json.dumps(meta)})
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda m: m.pop("layer"),
-    lambda m: m.update(grid=28),
-    lambda m: m.update(grid=[10**9, 10**9]),
-    lambda m: m.update(tau=None),
-    lambda m: m.update(tau=5),
-    lambda m: m.update(kernel_size="3"),
-    lambda m: m.update(radius=-1),
-    lambda m: m.update(frequency_set="all"),
-    lambda m: m.update(extra=[1, 2]),
-    lambda m: m.update(filters=True),
-    lambda m: m.update(merge="gelu"),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda m: m.pop("layer"),
+        lambda m: m.update(grid=28),
+        lambda m: m.update(grid=[10**9, 10**9]),
+        lambda m: m.update(tau=None),
+        lambda m: m.update(tau=5),
+        lambda m: m.update(kernel_size="3"),
+        lambda m: m.update(radius=-1),
+        lambda m: m.update(frequency_set="all"),
+        lambda m: m.update(extra=[1, 2]),
+        lambda m: m.update(filters=True),
+        lambda m: m.update(merge="gelu"),
+    ],
+)
 def test_malformed_key_metadata_is_one_error(files, tmp_path, mutate):
     meta = dict(files["meta"])
     mutate(meta)
@@ -66,14 +75,34 @@ def test_key_metadata_that_is_not_an_object(files, tmp_path, monkeypatch, capsys
         assert rc == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, (raw, err)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
-                           lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
-                           max_leaves=8)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=6), kids, max_size=3),
+    max_leaves=8,
+)
 
 
 @FUZZ
-@given(field=st.sampled_from(["layer", "grid", "kernel_size", "radius", "frequency_set", "tau", "filters", "channels",
-                              "created", "extra", "merge", "format", "commitment"]), value=json_values)
+@given(
+    field=st.sampled_from(
+        [
+            "layer",
+            "grid",
+            "kernel_size",
+            "radius",
+            "frequency_set",
+            "tau",
+            "filters",
+            "channels",
+            "created",
+            "extra",
+            "merge",
+            "format",
+            "commitment",
+        ]
+    ),
+    value=json_values,
+)
 def test_fuzzed_key_fields_never_crash(files, tmp_path, field, value):
     meta = dict(files["meta"], **{field: value})
     _write_key(tmp_path / "k.key", files["tensors"], meta)
@@ -84,8 +113,11 @@ def test_fuzzed_key_fields_never_crash(files, tmp_path, field, value):
 
 
 @FUZZ
-@given(name=st.sampled_from(["kernels", "spectra_real", "spectra_imag", "frequencies", "multiplicity"]),
-       shape=st.lists(st.integers(0, 5), min_size=0, max_size=4), dtype=st.sampled_from([torch.float32, torch.int64, torch.float16]))
+@given(
+    name=st.sampled_from(["kernels", "spectra_real", "spectra_imag", "frequencies", "multiplicity"]),
+    shape=st.lists(st.integers(0, 5), min_size=0, max_size=4),
+    dtype=st.sampled_from([torch.float32, torch.int64, torch.float16]),
+)
 def test_fuzzed_key_tensors_never_crash(files, tmp_path, name, shape, dtype):
     tensors = dict(files["tensors"], **{name: torch.ones(shape, dtype=dtype)})
     _write_key(tmp_path / "k.key", tensors, files["meta"])
@@ -111,9 +143,11 @@ def test_random_and_truncated_bytes_never_crash(files, tmp_path, data, keep):
 
 @pytest.mark.parametrize("tau", ["5", "nan", "-5", "0"])
 def test_tau_out_of_range_is_refused(files, tau, monkeypatch, capsys):
-    for args in (["verify", files["key"], files["suspect"], "--tau", tau],
-                 ["extract", files["suspect"], "--out", files["dir"] / "t.key", "--tau", tau],
-                 ["study", files["suspect"], files["suspect"], "--tau", tau]):
+    for args in (
+        ["verify", files["key"], files["suspect"], "--tau", tau],
+        ["extract", files["suspect"], "--out", files["dir"] / "t.key", "--tau", tau],
+        ["study", files["suspect"], files["suspect"], "--tau", tau],
+    ):
         rc, out, err = run(args, monkeypatch, capsys)
         assert rc == 2 and err.startswith("error: ") and "tau" in err, (args, err)
 
@@ -122,8 +156,10 @@ def test_huge_grid_buffer_is_refused_at_once(files, tmp_path, monkeypatch, capsy
     sd = {k: v.clone() for k, v in files["model"].state_dict().items()}
     sd["conv2.fingerprint.grid"] = torch.tensor([10**7, 10**7, 3, 1, 1])
     save_file(sd, str(tmp_path / "huge.safetensors"))
-    for args in (["extract", tmp_path / "huge.safetensors", "--out", tmp_path / "h.key"],
-                 ["study", tmp_path / "huge.safetensors", tmp_path / "huge.safetensors"]):
+    for args in (
+        ["extract", tmp_path / "huge.safetensors", "--out", tmp_path / "h.key"],
+        ["study", tmp_path / "huge.safetensors", tmp_path / "huge.safetensors"],
+    ):
         rc, out, err = run(args, monkeypatch, capsys)
         assert rc == 2 and "grid buffer" in err, err
 
@@ -181,8 +217,10 @@ def test_thousands_of_decoy_tensors_are_screened_in_bounded_time(files, tmp_path
 
 
 @FUZZ
-@given(field=st.sampled_from(["format", "host", "salt", "secret_commitment", "created", "commitment", "key_commitment"]),
-       value=json_values)
+@given(
+    field=st.sampled_from(["format", "host", "salt", "secret_commitment", "created", "commitment", "key_commitment"]),
+    value=json_values,
+)
 def test_fuzzed_claim_fields_never_crash(files, tmp_path, field, value):
     from freqprint.claim import ClaimBundle, create_claim
 
@@ -207,8 +245,12 @@ def test_fuzz_for_a_while(files, tmp_path):
     end = time.time() + float(os.environ["FREQPRINT_FUZZ_SECONDS"])
     rounds = 0
     while time.time() < end:
-        for fuzz in (test_fuzzed_key_fields_never_crash, test_fuzzed_key_tensors_never_crash,
-                     test_random_and_truncated_bytes_never_crash, test_fuzzed_claim_fields_never_crash):
+        for fuzz in (
+            test_fuzzed_key_fields_never_crash,
+            test_fuzzed_key_tensors_never_crash,
+            test_random_and_truncated_bytes_never_crash,
+            test_fuzzed_claim_fields_never_crash,
+        ):
             fuzz(files, tmp_path)
         rounds += 1
     print(f"fuzz: {rounds} rounds of 4 x {FUZZ.max_examples} examples, no failure")
@@ -229,11 +271,15 @@ def test_sharded_checkpoints_and_hostile_indexes(files, tmp_path, monkeypatch, c
         assert run(["verify", files["key"], target], monkeypatch, capsys)[0] == 0
     outside = tmp_path / "outside.safetensors"
     save_file({"x": torch.zeros(2)}, str(outside))
-    for bad in ({"weight_map": {"conv2.weight": "../outside.safetensors"}},
-                {"weight_map": {"conv2.weight": str(outside)}},
-                {"weight_map": {"conv2.weight": "missing.safetensors"}},
-                {"weight_map": {"not.there": "model-00001-of-00002.safetensors"}},
-                {"weight_map": []}, [1, 2], {"weight_map": {"a": 3}}):
+    for bad in (
+        {"weight_map": {"conv2.weight": "../outside.safetensors"}},
+        {"weight_map": {"conv2.weight": str(outside)}},
+        {"weight_map": {"conv2.weight": "missing.safetensors"}},
+        {"weight_map": {"not.there": "model-00001-of-00002.safetensors"}},
+        {"weight_map": []},
+        [1, 2],
+        {"weight_map": {"a": 3}},
+    ):
         (folder / "bad.index.json").write_text(json.dumps(bad))
         rc, out, err = run(["verify", files["key"], folder / "bad.index.json"], monkeypatch, capsys)
         assert rc == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, (bad, err)

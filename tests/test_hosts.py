@@ -22,18 +22,22 @@ from freqprint.verify import verify
 
 
 def test_core_never_imports_transformers_and_hf_says_what_to_install():
-    code = ("import sys; import freqprint, freqprint.cli, freqprint.bench_transformers, freqprint.data.text; "
-            "assert 'transformers' not in sys.modules, 'core imported transformers'; "
-            "sys.modules['transformers'] = None\n"
-            "try:\n import freqprint.hf\nexcept freqprint.FreqprintError as e:\n print('ERR', e)")
+    code = (
+        "import sys; import freqprint, freqprint.cli, freqprint.bench_transformers, freqprint.data.text; "
+        "assert 'transformers' not in sys.modules, 'core imported transformers'; "
+        "sys.modules['transformers'] = None\n"
+        "try:\n import freqprint.hf\nexcept freqprint.FreqprintError as e:\n print('ERR', e)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "ERR freqprint.hf needs the transformers extra" in out.stdout
 
 
 def test_bench_transformers_without_the_extra_is_one_error_line(tmp_path):
-    code = ("import sys; sys.modules['transformers'] = None; sys.argv = ['freqprint', 'bench', 'transformers', '--family', 'vit', "
-            f"'--out', {str(tmp_path / 'x.json')!r}]; from freqprint.cli import main; main()")
+    code = (
+        "import sys; sys.modules['transformers'] = None; sys.argv = ['freqprint', 'bench', 'transformers', '--family', 'vit', "
+        f"'--out', {str(tmp_path / 'x.json')!r}]; from freqprint.cli import main; main()"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert out.stderr.startswith("error: freqprint.hf needs the transformers extra") and out.stderr.count("\n") == 1
@@ -82,8 +86,12 @@ def test_grid_transpose_is_exact_and_found():
 
 
 def write_fortunes(root: Path, per: int = 30) -> Path:
-    words = {"computers": "kernel compiler byte", "people": "mother friend neighbour", "politics": "senate vote party",
-             "science": "atom quantum cell"}
+    words = {
+        "computers": "kernel compiler byte",
+        "people": "mother friend neighbour",
+        "politics": "senate vote party",
+        "science": "atom quantum cell",
+    }
     for topic, w in words.items():
         (root / topic).write_text("\n%\n".join(f"{w} number {i} {w.split()[i % 3]}" for i in range(per)) + "\n%\n")
     for lang, sub in (("de", "de"), ("it", "it"), ("es", "es")):
@@ -96,7 +104,10 @@ def write_fortunes(root: Path, per: int = 30) -> Path:
 def test_fortune_files_are_parsed_balanced_and_split(tmp_path):
     root = write_fortunes(tmp_path)
     assert read_fortune_file(root / "de" / "sprueche")[1] == "de satz 1 über ñ"  # Latin-1 read as such
-    tr, te = load_fortunes("fortunes-topic", "train", root, per_class=20), load_fortunes("fortunes-topic", "test", root, per_class=20)
+    tr, te = (
+        load_fortunes("fortunes-topic", "train", root, per_class=20),
+        load_fortunes("fortunes-topic", "test", root, per_class=20),
+    )
     assert tr.classes == ["computers", "people", "politics", "science"] and tr.labels.bincount().tolist() == [16] * 4
     assert len(te) == 16 and not set(tr.texts) & set(te.texts)
     lang = load_fortunes("fortunes-language", "train", root, per_class=20)
@@ -110,8 +121,6 @@ def test_fortune_files_are_parsed_balanced_and_split(tmp_path):
     shutil.rmtree(root / "it")
     with pytest.raises(FreqprintError, match="fortunes-it"):
         load_fortunes("fortunes-language", root=root)
-
-
 
 
 def test_rotated_channel_test_keeps_its_null_and_finds_a_rotation():
@@ -128,7 +137,10 @@ def test_rotated_channel_test_keeps_its_null_and_finds_a_rotation():
     g = torch.Generator().manual_seed(0)
     logps = []
     for _ in range(150):
-        zk, zs = torch.randn(48, 16, 9, generator=g, dtype=torch.float64), torch.randn(48, 16, 9, generator=g, dtype=torch.float64)
+        zk, zs = (
+            torch.randn(48, 16, 9, generator=g, dtype=torch.float64),
+            torch.randn(48, 16, 9, generator=g, dtype=torch.float64),
+        )
         logps.append(_rotation_test(zk, zs, {b: unit(zk[..., i]) for b, i in blocks.items()}, blocks, None)[0] / math.log(10))
     assert sum(lp <= -1 for lp in logps) <= 15 * 1.0 and min(logps) > -3  # P[p <= 0.1] <= 0.1, with room
     zk = torch.randn(48, 16, 9, generator=g, dtype=torch.float64)
@@ -143,7 +155,11 @@ def test_rotated_channel_test_keeps_its_null_and_finds_a_rotation():
 def test_bench_transformers_set_overrides_are_checked(monkeypatch, capsys):
     from cli_helpers import run
 
-    for item, msg in (("ft_epochs=0", "ft_epochs needs a value like 1"), ("nope=1", "write FIELD=VALUE"),
-                      ("vit_patches=[2.5]", "vit_patches needs a value like [2, 4]"), ("lrs=\"a\"", "lrs needs a value like")):
+    for item, msg in (
+        ("ft_epochs=0", "ft_epochs needs a value like 1"),
+        ("nope=1", "write FIELD=VALUE"),
+        ("vit_patches=[2.5]", "vit_patches needs a value like [2, 4]"),
+        ('lrs="a"', "lrs needs a value like"),
+    ):
         code, _, err = run(["bench", "transformers", "--set", item], monkeypatch, capsys)
         assert code == 2 and err.startswith("error: --set") and msg in err and err.count("\n") == 1

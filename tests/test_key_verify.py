@@ -162,7 +162,9 @@ def test_keys_anchored_to_the_secrets_initial_kernels(tmp_path):
     m = create_model("smallcnn", num_classes=10, in_channels=1, width=32)
     fp = attach(m, FingerprintConfig(target="conv2", secret="anchor owner"), torch.rand(2, 1, 28, 28))
     with torch.no_grad():
-        fp.weight.add_(0.3 * fp.weight.std() * torch.randn(fp.weight.shape, generator=torch.Generator().manual_seed(1)))  # "trained"
+        fp.weight.add_(
+            0.3 * fp.weight.std() * torch.randn(fp.weight.shape, generator=torch.Generator().manual_seed(1))
+        )  # "trained"
     key = extract(m, secret="anchor owner")
     assert key.anchored and torch.equal(key.anchor, initial_weight("anchor owner", "conv2", 256, 32, 3))
     assert not torch.equal(key.decision_kernels().float(), key.kernels().float())
@@ -175,8 +177,8 @@ def test_keys_anchored_to_the_secrets_initial_kernels(tmp_path):
     with pytest.raises(FreqprintError, match="does not seed the module"):
         extract(m, secret="someone else")
     # the commitment covers the anchor: swap it for other kernels and the key is refused
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     tensors = load_file(str(tmp_path / "k.key"))
     with safe_open(str(tmp_path / "k.key"), "pt") as f:

@@ -88,7 +88,7 @@ def test_derived_found_independent_not(owner, stranger, data):
 def test_lineage_survives_renaming_relayout_and_dtype(owner):
     sd = {k: v.detach().clone() for k, v in Compose([BlockPermutation(seed=5), BlockScaling(seed=6)])(owner).state_dict().items()}
     hostile = {}
-    for i, (k, v) in enumerate(sorted(sd.items())):
+    for i, (_k, v) in enumerate(sorted(sd.items())):
         if v.ndim == 4 and v.shape[-1] == 3:
             v = v.permute(2, 3, 1, 0).contiguous().to(torch.bfloat16)  # HWIO, bf16
         hostile[f"blob.{i}"] = v
@@ -110,7 +110,7 @@ def test_projection_bound_holds_for_uniform_entries():
     n, dprime, trials = 4, 3, 20000
     u = torch.randn(dprime, n, 9, generator=g, dtype=torch.float64)
     u = u / u.norm(dim=-1, keepdim=True)
-    x = (torch.rand(trials, n, 9, generator=g, dtype=torch.float64) * 2 - 1)  # U(-1, 1): v = 1/3
+    x = torch.rand(trials, n, 9, generator=g, dtype=torch.float64) * 2 - 1  # U(-1, 1): v = 1/3
     s = torch.einsum("tck,eck->te", x, u).abs() / (n * math.sqrt(1 / 3))
     for t in (0.5, 1.0, 1.5):
         assert (s.max(1).values >= t).double().mean() <= projection_hit_probability(t, n, dprime)
@@ -171,13 +171,18 @@ def test_trace_command_line(tmp_path, fashion_dir, monkeypatch, capsys):
     owner, other, thief = tmp_path / "owner.safetensors", tmp_path / "other.safetensors", tmp_path / "thief.safetensors"
     assert run(["embed", "--out", owner, "--secret", "alice", *common], monkeypatch, capsys)[0] == 0
     assert run(["embed", "--out", other, "--secret", "bob", *common], monkeypatch, capsys)[0] == 0
-    rc, out, err = run(["attack", owner, "--out", thief, "--do", "remove-module", "--do", "permute-blocks(seed=1)"],
-                       monkeypatch, capsys)
+    rc, out, err = run(
+        ["attack", owner, "--out", thief, "--do", "remove-module", "--do", "permute-blocks(seed=1)"], monkeypatch, capsys
+    )
     assert rc == 0, err
     rc, out, err = run(["trace", owner, thief, "--secret", "alice", "--json"], monkeypatch, capsys)
     assert rc == 0, err
     rep = json.loads(out)
-    assert rep["found"] and {c["name"]: c["ran"] for c in rep["channels"]} == {"fingerprint": True, "lineage": True, "metav": False}
+    assert rep["found"] and {c["name"]: c["ran"] for c in rep["channels"]} == {
+        "fingerprint": True,
+        "lineage": True,
+        "metav": False,
+    }
     assert run(["trace", owner, other, "--secret", "alice"], monkeypatch, capsys)[0] == 1
     rc, out, err = run(["trace", owner, thief, "--secret", "mallory", "--no-fingerprint"], monkeypatch, capsys)
     assert rc == 1  # the wrong secret regenerates another θ₀: no lineage

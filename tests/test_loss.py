@@ -82,7 +82,7 @@ def test_attack_loss_decreases_with_training():
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     first = last = None
     torch.manual_seed(1)
-    for i in range(40):
+    for _i in range(40):
         loss, parts = crit(model, x, y)
         opt.zero_grad()
         loss.backward()

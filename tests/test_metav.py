@@ -15,14 +15,24 @@ import torch
 
 from freqprint.errors import FreqprintError
 from freqprint.metav import (
-    Entry, Manifest, MetaVConfig, build_ensemble, calibrate_threshold, default_manifest, fit_metav, load_claim, panel_check,
+    Entry,
+    Manifest,
+    MetaVConfig,
+    build_ensemble,
+    calibrate_threshold,
+    default_manifest,
+    fit_metav,
+    load_claim,
+    panel_check,
     save_claim,
 )
 from freqprint.metav.metrics import aruc, per_family, score_metrics
 
-SIZES = {"classification": {"owner_size": 1500, "thief_size": 600, "test_size": 300},
-         "regression": {},
-         "generation": {"owner_size": 1500, "thief_size": 600, "test_size": 64}}
+SIZES = {
+    "classification": {"owner_size": 1500, "thief_size": 600, "test_size": 300},
+    "regression": {},
+    "generation": {"owner_size": 1500, "thief_size": 600, "test_size": 64},
+}
 EPOCHS = {"classification": 2, "regression": 25, "generation": 10}
 LR = {"classification": 0.05, "regression": 0.003, "generation": 0.002}
 ARCH = {"classification": ("cnn", "mlp"), "regression": ("mlp", "mlp-tanh"), "generation": ("vae", "vae-small")}
@@ -32,21 +42,33 @@ def tiny_manifest(kind: str) -> Manifest:
     """source; derived: fine-tuned, pruned, noised (train), fine-tuned (val), fine-tuned at
     another lr + noise (test); independent: seeds and another architecture (train, val, test)."""
     ep, lr, (a, b) = EPOCHS[kind], LR[kind], ARCH[kind]
-    tr = lambda arch, data="owner": dict(op="train", arch=arch, params={"data": data, "epochs": ep, "lr": lr})  # noqa: E731
-    ft = lambda f: {"lr": lr * f, "epochs": max(1, ep // 2)}  # noqa: E731
-    e = [Entry("source", "source", "source", "train", **tr(a), seed=0),
-         Entry("ft-a", "positive", "ftal", "train", "finetune", "source", seed=1, params=ft(0.2)),
-         Entry("prune", "positive", "prune", "train", "prune", "source", seed=2, params={"rate": 0.3}),
-         Entry("noise", "positive", "noise", "train", "noise", "source", seed=3, params={"scale": 0.05}),
-         Entry("ft-b", "positive", "ftal", "val", "finetune", "source", seed=4, params=ft(0.1)),
-         Entry("ft-test", "positive", "ftal", "test", "compose", "source", seed=5,
-               params={"steps": [{"op": "finetune", "params": ft(0.3)}, {"op": "noise", "params": {"scale": 0.03}}]})]
+    tr = lambda arch, data="owner": dict(op="train", arch=arch, params={"data": data, "epochs": ep, "lr": lr})
+    ft = lambda f: {"lr": lr * f, "epochs": max(1, ep // 2)}
+    e = [
+        Entry("source", "source", "source", "train", **tr(a), seed=0),
+        Entry("ft-a", "positive", "ftal", "train", "finetune", "source", seed=1, params=ft(0.2)),
+        Entry("prune", "positive", "prune", "train", "prune", "source", seed=2, params={"rate": 0.3}),
+        Entry("noise", "positive", "noise", "train", "noise", "source", seed=3, params={"scale": 0.05}),
+        Entry("ft-b", "positive", "ftal", "val", "finetune", "source", seed=4, params=ft(0.1)),
+        Entry(
+            "ft-test",
+            "positive",
+            "ftal",
+            "test",
+            "compose",
+            "source",
+            seed=5,
+            params={"steps": [{"op": "finetune", "params": ft(0.3)}, {"op": "noise", "params": {"scale": 0.03}}]},
+        ),
+    ]
     e += [Entry(f"ind-{i}", "negative", "indep", "train", **tr(a), seed=10 + i) for i in range(6)]
-    e += [Entry("ind-other", "negative", "indep-other", "train", **tr(b), seed=20),
-          Entry("ind-prune", "negative", "neg prune", "train", "prune", "ind-0", seed=21, params={"rate": 0.3}),
-          Entry("ind-val", "negative", "indep", "val", **tr(a), seed=30),
-          Entry("ind-test", "negative", "indep", "test", **tr(a), seed=40),
-          Entry("panel-0", "panel", "panel", "panel", **tr(a, "thief"), seed=50)]
+    e += [
+        Entry("ind-other", "negative", "indep-other", "train", **tr(b), seed=20),
+        Entry("ind-prune", "negative", "neg prune", "train", "prune", "ind-0", seed=21, params={"rate": 0.3}),
+        Entry("ind-val", "negative", "indep", "val", **tr(a), seed=30),
+        Entry("ind-test", "negative", "indep", "test", **tr(a), seed=40),
+        Entry("panel-0", "panel", "panel", "panel", **tr(a, "thief"), seed=50),
+    ]
     return Manifest({"kind": kind, **SIZES[kind]}, e, "test")
 
 
@@ -59,8 +81,14 @@ def fitted(tmp_path_factory):
         ens = build_ensemble(tiny_manifest(kind), cache)
         lo, hi = ens.task.domain(ens.data.owner)
         cfg = MetaVConfig(n_inputs=16, steps=80, eval_every=20, augment=0.01)
-        mv = fit_metav(ens.task, [(m.query, m.label) for m in ens.split("train")], [(m.query, m.label) for m in ens.split("val")],
-                       ens.task.init_inputs(ens.data.owner, 16, 0), (lo, hi), cfg)
+        mv = fit_metav(
+            ens.task,
+            [(m.query, m.label) for m in ens.split("train")],
+            [(m.query, m.label) for m in ens.split("val")],
+            ens.task.init_inputs(ens.data.owner, 16, 0),
+            (lo, hi),
+            cfg,
+        )
         out[kind] = (ens, mv)
     out["cache"] = cache
     return out
@@ -85,7 +113,7 @@ def test_manifests_validate_roles_parents_and_splits(tmp_path):
         m = default_manifest(kind, "quick")
         splits = {e.split for e in m.entries}
         assert splits == {"train", "val", "test", "panel"}
-        fams = lambda s: {e.family for e in m.entries if e.split == s}  # noqa: E731
+        fams = lambda s: {e.family for e in m.entries if e.split == s}
         held = fams("test") - fams("train") - fams("val")
         assert any(not f.startswith(("neg ", "indep-")) for f in held), "an attack family must appear only in test"
         assert any(f.startswith("indep-") for f in held), "an architecture family must appear only in test"
@@ -153,7 +181,7 @@ def test_the_claim_artefact_round_trips_and_its_commitment_detects_tampering(fit
 
     raw = path.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     claim = json.loads(header["__metadata__"]["freqprint.metav"])
 
     def write(h: dict, body: bytes, name: str) -> Path:
@@ -166,10 +194,10 @@ def test_the_claim_artefact_round_trips_and_its_commitment_detects_tampering(fit
     forged = dict(claim, threshold=0.01)  # lower λ: flag more suspects
     h = dict(header, __metadata__={"freqprint.metav": json.dumps(forged)})
     with pytest.raises(FreqprintError, match="altered"):
-        load_claim(write(h, raw[8 + n:], "forged-threshold.safetensors"))
-    body = bytearray(raw[8 + n:])
+        load_claim(write(h, raw[8 + n :], "forged-threshold.safetensors"))
+    body = bytearray(raw[8 + n :])
     off = header["inputs"]["data_offsets"][0]
-    body[off:off + 4] = struct.pack("<f", 0.123)  # one fingerprint input changed
+    body[off : off + 4] = struct.pack("<f", 0.123)  # one fingerprint input changed
     with pytest.raises(FreqprintError, match="altered"):
         load_claim(write(header, bytes(body), "forged-inputs.safetensors"))
     (tmp_path / "cut.safetensors").write_bytes(raw[: len(raw) // 2])
@@ -187,27 +215,66 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
     indep = next(m for m in ens.split("test") if m.label == 0)
     paths = {}
     for m in (derived, indep):
-        paths[m.name] = save_model(m.model, tmp_path / f"{m.name}.safetensors", {"model": "vae", "kwargs": {"latent": 8, "hidden": 256}})
+        paths[m.name] = save_model(
+            m.model, tmp_path / f"{m.name}.safetensors", {"model": "vae", "kwargs": {"latent": 8, "hidden": 256}}
+        )
     cli = [sys.executable, "-m", "freqprint.cli"]
     r = subprocess.run(cli + ["metav", "verify", str(claim), str(paths[derived.name])], capture_output=True, text=True)
     assert r.returncode == 0 and "DERIVED" in r.stdout, r.stderr
     r = subprocess.run(cli + ["metav", "verify", str(claim), str(paths[indep.name]), "--json"], capture_output=True, text=True)
     assert r.returncode == 1 and json.loads(r.stdout)["suspects"][0]["derived"] is False
-    r = subprocess.run(cli + ["metav", "verify", str(claim), "--panel", str(tmp_path / f"{indep.name}.safetensors")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        cli + ["metav", "verify", str(claim), "--panel", str(tmp_path / f"{indep.name}.safetensors")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "panel: 0 of 1" in r.stdout
     (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
-    for args in (["metav", "verify", str(tmp_path / "bad.safetensors"), "x"], ["metav", "build", "--task", "speech", "--dry-run"],
-                 ["metav", "verify", str(claim), str(tmp_path / "missing.safetensors")]):
+    for args in (
+        ["metav", "verify", str(tmp_path / "bad.safetensors"), "x"],
+        ["metav", "build", "--task", "speech", "--dry-run"],
+        ["metav", "verify", str(claim), str(tmp_path / "missing.safetensors")],
+    ):
         r = subprocess.run(cli + args, capture_output=True, text=True)
         assert r.returncode == 2 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
-    r = subprocess.run(cli + ["metav", "build", "--task", "regression", "--profile", "tiny", "--dry-run", "--write-manifest",
-                              str(tmp_path / "m.json")], capture_output=True, text=True)
+    r = subprocess.run(
+        cli
+        + [
+            "metav",
+            "build",
+            "--task",
+            "regression",
+            "--profile",
+            "tiny",
+            "--dry-run",
+            "--write-manifest",
+            str(tmp_path / "m.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and Manifest.load(tmp_path / "m.json").task["kind"] == "regression"
     # train from a manifest file (its models come from the fixture's cache), then verify with the claim
     tiny_manifest("regression").save(tmp_path / "reg.json")
-    r = subprocess.run(cli + ["metav", "train", "--manifest", str(tmp_path / "reg.json"), "--cache", str(fitted["cache"]),
-                              "--steps", "40", "--inputs", "8", "--out", str(tmp_path / "reg.metav")], capture_output=True, text=True)
+    r = subprocess.run(
+        cli
+        + [
+            "metav",
+            "train",
+            "--manifest",
+            str(tmp_path / "reg.json"),
+            "--cache",
+            str(fitted["cache"]),
+            "--steps",
+            "40",
+            "--inputs",
+            "8",
+            "--out",
+            str(tmp_path / "reg.metav"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "commitment" in r.stdout, r.stderr
     mv_reg, meta = load_claim(tmp_path / "reg.metav")
     assert len(mv_reg.inputs) == 8 and meta["manifest"]["task"]["kind"] == "regression" and 0 < mv_reg.threshold < 1
@@ -222,8 +289,8 @@ def test_metav_is_a_tracing_method():
 
 def test_metav_method_extracts_and_scores_on_small_models():
     from freqprint.data import load_dataset
-    from freqprint.method import MethodContext
     from freqprint.metav.method import MetaVMethod
+    from freqprint.method import MethodContext
     from freqprint.models import create_model
     from freqprint.training import TrainConfig, train
 

@@ -5,7 +5,7 @@ import torch
 
 import freqprint
 from freqprint import FingerprintConfig, FreqprintError, attach, create_model, detach, find_fingerprint_modules
-from freqprint.module import FingerprintModule, FingerprintedConv, secret_seed
+from freqprint.module import FingerprintedConv, FingerprintModule, secret_seed
 
 
 @pytest.mark.parametrize("merge", ["relu", "linear"])

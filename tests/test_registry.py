@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import run
 
+from cli_helpers import run
 from freqprint.attacks import Compose, create_attack, relayout_state_dict
 from freqprint.attacks.equivariance import BlockPermutation
 from freqprint.checkpoint import open_tensors
@@ -91,7 +91,11 @@ def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path):
                 continue
             for layout in (None, "flat", "HWIO", "T", "rot90", "fp16"):
                 sd = s.state_dict()
-                if layout and any(k.endswith("fingerprint.weight") for k in sd) and spec.split("(")[0] not in ("grid-transpose", "factorize"):
+                if (
+                    layout
+                    and any(k.endswith("fingerprint.weight") for k in sd)
+                    and spec.split("(")[0] not in ("grid-transpose", "factorize")
+                ):
                     sd = relayout_state_dict(sd, layout)
                 sd = {k: v.contiguous() for k, v in sd.items()}
                 try:
@@ -147,7 +151,10 @@ def test_registry_and_scan_from_the_command_line(tmp_path, monkeypatch, capsys):
     d.mkdir()
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in Compose([BlockPermutation(seed=3)])(owner).state_dict().items()}, str(d / "stolen.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in Compose([BlockPermutation(seed=3)])(owner).state_dict().items()},
+        str(d / "stolen.safetensors"),
+    )
     save_file({k: v.contiguous() for k, v in owner_model("dave", 8, 16).state_dict().items()}, str(d / "other.safetensors"))
     (d / "broken.safetensors").write_bytes(b"\x01\x02")
     reg = tmp_path / "r.db"

@@ -8,14 +8,30 @@ import pytest
 import torch
 
 from freqprint import FingerprintConfig, attach, create_model, extract, verify
-from freqprint.attacks import (LAYOUTS, BlockPermutation, BlockScaling, ChannelPadding, ChannelScaling, Collapse, Compose,
-                               DummyFilters, FilterMixing, InvisibleRedraw, ModulePermutation, ModuleScaling,
-                               NullSpaceRedraw, relayout_state_dict)
+from freqprint.attacks import (
+    LAYOUTS,
+    BlockPermutation,
+    BlockScaling,
+    ChannelPadding,
+    ChannelScaling,
+    Collapse,
+    Compose,
+    DummyFilters,
+    FilterMixing,
+    InvisibleRedraw,
+    ModulePermutation,
+    ModuleScaling,
+    NullSpaceRedraw,
+    relayout_state_dict,
+)
 from freqprint.errors import FreqprintError
 from freqprint.models import default_target
 
-HOSTS = {"smallcnn": ({"width": 8}, (1, 28, 28)), "resnet18": ({"width": 0.125, "in_channels": 3}, (3, 32, 32)),
-         "alexnet": ({"width": 0.125, "in_channels": 3}, (3, 32, 32))}
+HOSTS = {
+    "smallcnn": ({"width": 8}, (1, 28, 28)),
+    "resnet18": ({"width": 0.125, "in_channels": 3}, (3, 32, 32)),
+    "alexnet": ({"width": 0.125, "in_channels": 3}, (3, 32, 32)),
+}
 
 
 def host(name: str, merge: str = "relu", secret: str = "owner"):
@@ -35,8 +51,13 @@ def host(name: str, merge: str = "relu", secret: str = "owner"):
     return model.eval(), torch.rand(6, *shape)
 
 
-EXACT = [ChannelScaling(seed=1), ChannelPadding(extra=4, seed=1), DummyFilters(extra=48, seed=1), ModulePermutation(seed=2),
-         ModuleScaling(a=10.0)]
+EXACT = [
+    ChannelScaling(seed=1),
+    ChannelPadding(extra=4, seed=1),
+    DummyFilters(extra=48, seed=1),
+    ModulePermutation(seed=2),
+    ModuleScaling(a=10.0),
+]
 
 
 @pytest.mark.parametrize("name", list(HOSTS))
@@ -54,8 +75,17 @@ def test_exact_rewrites_keep_outputs_and_are_found(name, attack):
 def test_all_exact_rewrites_composed_with_a_relayout_are_found(name):
     model, x = host(name)
     key = extract(model)
-    chain = Compose([BlockPermutation(seed=1), BlockScaling(seed=2), ChannelScaling(seed=3), ModulePermutation(seed=4),
-                     ModuleScaling(a=0.1), ChannelPadding(extra=4, seed=5), DummyFilters(extra=48, seed=6)])
+    chain = Compose(
+        [
+            BlockPermutation(seed=1),
+            BlockScaling(seed=2),
+            ChannelScaling(seed=3),
+            ModulePermutation(seed=4),
+            ModuleScaling(a=0.1),
+            ChannelPadding(extra=4, seed=5),
+            DummyFilters(extra=48, seed=6),
+        ]
+    )
     attacked = chain(model)
     torch.testing.assert_close(attacked(x), model(x), rtol=1e-5, atol=1e-5)
     for layout in ("HWIO", "flat"):

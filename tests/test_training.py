@@ -16,12 +16,24 @@ def test_train_learns_and_checkpoint_round_trips(fashion_dir, tmp_path):
     model = create_model("smallcnn", num_classes=10, in_channels=1, width=8)
     before = evaluate(model, te)
     saved = []
-    r = train(model, tr, TrainConfig(epochs=2, lr=0.05, batch_size=64), eval_data=te, progress=False,
-              checkpoint=lambda m, e: saved.append(e))
+    r = train(
+        model,
+        tr,
+        TrainConfig(epochs=2, lr=0.05, batch_size=64),
+        eval_data=te,
+        progress=False,
+        checkpoint=lambda m, e: saved.append(e),
+    )
     assert saved == [1, 2] and len(r.history) == 2
     assert r.final_accuracy > max(0.5, before + 0.2)
-    recipe = {"model": "smallcnn", "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8},
-              "input_shape": [1, 28, 28], "num_classes": 10, "pseudo_class": False, "fingerprint": None}
+    recipe = {
+        "model": "smallcnn",
+        "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8},
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+        "pseudo_class": False,
+        "fingerprint": None,
+    }
     path = save_model(model, tmp_path / "m.safetensors", recipe)
     back, rec = load_model(path)
     assert rec == recipe

@@ -11,17 +11,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import run
 from safetensors.torch import save_file
+
+from cli_helpers import run
 
 transformers = pytest.importorskip("transformers")
 from transformers import BertConfig, BertForSequenceClassification, ViTConfig, ViTForImageClassification  # noqa: E402
 
-from freqprint.attacks import (GridTranspose, ModulePermutation, ModuleScaling, Overwrite, RemoveModule, create_attack,  # noqa: E402
-                               relayout_state_dict)
+from freqprint.attacks import (  # noqa: E402
+    GridTranspose,
+    ModulePermutation,
+    ModuleScaling,
+    Overwrite,
+    RemoveModule,
+    create_attack,
+    relayout_state_dict,
+)
 from freqprint.errors import FreqprintError, NoMaterial  # noqa: E402
-from freqprint.hf import (FingerprintTrainer, default_prefix_tokens, load_text_classifier, replace_classifier,  # noqa: E402
-                          transformer_layers)
+from freqprint.hf import FingerprintTrainer, default_prefix_tokens, load_text_classifier, replace_classifier, transformer_layers  # noqa: E402
 from freqprint.key import extract  # noqa: E402
 from freqprint.loss import FingerprintLoss, add_pseudo_class  # noqa: E402
 from freqprint.models import create_model  # noqa: E402
@@ -33,24 +40,45 @@ from test_hosts import write_fortunes  # noqa: E402
 # Hugging Face models (tiny, random, built in the test: nothing is downloaded)
 
 
-
 def tiny_vit(seed: int = 0, patch: int = 4) -> ViTForImageClassification:
     torch.manual_seed(seed)
-    return ViTForImageClassification(ViTConfig(image_size=28, patch_size=patch, num_channels=1, hidden_size=32, num_hidden_layers=2,
-                                               num_attention_heads=2, intermediate_size=64, num_labels=10)).eval()
+    return ViTForImageClassification(
+        ViTConfig(
+            image_size=28,
+            patch_size=patch,
+            num_channels=1,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=10,
+        )
+    ).eval()
 
 
 def tiny_bert(seed: int = 0, vocab: int = 120) -> BertForSequenceClassification:
     torch.manual_seed(seed)
-    return BertForSequenceClassification(BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                                    intermediate_size=64, num_labels=3, max_position_embeddings=64)).eval()
+    return BertForSequenceClassification(
+        BertConfig(
+            vocab_size=vocab,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=3,
+            max_position_embeddings=64,
+        )
+    ).eval()
 
 
 def fingerprinted_vit(secret: str, seed: int = 0) -> tuple[ViTForImageClassification, torch.Tensor]:
     m = tiny_vit(seed)
     x = torch.rand(2, 1, 28, 28)
-    attach(m, FingerprintConfig(target=transformer_layers(m)[0], secret=secret, filters=256, prefix_tokens=default_prefix_tokens(m)),
-           {"pixel_values": x})
+    attach(
+        m,
+        FingerprintConfig(target=transformer_layers(m)[0], secret=secret, filters=256, prefix_tokens=default_prefix_tokens(m)),
+        {"pixel_values": x},
+    )
     return m, x
 
 
@@ -83,8 +111,13 @@ def test_vit_verify_attacks_and_an_independent_model():
     other, _ = fingerprinted_vit("someone else", seed=1)
     rep = verify(key, other)
     assert not rep.found and rep.log10_p > -3
-    for attack in (ModulePermutation(seed=3), ModuleScaling(a=10.0), ModuleScaling(a=0.1), GridTranspose(),
-                   create_attack("dummy-filters(extra=64)")):
+    for attack in (
+        ModulePermutation(seed=3),
+        ModuleScaling(a=10.0),
+        ModuleScaling(a=0.1),
+        GridTranspose(),
+        create_attack("dummy-filters(extra=64)"),
+    ):
         assert verify(key, attack(owner)).found, attack.name
     sd = {k: v.detach() for k, v in owner.state_dict().items()}
     for layout in ("HWIO", "flat", "bf16", "rot90"):
@@ -136,13 +169,18 @@ def test_bert_padding_lengths_and_masks():
     ids = torch.randint(5, 120, (2, 10))
     am = torch.ones(2, 10, dtype=torch.long)
     am[1, 7:] = 0
-    fp = attach(m, FingerprintConfig(target="bert.encoder.layer.0", secret="bert owner"), {"input_ids": ids, "attention_mask": am})
+    fp = attach(
+        m, FingerprintConfig(target="bert.encoder.layer.0", secret="bert owner"), {"input_ids": ids, "attention_mask": am}
+    )
     assert fp.grid_size == (4, 4) and default_prefix_tokens(m) == 0  # 10 tokens: the smallest square holding them
     with torch.no_grad():
         m.bert.encoder.layer[0].fingerprint.proj.weight.mul_(50)
         y = m(input_ids=ids, attention_mask=am).logits
         # more padding: the same logits (masked tokens are zeroed before the module reads them)
-        ids2, am2 = torch.cat([ids, torch.zeros(2, 6, dtype=torch.long)], 1), torch.cat([am, torch.zeros(2, 6, dtype=torch.long)], 1)
+        ids2, am2 = (
+            torch.cat([ids, torch.zeros(2, 6, dtype=torch.long)], 1),
+            torch.cat([am, torch.zeros(2, 6, dtype=torch.long)], 1),
+        )
         assert torch.allclose(m(input_ids=ids2, attention_mask=am2).logits, y, atol=1e-5)
         # shorter sequences are zero-padded onto the grid; longer ones are refused
         assert m(input_ids=ids[:, :5]).logits.shape == (2, 3)
@@ -175,7 +213,9 @@ def test_trainer_integration_trains_with_l_attack_and_the_fingerprint_survives(t
     ids = torch.randint(5, 120, (96, 16), generator=g)
     y = (ids[:, 1] % 3).long()
     am = torch.ones_like(ids)
-    attach(m, FingerprintConfig(target="bert.encoder.layer.0", secret="trainer"), {"input_ids": ids[:2], "attention_mask": am[:2]})
+    attach(
+        m, FingerprintConfig(target="bert.encoder.layer.0", secret="trainer"), {"input_ids": ids[:2], "attention_mask": am[:2]}
+    )
     add_pseudo_class(m)
     key = extract(m)
 
@@ -186,8 +226,17 @@ def test_trainer_integration_trains_with_l_attack_and_the_fingerprint_survives(t
         def __getitem__(self, i):
             return {"input_ids": ids[i], "attention_mask": am[i], "labels": y[i]}
 
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=1e-3,
-                             save_strategy="no", report_to=[], logging_strategy="no", disable_tqdm=True, use_cpu=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=16,
+        num_train_epochs=2,
+        learning_rate=1e-3,
+        save_strategy="no",
+        report_to=[],
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
     before = {k: v.clone() for k, v in m.state_dict().items()}
     trainer = FingerprintTrainer(model=m, args=args, train_dataset=Data(), fingerprint_loss=FingerprintLoss(3, weight=0.5))
     trainer.train()
@@ -202,8 +251,9 @@ def test_trainer_integration_trains_with_l_attack_and_the_fingerprint_survives(t
     assert m(input_ids=ids[:2]).logits.shape == (2, 5) and verify(key, m).found
     for attack in (ModulePermutation(seed=1), ModuleScaling(a=0.2), GridTranspose()):
         stolen = attack(m)
-        assert torch.allclose(stolen(input_ids=ids[:4], attention_mask=am[:4]).logits, m(input_ids=ids[:4], attention_mask=am[:4]).logits,
-                              atol=1e-4), attack.name
+        assert torch.allclose(
+            stolen(input_ids=ids[:4], attention_mask=am[:4]).logits, m(input_ids=ids[:4], attention_mask=am[:4]).logits, atol=1e-4
+        ), attack.name
         assert verify(key, stolen).found, attack.name
 
 
@@ -244,17 +294,23 @@ def test_attach_errors_on_transformers():
     with pytest.raises(FreqprintError, match="already carries"):
         attach(m, FingerprintConfig(target="bert.encoder.layer.0", secret="s"), ids)
     with pytest.raises(FreqprintError, match="Transformer layers only"):
-        attach(create_model("smallcnn", num_classes=10, in_channels=1, width=32),
-               FingerprintConfig(target="conv2", secret="s", prefix_tokens=1), torch.rand(1, 1, 28, 28))
+        attach(
+            create_model("smallcnn", num_classes=10, in_channels=1, width=32),
+            FingerprintConfig(target="conv2", secret="s", prefix_tokens=1),
+            torch.rand(1, 1, 28, 28),
+        )
 
 
 def write_bert_folder(path: Path) -> Path:
     """A tiny random BERT and its WordPiece tokenizer, saved as a Hugging Face model folder."""
     from transformers import BertTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(
-        "kernel compiler byte mother friend neighbour senate vote party atom quantum cell number de it es satz über ñ".split()
-        + [str(i) for i in range(40)]))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(
+        set(
+            "kernel compiler byte mother friend neighbour senate vote party atom quantum cell number de it es satz über ñ".split()
+            + [str(i) for i in range(40)]
+        )
+    )
     path.mkdir()
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n")
     BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(str(path))
@@ -278,13 +334,45 @@ def test_bench_transformers_end_to_end_on_small_files(tmp_path, fashion_dir, dig
     fortunes = write_fortunes(tmp_path / "fortunes")
     folder = write_bert_folder(tmp_path / "bert")
     out = tmp_path / "t.json"
-    args = ["bench", "transformers", "--family", "vit", "--family", "bert", "--family", "resnet50", "--data-root", data,
-            "--fortunes-root", fortunes, "--bert-folder", folder, "--out", out]
+    args = [
+        "bench",
+        "transformers",
+        "--family",
+        "vit",
+        "--family",
+        "bert",
+        "--family",
+        "resnet50",
+        "--data-root",
+        data,
+        "--fortunes-root",
+        fortunes,
+        "--bert-folder",
+        folder,
+        "--out",
+        out,
+    ]
     from freqprint import bench_transformers as bt
 
-    small = bt.TransformersProfile(vit_patches=(7,), vit_hidden=32, vit_depth=2, vit_heads=2, vit_train=128, vit_epochs=1,
-                                   digits_train=128, test_limit=64, bert_per_class=20, bert_epochs=1, bert_max_length=16,
-                                   resnet_width=0.125, resnet_train=128, resnet_epochs=1, lrs=(1e-2, 1e-4), adam_lrs=(1e-4,), batch=32)
+    small = bt.TransformersProfile(
+        vit_patches=(7,),
+        vit_hidden=32,
+        vit_depth=2,
+        vit_heads=2,
+        vit_train=128,
+        vit_epochs=1,
+        digits_train=128,
+        test_limit=64,
+        bert_per_class=20,
+        bert_epochs=1,
+        bert_max_length=16,
+        resnet_width=0.125,
+        resnet_train=128,
+        resnet_epochs=1,
+        lrs=(1e-2, 1e-4),
+        adam_lrs=(1e-4,),
+        batch=32,
+    )
     monkeypatch.setitem(bt.PROFILES, "tiny", small)
     code, stdout, err = run([*args, "--profile", "tiny"], monkeypatch, capsys)
     assert code == 0, err

@@ -19,8 +19,22 @@ from dataclasses import dataclass
 import torch
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["DIHEDRAL", "Fit", "channel_map", "descriptor", "fit", "gram_descriptor", "greedy_filters",
-           "hungarian", "read_as", "reading_shapes", "readings", "rotation_fit", "score_filters", "unit"]
+__all__ = [
+    "DIHEDRAL",
+    "Fit",
+    "channel_map",
+    "descriptor",
+    "fit",
+    "gram_descriptor",
+    "greedy_filters",
+    "hungarian",
+    "read_as",
+    "reading_shapes",
+    "readings",
+    "rotation_fit",
+    "score_filters",
+    "unit",
+]
 
 
 # The eight symmetries of the square, as maps of a [..., K, K] kernel stack.  A thief who rewrites
@@ -50,7 +64,9 @@ def readings(t: torch.Tensor, c: int, k: int, dihedral: bool = True) -> list[tup
     return [(label + (f"·{g}" if g else ""), op(w)) for label, w in base for g, op in DIHEDRAL.items()]  # type: ignore[operator]
 
 
-def _layout_specs(shape: tuple[int, ...], c: int, k: int) -> list[tuple[str, tuple[int, int, int, int], Callable[[torch.Tensor], torch.Tensor]]]:
+def _layout_specs(
+    shape: tuple[int, ...], c: int, k: int
+) -> list[tuple[str, tuple[int, int, int, int], Callable[[torch.Tensor], torch.Tensor]]]:
     """Every storage layout a tensor of this shape can be read in as ``[D′, C′, K, K]``:
     ``(label, reading's shape, how to read it)``.  The one table behind :func:`readings` (tensors)
     and :func:`reading_shapes` (shapes only), so the two cannot disagree."""
@@ -73,8 +89,13 @@ def _layout_specs(shape: tuple[int, ...], c: int, k: int) -> list[tuple[str, tup
                 cs = cols // kk
                 mat = (lambda t: t.T) if transposed else (lambda t: t)
                 out.append((label, (rows, cs, k, k), lambda t, m=mat, r=rows, n=cs: m(t).reshape(r, n, k, k)))
-                out.append((label.replace("IHW", "HWI"), (rows, cs, k, k),
-                            lambda t, m=mat, r=rows, n=cs: m(t).reshape(r, k, k, n).permute(0, 3, 1, 2)))
+                out.append(
+                    (
+                        label.replace("IHW", "HWI"),
+                        (rows, cs, k, k),
+                        lambda t, m=mat, r=rows, n=cs: m(t).reshape(r, k, k, n).permute(0, 3, 1, 2),
+                    )
+                )
     elif len(s) == 1 and s[0] % (c * kk) == 0 and s[0] >= c * kk:
         out.append(("flat", (s[0] // (c * kk), c, k, k), lambda t: t.reshape(-1, c, k, k)))
     return out
@@ -136,7 +157,9 @@ class Fit:
     sign: torch.Tensor  # [D] ±1
 
 
-def channel_map(a: torch.Tensor, b: torch.Tensor, match: torch.Tensor, sign: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def channel_map(
+    a: torch.Tensor, b: torch.Tensor, match: torch.Tensor, sign: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     ok = match >= 0
     if sign is not None:  # Σ_d sign_d·cos(a_dc, b_m(d)e) as one [C, D·k] × [D·k, C′] product, no [D, C, C′] tensor
         cost = (a[ok] * sign[ok, None, None]).transpose(0, 1).flatten(1) @ b[match[ok]].transpose(0, 1).flatten(1).T
@@ -144,7 +167,7 @@ def channel_map(a: torch.Tensor, b: torch.Tensor, match: torch.Tensor, sign: tor
         ao, bo = a[ok], b[match[ok]]
         cost = torch.zeros(a.shape[1], b.shape[1], dtype=a.dtype)
         for i in range(0, ao.shape[0], 32):
-            c = torch.bmm(ao[i:i + 32], bo[i:i + 32].transpose(1, 2))
+            c = torch.bmm(ao[i : i + 32], bo[i : i + 32].transpose(1, 2))
             cost += c.mul_(c).sum(0)
     if a.shape[1] <= b.shape[1]:
         m = hungarian(cost)
@@ -154,7 +177,9 @@ def channel_map(a: torch.Tensor, b: torch.Tensor, match: torch.Tensor, sign: tor
     return m[order], torch.arange(b.shape[1])[order]
 
 
-def score_filters(a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def score_filters(
+    a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     s = torch.einsum("dck,eck->de", a[:, kc], b[:, perm]) / len(kc)  # signed mean cosine [D, D′]
     match = hungarian(s.abs())
     ok = match >= 0
@@ -163,7 +188,9 @@ def score_filters(a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torc
     return match, signed.abs(), torch.where(signed < 0, -1.0, 1.0).to(s.dtype)
 
 
-def greedy_filters(a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def greedy_filters(
+    a: torch.Tensor, b: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Like :func:`score_filters`, but each key filter takes its best suspect filter on its own
     (``argmax_e |s_de|``, not one-to-one): one matrix product, no assignment problem.  Its hit count
     is the largest any filter match can reach under this channel map, and it is what the union

@@ -10,7 +10,8 @@ import json
 import platform
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -92,8 +93,13 @@ FINETUNE_SETTINGS = [
 ]
 
 
-def run_frequency_bench(source: str, device: str = "cpu", digits_root: str | None = None,
-                        settings: list[dict[str, Any]] | None = None, progress: bool = False) -> dict[str, Any]:
+def run_frequency_bench(
+    source: str,
+    device: str = "cpu",
+    digits_root: str | None = None,
+    settings: list[dict[str, Any]] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Fine-tune a fingerprinted model on the MNIST digits under several optimisers and learning
     rates; for each, the per-group frequency stability and the verification with S′ and with the
     low-gain set.  This is the study behind BENCHMARKS.md §"Which frequencies stay put"."""
@@ -116,44 +122,65 @@ def run_frequency_bench(source: str, device: str = "cpu", digits_root: str | Non
         train(model, dg_train, cfg, progress=progress, description=f"{st['optimizer']} lr {st['lr']}")
         _, fpd = get_fingerprint_module(model)
         w1 = fpd.weight.detach().cpu()
-        rows.append({
-            **st,
-            "accuracy": evaluate(model, dg_test, recipe["num_classes"], device=device),
-            "weight_change": float((w1 - w0).norm() / w0.norm()),
-            "groups": [g.to_dict() for g in frequency_stability(w0, w1, fp.grid_size, fp.radius)],
-            "blocks": block_change(w0, w1, fp.grid_size, fp.radius, include_dc=fp.include_dc),
-            "verify": {name: verify(k, model).to_dict(include_timing=True) for name, k in keys.items()},
-        })
-    return {"benchmark": "frequencies", "source": str(source), "device": device, "torch": torch.__version__,
-            "frequencies": {name: sum(k.multiplicity) for name, k in keys.items()}, "results": rows}
+        rows.append(
+            {
+                **st,
+                "accuracy": evaluate(model, dg_test, recipe["num_classes"], device=device),
+                "weight_change": float((w1 - w0).norm() / w0.norm()),
+                "groups": [g.to_dict() for g in frequency_stability(w0, w1, fp.grid_size, fp.radius)],
+                "blocks": block_change(w0, w1, fp.grid_size, fp.radius, include_dc=fp.include_dc),
+                "verify": {name: verify(k, model).to_dict(include_timing=True) for name, k in keys.items()},
+            }
+        )
+    return {
+        "benchmark": "frequencies",
+        "source": str(source),
+        "device": device,
+        "torch": torch.__version__,
+        "frequencies": {name: sum(k.multiplicity) for name, k in keys.items()},
+        "results": rows,
+    }
 
 
 def frequency_bench_markdown(res: dict[str, Any]) -> str:
     from freqprint.verify import format_p
 
-    lines = ["| fine-tuning | acc. | ‖ΔW‖/‖W‖ | group | #freq | max gain | mean cos | frac cos ≥ 0.99 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| fine-tuning | acc. | ‖ΔW‖/‖W‖ | group | #freq | max gain | mean cos | frac cos ≥ 0.99 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["results"]:
         head = f"{r['optimizer'].upper()} lr {r['lr']:g}, {r['epochs']} ep"
         for i, g in enumerate(r["groups"]):
             lead = f"| {head} | {r['accuracy']:.3f} | {r['weight_change']:.3f} " if i == 0 else "| | | "
-            lines.append(f"{lead}| {g['group']} | {g['frequencies']} | {g['max_gain']:.3f} | {g['mean_cosine']:.4f} | {g['frac_above_tau']:.3f} |")
-    lines += ["", "| fine-tuning | block (dims) | energy share | ‖Δz‖²/‖z‖² | mean kernel cosine | p of this block |",
-              "|---|---|---|---|---|---|"]
+            lines.append(
+                f"{lead}| {g['group']} | {g['frequencies']} | {g['max_gain']:.3f} | {g['mean_cosine']:.4f} | {g['frac_above_tau']:.3f} |"
+            )
+    lines += [
+        "",
+        "| fine-tuning | block (dims) | energy share | ‖Δz‖²/‖z‖² | mean kernel cosine | p of this block |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in res["results"]:
         pb = r["verify"]["sprime"].get("log10_p_blocks", {})
         for name, b in r.get("blocks", {}).items():
-            lines.append(f"| {r['optimizer'].upper()} lr {r['lr']:g} | {name} ({b['dims']}) | {b['energy_share']:.3f} | "
-                         f"{b['relative_change']:.2e} | {b['mean_cosine']:.4f} | {format_p(pb.get(name, 0.0))} |")
+            lines.append(
+                f"| {r['optimizer'].upper()} lr {r['lr']:g} | {name} ({b['dims']}) | {b['energy_share']:.3f} | "
+                f"{b['relative_change']:.2e} | {b['mean_cosine']:.4f} | {format_p(pb.get(name, 0.0))} |"
+            )
     lines += ["", "| fine-tuning | set | τ-score | mean cosine | hits | p-value |", "|---|---|---|---|---|---|"]
     for r in res["results"]:
         for name, v in r["verify"].items():
-            lines.append(f"| {r['optimizer'].upper()} lr {r['lr']:g} | {name} ({res['frequencies'][name]}) | {v['score']:.3f} | "
-                         f"{v['mean_cosine']:.4f} | {v['hits']}/{v['filters']} | {format_p(v['log10_p'])} |")
+            lines.append(
+                f"| {r['optimizer'].upper()} lr {r['lr']:g} | {name} ({res['frequencies'][name]}) | {v['score']:.3f} | "
+                f"{v['mean_cosine']:.4f} | {v['hits']}/{v['filters']} | {format_p(v['log10_p'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100, seed: int = 123, verifier_pairs: int = 100) -> dict[str, Any]:
+def run_calibration_bench(
+    channels: tuple[int, ...] = (8, 32), n_keys: int = 100, seed: int = 123, verifier_pairs: int = 100
+) -> dict[str, Any]:
     """The verifier's null model against independently initialised modules (secret-seeded).
 
     For each C: a KS test of the per-frequency cosines on S′ against the circular law
@@ -163,14 +190,15 @@ def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100
     """
     from scipy import stats
 
-    from freqprint.spectral import complex_cosine, invariant_frequencies, revised_dft_at
     from freqprint.null import null_tail
+    from freqprint.spectral import complex_cosine, invariant_frequencies, revised_dft_at
 
     grid = (24, 24)
     freqs = invariant_frequencies(grid, 3)
     reps = freqs[: len(freqs) // 2]
     out = []
     for c in channels:
+
         def spectra(tag: str, count: int) -> torch.Tensor:
             w = torch.cat([FingerprintModule(c, 4, grid, filters=16, secret=f"{tag}-{i}").weight.detach() for i in range(count)])
             return revised_dft_at(w.double(), grid, reps)
@@ -185,10 +213,25 @@ def run_calibration_bench(channels: tuple[int, ...] = (8, 32), n_keys: int = 100
         for t, h in ((0.3, 0.3), (0.5, 0.2), (0.6, 0.1), (0.7, 0.5), (0.8, 0.5)):
             frac = (cos >= t).double().mean(-1)
             q = null_tail(t, c)
-            rules.append({"t": t, "h": h, "hit_one": float((frac[:, 0] >= h).double().mean()), "bound_one": min(1.0, q / h),
-                          "hit_any16": float((frac >= h).any(1).double().mean()), "bound_any16": min(1.0, 16 * q / h)})
-        out.append({"channels": c, "key_filters": int(keys.shape[0]), "ks_pvalue_circular_law": float(ks.pvalue), "rules": rules,
-                    "kernel_test": _kernel_null_check(c, n_keys, seed)})
+            rules.append(
+                {
+                    "t": t,
+                    "h": h,
+                    "hit_one": float((frac[:, 0] >= h).double().mean()),
+                    "bound_one": min(1.0, q / h),
+                    "hit_any16": float((frac >= h).any(1).double().mean()),
+                    "bound_any16": min(1.0, 16 * q / h),
+                }
+            )
+        out.append(
+            {
+                "channels": c,
+                "key_filters": int(keys.shape[0]),
+                "ks_pvalue_circular_law": float(ks.pvalue),
+                "rules": rules,
+                "kernel_test": _kernel_null_check(c, n_keys, seed),
+            }
+        )
     verifier = _verifier_null_check(channels, pairs=verifier_pairs, seed=seed) if verifier_pairs else []
     return {"benchmark": "calibration", "grid": list(grid), "results": out, "verifier": verifier}
 
@@ -214,6 +257,7 @@ def _verifier_null_check(channels: tuple[int, ...], pairs: int = 100, seed: int 
         v, gain = kernel_basis(grid, 3, 1, include_dc=False)
         blocks = {"visible": (gain >= 0.1).nonzero().squeeze(1), "hidden": (gain < 0.1).nonzero().squeeze(1)}
         for i in range(pairs):
+
             def host(tag: str) -> nn.Module:
                 fp = FingerprintModule(c, 4, grid, filters=filters, secret=f"{tag}-{seed}-{c}-{i}", context="conv")
                 return nn.ModuleDict({"conv": FingerprintedConv(nn.Conv2d(c, 4, 3, padding=1), fp)})
@@ -223,11 +267,25 @@ def _verifier_null_check(channels: tuple[int, ...], pairs: int = 100, seed: int 
             logs.append(verify(key, suspect, search="all").log10_p)
             zk = key.kernels().reshape(filters, c, 9) @ v
             zs = suspect["conv"].fingerprint.weight.detach().double().reshape(filters, c, 9) @ v
-            rot.append(min(0.0, _rotation_test(zk, zs, {b: unit(zk[..., idx]) for b, idx in blocks.items()}, blocks, None)[0]) / math.log(10))
-        rate = lambda xs, a: sum(x <= math.log10(a) for x in xs) / len(xs)  # noqa: E731
-        out.append({"channels": c, "pairs": pairs, "filters": filters, "grid": list(grid),
-                    "verify_rate_p_le_0.1": rate(logs, 0.1), "verify_rate_p_le_0.01": rate(logs, 0.01), "verify_min_log10_p": min(logs),
-                    "rotation_rate_p_le_0.1": rate(rot, 0.1), "rotation_rate_p_le_0.01": rate(rot, 0.01), "rotation_min_log10_p": min(rot)})
+            rot.append(
+                min(0.0, _rotation_test(zk, zs, {b: unit(zk[..., idx]) for b, idx in blocks.items()}, blocks, None)[0])
+                / math.log(10)
+            )
+        rate = lambda xs, a: sum(x <= math.log10(a) for x in xs) / len(xs)
+        out.append(
+            {
+                "channels": c,
+                "pairs": pairs,
+                "filters": filters,
+                "grid": list(grid),
+                "verify_rate_p_le_0.1": rate(logs, 0.1),
+                "verify_rate_p_le_0.01": rate(logs, 0.01),
+                "verify_min_log10_p": min(logs),
+                "rotation_rate_p_le_0.1": rate(rot, 0.1),
+                "rotation_rate_p_le_0.01": rate(rot, 0.01),
+                "rotation_min_log10_p": min(rot),
+            }
+        )
     return out
 
 
@@ -257,37 +315,59 @@ def _kernel_null_check(c: int, n_keys: int, seed: int, grid: tuple[int, int] = (
         k = int(mask.sum())
         ks = stats.kstest(((1 + cos[:, 0]) / 2).numpy(), stats.beta((k - 1) / 2, (k - 1) / 2).cdf)
         mean = cos.mean(1)
-        rates = [{"t": t, "rate": float((mean >= t).double().mean()), "bound": math.exp(kernel_logtail(t, k, c))}
-                 for t in (0.1, 0.2, 0.3)]
+        rates = [
+            {"t": t, "rate": float((mean >= t).double().mean()), "bound": math.exp(kernel_logtail(t, k, c))}
+            for t in (0.1, 0.2, 0.3)
+        ]
         out[block] = {"dims": k, "ks_pvalue": float(ks.pvalue), "rates": rates}
     return out
 
 
 def calibration_markdown(res: dict[str, Any]) -> str:
-    lines = ["| C | t | h | hit rate vs 1 filter | bound q(t)/h | hit rate vs any of 16 | bound 16·q(t)/h |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| C | t | h | hit rate vs 1 filter | bound q(t)/h | hit rate vs any of 16 | bound 16·q(t)/h |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in res["results"]:
         for x in r["rules"]:
-            lines.append(f"| {r['channels']} | {x['t']} | {x['h']} | {x['hit_one']:.4f} | {x['bound_one']:.4f} | "
-                         f"{x['hit_any16']:.4f} | {x['bound_any16']:.4f} |")
+            lines.append(
+                f"| {r['channels']} | {x['t']} | {x['h']} | {x['hit_one']:.4f} | {x['bound_one']:.4f} | "
+                f"{x['hit_any16']:.4f} | {x['bound_any16']:.4f} |"
+            )
     lines.append("")
-    lines += [f"KS test of S′ cosines against Beta(C−½, C−½), C = {r['channels']} ({r['key_filters']} key filters): "
-              f"p = {r['ks_pvalue_circular_law']:.3f}" for r in res["results"]]
-    lines += ["", "The decision statistic (per-kernel cosines, mean over the C channels of a filter):", "",
-              "| C | block (dims) | KS p, one kernel vs Beta((k−1)/2, (k−1)/2) | t | rate of mean ≥ t | Chernoff bound |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        f"KS test of S′ cosines against Beta(C−½, C−½), C = {r['channels']} ({r['key_filters']} key filters): "
+        f"p = {r['ks_pvalue_circular_law']:.3f}"
+        for r in res["results"]
+    ]
+    lines += [
+        "",
+        "The decision statistic (per-kernel cosines, mean over the C channels of a filter):",
+        "",
+        "| C | block (dims) | KS p, one kernel vs Beta((k−1)/2, (k−1)/2) | t | rate of mean ≥ t | Chernoff bound |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in res["results"]:
         for block, kt in r["kernel_test"].items():
             for x in kt["rates"]:
-                lines.append(f"| {r['channels']} | {block} ({kt['dims']}) | {kt['ks_pvalue']:.3f} | {x['t']} | {x['rate']:.4f} | {x['bound']:.4f} |")
+                lines.append(
+                    f"| {r['channels']} | {block} ({kt['dims']}) | {kt['ks_pvalue']:.3f} | {x['t']} | {x['rate']:.4f} | {x['bound']:.4f} |"
+                )
     if res.get("verifier"):
-        lines += ["", "The whole verifier under H0 (independent keys and suspects; every reading, both tests), and the "
-                  "rotated-channel test alone — a valid p-value has rate(p ≤ α) ≤ α:", "",
-                  "| C | pairs | verify: rate p ≤ 0.1 | rate p ≤ 0.01 | smallest log10 p | rotated test: rate p ≤ 0.1 | rate p ≤ 0.01 | smallest log10 p |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "The whole verifier under H0 (independent keys and suspects; every reading, both tests), and the "
+            "rotated-channel test alone — a valid p-value has rate(p ≤ α) ≤ α:",
+            "",
+            "| C | pairs | verify: rate p ≤ 0.1 | rate p ≤ 0.01 | smallest log10 p | rotated test: rate p ≤ 0.1 | rate p ≤ 0.01 | smallest log10 p |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for x in res["verifier"]:
-            lines.append(f"| {x['channels']} | {x['pairs']} | {x['verify_rate_p_le_0.1']:.3f} | {x['verify_rate_p_le_0.01']:.3f} | "
-                         f"{x['verify_min_log10_p']:.2f} | {x['rotation_rate_p_le_0.1']:.3f} | {x['rotation_rate_p_le_0.01']:.3f} | "
-                         f"{x['rotation_min_log10_p']:.2f} |")
+            lines.append(
+                f"| {x['channels']} | {x['pairs']} | {x['verify_rate_p_le_0.1']:.3f} | {x['verify_rate_p_le_0.01']:.3f} | "
+                f"{x['verify_min_log10_p']:.2f} | {x['rotation_rate_p_le_0.1']:.3f} | {x['rotation_rate_p_le_0.01']:.3f} | "
+                f"{x['rotation_min_log10_p']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -306,8 +386,11 @@ ATTACK_SUITE: list[tuple[str, list[str], str]] = [
     ("collapse to P·W (linear merge only)", ["collapse"], "source"),
     ("redraw in P's null space (exact for the linear merge only)", ["redraw-nullspace(seed=1)"], "source"),
     ("redraw the invisible directions", ["redraw-invisible(seed=1)"], "source"),
-    ("redraw the invisible directions, then fine-tune lr 0.01",
-     ["redraw-invisible(seed=1)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+    (
+        "redraw the invisible directions, then fine-tune lr 0.01",
+        ["redraw-invisible(seed=1)", "finetune(lr=0.01,data=mnist-digits)"],
+        "target",
+    ),
     ("fine-tune SGD lr 0.01 (Table 4)", ["finetune(lr=0.01,data=mnist-digits)"], "target"),
     ("fine-tune SGD lr 0.1", ["finetune(lr=0.1,data=mnist-digits)"], "target"),
     ("fine-tune Adam lr 1e-3", ["finetune(lr=0.001,optimizer=adam,data=mnist-digits)"], "target"),
@@ -321,8 +404,11 @@ ATTACK_SUITE: list[tuple[str, list[str], str]] = [
     ("spectral noise, then fine-tune lr 0.01", ["overwrite(kind=spectral)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
     ("weight noise, then fine-tune lr 0.01", ["overwrite(kind=weights)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
     ("fine-tune lr 0.01, then spectral noise", ["finetune(lr=0.01,data=mnist-digits)", "overwrite(kind=spectral)"], "target"),
-    ("fine-tune lr 0.01, then replacement (rebuttal)", ["finetune(lr=0.01,data=mnist-digits)", "overwrite(kind=replace)"],
-     "target"),
+    (
+        "fine-tune lr 0.01, then replacement (rebuttal)",
+        ["finetune(lr=0.01,data=mnist-digits)", "overwrite(kind=replace)"],
+        "target",
+    ),
     ("prune 50 % (magnitude)", ["prune(kind=unstructured,rate=0.5)"], "source"),
     ("prune 90 % (magnitude)", ["prune(kind=unstructured,rate=0.9)"], "source"),
     ("prune 25 % of filters", ["prune(kind=structured,rate=0.25)"], "source"),
@@ -330,59 +416,93 @@ ATTACK_SUITE: list[tuple[str, list[str], str]] = [
     ("int8 quantization", ["quantize(bits=8)"], "source"),
     ("int4 quantization", ["quantize(bits=4)"], "source"),
     ("distillation into a fresh student (same arch, no module)", ["distill(data=fashion-mnist,epochs=3)"], "source"),
-    ("distillation into a fresh SmallCNN (other arch for ResNet/AlexNet hosts)",
-     ["distill(data=fashion-mnist,epochs=3,student=smallcnn)"], "source"),
+    (
+        "distillation into a fresh SmallCNN (other arch for ResNet/AlexNet hosts)",
+        ["distill(data=fashion-mnist,epochs=3,student=smallcnn)"],
+        "source",
+    ),
     ("module removal", ["remove-module"], "source"),
     ("module removal, then fine-tune lr 0.01", ["remove-module", "finetune(lr=0.01,data=mnist-digits)"], "target"),
     # issue 10: removal / replacement at the largest lr of the Done-when, and the knowing thief's
     # answer to the lineage test (wash θ₀ out of the backbone, let fine-tuning repair the accuracy)
     ("module removal, then fine-tune lr 0.1", ["remove-module", "finetune(lr=0.1,data=mnist-digits)"], "target"),
     ("replacement, then fine-tune lr 0.1", ["overwrite(kind=replace)", "finetune(lr=0.1,data=mnist-digits)"], "target"),
-    ("backbone noise 1×‖W‖, then fine-tune lr 0.01", ["noise-backbone(scale=1)", "finetune(lr=0.01,data=mnist-digits)"],
-     "target"),
-    ("backbone noise 3×‖W‖, then fine-tune lr 0.01", ["noise-backbone(scale=3)", "finetune(lr=0.01,data=mnist-digits)"],
-     "target"),
-    ("replacement + backbone noise 3×‖W‖, then fine-tune lr 0.01",
-     ["overwrite(kind=replace)", "noise-backbone(scale=3)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+    (
+        "backbone noise 1×‖W‖, then fine-tune lr 0.01",
+        ["noise-backbone(scale=1)", "finetune(lr=0.01,data=mnist-digits)"],
+        "target",
+    ),
+    (
+        "backbone noise 3×‖W‖, then fine-tune lr 0.01",
+        ["noise-backbone(scale=3)", "finetune(lr=0.01,data=mnist-digits)"],
+        "target",
+    ),
+    (
+        "replacement + backbone noise 3×‖W‖, then fine-tune lr 0.01",
+        ["overwrite(kind=replace)", "noise-backbone(scale=3)", "finetune(lr=0.01,data=mnist-digits)"],
+        "target",
+    ),
     ("factorize every backbone conv into M·W and M⁻¹ (exact; +1 1×1 conv per layer)", ["factorize(seed=1)"], "source"),
-    ("replacement + factorize, then fine-tune lr 0.01",
-     ["overwrite(kind=replace)", "factorize(seed=1)", "finetune(lr=0.01,data=mnist-digits)"], "target"),
+    (
+        "replacement + factorize, then fine-tune lr 0.01",
+        ["overwrite(kind=replace)", "factorize(seed=1)", "finetune(lr=0.01,data=mnist-digits)"],
+        "target",
+    ),
 ]
 
 
 # the rows that decide issue 10 (which channel catches which thief), for a shorter run: `--suite trace`
 TRACE_SUITE = (
-    "none", "block permutation + scaling", "fine-tune SGD lr 0.01 (Table 4)", "fine-tune SGD lr 0.1",
-    "overwrite: replacement", "module removal", "replacement, then fine-tune lr 0.01", "replacement, then fine-tune lr 0.1",
-    "module removal, then fine-tune lr 0.01", "module removal, then fine-tune lr 0.1", "prune 50 % (magnitude)",
-    "int4 quantization", "distillation into a fresh student (same arch, no module)",
+    "none",
+    "block permutation + scaling",
+    "fine-tune SGD lr 0.01 (Table 4)",
+    "fine-tune SGD lr 0.1",
+    "overwrite: replacement",
+    "module removal",
+    "replacement, then fine-tune lr 0.01",
+    "replacement, then fine-tune lr 0.1",
+    "module removal, then fine-tune lr 0.01",
+    "module removal, then fine-tune lr 0.1",
+    "prune 50 % (magnitude)",
+    "int4 quantization",
+    "distillation into a fresh student (same arch, no module)",
     "distillation into a fresh SmallCNN (other arch for ResNet/AlexNet hosts)",
-    "backbone noise 1×‖W‖, then fine-tune lr 0.01", "backbone noise 3×‖W‖, then fine-tune lr 0.01",
+    "backbone noise 1×‖W‖, then fine-tune lr 0.01",
+    "backbone noise 3×‖W‖, then fine-tune lr 0.01",
     "replacement + backbone noise 3×‖W‖, then fine-tune lr 0.01",
     "factorize every backbone conv into M·W and M⁻¹ (exact; +1 1×1 conv per layer)",
     "replacement + factorize, then fine-tune lr 0.01",
 )
 
 
-def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: str = "fashion-mnist",
-                     target_data: str = "mnist-digits", data_root: str | None = None, target_root: str | None = None,
-                     limit: int | None = 20000, owners: dict[str, Any] | None = None, suite: str = "all",
-                     log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_attack_bench(
+    sources: dict[str, str],
+    device: str = "cpu",
+    source_data: str = "fashion-mnist",
+    target_data: str = "mnist-digits",
+    data_root: str | None = None,
+    target_root: str | None = None,
+    limit: int | None = 20000,
+    owners: dict[str, Any] | None = None,
+    suite: str = "all",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Apply every attack of :data:`ATTACK_SUITE` to each source model; record the accuracy the
     thief is left with and what the verifier says.  With ``owners`` (source name → its
     :class:`freqprint.lineage.OwnerInit`) every row also gets the lineage channel and the combined
     verdict of :func:`freqprint.trace.trace`.  ``suite="trace"`` runs only :data:`TRACE_SUITE`; any
     other text than ``"all"``, only the rows whose label contains it (a supplementary run)."""
-    from freqprint.trace import trace
-
     from freqprint.attacks import Compose, create_attack
     from freqprint.checkpoint import load_model
     from freqprint.data import load_dataset
     from freqprint.errors import FreqprintError, NotApplicable
+    from freqprint.trace import trace
     from freqprint.training import evaluate
 
-    tests = {"source": load_dataset(source_data, "test", root=data_root),
-             "target": load_dataset(target_data, "test", root=target_root or data_root)}
+    tests = {
+        "source": load_dataset(source_data, "test", root=data_root),
+        "target": load_dataset(target_data, "test", root=target_root or data_root),
+    }
     rows = []
     for sname, path in sources.items():
         model, recipe = load_model(path)
@@ -391,8 +511,14 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
             if (suite == "trace" and label not in TRACE_SUITE) or suite not in ("all", "trace", label) and suite not in label:
                 continue
             t = time.time()
-            chain = Compose([create_attack(s, data_root=target_root if "mnist-digits" in s else data_root,
-                                           device=device, recipe=recipe, limit=limit) for s in specs])
+            chain = Compose(
+                [
+                    create_attack(
+                        s, data_root=target_root if "mnist-digits" in s else data_root, device=device, recipe=recipe, limit=limit
+                    )
+                    for s in specs
+                ]
+            )
             row = {"source": sname, "attack": label, "specs": specs, "test": test}
             try:
                 attacked = chain(model)
@@ -414,21 +540,42 @@ def run_attack_bench(sources: dict[str, str], device: str = "cpu", source_data: 
             else:
                 fp, d = tr.channel("fingerprint"), tr.channel("fingerprint").detail
                 if d:
-                    row.update(found=d["found"], log10_p=d["log10_p"], score=d["score"], mean_cosine=d["mean_cosine"],
-                               hits=d["hits"], layer=d["layer"], log10_p_blocks=d["log10_p_blocks"])
+                    row.update(
+                        found=d["found"],
+                        log10_p=d["log10_p"],
+                        score=d["score"],
+                        mean_cosine=d["mean_cosine"],
+                        hits=d["hits"],
+                        layer=d["layer"],
+                        log10_p_blocks=d["log10_p_blocks"],
+                    )
                 else:  # no module-shaped tensor left
                     row.update(found=False, error=fp.summary)
                 lin = tr.channel("lineage")
                 if lin.ran:
-                    row.update(lineage_log10_p=lin.log10_p, lineage_found=lin.found, combined_log10_p=tr.log10_p,
-                               combined_found=tr.found)
+                    row.update(
+                        lineage_log10_p=lin.log10_p, lineage_found=lin.found, combined_log10_p=tr.log10_p, combined_found=tr.found
+                    )
             row["seconds"] = time.time() - t
             rows.append(row)
-            lin = f" lineage {row['lineage_log10_p']:.1f} combined {row['combined_log10_p']:.1f}" if "lineage_log10_p" in row else ""
-            log(f"{sname} | {label}: acc {row['accuracy']:.4f} found {row['found']} score {row.get('score', float('nan')):.3f}"
-                f"{lin} ({row['seconds']:.0f} s)")
-    return {"benchmark": "attacks", "device": device, "torch": torch.__version__, "sources": sources, "suite": suite,
-            "lineage": {k: v.describe() for k, v in (owners or {}).items()}, "results": rows}
+            lin = (
+                f" lineage {row['lineage_log10_p']:.1f} combined {row['combined_log10_p']:.1f}"
+                if "lineage_log10_p" in row
+                else ""
+            )
+            log(
+                f"{sname} | {label}: acc {row['accuracy']:.4f} found {row['found']} score {row.get('score', float('nan')):.3f}"
+                f"{lin} ({row['seconds']:.0f} s)"
+            )
+    return {
+        "benchmark": "attacks",
+        "device": device,
+        "torch": torch.__version__,
+        "sources": sources,
+        "suite": suite,
+        "lineage": {k: v.describe() for k, v in (owners or {}).items()},
+        "results": rows,
+    }
 
 
 def attack_bench_markdown(res: dict[str, Any]) -> str:
@@ -455,8 +602,9 @@ def attack_bench_markdown(res: dict[str, Any]) -> str:
             else:
                 blocks = r.get("log10_p_blocks") or {}
                 detail = f" ({', '.join(format_p(blocks[b]) for b in ('visible', 'hidden') if b in blocks)})" if blocks else ""
-                cells.append(f"{r['accuracy']:.4f} / {r['score']:.3f} / "
-                             f"{format_p(r['log10_p'])}{' ✓' if r['found'] else ' ✗'}{detail}")
+                cells.append(
+                    f"{r['accuracy']:.4f} / {r['score']:.3f} / {format_p(r['log10_p'])}{' ✓' if r['found'] else ' ✗'}{detail}"
+                )
         lines.append(f"| {label} | {test} | " + " | ".join(cells) + " |")
     if res.get("lineage"):
         lines += ["", channel_table_markdown(res)]
@@ -488,20 +636,31 @@ def channel_table_markdown(res: dict[str, Any]) -> str:
                 cells.append("diverged")
             else:
                 fp = p(r, "log10_p", "found") if "error" not in r else "1 ✗ (no module)"
-                cells.append(f"{r['accuracy']:.4f} / {fp} / {p(r, 'lineage_log10_p', 'lineage_found')} / "
-                             f"**{p(r, 'combined_log10_p', 'combined_found')}**")
+                cells.append(
+                    f"{r['accuracy']:.4f} / {fp} / {p(r, 'lineage_log10_p', 'lineage_found')} / "
+                    f"**{p(r, 'combined_log10_p', 'combined_found')}**"
+                )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 # rebuttal (reviewer Q5), ResNet-18 on CIFAR-100: accuracy % at input-noise scale 0, .01, .05, .1, .5
-PAPER_NOISE = {"plain": (76.3, 76.2, 74.9, 67.5, 9.3), "L_CE only": (76.5, 76.4, 74.8, 67.7, 11.4),
-               "L_CE+L_attack": (75.5, 75.5, 73.7, 66.8, 10.9)}
+PAPER_NOISE = {
+    "plain": (76.3, 76.2, 74.9, 67.5, 9.3),
+    "L_CE only": (76.5, 76.4, 74.8, 67.7, 11.4),
+    "L_CE+L_attack": (75.5, 75.5, 73.7, 66.8, 10.9),
+}
 
 
-def run_noise_bench(models: dict[str, str], data: str = "fashion-mnist", data_root: str | None = None,
-                    scales: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.5), repeats: int = 3, device: str = "cpu",
-                    log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_noise_bench(
+    models: dict[str, str],
+    data: str = "fashion-mnist",
+    data_root: str | None = None,
+    scales: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.5),
+    repeats: int = 3,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Input-noise sensitivity (the rebuttal's question: does L_attack make a model more fragile?).
 
     Each test image x gets Gaussian noise rescaled to ‖noise‖₂ = s·‖x‖₂ (per image, as in the
@@ -530,18 +689,32 @@ def run_noise_bench(models: dict[str, str], data: str = "fashion-mnist", data_ro
             accs.append(sum(vals) / len(vals))
         rows.append({"model": name, "path": path, "accuracy": dict(zip(map(str, scales), accs))})
         log(f"{name}: " + ", ".join(f"{s:g}: {a:.4f}" for s, a in zip(scales, accs)))
-    return {"benchmark": "input-noise", "data": data, "scales": list(scales), "repeats": repeats, "device": device,
-            "torch": torch.__version__, "seconds": time.time() - t0, "rows": rows}
+    return {
+        "benchmark": "input-noise",
+        "data": data,
+        "scales": list(scales),
+        "repeats": repeats,
+        "device": device,
+        "torch": torch.__version__,
+        "seconds": time.time() - t0,
+        "rows": rows,
+    }
 
 
 def noise_bench_markdown(res: dict[str, Any]) -> str:
     scales = [f"{s:g}" for s in res["scales"]]
-    lines = [f"Accuracy on the {res['data']} test set with Gaussian input noise, ‖noise‖ = s·‖x‖ per image "
-             f"(mean of {res['repeats']} draws); paper (rebuttal, ResNet-18 on CIFAR-100) in parentheses where it has the row.", "",
-             "| model | " + " | ".join(f"s = {s}" for s in scales) + " |", "|---|" + "---|" * len(scales)]
+    lines = [
+        f"Accuracy on the {res['data']} test set with Gaussian input noise, ‖noise‖ = s·‖x‖ per image "
+        f"(mean of {res['repeats']} draws); paper (rebuttal, ResNet-18 on CIFAR-100) in parentheses where it has the row.",
+        "",
+        "| model | " + " | ".join(f"s = {s}" for s in scales) + " |",
+        "|---|" + "---|" * len(scales),
+    ]
     for row in res["rows"]:
         paper = PAPER_NOISE.get(row["model"])
-        cells = [f"{row['accuracy'][s]:.4f}" + (f" ({paper[i]:.1f} %)" if paper else "") for i, s in enumerate(map(str, res["scales"]))]
+        cells = [
+            f"{row['accuracy'][s]:.4f}" + (f" ({paper[i]:.1f} %)" if paper else "") for i, s in enumerate(map(str, res["scales"]))
+        ]
         lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -558,21 +731,40 @@ REWRITES: list[tuple[str, list[str], str | None]] = [
     ("renamed, flattened to [D, C·K²]", [], "flat"),
     ("renamed, HWIO layout", [], "HWIO"),
     ("renamed, bfloat16", [], "bf16"),
-    ("every exact rewrite at once", ["permute-blocks(seed=1)", "scale-blocks(seed=2)", "scale-channels(seed=3)",
-                                     "permute-module(seed=4)", "scale-module(a=10)", "pad-channels(extra=8,seed=5)",
-                                     "dummy-filters(extra=256,seed=6)", "redraw-invisible(seed=7)"], "flat"),
+    (
+        "every exact rewrite at once",
+        [
+            "permute-blocks(seed=1)",
+            "scale-blocks(seed=2)",
+            "scale-channels(seed=3)",
+            "permute-module(seed=4)",
+            "scale-module(a=10)",
+            "pad-channels(extra=8,seed=5)",
+            "dummy-filters(extra=256,seed=6)",
+            "redraw-invisible(seed=7)",
+        ],
+        "flat",
+    ),
 ]
 THEN = ["permute-blocks(seed=11)", "scale-blocks(seed=12)", "finetune(lr=0.01,epochs=1,data=mnist-digits)"]
-FINETUNES = [("SGD lr 0.01", "finetune(lr=0.01,epochs=1,data=mnist-digits)"),
-             ("SGD lr 0.1", "finetune(lr=0.1,epochs=1,data=mnist-digits)"),
-             ("SGD lr 1", "finetune(lr=1.0,epochs=1,data=mnist-digits)"),
-             ("Adam lr 1e-3", "finetune(lr=0.001,optimizer=adam,epochs=1,data=mnist-digits)"),
-             ("redraw invisible, then SGD lr 0.1", "redraw-invisible(seed=1)|finetune(lr=0.1,epochs=1,data=mnist-digits)")]
+FINETUNES = [
+    ("SGD lr 0.01", "finetune(lr=0.01,epochs=1,data=mnist-digits)"),
+    ("SGD lr 0.1", "finetune(lr=0.1,epochs=1,data=mnist-digits)"),
+    ("SGD lr 1", "finetune(lr=1.0,epochs=1,data=mnist-digits)"),
+    ("Adam lr 1e-3", "finetune(lr=0.001,optimizer=adam,epochs=1,data=mnist-digits)"),
+    ("redraw invisible, then SGD lr 0.1", "redraw-invisible(seed=1)|finetune(lr=0.1,epochs=1,data=mnist-digits)"),
+]
 
 
-def run_rewrite_bench(merges: tuple[str, ...] = ("relu", "linear"), limit: int = 20000, epochs: int = 1,
-                      data_root: str | None = None, digits_root: str | None = None, device: str = "cpu",
-                      log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_rewrite_bench(
+    merges: tuple[str, ...] = ("relu", "linear"),
+    limit: int = 20000,
+    epochs: int = 1,
+    data_root: str | None = None,
+    digits_root: str | None = None,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Train one owner (and one independent) SmallCNN per merge on Fashion-MNIST, then apply each
     rewrite of :data:`REWRITES` alone (outputs compared, source accuracy) and followed by block
     permutation + scaling + one epoch of fine-tuning on the MNIST digits; verify every result.
@@ -590,8 +782,9 @@ def run_rewrite_bench(merges: tuple[str, ...] = ("relu", "linear"), limit: int =
     probe = fm_test.images[:512]
 
     def attack(specs: list[str]):
-        return Compose([create_attack(s, data_root=digits_root if "mnist-digits" in s else data_root, device=device)
-                        for s in specs])
+        return Compose(
+            [create_attack(s, data_root=digits_root if "mnist-digits" in s else data_root, device=device) for s in specs]
+        )
 
     def check(key, model, layout: str | None) -> dict[str, Any]:
         sd = {k: v.detach() for k, v in model.state_dict().items()}
@@ -599,11 +792,24 @@ def run_rewrite_bench(merges: tuple[str, ...] = ("relu", "linear"), limit: int =
             rep = verify(key, relayout_state_dict(sd, layout) if layout else sd)
         except FreqprintError as e:
             return {"found": False, "error": str(e)}
-        return {"found": rep.found, "log10_p": rep.log10_p, "block": rep.block, "log10_p_blocks": rep.log10_p_blocks,
-                "hits": rep.hits, "score": rep.score, "seconds": rep.seconds}
+        return {
+            "found": rep.found,
+            "log10_p": rep.log10_p,
+            "block": rep.block,
+            "log10_p_blocks": rep.log10_p_blocks,
+            "hits": rep.hits,
+            "score": rep.score,
+            "seconds": rep.seconds,
+        }
 
-    out: dict[str, Any] = {"benchmark": "rewrites", "device": device, "torch": torch.__version__, "limit": limit,
-                           "epochs": epochs, "merges": {}}
+    out: dict[str, Any] = {
+        "benchmark": "rewrites",
+        "device": device,
+        "torch": torch.__version__,
+        "limit": limit,
+        "epochs": epochs,
+        "merges": {},
+    }
     for merge in merges:
         models = {}
         for role, secret, seed in (("owner", "owner-secret", 0), ("independent", "independent-secret", 1)):
@@ -615,8 +821,13 @@ def run_rewrite_bench(merges: tuple[str, ...] = ("relu", "linear"), limit: int =
             models[role] = m.cpu().eval()
         owner = models["owner"]
         key = extract(owner)
-        res: dict[str, Any] = {"accuracy": evaluate(owner, fm_test, 10), "independent": check(key, models["independent"], None),
-                               "owner": check(key, owner, None), "rewrites": [], "finetunes": []}
+        res: dict[str, Any] = {
+            "accuracy": evaluate(owner, fm_test, 10),
+            "independent": check(key, models["independent"], None),
+            "owner": check(key, owner, None),
+            "rewrites": [],
+            "finetunes": [],
+        }
         log(f"[{merge}] owner acc {res['accuracy']:.4f}; independent: {res['independent']}")
         with torch.no_grad():
             ref = owner(probe)
@@ -637,8 +848,10 @@ def run_rewrite_bench(merges: tuple[str, ...] = ("relu", "linear"), limit: int =
             row["then_accuracy_digits"] = evaluate(then, dg_test, 10)
             row["then"] = check(key, then, layout)
             res["rewrites"].append(row)
-            log(f"[{merge}] {label}: Δlogit {row['max_logit_change']:.1e} acc {row['accuracy']:.4f} "
-                f"alone {row['alone'].get('log10_p')} then {row['then'].get('log10_p')} ({time.time() - t_start:.0f} s)")
+            log(
+                f"[{merge}] {label}: Δlogit {row['max_logit_change']:.1e} acc {row['accuracy']:.4f} "
+                f"alone {row['alone'].get('log10_p')} then {row['then'].get('log10_p')} ({time.time() - t_start:.0f} s)"
+            )
         for label, spec in FINETUNES:
             tuned = attack(spec.split("|"))(owner)
             row = {"finetune": label, "accuracy_digits": evaluate(tuned, dg_test, 10), **check(key, tuned, None)}
@@ -658,8 +871,12 @@ def rewrite_bench_markdown(res: dict[str, Any]) -> str:
         return f"{format_p(v['log10_p'])} {'✓' if v['found'] else '✗'}"
 
     merges = list(res["merges"])
-    lines = ["| rewrite | " + " | ".join(f"{m}: max Δlogit / acc. / p alone / p after perm+scale+FT (digits acc.)" for m in merges) + " |",
-             "|---|" + "---|" * len(merges)]
+    lines = [
+        "| rewrite | "
+        + " | ".join(f"{m}: max Δlogit / acc. / p alone / p after perm+scale+FT (digits acc.)" for m in merges)
+        + " |",
+        "|---|" + "---|" * len(merges),
+    ]
     by = {m: {r["rewrite"]: r for r in res["merges"][m]["rewrites"]} for m in merges}
     for label, _, _ in REWRITES:
         cells = []
@@ -668,11 +885,16 @@ def rewrite_bench_markdown(res: dict[str, Any]) -> str:
             if "not_applicable" in r:
                 cells.append("not a rewrite of this merge")
             else:
-                cells.append(f"{r['max_logit_change']:.1e} / {r['accuracy']:.4f} / {verdict(r['alone'])} / "
-                             f"{verdict(r['then'])} ({r['then_accuracy_digits']:.4f})")
+                cells.append(
+                    f"{r['max_logit_change']:.1e} / {r['accuracy']:.4f} / {verdict(r['alone'])} / "
+                    f"{verdict(r['then'])} ({r['then_accuracy_digits']:.4f})"
+                )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "| fine-tuning (1 epoch, MNIST digits) | " + " | ".join(f"{m}: acc. / p visible / p hidden" for m in merges) + " |",
-              "|---|" + "---|" * len(merges)]
+    lines += [
+        "",
+        "| fine-tuning (1 epoch, MNIST digits) | " + " | ".join(f"{m}: acc. / p visible / p hidden" for m in merges) + " |",
+        "|---|" + "---|" * len(merges),
+    ]
     for i, (label, _) in enumerate(FINETUNES):
         cells = []
         for m in merges:
@@ -680,13 +902,26 @@ def rewrite_bench_markdown(res: dict[str, Any]) -> str:
             pb = r.get("log10_p_blocks", {})
             cells.append(f"{r['accuracy_digits']:.4f} / {format_p(pb.get('visible', 0.0))} / {format_p(pb.get('hidden', 0.0))}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", " ".join(f"{m}: owner accuracy {res['merges'][m]['accuracy']:.4f}, independent model p = "
-                           f"{verdict(res['merges'][m]['independent'])}." for m in merges)]
+    lines += [
+        "",
+        " ".join(
+            f"{m}: owner accuracy {res['merges'][m]['accuracy']:.4f}, independent model p = "
+            f"{verdict(res['merges'][m]['independent'])}."
+            for m in merges
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
-def run_claim_bench(n: int = 100, limit: int = 2000, width: int = 8, filters: int = 64, data_root: str | None = None,
-                    device: str = "cpu", log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_claim_bench(
+    n: int = 100,
+    limit: int = 2000,
+    width: int = 8,
+    filters: int = 64,
+    data_root: str | None = None,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Claim bundles over ``n`` independently seeded owners (issue 12): each owner's SmallCNN is
     trained for one epoch on ``limit`` real Fashion-MNIST images with its module, then
 
@@ -738,9 +973,18 @@ def run_claim_bench(n: int = 100, limit: int = 2000, width: int = 8, filters: in
         chim_w = (torch.where(vis, z_nxt, z_own) @ v.T).reshape(k.weights.shape).float()
 
         def variant(w: torch.Tensor) -> FingerprintKey:
-            f = FingerprintKey(layer=k.layer, grid=k.grid, kernel_size=k.kernel_size, radius=k.radius,
-                               frequency_set=k.frequency_set, frequencies=k.frequencies, multiplicity=k.multiplicity,
-                               spectra=k.spectra, weights=w, merge=k.merge)
+            f = FingerprintKey(
+                layer=k.layer,
+                grid=k.grid,
+                kernel_size=k.kernel_size,
+                radius=k.radius,
+                frequency_set=k.frequency_set,
+                frequencies=k.frequencies,
+                multiplicity=k.multiplicity,
+                spectra=k.spectra,
+                weights=w,
+                merge=k.merge,
+            )
             f.commitment = f.compute_commitment()
             return f
 
@@ -762,31 +1006,53 @@ def run_claim_bench(n: int = 100, limit: int = 2000, width: int = 8, filters: in
         row["chimera_key_finds_other"] = verify(variant(chim_w), nxt).found
         row["anchored_clears_other"] = not (chim.suspect and chim.suspect["found"])
         rows.append(row)
-    checks = ["genuine_accepted", "anchored_finds_owner", "wrong_secret_rejected", "other_key_rejected",
-              "plain_conv_key_rejected", "anchored_clears_other"]
+    checks = [
+        "genuine_accepted",
+        "anchored_finds_owner",
+        "wrong_secret_rejected",
+        "other_key_rejected",
+        "plain_conv_key_rejected",
+        "anchored_clears_other",
+    ]
     summary = {c: sum(r[c] for r in rows) for c in checks + ["chimera_key_check_passes", "chimera_key_finds_other"]}
     summary["wrong_answers"] = sum(not r[c] for r in rows for c in checks)
     summary["min_hidden_cosine"] = min(r["hidden_cosine"] for r in rows)
     summary["min_visible_cosine"] = min(r["visible_cosine"] for r in rows)
     summary["max_hidden_log10_p"] = max(r["hidden_log10_p"] for r in rows)
     log(json.dumps(summary))
-    return {"benchmark": "claims", "n": n, "limit": limit, "width": width, "filters": filters, "device": device,
-            "torch": torch.__version__, "seconds": time.time() - t0, "summary": summary, "rows": rows}
+    return {
+        "benchmark": "claims",
+        "n": n,
+        "limit": limit,
+        "width": width,
+        "filters": filters,
+        "device": device,
+        "torch": torch.__version__,
+        "seconds": time.time() - t0,
+        "summary": summary,
+        "rows": rows,
+    }
 
 
 def claim_bench_markdown(res: dict[str, Any]) -> str:
     s, n = res["summary"], res["n"]
     lines = ["| check | count |", "|---|---|"]
-    labels = [("genuine bundle accepted", "genuine_accepted"), ("wrong secret rejected", "wrong_secret_rejected"),
-              ("forged: another owner's key under this secret, rejected", "other_key_rejected"),
-              ("forged: key from a plain model's conv2, rejected", "plain_conv_key_rejected"),
-              ("secret-anchored verdict finds the owner's model", "anchored_finds_owner"),
-              ("secret-anchored verdict clears the other model (chimera claim)", "anchored_clears_other"),
-              ("chimera key passes the key check (the documented limit)", "chimera_key_check_passes"),
-              ("chimera key alone 'finds' the other model", "chimera_key_finds_other")]
+    labels = [
+        ("genuine bundle accepted", "genuine_accepted"),
+        ("wrong secret rejected", "wrong_secret_rejected"),
+        ("forged: another owner's key under this secret, rejected", "other_key_rejected"),
+        ("forged: key from a plain model's conv2, rejected", "plain_conv_key_rejected"),
+        ("secret-anchored verdict finds the owner's model", "anchored_finds_owner"),
+        ("secret-anchored verdict clears the other model (chimera claim)", "anchored_clears_other"),
+        ("chimera key passes the key check (the documented limit)", "chimera_key_check_passes"),
+        ("chimera key alone 'finds' the other model", "chimera_key_finds_other"),
+    ]
     lines += [f"| {label} | {s[k]} / {n} |" for label, k in labels]
-    lines += ["", f"Wrong answers: {s['wrong_answers']}.  Genuine keys against W₀: hidden block mean cosine ≥ "
-              f"{s['min_hidden_cosine']:.4f}, visible ≥ {s['min_visible_cosine']:.4f}, hidden p ≤ 1e{s['max_hidden_log10_p']:.1f}."]
+    lines += [
+        "",
+        f"Wrong answers: {s['wrong_answers']}.  Genuine keys against W₀: hidden block mean cosine ≥ "
+        f"{s['min_hidden_cosine']:.4f}, visible ≥ {s['min_visible_cosine']:.4f}, hidden p ≤ 1e{s['max_hidden_log10_p']:.1f}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -824,8 +1090,16 @@ def run_hostile_bench(decoys: int = 2000, wide_filters: int = 8192, log: Callabl
         for label, fits in (("screened (default)", MAX_FITS), ("full search", 10**9)):
             t = time.perf_counter()
             rep = verify(key, path, max_fits=fits)
-            rows.append({"search": label, "seconds": time.perf_counter() - t, "found": rep.found, "log10_p": rep.log10_p,
-                         "fitted": rep.fitted, "screened": rep.layers_searched})
+            rows.append(
+                {
+                    "search": label,
+                    "seconds": time.perf_counter() - t,
+                    "found": rep.found,
+                    "log10_p": rep.log10_p,
+                    "fitted": rep.fitted,
+                    "screened": rep.layers_searched,
+                }
+            )
             log(f"{decoys} decoys, {label}: {rows[-1]['seconds']:.1f} s, found {rep.found}, fitted {rep.fitted}")
         out["decoys"] = {"count": decoys, "rows": rows, "speedup": rows[1]["seconds"] / rows[0]["seconds"]}
 
@@ -844,8 +1118,14 @@ def run_hostile_bench(decoys: int = 2000, wide_filters: int = 8192, log: Callabl
         rep = verify(key, path)
         seconds = time.perf_counter() - t
         grow = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # kB -> MiB on Linux
-        out["wide"] = {"filters": wide_filters, "tensor_mib": wide_filters * w[0].numel() * 4 / 2**20, "seconds": seconds,
-                       "peak_rss_growth_mib": grow, "found": rep.found, "log10_p": rep.log10_p}
+        out["wide"] = {
+            "filters": wide_filters,
+            "tensor_mib": wide_filters * w[0].numel() * 4 / 2**20,
+            "seconds": seconds,
+            "peak_rss_growth_mib": grow,
+            "found": rep.found,
+            "log10_p": rep.log10_p,
+        }
         log(f"module padded to {wide_filters} filters: {seconds:.1f} s, peak RSS +{grow:.0f} MiB, found {rep.found}")
     return out
 
@@ -856,9 +1136,13 @@ def hostile_bench_markdown(res: dict[str, Any]) -> str:
     d, w = res["decoys"], res["wide"]
     lines = ["| suspect | search | seconds | found (p) | candidates fitted / screened |", "|---|---|---|---|---|"]
     for r in d["rows"]:
-        lines.append(f"| module renamed among {d['count']} random conv tensors | {r['search']} | {r['seconds']:.1f} | "
-                     f"{'yes' if r['found'] else 'no'} ({format_p(r['log10_p'])}) | {r['fitted']} / {r['screened']} |")
-    lines.append(f"| module layer padded to {w['filters']} filters ({w['tensor_mib']:.1f} MiB) | default | {w['seconds']:.1f} | "
-                 f"{'yes' if w['found'] else 'no'} ({format_p(w['log10_p'])}) | peak RSS +{w['peak_rss_growth_mib']:.0f} MiB |")
+        lines.append(
+            f"| module renamed among {d['count']} random conv tensors | {r['search']} | {r['seconds']:.1f} | "
+            f"{'yes' if r['found'] else 'no'} ({format_p(r['log10_p'])}) | {r['fitted']} / {r['screened']} |"
+        )
+    lines.append(
+        f"| module layer padded to {w['filters']} filters ({w['tensor_mib']:.1f} MiB) | default | {w['seconds']:.1f} | "
+        f"{'yes' if w['found'] else 'no'} ({format_p(w['log10_p'])}) | peak RSS +{w['peak_rss_growth_mib']:.0f} MiB |"
+    )
     lines += ["", f"Screened search {d['speedup']:.1f}× faster than the full search, same verdict."]
     return "\n".join(lines) + "\n"

@@ -17,8 +17,9 @@ Models are cached by recipe hash (the tracing cache), so a rerun only re-scores.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -41,10 +42,25 @@ def _panel_model(i: int, cache: ModelCache, data, limit: int, epochs: int, devic
     seed = 10_000 + i
     width = WIDTHS[i % len(WIDTHS)]
     module = i % 2 == 0
-    spec = {"kind": "panel", "index": i, "seed": seed, "width": width, "module": module, "limit": limit, "epochs": epochs,
-            "data": "fashion-mnist"}
-    recipe = {"model": "smallcnn", "kwargs": {"num_classes": 10, "in_channels": 1, "width": width}, "input_shape": [1, 28, 28],
-              "num_classes": 10, "pseudo_class": module, "fingerprint": None, "init": {"scheme": "seed", "seed": seed}}
+    spec = {
+        "kind": "panel",
+        "index": i,
+        "seed": seed,
+        "width": width,
+        "module": module,
+        "limit": limit,
+        "epochs": epochs,
+        "data": "fashion-mnist",
+    }
+    recipe = {
+        "model": "smallcnn",
+        "kwargs": {"num_classes": 10, "in_channels": 1, "width": width},
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+        "pseudo_class": module,
+        "fingerprint": None,
+        "init": {"scheme": "seed", "seed": seed},
+    }
 
     def build() -> tuple[torch.nn.Module, dict[str, Any]]:
         torch.manual_seed(seed)
@@ -56,17 +72,31 @@ def _panel_model(i: int, cache: ModelCache, data, limit: int, epochs: int, devic
             add_pseudo_class(net)
             recipe["fingerprint"] = cfg.to_dict()
             crit = FingerprintLoss(10, weight=5e-4)
-        train(net, data.subset(limit, seed=seed), TrainConfig(epochs=epochs, lr=0.05, lr_drop_at=2 / 3, seed=seed, device=device), criterion=crit,
-              progress=False)
+        train(
+            net,
+            data.subset(limit, seed=seed),
+            TrainConfig(epochs=epochs, lr=0.05, lr_drop_at=2 / 3, seed=seed, device=device),
+            criterion=crit,
+            progress=False,
+        )
         return net.cpu(), recipe
 
     model, _ = cache.get(spec, build)
     return model, {"index": i, "seed": seed, "width": width, "module": module}
 
 
-def run_panel_bench(owner: str | Path, owner_secret: str, n: int = 100, pairs: int = 10, limit: int = 6000,
-                    epochs: int = 1, cache_dir: str | Path = ".cache/freqprint/models", data_root: str | None = None,
-                    device: str = "cpu", log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_panel_bench(
+    owner: str | Path,
+    owner_secret: str,
+    n: int = 100,
+    pairs: int = 10,
+    limit: int = 6000,
+    epochs: int = 1,
+    cache_dir: str | Path = ".cache/freqprint/models",
+    data_root: str | None = None,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Train (or load) ``n`` panel models and run the three checks of the module docstring."""
     from freqprint.data import load_dataset
     from freqprint.key import extract
@@ -89,11 +119,19 @@ def run_panel_bench(owner: str | Path, owner_secret: str, n: int = 100, pairs: i
     vs_owner = []
     for m, info in zip(models, infos):
         tr = trace(m, key=key, owner_init=owner_init)
-        vs_owner.append({**info, "fingerprint": tr.channel("fingerprint").log10_p, "lineage": tr.channel("lineage").log10_p,
-                         "combined": tr.log10_p, "found": tr.found})
+        vs_owner.append(
+            {
+                **info,
+                "fingerprint": tr.channel("fingerprint").log10_p,
+                "lineage": tr.channel("lineage").log10_p,
+                "combined": tr.log10_p,
+                "found": tr.found,
+            }
+        )
     log(f"panel vs owner: {sum(r['found'] for r in vs_owner)} false matches of {n}")
-    inits = [OwnerInit("smallcnn", {"num_classes": 10, "in_channels": 1, "width": info["width"]}, info["seed"], True)
-             for info in infos]
+    inits = [
+        OwnerInit("smallcnn", {"num_classes": 10, "in_channels": 1, "width": info["width"]}, info["seed"], True) for info in infos
+    ]
     own = []
     for m, info, init in zip(models, infos, inits):
         r = lineage(init, m)
@@ -106,11 +144,25 @@ def run_panel_bench(owner: str | Path, owner_secret: str, n: int = 100, pairs: i
             k = (j + step) % n
             r = lineage(inits[j], models[k])
             pair_rows.append({"owner": j, "suspect": k, "lineage": r.log10_p, "found": r.found})
-    log(f"panel pairs: {sum(r['found'] for r in pair_rows)} false matches of {len(pair_rows)} "
-        f"({(time.time() - t1) / max(1, len(pair_rows)):.3f} s per pair)")
-    return {"benchmark": "panel", "owner": str(owner), "n": n, "limit": limit, "epochs": epochs, "widths": list(WIDTHS),
-            "torch": torch.__version__, "trained": cache.misses, "train_seconds": train_s,
-            "vs_owner": vs_owner, "own_init": own, "pairs": pair_rows, "seconds": time.time() - t0}
+    log(
+        f"panel pairs: {sum(r['found'] for r in pair_rows)} false matches of {len(pair_rows)} "
+        f"({(time.time() - t1) / max(1, len(pair_rows)):.3f} s per pair)"
+    )
+    return {
+        "benchmark": "panel",
+        "owner": str(owner),
+        "n": n,
+        "limit": limit,
+        "epochs": epochs,
+        "widths": list(WIDTHS),
+        "torch": torch.__version__,
+        "trained": cache.misses,
+        "train_seconds": train_s,
+        "vs_owner": vs_owner,
+        "own_init": own,
+        "pairs": pair_rows,
+        "seconds": time.time() - t0,
+    }
 
 
 def panel_markdown(res: dict[str, Any]) -> str:

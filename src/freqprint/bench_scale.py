@@ -33,8 +33,9 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors.torch import safe_open, save_file
@@ -85,8 +86,10 @@ def bench_latency(work: Path, sizes_mb: tuple[int, ...] = (1, 10, 100, 1000), lo
     for mb in sizes_mb:
         path = work / f"latency-{mb}mb-{'permuted' if permuted else 'as-trained'}.safetensors"
         pad = max(0, mb * 2**20 - sum(v.numel() * v.element_size() for v in sd.values()))
-        extra = {f"unrelated.{i}": torch.randn(1000, 1000 if i < pad // 4_000_000 else max(1, (pad % 4_000_000) // 4000))
-                 for i in range(pad // 4_000_000 + (1 if pad % 4_000_000 >= 4000 else 0))}
+        extra = {
+            f"unrelated.{i}": torch.randn(1000, 1000 if i < pad // 4_000_000 else max(1, (pad % 4_000_000) // 4000))
+            for i in range(pad // 4_000_000 + (1 if pad % 4_000_000 >= 4000 else 0))
+        }
         save_file({**sd, **extra}, str(path))
         del extra
 
@@ -98,12 +101,25 @@ def bench_latency(work: Path, sizes_mb: tuple[int, ...] = (1, 10, 100, 1000), lo
         t_verify = _median_time(lambda: verify(key, path, describe=False), 9)
         t_described = _median_time(lambda: verify(key, path), 9)
         rep = verify(key, path, describe=False)
-        rows.append({"file_mb": round(path.stat().st_size / 2**20, 1), "floor_s": t_floor, "verify_s": t_verify,
-                     "ratio": t_verify / t_floor, "described_s": t_described, "found": rep.found, "log10_p": rep.log10_p,
-                     "stage": rep.stage})
+        rows.append(
+            {
+                "file_mb": round(path.stat().st_size / 2**20, 1),
+                "floor_s": t_floor,
+                "verify_s": t_verify,
+                "ratio": t_verify / t_floor,
+                "described_s": t_described,
+                "found": rep.found,
+                "log10_p": rep.log10_p,
+                "stage": rep.stage,
+            }
+        )
         log(f"latency {rows[-1]}")
         path.unlink()
-    return {"rows": rows, "goal": "verify <= 2x floor", "suspect": "permuted (filters and channels)" if permuted else "as trained"}
+    return {
+        "rows": rows,
+        "goal": "verify <= 2x floor",
+        "suspect": "permuted (filters and channels)" if permuted else "as trained",
+    }
 
 
 def bench_cost(demo_dir: Path, log=print, metav_claim: Path | None = None) -> dict[str, Any]:
@@ -151,11 +167,17 @@ def bench_cost(demo_dir: Path, log=print, metav_claim: Path | None = None) -> di
                 m, _ = load_model(path)
                 mv.score(m)
 
-            t = {"ours_verify_s": _median_time(ours, 9), "ours_described_s": _median_time(described),
-                 "ours_exhaustive_s": _median_time(lambda: verify(key, path, describe=False, exhaustive=True)),
-                 "ours_registry_s": _median_time(registry),
-                 "cka_s": _median_time(cka_cost), "stage": verify(key, path, describe=False).stage}
-            t.update(suspect=name, cka_over_ours=t["cka_s"] / t["ours_verify_s"], metav_s=_median_time(metav_cost) if mv else None)
+            t = {
+                "ours_verify_s": _median_time(ours, 9),
+                "ours_described_s": _median_time(described),
+                "ours_exhaustive_s": _median_time(lambda: verify(key, path, describe=False, exhaustive=True)),
+                "ours_registry_s": _median_time(registry),
+                "cka_s": _median_time(cka_cost),
+                "stage": verify(key, path, describe=False).stage,
+            }
+            t.update(
+                suspect=name, cka_over_ours=t["cka_s"] / t["ours_verify_s"], metav_s=_median_time(metav_cost) if mv else None
+            )
             rows.append(t)
             log(f"cost {t}")
         reg.close()
@@ -184,17 +206,24 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
         attach(m, FingerprintConfig(target="layer1.1.conv2", secret=secret), torch.zeros(2, 1, 28, 28))
         return m
 
-    recipe = {"model": "resnet18", "kwargs": {"num_classes": 10, "in_channels": 1, "width": 1.0}, "input_shape": [1, 28, 28],
-              "num_classes": 10, "pseudo_class": False,
-              "fingerprint": FingerprintConfig(target="layer1.1.conv2", secret="resnet-owner").to_dict()}
+    recipe = {
+        "model": "resnet18",
+        "kwargs": {"num_classes": 10, "in_channels": 1, "width": 1.0},
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+        "pseudo_class": False,
+        "fingerprint": FingerprintConfig(target="layer1.1.conv2", secret="resnet-owner").to_dict(),
+    }
     owner = build("resnet-owner", 0)
     key = extract(owner, secret="resnet-owner")
     derived = build("resnet-owner", 0)
     with torch.no_grad():
         for prm in derived.parameters():
             prm.add_(0.05 * prm.std().nan_to_num(0.0) * torch.randn_like(prm))
-    paths = {"derived (weights +5 % noise)": save_model(derived, work / "resnet-derived.safetensors", recipe),
-             "independent": save_model(build("resnet-other", 1), work / "resnet-independent.safetensors", recipe)}
+    paths = {
+        "derived (weights +5 % noise)": save_model(derived, work / "resnet-derived.safetensors", recipe),
+        "independent": save_model(build("resnet-other", 1), work / "resnet-independent.safetensors", recipe),
+    }
     key_path = key.save(work / "resnet.key")
     reg = Registry(work / "resnet.db")
     reg.add(key_path, name="owner")
@@ -203,6 +232,7 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
     evidence = cka.extract(owner, MethodContext(secret="resnet-owner", num_classes=10, data=data))
     rows = []
     for name, path in paths.items():
+
         def cka_cost() -> None:
             m, _ = load_model(path)
             cka.score(evidence, m)
@@ -215,17 +245,29 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
         def registry() -> None:
             last["match"] = reg.match(path)
 
-        t = {"suspect": name, "ours_verify_s": _median_time(ours, 9, once_above=1.0),
-             "ours_registry_s": _median_time(registry, 3, once_above=1.0), "cka_s": _median_time(cka_cost, 3),
-             "file_mb": path.stat().st_size / 2**20}
+        t = {
+            "suspect": name,
+            "ours_verify_s": _median_time(ours, 9, once_above=1.0),
+            "ours_registry_s": _median_time(registry, 3, once_above=1.0),
+            "cka_s": _median_time(cka_cost, 3),
+            "file_mb": path.stat().st_size / 2**20,
+        }
         rep = last["rep"]
-        t.update(stage=rep.stage, found=rep.found, fitted=rep.fitted, layers_searched=rep.layers_searched,
-                 registry_found=[m.key for m in last["match"].found])
+        t.update(
+            stage=rep.stage,
+            found=rep.found,
+            fitted=rep.fitted,
+            layers_searched=rep.layers_searched,
+            registry_found=[m.key for m in last["match"].found],
+        )
         t["cka_over_ours"] = t["cka_s"] / t["ours_verify_s"]
         rows.append(t)
         log(f"cost resnet18 {t}")
     reg.close()
-    return {"rows": rows, "model": "resnet18 width 1, module on layer1.1.conv2 (256 filters, 64 channels); CKA on layer3, 100 probes"}
+    return {
+        "rows": rows,
+        "model": "resnet18 width 1, module on layer1.1.conv2 (256 filters, 64 channels); CKA on layer3, 100 probes",
+    }
 
 
 def _synthetic_key(i: int, filters: int, channels: int):
@@ -233,13 +275,16 @@ def _synthetic_key(i: int, filters: int, channels: int):
     from freqprint.module import initial_weight
 
     secret = f"reg-{i}"
-    sd = {"conv2.fingerprint.weight": initial_weight(secret, "conv2", filters, channels, 3),
-          "conv2.fingerprint.grid": torch.tensor([28, 28, 3, 1, 1])}
+    sd = {
+        "conv2.fingerprint.weight": initial_weight(secret, "conv2", filters, channels, 3),
+        "conv2.fingerprint.grid": torch.tensor([28, 28, 3, 1, 1]),
+    }
     return extract(sd, secret=secret)
 
 
-def bench_registry(work: Path, sizes: tuple[int, ...] = (1, 100, 10_000), filters: int = 32, channels: int = 16,
-                   log=print) -> dict[str, Any]:
+def bench_registry(
+    work: Path, sizes: tuple[int, ...] = (1, 100, 10_000), filters: int = 32, channels: int = 16, log=print
+) -> dict[str, Any]:
     from freqprint.registry import Registry
 
     owner = _owner("reg-0", channels, filters)
@@ -269,9 +314,20 @@ def bench_registry(work: Path, sizes: tuple[int, ...] = (1, 100, 10_000), filter
         none = reg.match(unrelated)
         t_derived = _median_time(lambda: reg.match(derived), 3)
         t_unrelated = _median_time(lambda: reg.match(unrelated), 3)
-        rows.append({"keys": n, "derived_s": t_derived, "unrelated_s": t_unrelated, "open_s": t_open,
-                     "found": [m.key for m in res.found], "derived_tested": res.tested, "unrelated_found": [m.key for m in none.found],
-                     "unrelated_tested": none.tested, "size_mb": db.stat().st_size / 2**20, "build_s": t_build})
+        rows.append(
+            {
+                "keys": n,
+                "derived_s": t_derived,
+                "unrelated_s": t_unrelated,
+                "open_s": t_open,
+                "found": [m.key for m in res.found],
+                "derived_tested": res.tested,
+                "unrelated_found": [m.key for m in none.found],
+                "unrelated_tested": none.tested,
+                "size_mb": db.stat().st_size / 2**20,
+                "build_s": t_build,
+            }
+        )
         log(f"registry {rows[-1]}")
     reg.close()
     db.unlink()
@@ -296,10 +352,27 @@ def bench_scan(work: Path, log=print) -> dict[str, Any]:
         except Exception as e:  # Ray missing: reported, not fatal
             rows.append({"executor": executor, "workers": workers, "error": str(e).splitlines()[0]})
             continue
-        wrong = sum(1 for r in s.records if (r["status"] == "error") != (labels[r["path"]] == "error")
-                    or (r["status"] != "error" and [m["key"] for m in r.get("matches", [])] != ([labels[r["path"]]] if labels[r["path"]] else [])))
-        rows.append({"executor": executor, "workers": workers, "files": s.checkpoints, "seconds": s.seconds,
-                     "files_per_s": s.checkpoints / s.seconds, "matched": s.matched, "errors": s.errors, "wrong": wrong})
+        wrong = sum(
+            1
+            for r in s.records
+            if (r["status"] == "error") != (labels[r["path"]] == "error")
+            or (
+                r["status"] != "error"
+                and [m["key"] for m in r.get("matches", [])] != ([labels[r["path"]]] if labels[r["path"]] else [])
+            )
+        )
+        rows.append(
+            {
+                "executor": executor,
+                "workers": workers,
+                "files": s.checkpoints,
+                "seconds": s.seconds,
+                "files_per_s": s.checkpoints / s.seconds,
+                "matched": s.matched,
+                "errors": s.errors,
+                "wrong": wrong,
+            }
+        )
         log(f"scan {rows[-1]}")
     base = rows[0].get("files_per_s")
     for r in rows:
@@ -333,7 +406,7 @@ def _overwritten(model, test_ds, n: int, seed: int = 0) -> tuple[float, float]:
     eps = spectral_noise(fp.weight, fp.grid_size, 0.5, generator=torch.Generator().manual_seed(seed))
     model.eval()
     with torch.no_grad(), fp.perturbed(eps):
-        pred = torch.cat([model(test_ds.images[i:i + 512]).argmax(1) for i in range(0, len(test_ds), 512)])
+        pred = torch.cat([model(test_ds.images[i : i + 512]).argmax(1) for i in range(0, len(test_ds), 512)])
     return float((pred == n).float().mean()), float((pred == test_ds.labels).float().mean())
 
 
@@ -362,7 +435,14 @@ def bench_embedding(data_root: str | None, limit: int = 6000, epochs: int = 3, l
         train(model, train_ds, cfg, criterion=crit, progress=False, checkpoint=lambda m, e: stamps.append(time.perf_counter()))
         sec = statistics.median(b - a for a, b in zip(stamps, stamps[1:]))  # median epoch: robust to a stray slow one
         acc = evaluate(model, test_ds, num_classes=10)
-        row = {"run": label, "attack_fraction": fraction, "attack_every": every, "weight": lam, "s_per_epoch": sec, "accuracy": acc}
+        row = {
+            "run": label,
+            "attack_fraction": fraction,
+            "attack_every": every,
+            "weight": lam,
+            "s_per_epoch": sec,
+            "accuracy": acc,
+        }
         if fraction is not None:
             rep = verify(extract(model, secret="embed-bench"), model)
             to_pseudo, acc_over = _overwritten(model, test_ds, 10)
@@ -375,8 +455,13 @@ def bench_embedding(data_root: str | None, limit: int = 6000, epochs: int = 3, l
     return {"rows": rows, "limit": limit, "epochs": epochs, "plain_s_per_epoch": plain, "goal": "<= 25 % overhead per epoch"}
 
 
-def run_scale_bench(which: tuple[str, ...] = BENCHES, demo_dir: Path = Path("demo-output"), data_root: str | None = None,
-                    log=print, metav_claim: Path | None = Path("bench-results/metav/metav-classification.safetensors")) -> dict[str, Any]:
+def run_scale_bench(
+    which: tuple[str, ...] = BENCHES,
+    demo_dir: Path = Path("demo-output"),
+    data_root: str | None = None,
+    log=print,
+    metav_claim: Path | None = Path("bench-results/metav/metav-classification.safetensors"),
+) -> dict[str, Any]:
     res: dict[str, Any] = {"benchmark": "scale", "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -402,53 +487,93 @@ def scale_markdown(r: dict[str, Any]) -> str:
     out = ["# bench scale", ""]
     for name in ("latency", "latency_as_trained"):
         if name in r:
-            out += [f"## verify latency vs file size, suspect {r[name].get('suspect', 'permuted')} (goal: <= 2x the floor)", "",
-                    "| file MB | floor ms | verdict ms | ratio | stage | with description ms | found |", "|---|---|---|---|---|---|---|"]
-            out += [f"| {x['file_mb']} | {x['floor_s'] * 1e3:.2f} | {x['verify_s'] * 1e3:.2f} | {x['ratio']:.1f}x | {x.get('stage', '-')} | "
-                    f"{x.get('described_s', float('nan')) * 1e3:.1f} | {x['found']} |" for x in r[name]["rows"]]
+            out += [
+                f"## verify latency vs file size, suspect {r[name].get('suspect', 'permuted')} (goal: <= 2x the floor)",
+                "",
+                "| file MB | floor ms | verdict ms | ratio | stage | with description ms | found |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            out += [
+                f"| {x['file_mb']} | {x['floor_s'] * 1e3:.2f} | {x['verify_s'] * 1e3:.2f} | {x['ratio']:.1f}x | {x.get('stage', '-')} | "
+                f"{x.get('described_s', float('nan')) * 1e3:.1f} | {x['found']} |"
+                for x in r[name]["rows"]
+            ]
             out.append("")
     if "cost" in r:
-        out += ["## cost per suspect (goal: ours >= 100x cheaper than CKA)", "",
-                "| suspect | ours: verdict ms | stage | ours: with description ms | ours: exhaustive search ms | ours: registry ms | CKA ms | CKA / ours | MetaV ms |",
-                "|---|---|---|---|---|---|---|---|---|"]
-        out += [f"| {x['suspect']} | {x['ours_verify_s'] * 1e3:.2f} | {x.get('stage', '-')} | {x.get('ours_described_s', float('nan')) * 1e3:.1f} | "
-                f"{x.get('ours_exhaustive_s', float('nan')) * 1e3:.1f} | "
-                f"{x['ours_registry_s'] * 1e3:.1f} | {x['cka_s'] * 1e3:.1f} | "
-                f"{x['cka_over_ours']:.2f}x | " + (f"{x['metav_s'] * 1e3:.1f} |" if x.get("metav_s") is not None else "no claim given |")
-                for x in r["cost"]["rows"]]
+        out += [
+            "## cost per suspect (goal: ours >= 100x cheaper than CKA)",
+            "",
+            "| suspect | ours: verdict ms | stage | ours: with description ms | ours: exhaustive search ms | ours: registry ms | CKA ms | CKA / ours | MetaV ms |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {x['suspect']} | {x['ours_verify_s'] * 1e3:.2f} | {x.get('stage', '-')} | {x.get('ours_described_s', float('nan')) * 1e3:.1f} | "
+            f"{x.get('ours_exhaustive_s', float('nan')) * 1e3:.1f} | "
+            f"{x['ours_registry_s'] * 1e3:.1f} | {x['cka_s'] * 1e3:.1f} | "
+            f"{x['cka_over_ours']:.2f}x | "
+            + (f"{x['metav_s'] * 1e3:.1f} |" if x.get("metav_s") is not None else "no claim given |")
+            for x in r["cost"]["rows"]
+        ]
         out.append("")
     if "cost_resnet18" in r:
         c = r["cost_resnet18"]
-        out += [f"## cost per suspect on a full-width ResNet-18 ({c['model']})", "",
-                "| suspect | file MB | ours: verdict ms | stage | aligned / readings | found | ours: registry ms | CKA ms | CKA / ours (verdict) |",
-                "|---|---|---|---|---|---|---|---|---|"]
-        out += [f"| {x['suspect']} | {x['file_mb']:.1f} | {x['ours_verify_s'] * 1e3:.2f} | {x['stage']} | {x['fitted']} / {x['layers_searched']} | "
-                f"{x['found']} | {x['ours_registry_s'] * 1e3:.1f} | {x['cka_s'] * 1e3:.1f} | {x['cka_over_ours']:.2f}x |" for x in c["rows"]]
+        out += [
+            f"## cost per suspect on a full-width ResNet-18 ({c['model']})",
+            "",
+            "| suspect | file MB | ours: verdict ms | stage | aligned / readings | found | ours: registry ms | CKA ms | CKA / ours (verdict) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {x['suspect']} | {x['file_mb']:.1f} | {x['ours_verify_s'] * 1e3:.2f} | {x['stage']} | {x['fitted']} / {x['layers_searched']} | "
+            f"{x['found']} | {x['ours_registry_s'] * 1e3:.1f} | {x['cka_s'] * 1e3:.1f} | {x['cka_over_ours']:.2f}x |"
+            for x in c["rows"]
+        ]
         out.append("")
     if "registry" in r:
-        out += ["## registry matching per suspect (goal: < 1 s at 10,000 keys)", "",
-                "| keys | derived s | unrelated s | open s | found (derived) | full tests (derived / unrelated) | size MB |",
-                "|---|---|---|---|---|---|---|"]
-        out += [f"| {x['keys']} | {x['derived_s']:.3f} | {x['unrelated_s']:.3f} | {x['open_s']:.2f} | {', '.join(x['found']) or '-'} | "
-                f"{x['derived_tested']} / {x['unrelated_tested']} | {x['size_mb']:.1f} |" for x in r["registry"]["rows"]]
+        out += [
+            "## registry matching per suspect (goal: < 1 s at 10,000 keys)",
+            "",
+            "| keys | derived s | unrelated s | open s | found (derived) | full tests (derived / unrelated) | size MB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {x['keys']} | {x['derived_s']:.3f} | {x['unrelated_s']:.3f} | {x['open_s']:.2f} | {', '.join(x['found']) or '-'} | "
+            f"{x['derived_tested']} / {x['unrelated_tested']} | {x['size_mb']:.1f} |"
+            for x in r["registry"]["rows"]
+        ]
         out.append("")
     if "scan" in r:
-        out += [f"## scan throughput ({r['scan']['checkpoints']} checkpoints)", "", "| executor | workers | s | files/s | speed-up | wrong |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            f"## scan throughput ({r['scan']['checkpoints']} checkpoints)",
+            "",
+            "| executor | workers | s | files/s | speed-up | wrong |",
+            "|---|---|---|---|---|---|",
+        ]
         for x in r["scan"]["rows"]:
             if "error" in x:
                 out.append(f"| {x['executor']} | {x['workers']} | - | - | - | {x['error']} |")
             else:
-                out.append(f"| {x['executor']} | {x['workers']} | {x['seconds']:.1f} | {x['files_per_s']:.1f} | {x.get('speedup', 1):.2f}x | {x['wrong']} |")
+                out.append(
+                    f"| {x['executor']} | {x['workers']} | {x['seconds']:.1f} | {x['files_per_s']:.1f} | {x.get('speedup', 1):.2f}x | {x['wrong']} |"
+                )
         out.append("")
     if "embedding" in r:
         e = r["embedding"]
-        out += [f"## embedding overhead ({e['limit']} images, {e['epochs']} epochs; goal <= 25 %)", "",
-                "| run | s / epoch | overhead | test accuracy | fingerprint p | τ-score | W overwritten: sent to the pseudo class | W overwritten: accuracy |",
-                "|---|---|---|---|---|---|---|---|"]
-        out += [f"| {x['run']} | {x['s_per_epoch']:.1f} | {x['overhead'] * 100:+.0f} % | {x['accuracy']:.4f} | "
-                + (f"1e{x['log10_p']:.1f} | {x['tau_score']:.3f} | {x['overwritten_to_pseudo']:.3f} | {x['overwritten_accuracy']:.4f}"
-                   if "log10_p" in x else "- | - | - | -") + " |"
-                for x in e["rows"]]
+        out += [
+            f"## embedding overhead ({e['limit']} images, {e['epochs']} epochs; goal <= 25 %)",
+            "",
+            "| run | s / epoch | overhead | test accuracy | fingerprint p | τ-score | W overwritten: sent to the pseudo class | W overwritten: accuracy |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {x['run']} | {x['s_per_epoch']:.1f} | {x['overhead'] * 100:+.0f} % | {x['accuracy']:.4f} | "
+            + (
+                f"1e{x['log10_p']:.1f} | {x['tau_score']:.3f} | {x['overwritten_to_pseudo']:.3f} | {x['overwritten_accuracy']:.4f}"
+                if "log10_p" in x
+                else "- | - | - | -"
+            )
+            + " |"
+            for x in e["rows"]
+        ]
         out.append("")
     return "\n".join(out)

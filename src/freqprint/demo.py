@@ -17,23 +17,24 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from freqprint.attacks import RemoveModule
 from freqprint.checkpoint import save_model
 from freqprint.data import ArrayDataset, load_dataset
-from freqprint.attacks import RemoveModule
 from freqprint.key import extract
 from freqprint.lineage import OwnerInit, init_seed
 from freqprint.loss import FingerprintLoss, add_pseudo_class
 from freqprint.models import create_model
 from freqprint.module import FingerprintConfig, attach
 from freqprint.study import frequency_stability
-from freqprint.training import TrainConfig, evaluate, train
 from freqprint.trace import trace
+from freqprint.training import TrainConfig, evaluate, train
 from freqprint.verify import format_p, verify
 
 __all__ = ["DemoSettings", "run_demo"]
@@ -78,8 +79,9 @@ def _recipe(settings: DemoSettings, fingerprint: bool) -> dict[str, Any]:
     }
 
 
-def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bool = True,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(
+    out: str | Path, settings: DemoSettings | None = None, progress: bool = True, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Run the whole story; returns the results dict also written to ``out/demo.json``."""
     s = settings or DemoSettings()
     out = Path(out)
@@ -134,17 +136,35 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
         log(f"verify {name}: {rep.summary()}")
     # the knowing thief: delete the module (the fingerprint channel then has nothing to read) and fine-tune
     thief = RemoveModule()(owner)
-    acc_thief = fit(thief, dg_train, dg_test, TrainConfig(**{**ft_cfg.__dict__, "epochs": 1, "seed": 3}), None,
-                    "module removed, then fine-tuned (thief)")
+    acc_thief = fit(
+        thief,
+        dg_train,
+        dg_test,
+        TrainConfig(**{**ft_cfg.__dict__, "epochs": 1, "seed": 3}),
+        None,
+        "module removed, then fine-tuned (thief)",
+    )
     save_model(thief, out / "thief.safetensors", {**_recipe(s, True), "fingerprint": None, "init": None})
     owner_init = OwnerInit.from_recipe(_recipe(s, True), secret=OWNER_SECRET)
     traced = []
-    for name, (model, acc) in {"fine-tuned (derived)": (derived, acc_ft), "module removed + fine-tuned (thief)": (thief, acc_thief),
-                               "independent": (other, acc_other), "plain (no module, seed 0)": (plain, acc_plain)}.items():
+    for name, (model, acc) in {
+        "fine-tuned (derived)": (derived, acc_ft),
+        "module removed + fine-tuned (thief)": (thief, acc_thief),
+        "independent": (other, acc_other),
+        "plain (no module, seed 0)": (plain, acc_plain),
+    }.items():
         tr = trace(model, key=key, owner_init=owner_init, alpha=s.alpha)
-        traced.append({"suspect": name, "accuracy": acc, "found": tr.found, "log10_p": tr.log10_p,
-                       "fingerprint_log10_p": tr.channel("fingerprint").log10_p, "lineage_log10_p": tr.channel("lineage").log10_p,
-                       "seconds": tr.seconds})
+        traced.append(
+            {
+                "suspect": name,
+                "accuracy": acc,
+                "found": tr.found,
+                "log10_p": tr.log10_p,
+                "fingerprint_log10_p": tr.channel("fingerprint").log10_p,
+                "lineage_log10_p": tr.channel("lineage").log10_p,
+                "seconds": tr.seconds,
+            }
+        )
         log(f"trace {name}: {tr.summary()}")
     w_owner = owner.get_submodule("conv2.fingerprint").weight.detach()
     w_ft = derived.get_submodule("conv2.fingerprint").weight.detach()
@@ -161,8 +181,13 @@ def run_demo(out: str | Path, settings: DemoSettings | None = None, progress: bo
             "finetuned_digits": acc_ft,
             "thief_digits": acc_thief,
         },
-        "key": {"commitment": key.commitment, "filters": key.filters, "channels": key.channels,
-                "grid": list(key.grid), "frequencies": sum(key.multiplicity)},
+        "key": {
+            "commitment": key.commitment,
+            "filters": key.filters,
+            "channels": key.channels,
+            "grid": list(key.grid),
+            "frequencies": sum(key.multiplicity),
+        },
         "verification": rows,
         "trace": traced,
         "frequency_study": study,
@@ -184,9 +209,13 @@ def _checks(r: dict[str, Any], alpha: float) -> list[dict[str, Any]]:
         {"check": "independent model not found", "ok": not i["found"], "value": format_p(i["log10_p"])},
         {"check": "independent τ-score <= 0.01", "ok": i["score"] <= 0.01, "value": f"{i['score']:.3f}"},
     ] + [
-        {"check": f"trace: {t['suspect']} {'derived' if want else 'not derived'}", "ok": t["found"] == want,
-         "value": format_p(t["log10_p"])}
-        for t in r["trace"] for want in [t["suspect"].startswith(("fine-tuned", "module removed"))]
+        {
+            "check": f"trace: {t['suspect']} {'derived' if want else 'not derived'}",
+            "ok": t["found"] == want,
+            "value": format_p(t["log10_p"]),
+        }
+        for t in r["trace"]
+        for want in [t["suspect"].startswith(("fine-tuned", "module removed"))]
     ]
 
 
@@ -217,20 +246,40 @@ def to_markdown(r: dict[str, Any]) -> str:
             f"| {row['suspect']} | {'yes' if row['found'] else 'no'} | {format_p(row['log10_p'])} | {row['score']:.3f} | "
             f"{row['mean_cosine']:.3f} | {row['hits']}/{row['filters']} | `{row['layer']}` |"
         )
-    lines += ["", f"`freqprint trace` (both channels, Bonferroni-combined; module-removing thief fine-tuned 1 epoch on the digits, "
-              f"accuracy {a['thief_digits']:.4f}):", "",
-              "| suspect | accuracy | fingerprint p | lineage p | combined p | verdict |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"`freqprint trace` (both channels, Bonferroni-combined; module-removing thief fine-tuned 1 epoch on the digits, "
+        f"accuracy {a['thief_digits']:.4f}):",
+        "",
+        "| suspect | accuracy | fingerprint p | lineage p | combined p | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in r["trace"]:
-        lines.append(f"| {t['suspect']} | {t['accuracy']:.4f} | {format_p(t['fingerprint_log10_p'])} | {format_p(t['lineage_log10_p'])} | "
-                     f"{format_p(t['log10_p'])} | {'derived' if t['found'] else 'not derived'} |")
-    lines += ["", "Which frequencies stayed put (owner → fine-tuned):", "",
-              "| group | #freq | max gain | mean cosine | frac cos ≥ τ | rel. change |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {t['suspect']} | {t['accuracy']:.4f} | {format_p(t['fingerprint_log10_p'])} | {format_p(t['lineage_log10_p'])} | "
+            f"{format_p(t['log10_p'])} | {'derived' if t['found'] else 'not derived'} |"
+        )
+    lines += [
+        "",
+        "Which frequencies stayed put (owner → fine-tuned):",
+        "",
+        "| group | #freq | max gain | mean cosine | frac cos ≥ τ | rel. change |",
+        "|---|---|---|---|---|---|",
+    ]
     for g in r["frequency_study"]:
-        lines.append(f"| {g['group']} | {g['frequencies']} | {g['max_gain']:.3f} | {g['mean_cosine']:.4f} | "
-                     f"{g['frac_above_tau']:.3f} | {g['relative_change']:.3f} |")
+        lines.append(
+            f"| {g['group']} | {g['frequencies']} | {g['max_gain']:.3f} | {g['mean_cosine']:.4f} | "
+            f"{g['frac_above_tau']:.3f} | {g['relative_change']:.3f} |"
+        )
     lg = r["derived_low_gain"]
-    lines += ["", f"Derived model with the `low-gain` frequency set: τ-score {lg['score']:.3f}, mean cosine {lg['mean_cosine']:.4f}, "
-              f"p = {format_p(lg['log10_p'])}.", "", "Checks:", ""]
+    lines += [
+        "",
+        f"Derived model with the `low-gain` frequency set: τ-score {lg['score']:.3f}, mean cosine {lg['mean_cosine']:.4f}, "
+        f"p = {format_p(lg['log10_p'])}.",
+        "",
+        "Checks:",
+        "",
+    ]
     for c in r["checks"]:
         lines.append(f"- [{'x' if c['ok'] else ' '}] {c['check']}: {c['value']}" + ("" if c["ok"] else " — **short of target**"))
     return "\n".join(lines) + "\n"

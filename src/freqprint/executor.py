@@ -53,8 +53,11 @@ class LocalExecutor:
         if workers < 1:
             raise FreqprintError(f"workers must be >= 1, got {workers}")
         self.workers = workers
-        self.pool = (ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
-                     if workers > 1 else None)
+        self.pool = (
+            ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+            if workers > 1
+            else None
+        )
 
     def put(self, obj: Any) -> Any:
         return obj
@@ -142,8 +145,13 @@ def create_executor(kind: str = "local", workers: int = 1, address: str | None =
     return RayExecutor(workers, address, gpus)
 
 
-def run_jobs(executor: Executor, fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], shared: Any = None,
-             on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+def run_jobs(
+    executor: Executor,
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple[Any, ...]],
+    shared: Any = None,
+    on_result: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
     """``[fn(shared, *job) for job in jobs]`` on ``executor``, in job order, with at most
     ``2·workers`` jobs in flight; ``shared`` is sent once (``ray.put``), not once per job.
     ``on_result(index, result)`` is called as each finishes (for logs and progress)."""

@@ -32,7 +32,15 @@ from freqprint.errors import FreqprintError
 from freqprint.module import get_fingerprint_module, initial_weight
 from freqprint.spectral import Frequency, conjugate_weights, invariant_frequencies, low_gain_frequencies, revised_dft_at
 
-__all__ = ["FREQUENCY_SETS", "FingerprintKey", "extract", "find_module_weight", "frequency_set", "parse_grid", "read_json_metadata"]
+__all__ = [
+    "FREQUENCY_SETS",
+    "FingerprintKey",
+    "extract",
+    "find_module_weight",
+    "frequency_set",
+    "parse_grid",
+    "read_json_metadata",
+]
 
 FORMAT = "freqprint-key/2"
 OLD_FORMATS = ("freqprint-key/1",)
@@ -172,8 +180,10 @@ class FingerprintKey:
         path = Path(path)
         meta = read_json_metadata(path, "freqprint.key", "a freqprint key")
         if meta.get("format") in OLD_FORMATS:
-            raise FreqprintError(f"{path} is a {meta['format']} key, which cannot be verified by this version "
-                                 "(its spectra do not determine the kernels); re-extract it: freqprint extract MODEL --out KEY")
+            raise FreqprintError(
+                f"{path} is a {meta['format']} key, which cannot be verified by this version "
+                "(its spectra do not determine the kernels); re-extract it: freqprint extract MODEL --out KEY"
+            )
         if meta.get("format") != FORMAT:
             raise FreqprintError(f"{path}: unsupported key format {meta.get('format')!r}")
         return cls.from_parts(meta, load_state_dict(path, max_bytes=MAX_KEY_BYTES), str(path))
@@ -188,7 +198,7 @@ class FingerprintKey:
             n = int.from_bytes(data[:8], "little")
             if n > len(data) - 8:
                 raise ValueError("header longer than the file")
-            header = json.loads(data[8:8 + n])
+            header = json.loads(data[8 : 8 + n])
             meta = json.loads(header["__metadata__"]["freqprint.key"])
             sd = safetensors_load(data)
         except (KeyError, TypeError, ValueError, SafetensorError, RecursionError):
@@ -228,19 +238,29 @@ class FingerprintKey:
             raise FreqprintError(f"{source}: key fields 'extra' (an object) or 'commitment' (a string) are malformed")
         w = sd["kernels"]
         if w.ndim != 4 or tuple(w.shape[2:]) != (k, k) or w.shape[0] < 1 or w.shape[1] < 1 or not w.is_floating_point():
-            raise FreqprintError(f"{source}: key tensor 'kernels' must be floating [D, C, {k}, {k}], got {list(w.shape)} {w.dtype}")
+            raise FreqprintError(
+                f"{source}: key tensor 'kernels' must be floating [D, C, {k}, {k}], got {list(w.shape)} {w.dtype}"
+            )
         d, c = int(w.shape[0]), int(w.shape[1])
         fr, mu = sd["frequencies"], sd["multiplicity"]
         n_f = int(fr.shape[0]) if fr.ndim == 2 else -1
-        shapes_ok = (fr.ndim == 2 and fr.shape[1] == 2 and not fr.is_floating_point() and tuple(mu.shape) == (n_f,)
-                     and not mu.is_floating_point()
-                     and all(tuple(sd[x].shape) == (d, c, n_f) and sd[x].is_floating_point() for x in ("spectra_real", "spectra_imag")))
+        shapes_ok = (
+            fr.ndim == 2
+            and fr.shape[1] == 2
+            and not fr.is_floating_point()
+            and tuple(mu.shape) == (n_f,)
+            and not mu.is_floating_point()
+            and all(tuple(sd[x].shape) == (d, c, n_f) and sd[x].is_floating_point() for x in ("spectra_real", "spectra_imag"))
+        )
         if not shapes_ok:
-            raise FreqprintError(f"{source}: key tensors 'frequencies' [F, 2], 'multiplicity' [F] and spectra [D, C, F] do not agree")
+            raise FreqprintError(
+                f"{source}: key tensors 'frequencies' [F, 2], 'multiplicity' [F] and spectra [D, C, F] do not agree"
+            )
         if f.get("filters", int) != d or f.get("channels", int) != c:
             raise FreqprintError(f"{source}: key fields 'filters'/'channels' disagree with the kernels' shape {list(w.shape)}")
-        if n_f and (bool((fr < 0).any()) or bool((fr[:, 0] >= grid[0]).any()) or bool((fr[:, 1] >= grid[1]).any())
-                    or bool((mu < 1).any())):
+        if n_f and (
+            bool((fr < 0).any()) or bool((fr[:, 0] >= grid[0]).any()) or bool((fr[:, 1] >= grid[1]).any()) or bool((mu < 1).any())
+        ):
             raise FreqprintError(f"{source}: key frequencies lie outside the {grid[0]}x{grid[1]} grid or have multiplicity < 1")
         anchor = None
         if "anchor" in meta:
@@ -248,7 +268,9 @@ class FingerprintKey:
                 raise FreqprintError(f"{source}: key field 'anchor' must be 'init' and come with an 'anchor' tensor")
             anchor = sd["anchor"]
             if tuple(anchor.shape) != tuple(w.shape) or not anchor.is_floating_point():
-                raise FreqprintError(f"{source}: key tensor 'anchor' must be floating {list(w.shape)}, got {list(anchor.shape)} {anchor.dtype}")
+                raise FreqprintError(
+                    f"{source}: key tensor 'anchor' must be floating {list(w.shape)}, got {list(anchor.shape)} {anchor.dtype}"
+                )
             check_finite({"anchor": anchor}, source)
             anchor = anchor.float()
         check_finite({x: sd[x] for x in need}, source)
@@ -326,7 +348,9 @@ def parse_grid(grid: list[int], weight: torch.Tensor) -> tuple[int, int, int, in
         raise FreqprintError(f"the fingerprint module's grid buffer {grid} is not [M, N, K, r(, 1)]")
     m, n, k, r = (int(g) for g in grid[:4])
     if not (1 <= m <= MAX_GRID and 1 <= n <= MAX_GRID and 1 <= k <= min(m, n) and 0 <= r and 2 * r + 1 <= min(m, n)):
-        raise FreqprintError(f"the fingerprint module's grid buffer {grid} is out of range (M, N <= {MAX_GRID}, K and 2r+1 <= M, N)")
+        raise FreqprintError(
+            f"the fingerprint module's grid buffer {grid} is out of range (M, N <= {MAX_GRID}, K and 2r+1 <= M, N)"
+        )
     if weight.ndim != 4 or tuple(weight.shape[2:]) != (k, k) or not weight.is_floating_point():
         raise FreqprintError(f"the fingerprint module's weight {list(weight.shape)} is not floating [D, C, {k}, {k}]")
     return m, n, k, r, "relu" if len(grid) == 5 else "linear"
@@ -342,8 +366,10 @@ def _anchor(secret: str | bytes, context: str, weight: torch.Tensor) -> torch.Te
     w = weight.detach().double().cpu()
     cos = float((w * w0.double()).sum() / (w.norm() * w0.double().norm()).clamp_min(1e-300))
     if cos < ANCHOR_MIN_COSINE:
-        raise FreqprintError(f"the secret does not seed the module at {context!r} (cosine of its kernels to the secret's W₀ is "
-                             f"{cos:.3f} < {ANCHOR_MIN_COSINE}): wrong secret, or a module seeded otherwise")
+        raise FreqprintError(
+            f"the secret does not seed the module at {context!r} (cosine of its kernels to the secret's W₀ is "
+            f"{cos:.3f} < {ANCHOR_MIN_COSINE}): wrong secret, or a module seeded otherwise"
+        )
     return w0.float()
 
 

@@ -128,7 +128,7 @@ def _producers(net: nn.Module) -> dict[str, Any]:
     A model fx cannot trace gets no producers: every layer then searches its channel map."""
     try:
         gm = torch.fx.symbolic_trace(net)
-    except Exception:  # noqa: BLE001 — any tracing failure only costs power, never validity
+    except Exception:
         return {}
     mods = dict(gm.named_modules())
     out: dict[str, Any] = {}
@@ -177,8 +177,9 @@ class OwnerInit:
             return cls(model, kwargs, int(seed), True)
         init = recipe.get("init")
         if not isinstance(init, dict):
-            raise FreqprintError("the owner's recipe does not record its initialisation: pass the seed it was built "
-                                 "with (--init-seed)")
+            raise FreqprintError(
+                "the owner's recipe does not record its initialisation: pass the seed it was built with (--init-seed)"
+            )
         if init.get("scheme") == "secret":
             if not secret:
                 raise FreqprintError("the owner's backbone was seeded from the secret: pass --secret or --secret-file")
@@ -257,8 +258,14 @@ class LineageReport:
 
     def summary(self) -> str:
         best = next((r for r in self.layers if r.owner_layer == self.best_layer), None)
-        where = (f"; strongest layer {best.owner_layer} ↔ {best.suspect_layer} ({best.hits}/{best.filters} filters, "
-                 f"mean cosine to θ₀ {best.mean_cosine:.3f})") if best and best.suspect_layer else ""
+        where = (
+            (
+                f"; strongest layer {best.owner_layer} ↔ {best.suspect_layer} ({best.hits}/{best.filters} filters, "
+                f"mean cosine to θ₀ {best.mean_cosine:.3f})"
+            )
+            if best and best.suspect_layer
+            else ""
+        )
         verdict = "shares the owner's initialisation" if self.found else "no evidence of the owner's initialisation"
         return f"{verdict}: p = {format_p(self.log10_p)} over {len(self.layers)} layers{where}"
 
@@ -285,15 +292,24 @@ def _readings_of(store: TensorStore, c: int, k: int, memo: dict) -> list[tuple[s
             if floating and math.prod(shape) >= k * k * max(1, c // 2):
                 out += [(name, layout, sh) for layout, sh in reading_shapes(shape, c, k)]
         points = _pointwise(store)
-        out += [(f"{q}{COMPOSE}{name}", layout, (a, sh[1], k, k))
-                for name, layout, sh in list(out) for q, a, b in points if b == sh[0] and q != name]
+        out += [
+            (f"{q}{COMPOSE}{name}", layout, (a, sh[1], k, k))
+            for name, layout, sh in list(out)
+            for q, a, b in points
+            if b == sh[0] and q != name
+        ]
         memo[(c, k)] = out
     return memo[(c, k)]
 
 
-def _candidates(store: TensorStore, owner_name: str, d: int, c: int, k: int, memo: dict) -> list[tuple[str, str, tuple[int, ...]]]:
-    out = [(n, lay, sh) for n, lay, sh in _readings_of(store, c, k, memo)
-           if 2 * sh[1] >= c and sh[1] <= 2 * c and 2 * sh[0] >= d and sh[0] <= 8 * d]
+def _candidates(
+    store: TensorStore, owner_name: str, d: int, c: int, k: int, memo: dict
+) -> list[tuple[str, str, tuple[int, ...]]]:
+    out = [
+        (n, lay, sh)
+        for n, lay, sh in _readings_of(store, c, k, memo)
+        if 2 * sh[1] >= c and sh[1] <= 2 * c and 2 * sh[0] >= d and sh[0] <= 8 * d
+    ]
     base = owner_name.replace(".base.", ".")
 
     path = base.rsplit(".", 1)[0] + "."
@@ -308,8 +324,9 @@ def _candidates(store: TensorStore, owner_name: str, d: int, c: int, k: int, mem
     return sorted(out, key=rank)
 
 
-def _projection_logp(x3: torch.Tensor, v: float, uy: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor
-                     ) -> tuple[float, int, float, float, torch.Tensor]:
+def _projection_logp(
+    x3: torch.Tensor, v: float, uy: torch.Tensor, kc: torch.Tensor, perm: torch.Tensor
+) -> tuple[float, int, float, float, torch.Tensor]:
     """Steps 3–5 for one channel map: filters matched by Hungarian on the mean per-kernel cosine,
     hits counted on the projection statistic over the threshold grid (grid paid for)."""
     d = x3.shape[0]
@@ -334,8 +351,9 @@ def _projection_logp(x3: torch.Tensor, v: float, uy: torch.Tensor, kc: torch.Ten
     return best + math.log(len(grid)), best_h, best_t, mean_cos, match
 
 
-def _layer_test(x: torch.Tensor, v: float, ws: torch.Tensor, chain: torch.Tensor | None, split: bool = True
-                ) -> tuple[float, int, float, float, torch.Tensor, str]:
+def _layer_test(
+    x: torch.Tensor, v: float, ws: torch.Tensor, chain: torch.Tensor | None, split: bool = True
+) -> tuple[float, int, float, float, torch.Tensor, str]:
     """(log p of this candidate, hits, threshold, mean cosine, filter match, how the channel map was
     found).  The channel map is found three ways and the best is kept, paying for the choice:
 
@@ -449,12 +467,20 @@ def lineage(
             res.log10_p = min(0.0, best + math.log(len(cands))) / LN10
         results.append(res)
     if not any(r.candidates for r in results):
-        raise FreqprintError(f"{store.name} holds no conv weights shaped like the owner's {owner.model} layers: "
-                             "wrong architecture, or not a model file")
+        raise FreqprintError(
+            f"{store.name} holds no conv weights shaped like the owner's {owner.model} layers: "
+            "wrong architecture, or not a model file"
+        )
     top = min(results, key=lambda r: r.log10_p)
     log10_p = min(0.0, top.log10_p + math.log10(len(results)))
     return LineageReport(
-        found=log10_p < math.log10(alpha), p_value=float(10**log10_p), log10_p=log10_p, alpha=alpha, layers=results,
-        best_layer=top.owner_layer if top.log10_p < 0 else None, suspect=store.name, init=owner.describe(),
+        found=log10_p < math.log10(alpha),
+        p_value=float(10**log10_p),
+        log10_p=log10_p,
+        alpha=alpha,
+        layers=results,
+        best_layer=top.owner_layer if top.log10_p < 0 else None,
+        suspect=store.name,
+        init=owner.describe(),
         seconds=time.perf_counter() - t0,
     )

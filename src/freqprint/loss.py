@@ -153,7 +153,9 @@ class FingerprintLoss(nn.Module):
     ) -> None:
         super().__init__()
         if not 0 < attack_fraction <= 1 or attack_every < 1:
-            raise FreqprintError(f"attack_fraction must be in (0, 1] and attack_every >= 1, got {attack_fraction} and {attack_every}")
+            raise FreqprintError(
+                f"attack_fraction must be in (0, 1] and attack_every >= 1, got {attack_fraction} and {attack_every}"
+            )
         self.attack_every = int(attack_every)
         self._calls = 0
         self.num_classes = num_classes

@@ -36,7 +36,13 @@ if TYPE_CHECKING:
     from freqprint.lineage import OwnerInit
 
 __all__ = [
-    "METHODS", "Method", "MethodContext", "MethodDefaults", "available_methods", "create_method", "create_methods",
+    "METHODS",
+    "Method",
+    "MethodContext",
+    "MethodDefaults",
+    "available_methods",
+    "create_method",
+    "create_methods",
     "register_method",
 ]
 
@@ -48,8 +54,8 @@ class MethodContext:
 
     secret: str
     num_classes: int
-    data: "ArrayDataset"
-    init: "OwnerInit | None" = None
+    data: ArrayDataset
+    init: OwnerInit | None = None
 
     @property
     def example(self) -> torch.Tensor:

@@ -157,7 +157,11 @@ def _band_basis(m: int, n: int, radius: int, dtype: torch.dtype, device: str) ->
     u = torch.tensor(lowpass_indices(m, radius), dtype=torch.float64)
     v = torch.tensor(lowpass_indices(n, radius), dtype=torch.float64)
     pm, pn = torch.arange(m, dtype=torch.float64), torch.arange(n, dtype=torch.float64)
-    theta = 2 * math.pi * (u[:, None, None, None] * pm[None, None, :, None] / m + v[None, :, None, None] * pn[None, None, None, :] / n)
+    theta = (
+        2
+        * math.pi
+        * (u[:, None, None, None] * pm[None, None, :, None] / m + v[None, :, None, None] * pn[None, None, None, :] / n)
+    )
     theta = theta.reshape(len(u) * len(v), m * n)
     return torch.cat([torch.cos(theta), -torch.sin(theta)], 0).T.contiguous().to(dtype=dtype, device=device)
 
@@ -181,7 +185,9 @@ def _thumb_basis(points: int, dtype: torch.dtype, device: str) -> torch.Tensor:
     """The same for the ``P×P`` thumbnail grid (``P = 2r+1``, band position p = frequency p mod P):
     ``[P², 2P²]`` with cos φ and −sin φ, φ = 2π(p·i + q·j)/P (symmetric in (p,q) ↔ (i,j))."""
     p = torch.arange(points, dtype=torch.float64)
-    phi = 2 * math.pi * (p[:, None, None, None] * p[None, None, :, None] + p[None, :, None, None] * p[None, None, None, :]) / points
+    phi = (
+        2 * math.pi * (p[:, None, None, None] * p[None, None, :, None] + p[None, :, None, None] * p[None, None, None, :]) / points
+    )
     phi = phi.reshape(points * points, points * points)
     return torch.cat([torch.cos(phi), -torch.sin(phi)], 1).contiguous().to(dtype=dtype, device=device)
 
@@ -267,9 +273,7 @@ class FingerprintModule(nn.Module):
     def forward(self, x: torch.Tensor, out_size: tuple[int, int] | None = None) -> torch.Tensor:
         m, n = self.grid_size
         if tuple(x.shape[-2:]) != (m, n) or x.shape[-3] != self.in_channels:
-            raise FreqprintError(
-                f"fingerprint module expects input [*, {self.in_channels}, {m}, {n}], got {list(x.shape)}"
-            )
+            raise FreqprintError(f"fingerprint module expects input [*, {self.in_channels}, {m}, {n}], got {list(x.shape)}")
         w = self.effective_weight()
         yf = self._conv_fft(x, w) if self.implementation == "fft" else self._split(self._conv_spatial(x, w))
         of = self._merge(yf)
@@ -433,13 +437,13 @@ class FingerprintedTokens(Fingerprinted):
     def module_input(self, hidden: torch.Tensor) -> torch.Tensor:
         """The tokens after the prefix as an ``[B, H, M, N]`` feature map (zeros where no token)."""
         m, n = self.fingerprint.grid_size
-        x = hidden[:, self.prefix:]
+        x = hidden[:, self.prefix :]
         count = x.shape[1]
         if count > m * n:
             raise FreqprintError(f"{count} tokens do not fit the fingerprint's {m}x{n} token grid (fixed when it was attached)")
         mask = self._mask
         if mask is not None and tuple(mask.shape) == tuple(hidden.shape[:2]):
-            x = x * mask[:, self.prefix:, None].to(x.dtype)
+            x = x * mask[:, self.prefix :, None].to(x.dtype)
         x = F.pad(x, (0, 0, 0, m * n - count))
         return x.reshape(x.shape[0], m, n, x.shape[-1]).permute(0, 3, 1, 2)
 
@@ -449,7 +453,7 @@ class FingerprintedTokens(Fingerprinted):
         count = hidden_states.shape[1] - self.prefix
         z = self.fingerprint(self.module_input(hidden_states))  # [B, H, M, N]
         z = z.permute(0, 2, 3, 1).reshape(z.shape[0], -1, z.shape[1])[:, :count]
-        y = torch.cat([y[:, : self.prefix], y[:, self.prefix:] + z.to(y.dtype)], dim=1)
+        y = torch.cat([y[:, : self.prefix], y[:, self.prefix :] + z.to(y.dtype)], dim=1)
         return (y, *out[1:]) if isinstance(out, tuple) else y
 
 
@@ -528,9 +532,7 @@ def _module_for(config: FingerprintConfig, c: int, c_out: int, grid: tuple[int, 
     ).to(device=like.device, dtype=like.dtype)
 
 
-def attach(
-    model: nn.Module, config: FingerprintConfig, example_input: Any, min_detectable_p: float = 1e-6
-) -> FingerprintModule:
+def attach(model: nn.Module, config: FingerprintConfig, example_input: Any, min_detectable_p: float = 1e-6) -> FingerprintModule:
     """Attach a fingerprint module beside ``config.target``, in place; returns the module.
 
     ``example_input`` (one batch, any batch size: a tensor, or a mapping of keyword arguments
@@ -560,7 +562,9 @@ def attach(
     try:
         like = next(host.parameters())
     except StopIteration:
-        raise FreqprintError(f"target {config.target!r} ({type(host).__name__}) has no parameters; name a Conv2d or a Transformer layer") from None
+        raise FreqprintError(
+            f"target {config.target!r} ({type(host).__name__}) has no parameters; name a Conv2d or a Transformer layer"
+        ) from None
     x, y = _probe(model, host, example_input)
     y0 = y[0] if isinstance(y, tuple) else y
     if not (isinstance(x, torch.Tensor) and x.ndim == 3 and isinstance(y0, torch.Tensor) and y0.shape == x.shape):

@@ -45,8 +45,18 @@ from scipy.optimize import minimize_scalar
 from scipy.special import gammaln, ive
 from scipy.stats import beta as beta_dist
 
-__all__ = ["HIT_GRID", "auto_hit_threshold", "best_log10_p", "format_p", "kernel_logtail", "log_binom_tail", "log_injections", "null_tail",
-           "projection_hit_probability", "projection_thresholds"]
+__all__ = [
+    "HIT_GRID",
+    "auto_hit_threshold",
+    "best_log10_p",
+    "format_p",
+    "kernel_logtail",
+    "log_binom_tail",
+    "log_injections",
+    "null_tail",
+    "projection_hit_probability",
+    "projection_thresholds",
+]
 
 LN10 = math.log(10)
 # Candidate thresholds on the mean per-kernel cosine; the smallest with p1 ≤ 0.01 is used.
@@ -56,7 +66,7 @@ HIT_GRID = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.
 def format_p(log10_p: float) -> str:
     """A p-value for people: plain above 1e-4, ``1e-123.4`` below (p-values here go far below float range)."""
     if log10_p > -4:
-        return f"{10 ** log10_p:.3g}"
+        return f"{10**log10_p:.3g}"
     return f"1e{log10_p:.1f}"
 
 
@@ -81,8 +91,9 @@ def kernel_logtail(t: float, k: int, n: int) -> float:
         return 0.0
     if t >= 1:
         return -math.inf if k > 1 else n * math.log(0.5)
-    res = minimize_scalar(lambda lam: n * (_log_mgf(lam, k) - lam * t), bounds=(1e-9, 1e5), method="bounded",
-                          options={"xatol": 1e-9})
+    res = minimize_scalar(
+        lambda lam: n * (_log_mgf(lam, k) - lam * t), bounds=(1e-9, 1e5), method="bounded", options={"xatol": 1e-9}
+    )
     return min(0.0, float(res.fun))
 
 

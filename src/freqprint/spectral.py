@@ -119,9 +119,7 @@ def _phase_matrix_cached(
     return phase.reshape(len(f), kh * kw).T.to(dtype)  # [K*K, F]
 
 
-def revised_dft_at(
-    weight: torch.Tensor, size: int | Sequence[int], freqs: Sequence[Frequency]
-) -> torch.Tensor:
+def revised_dft_at(weight: torch.Tensor, size: int | Sequence[int], freqs: Sequence[Frequency]) -> torch.Tensor:
     """``T_uv(W)`` only at the listed frequencies, as one differentiable matmul.
 
     Returns a complex tensor ``[D, C, F]`` (``F = len(freqs)``); equal to

@@ -88,8 +88,14 @@ def frequency_stability(
     return out
 
 
-def block_change(source: torch.Tensor, derived: torch.Tensor, grid: tuple[int, int], radius: int = 1,
-                 include_dc: bool = False, visible_gain: float = 0.1) -> dict[str, dict[str, float]]:
+def block_change(
+    source: torch.Tensor,
+    derived: torch.Tensor,
+    grid: tuple[int, int],
+    radius: int = 1,
+    include_dc: bool = False,
+    visible_gain: float = 0.1,
+) -> dict[str, dict[str, float]]:
     """Per kernel block of the verifier (visible: gain ≥ ``visible_gain``; hidden: the rest), how
     much of the source's kernel energy lives there (``energy_share``), how far the derived weight
     moved (``relative_change`` = ‖Δz‖²/‖z‖² over the block's coordinates) and the mean per-kernel
@@ -105,7 +111,10 @@ def block_change(source: torch.Tensor, derived: torch.Tensor, grid: tuple[int, i
     for name, mask in (("visible", gain >= visible_gain), ("hidden", gain < visible_gain)):
         a, b = za[:, mask], zb[:, mask]
         cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-300)
-        out[name] = {"dims": int(mask.sum()), "energy_share": float((a**2).sum()) / total,
-                     "relative_change": float(((b - a) ** 2).sum() / (a**2).sum().clamp_min(1e-300)),
-                     "mean_cosine": float(cos.mean())}
+        out[name] = {
+            "dims": int(mask.sum()),
+            "energy_share": float((a**2).sum()) / total,
+            "relative_change": float(((b - a) ** 2).sum() / (a**2).sum().clamp_min(1e-300)),
+            "mean_cosine": float(cos.mean()),
+        }
     return out

@@ -109,8 +109,16 @@ def trace(
         results.append(ChannelResult("lineage", True, lin.log10_p, lin.found, lin.summary(), lin.to_dict(True)))
     else:
         results.append(ChannelResult("lineage", False, summary="no owner model given"))
-    results.append(ChannelResult("metav", False, summary="not combined: MetaV has no p-value; run `freqprint metav verify CLAIM SUSPECT`"))
+    results.append(
+        ChannelResult("metav", False, summary="not combined: MetaV has no p-value; run `freqprint metav verify CLAIM SUSPECT`")
+    )
     ran = [c for c in results if c.ran]
     log10_p = min(0.0, min(c.log10_p for c in ran) + math.log10(len(ran)))
-    return TraceReport(found=log10_p < math.log10(alpha), log10_p=log10_p, alpha=alpha, channels=results,
-                       suspect=store.name, seconds=time.perf_counter() - t0)
+    return TraceReport(
+        found=log10_p < math.log10(alpha),
+        log10_p=log10_p,
+        alpha=alpha,
+        channels=results,
+        suspect=store.name,
+        seconds=time.perf_counter() - t0,
+    )

@@ -8,9 +8,9 @@ It trains with the fingerprint loss when given one, or plain cross-entropy other
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +57,9 @@ def resolve_device(device: str) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ArrayDataset, num_classes: int | None = None, batch_size: int = 512, device: str = "cpu") -> float:
+def evaluate(
+    model: nn.Module, data: ArrayDataset, num_classes: int | None = None, batch_size: int = 512, device: str = "cpu"
+) -> float:
     """Top-1 accuracy over the first ``num_classes`` logits."""
     n = num_classes or data.num_classes
     dev = resolve_device(device)
@@ -110,16 +112,28 @@ def train(
     dev = resolve_device(cfg.device)
     model.to(dev).train()
     torch.manual_seed(cfg.seed)
-    loader = DataLoader(data.torch_dataset(), batch_size=cfg.batch_size, shuffle=True, drop_last=len(data) > cfg.batch_size,
-                        generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(
+        data.torch_dataset(),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=len(data) > cfg.batch_size,
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
     opt = _make_optimizer(model, cfg)
     milestones = [max(1, int(round(cfg.lr_drop_at * cfg.epochs)))] if cfg.lr_drop_at and cfg.epochs > 1 else []
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, 0.1)
     history: list[dict] = []
     start = time.time()
     n = data.num_classes
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                  TimeElapsedColumn(), disable=not progress, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        disable=not progress,
+        transient=False,
+    ) as bar:
         task = bar.add_task(description, total=cfg.epochs * len(loader), info="")
         for epoch in range(cfg.epochs):
             tot, parts_sum, count = 0.0, {}, 0
@@ -134,7 +148,9 @@ def train(
                     loss = F.cross_entropy(logits, y)
                     parts = {"ce": float(loss.detach())}
                 if not torch.isfinite(loss):
-                    raise FreqprintError(f"training diverged (loss {float(loss.detach())}) in epoch {epoch + 1}; lower the learning rate")
+                    raise FreqprintError(
+                        f"training diverged (loss {float(loss.detach())}) in epoch {epoch + 1}; lower the learning rate"
+                    )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -94,7 +94,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.align import Fit, channel_map, descriptor, fit as align, greedy_filters, hungarian, read_as, reading_shapes, rotation_fit, score_filters, unit
+from freqprint.align import (
+    Fit,
+    channel_map,
+    descriptor,
+    greedy_filters,
+    hungarian,
+    read_as,
+    reading_shapes,
+    rotation_fit,
+    score_filters,
+    unit,
+)
+from freqprint.align import fit as align
 from freqprint.checkpoint import TensorStore, open_tensors
 from freqprint.errors import FreqprintError, NoMaterial
 from freqprint.key import FingerprintKey
@@ -161,12 +173,14 @@ class VerificationReport:
 
     def summary(self) -> str:
         verdict = "FOUND" if self.found else "not found"
-        described = (f"τ-score {self.score:.3f} (τ={self.tau}), mean S′ cosine {self.mean_cosine:.3f}, "
-                     if self.score is not None and self.mean_cosine is not None else "")
+        described = (
+            f"τ-score {self.score:.3f} (τ={self.tau}), mean S′ cosine {self.mean_cosine:.3f}, "
+            if self.score is not None and self.mean_cosine is not None
+            else ""
+        )
         return (
             f"fingerprint {verdict}: p = {format_p(self.log10_p)} (alpha {self.alpha:g}), {self.hits}/{self.filters} filters hit "
-            f"({self.block} block), {described}layer {self.layer}"
-            + ("" if self.anchored else " [key without W₀: SECURITY.md]")
+            f"({self.block} block), {described}layer {self.layer}" + ("" if self.anchored else " [key without W₀: SECURITY.md]")
         )
 
 
@@ -189,16 +203,23 @@ def candidates(store: TensorStore, key: FingerprintKey) -> list[Candidate]:
             if wshape[1] * 2 >= c and wshape[0] >= 1:
                 out.append(Candidate(name, layout, wshape))
         if len(out) > MAX_CANDIDATES:
-            raise FreqprintError(f"{store.name} has more than {MAX_CANDIDATES} tensors that read as conv filters; "
-                                 "pass search='none' to test the key's layer alone")
+            raise FreqprintError(
+                f"{store.name} has more than {MAX_CANDIDATES} tensors that read as conv filters; "
+                "pass search='none' to test the key's layer alone"
+            )
     return out
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def _screen(units_k: dict[str, torch.Tensor], desc_k: dict[str, torch.Tensor], ws: torch.Tensor, v: torch.Tensor,
-            blocks: dict[str, torch.Tensor]) -> float:
+def _screen(
+    units_k: dict[str, torch.Tensor],
+    desc_k: dict[str, torch.Tensor],
+    ws: torch.Tensor,
+    v: torch.Tensor,
+    blocks: dict[str, torch.Tensor],
+) -> float:
     """A cheap similarity of a candidate to the key, used only to rank candidates: per block, one
     pass of the alignment (descriptor match → one channel map → filter scores), the mean filter
     strength; the larger block value.  The channel map has to be shared by all filters, so decoys
@@ -228,7 +249,16 @@ def _key_side(key: FingerprintKey, visible_gain: float) -> tuple[Any, ...]:
     recomputed): verifying
     many suspects against one key pays for it once."""
     src = key.anchor if key.anchored else key.weights
-    tag = (visible_gain, getattr(src, "_version", None), key.grid, key.kernel_size, key.radius, key.merge, key.filters, key.channels)
+    tag = (
+        visible_gain,
+        getattr(src, "_version", None),
+        key.grid,
+        key.kernel_size,
+        key.radius,
+        key.merge,
+        key.filters,
+        key.channels,
+    )
     cached = key.__dict__.get("_verify_side")
     if cached is not None and cached[0] is src and cached[1] == tag:  # the same tensor object, unmodified
         return cached[2]
@@ -267,8 +297,13 @@ def _sprime_stats(key: FingerprintKey, wk: torch.Tensor, ws: torch.Tensor, fit: 
     return float(((cos >= tau).double() * w).sum() / total), float((cos * w).sum() / total)
 
 
-def _rotation_test(zk: torch.Tensor, zs: torch.Tensor, units_k: dict[str, torch.Tensor], blocks: dict[str, torch.Tensor],
-                   hit_cosine: float | None) -> tuple[float, str, torch.Tensor, Fit, float]:
+def _rotation_test(
+    zk: torch.Tensor,
+    zs: torch.Tensor,
+    units_k: dict[str, torch.Tensor],
+    blocks: dict[str, torch.Tensor],
+    hit_cosine: float | None,
+) -> tuple[float, str, torch.Tensor, Fit, float]:
     """The rotated-channel test (module docstring): fit Q on the even key filters, test the odd
     ones against the un-rotated suspect in that channel order.  Returns ``(log p, block, suspect
     kernels un-rotated [D′, C, k], a full-key fit for the description, t)``; log p pays for the
@@ -386,7 +421,7 @@ def verify(
             # the key's own layer stays first; the rest are ranked by the screen, one tensor in memory at a time
             head = [c for c in order[:1] if c.name == key.layer]
             scored = []
-            for j, cand in enumerate(order[len(head):]):
+            for j, cand in enumerate(order[len(head) :]):
                 w = load(cand)
                 if w is not None:
                     scored.append((-_screen(units_k, desc_k, w, v, blocks), j, cand))
@@ -411,7 +446,9 @@ def verify(
         n = min(key.channels, c_s)
         log_channels = log_injections(key.channels, c_s) if align_channels else 0.0
         extra = math.log(len(blocks)) + log_tests + log_cands
-        thresholds = {b: hit_cosine if hit_cosine is not None else auto_hit_threshold(len(idx), n, d_s) for b, idx in blocks.items()}
+        thresholds = {
+            b: hit_cosine if hit_cosine is not None else auto_hit_threshold(len(idx), n, d_s) for b, idx in blocks.items()
+        }
         p1 = {b: hit_probability(thresholds[b], len(idx), n, d_s) for b, idx in blocks.items()}
         per_block: dict[str, tuple[float, Fit, float, str]] = {}
 
@@ -435,7 +472,11 @@ def verify(
             cos = ((ucat * zs) @ ind) / ((zs * zs) @ ind).sqrt().clamp_min(1e-300)  # [D, C, blocks]
             signed = cos.mean(1)
             for j, b in enumerate(blocks):
-                offer(b, Fit(kc_filters, kc, kc, signed[:, j].abs(), torch.where(signed[:, j] < 0, -1.0, 1.0).to(cos.dtype)), "diagonal")
+                offer(
+                    b,
+                    Fit(kc_filters, kc, kc, signed[:, j].abs(), torch.where(signed[:, j] < 0, -1.0, 1.0).to(cos.dtype)),
+                    "diagonal",
+                )
         if not same or not (per_block and decided()):
             units_s = {b: unit(w2 @ vb) for b, vb in v_blocks.items()}  # each block's coordinates in one product
         else:
@@ -475,8 +516,16 @@ def verify(
                 rotated = (rblk, (zu @ v.T).reshape(zu.shape[0], zu.shape[1], key.kernel_size, key.kernel_size), rfit, rt)
                 logp, stage = rlogp, "rotation"
         if best is None or logp < best["logp"]:
-            best = {"logp": logp, "cand": cand, "ws": ws, "block": blk, "per_block": per_block, "n": n, "rotated": rotated,
-                    "stage": stage}
+            best = {
+                "logp": logp,
+                "cand": cand,
+                "ws": ws,
+                "block": blk,
+                "per_block": per_block,
+                "n": n,
+                "rotated": rotated,
+                "stage": stage,
+            }
         return logp
 
     first = cands[0]
@@ -492,8 +541,10 @@ def verify(
             if cand not in done:
                 consider(cand)
     if best is None:
-        raise FreqprintError(f"{name}: every tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
-                             f"{key.kernel_size}] contains NaN or Inf values")
+        raise FreqprintError(
+            f"{name}: every tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
+            f"{key.kernel_size}] contains NaN or Inf values"
+        )
     logp, blk, per_block = best["logp"], best["block"], best["per_block"]
     _, fit, t, _ = per_block[blk]
     ws_described = best["ws"]

@@ -18,24 +18,83 @@ from freqprint.attacks.base import Attack, Compose
 from freqprint.attacks.compress import Prune, Quantize
 from freqprint.attacks.equivariance import BlockPermutation, BlockScaling, ModulePermutation, ModuleScaling, conv_pairs
 from freqprint.attacks.overwrite import OVERWRITE_KINDS, BackboneNoise, Overwrite, RemoveModule
-from freqprint.attacks.reparam import (LAYOUTS, ChannelPadding, ChannelScaling, Collapse, DummyFilters, Factorize, FilterMixing,
-                                       GridTranspose, InvisibleRedraw, NullSpaceRedraw, relayout_state_dict)
+from freqprint.attacks.reparam import (
+    LAYOUTS,
+    ChannelPadding,
+    ChannelScaling,
+    Collapse,
+    DummyFilters,
+    Factorize,
+    FilterMixing,
+    GridTranspose,
+    InvisibleRedraw,
+    NullSpaceRedraw,
+    relayout_state_dict,
+)
 from freqprint.attacks.residual import ResidualRotation
 from freqprint.attacks.training_attacks import Distill, FineTune, LowRankDelta
 from freqprint.errors import FreqprintError
 
 __all__ = [
-    "ATTACKS", "Attack", "BackboneNoise", "BlockPermutation", "BlockScaling", "ChannelPadding", "ChannelScaling", "Collapse", "Compose",
-    "Distill", "DummyFilters", "Factorize", "FilterMixing", "FineTune", "GridTranspose", "InvisibleRedraw", "LAYOUTS", "LowRankDelta",
-    "ModulePermutation", "ModuleScaling", "NullSpaceRedraw", "OVERWRITE_KINDS", "Overwrite", "Prune", "Quantize",
-    "RemoveModule", "ResidualRotation", "coerce_arg", "conv_pairs", "create_attack", "parse_attack", "relayout_state_dict",
+    "ATTACKS",
+    "Attack",
+    "BackboneNoise",
+    "BlockPermutation",
+    "BlockScaling",
+    "ChannelPadding",
+    "ChannelScaling",
+    "Collapse",
+    "Compose",
+    "Distill",
+    "DummyFilters",
+    "Factorize",
+    "FilterMixing",
+    "FineTune",
+    "GridTranspose",
+    "InvisibleRedraw",
+    "LAYOUTS",
+    "LowRankDelta",
+    "ModulePermutation",
+    "ModuleScaling",
+    "NullSpaceRedraw",
+    "OVERWRITE_KINDS",
+    "Overwrite",
+    "Prune",
+    "Quantize",
+    "RemoveModule",
+    "ResidualRotation",
+    "coerce_arg",
+    "conv_pairs",
+    "create_attack",
+    "parse_attack",
+    "relayout_state_dict",
 ]
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
-    for cls in (FineTune, Distill, BlockScaling, BlockPermutation, ModuleScaling, ModulePermutation, Overwrite,
-                RemoveModule, Prune, Quantize, ChannelScaling, ChannelPadding, DummyFilters, FilterMixing, Collapse,
-                NullSpaceRedraw, InvisibleRedraw, BackboneNoise, Factorize, GridTranspose, ResidualRotation)
+    for cls in (
+        FineTune,
+        Distill,
+        BlockScaling,
+        BlockPermutation,
+        ModuleScaling,
+        ModulePermutation,
+        Overwrite,
+        RemoveModule,
+        Prune,
+        Quantize,
+        ChannelScaling,
+        ChannelPadding,
+        DummyFilters,
+        FilterMixing,
+        Collapse,
+        NullSpaceRedraw,
+        InvisibleRedraw,
+        BackboneNoise,
+        Factorize,
+        GridTranspose,
+        ResidualRotation,
+    )
 }
 
 _SPEC = re.compile(r"^\s*([a-z0-9-]+)\s*(?:\((.*)\))?\s*$")
@@ -56,7 +115,7 @@ def parse_attack(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def coerce_arg(value: str, annotation: Any, key: str, name: str) -> Any:
-    typ = annotation if not isinstance(annotation, str) else eval(annotation, vars(typing))  # noqa: S307 - our own annotations
+    typ = annotation if not isinstance(annotation, str) else eval(annotation, vars(typing))
     if typing.get_origin(typ) is typing.Union:
         typ = next(t for t in typing.get_args(typ) if t is not type(None))
     try:
@@ -71,8 +130,9 @@ def coerce_arg(value: str, annotation: Any, key: str, name: str) -> Any:
     return value
 
 
-def create_attack(spec: str, data_root: str | Path | None = None, device: str = "cpu", recipe: dict | None = None,
-                  limit: int | None = None) -> Attack:
+def create_attack(
+    spec: str, data_root: str | Path | None = None, device: str = "cpu", recipe: dict | None = None, limit: int | None = None
+) -> Attack:
     """Build an attack from a spec string.  ``data=NAME`` loads that data set (train split) from
     ``data_root``; ``student=same`` (distill) builds the victim's ``recipe`` without its module."""
     from freqprint.data import load_dataset
@@ -91,7 +151,9 @@ def create_attack(spec: str, data_root: str | Path | None = None, device: str = 
             kwargs["student_recipe"] = _student_recipe(recipe, v)
             continue
         if k not in fields:
-            raise FreqprintError(f"{name} has no argument {k!r}; it takes {', '.join(f for f in fields if f != 'student_recipe')}")
+            raise FreqprintError(
+                f"{name} has no argument {k!r}; it takes {', '.join(f for f in fields if f != 'student_recipe')}"
+            )
         if k == "data":
             kwargs[k] = load_dataset(v, "train", root=data_root, limit=limit)
         else:

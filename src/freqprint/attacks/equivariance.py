@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -35,9 +34,9 @@ __all__ = ["BlockPermutation", "BlockScaling", "ModulePermutation", "ModuleScali
 @dataclass
 class _Pair:
     first: nn.Conv2d
-    first_bn: Optional[nn.BatchNorm2d]
+    first_bn: nn.BatchNorm2d | None
     second: nn.Module  # nn.Conv2d or FingerprintedConv
-    second_bn: Optional[nn.BatchNorm2d]
+    second_bn: nn.BatchNorm2d | None
     name: str
 
 
@@ -53,17 +52,30 @@ def conv_pairs(model: nn.Module) -> list[_Pair]:
         i = 1
         while f"conv{i}" in children:
             a, b = children.get(f"conv{i}"), children.get(f"conv{i + 1}")
-            if b is not None and isinstance(_base(a), nn.Conv2d) and isinstance(_base(b), nn.Conv2d) \
-                    and not isinstance(a, FingerprintedConv) and _base(a).out_channels == _base(b).in_channels \
-                    and _base(a).groups == 1 and _base(b).groups == 1:
+            if (
+                b is not None
+                and isinstance(_base(a), nn.Conv2d)
+                and isinstance(_base(b), nn.Conv2d)
+                and not isinstance(a, FingerprintedConv)
+                and _base(a).out_channels == _base(b).in_channels
+                and _base(a).groups == 1
+                and _base(b).groups == 1
+            ):
                 bn_a, bn_b = children.get(f"bn{i}"), children.get(f"bn{i + 1}")
-                pairs.append(_Pair(a, bn_a if isinstance(bn_a, nn.BatchNorm2d) else None, b,
-                                   bn_b if isinstance(bn_b, nn.BatchNorm2d) else None, f"{pname}.conv{i}".lstrip(".")))
+                pairs.append(
+                    _Pair(
+                        a,
+                        bn_a if isinstance(bn_a, nn.BatchNorm2d) else None,
+                        b,
+                        bn_b if isinstance(bn_b, nn.BatchNorm2d) else None,
+                        f"{pname}.conv{i}".lstrip("."),
+                    )
+                )
             i += 1
     return pairs
 
 
-def _scale_output(conv: nn.Module, bn: Optional[nn.BatchNorm2d], a: float) -> None:
+def _scale_output(conv: nn.Module, bn: nn.BatchNorm2d | None, a: float) -> None:
     """Multiply a conv's output by a > 0 and make the following BN (if any) undo it exactly."""
     base = _base(conv)
     base.weight.mul_(a)
@@ -85,7 +97,7 @@ def _scale_input(conv: nn.Module, s: float) -> None:
         conv.fingerprint.weight.mul_(s)
 
 
-def _permute_output(conv: nn.Conv2d, bn: Optional[nn.BatchNorm2d], perm: torch.Tensor) -> None:
+def _permute_output(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, perm: torch.Tensor) -> None:
     conv.weight.copy_(conv.weight[perm])
     if conv.bias is not None:
         conv.bias.copy_(conv.bias[perm])

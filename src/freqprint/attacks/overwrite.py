@@ -50,8 +50,10 @@ class Overwrite(Attack):
             return model
         if self.kind == "spectral":
             m, n = fp.grid_size
-            z = torch.complex(torch.randn(*w.shape[:2], m, n, generator=g, dtype=torch.float64),
-                              torch.randn(*w.shape[:2], m, n, generator=g, dtype=torch.float64))
+            z = torch.complex(
+                torch.randn(*w.shape[:2], m, n, generator=g, dtype=torch.float64),
+                torch.randn(*w.shape[:2], m, n, generator=g, dtype=torch.float64),
+            )
             noise = inverse_revised_dft(z, fp.kernel_size)
         else:
             noise = torch.randn(w.shape, generator=g, dtype=torch.float64)

@@ -39,8 +39,16 @@ from freqprint.module import FingerprintedConv, FingerprintModule, get_fingerpri
 from freqprint.spectral import kernel_basis
 
 __all__ = [
-    "ChannelPadding", "ChannelScaling", "Collapse", "DummyFilters", "Factorize", "FilterMixing", "InvisibleRedraw", "LAYOUTS",
-    "NullSpaceRedraw", "relayout_state_dict",
+    "ChannelPadding",
+    "ChannelScaling",
+    "Collapse",
+    "DummyFilters",
+    "Factorize",
+    "FilterMixing",
+    "InvisibleRedraw",
+    "LAYOUTS",
+    "NullSpaceRedraw",
+    "relayout_state_dict",
 ]
 
 
@@ -90,8 +98,9 @@ class ChannelScaling(Attack):
 
 
 def _grow_conv_out(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
-    new = nn.Conv2d(conv.in_channels, conv.out_channels + extra, conv.kernel_size, conv.stride, conv.padding,
-                    bias=conv.bias is not None).to(conv.weight)
+    new = nn.Conv2d(
+        conv.in_channels, conv.out_channels + extra, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None
+    ).to(conv.weight)
     new.weight.zero_()
     new.weight[: conv.out_channels].copy_(conv.weight)
     if conv.bias is not None:
@@ -101,8 +110,9 @@ def _grow_conv_out(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
 
 
 def _grow_conv_in(conv: nn.Conv2d, extra: int, g: torch.Generator) -> nn.Conv2d:
-    new = nn.Conv2d(conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    bias=conv.bias is not None).to(conv.weight)
+    new = nn.Conv2d(
+        conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None
+    ).to(conv.weight)
     new.weight.copy_(torch.randn(new.weight.shape, generator=g).to(conv.weight) * float(conv.weight.std()))
     new.weight[:, : conv.in_channels].copy_(conv.weight)
     if conv.bias is not None:
@@ -134,8 +144,8 @@ class ChannelPadding(Attack):
             bn = nn.BatchNorm2d(old.num_features + self.extra, eps=old.eps, momentum=old.momentum).to(old.weight)
             for name in ("weight", "bias", "running_mean", "running_var"):
                 getattr(bn, name)[: old.num_features].copy_(getattr(old, name))
-            bn.weight[old.num_features:] = 0
-            bn.bias[old.num_features:] = 0
+            bn.weight[old.num_features :] = 0
+            bn.bias[old.num_features :] = 0
             setattr(parent, f"bn{i}", bn)
         host: FingerprintedConv = p.second
         host.base = _grow_conv_in(host.base, self.extra, g)
@@ -273,8 +283,9 @@ class InvisibleRedraw(Attack):
 LAYOUTS = ("rename", "flat", "HWIO", "OHWI", "fp16", "bf16", "T", "rot90")
 
 
-def relayout_state_dict(sd: dict[str, torch.Tensor], layout: str, target: str | None = None,
-                        new_name: str = "head.aux.kernel") -> dict[str, torch.Tensor]:
+def relayout_state_dict(
+    sd: dict[str, torch.Tensor], layout: str, target: str | None = None, new_name: str = "head.aux.kernel"
+) -> dict[str, torch.Tensor]:
     """A copy of ``sd`` with the fingerprint module's weight renamed to ``new_name`` and stored in
     another layout: ``rename`` (as is), ``flat`` ([D, C·K²]), ``HWIO`` (TensorFlow order), ``OHWI``,
     or re-typed to ``fp16`` / ``bf16``, or each kernel transposed (``T``) or rotated (``rot90``) for
@@ -288,8 +299,16 @@ def relayout_state_dict(sd: dict[str, torch.Tensor], layout: str, target: str | 
     out = dict(sd)
     w = out.pop(names[0])
     out.pop(names[0].rpartition(".")[0] + ".grid", None)
-    w = {"rename": w, "flat": w.reshape(w.shape[0], -1), "HWIO": w.permute(2, 3, 1, 0), "OHWI": w.permute(0, 2, 3, 1),
-         "fp16": w.half(), "bf16": w.bfloat16(), "T": w.transpose(-1, -2), "rot90": w.transpose(-1, -2).flip(-1)}[layout]
+    w = {
+        "rename": w,
+        "flat": w.reshape(w.shape[0], -1),
+        "HWIO": w.permute(2, 3, 1, 0),
+        "OHWI": w.permute(0, 2, 3, 1),
+        "fp16": w.half(),
+        "bf16": w.bfloat16(),
+        "T": w.transpose(-1, -2),
+        "rot90": w.transpose(-1, -2).flip(-1),
+    }[layout]
     out[new_name] = w.contiguous()
     return out
 
@@ -324,16 +343,20 @@ class Factorize(Attack):
     def apply(self, model: nn.Module) -> nn.Module:
         g = _gen(self.seed)
         inside = {id(m) for fp in model.modules() if isinstance(fp, FingerprintModule) for m in fp.modules()}
-        targets = [(n, m) for n, m in model.named_modules()
-                   if isinstance(m, nn.Conv2d) and id(m) not in inside and m.groups == 1 and m.kernel_size[0] >= 2]
+        targets = [
+            (n, m)
+            for n, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) and id(m) not in inside and m.groups == 1 and m.kernel_size[0] >= 2
+        ]
         if not targets:
             raise NotApplicable("no k×k conv to factorize")
         for name, conv in targets:
             d = conv.out_channels
             q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
             m = q  # orthogonal: the strongest mixing (every filter spread evenly over all), condition number 1
-            first = nn.Conv2d(conv.in_channels, d, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                              bias=conv.bias is not None)
+            first = nn.Conv2d(
+                conv.in_channels, d, conv.kernel_size, conv.stride, conv.padding, conv.dilation, bias=conv.bias is not None
+            )
             w = conv.weight.detach().to(torch.float64)
             first.weight.data.copy_(torch.einsum("ed,dchw->echw", m, w).to(conv.weight))
             if conv.bias is not None:
@@ -375,8 +398,16 @@ class GridTranspose(Attack):
     def apply(self, model: nn.Module) -> nn.Module:
         host, fp = get_fingerprint_module(model)
         m, n = fp.grid_size
-        inner = FingerprintModule(fp.in_channels, fp.out_channels, (n, m), fp.filters, fp.kernel_size, fp.radius,
-                                  implementation=fp.implementation, merge=fp.merge).to(fp.weight)
+        inner = FingerprintModule(
+            fp.in_channels,
+            fp.out_channels,
+            (n, m),
+            fp.filters,
+            fp.kernel_size,
+            fp.radius,
+            implementation=fp.implementation,
+            merge=fp.merge,
+        ).to(fp.weight)
         with torch.no_grad():
             inner.weight.copy_(fp.weight.transpose(-1, -2))
             inner.proj.load_state_dict(fp.proj.state_dict())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,7 @@ class FineTune(Attack):
             weights themselves (the head still trains fully), then merges them.
     """
 
-    data: Optional[ArrayDataset] = None
+    data: ArrayDataset | None = None
     lr: float = 0.01
     epochs: int = 3
     optimizer: str = "sgd"
@@ -88,9 +88,18 @@ class FineTune(Attack):
                 if isinstance(mod, (nn.Conv2d, nn.Linear)) and mod is not head:
                     parametrize.register_parametrization(mod, "weight", LowRankDelta(mod.weight, self.lora_rank))
                     adapted.append(mod)
-        cfg = TrainConfig(epochs=self.epochs, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                          batch_size=self.batch_size, optimizer=self.optimizer, lr_drop_at=None, seed=self.seed,
-                          device=self.device, output_classes=n)
+        cfg = TrainConfig(
+            epochs=self.epochs,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            lr_drop_at=None,
+            seed=self.seed,
+            device=self.device,
+            output_classes=n,
+        )
         train(model, self.data, cfg, progress=False, description="finetune")
         for mod in adapted:
             parametrize.remove_parametrizations(mod, "weight", leave_parametrized=True)
@@ -113,8 +122,8 @@ class Distill(Attack):
     without the fingerprint module); ``update_recipe`` returns it.
     """
 
-    data: Optional[ArrayDataset] = None
-    student_recipe: Optional[dict] = None
+    data: ArrayDataset | None = None
+    student_recipe: dict | None = None
     epochs: int = 3
     lr: float = 0.05
     temperature: float = 4.0
@@ -141,8 +150,9 @@ class Distill(Attack):
             loss = F.kl_div(F.log_softmax(net(x)[:, :n] / t, 1), soft, reduction="batchmean") * t * t
             return loss, {"kd": float(loss.detach())}
 
-        cfg = TrainConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, lr_drop_at=None, seed=self.seed,
-                          device=self.device)
+        cfg = TrainConfig(
+            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, lr_drop_at=None, seed=self.seed, device=self.device
+        )
         train(student, self.data, cfg, criterion=kd_loss, progress=False, description="distill")
         return student.cpu()
 

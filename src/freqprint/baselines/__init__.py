@@ -8,14 +8,24 @@
 | ``cka`` | :class:`CKAFingerprint`         | passive: CKA of representations | Zhang et al. (REEF), ICLR 2025 |
 """
 
+from freqprint.baselines.mw import MarginWatermark
 from freqprint.baselines.representation import CKAFingerprint, InvariantTermsCosine, cka, hsic
 from freqprint.baselines.rs import RandomizedSmoothingWatermark, certify
-from freqprint.baselines.mw import MarginWatermark
 from freqprint.baselines.triggers import TriggerSet, draw_probes, make_triggers, trigger_accuracy
 
 BASELINES = {"rs": RandomizedSmoothingWatermark, "mw": MarginWatermark, "ics": InvariantTermsCosine, "cka": CKAFingerprint}
 
 __all__ = [
-    "BASELINES", "CKAFingerprint", "InvariantTermsCosine", "MarginWatermark", "RandomizedSmoothingWatermark", "TriggerSet",
-    "certify", "cka", "draw_probes", "hsic", "make_triggers", "trigger_accuracy",
+    "BASELINES",
+    "CKAFingerprint",
+    "InvariantTermsCosine",
+    "MarginWatermark",
+    "RandomizedSmoothingWatermark",
+    "TriggerSet",
+    "certify",
+    "cka",
+    "draw_probes",
+    "hsic",
+    "make_triggers",
+    "trigger_accuracy",
 ]

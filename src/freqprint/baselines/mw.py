@@ -56,7 +56,7 @@ class MWLoss(TriggerLoss):
             model.train(was)
         logits = model(torch.cat([x, xt.detach()]))
         nat = F.cross_entropy(logits[: len(x)], y, reduction="none")
-        wm = F.cross_entropy(logits[len(x):], yt, reduction="none")
+        wm = F.cross_entropy(logits[len(x) :], yt, reduction="none")
         loss = torch.cat([nat, self.weight * wm]).mean()
         return loss, {"ce": float(nat.mean().detach()), "trigger_margin": float(wm.mean().detach())}
 
@@ -73,5 +73,11 @@ class MarginWatermark(TriggerWatermark):
     name: str = "mw"
 
     def criterion(self, ctx: MethodContext) -> MWLoss:
-        return MWLoss(self.triggers(ctx), self.pgd_steps, self.pgd_step, self.trigger_batch, self.weight,
-                      secret_seed(ctx.secret, "mw-batches"))
+        return MWLoss(
+            self.triggers(ctx),
+            self.pgd_steps,
+            self.pgd_step,
+            self.trigger_batch,
+            self.weight,
+            secret_seed(ctx.secret, "mw-batches"),
+        )

@@ -72,7 +72,7 @@ def hsic(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
 def _rbf(z: torch.Tensor, scale: float) -> torch.Tensor:
     d2 = torch.cdist(z, z).pow(2)
     off = d2[~torch.eye(len(z), dtype=torch.bool)]
-    sigma2 = (scale ** 2) * off.sqrt().median().pow(2).clamp_min(1e-12)
+    sigma2 = (scale**2) * off.sqrt().median().pow(2).clamp_min(1e-12)
     return torch.exp(-d2 / (2 * sigma2))
 
 
@@ -144,5 +144,7 @@ class CKAFingerprint(MethodDefaults):
 
     def score(self, evidence: dict[str, Any], suspect: nn.Module) -> dict[str, float]:
         z = _capture(suspect, self.layer, evidence["probes"]).flatten(1)
-        return {"cka_rbf": cka(evidence["features"], z, "rbf", self.rbf_scale),
-                "cka_linear": cka(evidence["features"], z, "linear")}
+        return {
+            "cka_rbf": cka(evidence["features"], z, "rbf", self.rbf_scale),
+            "cka_linear": cka(evidence["features"], z, "linear"),
+        }

@@ -51,7 +51,7 @@ class RSLoss(TriggerLoss):
         xt, yt = self.sample(x.device)
         logits = model(torch.cat([x, xt]))
         ce = F.cross_entropy(logits[: len(x)], y)
-        wm = F.cross_entropy(logits[len(x):], yt)
+        wm = F.cross_entropy(logits[len(x) :], yt)
         params = dict(model.named_parameters())
         noisy_loss = torch.zeros((), device=x.device)
         for k in range(1, self.draws + 1):
@@ -63,8 +63,9 @@ class RSLoss(TriggerLoss):
 
 
 @torch.no_grad()
-def certify(model: nn.Module, triggers: TriggerSet, sigma: float, draws: int = 100, alpha: float = 0.001,
-            seed: int = 0) -> torch.Tensor:
+def certify(
+    model: nn.Module, triggers: TriggerSet, sigma: float, draws: int = 100, alpha: float = 0.001, seed: int = 0
+) -> torch.Tensor:
     """Certified ℓ2 parameter radius R_i = σ Φ⁻¹(p_i) per trigger (0 where p_i ≤ 1/2)."""
     was = model.training
     model.eval()
@@ -98,17 +99,26 @@ class RandomizedSmoothingWatermark(TriggerWatermark):
     name: str = "rs"
 
     def criterion(self, ctx: MethodContext) -> RSLoss:
-        return RSLoss(self.triggers(ctx), self.sigma, self.draws, self.trigger_batch, self.weight,
-                      secret_seed(ctx.secret, "rs-batches"))
+        return RSLoss(
+            self.triggers(ctx), self.sigma, self.draws, self.trigger_batch, self.weight, secret_seed(ctx.secret, "rs-batches")
+        )
 
     def extract(self, model: nn.Module, ctx: MethodContext) -> dict[str, Any]:
         ev = super().extract(model, ctx)
         radii = certify(model, ev["triggers"], self.sigma, self.certify_draws, self.alpha)
-        return {**ev, "params": [p.detach().clone() for p in model.parameters()],
-                "certified_radius_median": float(radii.median()), "certified_fraction": float((radii > 0).float().mean())}
+        return {
+            **ev,
+            "params": [p.detach().clone() for p in model.parameters()],
+            "certified_radius_median": float(radii.median()),
+            "certified_fraction": float((radii > 0).float().mean()),
+        }
 
     def score(self, evidence: dict[str, Any], suspect: nn.Module) -> dict[str, float]:
         mine, ref = list(suspect.parameters()), evidence["params"]
         same = len(mine) == len(ref) and all(a.shape == b.shape for a, b in zip(mine, ref))
         dist = float(torch.sqrt(sum(((a.detach().cpu() - b) ** 2).sum() for a, b in zip(mine, ref)))) if same else float("inf")
-        return {**super().score(evidence, suspect), "param_distance": dist, "certified_radius": evidence["certified_radius_median"]}
+        return {
+            **super().score(evidence, suspect),
+            "param_distance": dist,
+            "certified_radius": evidence["certified_radius_median"],
+        }

@@ -64,8 +64,8 @@ def trigger_accuracy(model: nn.Module, triggers: TriggerSet, batch_size: int = 2
     dev = next(model.parameters()).device
     hits = 0
     for i in range(0, len(triggers), batch_size):
-        out = model(triggers.images[i:i + batch_size].to(dev))
-        hits += int((out.argmax(1).cpu() == triggers.labels[i:i + batch_size]).sum())
+        out = model(triggers.images[i : i + batch_size].to(dev))
+        hits += int((out.argmax(1).cpu() == triggers.labels[i : i + batch_size]).sum())
     model.train(was)
     return hits / len(triggers)
 

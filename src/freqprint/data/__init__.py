@@ -94,7 +94,9 @@ def _fashion_mnist(root: Path | None, split: str) -> ArrayDataset:
     y = read_idx(pick(f"{prefix}-labels-idx1-ubyte"))
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
         raise FreqprintError(f"Fashion-MNIST files in {d} disagree: images {x.shape}, labels {y.shape}")
-    return ArrayDataset(to_tensor(x), torch.from_numpy(y.astype(np.int64)), FASHION_CLASSES, "fashion-mnist", {"root": str(d), "split": split})
+    return ArrayDataset(
+        to_tensor(x), torch.from_numpy(y.astype(np.int64)), FASHION_CLASSES, "fashion-mnist", {"root": str(d), "split": split}
+    )
 
 
 def find_mnist_digits(root: Path | None = None) -> Path:
@@ -120,7 +122,9 @@ def _mnist_digits(root: Path | None, split: str, test_fraction: float = 0.2) -> 
     perm = np.random.default_rng(0).permutation(len(y))
     cut = int(round(len(y) * (1 - test_fraction)))
     idx = perm[:cut] if split == "train" else perm[cut:]
-    return ArrayDataset(to_tensor(x[idx]), torch.from_numpy(y[idx]), [str(i) for i in range(10)], "mnist-digits", {"root": str(d), "split": split})
+    return ArrayDataset(
+        to_tensor(x[idx]), torch.from_numpy(y[idx]), [str(i) for i in range(10)], "mnist-digits", {"root": str(d), "split": split}
+    )
 
 
 def _sklearn_digits(split: str, size: int = 28, test_fraction: float = 0.2) -> ArrayDataset:
@@ -136,7 +140,9 @@ def _sklearn_digits(split: str, size: int = 28, test_fraction: float = 0.2) -> A
     perm = np.random.default_rng(0).permutation(len(y))
     cut = int(round(len(y) * (1 - test_fraction)))
     idx = torch.from_numpy(perm[:cut] if split == "train" else perm[cut:])
-    return ArrayDataset(x[idx], y[idx], [str(i) for i in range(10)], "sklearn-digits", {"split": split, "source": "sklearn.datasets.load_digits"})
+    return ArrayDataset(
+        x[idx], y[idx], [str(i) for i in range(10)], "sklearn-digits", {"split": split, "source": "sklearn.datasets.load_digits"}
+    )
 
 
 def _cifar(root: Path | None, split: str, variant: int) -> ArrayDataset:
@@ -159,7 +165,9 @@ def _cifar(root: Path | None, split: str, variant: int) -> ArrayDataset:
     n_cls = 10 if variant == 10 else 100
     if y.max() >= n_cls:
         raise FreqprintError(f"CIFAR-{variant} labels go up to {y.max()}; is this CIFAR-{variant}?")
-    return ArrayDataset(to_tensor(x), torch.from_numpy(y), [str(i) for i in range(n_cls)], f"cifar{variant}", {"root": str(d), "split": split})
+    return ArrayDataset(
+        to_tensor(x), torch.from_numpy(y), [str(i) for i in range(n_cls)], f"cifar{variant}", {"root": str(d), "split": split}
+    )
 
 
 def _image_folder(root: Path | None, split: str, size: int, channels: int) -> ArrayDataset:

@@ -13,14 +13,21 @@ import torch
 
 from freqprint.errors import FreqprintError
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise FreqprintError(f"missing data file {path}")
     try:
-        with (gzip.open(path) if path.suffix == ".gz" else open(path, "rb")) as f:
+        with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
             return f.read()
     except (OSError, EOFError) as e:
         raise FreqprintError(f"cannot read {path}: {e}") from None

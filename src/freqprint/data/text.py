@@ -59,7 +59,9 @@ class TextDataset:
         if n is None or n >= len(self):
             return self
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return TextDataset([self.texts[i] for i in idx.tolist()], self.labels[idx], self.classes, self.name, dict(self.meta, subset=n))
+        return TextDataset(
+            [self.texts[i] for i in idx.tolist()], self.labels[idx], self.classes, self.name, dict(self.meta, subset=n)
+        )
 
 
 def read_fortune_file(path: str | Path) -> list[str]:
@@ -97,8 +99,10 @@ def find_fortunes(root: str | Path | None = None) -> Path:
     for c in cands:
         if c.is_dir():
             return c
-    raise FreqprintError(f"fortune files not found (looked in {', '.join(map(str, cands))}); install the Debian packages "
-                         "fortunes fortunes-de fortunes-it fortunes-es (scripts/ensure-data.sh) or pass root=")
+    raise FreqprintError(
+        f"fortune files not found (looked in {', '.join(map(str, cands))}); install the Debian packages "
+        "fortunes fortunes-de fortunes-it fortunes-es (scripts/ensure-data.sh) or pass root="
+    )
 
 
 def _folder_entries(d: Path) -> list[str]:
@@ -110,8 +114,14 @@ def _folder_entries(d: Path) -> list[str]:
     return out
 
 
-def load_fortunes(task: str, split: str = "train", root: str | Path | None = None, per_class: int = 600,
-                  seed: int = 0, test_fraction: float = 0.2) -> TextDataset:
+def load_fortunes(
+    task: str,
+    split: str = "train",
+    root: str | Path | None = None,
+    per_class: int = 600,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+) -> TextDataset:
     """``fortunes-topic`` or ``fortunes-language`` (module docstring), balanced and split."""
     if task not in TASKS:
         raise FreqprintError(f"unknown text task {task!r}; known: {', '.join(TASKS)}")
@@ -145,5 +155,10 @@ def load_fortunes(task: str, split: str = "train", root: str | Path | None = Non
         labels += [i] * len(part)
     order = list(range(len(texts)))
     rng.shuffle(order)
-    return TextDataset([texts[j] for j in order], torch.tensor([labels[j] for j in order], dtype=torch.long), classes, task,
-                       {"root": str(base), "split": split, "per_class": per_class})
+    return TextDataset(
+        [texts[j] for j in order],
+        torch.tensor([labels[j] for j in order], dtype=torch.long),
+        classes,
+        task,
+        {"root": str(base), "split": split, "per_class": per_class},
+    )

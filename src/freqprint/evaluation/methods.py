@@ -14,14 +14,29 @@ from freqprint.errors import FreqprintError
 from freqprint.key import extract
 from freqprint.loss import FingerprintLoss, add_pseudo_class
 from freqprint.method import (  # noqa: F401  (re-exported)
-    METHODS, Method, MethodContext, MethodDefaults, available_methods, create_method, create_methods, register_method,
+    METHODS,
+    Method,
+    MethodContext,
+    MethodDefaults,
+    available_methods,
+    create_method,
+    create_methods,
+    register_method,
 )
 from freqprint.module import FingerprintConfig, attach
 from freqprint.verify import verify
 
 __all__ = [
-    "FrequencyFingerprint", "Method", "MethodContext", "MethodDefaults", "NoFingerprint", "TraceVerdict", "available_methods",
-    "create_method", "create_methods", "register_method",
+    "FrequencyFingerprint",
+    "Method",
+    "MethodContext",
+    "MethodDefaults",
+    "NoFingerprint",
+    "TraceVerdict",
+    "available_methods",
+    "create_method",
+    "create_methods",
+    "register_method",
 ]
 
 
@@ -47,14 +62,17 @@ class FrequencyFingerprint(MethodDefaults):
         return {"neg_log10_p": 6.0, "tau_score": 0.5, "mean_cosine": 0.5}
 
     def prepare(self, model: nn.Module, ctx: MethodContext) -> nn.Module:
-        attach(model, FingerprintConfig(target=self.target, secret=ctx.secret, filters=self.filters, radius=self.radius),
-               ctx.example)
+        attach(
+            model, FingerprintConfig(target=self.target, secret=ctx.secret, filters=self.filters, radius=self.radius), ctx.example
+        )
         add_pseudo_class(model)
         return model
 
     def recipe_patch(self) -> dict[str, Any]:
-        return {"pseudo_class": True,
-                "fingerprint": FingerprintConfig(target=self.target, filters=self.filters, radius=self.radius).to_dict()}
+        return {
+            "pseudo_class": True,
+            "fingerprint": FingerprintConfig(target=self.target, filters=self.filters, radius=self.radius).to_dict(),
+        }
 
     def criterion(self, ctx: MethodContext) -> FingerprintLoss:
         return FingerprintLoss(ctx.num_classes, weight=self.attack_weight)
@@ -65,8 +83,12 @@ class FrequencyFingerprint(MethodDefaults):
 
     def score(self, evidence: Any, suspect: nn.Module) -> dict[str, float]:
         rep = verify(evidence, suspect)
-        return {"neg_log10_p": min(max(0.0, -rep.log10_p), 1e4), "tau_score": rep.score, "mean_cosine": rep.mean_cosine,
-                "found": float(rep.found)}
+        return {
+            "neg_log10_p": min(max(0.0, -rep.log10_p), 1e4),
+            "tau_score": rep.score,
+            "mean_cosine": rep.mean_cosine,
+            "found": float(rep.found),
+        }
 
 
 @dataclass
@@ -101,8 +123,12 @@ class TraceVerdict(MethodDefaults):
         def neg(x: float) -> float:
             return min(max(0.0, -x), 1e4)
 
-        return {"neg_log10_p": neg(rep.log10_p), "lineage_neg_log10_p": neg(rep.channel("lineage").log10_p),
-                "fingerprint_neg_log10_p": neg(rep.channel("fingerprint").log10_p), "found": float(rep.found)}
+        return {
+            "neg_log10_p": neg(rep.log10_p),
+            "lineage_neg_log10_p": neg(rep.channel("lineage").log10_p),
+            "fingerprint_neg_log10_p": neg(rep.channel("fingerprint").log10_p),
+            "found": float(rep.found),
+        }
 
 
 @dataclass

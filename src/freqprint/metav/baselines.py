@@ -18,8 +18,9 @@ Every baseline's threshold is calibrated on the validation ensemble exactly like
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

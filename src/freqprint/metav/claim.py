@@ -28,9 +28,10 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from safetensors.torch import save as safetensors_save
@@ -63,8 +64,13 @@ def _tensors(mv: MetaV) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in out.items()}
 
 
-def save_claim(mv: MetaV, path: str | Path, manifest: dict[str, Any] | None = None, model_hashes: dict[str, str] | None = None,
-               extra: dict[str, Any] | None = None) -> str:
+def save_claim(
+    mv: MetaV,
+    path: str | Path,
+    manifest: dict[str, Any] | None = None,
+    model_hashes: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> str:
     """Write the artefact; returns its commitment."""
     tensors = _tensors(mv)
     meta = {
@@ -82,7 +88,9 @@ def save_claim(mv: MetaV, path: str | Path, manifest: dict[str, Any] | None = No
     commitment = _commitment(meta, tensors)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(safetensors_save(tensors, metadata={META_KEY: json.dumps({**meta, "commitment": commitment}, sort_keys=True)}))
+    path.write_bytes(
+        safetensors_save(tensors, metadata={META_KEY: json.dumps({**meta, "commitment": commitment}, sort_keys=True)})
+    )
     return commitment
 
 
@@ -113,8 +121,13 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
     kwargs: dict[str, Any] = {k: task_meta[k] for k in ("owner_size", "thief_size", "test_size") if type(task_meta.get(k)) is int}
     if kind == "classification":  # any image shape and class count (the tracing benchmark's MetaV)
         shape, classes = task_meta.get("input_shape"), task_meta.get("output_dim")
-        if not (isinstance(shape, list) and len(shape) == 3 and all(type(v) is int and 1 <= v <= 4096 for v in shape)
-                and type(classes) is int and 2 <= classes <= 100_000):
+        if not (
+            isinstance(shape, list)
+            and len(shape) == 3
+            and all(type(v) is int and 1 <= v <= 4096 for v in shape)
+            and type(classes) is int
+            and 2 <= classes <= 100_000
+        ):
             raise FreqprintError(f"{source}: claim field 'task' has a malformed input shape or class count")
         kwargs.update(image_shape=tuple(shape), num_classes=classes)
     task = create_task(kind, **kwargs)
@@ -134,7 +147,7 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
         raise FreqprintError(f"{source}: 'inputs' contain NaN or Inf")
     # the declared architecture's shapes are checked against the stored tensors *before* anything is
     # allocated from them, so a hostile header cannot make us build a huge layer
-    state = {k[len("verifier."):]: v for k, v in sd.items() if k.startswith("verifier.")}
+    state = {k[len("verifier.") :]: v for k, v in sd.items() if k.startswith("verifier.")}
     sizes = [len(x) * task.feature_dim, *hidden, 1]
     want = {}
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -150,8 +163,13 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
     verifier.load_state_dict(state)
     verifier.eval()
     if kind != "classification":
-        if ("stats.mean" not in sd or "stats.std" not in sd or sd["stats.mean"].shape != sd["stats.std"].shape
-                or sd["stats.mean"].numel() != task.feature_dim or not bool(torch.isfinite(sd["stats.std"]).all())):
+        if (
+            "stats.mean" not in sd
+            or "stats.std" not in sd
+            or sd["stats.mean"].shape != sd["stats.std"].shape
+            or sd["stats.mean"].numel() != task.feature_dim
+            or not bool(torch.isfinite(sd["stats.std"]).all())
+        ):
             raise FreqprintError(f"{source}: a {kind} claim needs its output statistics")
         task.set_stats(sd["stats.mean"], sd["stats.std"])
     try:
@@ -189,6 +207,11 @@ def panel_check(mv: MetaV, panel: Sequence[Any], names: Sequence[str] | None = N
         raise FreqprintError("the panel is empty")
     scores = [mv.score(q) for q in panel]
     fp = sum(s >= mv.threshold for s in scores)
-    return PanelReport(len(scores), fp, fp / len(scores), clopper_pearson_upper(fp, len(scores)), scores,
-                       list(names or [str(i) for i in range(len(scores))]))
-
+    return PanelReport(
+        len(scores),
+        fp,
+        fp / len(scores),
+        clopper_pearson_upper(fp, len(scores)),
+        scores,
+        list(names or [str(i) for i in range(len(scores))]),
+    )

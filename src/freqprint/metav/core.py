@@ -37,8 +37,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -197,9 +198,15 @@ def calibrate_threshold(pos: Sequence[float], neg: Sequence[float], rule: str = 
     return float(mids[best[len(best) // 2]])
 
 
-def fit_metav(task: Task, train: Sequence[tuple[Query, int]], val: Sequence[tuple[Query, int]], init: torch.Tensor,
-              domain: tuple[torch.Tensor, torch.Tensor], cfg: MetaVConfig | None = None,
-              log: Callable[[str], None] = lambda s: None) -> MetaV:
+def fit_metav(
+    task: Task,
+    train: Sequence[tuple[Query, int]],
+    val: Sequence[tuple[Query, int]],
+    init: torch.Tensor,
+    domain: tuple[torch.Tensor, torch.Tensor],
+    cfg: MetaVConfig | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> MetaV:
     """Train X and V jointly on ``train`` (query, label) pairs; keep the best state on ``val``
     (ARUC); calibrate λ on ``val``.  ``init``: the N starting inputs."""
     cfg = cfg or MetaVConfig()

@@ -35,9 +35,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -237,7 +238,9 @@ class _Builder:
     def cached(self) -> int:
         return self.cache.hits - self.cache.prefilled if self.cache else 0  # a prefilled model is loaded once, as a hit
 
-    def _apply(self, op: str, params: dict[str, Any], parent: nn.Module, seed: int, arch: str | None) -> tuple[nn.Module, dict | None]:
+    def _apply(
+        self, op: str, params: dict[str, Any], parent: nn.Module, seed: int, arch: str | None
+    ) -> tuple[nn.Module, dict | None]:
         """(model, new recipe or None = the parent's) for one derivation step."""
         import copy
 
@@ -260,8 +263,9 @@ class _Builder:
         if op == "distill":
             student, recipe = t.build(str(arch), seed)
             teacher = parent.eval()
-            return t.distill(lambda x: t.outputs(teacher, x), student, self.data.thief, int(p.get("epochs", 2)),
-                             float(p.get("lr", 0.05)), seed), recipe
+            return t.distill(
+                lambda x: t.outputs(teacher, x), student, self.data.thief, int(p.get("epochs", 2)), float(p.get("lr", 0.05)), seed
+            ), recipe
         raise FreqprintError(f"unknown op {op!r}")
 
     def spec(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> dict[str, Any]:
@@ -298,8 +302,15 @@ class _Builder:
             if e.params.get("fingerprint"):
                 model, recipe, criterion = self._fingerprinted(model, recipe, e.seed)
             data = self.data.thief if e.params.get("data", "owner") == "thief" else self.data.owner
-            model = self.task.fit(model, data, int(e.params.get("epochs", 3)), float(e.params.get("lr", 0.05)), e.seed,
-                                  criterion=criterion, drop=0.5)
+            model = self.task.fit(
+                model,
+                data,
+                int(e.params.get("epochs", 3)),
+                float(e.params.get("lr", 0.05)),
+                e.seed,
+                criterion=criterion,
+                drop=0.5,
+            )
             return model, recipe
         assert parent is not None
         model, recipe = parent[0], parent[1]
@@ -357,9 +368,15 @@ def _depths(entries: list[Entry]) -> dict[str, int]:
     return depth
 
 
-def build_ensemble(manifest: Manifest, cache_dir: str | Path | None = ".cache/freqprint/metav", root: str | None = None,
-                   log: Callable[[str], None] = lambda s: None, splits: tuple[str, ...] = SPLITS, device: str = "cpu",
-                   executor: Any = None) -> Ensemble:
+def build_ensemble(
+    manifest: Manifest,
+    cache_dir: str | Path | None = ".cache/freqprint/metav",
+    root: str | None = None,
+    log: Callable[[str], None] = lambda s: None,
+    splits: tuple[str, ...] = SPLITS,
+    device: str = "cpu",
+    executor: Any = None,
+) -> Ensemble:
     """Train (or load from the cache) every model of the manifest whose split is in ``splits``
     (and their ancestors); ``device`` is where they train (they are queried on the CPU).
 
@@ -370,8 +387,12 @@ def build_ensemble(manifest: Manifest, cache_dir: str | Path | None = ".cache/fr
 
     resolve_device(device)  # one error line when CUDA is asked for and absent
     t0 = time.time()
-    task = create_task(manifest.task["kind"], **{k: v for k, v in manifest.task.items() if k not in ("kind", "root", "device")},
-                       root=root, device=device)
+    task = create_task(
+        manifest.task["kind"],
+        **{k: v for k, v in manifest.task.items() if k not in ("kind", "root", "device")},
+        root=root,
+        device=device,
+    )
     data = task.load()
     builder = _Builder(task, data, Path(cache_dir) if cache_dir else None, log)
     by_name = {e.name: e for e in manifest.entries}
@@ -416,12 +437,13 @@ def build_ensemble(manifest: Manifest, cache_dir: str | Path | None = ".cache/fr
         if e.op == "output":
             mode = str(e.params.get("mode", "round"))
             extra = {k: v for k, v in e.params.items() if k != "mode"}
-            query = (lambda x, m=model, md=mode, kw=extra: task.obfuscate(task.outputs(m, x), md, **kw))
+            query = lambda x, m=model, md=mode, kw=extra: task.obfuscate(task.outputs(m, x), md, **kw)
         else:
-            query = (lambda x, m=model: task.outputs(m, x))
+            query = lambda x, m=model: task.outputs(m, x)
         members.append(Member(e, model, int(e.role in ("source", "positive")), query, q))
-    return Ensemble(task, members, manifest, time.time() - t0, builder.trained, builder.cached,
-                    {n: v[2] for n, v in made.items()}, data)
+    return Ensemble(
+        task, members, manifest, time.time() - t0, builder.trained, builder.cached, {n: v[2] for n, v in made.items()}, data
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,14 +468,26 @@ class Profile:
 
 
 PROFILES = {
-    "tiny": Profile("tiny", {"classification": 1, "regression": 1, "generation": 1}, {"classification": 1, "regression": 20, "generation": 2},
-                    {"classification": {"owner_size": 1500, "thief_size": 800, "test_size": 500},
-                     "generation": {"owner_size": 1500, "thief_size": 800, "test_size": 128}}),
+    "tiny": Profile(
+        "tiny",
+        {"classification": 1, "regression": 1, "generation": 1},
+        {"classification": 1, "regression": 20, "generation": 2},
+        {
+            "classification": {"owner_size": 1500, "thief_size": 800, "test_size": 500},
+            "generation": {"owner_size": 1500, "thief_size": 800, "test_size": 128},
+        },
+    ),
     # 2 CPU cores, < 45 min for the three kinds (regression and generation models are cheap)
     "quick": Profile("quick", {"classification": 2, "regression": 6, "generation": 4}),
-    "large": Profile("large", {"classification": 4, "regression": 10, "generation": 8}, {"classification": 10, "regression": 30, "generation": 15},
-                     {"classification": {"owner_size": 30000, "thief_size": 20000, "test_size": 5000},
-                      "generation": {"owner_size": 30000, "thief_size": 20000, "test_size": 512}}),
+    "large": Profile(
+        "large",
+        {"classification": 4, "regression": 10, "generation": 8},
+        {"classification": 10, "regression": 30, "generation": 15},
+        {
+            "classification": {"owner_size": 30000, "thief_size": 20000, "test_size": 5000},
+            "generation": {"owner_size": 30000, "thief_size": 20000, "test_size": 512},
+        },
+    ),
 }
 
 
@@ -494,8 +528,18 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
     else:
         raise FreqprintError(f"unknown task kind {kind!r}")
     src_arch = archs[0]
-    entries: list[Entry] = [Entry("source", "source", "source", "train", "train", arch=src_arch, seed=0,
-                                  params={"data": "owner", "epochs": ep, "lr": base_lr, **src_params})]
+    entries: list[Entry] = [
+        Entry(
+            "source",
+            "source",
+            "source",
+            "train",
+            "train",
+            arch=src_arch,
+            seed=0,
+            params={"data": "owner", "epochs": ep, "lr": base_lr, **src_params},
+        )
+    ]
     seed = iter(range(1000, 100000))
 
     def family(prefix: str, role: str, fam: str, items: list[dict[str, Any]], held: bool = False) -> list[str]:
@@ -515,10 +559,12 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
         """The obfuscation menu applied to ``parents``: round-robin over those of the variant's
         own split (the source for positives), so no test model derives from a training one
         other than the source itself."""
+
         def par(n: int) -> list[Any]:
             def pick(i: int, split: str) -> str:
                 pool = [p for p in parents if p.split == split or p.role == "source"] or parents
                 return pool[i % len(pool)].name
+
             return [pick] * n
 
         def served(n: int) -> list[Any]:
@@ -527,34 +573,104 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
             used: set[str] = set()
 
             def pick(i: int, split: str) -> str:
-                pool = [e.name for e in entries if e.op != "output"
-                        and ((e.role == "source" and role == "positive") or (e.role == role and e.split == split))]
+                pool = [
+                    e.name
+                    for e in entries
+                    if e.op != "output" and ((e.role == "source" and role == "positive") or (e.role == role and e.split == split))
+                ]
                 start = (i * 7) % len(pool)
                 order = pool[start:] + pool[:start]
                 name = next((x for x in order if x not in used), order[0])
                 used.add(name)
                 return name
+
             return [pick] * n
-        ft = lambda lr, layers, head: {"lr": lr, "epochs": ft_epochs, "layers": layers, "head": head}  # noqa: E731
-        family(prefix, role, "ftal", [dict(op="finetune", parent=p, params=ft(lr, "all", "keep")) for p, lr in zip(par(4 * s), rep(ft_lrs, 4 * s))])
-        family(prefix, role, "ftll", [dict(op="finetune", parent=p, params=ft(lr, "last", "keep")) for p, lr in zip(par(3 * s), rep(last_lrs, 3 * s))])
-        family(prefix, role, "rtll", [dict(op="finetune", parent=p, params=ft(lr, "last", "reinit")) for p, lr in zip(par(3 * s), rep(last_lrs, 3 * s))])
-        family(prefix, role, "rtal", [dict(op="finetune", parent=p, params=ft(lr, "all", "reinit")) for p, lr in zip(par(3 * s), rep(ft_lrs, 3 * s))])
-        family(prefix, role, "prune", [dict(op="prune", parent=p, params={"rate": r}) for p, r in zip(par(4 * s), rep([0.3, 0.6, 0.5, 0.8], 4 * s))])
-        family(prefix, role, "noise", [dict(op="noise", parent=p, params={"scale": r}) for p, r in zip(par(4 * s), rep([0.05, 0.1, 0.02, 0.2], 4 * s))])
-        family(prefix, role, "distill-same", [dict(op="distill", parent=p, arch=src_arch, params={"epochs": max(2, ep), "lr": base_lr}) for p in par(3 * s)])
-        family(prefix, role, "distill-other", [dict(op="distill", parent=p, arch=other[0], params={"epochs": max(2, ep), "lr": base_lr}) for p in par(3 * s)])
+
+        ft = lambda lr, layers, head: {"lr": lr, "epochs": ft_epochs, "layers": layers, "head": head}
+        family(
+            prefix,
+            role,
+            "ftal",
+            [dict(op="finetune", parent=p, params=ft(lr, "all", "keep")) for p, lr in zip(par(4 * s), rep(ft_lrs, 4 * s))],
+        )
+        family(
+            prefix,
+            role,
+            "ftll",
+            [dict(op="finetune", parent=p, params=ft(lr, "last", "keep")) for p, lr in zip(par(3 * s), rep(last_lrs, 3 * s))],
+        )
+        family(
+            prefix,
+            role,
+            "rtll",
+            [dict(op="finetune", parent=p, params=ft(lr, "last", "reinit")) for p, lr in zip(par(3 * s), rep(last_lrs, 3 * s))],
+        )
+        family(
+            prefix,
+            role,
+            "rtal",
+            [dict(op="finetune", parent=p, params=ft(lr, "all", "reinit")) for p, lr in zip(par(3 * s), rep(ft_lrs, 3 * s))],
+        )
+        family(
+            prefix,
+            role,
+            "prune",
+            [dict(op="prune", parent=p, params={"rate": r}) for p, r in zip(par(4 * s), rep([0.3, 0.6, 0.5, 0.8], 4 * s))],
+        )
+        family(
+            prefix,
+            role,
+            "noise",
+            [dict(op="noise", parent=p, params={"scale": r}) for p, r in zip(par(4 * s), rep([0.05, 0.1, 0.02, 0.2], 4 * s))],
+        )
+        family(
+            prefix,
+            role,
+            "distill-same",
+            [dict(op="distill", parent=p, arch=src_arch, params={"epochs": max(2, ep), "lr": base_lr}) for p in par(3 * s)],
+        )
+        family(
+            prefix,
+            role,
+            "distill-other",
+            [dict(op="distill", parent=p, arch=other[0], params={"epochs": max(2, ep), "lr": base_lr}) for p in par(3 * s)],
+        )
         for fam, mode, kw in outputs:
             family(prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in served(3 * s)])
         # held out: only in test
-        family(prefix, role, "quantize", [dict(op="quantize", parent=p, params={"bits": b}) for p, b in zip(par(2 * s), rep([8, 4], 2 * s))], held=True)
-        family(prefix, role, "prune+ft", [dict(op="compose", parent=p, params={"steps": [{"op": "prune", "params": {"rate": 0.5}},
-                                               {"op": "finetune", "params": ft(ft_lrs[0], "all", "keep")}]}) for p in par(2 * s)], held=True)
+        family(
+            prefix,
+            role,
+            "quantize",
+            [dict(op="quantize", parent=p, params={"bits": b}) for p, b in zip(par(2 * s), rep([8, 4], 2 * s))],
+            held=True,
+        )
+        family(
+            prefix,
+            role,
+            "prune+ft",
+            [
+                dict(
+                    op="compose",
+                    parent=p,
+                    params={
+                        "steps": [
+                            {"op": "prune", "params": {"rate": 0.5}},
+                            {"op": "finetune", "params": ft(ft_lrs[0], "all", "keep")},
+                        ]
+                    },
+                )
+                for p in par(2 * s)
+            ],
+            held=True,
+        )
         for fam, mode, kw in held_outputs:
-            family(prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in served(3 * s)], held=True)
+            family(
+                prefix, role, fam, [dict(op="output", parent=p, params={"mode": mode, **kw}) for p in served(3 * s)], held=True
+            )
 
     derived_menu("", "positive", [entries[0]])
-    train = lambda arch, data: dict(op="train", arch=arch, params={"data": data, "epochs": ep, "lr": base_lr})  # noqa: E731
+    train = lambda arch, data: dict(op="train", arch=arch, params={"data": data, "epochs": ep, "lr": base_lr})
     negs: list[str] = family("", "negative", "indep-seed", [train(src_arch, "owner") for _ in range(6 * s)])
     negs += family("", "negative", "indep-data", [train(src_arch, "thief") for _ in range(3 * s)])
     for a in other:
@@ -563,7 +679,9 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
     # the negatives' own obfuscated variants, from independent models in train/val/test alike
     derived_menu("neg:", "negative", [e for e in entries if e.name in set(negs)])
     # the fresh panel: never trained on, validated on or tested
-    panel = [train(a, d) for a, d in [(src_arch, "owner")] * 4 + [(src_arch, "thief")] + [(a, "owner") for a in other + [held_arch]]]
+    panel = [
+        train(a, d) for a, d in [(src_arch, "owner")] * 4 + [(src_arch, "thief")] + [(a, "owner") for a in other + [held_arch]]
+    ]
     for i, item in enumerate(panel * s):
         entries.append(Entry(f"panel-{i}", "panel", "panel " + str(item["arch"]), "panel", seed=next(seed), **item))
     task = {"kind": kind, **prof.task_sizes.get(kind, {})}

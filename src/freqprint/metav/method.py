@@ -82,7 +82,10 @@ class MetaVMethod(MethodDefaults):
         pos = [task.fit(copy.deepcopy(src), data, self.epochs, lr, seed=10 + i) for i, lr in enumerate((0.01, 0.001))]
         pos += [Prune(rate=r)(src) for r in (0.3, 0.6)] + [BackboneNoise(scale=s, seed=1)(src) for s in (0.05, 0.1)]
         pos += [retask(src, 20 + i) for i in range(2)]
-        neg = [task.fit(_reinit(src, 100 + i), data, self.train_epochs, self.lr, seed=100 + i, drop=0.5) for i in range(self.negatives)]
+        neg = [
+            task.fit(_reinit(src, 100 + i), data, self.train_epochs, self.lr, seed=100 + i, drop=0.5)
+            for i in range(self.negatives)
+        ]
         neg += [Prune(rate=0.5)(m) for m in neg[:2]] + [BackboneNoise(scale=0.05, seed=2)(m) for m in neg[2:4]]
         neg += [retask(m, 200 + i) for i, m in enumerate(neg[: self.negatives][:2])]
 

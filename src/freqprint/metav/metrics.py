@@ -64,8 +64,9 @@ def score_metrics(pos: Sequence[float], neg: Sequence[float], threshold: float) 
     }
 
 
-def bootstrap(pos: Sequence[float], neg: Sequence[float], threshold: float, rounds: int = 1000, seed: int = 0,
-              level: float = 0.95) -> dict[str, tuple[float, float]]:
+def bootstrap(
+    pos: Sequence[float], neg: Sequence[float], threshold: float, rounds: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
     """Percentile intervals of :func:`score_metrics` over suspect models resampled with replacement."""
     p, n = np.asarray(pos, float), np.asarray(neg, float)
     rng = np.random.default_rng(seed)
@@ -96,6 +97,10 @@ def per_family(scores: Sequence[float], labels: Sequence[int], families: Sequenc
 
 def summarise(pos: Sequence[float], neg: Sequence[float], threshold: float, rounds: int = 1000) -> dict[str, Any]:
     """Point values, bootstrap intervals and counts in one dict."""
-    return {"n_pos": len(pos), "n_neg": len(neg), "threshold": threshold, **score_metrics(pos, neg, threshold),
-            "ci95": bootstrap(pos, neg, threshold, rounds)}
-
+    return {
+        "n_pos": len(pos),
+        "n_neg": len(neg),
+        "threshold": threshold,
+        **score_metrics(pos, neg, threshold),
+        "ci95": bootstrap(pos, neg, threshold, rounds),
+    }

@@ -29,8 +29,9 @@ kind               data                                        model: inputs →
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,9 +61,11 @@ def _split(ds: ArrayDataset, owner: int, thief: int, seed: int = 0) -> tuple[Arr
     if owner + thief > len(ds):
         raise FreqprintError(f"{ds.name}: asked for {owner} + {thief} samples, it has {len(ds)}")
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
-    a, b = idx[:owner], idx[owner:owner + thief]
-    return (ArrayDataset(ds.images[a], ds.labels[a], ds.classes, ds.name, dict(ds.meta, part="owner")),
-            ArrayDataset(ds.images[b], ds.labels[b], ds.classes, ds.name, dict(ds.meta, part="thief")))
+    a, b = idx[:owner], idx[owner : owner + thief]
+    return (
+        ArrayDataset(ds.images[a], ds.labels[a], ds.classes, ds.name, dict(ds.meta, part="owner")),
+        ArrayDataset(ds.images[b], ds.labels[b], ds.classes, ds.name, dict(ds.meta, part="thief")),
+    )
 
 
 def _straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
@@ -104,8 +107,17 @@ class Task:
         torch.manual_seed(seed)
         return create_model(recipe["model"], **recipe["kwargs"]), recipe
 
-    def fit(self, model: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, layers: str = "all",
-            criterion: Any = None, drop: float | None = None) -> nn.Module:
+    def fit(
+        self,
+        model: nn.Module,
+        data: ArrayDataset,
+        epochs: int,
+        lr: float,
+        seed: int,
+        layers: str = "all",
+        criterion: Any = None,
+        drop: float | None = None,
+    ) -> nn.Module:
         """Train ``model`` in place from its current weights (from scratch, or fine-tuning);
         ``layers="last"`` trains the output layer only, ``drop`` divides the lr by 10 after that
         share of the epochs, ``criterion`` replaces the task's loss."""
@@ -180,15 +192,31 @@ class Task:
 
     def spec(self) -> dict[str, Any]:
         """JSON-able description (goes into a claim artefact)."""
-        return {"kind": self.kind, "dataset": self.dataset, "input_shape": list(self.input_shape), "output_dim": self.output_dim,
-                "feature_dim": self.feature_dim,
-                "owner_size": self.owner_size, "thief_size": self.thief_size, "test_size": self.test_size}
+        return {
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "input_shape": list(self.input_shape),
+            "output_dim": self.output_dim,
+            "feature_dim": self.feature_dim,
+            "owner_size": self.owner_size,
+            "thief_size": self.thief_size,
+            "test_size": self.test_size,
+        }
 
 
-def _train_cfg(epochs: int, lr: float, seed: int, optimizer: str, batch: int, drop: float | None = None,
-               device: str = "cpu") -> TrainConfig:
-    return TrainConfig(epochs=epochs, lr=lr, optimizer=optimizer, lr_drop_at=drop, seed=seed, batch_size=batch, device=device,
-                       weight_decay=0.0 if optimizer == "adam" else 5e-4)
+def _train_cfg(
+    epochs: int, lr: float, seed: int, optimizer: str, batch: int, drop: float | None = None, device: str = "cpu"
+) -> TrainConfig:
+    return TrainConfig(
+        epochs=epochs,
+        lr=lr,
+        optimizer=optimizer,
+        lr_drop_at=drop,
+        seed=seed,
+        batch_size=batch,
+        device=device,
+        weight_decay=0.0 if optimizer == "adam" else 5e-4,
+    )
 
 
 def _freeze_all_but(model: nn.Module, head: nn.Module) -> list[nn.Parameter]:
@@ -232,8 +260,17 @@ class ClassificationTask(Task):
         owner, thief = _split(train_set, self.owner_size, self.thief_size)
         return TaskData(owner, thief, load_dataset("fashion-mnist", "test", root=self.root).subset(self.test_size, seed=1))
 
-    def fit(self, model: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, layers: str = "all",
-            criterion: Any = None, drop: float | None = None) -> nn.Module:
+    def fit(
+        self,
+        model: nn.Module,
+        data: ArrayDataset,
+        epochs: int,
+        lr: float,
+        seed: int,
+        layers: str = "all",
+        criterion: Any = None,
+        drop: float | None = None,
+    ) -> nn.Module:
         frozen = _freeze_all_but(model, self.head(model)) if layers == "last" else []
         cfg = _train_cfg(epochs, lr, seed, "sgd", 64, drop, self.device)
         cfg.output_classes = self.num_classes
@@ -242,8 +279,16 @@ class ClassificationTask(Task):
             p.requires_grad_(True)
         return model.cpu().eval()
 
-    def distill(self, teacher: Outputs, student: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int,
-                temperature: float = 4.0) -> nn.Module:
+    def distill(
+        self,
+        teacher: Outputs,
+        student: nn.Module,
+        data: ArrayDataset,
+        epochs: int,
+        lr: float,
+        seed: int,
+        temperature: float = 4.0,
+    ) -> nn.Module:
         n, t = self.num_classes, temperature
 
         def kd(net: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -252,8 +297,14 @@ class ClassificationTask(Task):
             loss = F.kl_div(F.log_softmax(net(x)[:, :n] / t, 1), soft, reduction="batchmean") * t * t
             return loss, {"kd": float(loss.detach())}
 
-        train(student, data, _train_cfg(epochs, lr, seed, "sgd", 128, device=self.device), criterion=kd, progress=False,
-              description="distill")
+        train(
+            student,
+            data,
+            _train_cfg(epochs, lr, seed, "sgd", 128, device=self.device),
+            criterion=kd,
+            progress=False,
+            description="distill",
+        )
         return student.cpu().eval()
 
     def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -345,14 +396,25 @@ class RegressionTask(Task):
         owner, thief = _split(rest, self.owner_size, self.thief_size, seed=1)
         return TaskData(owner, thief, test)
 
-    def fit(self, model: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, layers: str = "all",
-            criterion: Any = None, drop: float | None = None) -> nn.Module:
+    def fit(
+        self,
+        model: nn.Module,
+        data: ArrayDataset,
+        epochs: int,
+        lr: float,
+        seed: int,
+        layers: str = "all",
+        criterion: Any = None,
+        drop: float | None = None,
+    ) -> nn.Module:
         def mse(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
             loss = F.mse_loss(net(x).squeeze(1), y)
             return loss, {"mse": float(loss.detach())}
 
         frozen = _freeze_all_but(model, self.head(model)) if layers == "last" else []
-        train(model, data, _train_cfg(epochs, lr, seed, "adam", 32, drop, self.device), criterion=criterion or mse, progress=False)
+        train(
+            model, data, _train_cfg(epochs, lr, seed, "adam", 32, drop, self.device), criterion=criterion or mse, progress=False
+        )
         for p in frozen:
             p.requires_grad_(True)
         return model.cpu().eval()
@@ -439,8 +501,17 @@ class GenerationTask(Task):
         m = out.mean()
         self.set_stats(m.expand(out.shape[1]).clone(), out.std().expand(out.shape[1]).clone())
 
-    def fit(self, model: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, layers: str = "all",
-            criterion: Any = None, drop: float | None = None) -> nn.Module:
+    def fit(
+        self,
+        model: nn.Module,
+        data: ArrayDataset,
+        epochs: int,
+        lr: float,
+        seed: int,
+        layers: str = "all",
+        criterion: Any = None,
+        drop: float | None = None,
+    ) -> nn.Module:
         def elbo(net: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
             loss = net.elbo(x)
             return loss, {"elbo": float(loss.detach())}
@@ -451,7 +522,9 @@ class GenerationTask(Task):
             frozen = [p for p in model.parameters() if id(p) not in keep]
             for p in frozen:
                 p.requires_grad_(False)
-        train(model, data, _train_cfg(epochs, lr, seed, "adam", 128, drop, self.device), criterion=criterion or elbo, progress=False)
+        train(
+            model, data, _train_cfg(epochs, lr, seed, "adam", 128, drop, self.device), criterion=criterion or elbo, progress=False
+        )
         for p in frozen:
             p.requires_grad_(True)
         return model.cpu().eval()
@@ -461,7 +534,7 @@ class GenerationTask(Task):
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(len(data), self.latent, generator=g)
         with torch.no_grad():
-            target = torch.cat([teacher(z[i:i + 512]) for i in range(0, len(z), 512)])
+            target = torch.cat([teacher(z[i : i + 512]) for i in range(0, len(z), 512)])
 
         def match(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
             loss = F.binary_cross_entropy(net(x).flatten(1), y.flatten(1))
@@ -498,8 +571,11 @@ class GenerationTask(Task):
         return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
 
 
-TASK_KINDS: dict[str, type[Task]] = {"classification": ClassificationTask, "regression": RegressionTask,
-                                     "generation": GenerationTask}
+TASK_KINDS: dict[str, type[Task]] = {
+    "classification": ClassificationTask,
+    "regression": RegressionTask,
+    "generation": GenerationTask,
+}
 
 
 def create_task(kind: str, **kwargs: Any) -> Task:
@@ -509,4 +585,3 @@ def create_task(kind: str, **kwargs: Any) -> Task:
         return TASK_KINDS[kind](**kwargs)
     except TypeError as e:
         raise FreqprintError(f"task {kind!r}: {e}") from None
-

@@ -17,7 +17,21 @@ from freqprint.models.resnet import ResNet18, ResNet50
 from freqprint.models.small import VAE, LeNet, MLPClassifier, RegressionMLP
 from freqprint.models.smallcnn import SmallCNN
 
-__all__ = ["VAE", "AlexNet", "LeNet", "MLPClassifier", "RegressionMLP", "ResNet18", "ResNet50", "SmallCNN", "create_model", "default_target", "init_law", "list_models", "register_model"]
+__all__ = [
+    "VAE",
+    "AlexNet",
+    "LeNet",
+    "MLPClassifier",
+    "RegressionMLP",
+    "ResNet18",
+    "ResNet50",
+    "SmallCNN",
+    "create_model",
+    "default_target",
+    "init_law",
+    "list_models",
+    "register_model",
+]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _TARGETS: dict[str, str] = {}

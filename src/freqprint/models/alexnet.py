@@ -18,8 +18,13 @@ class AlexNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         hidden = max(16, int(round(1024 * width)))
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Dropout(0.5), nn.Linear(c[4] * 4, hidden), nn.ReLU(inplace=True),
-            nn.Dropout(0.5), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+            nn.Flatten(),
+            nn.Dropout(0.5),
+            nn.Linear(c[4] * 4, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
         )
         self.fc = nn.Linear(hidden, num_classes)
         # Without BatchNorm, PyTorch's default init shrinks the signal ~3x per conv (std 0.24 ->

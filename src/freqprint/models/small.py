@@ -25,7 +25,9 @@ def _mlp(sizes: list[int], act: type[nn.Module]) -> nn.Sequential:
 class MLPClassifier(nn.Module):
     """Flatten → ``depth`` hidden ReLU layers of ``hidden`` units → ``fc`` (the head)."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28, hidden: int = 128, depth: int = 2) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28, hidden: int = 128, depth: int = 2
+    ) -> None:
         super().__init__()
         self.body = _mlp([in_channels * image_size * image_size] + [hidden] * depth, nn.ReLU)
         self.fc = nn.Linear(hidden, num_classes)
@@ -57,7 +59,9 @@ class LeNet(nn.Module):
 class RegressionMLP(nn.Module):
     """Tabular regression: ``in_features`` → ``depth`` × ``hidden`` (ReLU or tanh) → ``out_features``."""
 
-    def __init__(self, in_features: int = 10, out_features: int = 1, hidden: int = 64, depth: int = 2, activation: str = "relu") -> None:
+    def __init__(
+        self, in_features: int = 10, out_features: int = 1, hidden: int = 64, depth: int = 2, activation: str = "relu"
+    ) -> None:
         super().__init__()
         act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
         self.net = _mlp([in_features] + [hidden] * depth + [out_features], act)
@@ -72,7 +76,9 @@ class VAE(nn.Module):
     only matters for training (:meth:`elbo`).  ``decoder="mlp"`` or ``"conv"`` (two transposed
     convolutions from a 7×7 map; 28×28 images only)."""
 
-    def __init__(self, latent: int = 8, hidden: int = 256, in_channels: int = 1, image_size: int = 28, decoder: str = "mlp") -> None:
+    def __init__(
+        self, latent: int = 8, hidden: int = 256, in_channels: int = 1, image_size: int = 28, decoder: str = "mlp"
+    ) -> None:
         super().__init__()
         self.latent, self.shape = latent, (in_channels, image_size, image_size)
         d = in_channels * image_size * image_size
@@ -82,9 +88,15 @@ class VAE(nn.Module):
         elif decoder == "conv":
             if image_size != 28:
                 raise TypeError("the conv decoder makes 28x28 images")
-            self.decoder = nn.Sequential(nn.Linear(latent, 32 * 49), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
-                                         nn.ConvTranspose2d(32, 16, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(16, in_channels, 4, 2, 1),
-                                         nn.Flatten())
+            self.decoder = nn.Sequential(
+                nn.Linear(latent, 32 * 49),
+                nn.ReLU(),
+                nn.Unflatten(1, (32, 7, 7)),
+                nn.ConvTranspose2d(32, 16, 4, 2, 1),
+                nn.ReLU(),
+                nn.ConvTranspose2d(16, in_channels, 4, 2, 1),
+                nn.Flatten(),
+            )
         else:
             raise TypeError(f"decoder must be 'mlp' or 'conv', got {decoder!r}")
 
@@ -100,4 +112,3 @@ class VAE(nn.Module):
         rec = nn.functional.binary_cross_entropy_with_logits(logits, torch.flatten(x, 1), reduction="sum") / len(x)
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(x)
         return rec + kl
-

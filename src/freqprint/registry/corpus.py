@@ -38,9 +38,20 @@ from freqprint.module import FingerprintConfig, attach
 
 __all__ = ["DERIVING_ATTACKS", "build_corpus", "owner_model"]
 
-DERIVING_ATTACKS = ("scale-channels", "permute-module", "scale-module", "grid-transpose", "dummy-filters(extra=16)",
-                    "pad-channels(extra=4)", "factorize", "redraw-invisible", "prune", "quantize", "noise-backbone",
-                    "scale-blocks")
+DERIVING_ATTACKS = (
+    "scale-channels",
+    "permute-module",
+    "scale-module",
+    "grid-transpose",
+    "dummy-filters(extra=16)",
+    "pad-channels(extra=4)",
+    "factorize",
+    "redraw-invisible",
+    "prune",
+    "quantize",
+    "noise-backbone",
+    "scale-blocks",
+)
 LAYOUTS = ("rename", "flat", "HWIO", "OHWI", "fp16", "T", "rot90", None)  # None: as trained, module name kept
 FORMATS = ("safetensors", "pt", "sharded", "hf")
 
@@ -75,8 +86,16 @@ def _write(sd: dict[str, torch.Tensor], path: Path, fmt: str) -> Path:
     return path
 
 
-def build_corpus(root: str | Path, owners: int = 3, derived_per_owner: int = 40, unrelated: int = 50, corrupt: int = 15,
-                 hostile: int = 15, width: int = 8, filters: int = 32) -> tuple[list[Path], dict[str, str | None]]:
+def build_corpus(
+    root: str | Path,
+    owners: int = 3,
+    derived_per_owner: int = 40,
+    unrelated: int = 50,
+    corrupt: int = 15,
+    hostile: int = 15,
+    width: int = 8,
+    filters: int = 32,
+) -> tuple[list[Path], dict[str, str | None]]:
     """Write the corpus under ``root``: ``(owner key files, labels)`` (module docstring)."""
     root = Path(root)
     (root / "keys").mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,16 @@ from typing import Any
 from freqprint.errors import FreqprintError
 from freqprint.executor import EXECUTORS, create_executor
 
-__all__ = ["CHECKPOINT_SUFFIXES", "EXECUTORS", "ScanSummary", "content_hash", "find_checkpoints", "registry_state", "scan", "scan_one"]
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "EXECUTORS",
+    "ScanSummary",
+    "content_hash",
+    "find_checkpoints",
+    "registry_state",
+    "scan",
+    "scan_one",
+]
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 _CHUNK = 1 << 20
@@ -111,8 +120,9 @@ def registry_state(registry_path: str | Path) -> str:
 _WORKER: dict[str, Any] = {}
 
 
-def scan_one(registry_path: str, path: str, alpha: float = 1e-6, screen: bool = True, state: str = "",
-             digest: str | None = None) -> dict[str, Any]:
+def scan_one(
+    registry_path: str, path: str, alpha: float = 1e-6, screen: bool = True, state: str = "", digest: str | None = None
+) -> dict[str, Any]:
     """The record of one checkpoint (module docstring); every failure becomes ``status: error``."""
     from freqprint.registry.store import Registry
 
@@ -208,8 +218,16 @@ def scan(
                 try:
                     digest = content_hash(path)
                 except OSError as e:
-                    record({"path": str(path), "sha256": None, "state": state, "status": "error",
-                            "error": f"cannot read ({e.strerror})", "seconds": 0.0})
+                    record(
+                        {
+                            "path": str(path),
+                            "sha256": None,
+                            "state": state,
+                            "status": "error",
+                            "error": f"cannot read ({e.strerror})",
+                            "seconds": 0.0,
+                        }
+                    )
                     continue
                 if digest in done:
                     summary.skipped += 1
@@ -229,4 +247,3 @@ def scan(
         ex.close()
     summary.seconds = time.perf_counter() - t0
     return summary
-

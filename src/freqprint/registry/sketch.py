@@ -144,8 +144,9 @@ def _moments(w: torch.Tensor, b: Basis) -> list[tuple[torch.Tensor, torch.Tensor
     return out
 
 
-def _features(moments: list[tuple[torch.Tensor, torch.Tensor]], b: Basis,
-              lifts: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+def _features(
+    moments: list[tuple[torch.Tensor, torch.Tensor]], b: Basis, lifts: tuple[torch.Tensor, ...] | None = None
+) -> torch.Tensor:
     """The sketch ``[C, dims]`` from raw moments: per block ``[m₁ | isometric triangle of M₂]``,
     projected when large, centred over channels, unit length.  With a symmetry's ``lifts`` the
     moments are first moved to that symmetry (``m₁ → L·m₁``, ``M₂ → L·M₂·Lᵀ``)."""
@@ -222,10 +223,12 @@ def suspect_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
 @lru_cache(maxsize=32)
 def decoy_sketches(b: Basis, filters: int, channels: int) -> torch.Tensor:
     """``[DECOYS, C, dims]``: sketches of W₀ draws from public seeds, unrelated to any owner."""
-    return torch.stack([
-        channel_sketch(initial_weight(f"freqprint-registry-decoy-{i}", "decoy", filters, channels, b.kernel_size), b)
-        for i in range(DECOYS)
-    ]).float()
+    return torch.stack(
+        [
+            channel_sketch(initial_weight(f"freqprint-registry-decoy-{i}", "decoy", filters, channels, b.kernel_size), b)
+            for i in range(DECOYS)
+        ]
+    ).float()
 
 
 def block_scores(keys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int], chunk: int = 256) -> torch.Tensor:
@@ -236,10 +239,10 @@ def block_scores(keys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int], c
     s = sus.float()
     dv = dims[0]
     for lo in range(0, n, chunk):
-        k = keys[lo:lo + chunk].float()
+        k = keys[lo : lo + chunk].float()
         for j, sl in enumerate((slice(0, dv), slice(dv, None))):
             corr = torch.einsum("ncx,gex->ngce", k[..., sl], s[..., sl])  # [n, 8, C, C′]
-            out[lo:lo + chunk, j] = corr.amax(-1).mean(-1).amax(-1)
+            out[lo : lo + chunk, j] = corr.amax(-1).mean(-1).amax(-1)
     return out
 
 

@@ -177,8 +177,9 @@ class Registry:
                 raise
         return self.add_key(key, path.read_bytes(), name or path.stem, kind=kind, always_test=always_test)
 
-    def add_key(self, key: FingerprintKey, data: bytes, name: str, kind: str = "key", always_test: bool = False,
-                commit: bool = True) -> Entry:
+    def add_key(
+        self, key: FingerprintKey, data: bytes, name: str, kind: str = "key", always_test: bool = False, commit: bool = True
+    ) -> Entry:
         """Register a key already loaded (``data``: its file's bytes).  ``commit=False`` leaves the
         transaction open for bulk loads (call :meth:`commit`)."""
         if key.weights is None:
@@ -192,28 +193,60 @@ class Registry:
             self.db.execute(
                 "INSERT INTO keys (name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test,"
                 " added, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (name, kind, key.commitment, key.layer, key.filters, key.channels, key.kernel_size, json.dumps(asdict(b)),
-                 int(key.anchored), int(always_test), added, sk, data))
+                (
+                    name,
+                    kind,
+                    key.commitment,
+                    key.layer,
+                    key.filters,
+                    key.channels,
+                    key.kernel_size,
+                    json.dumps(asdict(b)),
+                    int(key.anchored),
+                    int(always_test),
+                    added,
+                    sk,
+                    data,
+                ),
+            )
             if commit:
                 self.db.commit()
         except sqlite3.IntegrityError:
-            raise FreqprintError(f"{name}: a key named {name!r} or with commitment {key.commitment[:12]}… is already registered") from None
+            raise FreqprintError(
+                f"{name}: a key named {name!r} or with commitment {key.commitment[:12]}… is already registered"
+            ) from None
         self._groups = None
         self.__dict__.pop("_layer_of", None)
-        return Entry(name, kind, key.commitment, key.layer, key.filters, key.channels, key.kernel_size, b.name, key.anchored,
-                     always_test, added)
+        return Entry(
+            name,
+            kind,
+            key.commitment,
+            key.layer,
+            key.filters,
+            key.channels,
+            key.kernel_size,
+            b.name,
+            key.anchored,
+            always_test,
+            added,
+        )
 
     def commit(self) -> None:
         self.db.commit()
 
     def entries(self) -> list[Entry]:
-        rows = self.db.execute("SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
-                               "FROM keys ORDER BY id").fetchall()
+        rows = self.db.execute(
+            "SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
+            "FROM keys ORDER BY id"
+        ).fetchall()
         return [self._entry(r) for r in rows]
 
     def entry(self, name: str) -> Entry:
-        r = self.db.execute("SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
-                            "FROM keys WHERE name=? OR commitment=?", (name, name)).fetchone()
+        r = self.db.execute(
+            "SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
+            "FROM keys WHERE name=? OR commitment=?",
+            (name, name),
+        ).fetchone()
         if r is None:
             raise FreqprintError(f"{self.path}: no key named {name!r}")
         return self._entry(r)
@@ -250,7 +283,9 @@ class Registry:
         loaded once per registry object."""
         if self._groups is None:
             acc: dict[tuple[str, int, int], tuple[Basis, list[int], list[np.ndarray]]] = {}
-            for kid, basis, d, c, sk in self.db.execute("SELECT id, basis, filters, channels, sketch FROM keys WHERE always_test=0"):
+            for kid, basis, d, c, sk in self.db.execute(
+                "SELECT id, basis, filters, channels, sketch FROM keys WHERE always_test=0"
+            ):
                 b = basis_from_json(basis)
                 g = acc.setdefault((b.name, d, c), (b, [], []))
                 g[1].append(kid)
@@ -283,7 +318,9 @@ class Registry:
                     t = loaded[name]
                     if t is None:
                         if name in self._layers(ids):  # as verify: NaN where a key points is an error, elsewhere skipped
-                            raise FreqprintError(f"{store.name}: tensor {name!r}, where a registered key points, contains NaN or Inf values")
+                            raise FreqprintError(
+                                f"{store.name}: tensor {name!r}, where a registered key points, contains NaN or Inf values"
+                            )
                         continue
                     ws = dict(readings(t, c, k, dihedral=False))[layout]
                     z = score(sketches, decoy_sketches(b, d, c), suspect_sketch(ws, b), block_dims(b))
@@ -321,7 +358,20 @@ class Registry:
             except NoMaterial:
                 continue
             log10_reg = min(0.0, rep.log10_p + math.log10(max(1, n_keys)))
-            matches.append(Match(name, key.commitment, log10_reg < math.log10(alpha), rep.p_value, rep.log10_p, log10_reg,
-                                 rep.layer, rep.layout, rep.hits, rep.filters, todo[kid]))
+            matches.append(
+                Match(
+                    name,
+                    key.commitment,
+                    log10_reg < math.log10(alpha),
+                    rep.p_value,
+                    rep.log10_p,
+                    log10_reg,
+                    rep.layer,
+                    rep.layout,
+                    rep.hits,
+                    rep.filters,
+                    todo[kid],
+                )
+            )
         matches.sort(key=lambda m: m.log10_p)
         return MatchResult(store.name, matches, n_keys, scored, len(todo), time.perf_counter() - t0)
