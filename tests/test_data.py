@@ -95,3 +95,19 @@ def test_image_folder(tmp_path):
     assert ds.images[0, 0].mean() > 0.99 and ds.images[-1, 2].mean() > 0.99
     with pytest.raises(FreqprintError, match="unknown dataset"):
         load_dataset("imagenet")
+
+
+def test_make_data_installed_the_packaged_data():
+    """``make test`` installs the real data some tests read (MetaV's tasks train on Fashion-MNIST)
+    before it runs them, as a fresh machine needs: ``scripts/ensure-data.sh`` leaves
+    ``.data/ready.json``, and the loaders find the full data sets at their default places.  Run
+    ``make data`` (or ``make test``) when this fails."""
+    import json
+    from pathlib import Path
+
+    ready = Path(__file__).resolve().parent.parent / ".data" / "ready.json"
+    assert ready.is_file(), "the data step did not run: make data"
+    where = json.loads(ready.read_text())
+    assert Path(where["fashion_mnist"], "train-images-idx3-ubyte.gz").is_file() and where["mnist_digits"], where
+    assert len(load_dataset("fashion-mnist", "train")) == 60000 and len(load_dataset("fashion-mnist", "test")) == 10000
+    assert load_dataset("mnist-digits", "train").num_classes == 10

@@ -168,6 +168,60 @@ def test_a_callable_suspect_works_like_the_model(fitted):
         mv.score(42)
 
 
+CODE_SUSPECTS = """
+import pathlib, sys, torch
+pathlib.Path(__file__).with_name("imported.marker").write_text("ran")  # proof that importing ran this code
+def good(x):
+    return torch.zeros(len(x), 784)
+def raises(x):
+    raise RuntimeError("boom")
+def no_args():
+    return 0
+def exits(x):
+    sys.exit(0)
+def wrong_shape(x):
+    return torch.zeros(3)
+def nan(x):
+    return torch.full((len(x), 784), float("nan"))
+"""
+
+
+def test_code_suspects_run_only_when_allowed_and_their_failures_are_refusals(fitted, tmp_path, monkeypatch, capsys):
+    """``py:MODULE:FUNCTION`` imports and runs code: refused (and never imported) without
+    ``--allow-code``; with it, a callable that fails is exit 2 with one line, never a verdict."""
+    from cli_helpers import run
+
+    ens, mv = fitted["generation"]
+    claim = tmp_path / "gen.safetensors"
+    save_claim(mv, claim, ens.manifest.to_dict(), ens.hashes)
+    (tmp_path / "suspect_code.py").write_text(CODE_SUSPECTS)
+    (tmp_path / "exiting_code.py").write_text("raise SystemExit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    marker = tmp_path / "imported.marker"
+    for args in (
+        ["metav", "verify", claim, "py:suspect_code:good"],
+        ["metav", "verify", claim, "--panel", "py:suspect_code:good"],
+    ):
+        rc, out, err = run(args, monkeypatch, capsys)
+        assert rc == 2 and err.startswith("error:") and "--allow-code" in err and len(err.strip().splitlines()) == 1, err
+        assert not marker.exists()
+    rc, out, err = run(["metav", "verify", claim, "py:suspect_code:good", "--allow-code", "--json"], monkeypatch, capsys)
+    assert rc in (0, 1) and marker.exists() and json.loads(out)["suspects"][0]["threshold"] == mv.threshold, err
+    for spec, why in (
+        ("raises", "RuntimeError: boom"),
+        ("no_args", "TypeError"),
+        ("exits", "SystemExit"),
+        ("wrong_shape", "shape"),
+        ("nan", "NaN"),
+        ("missing", "AttributeError"),
+    ):
+        rc, out, err = run(["metav", "verify", claim, f"py:suspect_code:{spec}", "--allow-code"], monkeypatch, capsys)
+        assert rc == 2 and err.startswith("error:") and why in err and len(err.strip().splitlines()) == 1, (spec, err)
+    for spec in ("py:exiting_code:f", "py:no_such_module:f", "py:suspect_code"):
+        rc, out, err = run(["metav", "verify", claim, spec, "--allow-code"], monkeypatch, capsys)
+        assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, (spec, err)
+
+
 def test_the_claim_artefact_round_trips_and_its_commitment_detects_tampering(fitted, tmp_path):
     ens, mv = fitted["regression"]
     path = tmp_path / "claim.safetensors"

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from freqprint.errors import FreqprintError
-from freqprint.key import FingerprintKey, extract, read_json_metadata
+from freqprint.key import FingerprintKey, extract, header_metadata, read_json_metadata
 from freqprint.module import initial_weight
 from freqprint.null import LN10, kernel_logtail
 from freqprint.spectral import kernel_basis, revised_dft_at
@@ -101,16 +101,25 @@ class ClaimBundle:
     def load(cls, path: str | Path) -> ClaimBundle:
         path = Path(path)
         meta = read_json_metadata(path, "freqprint.claim", "a freqprint claim bundle")
+        return cls._from_meta(meta, FingerprintKey.load(path), str(path))  # a bundle is a key file: same checks
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str, key: FingerprintKey | None = None) -> ClaimBundle:
+        """A bundle from its file's bytes (``key``: the key already read from the same bytes)."""
+        meta = header_metadata(data, "freqprint.claim", "a freqprint claim bundle", source)
+        return cls._from_meta(meta, key if key is not None else FingerprintKey.from_bytes(data, source), source)
+
+    @classmethod
+    def _from_meta(cls, meta: dict, key: FingerprintKey, source: str) -> ClaimBundle:
         if meta.get("format") != FORMAT:
-            raise FreqprintError(f"{path}: unsupported claim format {meta.get('format')!r}")
+            raise FreqprintError(f"{source}: unsupported claim format {meta.get('format')!r}")
         for name in ("host", "salt", "secret_commitment", "created", "commitment", "key_commitment"):
             if not isinstance(meta.get(name), str):
-                raise FreqprintError(f"{path}: claim field {name!r} is missing or not a string")
+                raise FreqprintError(f"{source}: claim field {name!r} is missing or not a string")
         try:
             bytes.fromhex(meta["salt"])
         except ValueError:
-            raise FreqprintError(f"{path}: claim field 'salt' is not hex") from None
-        key = FingerprintKey.load(path)  # a bundle is a key file: same format checks, same commitment
+            raise FreqprintError(f"{source}: claim field 'salt' is not hex") from None
         bundle = cls(
             key=key,
             host=meta["host"],
@@ -120,7 +129,7 @@ class ClaimBundle:
             commitment=meta["commitment"],
         )
         if meta["key_commitment"] != key.commitment or bundle.compute_commitment() != bundle.commitment:
-            raise FreqprintError(f"{path}: the claim's content does not match its SHA-256 commitment (tampered or corrupt)")
+            raise FreqprintError(f"{source}: the claim's content does not match its SHA-256 commitment (tampered or corrupt)")
         return bundle
 
 

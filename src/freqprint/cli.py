@@ -1,7 +1,8 @@
 """``freqprint`` command line: a thin shell over the Python API (nothing imports this module).
 
-Exit codes: 0 success (for ``verify``: fingerprint found), 1 fingerprint not found, 2 error with
-a one-line message on stderr.
+Exit codes (``freqprint.errors``): 0 found / derived / done, 1 not found / not derived, 2 the
+input was refused (one ``error:`` line on stderr), 3 an unexpected failure: a bug (one ``bug:``
+line; ``FREQPRINT_DEBUG=1`` prints the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import EXIT_BUG, EXIT_REFUSED, FreqprintError
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Frequency fingerprints for neural networks that survive fine-tuning."
@@ -61,10 +62,9 @@ def _log(message: str) -> None:
 
 def _secret(secret: str | None, secret_file: Path | None) -> str:
     if secret_file is not None:
-        try:
-            return secret_file.read_text().strip()
-        except OSError as e:
-            raise FreqprintError(f"cannot read secret file {secret_file}: {e.strerror}") from None
+        from freqprint.files import read_secret_file
+
+        return read_secret_file(secret_file)
     if secret:
         return secret
     env = os.environ.get("FREQPRINT_SECRET")
@@ -637,10 +637,11 @@ def scan_cmd(
     """Match every checkpoint under PATHS against the registry.  Exit 0 = done (matches or not), 2 = error."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from freqprint.registry.scan import scan
+    from freqprint.registry.scan import check_scan_options, scan
 
     if not registry.is_file():
         raise FreqprintError(f"{registry}: no such registry (create one with: freqprint registry add KEY --registry {registry})")
+    check_scan_options(paths, registry, alpha, executor, workers)  # before the progress bar draws anything
     found: list[tuple[str, str, float]] = []
     errors: list[tuple[str, str]] = []
     with Progress(
@@ -792,25 +793,6 @@ def metav_train_cmd(
     )
 
 
-def _metav_suspect(spec: str):
-    """A suspect: a model file with a freqprint recipe, or ``py:module:attribute`` (a callable)."""
-    import importlib
-
-    if spec.startswith("py:"):
-        mod, _, attr = spec[3:].partition(":")
-        try:
-            fn = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError, ValueError) as e:
-            raise FreqprintError(f"cannot import the suspect callable {spec[3:]!r}: {e}") from None
-        if not callable(fn):
-            raise FreqprintError(f"{spec[3:]} is not callable")
-        return fn
-    from freqprint.checkpoint import load_model
-
-    model, _ = load_model(spec)
-    return model.eval()
-
-
 def _metav_paths(items: list[str]) -> list[str]:
     from freqprint.registry.scan import find_checkpoints
 
@@ -824,23 +806,39 @@ def _metav_paths(items: list[str]) -> list[str]:
 @metav_app.command("verify")
 def metav_verify_cmd(
     claim: Path = typer.Argument(..., help="a MetaV claim artefact"),
-    suspects: list[str] | None = typer.Argument(None, help="model files (freqprint recipe) or py:module:function callables"),
+    suspects: list[str] | None = typer.Argument(
+        None, help="model files (freqprint recipe), or py:MODULE:FUNCTION callables with --allow-code"
+    ),
     panel: list[str] | None = typer.Option(
         None, "--panel", help="independent models (files or folders) to re-check the claim on"
     ),
+    allow_code: bool = typer.Option(
+        False,
+        "--allow-code",
+        help="let py:MODULE:FUNCTION suspects import and run that Python code (never for a spec you did not write)",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel."""
-    from freqprint.metav import load_claim, panel_check
+    """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel.
 
+    A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
+    from freqprint.metav import load_claim, panel_check
+    from freqprint.metav.suspects import load_suspect
+
+    code = [s for s in [*(suspects or []), *(panel or [])] if s.startswith("py:")]
+    if code and not allow_code:
+        raise FreqprintError(
+            f"{code[0]} is Python code: importing it runs that module with your rights; "
+            "pass --allow-code only for code you trust (never for a spec another party handed you)"
+        )
     mv, meta = load_claim(claim)
     if not suspects and not panel:
         raise FreqprintError("give suspects to verify, or --panel models to re-check the claim on")
-    rows = [{"suspect": s, **mv.verify(_metav_suspect(s))} for s in (suspects or [])]
+    rows = [{"suspect": s, **mv.verify(load_suspect(s, allow_code))} for s in (suspects or [])]
     report: dict = {"claim": str(claim), "commitment": meta["commitment"], "task": meta["task"]["kind"], "suspects": rows}
     if panel:
         names = _metav_paths(panel)
-        report["panel"] = panel_check(mv, [_metav_suspect(n) for n in names], names).to_dict()
+        report["panel"] = panel_check(mv, [load_suspect(n, allow_code) for n in names], names).to_dict()
     if as_json:
         out_console.print_json(json.dumps(report))
     else:
@@ -898,20 +896,11 @@ def study_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Which frequencies stayed put: S' against other frequencies of equally small Dirichlet gain."""
-    from freqprint.checkpoint import check_finite, load_state_dict
-    from freqprint.key import find_module_weight, parse_grid
-    from freqprint.study import frequency_stability
+    from freqprint.study import study_files
 
     if not 0 < tau <= 1:  # NaN fails too
         raise FreqprintError(f"--tau must be in (0, 1], got {tau}")
-    sa, sb = load_state_dict(source), load_state_dict(derived)
-    name, wa, grid = find_module_weight(sa, target, str(source))
-    m, n, _, r, _ = parse_grid(grid, wa)
-    if name not in sb or sb[name].shape != wa.shape:
-        raise FreqprintError(f"{derived} has no {name!r} of shape {list(wa.shape)}")
-    check_finite({name: wa}, str(source))
-    check_finite({name: sb[name]}, str(derived))
-    rows = [g.to_dict() for g in frequency_stability(wa, sb[name], (m, n), r, tau)]
+    rows = [g.to_dict() for g in study_files(source, derived, tau, target)]
     if as_json:
         out_console.print_json(json.dumps(rows))
         return
@@ -1376,14 +1365,25 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
 _USAGE_ERRORS = _usage_errors()
 
 
-def _fail(message: str) -> None:
-    """One line on stderr, never wrapped, then exit 2."""
-    print("error: " + " ".join(message.split()), file=sys.stderr)
-    sys.exit(2)
+def _fail(message: str, code: int = EXIT_REFUSED, prefix: str = "error") -> None:
+    """One line on stderr, never wrapped (with ``FREQPRINT_DEBUG=1`` the traceback first), then exit."""
+    if os.environ.get("FREQPRINT_DEBUG") and sys.exc_info()[0] is not None:
+        import traceback
+
+        traceback.print_exc()
+    print(f"{prefix}: " + " ".join(message.split()), file=sys.stderr)
+    sys.exit(code)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 def main() -> None:
-    """Entry point: run the app, turning every user-facing failure into one line and exit 2."""
+    """Entry point.  Exit codes mean one thing each (``freqprint.errors``): 0 found / derived /
+    done, 1 not found / not derived, 2 the input was refused (one ``error:`` line), 3 a bug (one
+    ``bug:`` line; ``FREQPRINT_DEBUG=1`` prints the traceback), 130 interrupted."""
     try:
         rc = app(standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
@@ -1392,12 +1392,15 @@ def main() -> None:
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        _fail("aborted")
+        _fail("interrupted", code=130)
     except _USAGE_ERRORS as e:
         _fail(e.format_message() if hasattr(e, "format_message") else str(e))
-    except (OSError, ValueError, RuntimeError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        _fail(f"{type(e).__name__}: {msg}")
+    except OSError as e:
+        if e.filename is not None:  # the operating system refused a path the user named (unwritable --out, ...)
+            _fail(f"{e.filename}: {e.strerror or _first_line(e)}")
+        _fail(f"{type(e).__name__}: {_first_line(e)} (unexpected; FREQPRINT_DEBUG=1 shows the traceback)", EXIT_BUG, "bug")
+    except Exception as e:
+        _fail(f"{type(e).__name__}: {_first_line(e)} (unexpected; FREQPRINT_DEBUG=1 shows the traceback)", EXIT_BUG, "bug")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise FreqprintError("--executor ray needs Ray: pip install torch==2.13.0 'freqprint[ray]'") from None
+            raise FreqprintError("the ray executor needs Ray: pip install torch==2.13.0 'freqprint[ray]'") from None
         if workers < 1 or gpus < 0:
             raise FreqprintError(f"workers must be >= 1 and gpus >= 0, got {workers} and {gpus}")
         self.ray, self.workers, self.gpus = ray, workers, gpus
@@ -140,7 +140,9 @@ def create_executor(kind: str = "local", workers: int = 1, address: str | None =
         raise FreqprintError(f"unknown executor {kind!r}; choose from {', '.join(EXECUTORS)}")
     if kind == "local":
         if gpus:
-            raise FreqprintError("gpus per job is a Ray resource: use --executor ray (locally, --device cuda trains on the GPU)")
+            raise FreqprintError(
+                "gpus per job is a Ray resource: use the ray executor (locally, device='cuda' trains on the GPU)"
+            )
         return LocalExecutor(workers)
     return RayExecutor(workers, address, gpus)
 

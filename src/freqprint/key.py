@@ -27,16 +27,26 @@ from safetensors.torch import safe_open
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from freqprint.checkpoint import check_finite, load_state_dict
-from freqprint.errors import FreqprintError
+from freqprint.checkpoint import TensorStore, check_finite, load_state_dict, open_tensors
+from freqprint.errors import FreqprintError, InvalidArgument, NoMaterial, UnreadableFile
 from freqprint.module import get_fingerprint_module, initial_weight
-from freqprint.spectral import Frequency, conjugate_weights, invariant_frequencies, low_gain_frequencies, revised_dft_at
+from freqprint.spectral import (
+    Frequency,
+    conjugate_weights,
+    count_invariant_frequencies,
+    count_low_gain_frequencies,
+    invariant_frequencies,
+    low_gain_frequencies,
+    revised_dft_at,
+)
 
 __all__ = [
     "FREQUENCY_SETS",
     "FingerprintKey",
+    "check_key_size",
     "extract",
     "find_module_weight",
+    "frequency_count",
     "frequency_set",
     "parse_grid",
     "read_json_metadata",
@@ -47,6 +57,15 @@ OLD_FORMATS = ("freqprint-key/1",)
 FREQUENCY_SETS = ("sprime", "low-gain")
 MAX_GRID = 4096  # feature grids larger than this are refused (a hostile header cannot make us allocate M·N)
 MAX_KEY_BYTES = 256 * 2**20  # a key for D=256 filters on C=512 channels is ~5 MB
+
+
+def frequency_count(name: str, grid: tuple[int, int], kernel_size: int, radius: int) -> int:
+    """How many frequencies :func:`frequency_set` holds, in O(M + N) time and memory."""
+    if name == "sprime":
+        return count_invariant_frequencies(grid, kernel_size)
+    if name == "low-gain":
+        return count_low_gain_frequencies(grid, kernel_size, radius)
+    raise InvalidArgument(f"unknown frequency set {name!r}; choose from {', '.join(FREQUENCY_SETS)}")
 
 
 def frequency_set(name: str, grid: tuple[int, int], kernel_size: int, radius: int) -> list[Frequency]:
@@ -142,12 +161,9 @@ class FingerprintKey:
         h.update(np.asarray(self.frequencies, dtype="<i8").tobytes())
         h.update(np.asarray(self.multiplicity, dtype="<i8").tobytes())
         s = self.spectra.to(torch.complex64)
-        h.update(s.real.contiguous().numpy().astype("<f4").tobytes())
-        h.update(s.imag.contiguous().numpy().astype("<f4").tobytes())
-        if self.weights is not None:
-            h.update(self.weights.float().contiguous().numpy().astype("<f4").tobytes())
-        if self.anchor is not None:
-            h.update(self.anchor.float().contiguous().numpy().astype("<f4").tobytes())
+        for part in (s.real, s.imag, self.weights, self.anchor):  # hashed in place: no byte copies of a large key
+            if part is not None:
+                h.update(np.ascontiguousarray(part.detach().float().numpy(), dtype="<f4").data)
         return h.hexdigest()
 
     def save(self, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
@@ -193,18 +209,19 @@ class FingerprintKey:
         """A key from the bytes of a key file (a registry keeps them in its database); the same
         checks as :meth:`load`."""
         if len(data) > MAX_KEY_BYTES:
-            raise FreqprintError(f"{source}: {len(data)} bytes, more than a key can need")
+            raise UnreadableFile(f"{source}: {len(data)} bytes, more than a key can need")
+        meta = header_metadata(data, "freqprint.key", "a freqprint key", source)
+        if meta.get("format") in OLD_FORMATS:
+            raise FreqprintError(
+                f"{source} is a {meta['format']} key, which cannot be verified by this version "
+                "(its spectra do not determine the kernels); re-extract it: freqprint extract MODEL --out KEY"
+            )
+        if meta.get("format") != FORMAT:
+            raise FreqprintError(f"{source}: unsupported key format {meta.get('format')!r}")
         try:
-            n = int.from_bytes(data[:8], "little")
-            if n > len(data) - 8:
-                raise ValueError("header longer than the file")
-            header = json.loads(data[8 : 8 + n])
-            meta = json.loads(header["__metadata__"]["freqprint.key"])
             sd = safetensors_load(data)
-        except (KeyError, TypeError, ValueError, SafetensorError, RecursionError):
-            raise FreqprintError(f"{source} is not a freqprint key (unreadable safetensors header)") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise FreqprintError(f"{source}: unsupported key format")
+        except (SafetensorError, ValueError, RuntimeError):
+            raise UnreadableFile(f"{source} is a corrupt or truncated safetensors file") from None
         return cls.from_parts(meta, sd, source)
 
     @classmethod
@@ -316,7 +333,7 @@ class _Fields:
 def read_json_metadata(path: Path, field_name: str, what: str) -> dict[str, Any]:
     """The JSON object stored under ``field_name`` in a safetensors header, or one error."""
     if not path.is_file():
-        raise FreqprintError(f"{path}: no such file")
+        raise UnreadableFile(f"{path}: no such file")
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {})[field_name]
@@ -328,17 +345,71 @@ def read_json_metadata(path: Path, field_name: str, what: str) -> dict[str, Any]
     return meta
 
 
-def find_module_weight(sd: dict[str, torch.Tensor], target: str | None, source: str) -> tuple[str, torch.Tensor, list[int]]:
-    """``(name, weight, grid)`` of the one fingerprint module stored in a state dict; ``grid`` is
-    ``[M, N, K, r]`` plus ``1`` for the ReLU merge."""
-    names = [k[: -len(".weight")] for k in sd if k.endswith("fingerprint.weight") and k[: -len(".weight")] + ".grid" in sd]
+def header_metadata(data: bytes, field_name: str, what: str, source: str) -> dict[str, Any]:
+    """:func:`read_json_metadata` for a file's bytes already in memory."""
+    try:
+        n = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or n > len(data) - 8:
+            raise ValueError("header longer than the file")
+        header = json.loads(data[8 : 8 + n])
+        meta = json.loads(header["__metadata__"][field_name])
+    except (KeyError, TypeError, ValueError, RecursionError):
+        raise FreqprintError(f"{source} is not {what} (no readable '{field_name}' metadata)") from None
+    if not isinstance(meta, dict):
+        raise FreqprintError(f"{source}: '{field_name}' metadata must be a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)  # what a module's kernels are read from
+MAX_KEY_FREQUENCIES = 2**18  # S′ of K = 7 on the largest grid holds 49,152; a real module's key a few hundred
+
+
+def find_module_weight(
+    source: TensorStore | dict[str, torch.Tensor], target: str | None, name: str | None = None
+) -> tuple[str, torch.Tensor, list[int]]:
+    """``(name, weight, grid)`` of the one fingerprint module stored in a checkpoint (a
+    :class:`~freqprint.checkpoint.TensorStore` or a state dict); ``grid`` is ``[M, N, K, r]`` plus
+    ``1`` for the ReLU merge.  Only the module's two tensors are read, each after its shape was
+    checked from the header, and both are validated: the grid holds integers, the weight is a
+    finite float16/bfloat16/float32/float64 tensor."""
+    store = source if isinstance(source, TensorStore) else TensorStore.of(source, name or "state dict")
+    src = name or store.name
+    names = [
+        k[: -len(".weight")] for k in store.shapes if k.endswith("fingerprint.weight") and k[: -len(".weight")] + ".grid" in store
+    ]
     if target is not None:
         names = [n for n in names if n == f"{target}.fingerprint" or n == target]
     if not names:
-        raise FreqprintError(f"{source} carries no fingerprint module" + (f" at {target!r}" if target else ""))
+        raise NoMaterial(f"{src} carries no fingerprint module" + (f" at {target!r}" if target else ""))
     if len(names) > 1:
-        raise FreqprintError(f"{source} has several fingerprint modules ({', '.join(names)}); pass target=")
-    return f"{names[0]}.weight", sd[f"{names[0]}.weight"], sd[f"{names[0]}.grid"].tolist()
+        raise InvalidArgument(f"{src} has several fingerprint modules ({', '.join(names)}); pass target=")
+    wname, gname = f"{names[0]}.weight", f"{names[0]}.grid"
+    if len(store.shapes[gname][0]) != 1 or store.shapes[gname][0][0] not in (4, 5):
+        raise FreqprintError(
+            f"{src}: the fingerprint module's grid buffer has shape {list(store.shapes[gname][0])}, not [4] or [5]"
+        )
+    if len(store.shapes[wname][0]) != 4:
+        raise FreqprintError(f"{src}: the fingerprint module's weight has shape {list(store.shapes[wname][0])}, not [D, C, K, K]")
+    g = store.get(gname)
+    if (
+        g.is_complex()
+        or g.dtype == torch.bool
+        or (g.is_floating_point() and not bool((g == g.round()).all() & g.isfinite().all()))
+    ):
+        raise FreqprintError(f"{src}: the fingerprint module's grid buffer {g.tolist()} does not hold integers")
+    weight = check_module_weight(store.get(wname), wname, src)
+    return wname, weight, [int(x) for x in g.tolist()]
+
+
+def check_module_weight(weight: torch.Tensor, name: str, source: str) -> torch.Tensor:
+    """A module weight as read: a float16/bfloat16/float32/float64 tensor of finite values."""
+    if weight.dtype not in WEIGHT_DTYPES:
+        raise FreqprintError(
+            f"{source}: the fingerprint module's weight {name!r} is stored as "
+            f"{str(weight.dtype).replace('torch.', '')}; it is read from float16, bfloat16, float32 or float64"
+        )
+    check_finite({name: weight}, source)
+    return weight
 
 
 def parse_grid(grid: list[int], weight: torch.Tensor) -> tuple[int, int, int, int, str]:
@@ -351,9 +422,25 @@ def parse_grid(grid: list[int], weight: torch.Tensor) -> tuple[int, int, int, in
         raise FreqprintError(
             f"the fingerprint module's grid buffer {grid} is out of range (M, N <= {MAX_GRID}, K and 2r+1 <= M, N)"
         )
-    if weight.ndim != 4 or tuple(weight.shape[2:]) != (k, k) or not weight.is_floating_point():
-        raise FreqprintError(f"the fingerprint module's weight {list(weight.shape)} is not floating [D, C, {k}, {k}]")
+    if weight.ndim != 4 or tuple(weight.shape[2:]) != (k, k) or weight.dtype not in WEIGHT_DTYPES:
+        raise FreqprintError(
+            f"the fingerprint module's weight {list(weight.shape)} {str(weight.dtype).replace('torch.', '')} "
+            f"is not float [D, C, {k}, {k}]"
+        )
     return m, n, k, r, "relu" if len(grid) == 5 else "linear"
+
+
+def check_key_size(filters: int, channels: int, frequencies: int, source: str) -> None:
+    """Refuse a key that could not be stored (its spectra alone over ``MAX_KEY_BYTES``, or more than
+    ``MAX_KEY_FREQUENCIES`` frequencies) before anything is computed for it: the grid buffer is
+    the module's own word, so this is where a hostile grid is stopped, whatever ``MAX_GRID`` allows."""
+    need = 8 * filters * channels * frequencies
+    if frequencies > MAX_KEY_FREQUENCIES or need > MAX_KEY_BYTES:
+        raise FreqprintError(
+            f"{source}: a key of {filters} filters x {channels} channels at {frequencies} frequencies would need "
+            f"{need / 2**20:.0f} MiB of spectra (at most {MAX_KEY_BYTES // 2**20} MiB and {MAX_KEY_FREQUENCIES} "
+            "frequencies): the module's grid buffer is too large for its weight"
+        )
 
 
 ANCHOR_MIN_COSINE = 0.5  # the trained kernels must still point along W₀ this much for a secret to be accepted
@@ -392,19 +479,22 @@ def extract(
             an exact null however the owner trained).  A secret that did not seed this module is
             refused.  The secret itself is not stored.
     """
+    if not 0 < tau <= 1:  # NaN fails too
+        raise InvalidArgument(f"tau must be in (0, 1], got {tau}")
+    if frequencies not in FREQUENCY_SETS:
+        raise InvalidArgument(f"unknown frequency set {frequencies!r}; choose from {', '.join(FREQUENCY_SETS)}")
     if isinstance(source, nn.Module):
         host, fp = get_fingerprint_module(source, target)
         layer, weight = f"{host}.fingerprint.weight", fp.weight.detach()
         grid = fp.grid.tolist()
-        context = host
+        context, name = host, type(source).__name__
     else:
-        sd = source if isinstance(source, dict) else load_state_dict(source)
-        check_finite(sd, str(source) if not isinstance(source, dict) else "state dict")
-        layer, weight, grid = find_module_weight(sd, target, str(source) if not isinstance(source, dict) else "state dict")
+        store = open_tensors(source)  # a file is read lazily: only the module's weight and grid
+        name = store.name
+        layer, weight, grid = find_module_weight(store, target)
         context = layer[: -len(".fingerprint.weight")]
     m, n, k, r, merge = parse_grid(grid, weight)
-    if not 0 < tau <= 1:  # NaN fails too
-        raise FreqprintError(f"tau must be in (0, 1], got {tau}")
+    check_key_size(int(weight.shape[0]), int(weight.shape[1]), frequency_count(frequencies, (m, n), k, r), name)
     freqs = frequency_set(frequencies, (m, n), k, r)
     reps, mult = conjugate_weights(freqs, (m, n))
     spectra = revised_dft_at(weight.detach().double().cpu(), (m, n), reps).to(torch.complex64)

@@ -182,7 +182,7 @@ class OwnerInit:
             )
         if init.get("scheme") == "secret":
             if not secret:
-                raise FreqprintError("the owner's backbone was seeded from the secret: pass --secret or --secret-file")
+                raise FreqprintError("the owner's backbone was seeded from the secret: pass the secret")
             index = init.get("index", 0)
             if not isinstance(index, int) or isinstance(index, bool):
                 raise FreqprintError(f"the owner's recipe has a malformed init index: {index!r}")

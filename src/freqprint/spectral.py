@@ -33,7 +33,7 @@ positive scaling and, after matching, to permutation.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import torch
@@ -133,18 +133,33 @@ def revised_dft_at(weight: torch.Tensor, size: int | Sequence[int], freqs: Seque
     return flat @ phase
 
 
+def _invariant_axes(m: int, n: int, k: int) -> tuple[list[int], list[int]]:
+    """S′'s rows ``⌊iM/K⌉`` and columns ``⌊jN/K⌉`` (i, j = 1..K-1), each sorted and distinct."""
+    if k < 2:
+        raise ValueError("kernel_size must be >= 2: a 1x1 filter has no invariant frequencies")
+    rows = sorted({_round_half_up(i * m / k) % m for i in range(1, k)})
+    cols = sorted({_round_half_up(j * n / k) % n for j in range(1, k)})
+    return rows, cols
+
+
 def invariant_frequencies(size: int | Sequence[int], kernel_size: int = 3) -> list[Frequency]:
     """The set ``S′ = {(u,v) : u = ⌊iM/K⌉ or v = ⌊jN/K⌉, i,j = 1..K-1}`` (Prop. 3.4), sorted.
 
-    Note the *or*: S′ is K-1 whole rows plus K-1 whole columns of the M×N spectrum.
+    Note the *or*: S′ is K-1 whole rows plus K-1 whole columns of the M×N spectrum, so it is built
+    from them in O(K·(M + N)), never by visiting the whole grid.
     """
     m, n = _pair(size)
-    k = int(kernel_size)
-    if k < 2:
-        raise ValueError("kernel_size must be >= 2: a 1x1 filter has no invariant frequencies")
-    rows = {_round_half_up(i * m / k) % m for i in range(1, k)}
-    cols = {_round_half_up(j * n / k) % n for j in range(1, k)}
-    return sorted((u, v) for u in range(m) for v in range(n) if u in rows or v in cols)
+    rows, cols = _invariant_axes(m, n, int(kernel_size))
+    row_set = set(rows)
+    out = [(u, v) for u in rows for v in range(n)] + [(u, v) for u in range(m) if u not in row_set for v in cols]
+    return sorted(out)
+
+
+def count_invariant_frequencies(size: int | Sequence[int], kernel_size: int = 3) -> int:
+    """``|S′| = |rows|·N + |cols|·M − |rows|·|cols|`` without listing it."""
+    m, n = _pair(size)
+    rows, cols = _invariant_axes(m, n, int(kernel_size))
+    return len(rows) * n + len(cols) * m - len(rows) * len(cols)
 
 
 def lowpass_indices(length: int, radius: int) -> list[int]:
@@ -213,6 +228,20 @@ def frequency_gain(size: int | Sequence[int], kernel_size: int = 3, radius: int 
     return axis_gain(m, kernel_size, radius)[:, None] * axis_gain(n, kernel_size, radius)[None, :]
 
 
+def _low_gain_rows(
+    size: int | Sequence[int], kernel_size: int, radius: int, max_gain: float | None
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Per row u, the columns v with ``g_M(u)·g_N(v) <= max_gain`` (low band included): the
+    gain factorises, so the M×N gain grid is never built."""
+    m, n = _pair(size)
+    gm, gn = axis_gain(m, kernel_size, radius), axis_gain(n, kernel_size, radius)
+    if max_gain is None:  # the largest gain on S′ = K-1 whole rows and columns (gains are >= 0)
+        rows, cols = _invariant_axes(m, n, int(kernel_size))
+        max_gain = float(torch.maximum(gm[rows].max() * gn.max(), gm.max() * gn[cols].max()))
+    for u in range(m):
+        yield u, ((gm[u] * gn) <= max_gain + 1e-12).nonzero().flatten()
+
+
 def low_gain_frequencies(
     size: int | Sequence[int], kernel_size: int = 3, radius: int = 1, max_gain: float | None = None
 ) -> list[Frequency]:
@@ -221,13 +250,20 @@ def low_gain_frequencies(
     This is the "equally small Dirichlet gain" set of paper-notes §2.4: it contains S′ (by the
     default bound) plus every other frequency that theory says should be just as stable.
     """
-    gain = frequency_gain(size, kernel_size, radius)
-    if max_gain is None:
-        s = invariant_frequencies(size, kernel_size)
-        max_gain = float(max(gain[u, v] for u, v in s))
-    idx = (gain <= max_gain + 1e-12).nonzero().tolist()
     low = set(lowpass_frequencies(size, radius))
-    return sorted((u, v) for u, v in idx if (u, v) not in low)
+    return [(u, v) for u, vs in _low_gain_rows(size, kernel_size, radius, max_gain) for v in vs.tolist() if (u, v) not in low]
+
+
+def count_low_gain_frequencies(
+    size: int | Sequence[int], kernel_size: int = 3, radius: int = 1, max_gain: float | None = None
+) -> int:
+    """``len(low_gain_frequencies(...))`` in O(M·N) time and O(M + N) memory, without listing it."""
+    m, n = _pair(size)
+    low_rows, low_cols = set(lowpass_indices(m, radius)), torch.tensor(lowpass_indices(n, radius))
+    return sum(
+        int(vs.numel()) - (int(torch.isin(vs, low_cols).sum()) if u in low_rows else 0)
+        for u, vs in _low_gain_rows(size, kernel_size, radius, max_gain)
+    )
 
 
 def conjugate_weights(freqs: Sequence[Frequency], size: int | Sequence[int]) -> tuple[list[Frequency], list[int]]:

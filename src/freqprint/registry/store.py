@@ -165,17 +165,19 @@ class Registry:
         from freqprint.claim import (
             ClaimBundle,  # claim imports verify; kept out of import time
         )
+        from freqprint.files import read_small_file
 
         path = Path(path)
-        key = FingerprintKey.load(path)
+        data = read_small_file(path, MAX_KEY_BYTES, "key file")  # read once: the key, the claim and the stored blob
+        key = FingerprintKey.from_bytes(data, str(path))
         kind = "key"
         try:
-            ClaimBundle.load(path)
+            ClaimBundle.from_bytes(data, str(path), key=key)
             kind = "claim"
         except FreqprintError as e:
             if "not a freqprint claim bundle" not in str(e):
                 raise
-        return self.add_key(key, path.read_bytes(), name or path.stem, kind=kind, always_test=always_test)
+        return self.add_key(key, data, name or path.stem, kind=kind, always_test=always_test)
 
     def add_key(
         self, key: FingerprintKey, data: bytes, name: str, kind: str = "key", always_test: bool = False, commit: bool = True

@@ -1,0 +1,314 @@
+"""Every failure is a clean refusal or a visible bug: exit 2 with one ``error:`` line for input that
+cannot be used, exit 3 with one ``bug:`` line for anything unexpected, and memory bounded by what a
+command has to read (measured in a fresh process: its own peak resident size)."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from cli_helpers import run, run_measured
+from freqprint import FingerprintConfig, attach, create_model, extract, save_model
+from freqprint.errors import EXIT_BUG, EXIT_REFUSED, FreqprintError, InvalidArgument, UnreadableFile
+
+
+def _one_error_line(rc: int, err: str, code: int = EXIT_REFUSED, prefix: str = "error: ") -> bool:
+    return rc == code and err.startswith(prefix) and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def owner(tmp_path_factory):
+    d = tmp_path_factory.mktemp("refusals")
+    torch.manual_seed(0)
+    model = create_model("smallcnn", num_classes=10, in_channels=1, width=8).eval()
+    attach(model, FingerprintConfig(target="conv2", secret="alice", filters=16), torch.zeros(1, 1, 28, 28))
+    recipe = {
+        "model": "smallcnn",
+        "kwargs": {"width": 8, "in_channels": 1, "num_classes": 10},
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+        "pseudo_class": False,
+        "fingerprint": {"target": "conv2", "filters": 16, "merge": "relu"},
+    }
+    save_model(model, d / "owner.safetensors", recipe)
+    extract(model).save(d / "owner.key")
+    (d / "secret.txt").write_text("alice\n")
+    return {
+        "dir": d,
+        "model": model,
+        "file": d / "owner.safetensors",
+        "key": d / "owner.key",
+        "secret": d / "secret.txt",
+        "sd": {k: v.clone() for k, v in model.state_dict().items()},
+    }
+
+
+# --- the exception classes ------------------------------------------------------------------------
+
+
+def test_errors_also_inherit_the_builtins():
+    assert issubclass(InvalidArgument, ValueError) and issubclass(InvalidArgument, FreqprintError)
+    assert issubclass(UnreadableFile, OSError) and issubclass(UnreadableFile, FreqprintError)
+    with pytest.raises(ValueError, match="tau"):
+        extract(create_model("smallcnn"), tau=float("nan"))
+    with pytest.raises(OSError, match="no such"):
+        from freqprint import verify
+
+        verify("no-such.key", "no-such.safetensors")
+
+
+# --- secrets --------------------------------------------------------------------------------------
+
+
+def test_a_secret_file_is_read_bounded_and_only_if_regular(owner, tmp_path, monkeypatch, capsys):
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * (1 << 20))
+    (tmp_path / "empty.txt").write_text("  \n")
+    for bad, why in (
+        ("/dev/zero", "not a regular file"),
+        (tmp_path, "a directory"),
+        (big, "more than"),
+        (tmp_path / "empty.txt", "empty"),
+        (tmp_path / "missing.txt", "No such file"),
+    ):
+        for args in (
+            ["extract", owner["file"], "--out", tmp_path / "k.key", "--secret-file", bad],
+            ["claim", "create", owner["file"], "--out", tmp_path / "c.claim", "--secret-file", bad],
+            ["trace", owner["file"], owner["file"], "--secret-file", bad],
+        ):
+            rc, out, err = run(args, monkeypatch, capsys)
+            assert _one_error_line(rc, err) and why in err, (args, err)
+    rc, out, err = run(
+        ["extract", owner["file"], "--out", tmp_path / "k.key", "--secret-file", owner["secret"]], monkeypatch, capsys
+    )
+    assert rc == 0 and (tmp_path / "k.key").is_file(), err
+
+
+def test_a_fifo_as_secret_file_is_refused_without_blocking(owner, tmp_path):
+    fifo = tmp_path / "secret.fifo"
+    os.mkfifo(fifo)  # nobody ever writes to it: an open() that waits for a writer would hang for ever
+    rc, out, err, _ = run_measured(
+        ["extract", owner["file"], "--out", tmp_path / "k.key", "--secret-file", fifo], tmp_path, timeout=120
+    )
+    assert _one_error_line(rc, err) and "not a regular file" in err, err
+
+
+# --- memory bounded by what is read ---------------------------------------------------------------
+
+
+def _sparse_safetensors(path, tensors: dict[str, torch.Tensor], hole_name: str, hole_bytes: int) -> None:
+    """A legal safetensors file whose first tensor is ``hole_bytes`` of float32 zeros stored as a
+    hole (sparse on disk): reading it would cost ``hole_bytes`` of memory, skipping it nothing."""
+    header = {hole_name: {"dtype": "F32", "shape": [hole_bytes // 4], "data_offsets": [0, hole_bytes]}}
+    at, blobs = hole_bytes, []
+    for k, v in tensors.items():
+        raw = v.contiguous().numpy().tobytes()
+        dtype = {torch.float32: "F32", torch.int64: "I64"}[v.dtype]
+        header[k] = {"dtype": dtype, "shape": list(v.shape), "data_offsets": [at, at + len(raw)]}
+        blobs.append(raw)
+        at += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text)
+        f.seek(8 + len(text) + hole_bytes)
+        for raw in blobs:
+            f.write(raw)
+
+
+def test_extract_reads_only_the_module_whatever_else_the_file_holds(owner, tmp_path):
+    sd = {k: v for k, v in owner["sd"].items() if k.startswith("conv2.fingerprint")}
+    _sparse_safetensors(tmp_path / "sparse.safetensors", sd, "aaa.zeros", 1 << 30)  # 1 GiB of zeros, legal
+    save_file(sd, str(tmp_path / "plain.safetensors"))
+    rc0, _, err0, ref = run_measured(["extract", tmp_path / "plain.safetensors", "--out", tmp_path / "a.key"], tmp_path)
+    rc, _, err, peak = run_measured(["extract", tmp_path / "sparse.safetensors", "--out", tmp_path / "b.key"], tmp_path)
+    assert rc0 == 0 and rc == 0, (err0, err)
+    assert peak - ref < 128, (peak, ref)  # the 1 GiB tensor is never read (it cost 3.1 GB before)
+
+
+def test_a_huge_grid_buffer_costs_what_its_key_costs(owner, tmp_path):
+    sd = {k: v.clone() for k, v in owner["sd"].items()}
+    sd["conv2.fingerprint.grid"] = torch.tensor([4096, 4096, 3, 1, 1])  # inside MAX_GRID
+    save_file(sd, str(tmp_path / "grid.safetensors"))
+    rc0, _, err0, ref = run_measured(["extract", owner["file"], "--out", tmp_path / "a.key"], tmp_path)
+    rc, out, err, peak = run_measured(["extract", tmp_path / "grid.safetensors", "--out", tmp_path / "b.key"], tmp_path)
+    assert rc0 == 0 and rc == 0, (err0, err)
+    assert peak - ref < 128, (peak, ref)  # S′ is built from its rows and columns: 16,380 frequencies, an 8 MB key (2.4 GB before)
+    # study visits every frequency: a grid this large is refused at once, not computed for minutes in 6.6 GB
+    rc, out, err, peak = run_measured(["study", tmp_path / "grid.safetensors", tmp_path / "grid.safetensors"], tmp_path)
+    assert _one_error_line(rc, err) and "every frequency" in err and peak - ref < 128, (err, peak)
+    # a module whose key could not be stored: refused from the counts alone
+    sd["conv2.fingerprint.weight"] = torch.randn(256, 512, 7, 7) * 0.1
+    sd["conv2.fingerprint.grid"] = torch.tensor([4096, 4096, 7, 1, 1])
+    save_file(sd, str(tmp_path / "wide.safetensors"))
+    rc, out, err, peak = run_measured(["extract", tmp_path / "wide.safetensors", "--out", tmp_path / "c.key"], tmp_path)
+    assert _one_error_line(rc, err) and "too large for its weight" in err, err
+
+
+def test_registry_add_reads_a_key_once(tmp_path):
+    torch.manual_seed(1)
+    sd = {"host.fingerprint.weight": torch.randn(256, 64, 3, 3) * 0.1, "host.fingerprint.grid": torch.tensor([256, 256, 3, 1, 1])}
+    key = extract(sd)
+    key.save(tmp_path / "big.key")
+    size_mb = (tmp_path / "big.key").stat().st_size / 2**20
+    assert size_mb > 60, size_mb
+    small = extract(
+        {"host.fingerprint.weight": torch.randn(16, 8, 3, 3), "host.fingerprint.grid": torch.tensor([28, 28, 3, 1, 1])}
+    )
+    small.save(tmp_path / "small.key")
+    rc0, _, err0, ref = run_measured(["registry", "add", tmp_path / "small.key", "-r", tmp_path / "a.db"], tmp_path)
+    rc, _, err, peak = run_measured(["registry", "add", tmp_path / "big.key", "-r", tmp_path / "b.db"], tmp_path)
+    assert rc0 == 0 and rc == 0, (err0, err)
+    assert peak - ref < 4.5 * size_mb, (peak, ref, size_mb)  # bytes once, tensors once, the spectra once (6.5x before)
+
+
+# --- study validates what it reads as verify does -------------------------------------------------
+
+
+def test_study_refuses_weights_and_grids_it_cannot_read(owner, tmp_path, monkeypatch, capsys):
+    w = owner["sd"]["conv2.fingerprint.weight"]
+    cases = {
+        "complex": {"conv2.fingerprint.weight": torch.complex(w, w)},
+        "float8": {"conv2.fingerprint.weight": w.to(torch.float8_e4m3fn)},
+        "integers": {"conv2.fingerprint.weight": (w * 100).to(torch.int8)},
+        "fractional grid": {"conv2.fingerprint.grid": torch.tensor([28.5, 28.0, 3.0, 1.0, 1.0])},
+        "grid of 7": {"conv2.fingerprint.grid": torch.arange(7)},
+    }
+    for name, change in cases.items():
+        sd = {**owner["sd"], **change}
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "x.safetensors"))
+        expect = {"fractional grid": "does not hold integers", "grid of 7": "not [4] or [5]"}.get(name, "read from float16")
+        runs = [
+            ["study", tmp_path / "x.safetensors", owner["file"]],
+            ["extract", tmp_path / "x.safetensors", "--out", tmp_path / "x.key"],
+        ]
+        if "grid" not in name:  # the derived model's weight is validated too (its grid is the source's)
+            runs.append(["study", owner["file"], tmp_path / "x.safetensors"])
+        for args in runs:
+            rc, out, err = run(args, monkeypatch, capsys)
+            assert _one_error_line(rc, err) and expect in err, (name, args, err)
+    # a float grid holding integers (a thief who cast every buffer to float) is still a grid
+    sd = {**owner["sd"], "conv2.fingerprint.grid": owner["sd"]["conv2.fingerprint.grid"].float()}
+    save_file(sd, str(tmp_path / "fgrid.safetensors"))
+    rc, out, err = run(["study", owner["file"], tmp_path / "fgrid.safetensors", "--json"], monkeypatch, capsys)
+    assert rc == 0 and json.loads(out)[0]["group"] == "sprime", err
+
+
+# --- exit codes: a bug is not a refusal -----------------------------------------------------------
+
+
+def test_an_unexpected_exception_is_a_bug_not_a_refusal(owner, monkeypatch, capsys):
+    import importlib
+
+    verify_module = importlib.import_module("freqprint.verify")  # (the package's `verify` attribute is the function)
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("integer division or modulo by zero")
+
+    monkeypatch.setattr(verify_module, "verify", broken)
+    rc, out, err = run(["verify", owner["key"], owner["file"]], monkeypatch, capsys)
+    assert _one_error_line(rc, err, EXIT_BUG, "bug: ") and "ZeroDivisionError" in err and "FREQPRINT_DEBUG" in err, err
+    monkeypatch.setenv("FREQPRINT_DEBUG", "1")
+    rc, out, err = run(["verify", owner["key"], owner["file"]], monkeypatch, capsys)
+    assert rc == EXIT_BUG and "Traceback" in err and err.strip().splitlines()[-1].startswith("bug: ZeroDivisionError"), err
+    # library ValueErrors that are not the caller's fault are bugs too (they used to pass as exit 2)
+    monkeypatch.delenv("FREQPRINT_DEBUG")
+
+    def broken_value(*a, **k):
+        raise ValueError("shapes do not broadcast")
+
+    monkeypatch.setattr(verify_module, "verify", broken_value)
+    rc, out, err = run(["verify", owner["key"], owner["file"]], monkeypatch, capsys)
+    assert rc == EXIT_BUG and err.startswith("bug: ValueError"), err
+
+
+def test_an_unwritable_output_is_a_refusal(owner, tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("x")
+    rc, out, err = run(["extract", owner["file"], "--out", tmp_path / "file" / "k.key"], monkeypatch, capsys)
+    assert _one_error_line(rc, err) and "file" in err, err
+
+
+# --- scans ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scan_setup(owner, tmp_path_factory):
+    from freqprint.registry import Registry
+
+    d = tmp_path_factory.mktemp("scan")
+    with Registry(d / "reg.db") as reg:
+        reg.add(owner["key"])
+    files = d / "files"
+    files.mkdir()
+    g = torch.Generator().manual_seed(0)
+    for i in range(12):
+        sd = dict(owner["sd"]) if i % 3 == 0 else {"conv.weight": torch.randn(16, 8, 3, 3, generator=g)}
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(files / f"m{i:02d}.safetensors"))
+    (files / f"m{i:02d}.safetensors").write_bytes(b"not a checkpoint")  # one unreadable: an error record, once
+    return d
+
+
+def test_scan_refuses_bad_options_before_walking(scan_setup, tmp_path, monkeypatch, capsys):
+    d = scan_setup
+    for opt, why in (
+        (["--alpha", "nan"], "alpha"),
+        (["--alpha", "0"], "alpha"),
+        (["--alpha", "1.5"], "alpha"),
+        (["--workers", "0"], "workers"),
+        (["--executor", "cloud"], "executor"),
+    ):
+        rc, out, err = run(["scan", d / "files", "-r", d / "reg.db", "-o", tmp_path / "s.jsonl", *opt], monkeypatch, capsys)
+        assert _one_error_line(rc, err) and why in err, (opt, err)
+        assert not (tmp_path / "s.jsonl").exists() or not (tmp_path / "s.jsonl").read_text(), opt
+    rc, out, err = run(
+        ["scan", d / "files", tmp_path / "nowhere", "-r", d / "reg.db", "-o", tmp_path / "s.jsonl"], monkeypatch, capsys
+    )
+    assert _one_error_line(rc, err) and "nowhere" in err and not (tmp_path / "s.jsonl").exists()
+
+
+def _records(path):
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def test_concurrent_scans_on_one_output_never_duplicate_or_lose_a_record(scan_setup, tmp_path):
+    d = scan_setup
+    out = tmp_path / "s.jsonl"
+    cmd = [sys.executable, "-m", "freqprint.cli", "scan", str(d / "files"), "-r", str(d / "reg.db"), "-o", str(out)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+    recs = _records(out)
+    paths = [r["path"] for r in recs]
+    assert sorted(paths) == sorted(str(p) for p in (d / "files").iterdir()), paths  # each checkpoint exactly once
+    assert sum(r["status"] == "match" for r in recs) == 4 and sum(r["status"] == "error" for r in recs) == 1
+
+
+def test_a_resumed_scan_skips_unchanged_files_without_reading_them(scan_setup, tmp_path, monkeypatch):
+    import importlib
+
+    scan_mod = importlib.import_module("freqprint.registry.scan")
+
+    d = scan_setup
+    out = tmp_path / "s.jsonl"
+    first = scan_mod.scan([d / "files"], d / "reg.db", out)
+    assert first.done == 12 and first.skipped == 0
+
+    def no_hashing(path):
+        raise AssertionError(f"{path} was hashed although unchanged")
+
+    monkeypatch.setattr(scan_mod, "content_hash", no_hashing)
+    again = scan_mod.scan([d / "files"], d / "reg.db", out)
+    assert again.skipped == 12 and again.done == 0 and len(_records(out)) == 12
+    monkeypatch.undo()
+    changed = d / "files" / "m01.safetensors"
+    save_file({"conv.weight": torch.ones(16, 8, 3, 3)}, str(changed))  # new content: scanned again
+    third = scan_mod.scan([d / "files"], d / "reg.db", out)
+    assert third.done == 1 and third.skipped == 11
