@@ -41,9 +41,8 @@ demo: $(STAMP) data
 test: $(STAMP) $(HF) data
 	$(BIN)/python -m pytest
 
-# the habits CI keeps: lint, format, and a wheel that installs into an empty venv.  `make types`
-# (mypy on src/) joins `check` once it is clean.
-check: lint wheel
+# the habits CI keeps: lint, format, types on src/, and a wheel that installs into an empty venv
+check: lint types wheel
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

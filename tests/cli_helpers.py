@@ -19,7 +19,7 @@ def run(args, monkeypatch, capsys) -> tuple[int, str, str]:
 
 
 _MEASURED = """
-import os, resource, sys
+import os, sys
 from freqprint.cli import main
 sys.argv = ["freqprint", *sys.argv[1:]]
 code = 0
@@ -29,15 +29,16 @@ except SystemExit as e:
     code = e.code if isinstance(e.code, int) else 1
 sys.stdout.flush(); sys.stderr.flush()
 with open(os.environ["FREQPRINT_TEST_RSS"], "w") as f:
-    f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    f.write(str([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]))
 os._exit(code)
 """
 
 
 def run_measured(args, tmp_path, env=None, timeout=300) -> tuple[int, str, str, float]:
     """``(exit code, stdout, stderr, peak resident MiB)`` of ``freqprint ARGS`` in a fresh process:
-    the peak is the process's own high-water mark (``ru_maxrss``), so a test can bound memory by
-    what the command has to read.  ``timeout`` only guards the test run against a hang."""
+    the peak is the process's own high-water mark (``VmHWM``: unlike ``ru_maxrss``, which Linux
+    carries over ``execve`` from the parent, it starts afresh in the new program), so a test can
+    bound memory by what the command has to read.  ``timeout`` only guards the test run against a hang."""
     import os
     import subprocess
     import sys

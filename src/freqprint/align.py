@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -42,7 +43,7 @@ __all__ = [
 # in, the result back out; a flip also shifts by K−1, undone by a roll) with the kernels transformed
 # the same way: the function is unchanged, the stored kernels are not.  So every layout is read
 # under all eight; the p-value pays for them as for any other candidate.
-DIHEDRAL: dict[str, object] = {
+DIHEDRAL: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "": lambda w: w,
     "T": lambda w: w.transpose(-1, -2),
     "flipH": lambda w: w.flip(-2),
@@ -54,6 +55,14 @@ DIHEDRAL: dict[str, object] = {
 }
 
 
+def _reshape_oihw(t: torch.Tensor, m: Callable[[torch.Tensor], torch.Tensor], r: int, n: int, k: int) -> torch.Tensor:
+    return m(t).reshape(r, n, k, k)
+
+
+def _reshape_ohwi(t: torch.Tensor, m: Callable[[torch.Tensor], torch.Tensor], r: int, n: int, k: int) -> torch.Tensor:
+    return m(t).reshape(r, k, k, n).permute(0, 3, 1, 2)
+
+
 def readings(t: torch.Tensor, c: int, k: int, dihedral: bool = True) -> list[tuple[str, torch.Tensor]]:
     """Every way to read ``t`` as ``[D′, C′, K, K]`` with K×K kernels (C′ free for 4-D/3-D): each
     storage layout, and with ``dihedral`` each of them under the eight symmetries of the square
@@ -61,7 +70,7 @@ def readings(t: torch.Tensor, c: int, k: int, dihedral: bool = True) -> list[tup
     base = _layouts(t, c, k)
     if not dihedral or k == 1:
         return base
-    return [(label + (f"·{g}" if g else ""), op(w)) for label, w in base for g, op in DIHEDRAL.items()]  # type: ignore[operator]
+    return [(label + (f"·{g}" if g else ""), op(w)) for label, w in base for g, op in DIHEDRAL.items()]
 
 
 def _layout_specs(
@@ -87,13 +96,13 @@ def _layout_specs(
             rows, cols = (s[1], s[0]) if transposed else s
             if cols % kk == 0:  # C′ = columns / K²: dead channels may have been added
                 cs = cols // kk
-                mat = (lambda t: t.T) if transposed else (lambda t: t)
-                out.append((label, (rows, cs, k, k), lambda t, m=mat, r=rows, n=cs: m(t).reshape(r, n, k, k)))
+                mat: Callable[[torch.Tensor], torch.Tensor] = (lambda t: t.T) if transposed else (lambda t: t)
+                out.append((label, (rows, cs, k, k), partial(_reshape_oihw, m=mat, r=rows, n=cs, k=k)))
                 out.append(
                     (
                         label.replace("IHW", "HWI"),
                         (rows, cs, k, k),
-                        lambda t, m=mat, r=rows, n=cs: m(t).reshape(r, k, k, n).permute(0, 3, 1, 2),
+                        partial(_reshape_ohwi, m=mat, r=rows, n=cs, k=k),
                     )
                 )
     elif len(s) == 1 and s[0] % (c * kk) == 0 and s[0] >= c * kk:
@@ -116,7 +125,7 @@ def read_as(t: torch.Tensor, label: str, c: int, k: int) -> torch.Tensor:
     without making the others."""
     base, _, g = label.partition("·")
     read = {lab: fn for lab, _, fn in _layout_specs(tuple(t.shape), c, k)}[base]
-    return DIHEDRAL[g](read(t))  # type: ignore[operator]
+    return DIHEDRAL[g](read(t))
 
 
 def _layouts(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
@@ -210,6 +219,7 @@ def fit(a: torch.Tensor, b: torch.Tensor, init: list[torch.Tensor], t: float) ->
     for match, perm in starts:
         kc = torch.arange(a.shape[1])
         if perm is None:
+            assert match is not None  # a start without a channel order has a filter match
             kc, perm = channel_map(a, b, match, None)
         for _ in range(3):
             match, strength, sign = score_filters(a, b, kc, perm)

@@ -85,7 +85,7 @@ def run_core_bench(device: str = "cpu", repeats: int = 5) -> dict[str, Any]:
     }
 
 
-FINETUNE_SETTINGS = [
+FINETUNE_SETTINGS: list[dict[str, Any]] = [
     {"optimizer": "sgd", "lr": 0.01, "epochs": 3},
     {"optimizer": "sgd", "lr": 0.1, "epochs": 3},
     {"optimizer": "sgd", "lr": 1.0, "epochs": 3},
@@ -115,7 +115,7 @@ def run_frequency_bench(
     keys = {name: extract(owner, frequencies=name) for name in ("sprime", "low-gain")}
     dg_train = load_dataset("mnist-digits", "train", root=digits_root)
     dg_test = load_dataset("mnist-digits", "test", root=digits_root)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for st in settings or FINETUNE_SETTINGS:
         model, _ = load_model(source)
         cfg = TrainConfig(epochs=st["epochs"], lr=st["lr"], optimizer=st["optimizer"], lr_drop_at=None, device=device, seed=2)
@@ -266,7 +266,7 @@ def _verifier_null_check(channels: tuple[int, ...], pairs: int = 100, seed: int 
             suspect = host("null-suspect")
             logs.append(verify(key, suspect, search="all").log10_p)
             zk = key.kernels().reshape(filters, c, 9) @ v
-            zs = suspect["conv"].fingerprint.weight.detach().double().reshape(filters, c, 9) @ v
+            zs = suspect.get_parameter("conv.fingerprint.weight").detach().double().reshape(filters, c, 9) @ v
             rot.append(
                 min(0.0, _rotation_test(zk, zs, {b: unit(zk[..., idx]) for b, idx in blocks.items()}, blocks, None)[0])
                 / math.log(10)
@@ -503,7 +503,7 @@ def run_attack_bench(
         "source": load_dataset(source_data, "test", root=data_root),
         "target": load_dataset(target_data, "test", root=target_root or data_root),
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     for sname, path in sources.items():
         model, recipe = load_model(path)
         key = extract(model)
@@ -519,7 +519,7 @@ def run_attack_bench(
                     for s in specs
                 ]
             )
-            row = {"source": sname, "attack": label, "specs": specs, "test": test}
+            row: dict[str, Any] = {"source": sname, "attack": label, "specs": specs, "test": test}
             try:
                 attacked = chain(model)
             except NotApplicable as e:  # e.g. collapse of a ReLU-merge module: no such rewrite exists
@@ -538,7 +538,7 @@ def run_attack_bench(
             except FreqprintError as e:
                 row.update(found=False, error=str(e))
             else:
-                fp, d = tr.channel("fingerprint"), tr.channel("fingerprint").detail
+                fpc, d = tr.channel("fingerprint"), tr.channel("fingerprint").detail
                 if d:
                     row.update(
                         found=d["found"],
@@ -550,7 +550,7 @@ def run_attack_bench(
                         log10_p_blocks=d["log10_p_blocks"],
                     )
                 else:  # no module-shaped tensor left
-                    row.update(found=False, error=fp.summary)
+                    row.update(found=False, error=fpc.summary)
                 lin = tr.channel("lineage")
                 if lin.ran:
                     row.update(
@@ -558,14 +558,14 @@ def run_attack_bench(
                     )
             row["seconds"] = time.time() - t
             rows.append(row)
-            lin = (
+            lin_text = (
                 f" lineage {row['lineage_log10_p']:.1f} combined {row['combined_log10_p']:.1f}"
                 if "lineage_log10_p" in row
                 else ""
             )
             log(
                 f"{sname} | {label}: acc {row['accuracy']:.4f} found {row['found']} score {row.get('score', float('nan')):.3f}"
-                f"{lin} ({row['seconds']:.0f} s)"
+                f"{lin_text} ({row['seconds']:.0f} s)"
             )
     return {
         "benchmark": "attacks",
@@ -673,7 +673,7 @@ def run_noise_bench(
 
     test = load_dataset(data, "test", root=data_root)
     t0 = time.time()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, path in models.items():
         model, recipe = load_model(path)
         accs = []
@@ -956,21 +956,21 @@ def run_claim_bench(
         b.commitment = b.compute_commitment()
         return b
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(n):
         own, nxt = owners[i], owners[i + 1]
         secret = f"owner-{i}"
         real = create_claim(own, secret)
         k = real.key
         plain = create_model("smallcnn", num_classes=10, in_channels=1, width=width)
-        wp = plain.conv2.weight.detach()
+        wp = plain.get_parameter("conv2.weight").detach()
         reps = max(1, -(-k.filters // wp.shape[0]))
         fake_w = wp.repeat(reps, 1, 1, 1)[: k.filters, : k.channels] if wp.shape[1] >= k.channels else None
         v, gain = kernel_basis(k.grid, k.kernel_size, k.radius, include_dc=k.merge == "linear")
         vis = gain >= 0.1
         z_own = k.kernels().reshape(k.filters, k.channels, -1) @ v
-        z_nxt = nxt.conv2.fingerprint.weight.detach().double().reshape(k.filters, k.channels, -1) @ v
-        chim_w = (torch.where(vis, z_nxt, z_own) @ v.T).reshape(k.weights.shape).float()
+        z_nxt = nxt.get_parameter("conv2.fingerprint.weight").detach().double().reshape(k.filters, k.channels, -1) @ v
+        chim_w = (torch.where(vis, z_nxt, z_own) @ v.T).reshape(k.kernels().shape).float()
 
         def variant(w: torch.Tensor) -> FingerprintKey:
             f = FingerprintKey(
@@ -1086,7 +1086,7 @@ def run_hostile_bench(decoys: int = 2000, wide_filters: int = 8192, log: Callabl
         sd["zz.renamed"] = w
         path = Path(tmp) / "decoys.safetensors"
         save_file(sd, str(path))
-        rows = []
+        rows: list[dict[str, Any]] = []
         for label, fits in (("screened (default)", MAX_FITS), ("full search", 10**9)):
             t = time.perf_counter()
             rep = verify(key, path, max_fits=fits)

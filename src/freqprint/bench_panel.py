@@ -52,7 +52,7 @@ def _panel_model(i: int, cache: ModelCache, data, limit: int, epochs: int, devic
         "epochs": epochs,
         "data": "fashion-mnist",
     }
-    recipe = {
+    recipe: dict[str, Any] = {
         "model": "smallcnn",
         "kwargs": {"num_classes": 10, "in_channels": 1, "width": width},
         "input_shape": [1, 28, 28],

@@ -82,7 +82,7 @@ def bench_latency(work: Path, sizes_mb: tuple[int, ...] = (1, 10, 100, 1000), lo
     key = extract(owner, secret="latency-owner")
     sd = {k: v.contiguous() for k, v in (_derived(owner) if permuted else owner).state_dict().items()}
     module = "conv2.fingerprint.weight"
-    rows = []
+    rows: list[dict[str, Any]] = []
     for mb in sizes_mb:
         path = work / f"latency-{mb}mb-{'permuted' if permuted else 'as-trained'}.safetensors"
         pad = max(0, mb * 2**20 - sum(v.numel() * v.element_size() for v in sd.values()))
@@ -141,7 +141,7 @@ def bench_cost(demo_dir: Path, log=print, metav_claim: Path | None = None) -> di
         from freqprint.metav import load_claim
 
         mv, _ = load_claim(metav_claim)
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         reg = Registry(Path(tmp) / "r.db")
         reg.add(key_path, name="owner")
@@ -165,9 +165,10 @@ def bench_cost(demo_dir: Path, log=print, metav_claim: Path | None = None) -> di
 
             def metav_cost() -> None:
                 m, _ = load_model(path)
+                assert mv is not None  # timed only when MetaV was trained
                 mv.score(m)
 
-            t = {
+            t: dict[str, Any] = {
                 "ours_verify_s": _median_time(ours, 9),
                 "ours_described_s": _median_time(described),
                 "ours_exhaustive_s": _median_time(lambda: verify(key, path, describe=False, exhaustive=True)),
@@ -230,7 +231,7 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
     data = load_dataset("fashion-mnist", "test", root=data_root, limit=1000)
     cka = CKAFingerprint(layer="layer3")
     evidence = cka.extract(owner, MethodContext(secret="resnet-owner", num_classes=10, data=data))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, path in paths.items():
 
         def cka_cost() -> None:
@@ -245,7 +246,7 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
         def registry() -> None:
             last["match"] = reg.match(path)
 
-        t = {
+        t: dict[str, Any] = {
             "suspect": name,
             "ours_verify_s": _median_time(ours, 9, once_above=1.0),
             "ours_registry_s": _median_time(registry, 3, once_above=1.0),
@@ -291,7 +292,7 @@ def bench_registry(
     derived, unrelated = work / "derived.safetensors", work / "unrelated.safetensors"
     save_file({k: v.contiguous() for k, v in _derived(owner).state_dict().items()}, str(derived))
     save_file({k: v.contiguous() for k, v in _owner("not-registered", channels, filters).state_dict().items()}, str(unrelated))
-    rows = []
+    rows: list[dict[str, Any]] = []
     db = work / "registry.db"
     db.unlink(missing_ok=True)
     reg = Registry(db)
@@ -344,7 +345,7 @@ def bench_scan(work: Path, log=print) -> dict[str, Any]:
     with Registry(db) as r:
         for k in keys:
             r.add(k)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for executor, workers in (("local", 1), ("local", 2), ("ray", 1), ("ray", 2)):
         out = work / f"scan-{executor}-{workers}.jsonl"
         try:
@@ -375,9 +376,9 @@ def bench_scan(work: Path, log=print) -> dict[str, Any]:
         )
         log(f"scan {rows[-1]}")
     base = rows[0].get("files_per_s")
-    for r in rows:
-        if base and "files_per_s" in r:
-            r["speedup"] = r["files_per_s"] / base
+    for row in rows:
+        if base and "files_per_s" in row:
+            row["speedup"] = row["files_per_s"] / base
     return {"rows": rows, "checkpoints": len(labels)}
 
 
@@ -421,7 +422,7 @@ def bench_embedding(data_root: str | None, limit: int = 6000, epochs: int = 3, l
 
     train_ds = load_dataset("fashion-mnist", "train", root=data_root, limit=limit)
     test_ds = load_dataset("fashion-mnist", "test", root=data_root)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, fraction, every, lam in EMBED_RUNS:
         torch.manual_seed(0)
         model = create_model("smallcnn", num_classes=10, in_channels=1, width=32)

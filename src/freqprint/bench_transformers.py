@@ -194,6 +194,7 @@ def _hf_fit(
             if optimizer == "sgd"
             else torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
         )
+        trainer: Trainer
         if fingerprint_classes is not None:
             trainer = FingerprintTrainer(
                 model=model,
@@ -292,11 +293,15 @@ def _run_family(fam: _Family, prof: TransformersProfile, log: Callable[[str], No
     if fam.rewrites:
         from freqprint.attacks import ResidualRotation
 
-        for label, lr in (("rotate-residual", None), ("rotate-residual, then fine-tune SGD lr 1e-3", 1e-3)):
+        rewrites: list[tuple[str, float | None]] = [
+            ("rotate-residual", None),
+            ("rotate-residual, then fine-tune SGD lr 1e-3", 1e-3),
+        ]
+        for label, rw_lr in rewrites:
             m = ResidualRotation(seed=3)(owner)
-            acc = None
-            if lr is not None:
-                _, acc = fam.finetune(m, lr, "sgd")
+            rw_acc: float | None = None
+            if rw_lr is not None:
+                _, rw_acc = fam.finetune(m, rw_lr, "sgd")
             rep = verify(key, m)
             out["rewrites"].append(
                 {
@@ -306,7 +311,7 @@ def _run_family(fam: _Family, prof: TransformersProfile, log: Callable[[str], No
                     "block": rep.block,
                     "tau_score": rep.score,
                     "mean_cosine": rep.mean_cosine,
-                    "target_accuracy": acc,
+                    "target_accuracy": rw_acc,
                 }
             )
             log(f"{fam.name} {fam.grid} {label}: p = {rep.log10_p:.1f} (log10), block {rep.block}")
@@ -359,8 +364,8 @@ def _vit_family(prof: TransformersProfile, patch: int, data: dict, device: str) 
             num_hidden_layers=prof.vit_depth,
             num_attention_heads=prof.vit_heads,
             intermediate_size=2 * prof.vit_hidden,
-            num_labels=10,
         )
+        cfg.num_labels = 10
         model = ViTForImageClassification(cfg)
         layer = transformer_layers(model)[prof.vit_depth // 2 - 1]
         attach(
@@ -369,7 +374,7 @@ def _vit_family(prof: TransformersProfile, patch: int, data: dict, device: str) 
             {"pixel_values": fm_train.images[:2]},
         )
         add_pseudo_class(model)
-        return model.to(device)
+        return nn.Module.to(model, device)
 
     def train(model: nn.Module, seed: int, epochs: int | None) -> float:
         return _hf_fit(
@@ -431,7 +436,8 @@ def _bert_family(prof: TransformersProfile, data: dict, device: str, folder) -> 
             example,
         )
         add_pseudo_class(model)
-        return model.to(device)
+        model.to(device)
+        return model
 
     def train(model: nn.Module, seed: int, epochs: int | None) -> float:
         return _hf_fit(
@@ -481,7 +487,8 @@ def _resnet_family(prof: TransformersProfile, data: dict, device: str) -> _Famil
             model, FingerprintConfig(target=default_target("resnet50"), secret=secret, filters=prof.filters), fm_train.images[:2]
         )
         add_pseudo_class(model)
-        return model.to(device)
+        model.to(device)
+        return model
 
     def train(model: nn.Module, seed: int, epochs: int | None) -> float:
         cfg = TrainConfig(epochs=epochs or prof.resnet_epochs, lr=prof.resnet_lr, batch_size=prof.batch, seed=seed, device=device)
@@ -489,7 +496,9 @@ def _resnet_family(prof: TransformersProfile, data: dict, device: str) -> _Famil
 
     def finetune(model: nn.Module, lr: float, opt: str) -> tuple[float, float]:
         torch.manual_seed(7)
-        model.fc = nn.Linear(model.fc.in_features, 10).to(device)
+        old = model.get_submodule("fc")
+        assert isinstance(old, nn.Linear)
+        model.fc = nn.Linear(old.in_features, 10).to(device)
         cfg = TrainConfig(
             epochs=prof.ft_epochs,
             lr=lr,

@@ -55,6 +55,12 @@ def _pool_executor(kind: str, workers: int, address: str | None, gpus: float) ->
         ex.close()
 
 
+def _named(spec: str) -> tuple[str, str]:
+    """``NAME=PATH`` as ``(NAME, PATH)``; a bare path is named by its file's stem."""
+    name, sep, path = spec.partition("=")
+    return (name, path) if sep else (Path(spec).stem, spec)
+
+
 def _log(message: str) -> None:
     """Progress lines of long runs, printed as they are (no rich markup)."""
     console.print(message, markup=False, highlight=False)
@@ -501,7 +507,7 @@ def trace_cmd(
     without assuming the channels independent.  Exit 0 = derived, 1 = not, 2 = error."""
 
     from freqprint.checkpoint import read_recipe
-    from freqprint.key import extract
+    from freqprint.key import FingerprintKey, extract
     from freqprint.lineage import OwnerInit
     from freqprint.null import format_p
     from freqprint.trace import trace
@@ -509,7 +515,7 @@ def trace_cmd(
     recipe = read_recipe(owner)
     if recipe is None:
         raise FreqprintError(f"{owner} carries no freqprint recipe: pass a model file written by freqprint")
-    k = None
+    k: Path | FingerprintKey | None = None
     if not no_fingerprint:
         if key is not None:
             k = key
@@ -765,7 +771,7 @@ def metav_train_cmd(
     base = metav_configs(m.profile if m.profile in ("tiny", "quick", "large") else "quick").get(kind)
     if base is None:
         raise FreqprintError(f"unknown task kind {kind!r}")
-    changes = {
+    changes: dict[str, Any] = {
         k: v for k, v in {"n_inputs": inputs, "steps": steps, "updates": updates, "augment": augment}.items() if v is not None
     }
     cfg = dataclasses.replace(base, seed=seed, **changes)
@@ -1019,7 +1025,7 @@ def bench_attacks_cmd(
     from freqprint.bench import attack_bench_markdown, run_attack_bench
     from freqprint.lineage import OwnerInit
 
-    pairs = dict(s.split("=", 1) if "=" in s else (Path(s).stem, s) for s in source)
+    pairs = dict(_named(s) for s in source)
     owners = {}
     for spec, kind in [(x, "secret") for x in secret] + [(x, "seed") for x in init_seed]:
         name, _, val = spec.partition("=")
@@ -1209,7 +1215,7 @@ def bench_noise_cmd(
     """Input-noise sensitivity (rebuttal): accuracy with Gaussian noise of ‖n‖ = s‖x‖, s up to 0.5."""
     from freqprint.bench import noise_bench_markdown, run_noise_bench
 
-    pairs = dict(s.split("=", 1) if "=" in s else (Path(s).stem, s) for s in model)
+    pairs = dict(_named(s) for s in model)
     res = run_noise_bench(
         pairs, data=data, data_root=str(data_root) if data_root else None, repeats=repeats, device=device, log=_log
     )

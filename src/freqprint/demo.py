@@ -166,8 +166,8 @@ def run_demo(
             }
         )
         log(f"trace {name}: {tr.summary()}")
-    w_owner = owner.get_submodule("conv2.fingerprint").weight.detach()
-    w_ft = derived.get_submodule("conv2.fingerprint").weight.detach()
+    w_owner = owner.get_parameter("conv2.fingerprint.weight").detach()
+    w_ft = derived.get_parameter("conv2.fingerprint.weight").detach()
     study = [g.to_dict() for g in frequency_stability(w_owner, w_ft, key.grid, key.radius, key.tau)]
     derived_low_gain = verify(extract(owner, frequencies="low-gain"), derived, alpha=s.alpha)
     result = {

@@ -161,9 +161,12 @@ class FingerprintKey:
         h.update(np.asarray(self.frequencies, dtype="<i8").tobytes())
         h.update(np.asarray(self.multiplicity, dtype="<i8").tobytes())
         s = self.spectra.to(torch.complex64)
-        for part in (s.real, s.imag, self.weights, self.anchor):  # hashed in place: no byte copies of a large key
-            if part is not None:
-                h.update(np.ascontiguousarray(part.detach().float().numpy(), dtype="<f4").data)
+        for part in (s.real, s.imag, self.weights, self.anchor):
+            if part is None:
+                continue
+            flat = part.detach().float().reshape(part.shape[0], -1) if part.ndim else part.detach().float().reshape(1, 1)
+            for i in range(0, flat.shape[0], 16):  # a few filters at a time: no full copy of a large key's spectra
+                h.update(np.ascontiguousarray(flat[i : i + 16].numpy(), dtype="<f4").data)
         return h.hexdigest()
 
     def save(self, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
@@ -433,7 +436,9 @@ def parse_grid(grid: list[int], weight: torch.Tensor) -> tuple[int, int, int, in
 def check_key_size(filters: int, channels: int, frequencies: int, source: str) -> None:
     """Refuse a key that could not be stored (its spectra alone over ``MAX_KEY_BYTES``, or more than
     ``MAX_KEY_FREQUENCIES`` frequencies) before anything is computed for it: the grid buffer is
-    the module's own word, so this is where a hostile grid is stopped, whatever ``MAX_GRID`` allows."""
+    the module's own word, so this is where a hostile grid is stopped, whatever ``MAX_GRID`` allows.
+    :func:`extract` calls it first with a lower bound from the set's size (before the set is
+    listed), then with the exact count of conjugate-pair representatives."""
     need = 8 * filters * channels * frequencies
     if frequencies > MAX_KEY_FREQUENCIES or need > MAX_KEY_BYTES:
         raise FreqprintError(
@@ -494,9 +499,11 @@ def extract(
         layer, weight, grid = find_module_weight(store, target)
         context = layer[: -len(".fingerprint.weight")]
     m, n, k, r, merge = parse_grid(grid, weight)
-    check_key_size(int(weight.shape[0]), int(weight.shape[1]), frequency_count(frequencies, (m, n), k, r), name)
+    d, c = int(weight.shape[0]), int(weight.shape[1])
+    check_key_size(d, c, (frequency_count(frequencies, (m, n), k, r) + 1) // 2, name)  # ≥ half are kept: conjugate pairs
     freqs = frequency_set(frequencies, (m, n), k, r)
     reps, mult = conjugate_weights(freqs, (m, n))
+    check_key_size(d, c, len(reps), name)  # exactly what the key will hold
     spectra = revised_dft_at(weight.detach().double().cpu(), (m, n), reps).to(torch.complex64)
     key = FingerprintKey(
         layer=layer,

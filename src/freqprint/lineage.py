@@ -216,7 +216,7 @@ class OwnerInit:
                 out[f"{name}.weight"] = InitLayer(w, _variance_proxy(law, w), f"{prod}.weight" if prod else None)
         if not out:
             raise FreqprintError(f"model {self.model!r} has no k×k conv (k ≥ 2) to test")
-        order = [f"{n}.weight" for n in producers.get("__order__", [])]  # type: ignore[union-attr]
+        order = [f"{n}.weight" for n in producers.get("__order__", [])]
         return {k: out[k] for k in sorted(out, key=lambda k: order.index(k) if k in order else len(order))}
 
     def describe(self) -> dict[str, Any]:
@@ -379,7 +379,7 @@ def _layer_test(
     use_chain = chain is not None and len(chain) == c
     use_split = d >= 4 and c > 1
     n_options = 1 + use_chain + 2 * use_split  # paid in full even when an option is skipped below
-    if use_chain:
+    if chain is not None and use_chain:
         kc = ((chain >= 0) & (chain < cs)).nonzero().squeeze(1)
         if len(kc) and len(set(chain[kc].tolist())) == len(kc):
             lp, h, t, mc, m = _projection_logp(x3, v, uy, kc, chain[kc])
@@ -395,12 +395,12 @@ def _layer_test(
     best = min(options, key=lambda o: o[0])
     if best[5] == "split":
         best = (*best[:4], searched, best[5])  # a match of every filter serves the layers this one feeds
-    return (min(0.0, best[0] + math.log(n_options)), *best[1:])  # type: ignore[return-value]
+    return (min(0.0, best[0] + math.log(n_options)), best[1], best[2], best[3], best[4], best[5])
 
 
 def lineage(
     owner: OwnerInit,
-    suspect: nn.Module | str | Path | dict[str, torch.Tensor],
+    suspect: nn.Module | str | Path | dict[str, torch.Tensor] | TensorStore,
     alpha: float = 1e-6,
     max_fits: int = MAX_FITS,
 ) -> LineageReport:
@@ -462,7 +462,9 @@ def lineage(
                 break  # decisive already; the candidate count is still paid in full
         if (best + math.log(len(cands) or 1)) / LN10 >= math.log10(alpha):
             for _, name, layout in sorted(tried)[:2]:  # the split maps, on the two most promising candidates
-                keep(name, layout, _layer_test(x, v, load(name, layout, c, k), chain, split=True))
+                ws = load(name, layout, c, k)
+                if ws is not None:  # tried candidates were loaded finite
+                    keep(name, layout, _layer_test(x, v, ws, chain, split=True))
         if cands:
             res.log10_p = min(0.0, best + math.log(len(cands))) / LN10
         results.append(res)

@@ -86,7 +86,9 @@ class MethodDefaults:
 class Method(Protocol):
     name: str
     embeds: bool
-    fixed_thresholds: dict[str, float]
+
+    @property
+    def fixed_thresholds(self) -> dict[str, float]: ...
 
     def config(self) -> dict[str, Any]: ...
 

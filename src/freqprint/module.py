@@ -197,6 +197,9 @@ class FingerprintModule(nn.Module):
     fingerprint; ``grid`` holds ``[M, N, K, r]`` (plus ``1`` for the ReLU merge) so that a bare
     state dict can be verified."""
 
+    grid: torch.Tensor  # a registered buffer
+    proj: nn.Conv2d
+
     def __init__(
         self,
         in_channels: int,
@@ -254,6 +257,7 @@ class FingerprintModule(nn.Module):
             self.weight.copy_(w)
             if self.bias is not None:
                 self.bias.copy_(b)
+            assert self.proj.bias is not None  # the projection is built with a bias
             nn.init.zeros_(self.proj.bias)
             # P starts small so the module does not disturb a host that is already trained.
             nn.init.normal_(self.proj.weight, std=0.1 / math.sqrt(self.filters), generator=gen)
@@ -280,6 +284,7 @@ class FingerprintModule(nn.Module):
         # inverse DFT of the band, out = Re(Σ_uv F·e^{+iθ})/MN: one real GEMM [B·O, 2F] × [2F, M·N]
         # (no complex [B, C_out, M, N] tensor is ever built)
         out = (of @ _band_inverse(m, n, self.radius, of.dtype, str(x.device))).reshape(*of.shape[:2], m, n)
+        assert self.proj.bias is not None
         y = out.to(x.dtype) + self.proj.bias.view(1, -1, 1, 1)
         if out_size is not None and tuple(y.shape[-2:]) != tuple(out_size):
             y = F.adaptive_avg_pool2d(y, out_size)
@@ -353,6 +358,9 @@ class Fingerprinted(nn.Module):
     finds, removes or attacks a module (:func:`find_fingerprint_modules`, :func:`detach`, the
     module attacks) only needs these two attributes."""
 
+    base: nn.Module
+    fingerprint: FingerprintModule
+
     def __init__(self, base: nn.Module, fingerprint: FingerprintModule) -> None:
         super().__init__()
         self.base = base
@@ -364,6 +372,8 @@ class Fingerprinted(nn.Module):
 
 class FingerprintedConv(Fingerprinted):
     """A host conv with a fingerprint module beside it: ``base(x) + fingerprint(x)``."""
+
+    base: nn.Conv2d
 
     def __init__(self, base: nn.Conv2d, fingerprint: FingerprintModule) -> None:
         super().__init__(base, fingerprint)

@@ -136,7 +136,8 @@ def train(
     ) as bar:
         task = bar.add_task(description, total=cfg.epochs * len(loader), info="")
         for epoch in range(cfg.epochs):
-            tot, parts_sum, count = 0.0, {}, 0
+            tot, count = 0.0, 0
+            parts_sum: dict[str, float] = {}
             for x, y in loader:
                 x, y = x.to(dev), y.to(dev)
                 if criterion is not None:
@@ -171,7 +172,7 @@ def train(
     return TrainResult(history, time.time() - start, history[-1].get("accuracy") if history else None)
 
 
-def save_every_epoch(directory: str | Path, save: Callable[[nn.Module, Path], None]) -> Callable[[nn.Module, int], None]:
+def save_every_epoch(directory: str | Path, save: Callable[[nn.Module, Path], object]) -> Callable[[nn.Module, int], None]:
     """A ``checkpoint`` callback writing ``directory/epoch-<k>.safetensors``."""
     d = Path(directory)
 

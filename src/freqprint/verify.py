@@ -329,7 +329,7 @@ def _rotation_test(
 
 def verify(
     key: FingerprintKey | str | Path,
-    suspect: nn.Module | str | Path | dict[str, torch.Tensor],
+    suspect: nn.Module | str | Path | dict[str, torch.Tensor] | TensorStore,
     alpha: float = 1e-6,
     tau: float | None = None,
     hit_cosine: float | None = None,

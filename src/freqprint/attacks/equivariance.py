@@ -51,7 +51,7 @@ def conv_pairs(model: nn.Module) -> list[_Pair]:
         children = dict(mod.named_children())
         i = 1
         while f"conv{i}" in children:
-            a, b = children.get(f"conv{i}"), children.get(f"conv{i + 1}")
+            a, b = children[f"conv{i}"], children.get(f"conv{i + 1}")
             if (
                 b is not None
                 and isinstance(_base(a), nn.Conv2d)
@@ -83,8 +83,9 @@ def _scale_output(conv: nn.Module, bn: nn.BatchNorm2d | None, a: float) -> None:
         base.bias.mul_(a)
     if isinstance(conv, FingerprintedConv):
         conv.fingerprint.proj.weight.mul_(a)
-        conv.fingerprint.proj.bias.mul_(a)
-    if bn is not None:
+        if conv.fingerprint.proj.bias is not None:
+            conv.fingerprint.proj.bias.mul_(a)
+    if bn is not None and bn.running_mean is not None and bn.running_var is not None:  # statistics tracked
         bn.running_mean.mul_(a)
         bn.running_var.copy_((a * a * (bn.running_var + bn.eps) - bn.eps).clamp_min(1e-12))
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -97,25 +98,30 @@ class ChannelScaling(Attack):
         return model
 
 
+def _conv_like(conv: nn.Conv2d, in_channels: int, out_channels: int, dilation: bool = False) -> nn.Conv2d:
+    """A conv with ``conv``'s geometry (kernel, stride, padding, and dilation when asked) and bias
+    setting, on its device and dtype, with other channel counts."""
+    geometry: dict[str, Any] = {"kernel_size": conv.kernel_size, "stride": conv.stride, "padding": conv.padding}
+    if dilation:
+        geometry["dilation"] = conv.dilation
+    return nn.Conv2d(in_channels, out_channels, bias=conv.bias is not None, **geometry).to(conv.weight)
+
+
 def _grow_conv_out(conv: nn.Conv2d, extra: int) -> nn.Conv2d:
-    new = nn.Conv2d(
-        conv.in_channels, conv.out_channels + extra, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None
-    ).to(conv.weight)
+    new = _conv_like(conv, conv.in_channels, conv.out_channels + extra)
     new.weight.zero_()
     new.weight[: conv.out_channels].copy_(conv.weight)
-    if conv.bias is not None:
+    if conv.bias is not None and new.bias is not None:
         new.bias.zero_()
         new.bias[: conv.out_channels].copy_(conv.bias)
     return new
 
 
 def _grow_conv_in(conv: nn.Conv2d, extra: int, g: torch.Generator) -> nn.Conv2d:
-    new = nn.Conv2d(
-        conv.in_channels + extra, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=conv.bias is not None
-    ).to(conv.weight)
+    new = _conv_like(conv, conv.in_channels + extra, conv.out_channels)
     new.weight.copy_(torch.randn(new.weight.shape, generator=g).to(conv.weight) * float(conv.weight.std()))
     new.weight[:, : conv.in_channels].copy_(conv.weight)
-    if conv.bias is not None:
+    if conv.bias is not None and new.bias is not None:
         new.bias.copy_(conv.bias)
     return new
 
@@ -162,9 +168,13 @@ def _resize_filters(fp: FingerprintModule, weight: torch.Tensor, bias: torch.Ten
     """Give the module ``weight`` [D′, C, K, K] (and bias) with projection ``proj`` [C_out, D′]."""
     d = weight.shape[0]
     fp.weight = nn.Parameter(weight.contiguous())
-    fp.bias = nn.Parameter(bias.contiguous()) if bias is not None else None
+    if bias is not None:
+        fp.bias = nn.Parameter(bias.contiguous())
+    else:
+        fp.register_parameter("bias", None)
     new = nn.Conv2d(d, fp.out_channels, 1).to(weight)
     new.weight.copy_(proj.reshape(fp.out_channels, d, 1, 1))
+    assert new.bias is not None and fp.proj.bias is not None  # the module's projection has a bias
     new.bias.copy_(fp.proj.bias)
     fp.proj = new
     fp.filters = d
@@ -319,15 +329,20 @@ class _Mixed(nn.Sequential):
 
     @property
     def weight(self) -> torch.Tensor:
-        return self[0].weight
+        return self._conv(0).weight
 
     @property
     def in_channels(self) -> int:
-        return self[0].in_channels
+        return self._conv(0).in_channels
 
     @property
     def out_channels(self) -> int:
-        return self[1].out_channels
+        return self._conv(1).out_channels
+
+    def _conv(self, i: int) -> nn.Conv2d:
+        c = self[i]
+        assert isinstance(c, nn.Conv2d)
+        return c
 
 
 @dataclass(repr=False)
@@ -354,12 +369,10 @@ class Factorize(Attack):
             d = conv.out_channels
             q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
             m = q  # orthogonal: the strongest mixing (every filter spread evenly over all), condition number 1
-            first = nn.Conv2d(
-                conv.in_channels, d, conv.kernel_size, conv.stride, conv.padding, conv.dilation, bias=conv.bias is not None
-            )
+            first = _conv_like(conv, conv.in_channels, d, dilation=True)
             w = conv.weight.detach().to(torch.float64)
             first.weight.data.copy_(torch.einsum("ed,dchw->echw", m, w).to(conv.weight))
-            if conv.bias is not None:
+            if conv.bias is not None and first.bias is not None:
                 first.bias.data.copy_((m @ conv.bias.detach().to(torch.float64)).to(conv.bias))
             second = nn.Conv2d(d, d, 1, bias=False)
             second.weight.data.copy_(torch.linalg.inv(m)[:, :, None, None].to(conv.weight))

@@ -71,7 +71,7 @@ class ResidualRotation(Attack):
 
     def apply(self, model: nn.Module) -> nn.Module:
         vit = getattr(model, "vit", None)
-        if vit is None or not hasattr(vit, "layers") or not hasattr(model, "classifier"):
+        if vit is None or not hasattr(vit, "layers") or not isinstance(getattr(model, "classifier", None), nn.Linear):
             raise NotApplicable("rotate-residual needs a Hugging Face ViTForImageClassification (pre-LN blocks)")
         emb = vit.embeddings
         h = emb.cls_token.shape[-1]
@@ -95,7 +95,10 @@ class ResidualRotation(Attack):
                 fp.weight.data.copy_(torch.einsum("ec,dchw->dehw", q, fp.weight.detach().double()).to(fp.weight))
                 pw = fp.proj.weight
                 pw.data.copy_(torch.einsum("eo,odhw->edhw", q, pw.detach().double()).to(pw))
-                fp.proj.bias.data.copy_((q @ fp.proj.bias.detach().double()).to(fp.proj.bias))
-        _fold_ln_into(vit.layernorm, [model.classifier])
-        _read(model.classifier, q)
+                if fp.proj.bias is not None:
+                    fp.proj.bias.data.copy_((q @ fp.proj.bias.detach().double()).to(fp.proj.bias))
+        head = model.classifier
+        assert isinstance(head, nn.Linear)  # checked above
+        _fold_ln_into(vit.layernorm, [head])
+        _read(head, q)
         return model

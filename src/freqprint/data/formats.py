@@ -13,9 +13,9 @@ import torch
 
 from freqprint.errors import FreqprintError
 
-_IDX_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
+_IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),
@@ -44,7 +44,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if len(raw) < header:
         raise FreqprintError(f"{path} is truncated (incomplete IDX header)")
     shape = struct.unpack(">" + "I" * ndim, raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    dtype = _IDX_DTYPES[raw[2]]
     need = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != need:
         raise FreqprintError(f"{path} holds {len(raw) - header} data bytes, its header promises {need}")
@@ -109,7 +109,7 @@ def read_image_folder(root: str | Path, size: int, channels: int = 3) -> tuple[n
                 continue
             try:
                 with Image.open(p) as im:
-                    im = im.convert(mode).resize((size, size), Image.BILINEAR)
+                    im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
                     a = np.asarray(im, dtype=np.uint8)
             except (UnidentifiedImageError, OSError) as e:
                 raise FreqprintError(f"cannot read image {p}: {e}") from None

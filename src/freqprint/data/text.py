@@ -80,7 +80,8 @@ def read_fortune_file(path: str | Path) -> list[str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    entries, cur = [], []
+    entries: list[str] = []
+    cur: list[str] = []
     for line in text.splitlines():
         if line.strip() == "%":
             entries.append("\n".join(cur))

@@ -5,6 +5,7 @@ verdict (``trace``) and plain training (``plain``).  The protocol and the regist
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +86,8 @@ class FrequencyFingerprint(MethodDefaults):
         rep = verify(evidence, suspect)
         return {
             "neg_log10_p": min(max(0.0, -rep.log10_p), 1e4),
-            "tau_score": rep.score,
-            "mean_cosine": rep.mean_cosine,
+            "tau_score": rep.score if rep.score is not None else math.nan,  # always described here
+            "mean_cosine": rep.mean_cosine if rep.mean_cosine is not None else math.nan,
             "found": float(rep.found),
         }
 

@@ -18,8 +18,9 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -361,9 +362,7 @@ class _Pools:
             spec = self._derived_spec(method, parent["hash"], i, k, lr)
             name = f"derived-{i}-lr{lr:g}"
             try:
-                model, h = self.cache.get(
-                    spec, lambda i=i, k=k, lr=lr, parent=parent: _derive(self.plan, method, i, k, lr, parent["model"])
-                )
+                model, h = self.cache.get(spec, partial(_derive, self.plan, method, i, k, lr, parent["model"]))
             except FreqprintError as e:  # e.g. fine-tuning diverged at lr 1
                 suspects[name] = {"diverged": str(e), "parent": i, "lr": lr}
                 self.log(f"[{method.name}] {name}: {e}")
@@ -447,7 +446,7 @@ def run_tracing(
     (:func:`freqprint.executor.create_executor`, e.g. Ray with a GPU per job) trains the missing
     models in parallel first; scoring stays in this process.
     """
-    methods = [methods] if not isinstance(methods, (list, tuple)) else list(methods)
+    methods = list(methods) if isinstance(methods, (list, tuple)) else [cast(Method, methods)]
     if not methods:
         raise FreqprintError("no method to evaluate")
     names = [m.name for m in methods]

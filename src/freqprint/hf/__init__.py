@@ -106,12 +106,14 @@ def replace_classifier(model: nn.Module, num_labels: int, seed: int = 0) -> str:
 
     name = find_head(model)
     old = model.get_submodule(name)
+    assert isinstance(old, nn.Linear)  # find_head names the last nn.Linear
     torch.manual_seed(seed)
     new = nn.Linear(old.in_features, num_labels).to(device=old.weight.device, dtype=old.weight.dtype)
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
-    if getattr(model, "config", None) is not None:
-        model.config.num_labels = num_labels
+    config = getattr(model, "config", None)
+    if config is not None:
+        config.num_labels = num_labels
     return name
 
 

@@ -149,7 +149,7 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
     # allocated from them, so a hostile header cannot make us build a huge layer
     state = {k[len("verifier.") :]: v for k, v in sd.items() if k.startswith("verifier.")}
     sizes = [len(x) * task.feature_dim, *hidden, 1]
-    want = {}
+    want: dict[str, tuple[int, ...]] = {}
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         want[f"net.{3 * i}.weight"], want[f"net.{3 * i}.bias"] = (b, a), (b,)
     if {k: tuple(v.shape) for k, v in state.items()} != want:

@@ -58,6 +58,9 @@ Query = Callable[[torch.Tensor], torch.Tensor]
 class AdaptiveFingerprint(nn.Module):
     """N learned inputs in ``[lo, hi]``: ``X = lo + (hi − lo)·σ(θ)``."""
 
+    lo: torch.Tensor  # registered buffers
+    hi: torch.Tensor
+
     def __init__(self, init: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("lo", lo.float().expand_as(init[0]).clone())

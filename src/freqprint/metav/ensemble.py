@@ -37,6 +37,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,11 @@ class Ensemble:
         return out
 
 
+def _obfuscated(task: Task, model: nn.Module, mode: str, params: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
+    """An API's answer: the model's outputs through the entry's obfuscation."""
+    return task.obfuscate(task.outputs(model, x), mode, **params)
+
+
 def quality(task: Task, model: nn.Module, data) -> float | None:
     """Accuracy (classification) or R² (regression) on the test set; None for generators."""
     with torch.no_grad():
@@ -251,7 +257,9 @@ class _Builder:
             m = copy.deepcopy(parent)
             if p.get("head", "keep") == "reinit":
                 torch.manual_seed(seed)
-                t.head(m).reset_parameters()
+                head = t.head(m)
+                assert isinstance(head, (nn.Linear, nn.ConvTranspose2d))  # what Task.head returns
+                head.reset_parameters()
             data = self.data.thief if p.get("data", "thief") == "thief" else self.data.owner
             return t.fit(m, data, int(p.get("epochs", 1)), float(p.get("lr", 0.01)), seed, p.get("layers", "all")), None
         if op == "prune":
@@ -424,22 +432,23 @@ def build_ensemble(
                     continue
                 parent = ensure(e.parent) if e.parent else None  # an earlier generation: in the cache by now
                 jobs.append((builder.spec(e, parent), builder.kind(e), (e, parent)))
-            n = builder.cache.prefill(jobs, _train_entry, executor, (task, data), log)
-            log(f"  generation {gen}: {n} of {len(jobs)} models trained on the executor")
+            trained = builder.cache.prefill(jobs, _train_entry, executor, (task, data), log)
+            log(f"  generation {gen}: {trained} of {len(jobs)} models trained on the executor")
     members: list[Member] = []
     for e in manifest.entries:
         if e.name not in need:
             continue
         model = ensure(e.name)[0]
         if e.role == "source":
-            task.fit_stats(lambda x, m=model: task.outputs(m, x), data.owner)
+            task.fit_stats(partial(task.outputs, model), data.owner)
         q = quality(task, model, data.test)
+        query: Callable[[torch.Tensor], torch.Tensor]
         if e.op == "output":
             mode = str(e.params.get("mode", "round"))
             extra = {k: v for k, v in e.params.items() if k != "mode"}
-            query = lambda x, m=model, md=mode, kw=extra: task.obfuscate(task.outputs(m, x), md, **kw)
+            query = partial(_obfuscated, task, model, mode, extra)
         else:
-            query = lambda x, m=model: task.outputs(m, x)
+            query = partial(task.outputs, model)
         members.append(Member(e, model, int(e.role in ("source", "positive")), query, q))
     return Ensemble(
         task, members, manifest, time.time() - t0, builder.trained, builder.cached, {n: v[2] for n, v in made.items()}, data
@@ -510,8 +519,8 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
     if kind == "classification":
         base_lr, ft_lrs, last_lrs = 0.05, [0.01, 0.003, 0.03, 0.001], [0.05, 0.01, 0.1]
         archs, other, held_arch = ["cnn"], ["mlp", "cnn-wide"], "lenet"
-        outputs = [("api-top3", "topk", {"k": 3}), ("api-round", "round", {"decimals": 1})]
-        held_outputs = [("api-label", "label", {})]
+        outputs: list[tuple[str, str, dict[str, Any]]] = [("api-top3", "topk", {"k": 3}), ("api-round", "round", {"decimals": 1})]
+        held_outputs: list[tuple[str, str, dict[str, Any]]] = [("api-label", "label", {})]
         ft_epochs, src_params = 1, {"fingerprint": True}
     elif kind == "regression":
         base_lr, ft_lrs, last_lrs = 0.003, [0.003, 0.001, 0.01, 0.0003], [0.01, 0.003, 0.03]

@@ -42,8 +42,9 @@ def _reinit(model: nn.Module, seed: int) -> nn.Module:
     m = RemoveModule()(model) if find_fingerprint_modules(model) else copy.deepcopy(model)
     torch.manual_seed(seed)
     for mod in m.modules():
-        if hasattr(mod, "reset_parameters") and mod is not m:
-            mod.reset_parameters()
+        reset = getattr(mod, "reset_parameters", None)
+        if callable(reset) and mod is not m:
+            reset()
     return m
 
 

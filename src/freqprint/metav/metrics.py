@@ -27,7 +27,7 @@ from sklearn.metrics import roc_auc_score
 __all__ = ["aruc", "bootstrap", "per_family", "score_metrics", "summarise"]
 
 
-def aruc(pos: Sequence[float], neg: Sequence[float]) -> float:
+def aruc(pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray) -> float:
     """∫₀¹ min(R(λ), U(λ)) dλ, exactly (scores clipped to [0, 1])."""
     p = np.clip(np.asarray(pos, float), 0, 1)
     n = np.clip(np.asarray(neg, float), 0, 1)
@@ -53,7 +53,7 @@ def _tpr_at_1pct(pos: np.ndarray, neg: np.ndarray) -> float:
     return tpr_at_fpr(np.r_[pos, neg], np.r_[np.ones(len(pos)), np.zeros(len(neg))], 0.01)
 
 
-def score_metrics(pos: Sequence[float], neg: Sequence[float], threshold: float) -> dict[str, float]:
+def score_metrics(pos: Sequence[float] | np.ndarray, neg: Sequence[float] | np.ndarray, threshold: float) -> dict[str, float]:
     p, n = np.asarray(pos, float), np.asarray(neg, float)
     return {
         "aruc": aruc(p, n),

@@ -41,6 +41,7 @@ from torch import nn
 from freqprint.data import ArrayDataset, load_dataset
 from freqprint.errors import FreqprintError
 from freqprint.models import create_model
+from freqprint.models.small import VAE
 from freqprint.training import TrainConfig, train
 
 __all__ = ["ClassificationTask", "GenerationTask", "RegressionTask", "Task", "TaskData", "create_task", "TASK_KINDS"]
@@ -220,8 +221,8 @@ def _train_cfg(
 
 
 def _freeze_all_but(model: nn.Module, head: nn.Module) -> list[nn.Parameter]:
-    head = set(map(id, head.parameters()))
-    frozen = [p for p in model.parameters() if id(p) not in head]
+    keep = set(map(id, head.parameters()))
+    frozen = [p for p in model.parameters() if id(p) not in keep]
     for p in frozen:
         p.requires_grad_(False)
     return frozen
@@ -488,7 +489,7 @@ class GenerationTask(Task):
         return torch.flatten(model(x), 1)
 
     def head(self, model: nn.Module) -> nn.Module:
-        return [m for m in model.decoder.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]
+        return [m for m in model.get_submodule("decoder").modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]
 
     def normalise(self, raw: torch.Tensor) -> torch.Tensor:
         img = raw.reshape(len(raw), 1, 28, 28)
@@ -513,12 +514,13 @@ class GenerationTask(Task):
         drop: float | None = None,
     ) -> nn.Module:
         def elbo(net: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            assert isinstance(net, VAE)  # the generation task's families are VAEs
             loss = net.elbo(x)
             return loss, {"elbo": float(loss.detach())}
 
         frozen = []
         if layers == "last":  # the decoder's last layer trains, and the encoder, which the output does not see
-            keep = set(map(id, self.head(model).parameters())) | set(map(id, model.encoder.parameters()))
+            keep = set(map(id, self.head(model).parameters())) | set(map(id, model.get_submodule("encoder").parameters()))
             frozen = [p for p in model.parameters() if id(p) not in keep]
             for p in frozen:
                 p.requires_grad_(False)

@@ -92,7 +92,7 @@ def _basis(b: Basis) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torc
     """``(V, block indices, block projections)`` of a basis; projections from a public seed."""
     v, gain = kernel_basis(b.grid, b.kernel_size, b.radius, include_dc=b.include_dc)
     blocks = ((gain >= VISIBLE_GAIN).nonzero().squeeze(1), (gain < VISIBLE_GAIN).nonzero().squeeze(1))
-    projs = []
+    projs: list[torch.Tensor | None] = []
     for name, idx in zip(("visible", "hidden"), blocks):
         raw = _moment_dim(len(idx))
         if raw <= MAX_DIM:
@@ -195,7 +195,7 @@ def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, ...], ...] | None:
     v, blocks, _ = _basis(b)
     k = b.kernel_size
     eye = torch.eye(k * k, dtype=torch.float64).reshape(k * k, k, k)
-    out = []
+    out: list[tuple[torch.Tensor, ...]] = []
     for op in DIHEDRAL.values():
         perm = op(eye).reshape(k * k, k * k)  # row r: g applied to the kernel with a 1 at entry r
         r = v.T @ perm @ v  # flattened kernels as rows: g(w) = w·perm, so z(g(W)) = z(W)·R
@@ -206,7 +206,7 @@ def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, ...], ...] | None:
                 return None  # g mixes the blocks: no lift
             lifts.append(_sym_lift(r[idx][:, idx].T))  # as columns: u_g = Q·u with Q = R_bbᵀ
         out.append(tuple(lifts))
-    return tuple(out)  # type: ignore[return-value]
+    return tuple(out)
 
 
 def suspect_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
@@ -217,7 +217,7 @@ def suspect_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
     if lifts is not None:
         moments = _moments(w, b)
         return torch.stack([_features(moments, b, g) for g in lifts])
-    return torch.stack([channel_sketch(op(w), b) for op in DIHEDRAL.values()])  # type: ignore[operator]
+    return torch.stack([channel_sketch(op(w), b) for op in DIHEDRAL.values()])
 
 
 @lru_cache(maxsize=32)

@@ -315,8 +315,8 @@ class Registry:
                     if wshape[1] * 2 < c or wshape[0] < 2:
                         continue
                     if name not in loaded:
-                        t = store.get(name)
-                        loaded[name] = t if bool(torch.isfinite(t).all()) else None
+                        got = store.get(name)
+                        loaded[name] = got if bool(torch.isfinite(got).all()) else None
                     t = loaded[name]
                     if t is None:
                         if name in self._layers(ids):  # as verify: NaN where a key points is an error, elsewhere skipped
@@ -345,8 +345,10 @@ class Registry:
         store = open_tensors(suspect)
         n_keys = len(self)
         always = [r[0] for r in self.db.execute("SELECT id FROM keys WHERE always_test=1")]
+        passed: dict[int, float | None]
         if screen:
-            passed, scored = self.screen(store)
+            zs, scored = self.screen(store)
+            passed = dict(zs.items())
         else:
             passed = {r[0]: None for r in self.db.execute("SELECT id FROM keys WHERE always_test=0")}
             scored = 0
