@@ -58,7 +58,7 @@ def test_errors_also_inherit_the_builtins():
     assert issubclass(UnreadableFile, OSError) and issubclass(UnreadableFile, FreqprintError)
     with pytest.raises(ValueError, match="tau"):
         extract(create_model("smallcnn"), tau=float("nan"))
-    with pytest.raises(OSError, match="no such"):
+    with pytest.raises(OSError, match="(?i)no such"):
         from freqprint import verify
 
         verify("no-such.key", "no-such.safetensors")
@@ -166,7 +166,7 @@ def test_registry_add_reads_a_key_once(tmp_path):
     rc0, _, err0, ref = run_measured(["registry", "add", tmp_path / "small.key", "-r", tmp_path / "a.db"], tmp_path)
     rc, _, err, peak = run_measured(["registry", "add", tmp_path / "big.key", "-r", tmp_path / "b.db"], tmp_path)
     assert rc0 == 0 and rc == 0, (err0, err)
-    assert peak - ref < 4.5 * size_mb, (peak, ref, size_mb)  # bytes once, tensors once, the spectra once (6.5x before)
+    assert peak - ref < 3.5 * size_mb, (peak, ref, size_mb)  # the bytes, the spectra, small change (4.9x before)
 
 
 # --- study validates what it reads as verify does -------------------------------------------------

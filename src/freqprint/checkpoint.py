@@ -129,10 +129,25 @@ def load_state_dict(path: str | Path, max_bytes: int | None = None) -> dict[str,
     return sd
 
 
+_FINITE_CHUNK = 1 << 20
+
+
+def all_finite(v: torch.Tensor) -> bool:
+    """No NaN or Inf in ``v``, checked a million entries at a time: ``torch.isfinite`` of a whole
+    large tensor allocates temporaries several times its size."""
+    if v.numel() <= _FINITE_CHUNK or v.ndim == 0:
+        return bool(torch.isfinite(v).all())
+    if v.is_contiguous():
+        chunks = v.reshape(-1).split(_FINITE_CHUNK)
+    else:
+        chunks = v.split(max(1, _FINITE_CHUNK // max(1, v[0].numel())))
+    return all(bool(torch.isfinite(c).all()) for c in chunks)
+
+
 def check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
     """Refuse weights with NaN or Inf: any score computed from them would be meaningless."""
     for k, v in sd.items():
-        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+        if v.is_floating_point() and not all_finite(v):
             raise FreqprintError(f"{source}: tensor {k!r} contains NaN or Inf values")
 
 

@@ -104,7 +104,7 @@ class ClaimBundle:
         return cls._from_meta(meta, FingerprintKey.load(path), str(path))  # a bundle is a key file: same checks
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str, key: FingerprintKey | None = None) -> ClaimBundle:
+    def from_bytes(cls, data: bytes | bytearray, source: str, key: FingerprintKey | None = None) -> ClaimBundle:
         """A bundle from its file's bytes (``key``: the key already read from the same bytes)."""
         meta = header_metadata(data, "freqprint.claim", "a freqprint claim bundle", source)
         return cls._from_meta(meta, key if key is not None else FingerprintKey.from_bytes(data, source), source)

@@ -20,12 +20,12 @@ __all__ = ["MAX_SECRET_BYTES", "read_secret_file", "read_small_file", "read_smal
 MAX_SECRET_BYTES = 64 * 2**10  # a secret is a passphrase or a key, never kilobytes more
 
 
-def read_small_file(path: str | Path, max_bytes: int, what: str = "file") -> bytes:
+def read_small_file(path: str | Path, max_bytes: int, what: str = "file") -> bytearray:
     """The bytes of a regular file of at most ``max_bytes``; :class:`UnreadableFile` otherwise.
 
     The file is opened with ``O_NONBLOCK`` (a FIFO or a device answers at once instead of
     blocking), checked to be a regular file on the open descriptor (no race with a swapped path),
-    and read in one bounded call.
+    and read into one buffer of its size (a ``bytearray``: tensors can be views of it).
     """
     path = Path(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
@@ -40,20 +40,21 @@ def read_small_file(path: str | Path, max_bytes: int, what: str = "file") -> byt
             raise UnreadableFile(f"{what} {path} is {kind}")
         if st.st_size > max_bytes:
             raise UnreadableFile(f"{what} {path} is {st.st_size} bytes, more than the {max_bytes} such a file can be")
-        chunks, left = [], max_bytes + 1
-        while left > 0:
-            try:
-                chunk = os.read(fd, min(left, 1 << 20))
-            except OSError as e:
-                raise UnreadableFile(f"cannot read {what} {path}: {e.strerror}") from None
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > max_bytes:  # grew while we read it
-            raise UnreadableFile(f"{what} {path} is more than the {max_bytes} bytes such a file can be")
-        return data
+        buf = bytearray(st.st_size + 1)  # one byte more: a file that grew since fstat shows it
+        got = 0
+        with memoryview(buf) as view:
+            while got < len(buf):
+                try:
+                    n = os.readv(fd, [view[got:]])
+                except OSError as e:
+                    raise UnreadableFile(f"cannot read {what} {path}: {e.strerror}") from None
+                if n == 0:
+                    break
+                got += n
+        if got > st.st_size:
+            raise UnreadableFile(f"{what} {path} changed while it was read")
+        del buf[got:]
+        return buf
     finally:
         os.close(fd)
 

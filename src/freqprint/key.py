@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as safetensors_load
 from safetensors.torch import safe_open
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from freqprint.checkpoint import TensorStore, check_finite, load_state_dict, open_tensors
+from freqprint.checkpoint import TensorStore, check_finite, open_tensors
 from freqprint.errors import FreqprintError, InvalidArgument, NoMaterial, UnreadableFile
 from freqprint.module import get_fingerprint_module, initial_weight
 from freqprint.spectral import (
@@ -195,20 +194,14 @@ class FingerprintKey:
     @classmethod
     def load(cls, path: str | Path) -> FingerprintKey:
         """Read a key (or a claim bundle, which holds one) and check its commitment.  Every
-        malformed field gives one :class:`FreqprintError` naming it."""
-        path = Path(path)
-        meta = read_json_metadata(path, "freqprint.key", "a freqprint key")
-        if meta.get("format") in OLD_FORMATS:
-            raise FreqprintError(
-                f"{path} is a {meta['format']} key, which cannot be verified by this version "
-                "(its spectra do not determine the kernels); re-extract it: freqprint extract MODEL --out KEY"
-            )
-        if meta.get("format") != FORMAT:
-            raise FreqprintError(f"{path}: unsupported key format {meta.get('format')!r}")
-        return cls.from_parts(meta, load_state_dict(path, max_bytes=MAX_KEY_BYTES), str(path))
+        malformed field gives one :class:`FreqprintError` naming it.  The file is read once, as a
+        regular file of at most ``MAX_KEY_BYTES``, and its tensors are views of those bytes."""
+        from freqprint.files import read_small_file
+
+        return cls.from_bytes(read_small_file(path, MAX_KEY_BYTES, "key file"), str(path))
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str) -> FingerprintKey:
+    def from_bytes(cls, data: bytes | bytearray, source: str) -> FingerprintKey:
         """A key from the bytes of a key file (a registry keeps them in its database); the same
         checks as :meth:`load`."""
         if len(data) > MAX_KEY_BYTES:
@@ -221,11 +214,7 @@ class FingerprintKey:
             )
         if meta.get("format") != FORMAT:
             raise FreqprintError(f"{source}: unsupported key format {meta.get('format')!r}")
-        try:
-            sd = safetensors_load(data)
-        except (SafetensorError, ValueError, RuntimeError):
-            raise UnreadableFile(f"{source} is a corrupt or truncated safetensors file") from None
-        return cls.from_parts(meta, sd, source)
+        return cls.from_parts(meta, tensors_from_bytes(data, source), source)
 
     @classmethod
     def from_parts(cls, meta: dict[str, Any], sd: dict[str, torch.Tensor], source: str) -> FingerprintKey:
@@ -292,7 +281,7 @@ class FingerprintKey:
                     f"{source}: key tensor 'anchor' must be floating {list(w.shape)}, got {list(anchor.shape)} {anchor.dtype}"
                 )
             check_finite({"anchor": anchor}, source)
-            anchor = anchor.float()
+            anchor = anchor.float().clone()
         check_finite({x: sd[x] for x in need}, source)
         key = cls(
             layer=layer,
@@ -303,7 +292,7 @@ class FingerprintKey:
             frequencies=[tuple(x) for x in fr.tolist()],
             multiplicity=mu.tolist(),
             spectra=torch.complex(sd["spectra_real"].float(), sd["spectra_imag"].float()),
-            weights=w.float(),
+            weights=w.float().clone(),  # not a view of the file's buffer: the key must not pin it
             anchor=anchor,
             tau=float(tau),
             merge=merge,
@@ -348,7 +337,63 @@ def read_json_metadata(path: Path, field_name: str, what: str) -> dict[str, Any]
     return meta
 
 
-def header_metadata(data: bytes, field_name: str, what: str, source: str) -> dict[str, Any]:
+_ST_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def tensors_from_bytes(data: bytes | bytearray, source: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file's bytes, as **views** of them (``torch.frombuffer``): a
+    key costs its bytes once, where ``safetensors.torch.load`` copies every tensor.  Every entry
+    is checked before a view is made: a known dtype, non-negative integer dimensions, and offsets
+    inside the data whose length is exactly the shape's.  ``bytes`` are copied once into a
+    writable buffer first."""
+    buf = data if isinstance(data, bytearray) else bytearray(data)
+    corrupt = f"{source} is a corrupt or truncated safetensors file"
+    n = int.from_bytes(buf[:8], "little")
+    if len(buf) < 8 or n > len(buf) - 8:
+        raise UnreadableFile(corrupt)
+    try:
+        header = json.loads(bytes(buf[8 : 8 + n]))
+    except (ValueError, RecursionError):
+        raise UnreadableFile(corrupt) from None
+    if not isinstance(header, dict):
+        raise UnreadableFile(corrupt)
+    start, size = 8 + n, len(buf) - 8 - n
+    out: dict[str, torch.Tensor] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype = _ST_DTYPES[entry["dtype"]]
+            if not all(type(d) is int and d >= 0 for d in entry["shape"]):
+                raise ValueError
+            shape = list(entry["shape"])
+            begin, end = entry["data_offsets"]
+            if type(begin) is not int or type(end) is not int:
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            raise UnreadableFile(f"{source}: tensor {name!r} has an unreadable or unsupported header entry") from None
+        count = math.prod(shape)
+        if not 0 <= begin <= end <= size or end - begin != count * dtype.itemsize:
+            raise UnreadableFile(f"{source}: tensor {name!r} does not fit the file (offsets {begin}..{end})")
+        if count == 0:
+            out[name] = torch.empty(shape, dtype=dtype)
+        else:
+            out[name] = torch.frombuffer(buf, dtype=dtype, count=count, offset=start + begin).reshape(shape)
+    return out
+
+
+def header_metadata(data: bytes | bytearray, field_name: str, what: str, source: str) -> dict[str, Any]:
     """:func:`read_json_metadata` for a file's bytes already in memory."""
     try:
         n = int.from_bytes(data[:8], "little")

@@ -180,7 +180,13 @@ class Registry:
         return self.add_key(key, data, name or path.stem, kind=kind, always_test=always_test)
 
     def add_key(
-        self, key: FingerprintKey, data: bytes, name: str, kind: str = "key", always_test: bool = False, commit: bool = True
+        self,
+        key: FingerprintKey,
+        data: bytes | bytearray,
+        name: str,
+        kind: str = "key",
+        always_test: bool = False,
+        commit: bool = True,
     ) -> Entry:
         """Register a key already loaded (``data``: its file's bytes).  ``commit=False`` leaves the
         transaction open for bulk loads (call :meth:`commit`)."""
@@ -191,10 +197,14 @@ class Registry:
         b = basis_of(key)
         sk = channel_sketch(key.decision_kernels(), b).to(torch.float16).numpy().tobytes()
         added = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        # Python >= 3.11 writes the blob in pieces (sqlite3 Blob I/O): binding it whole makes
+        # SQLite copy the key file once more in memory
+        blobopen = getattr(self.db, "blobopen", None)
+        incremental = blobopen is not None
         try:
-            self.db.execute(
+            cur = self.db.execute(
                 "INSERT INTO keys (name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test,"
-                " added, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " added, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?," + ("zeroblob(?))" if incremental else "?)"),
                 (
                     name,
                     kind,
@@ -208,9 +218,13 @@ class Registry:
                     int(always_test),
                     added,
                     sk,
-                    data,
+                    len(data) if incremental else data,
                 ),
             )
+            if blobopen is not None:
+                with memoryview(data) as view, blobopen("keys", "blob", cur.lastrowid) as blob:
+                    for i in range(0, len(view), 1 << 20):
+                        blob.write(view[i : i + (1 << 20)])
             if commit:
                 self.db.commit()
         except sqlite3.IntegrityError:
