@@ -11,10 +11,7 @@ a small ordinary model, the floor every row pays (Python, torch, the CLI).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,59 +20,19 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-CHILD = """
-import os, sys
-from freqprint.cli import main
-sys.argv = ["freqprint", *sys.argv[1:]]
-code = 0
-try:
-    main()
-except SystemExit as e:
-    code = e.code if isinstance(e.code, int) else 1
-sys.stdout.flush(); sys.stderr.flush()
-open(os.environ["RSS_OUT"], "w").write(str([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]))
-os._exit(code)
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from cli_helpers import run_measured, sparse_safetensors
 
 
 def measure(args: list, tmp: Path, timeout: float = 600) -> dict:
-    out = tmp / "rss.txt"
     t = time.perf_counter()
-    r = subprocess.run(
-        [sys.executable, "-c", CHILD, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "RSS_OUT": str(out)},
-        stdin=subprocess.DEVNULL,
-    )
+    rc, _, err, peak = run_measured(args, tmp, timeout=timeout)
     return {
-        "rc": r.returncode,
+        "rc": rc,
         "seconds": round(time.perf_counter() - t, 2),
-        "peak_mb": round(int(out.read_text()) / 1024),
-        "stderr": (r.stderr.strip().splitlines() or [""])[-1][:110],
+        "peak_mb": round(peak),
+        "stderr": (err.strip().splitlines() or [""])[-1][:110],
     }
-
-
-def sparse(path: Path, tensors: dict, hole_bytes: int) -> None:
-    header = {"aaa.zeros": {"dtype": "F32", "shape": [hole_bytes // 4], "data_offsets": [0, hole_bytes]}}
-    at, blobs = hole_bytes, []
-    for k, v in tensors.items():
-        raw = v.contiguous().numpy().tobytes()
-        header[k] = {
-            "dtype": {torch.float32: "F32", torch.int64: "I64"}[v.dtype],
-            "shape": list(v.shape),
-            "data_offsets": [at, at + len(raw)],
-        }
-        blobs.append(raw)
-        at += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text)
-        f.seek(8 + len(text) + hole_bytes)
-        for raw in blobs:
-            f.write(raw)
 
 
 def main() -> None:
@@ -96,7 +53,7 @@ def main() -> None:
         rows["reference: extract, 16x8 module on 28x28"] = measure(
             ["extract", tmp / "plain.safetensors", "--out", tmp / "k.key"], tmp
         )
-        sparse(tmp / "sparse.safetensors", module, 1 << 30)
+        sparse_safetensors(tmp / "sparse.safetensors", module, "aaa.zeros", 1 << 30)
         rows["extract beside a 1 GiB all-zero tensor"] = measure(
             ["extract", tmp / "sparse.safetensors", "--out", tmp / "k.key"], tmp
         )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import struct
 import sys
 
 import pytest
+import torch
 
 from freqprint.cli import main
 
@@ -54,3 +57,23 @@ def run_measured(args, tmp_path, env=None, timeout=300) -> tuple[int, str, str, 
     )
     peak = int(rss.read_text()) / 1024 if rss.exists() else float("nan")
     return r.returncode, r.stdout, r.stderr, peak
+
+
+def sparse_safetensors(path, tensors: dict[str, torch.Tensor], hole_name: str, hole_bytes: int) -> None:
+    """A legal safetensors file whose first tensor is ``hole_bytes`` of float32 zeros stored as a
+    hole (sparse on disk): reading it would cost ``hole_bytes`` of memory, skipping it nothing."""
+    header = {hole_name: {"dtype": "F32", "shape": [hole_bytes // 4], "data_offsets": [0, hole_bytes]}}
+    at, blobs = hole_bytes, []
+    for k, v in tensors.items():
+        raw = v.contiguous().numpy().tobytes()
+        dtype = {torch.float32: "F32", torch.int64: "I64"}[v.dtype]
+        header[k] = {"dtype": dtype, "shape": list(v.shape), "data_offsets": [at, at + len(raw)]}
+        blobs.append(raw)
+        at += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text)
+        f.seek(8 + len(text) + hole_bytes)
+        for raw in blobs:
+            f.write(raw)

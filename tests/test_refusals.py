@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cli_helpers import run, run_measured
+from cli_helpers import run, run_measured, sparse_safetensors
 from freqprint import FingerprintConfig, attach, create_model, extract, save_model
 from freqprint.errors import EXIT_BUG, EXIT_REFUSED, FreqprintError, InvalidArgument, UnreadableFile
 
@@ -62,6 +61,20 @@ def test_errors_also_inherit_the_builtins():
         from freqprint import verify
 
         verify("no-such.key", "no-such.safetensors")
+    from freqprint import load_state_dict
+    from freqprint.attacks import create_attack
+    from freqprint.executor import create_executor
+
+    for bad_call in (
+        lambda: create_model("resnet9000"),
+        lambda: create_attack("explode(x=1)"),
+        lambda: create_executor("cloud", 1, None),
+        lambda: FingerprintConfig(target="c", secret="s", merge="gelu"),
+    ):
+        with pytest.raises(ValueError):
+            bad_call()
+    with pytest.raises(OSError):
+        load_state_dict("no-such.safetensors")
 
 
 # --- secrets --------------------------------------------------------------------------------------
@@ -103,29 +116,9 @@ def test_a_fifo_as_secret_file_is_refused_without_blocking(owner, tmp_path):
 # --- memory bounded by what is read ---------------------------------------------------------------
 
 
-def _sparse_safetensors(path, tensors: dict[str, torch.Tensor], hole_name: str, hole_bytes: int) -> None:
-    """A legal safetensors file whose first tensor is ``hole_bytes`` of float32 zeros stored as a
-    hole (sparse on disk): reading it would cost ``hole_bytes`` of memory, skipping it nothing."""
-    header = {hole_name: {"dtype": "F32", "shape": [hole_bytes // 4], "data_offsets": [0, hole_bytes]}}
-    at, blobs = hole_bytes, []
-    for k, v in tensors.items():
-        raw = v.contiguous().numpy().tobytes()
-        dtype = {torch.float32: "F32", torch.int64: "I64"}[v.dtype]
-        header[k] = {"dtype": dtype, "shape": list(v.shape), "data_offsets": [at, at + len(raw)]}
-        blobs.append(raw)
-        at += len(raw)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text)
-        f.seek(8 + len(text) + hole_bytes)
-        for raw in blobs:
-            f.write(raw)
-
-
 def test_extract_reads_only_the_module_whatever_else_the_file_holds(owner, tmp_path):
     sd = {k: v for k, v in owner["sd"].items() if k.startswith("conv2.fingerprint")}
-    _sparse_safetensors(tmp_path / "sparse.safetensors", sd, "aaa.zeros", 1 << 30)  # 1 GiB of zeros, legal
+    sparse_safetensors(tmp_path / "sparse.safetensors", sd, "aaa.zeros", 1 << 30)  # 1 GiB of zeros, legal
     save_file(sd, str(tmp_path / "plain.safetensors"))
     rc0, _, err0, ref = run_measured(["extract", tmp_path / "plain.safetensors", "--out", tmp_path / "a.key"], tmp_path)
     rc, _, err, peak = run_measured(["extract", tmp_path / "sparse.safetensors", "--out", tmp_path / "b.key"], tmp_path)
@@ -312,3 +305,83 @@ def test_a_resumed_scan_skips_unchanged_files_without_reading_them(scan_setup, t
     save_file({"conv.weight": torch.ones(16, 8, 3, 3)}, str(changed))  # new content: scanned again
     third = scan_mod.scan([d / "files"], d / "reg.db", out)
     assert third.done == 1 and third.skipped == 11
+
+
+# --- the sweep: every command that reads a file, against every kind of hostile file ---------------
+
+
+def _hostile_files(d, owner) -> dict:
+    import pickle
+    import zipfile
+
+    d.mkdir(exist_ok=True)
+    good = owner["file"].read_bytes()
+    files = {
+        "missing": d / "missing.safetensors",
+        "directory": d,
+        "dev-zero": "/dev/zero",
+    }
+    blobs = {
+        "empty": b"",
+        "random": bytes(range(256)) * 40,
+        "truncated": good[: len(good) // 2],
+        "header-too-long": (10**12).to_bytes(8, "little") + b"{}",
+        "header-not-json": (16).to_bytes(8, "little") + b"{not json at all",
+        "header-a-list": (6).to_bytes(8, "little") + b"[1, 2]",
+        "bad-offsets": (len(b'{"w":{"dtype":"F32","shape":[4,4],"data_offsets":[0,9999]}}')).to_bytes(8, "little")
+        + b'{"w":{"dtype":"F32","shape":[4,4],"data_offsets":[0,9999]}}'
+        + b"\0" * 64,
+        "unknown-dtype": (len(b'{"w":{"dtype":"Q7","shape":[4],"data_offsets":[0,16]}}')).to_bytes(8, "little")
+        + b'{"w":{"dtype":"Q7","shape":[4],"data_offsets":[0,16]}}'
+        + b"\0" * 16,
+        "pickle": pickle.dumps({"conv.weight": [1.0, 2.0]}),
+        "json": b'{"weight_map": {}}',
+    }
+    for name, blob in blobs.items():
+        files[name] = d / f"{name}.safetensors"
+        files[name].write_bytes(blob)
+    with zipfile.ZipFile(d / "zip.pt", "w") as z:  # a zip that is no torch checkpoint
+        z.writestr("data.txt", "hello")
+    files["zip-not-torch"] = d / "zip.pt"
+    fifo = d / "fifo.safetensors"
+    os.mkfifo(fifo)
+    files["fifo"] = fifo
+    return files
+
+
+def test_every_command_refuses_every_hostile_file_with_one_line(owner, tmp_path, monkeypatch, capsys):
+    """Exit 2 and one ``error:`` line, never a verdict and never a bug (exit 3), whichever file
+    argument is hostile: the checks that used to hide behind a blanket ``ValueError``/``OSError``
+    mapping have to stand on their own now."""
+    from freqprint.registry import Registry
+
+    bad = _hostile_files(tmp_path / "bad", owner)
+    with Registry(tmp_path / "reg.db") as reg:
+        reg.add(owner["key"])
+    commands = {
+        "verify key": lambda f: ["verify", f, owner["file"]],
+        "verify suspect": lambda f: ["verify", owner["key"], f],
+        "extract": lambda f: ["extract", f, "--out", tmp_path / "k.key"],
+        "study source": lambda f: ["study", f, owner["file"]],
+        "study derived": lambda f: ["study", owner["file"], f],
+        "trace owner": lambda f: ["trace", f, owner["file"], "--secret", "alice"],
+        "trace suspect": lambda f: ["trace", owner["file"], f, "--secret", "alice", "--no-lineage"],
+        "claim create": lambda f: ["claim", "create", f, "--secret", "alice", "--out", tmp_path / "c.claim"],
+        "claim check": lambda f: ["claim", "check", f, "--secret", "alice"],
+        "registry add": lambda f: ["registry", "add", f, "-r", tmp_path / "new.db"],
+        "registry list": lambda f: ["registry", "list", "-r", f],
+        "metav verify claim": lambda f: ["metav", "verify", f, str(owner["file"])],
+        "metav manifest": lambda f: ["metav", "build", "--manifest", f, "--dry-run"],
+        "attack": lambda f: ["attack", f, "--out", tmp_path / "a.safetensors", "--do", "scale-blocks(seed=1)"],
+    }
+    allowed_verdicts = {  # a file that is legal input for this slot: a verdict, not a refusal
+        ("trace suspect", "directory"),  # a folder is a checkpoint only with one index or one weights file
+    }
+    failures = []
+    for cmd, make in commands.items():
+        for kind, path in bad.items():
+            rc, out, err = run(make(path), monkeypatch, capsys)
+            ok = _one_error_line(rc, err) or ((cmd, kind) in allowed_verdicts and rc in (0, 1))
+            if not ok:
+                failures.append((cmd, kind, rc, err.strip()[-200:]))
+    assert not failures, "\n".join(map(str, failures))

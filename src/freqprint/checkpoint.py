@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, UnreadableFile
 
 __all__ = ["TensorStore", "build_from_recipe", "load_model", "load_state_dict", "open_tensors", "save_model", "state_dict_of"]
 
@@ -85,7 +85,7 @@ def _torch_load(path: Path, mmap: bool) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise FreqprintError(f"{path}: cannot load as weights-only torch checkpoint ({first[:160]})") from None
+        raise UnreadableFile(f"{path}: cannot load as weights-only torch checkpoint ({first[:160]})") from None
     return _flatten(obj)
 
 
@@ -107,25 +107,25 @@ def load_state_dict(path: str | Path, max_bytes: int | None = None) -> dict[str,
     ``max_bytes`` refuses larger files before reading them (keys, headers of known size)."""
     path = Path(path)
     if not path.exists():
-        raise FreqprintError(f"{path}: no such file")
+        raise UnreadableFile(f"{path}: no such file")
     if path.is_dir():
-        raise FreqprintError(f"{path} is a directory, not a weights file")
+        raise UnreadableFile(f"{path} is a directory, not a weights file")
     size = path.stat().st_size
     if size == 0:
-        raise FreqprintError(f"{path} is empty")
+        raise UnreadableFile(f"{path} is empty")
     if max_bytes is not None and size > max_bytes:
-        raise FreqprintError(f"{path} is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file can need")
+        raise UnreadableFile(f"{path} is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file can need")
     if _is_safetensors(path):
         try:
             sd = load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise FreqprintError(f"{path} is a corrupt or truncated safetensors file ({str(e).splitlines()[0]})") from None
+            raise UnreadableFile(f"{path} is a corrupt or truncated safetensors file ({str(e).splitlines()[0]})") from None
     else:
         if not zipfile.is_zipfile(path):
-            raise FreqprintError(f"{path} is neither a safetensors nor a torch (zip) checkpoint")
+            raise UnreadableFile(f"{path} is neither a safetensors nor a torch (zip) checkpoint")
         sd = _torch_load(path, mmap=False)
     if not sd:
-        raise FreqprintError(f"{path} holds no tensors")
+        raise UnreadableFile(f"{path} holds no tensors")
     return sd
 
 
@@ -262,7 +262,7 @@ def _open_sharded(path: Path) -> TensorStore:
                 f"or one *.safetensors file (found {len(indexes)} and {len(files)})"
             )
     if not path.is_file():
-        raise FreqprintError(f"{path}: no such file")
+        raise UnreadableFile(f"{path}: no such file")
     if path.stat().st_size > MAX_INDEX_BYTES:
         raise FreqprintError(f"{path}: a shard index over {MAX_INDEX_BYTES // 2**20} MiB is not an index")
     try:
@@ -276,7 +276,7 @@ def _open_sharded(path: Path) -> TensorStore:
     shards: dict[str, TensorStore] = {}
     for shard in sorted(set(wmap.values())):
         if Path(shard).name != shard or shard in (".", ".."):
-            raise FreqprintError(f"{path}: shard {shard!r} is not a file name in the index's folder")
+            raise UnreadableFile(f"{path}: shard {shard!r} is not a file name in the index's folder")
         f = folder / shard
         if not f.is_file() or not _is_safetensors(f):
             raise FreqprintError(f"{path}: shard {shard!r} is missing or not a safetensors file")
@@ -305,21 +305,21 @@ def open_tensors(suspect: nn.Module | str | Path | dict[str, torch.Tensor] | Ten
             handle = safe_open(str(path), framework="pt")  # validates the header (sizes, offsets, dtypes)
             shapes = _header_shapes(path, handle)
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise FreqprintError(f"{path} is a corrupt or truncated safetensors file ({str(e).splitlines()[0]})") from None
+            raise UnreadableFile(f"{path} is a corrupt or truncated safetensors file ({str(e).splitlines()[0]})") from None
         if not shapes:
-            raise FreqprintError(f"{path} holds no tensors")
+            raise UnreadableFile(f"{path} holds no tensors")
 
         def get(k: str) -> torch.Tensor:
             try:
                 return handle.get_tensor(k)
             except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-                raise FreqprintError(f"{path}: cannot read tensor {k!r} ({str(e).splitlines()[0]})") from None
+                raise UnreadableFile(f"{path}: cannot read tensor {k!r} ({str(e).splitlines()[0]})") from None
 
         return TensorStore(shapes, get, str(path))
     if path.is_file() and zipfile.is_zipfile(path):
         sd = _torch_load(path, mmap=True)
         if not sd:
-            raise FreqprintError(f"{path} holds no tensors")
+            raise UnreadableFile(f"{path} holds no tensors")
         return TensorStore.of(sd, str(path))
     sd = load_state_dict(path)  # every other case: its one-line error
     return TensorStore.of(sd, str(path))

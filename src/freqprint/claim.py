@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.key import FingerprintKey, extract, header_metadata, read_json_metadata
 from freqprint.module import initial_weight
 from freqprint.null import LN10, kernel_logtail
@@ -255,7 +255,7 @@ def check_claim(
     if not isinstance(bundle, ClaimBundle):
         bundle = ClaimBundle.load(bundle)
     if not (0 < alpha < 1) or not (0 < suspect_alpha < 1) or not (-1 <= min_hidden_cosine <= 1):
-        raise FreqprintError("alpha and suspect_alpha must be in (0, 1), min_hidden_cosine in [-1, 1]")
+        raise InvalidArgument("alpha and suspect_alpha must be in (0, 1), min_hidden_cosine in [-1, 1]")
     key = bundle.key
     try:
         salt = bytes.fromhex(bundle.salt)

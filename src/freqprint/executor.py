@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "create_executor", "run_jobs"]
 
@@ -51,7 +51,7 @@ class LocalExecutor:
 
     def __init__(self, workers: int = 1) -> None:
         if workers < 1:
-            raise FreqprintError(f"workers must be >= 1, got {workers}")
+            raise InvalidArgument(f"workers must be >= 1, got {workers}")
         self.workers = workers
         self.pool = (
             ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
@@ -96,7 +96,7 @@ class RayExecutor:
         except ImportError:
             raise FreqprintError("the ray executor needs Ray: pip install torch==2.13.0 'freqprint[ray]'") from None
         if workers < 1 or gpus < 0:
-            raise FreqprintError(f"workers must be >= 1 and gpus >= 0, got {workers} and {gpus}")
+            raise InvalidArgument(f"workers must be >= 1 and gpus >= 0, got {workers} and {gpus}")
         self.ray, self.workers, self.gpus = ray, workers, gpus
         self.started = not ray.is_initialized()
         if self.started:
@@ -137,7 +137,7 @@ Executor = LocalExecutor | RayExecutor
 def create_executor(kind: str = "local", workers: int = 1, address: str | None = None, gpus: float = 0.0) -> Executor:
     """``local`` or ``ray`` (module docstring); one ``error:`` line for anything else."""
     if kind not in EXECUTORS:
-        raise FreqprintError(f"unknown executor {kind!r}; choose from {', '.join(EXECUTORS)}")
+        raise InvalidArgument(f"unknown executor {kind!r}; choose from {', '.join(EXECUTORS)}")
     if kind == "local":
         if gpus:
             raise FreqprintError(

@@ -74,7 +74,7 @@ def frequency_set(name: str, grid: tuple[int, int], kernel_size: int, radius: in
         return invariant_frequencies(grid, kernel_size)
     if name == "low-gain":
         return low_gain_frequencies(grid, kernel_size, radius)
-    raise FreqprintError(f"unknown frequency set {name!r}; choose from {', '.join(FREQUENCY_SETS)}")
+    raise InvalidArgument(f"unknown frequency set {name!r}; choose from {', '.join(FREQUENCY_SETS)}")
 
 
 @dataclass

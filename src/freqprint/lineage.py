@@ -71,7 +71,7 @@ from torch import nn
 
 from freqprint.align import descriptor, fit, hungarian, reading_shapes, readings, score_filters, unit
 from freqprint.checkpoint import TensorStore, open_tensors, read_recipe
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.null import LN10, format_p, log_binom_tail, log_injections, projection_hit_probability, projection_thresholds
 
 __all__ = ["LineageReport", "OwnerInit", "init_seed", "lineage", "regenerate_init"]
@@ -409,9 +409,9 @@ def lineage(
     false-positive probability under H0 (module docstring)."""
     t0 = time.perf_counter()
     if not 0 < alpha < 1:
-        raise FreqprintError("alpha must be in (0, 1)")
+        raise InvalidArgument("alpha must be in (0, 1)")
     if max_fits < 1:
-        raise FreqprintError(f"max_fits must be >= 1, got {max_fits}")
+        raise InvalidArgument(f"max_fits must be >= 1, got {max_fits}")
     layers = owner.layers()
     store = open_tensors(suspect)
     cache: dict[tuple[str, str, int, int], torch.Tensor | None] = {}

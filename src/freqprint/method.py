@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 
 if TYPE_CHECKING:
     from freqprint.data import ArrayDataset
@@ -154,7 +154,7 @@ def create_methods(spec: str) -> list[Method]:
     for part in filter(str.strip, parts):
         name, raw = parse_attack(part)
         if name not in known:
-            raise FreqprintError(f"unknown method {name!r}; known: {', '.join(known)}")
+            raise InvalidArgument(f"unknown method {name!r}; known: {', '.join(known)}")
         hints = typing.get_type_hints(known[name])
         knobs = {f.name for f in dataclasses.fields(known[name])} - {"name"}
         bad = [k for k in raw if k not in knobs]
@@ -168,7 +168,7 @@ def create_method(name: str, **kwargs: Any) -> Method:
     """``create_method("rs", sigma=0.05)``; ``FreqprintError`` for an unknown name or knob."""
     known = available_methods()
     if name not in known:
-        raise FreqprintError(f"unknown method {name!r}; known: {', '.join(known)}")
+        raise InvalidArgument(f"unknown method {name!r}; known: {', '.join(known)}")
     try:
         return known[name](**kwargs)
     except TypeError as e:

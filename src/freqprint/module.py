@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.null import best_log10_p
 from freqprint.spectral import lowpass, lowpass_indices, revised_dft_at
 
@@ -119,7 +119,15 @@ class FingerprintConfig:
         if self.token_grid is not None:  # JSON gives a list
             self.token_grid = (int(self.token_grid[0]), int(self.token_grid[1]))
         if int(self.prefix_tokens) < 0:
-            raise FreqprintError(f"prefix_tokens must be >= 0, got {self.prefix_tokens}")
+            raise InvalidArgument(f"prefix_tokens must be >= 0, got {self.prefix_tokens}")
+        if self.merge not in MERGES:
+            raise InvalidArgument(f"merge must be one of {', '.join(MERGES)}, got {self.merge!r}")
+        if self.implementation not in ("fft", "spatial"):
+            raise InvalidArgument(f"implementation must be 'fft' or 'spatial', got {self.implementation!r}")
+        if int(self.filters) < 1 or int(self.kernel_size) < 1 or int(self.radius) < 0:
+            raise InvalidArgument(
+                f"filters and kernel_size must be >= 1 and radius >= 0, got {self.filters}, {self.kernel_size}, {self.radius}"
+            )
 
     def to_dict(self, include_secret: bool = False) -> dict:
         d = asdict(self)
@@ -215,9 +223,9 @@ class FingerprintModule(nn.Module):
     ) -> None:
         super().__init__()
         if implementation not in ("fft", "spatial"):
-            raise FreqprintError(f"implementation must be 'fft' or 'spatial', got {implementation!r}")
+            raise InvalidArgument(f"implementation must be 'fft' or 'spatial', got {implementation!r}")
         if merge not in MERGES:
-            raise FreqprintError(f"merge must be one of {', '.join(MERGES)}, got {merge!r}")
+            raise InvalidArgument(f"merge must be one of {', '.join(MERGES)}, got {merge!r}")
         m, n = grid
         if kernel_size > min(m, n):
             raise FreqprintError(f"kernel {kernel_size} does not fit the {m}x{n} feature grid")

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from freqprint.checkpoint import TensorStore, open_tensors
-from freqprint.errors import FreqprintError, NoMaterial
+from freqprint.errors import FreqprintError, InvalidArgument, NoMaterial
 from freqprint.key import FingerprintKey
 from freqprint.lineage import OwnerInit, lineage
 from freqprint.null import format_p
@@ -90,7 +90,7 @@ def trace(
     combine them.  At least one is needed."""
     t0 = time.perf_counter()
     if not 0 < alpha < 1:
-        raise FreqprintError("alpha must be in (0, 1)")
+        raise InvalidArgument("alpha must be in (0, 1)")
     if key is None and owner_init is None:
         raise FreqprintError("nothing to trace with: give the owner's key, the owner's model (lineage), or both")
     store: TensorStore = open_tensors(suspect)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from freqprint.data import ArrayDataset
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.loss import FingerprintLoss
 
 __all__ = ["TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
@@ -81,7 +81,7 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise FreqprintError(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
+    raise InvalidArgument(f"optimizer must be 'sgd' or 'adam', got {cfg.optimizer!r}")
 
 
 Criterion = Callable[[nn.Module, torch.Tensor, torch.Tensor], "tuple[torch.Tensor, dict[str, float]]"]

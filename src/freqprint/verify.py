@@ -108,7 +108,7 @@ from freqprint.align import (
 )
 from freqprint.align import fit as align
 from freqprint.checkpoint import TensorStore, open_tensors
-from freqprint.errors import FreqprintError, NoMaterial
+from freqprint.errors import FreqprintError, InvalidArgument, NoMaterial
 from freqprint.key import FingerprintKey
 from freqprint.null import LN10, auto_hit_threshold, format_p, hit_probability, log_binom_tail, log_injections
 from freqprint.spectral import complex_cosine, kernel_basis, revised_dft_at
@@ -369,11 +369,11 @@ def verify(
         key = FingerprintKey.load(key)
     tau = key.tau if tau is None else tau
     if not (0 < alpha < 1) or not (0 < tau <= 1) or (hit_cosine is not None and not 0 < hit_cosine < 1):
-        raise FreqprintError("alpha must be in (0,1), tau in (0,1] and hit_cosine in (0,1)")
+        raise InvalidArgument("alpha must be in (0,1), tau in (0,1] and hit_cosine in (0,1)")
     if search not in ("auto", "all", "none"):
-        raise FreqprintError(f"search must be 'auto', 'all' or 'none', got {search!r}")
+        raise InvalidArgument(f"search must be 'auto', 'all' or 'none', got {search!r}")
     if max_fits < 1:
-        raise FreqprintError(f"max_fits must be >= 1, got {max_fits}")
+        raise InvalidArgument(f"max_fits must be >= 1, got {max_fits}")
     store = open_tensors(suspect)
     name = store.name
     cands = candidates(store, key)

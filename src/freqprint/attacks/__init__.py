@@ -33,7 +33,7 @@ from freqprint.attacks.reparam import (
 )
 from freqprint.attacks.residual import ResidualRotation
 from freqprint.attacks.training_attacks import Distill, FineTune, LowRankDelta
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 
 __all__ = [
     "ATTACKS",
@@ -139,7 +139,7 @@ def create_attack(
 
     name, raw = parse_attack(spec)
     if name not in ATTACKS:
-        raise FreqprintError(f"unknown attack {name!r}; known: {', '.join(sorted(ATTACKS))}")
+        raise InvalidArgument(f"unknown attack {name!r}; known: {', '.join(sorted(ATTACKS))}")
     cls = ATTACKS[name]
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)

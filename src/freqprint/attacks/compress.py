@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from freqprint.attacks.base import Attack
-from freqprint.errors import FreqprintError
+from freqprint.errors import InvalidArgument
 from freqprint.module import FingerprintModule
 
 __all__ = ["Prune", "Quantize", "prunable_weights"]
@@ -42,7 +42,7 @@ class Prune(Attack):
 
     def apply(self, model: nn.Module) -> nn.Module:
         if not 0 <= self.rate < 1:
-            raise FreqprintError("prune rate must be in [0, 1)")
+            raise InvalidArgument("prune rate must be in [0, 1)")
         weights = [w for _, w in prunable_weights(model, self.include_module)]
         if self.kind == "unstructured":
             flat = torch.cat([w.detach().abs().reshape(-1) for w in weights])
@@ -58,7 +58,7 @@ class Prune(Attack):
                 if k > 0:
                     w[norms.argsort()[:k]] = 0
         else:
-            raise FreqprintError(f"prune kind must be 'unstructured' or 'structured', got {self.kind!r}")
+            raise InvalidArgument(f"prune kind must be 'unstructured' or 'structured', got {self.kind!r}")
         return model
 
 
@@ -73,7 +73,7 @@ class Quantize(Attack):
 
     def apply(self, model: nn.Module) -> nn.Module:
         if not 2 <= self.bits <= 16:
-            raise FreqprintError("quantization bits must be in [2, 16]")
+            raise InvalidArgument("quantization bits must be in [2, 16]")
         qmax = 2 ** (self.bits - 1) - 1
         for _, w in prunable_weights(model, True):
             a = w.detach().abs()

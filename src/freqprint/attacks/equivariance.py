@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from freqprint.attacks.base import Attack
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.module import FingerprintedConv, FingerprintModule, get_fingerprint_module
 
 __all__ = ["BlockPermutation", "BlockScaling", "ModulePermutation", "ModuleScaling", "conv_pairs"]
@@ -185,7 +185,7 @@ class ModuleScaling(Attack):
 
     def apply(self, model: nn.Module) -> nn.Module:
         if self.a <= 0:
-            raise FreqprintError("ModuleScaling needs a > 0")
+            raise InvalidArgument("ModuleScaling needs a > 0")
         fp = _module(model)
         fp.weight.mul_(self.a)
         if fp.bias is not None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from freqprint.attacks.base import Attack
-from freqprint.errors import FreqprintError
+from freqprint.errors import InvalidArgument
 from freqprint.module import FingerprintModule, detach, get_fingerprint_module
 from freqprint.spectral import inverse_revised_dft
 
@@ -38,7 +38,7 @@ class Overwrite(Attack):
 
     def apply(self, model: nn.Module) -> nn.Module:
         if self.kind not in OVERWRITE_KINDS:
-            raise FreqprintError(f"overwrite kind must be one of {', '.join(OVERWRITE_KINDS)}, got {self.kind!r}")
+            raise InvalidArgument(f"overwrite kind must be one of {', '.join(OVERWRITE_KINDS)}, got {self.kind!r}")
         _, fp = get_fingerprint_module(model)
         g = torch.Generator().manual_seed(self.seed)
         w = fp.weight
@@ -87,7 +87,7 @@ class BackboneNoise(Attack):
 
     def apply(self, model: nn.Module) -> nn.Module:
         if not self.scale >= 0:
-            raise FreqprintError(f"noise-backbone scale must be >= 0, got {self.scale}")
+            raise InvalidArgument(f"noise-backbone scale must be >= 0, got {self.scale}")
         g = torch.Generator().manual_seed(self.seed)
         inside = {id(p) for m in model.modules() if isinstance(m, FingerprintModule) for p in m.parameters()}
         for m in model.modules():

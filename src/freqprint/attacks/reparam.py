@@ -35,7 +35,7 @@ from torch import nn
 
 from freqprint.attacks.base import Attack
 from freqprint.attacks.equivariance import conv_pairs
-from freqprint.errors import FreqprintError, NotApplicable
+from freqprint.errors import FreqprintError, InvalidArgument, NotApplicable
 from freqprint.module import FingerprintedConv, FingerprintModule, get_fingerprint_module
 from freqprint.spectral import kernel_basis
 
@@ -138,7 +138,7 @@ class ChannelPadding(Attack):
 
     def apply(self, model: nn.Module) -> nn.Module:
         if self.extra < 1:
-            raise FreqprintError("ChannelPadding needs extra >= 1")
+            raise InvalidArgument("ChannelPadding needs extra >= 1")
         p = _host_pair(model)
         g = _gen(self.seed)
         parent_name = p.name.rpartition(".")[0]
@@ -302,7 +302,7 @@ def relayout_state_dict(
     code that runs the module on a transposed or rotated grid (see :class:`GridTranspose`).  The grid buffer is dropped too: nothing in the file names
     the module any more.  (The model's function is unchanged once the tensor is read back.)"""
     if layout not in LAYOUTS:
-        raise FreqprintError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise InvalidArgument(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     names = [k for k in sd if k.endswith("fingerprint.weight") and (target is None or k.startswith(target))]
     if len(names) != 1:
         raise FreqprintError("relayout needs exactly one fingerprint module weight in the state dict")

@@ -15,7 +15,7 @@ from torch import nn
 
 from freqprint.attacks.base import Attack
 from freqprint.data import ArrayDataset
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.loss import find_head
 from freqprint.training import TrainConfig, resolve_device, train
 
@@ -68,7 +68,7 @@ class FineTune(Attack):
         if self.data is None:
             raise FreqprintError("FineTune needs data=")
         if self.head not in ("keep", "replace") or self.layers not in ("all", "last"):
-            raise FreqprintError("FineTune: head must be 'keep'/'replace' and layers 'all'/'last'")
+            raise InvalidArgument("FineTune: head must be 'keep'/'replace' and layers 'all'/'last'")
         head_name = find_head(model)
         head = model.get_submodule(head_name)
         assert isinstance(head, nn.Linear)  # find_head names the last nn.Linear

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from freqprint.baselines.triggers import draw_probes
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.method import MethodContext, MethodDefaults
 
 __all__ = ["CKAFingerprint", "InvariantTermsCosine", "cka", "hsic"]
@@ -84,7 +84,7 @@ def cka(z1: torch.Tensor, z2: torch.Tensor, kernel: str = "rbf", rbf_scale: floa
     elif kernel == "rbf":
         k1, k2 = _rbf(z1, rbf_scale), _rbf(z2, rbf_scale)
     else:
-        raise FreqprintError(f"unknown kernel {kernel!r}; use 'rbf' or 'linear'")
+        raise InvalidArgument(f"unknown kernel {kernel!r}; use 'rbf' or 'linear'")
     den = torch.sqrt(hsic(k1, k1) * hsic(k2, k2))
     return float(hsic(k1, k2) / den) if den > 0 else 0.0
 

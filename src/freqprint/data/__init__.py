@@ -25,7 +25,7 @@ from freqprint.data.formats import (
     read_mnist_digits_json,
     to_tensor,
 )
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 
 __all__ = ["ArrayDataset", "dataset_names", "load_dataset", "find_mnist_digits"]
 
@@ -190,7 +190,7 @@ def load_dataset(
 ) -> ArrayDataset:
     """Load a dataset by name from local files.  ``limit`` takes a seeded random subset."""
     if split not in ("train", "test"):
-        raise FreqprintError(f"split must be 'train' or 'test', got {split!r}")
+        raise InvalidArgument(f"split must be 'train' or 'test', got {split!r}")
     r = Path(root) if root else None
     if name == "fashion-mnist":
         ds = _fashion_mnist(r, split)
@@ -203,5 +203,5 @@ def load_dataset(
     elif name == "imagefolder":
         ds = _image_folder(r, split, size, channels)
     else:
-        raise FreqprintError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
+        raise InvalidArgument(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
     return ds.subset(limit)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, UnreadableFile
 
 _IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
@@ -30,7 +30,7 @@ def _read_bytes(path: Path) -> bytes:
         with gzip.open(path) if path.suffix == ".gz" else open(path, "rb") as f:
             return f.read()
     except (OSError, EOFError) as e:
-        raise FreqprintError(f"cannot read {path}: {e}") from None
+        raise UnreadableFile(f"cannot read {path}: {e}") from None
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -42,7 +42,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise FreqprintError(f"{path} is truncated (incomplete IDX header)")
+        raise UnreadableFile(f"{path} is truncated (incomplete IDX header)")
     shape = struct.unpack(">" + "I" * ndim, raw[4:header])
     dtype = _IDX_DTYPES[raw[2]]
     need = int(np.prod(shape)) * dtype.itemsize
@@ -112,7 +112,7 @@ def read_image_folder(root: str | Path, size: int, channels: int = 3) -> tuple[n
                     im = im.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
                     a = np.asarray(im, dtype=np.uint8)
             except (UnidentifiedImageError, OSError) as e:
-                raise FreqprintError(f"cannot read image {p}: {e}") from None
+                raise UnreadableFile(f"cannot read image {p}: {e}") from None
             xs.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
             ys.append(label)
     if not xs:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
 
 __all__ = ["TASKS", "TextDataset", "find_fortunes", "load_fortunes", "read_fortune_file"]
 
@@ -73,7 +73,7 @@ def read_fortune_file(path: str | Path) -> list[str]:
             raise FreqprintError(f"{p} is {size} bytes; a fortune file is at most {MAX_FILE_BYTES}")
         raw = p.read_bytes()
     except OSError as e:
-        raise FreqprintError(f"cannot read fortune file {p}: {e.strerror or e}") from None
+        raise UnreadableFile(f"cannot read fortune file {p}: {e.strerror or e}") from None
     if b"\x00" in raw:
         raise FreqprintError(f"{p} is not a fortune text file (it holds NUL bytes)")
     try:
@@ -125,9 +125,9 @@ def load_fortunes(
 ) -> TextDataset:
     """``fortunes-topic`` or ``fortunes-language`` (module docstring), balanced and split."""
     if task not in TASKS:
-        raise FreqprintError(f"unknown text task {task!r}; known: {', '.join(TASKS)}")
+        raise InvalidArgument(f"unknown text task {task!r}; known: {', '.join(TASKS)}")
     if split not in ("train", "test"):
-        raise FreqprintError(f"split must be 'train' or 'test', got {split!r}")
+        raise InvalidArgument(f"split must be 'train' or 'test', got {split!r}")
     base = find_fortunes(root)
     groups: dict[str, list[str]] = {}
     if task == "fortunes-topic":

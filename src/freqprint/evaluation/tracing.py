@@ -28,7 +28,7 @@ from torch import nn
 from freqprint.attacks import BlockPermutation, BlockScaling, Compose, FineTune
 from freqprint.checkpoint import load_model, save_model
 from freqprint.data import ArrayDataset, load_dataset
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.evaluation.methods import Method, MethodContext, NoFingerprint
 from freqprint.evaluation.metrics import summarize
 from freqprint.lineage import OwnerInit
@@ -391,7 +391,7 @@ def _load_data(prof: TracingProfile, data_root: str | Path | None, target_root: 
 def _profile(profile: TracingProfile | str) -> TracingProfile:
     if isinstance(profile, str):
         if profile not in PROFILES:
-            raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+            raise InvalidArgument(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
         return PROFILES[profile]
     return profile
 
@@ -451,7 +451,7 @@ def run_tracing(
         raise FreqprintError("no method to evaluate")
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
-        raise FreqprintError(f"method names must be unique: {names}")
+        raise InvalidArgument(f"method names must be unique: {names}")
     prof = _profile(profile)
     t0 = time.time()
     cache = ModelCache(Path(cache_dir) / "models")

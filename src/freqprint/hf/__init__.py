@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, UnreadableFile
 
 try:
     import transformers
@@ -146,5 +146,5 @@ def load_text_classifier(folder: str | Path, num_labels: int, seed: int = 0) -> 
         )  # a head for another task is replaced
         tok = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, RuntimeError) as e:
-        raise FreqprintError(f"cannot load a model from {folder}: {str(e).splitlines()[0]}") from None
+        raise UnreadableFile(f"cannot load a model from {folder}: {str(e).splitlines()[0]}") from None
     return model, tok

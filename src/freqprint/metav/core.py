@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.metav.metrics import aruc
 from freqprint.metav.tasks import Task
 
@@ -111,9 +111,9 @@ class MetaVConfig:
 
     def __post_init__(self) -> None:
         if self.updates not in ("simultaneous", "alternating"):
-            raise FreqprintError(f"updates must be 'simultaneous' or 'alternating', got {self.updates!r}")
+            raise InvalidArgument(f"updates must be 'simultaneous' or 'alternating', got {self.updates!r}")
         if self.n_inputs < 1 or self.steps < 1 or self.v_steps < 1 or self.eval_every < 1:
-            raise FreqprintError("n_inputs, steps, v_steps and eval_every must be >= 1")
+            raise InvalidArgument("n_inputs, steps, v_steps and eval_every must be >= 1")
         self.hidden = tuple(int(h) for h in self.hidden)
 
     def to_dict(self) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def calibrate_threshold(pos: Sequence[float], neg: Sequence[float], rule: str = 
     if len(p) == 0 or len(n) == 0:
         raise FreqprintError("calibrating the threshold needs validation positives and negatives")
     if rule not in ("no-false-positive", "youden"):
-        raise FreqprintError(f"threshold rule must be 'no-false-positive' or 'youden', got {rule!r}")
+        raise InvalidArgument(f"threshold rule must be 'no-false-positive' or 'youden', got {rule!r}")
     if p[0] > n[-1]:
         return float((p[0] + n[-1]) / 2)
     if rule == "no-false-positive":

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
 from freqprint.evaluation.tracing import _hash  # the tracing pool's recipe hash: one cache format
 from freqprint.metav.tasks import Task, create_task
 
@@ -98,7 +98,7 @@ class Manifest:
     def load(cls, path: str | Path) -> Manifest:
         path = Path(path)
         if not path.is_file():
-            raise FreqprintError(f"{path}: no such manifest file")
+            raise UnreadableFile(f"{path}: no such manifest file")
         if path.stat().st_size > 10_000_000:
             raise FreqprintError(f"{path}: a manifest is at most 10 MB")
         try:
@@ -510,9 +510,9 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
     obfuscated variants (the same menu); one architecture family appears only in test.  A panel
     of further independent models (new seeds and every family) checks a claim afterwards."""
     if profile not in PROFILES:
-        raise FreqprintError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        raise InvalidArgument(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     if kind not in ("classification", "regression", "generation"):
-        raise FreqprintError(f"unknown task kind {kind!r}; known: classification, regression, generation")
+        raise InvalidArgument(f"unknown task kind {kind!r}; known: classification, regression, generation")
     prof = PROFILES[profile]
     s = prof.scale[kind]
     ep = prof.epochs[kind]
@@ -535,7 +535,7 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
         held_outputs = [("api-2bit", "round", {"bits": 2})]
         ft_epochs, src_params = 1, {}
     else:
-        raise FreqprintError(f"unknown task kind {kind!r}")
+        raise InvalidArgument(f"unknown task kind {kind!r}")
     src_arch = archs[0]
     entries: list[Entry] = [
         Entry(

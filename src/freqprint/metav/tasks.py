@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from freqprint.data import ArrayDataset, load_dataset
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.models import create_model
 from freqprint.models.small import VAE
 from freqprint.training import TrainConfig, train
@@ -99,7 +99,7 @@ class Task:
     def recipe(self, arch: str) -> dict[str, Any]:
         """The freqprint recipe (``checkpoint.build_from_recipe``) of an architecture family."""
         if arch not in self.archs:
-            raise FreqprintError(f"{self.kind}: unknown architecture {arch!r}; known: {', '.join(self.archs)}")
+            raise InvalidArgument(f"{self.kind}: unknown architecture {arch!r}; known: {', '.join(self.archs)}")
         model, kwargs = self.archs[arch]
         return {"model": model, "kwargs": dict(kwargs), "input_shape": list(self.input_shape), "task": self.kind}
 
@@ -169,7 +169,7 @@ class Task:
         if mode == "round":
             step = float(params.get("step", 0.1))
             return _straight_through(torch.round(raw / step) * step, raw)
-        raise FreqprintError(f"{self.kind}: unknown output obfuscation {mode!r}")
+        raise InvalidArgument(f"{self.kind}: unknown output obfuscation {mode!r}")
 
     # -- the fingerprint's domain -----------------------------------------------------------
     def domain(self, data: ArrayDataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,7 +338,7 @@ class ClassificationTask(Task):
         if mode == "round":
             decimals = int(params.get("decimals", 1))
             return _straight_through(torch.round(p * 10**decimals) / 10**decimals, p)
-        raise FreqprintError(f"classification: unknown output obfuscation {mode!r} (label, topk, round)")
+        raise InvalidArgument(f"classification: unknown output obfuscation {mode!r} (label, topk, round)")
 
     def augment(self, x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
         """Noise plus a random shift of up to one pixel (the images stay in [0, 1])."""
@@ -550,7 +550,7 @@ class GenerationTask(Task):
         if mode == "round":  # images served with 2^bits grey levels
             levels = 2 ** int(params.get("bits", 4)) - 1
             return _straight_through(torch.round(raw * levels) / levels, raw)
-        raise FreqprintError(f"generation: unknown output obfuscation {mode!r} (round)")
+        raise InvalidArgument(f"generation: unknown output obfuscation {mode!r} (round)")
 
     def domain(self, data: ArrayDataset) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.full(self.input_shape, -3.0), torch.full(self.input_shape, 3.0)
@@ -582,7 +582,7 @@ TASK_KINDS: dict[str, type[Task]] = {
 
 def create_task(kind: str, **kwargs: Any) -> Task:
     if kind not in TASK_KINDS:
-        raise FreqprintError(f"unknown task kind {kind!r}; known: {', '.join(TASK_KINDS)}")
+        raise InvalidArgument(f"unknown task kind {kind!r}; known: {', '.join(TASK_KINDS)}")
     try:
         return TASK_KINDS[kind](**kwargs)
     except TypeError as e:

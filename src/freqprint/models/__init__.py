@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from freqprint.errors import FreqprintError
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.models.alexnet import AlexNet
 from freqprint.models.resnet import ResNet18, ResNet50
 from freqprint.models.small import VAE, LeNet, MLPClassifier, RegressionMLP
@@ -53,7 +53,7 @@ def register_model(name: str, builder: Callable[..., nn.Module], target: str, in
 def init_law(name: str) -> str | None:
     """The declared initialisation law of a registered model's conv weights (see ``register_model``)."""
     if name not in _REGISTRY:
-        raise FreqprintError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+        raise InvalidArgument(f"unknown model {name!r}; known: {', '.join(list_models())}")
     return _INIT_LAWS[name]
 
 
@@ -64,7 +64,7 @@ def list_models() -> list[str]:
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build a registered model; keyword arguments go to its constructor."""
     if name not in _REGISTRY:
-        raise FreqprintError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+        raise InvalidArgument(f"unknown model {name!r}; known: {', '.join(list_models())}")
     try:
         return _REGISTRY[name](**kwargs)
     except TypeError as e:
@@ -73,7 +73,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
 def default_target(name: str) -> str:
     if name not in _TARGETS:
-        raise FreqprintError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+        raise InvalidArgument(f"unknown model {name!r}; known: {', '.join(list_models())}")
     return _TARGETS[name]
 
 

@@ -28,6 +28,7 @@ one open checkpoint (read lazily, tensor by tensor) and the registry's sketches.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -95,7 +96,7 @@ def find_checkpoints(paths: Iterable[str | Path]) -> Iterator[Path]:
                 elif c.is_file() and c.name.endswith(CHECKPOINT_SUFFIXES):
                     yield c
         else:
-            raise FreqprintError(f"{p}: no such file or folder")
+            raise UnreadableFile(f"{p}: no such file or folder")
 
 
 def _file_hash(path: Path, h: Any) -> None:
@@ -219,20 +220,15 @@ class _Output:
     def close(self) -> None:
         self._f.close()
 
-    def _locked(self) -> Any:
-        import contextlib
-
-        @contextlib.contextmanager
-        def lock() -> Iterator[None]:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if fcntl is not None:
+            fcntl.flock(self._f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
             if fcntl is not None:
-                fcntl.flock(self._f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
-
-        return lock()
+                fcntl.flock(self._f.fileno(), fcntl.LOCK_UN)
 
     def _read_new(self) -> None:
         """What was appended since the last look (by this scan or another), complete lines only."""

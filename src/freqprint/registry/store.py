@@ -36,7 +36,7 @@ from typing_extensions import Self
 
 from freqprint.align import reading_shapes, readings
 from freqprint.checkpoint import TensorStore, open_tensors
-from freqprint.errors import FreqprintError, NoMaterial
+from freqprint.errors import FreqprintError, NoMaterial, UnreadableFile
 from freqprint.key import MAX_KEY_BYTES, FingerprintKey
 from freqprint.registry.sketch import (
     Z_PASS,
@@ -129,11 +129,17 @@ class Registry:
     def __init__(self, path: str | Path, create: bool = True) -> None:
         self.path = Path(path)
         if not create and not self.path.is_file():
-            raise FreqprintError(f"{self.path}: no such registry")
+            raise UnreadableFile(f"{self.path}: no such registry")
         if self.path.exists() and self.path.is_dir():
-            raise FreqprintError(f"{self.path} is a directory, not a registry file")
+            raise UnreadableFile(f"{self.path} is a directory, not a registry file")
         try:
             self.db = sqlite3.connect(str(self.path))
+            if (
+                not create
+                and self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None
+            ):
+                self.db.close()  # an empty file or another program's database: never written into
+                raise FreqprintError(f"{self.path} is not a freqprint registry (no registry tables)")
             self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()
             if row is None:
