@@ -12,6 +12,23 @@ import torch
 from freqprint.cli import main
 
 
+def run_captured(args) -> tuple[int, str, str]:
+    """``(exit code, stdout, stderr)`` of ``freqprint ARGS`` without pytest's function fixtures
+    (for module-scoped fixtures that drive the command line)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setattr(sys, "argv", ["freqprint", *map(str, args)])
+        try:
+            main()
+        except SystemExit as e:
+            code = int(e.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
 def run(args, monkeypatch, capsys) -> tuple[int, str, str]:
     """``(exit code, stdout, stderr)`` of ``freqprint ARGS``."""
     monkeypatch.setattr(sys, "argv", ["freqprint", *map(str, args)])

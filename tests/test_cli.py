@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from cli_helpers import run
+from cli_helpers import run, run_captured
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +19,12 @@ def workdir(tmp_path_factory):
 COMMON = ["--width", "8", "--filters", "32", "--epochs", "2", "--lr", "0.05", "--batch-size", "64"]
 
 
-def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monkeypatch, capsys):
-    owner, key = workdir / "owner.safetensors", workdir / "owner.key"
-    rc, out, err = run(
+@pytest.fixture(scope="module")
+def trained(workdir, fashion_dir, digits_dir):
+    """The owner's fingerprinted model and key (``embed``) and a fine-tuned copy (``finetune``),
+    made once through the command line for every test of this module."""
+    owner, key, ft = workdir / "owner.safetensors", workdir / "owner.key", workdir / "ft.safetensors"
+    embed = run_captured(
         [
             "embed",
             "--out",
@@ -37,22 +40,24 @@ def test_embed_finetune_verify_round_trip(workdir, fashion_dir, digits_dir, monk
             "--checkpoint-dir",
             workdir / "ckpt",
             *COMMON,
-        ],
-        monkeypatch,
-        capsys,
+        ]
     )
+    finetune = run_captured(
+        ["finetune", owner, "--out", ft, "--data", "mnist-digits", "--data-root", digits_dir, "--epochs", "2", "--lr", "0.01"]
+    )
+    return {"owner": owner, "key": key, "ft": ft, "embed": embed, "finetune": finetune}
+
+
+def test_embed_finetune_verify_round_trip(workdir, trained, fashion_dir, digits_dir, monkeypatch, capsys):
+    owner, key, ft = trained["owner"], trained["key"], trained["ft"]
+    rc, out, err = trained["embed"]
     assert rc == 0, err
     assert sorted(p.name for p in (workdir / "ckpt").iterdir()) == ["epoch-1.safetensors", "epoch-2.safetensors"]
     acc = float(out.split("test accuracy ")[1].split(";")[0])
     assert acc > 0.5  # the synthetic task is learnable; chance is 0.1
     rc, out, err = run(["extract", owner, "--out", workdir / "again.key"], monkeypatch, capsys)
     assert rc == 0 and "sha256 commitment" in out
-    ft = workdir / "ft.safetensors"
-    rc, out, err = run(
-        ["finetune", owner, "--out", ft, "--data", "mnist-digits", "--data-root", digits_dir, "--epochs", "2", "--lr", "0.01"],
-        monkeypatch,
-        capsys,
-    )
+    rc, out, err = trained["finetune"]
     assert rc == 0, err
     rc, out, err = run(["verify", key, ft, "--json"], monkeypatch, capsys)
     assert rc == 0, err
@@ -153,14 +158,13 @@ class Evil:
         return (print, ("this must never run",))
 
 
-def test_bad_inputs_exit_2_with_one_line(workdir, fashion_dir, monkeypatch, capsys):
-    key = workdir / "owner.key"
-    if not key.exists():
-        pytest.skip("needs the round-trip test's key")
+def test_bad_inputs_exit_2_with_one_line(workdir, trained, fashion_dir, monkeypatch, capsys):
+    key = trained["key"]
+    assert trained["embed"][0] == 0 and trained["finetune"][0] == 0
     garbage = workdir / "garbage.bin"
     garbage.write_bytes(b"\x00\x01 this is not a model" * 10)
     truncated = workdir / "trunc.safetensors"
-    truncated.write_bytes((workdir / "ft.safetensors").read_bytes()[:3000])
+    truncated.write_bytes(trained["ft"].read_bytes()[:3000])
     evil = workdir / "evil.pt"
     torch.save({"x": torch.zeros(1), "evil": Evil()}, evil)
     plain_pickle = workdir / "plain.pkl"
@@ -267,3 +271,12 @@ def test_bench_tracing_and_noise_from_the_command_line(workdir, fashion_dir, dig
     assert rc == 0, err
     acc = json.loads((tmp_path / "noise.json").read_text())["rows"][0]["accuracy"]
     assert acc["0.5"] < acc["0.0"]  # heavy noise costs accuracy
+
+
+def test_version_comes_from_the_installed_distribution(monkeypatch, capsys):
+    from importlib.metadata import version
+
+    import freqprint
+
+    rc, out, err = run(["--version"], monkeypatch, capsys)
+    assert rc == 0 and out.strip() == f"freqprint {version('freqprint')}" == f"freqprint {freqprint.__version__}"

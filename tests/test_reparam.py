@@ -137,4 +137,4 @@ def test_unrelated_model_stays_unfound_under_every_layout():
     other, _ = host("smallcnn", secret="someone else")
     key = extract(model)
     rep = verify(key, relayout_state_dict({k: v.detach() for k, v in other.state_dict().items()}, "flat"))
-    assert not rep.found and rep.p_value == 1.0
+    assert not rep.found and rep.log10_p == 0.0

@@ -12,6 +12,8 @@ fine-tuning (Tang et al., NeurIPS 2025), with a calibrated verifier.
                               owner_init=freqprint.OwnerInit.from_file("owner.safetensors", secret="my secret"))
 """
 
+from importlib import metadata as _metadata
+
 from freqprint.checkpoint import load_model, load_state_dict, save_model
 from freqprint.errors import FreqprintError
 from freqprint.key import FingerprintKey, extract
@@ -30,7 +32,10 @@ from freqprint.trace import TraceReport, trace
 from freqprint.training import TrainConfig, evaluate, train
 from freqprint.verify import VerificationReport, verify
 
-__version__ = "0.1.0"
+try:  # the installed distribution's own version: one place to bump (pyproject.toml)
+    __version__ = _metadata.version("freqprint")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 __all__ = [
     "FingerprintConfig",

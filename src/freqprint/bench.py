@@ -186,7 +186,7 @@ def run_calibration_bench(
     For each C: a KS test of the per-frequency cosines on S′ against the circular law
     ``Beta(C-1/2, C-1/2)``, and for several hit rules (t, h) the measured chance that a random key
     filter hits one fixed suspect filter (bound: q(t)/h) or any of 16 (bound: 16·q(t)/h).  With
-    ``verifier_pairs``, the whole verifier too (:func:`_verifier_null_check`).
+    ``verifier_pairs``, the whole verifier too (:func:`verifier_null_check`).
     """
     from scipy import stats
 
@@ -232,11 +232,11 @@ def run_calibration_bench(
                 "kernel_test": _kernel_null_check(c, n_keys, seed),
             }
         )
-    verifier = _verifier_null_check(channels, pairs=verifier_pairs, seed=seed) if verifier_pairs else []
+    verifier = verifier_null_check(channels, pairs=verifier_pairs, seed=seed) if verifier_pairs else []
     return {"benchmark": "calibration", "grid": list(grid), "results": out, "verifier": verifier}
 
 
-def _verifier_null_check(channels: tuple[int, ...], pairs: int = 100, seed: int = 123, filters: int = 64) -> list[dict[str, Any]]:
+def verifier_null_check(channels: tuple[int, ...], pairs: int = 100, seed: int = 123, filters: int = 64) -> list[dict[str, Any]]:
     """The whole verifier under H0: ``pairs`` keys of independently seeded modules against as many
     independent suspects (every layout under the eight symmetries of the square, both the
     permuted-channel and the rotated-channel test, as ``verify`` runs them).  Reported: the rate of

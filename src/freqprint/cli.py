@@ -55,6 +55,21 @@ def _pool_executor(kind: str, workers: int, address: str | None, gpus: float) ->
         ex.close()
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"freqprint {version('freqprint')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version and exit"),
+) -> None:
+    """Frequency fingerprints for neural networks that survive fine-tuning."""
+
+
 def _named(spec: str) -> tuple[str, str]:
     """``NAME=PATH`` as ``(NAME, PATH)``; a bare path is named by its file's stem."""
     name, sep, path = spec.partition("=")

@@ -5,7 +5,8 @@ Like scikit-learn's, each also inherits the built-in a Python caller would expec
 
 * :class:`FreqprintError` — the base: a problem with the caller's input (file, model, key, data);
 * :class:`InvalidArgument` (also a :class:`ValueError`) — a parameter out of range or of the wrong
-  kind; the message names the parameter as the Python API spells it;
+  kind; the message names the parameter as the Python API spells it; :class:`UnknownName` (also a
+  :class:`KeyError`) for a name no registry knows;
 * :class:`UnreadableFile` (also an :class:`OSError`) — a path that is missing, not a regular file,
   too large for what it claims to be, corrupt or truncated;
 * :class:`NotApplicable` — an attack that does not exist for this model;
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidArgument",
     "NoMaterial",
     "NotApplicable",
+    "UnknownName",
     "UnreadableFile",
 ]
 
@@ -40,6 +42,14 @@ class FreqprintError(Exception):
 
 class InvalidArgument(FreqprintError, ValueError):
     """A parameter out of range or of the wrong kind (e.g. ``alpha=nan``, ``tau=5``)."""
+
+
+class UnknownName(InvalidArgument, KeyError):
+    """A name no registry knows (a model, attack, method, data set or executor); the message lists
+    the known ones.  Also a ``KeyError``, as a lookup in a mapping would raise."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0]) if self.args else ""
 
 
 class UnreadableFile(FreqprintError, OSError):

@@ -27,10 +27,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from freqprint.errors import FreqprintError, InvalidArgument
+from freqprint.factory import Factory
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "create_executor", "run_jobs"]
-
-EXECUTORS = ("local", "ray")
 
 
 def _one_thread() -> None:
@@ -134,17 +133,24 @@ class RayExecutor:
 Executor = LocalExecutor | RayExecutor
 
 
+def _local(workers: int = 1, address: str | None = None, gpus: float = 0.0) -> LocalExecutor:
+    if gpus:
+        raise InvalidArgument("gpus per job is a Ray resource: use the ray executor (locally, device='cuda' trains on the GPU)")
+    return LocalExecutor(workers)
+
+
+def _ray(workers: int = 1, address: str | None = None, gpus: float = 0.0) -> RayExecutor:
+    return RayExecutor(workers, address, gpus)
+
+
+EXECUTORS: Factory[Callable[..., Executor]] = Factory("executor")
+EXECUTORS.add("local", _local)
+EXECUTORS.add("ray", _ray, needs="ray")
+
+
 def create_executor(kind: str = "local", workers: int = 1, address: str | None = None, gpus: float = 0.0) -> Executor:
     """``local`` or ``ray`` (module docstring); one ``error:`` line for anything else."""
-    if kind not in EXECUTORS:
-        raise InvalidArgument(f"unknown executor {kind!r}; choose from {', '.join(EXECUTORS)}")
-    if kind == "local":
-        if gpus:
-            raise FreqprintError(
-                "gpus per job is a Ray resource: use the ray executor (locally, device='cuda' trains on the GPU)"
-            )
-        return LocalExecutor(workers)
-    return RayExecutor(workers, address, gpus)
+    return EXECUTORS.build(kind, workers=workers, address=address, gpus=gpus)
 
 
 def run_jobs(

@@ -241,8 +241,7 @@ class LayerResult:
 @dataclass
 class LineageReport:
     found: bool
-    p_value: float
-    log10_p: float
+    log10_p: float  # log₁₀ of the p-value (the p-value itself underflows for strong matches)
     alpha: float
     layers: list[LayerResult]
     best_layer: str | None
@@ -477,7 +476,6 @@ def lineage(
     log10_p = min(0.0, top.log10_p + math.log10(len(results)))
     return LineageReport(
         found=log10_p < math.log10(alpha),
-        p_value=float(10**log10_p),
         log10_p=log10_p,
         alpha=alpha,
         layers=results,

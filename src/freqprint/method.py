@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from freqprint.errors import FreqprintError, InvalidArgument
+from freqprint.errors import InvalidArgument
+from freqprint.factory import Factory, split_specs
 
 if TYPE_CHECKING:
     from freqprint.data import ArrayDataset
@@ -105,71 +106,42 @@ class Method(Protocol):
 
 # name -> "module:Class": resolved only when asked for, so this module imports no method and
 # every method (ours, the baselines, MetaV) imports only this module: no import cycle
-METHODS: dict[str, str] = {
-    "ours": "freqprint.evaluation.methods:FrequencyFingerprint",
-    "trace": "freqprint.evaluation.methods:TraceVerdict",
-    "rs": "freqprint.baselines.rs:RandomizedSmoothingWatermark",
-    "mw": "freqprint.baselines.mw:MarginWatermark",
-    "ics": "freqprint.baselines.representation:InvariantTermsCosine",
-    "cka": "freqprint.baselines.representation:CKAFingerprint",
-    "metav": "freqprint.metav.method:MetaVMethod",
-}
+METHODS: Factory[type] = Factory("method")
+for _name, _target in (
+    ("ours", "freqprint.evaluation.methods:FrequencyFingerprint"),
+    ("trace", "freqprint.evaluation.methods:TraceVerdict"),
+    ("rs", "freqprint.baselines.rs:RandomizedSmoothingWatermark"),
+    ("mw", "freqprint.baselines.mw:MarginWatermark"),
+    ("ics", "freqprint.baselines.representation:InvariantTermsCosine"),
+    ("cka", "freqprint.baselines.representation:CKAFingerprint"),
+    ("metav", "freqprint.metav.method:MetaVMethod"),
+):
+    METHODS.add(_name, _target)
 
 
-def register_method(name: str, target: str) -> None:
-    """Add a method to :func:`create_methods` by ``"module:Class"`` (imported when first used)."""
-    METHODS[name] = target
+def register_method(name: str, target: str | type, replace: bool = False) -> None:
+    """Add a method to :func:`create_methods`: a class, or ``"module:Class"`` (imported when first used)."""
+    METHODS.add(name, target, replace=replace)
 
 
 def available_methods() -> dict[str, type]:
     """Name -> class of every registered method (imported now)."""
-    import importlib
-
-    out = {}
-    for name, target in METHODS.items():
-        mod, _, cls = target.partition(":")
-        out[name] = getattr(importlib.import_module(mod), cls)
-    return out
+    return dict(METHODS.items())
 
 
 def create_methods(spec: str) -> list[Method]:
     """``"all"`` or a comma list like ``"ours,rs(sigma=0.02),cka"`` -> methods, in that order."""
-    import dataclasses
-    import typing
-
-    from freqprint.attacks import coerce_arg, parse_attack
-
     if spec.strip() == "all":
-        return [create_method(n) for n in available_methods()]
-    parts, depth, cur = [], 0, ""
-    for ch in spec:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    known, out = available_methods(), []
-    for part in filter(str.strip, parts):
-        name, raw = parse_attack(part)
-        if name not in known:
-            raise InvalidArgument(f"unknown method {name!r}; known: {', '.join(known)}")
-        hints = typing.get_type_hints(known[name])
-        knobs = {f.name for f in dataclasses.fields(known[name])} - {"name"}
-        bad = [k for k in raw if k not in knobs]
-        if bad:
-            raise FreqprintError(f"method {name!r} has no knob {bad[0]!r}; it takes {', '.join(sorted(knobs))}")
-        out.append(create_method(name, **{k: coerce_arg(v, hints.get(k, str), k, name) for k, v in raw.items()}))
+        return [create_method(n) for n in METHODS]
+    out = []
+    for part in split_specs(spec):
+        name, kwargs, _ = METHODS.parse(part)
+        if "name" in kwargs:  # the registry's key is the method's name
+            raise InvalidArgument(f"method {name!r}: its name is not a knob")
+        out.append(create_method(name, **kwargs))
     return out
 
 
 def create_method(name: str, **kwargs: Any) -> Method:
-    """``create_method("rs", sigma=0.05)``; ``FreqprintError`` for an unknown name or knob."""
-    known = available_methods()
-    if name not in known:
-        raise InvalidArgument(f"unknown method {name!r}; known: {', '.join(known)}")
-    try:
-        return known[name](**kwargs)
-    except TypeError as e:
-        raise FreqprintError(f"method {name!r}: {e}") from None
+    """``create_method("rs", sigma=0.05)``; ``InvalidArgument`` for an unknown name or knob."""
+    return METHODS.build(name, **kwargs)

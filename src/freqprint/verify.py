@@ -136,8 +136,7 @@ class Candidate:
 @dataclass
 class VerificationReport:
     found: bool
-    p_value: float
-    log10_p: float
+    log10_p: float  # log₁₀ of the p-value: a strong match's p underflows any float (1e-400), its log does not
     alpha: float
     score: float | None  # the paper's τ-score; None when not described (``describe=False``)
     mean_cosine: float | None
@@ -557,7 +556,6 @@ def verify(
     log10_p = logp / LN10
     return VerificationReport(
         found=log10_p < math.log10(alpha),
-        p_value=float(math.exp(logp)),
         log10_p=log10_p,
         alpha=alpha,
         score=score,

@@ -8,11 +8,7 @@ From strings (the CLI): ``create_attack("finetune(lr=0.1,epochs=2,data=mnist-dig
 
 from __future__ import annotations
 
-import dataclasses
-import re
-import typing
 from pathlib import Path
-from typing import Any
 
 from freqprint.attacks.base import Attack, Compose
 from freqprint.attacks.compress import Prune, Quantize
@@ -33,7 +29,8 @@ from freqprint.attacks.reparam import (
 )
 from freqprint.attacks.residual import ResidualRotation
 from freqprint.attacks.training_attacks import Distill, FineTune, LowRankDelta
-from freqprint.errors import FreqprintError, InvalidArgument
+from freqprint.errors import InvalidArgument
+from freqprint.factory import Factory
 
 __all__ = [
     "ATTACKS",
@@ -63,71 +60,36 @@ __all__ = [
     "Quantize",
     "RemoveModule",
     "ResidualRotation",
-    "coerce_arg",
     "conv_pairs",
     "create_attack",
-    "parse_attack",
     "relayout_state_dict",
 ]
 
-ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls
-    for cls in (
-        FineTune,
-        Distill,
-        BlockScaling,
-        BlockPermutation,
-        ModuleScaling,
-        ModulePermutation,
-        Overwrite,
-        RemoveModule,
-        Prune,
-        Quantize,
-        ChannelScaling,
-        ChannelPadding,
-        DummyFilters,
-        FilterMixing,
-        Collapse,
-        NullSpaceRedraw,
-        InvisibleRedraw,
-        BackboneNoise,
-        Factorize,
-        GridTranspose,
-        ResidualRotation,
-    )
-}
-
-_SPEC = re.compile(r"^\s*([a-z0-9-]+)\s*(?:\((.*)\))?\s*$")
-
-
-def parse_attack(spec: str) -> tuple[str, dict[str, str]]:
-    """``"name(k=v,k2=v2)"`` → ``("name", {"k": "v", ...})``."""
-    m = _SPEC.match(spec)
-    if not m:
-        raise FreqprintError(f"cannot parse attack {spec!r}; write name or name(key=value,...)")
-    args: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in (m.group(2) or "").split(","))):
-        if "=" not in part:
-            raise FreqprintError(f"attack argument {part!r} in {spec!r} is not key=value")
-        k, v = part.split("=", 1)
-        args[k.strip().replace("-", "_")] = v.strip()
-    return m.group(1), args
-
-
-def coerce_arg(value: str, annotation: Any, key: str, name: str) -> Any:
-    typ = annotation if not isinstance(annotation, str) else eval(annotation, vars(typing))
-    if typing.get_origin(typ) is typing.Union:
-        typ = next(t for t in typing.get_args(typ) if t is not type(None))
-    try:
-        if typ is bool:
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1", "yes")
-        if typ in (int, float, str):
-            return typ(value)
-    except ValueError:
-        raise FreqprintError(f"{name}: {key}={value!r} is not a valid {typ.__name__}") from None
-    return value
+ATTACKS: Factory[type[Attack]] = Factory("attack")
+for _cls in (
+    FineTune,
+    Distill,
+    BlockScaling,
+    BlockPermutation,
+    ModuleScaling,
+    ModulePermutation,
+    Overwrite,
+    RemoveModule,
+    Prune,
+    Quantize,
+    ChannelScaling,
+    ChannelPadding,
+    DummyFilters,
+    FilterMixing,
+    Collapse,
+    NullSpaceRedraw,
+    InvisibleRedraw,
+    BackboneNoise,
+    Factorize,
+    GridTranspose,
+    ResidualRotation,
+):
+    ATTACKS.add(_cls.name, _cls)
 
 
 def create_attack(
@@ -137,32 +99,22 @@ def create_attack(
     ``data_root``; ``student=same`` (distill) builds the victim's ``recipe`` without its module."""
     from freqprint.data import load_dataset
 
-    name, raw = parse_attack(spec)
-    if name not in ATTACKS:
-        raise InvalidArgument(f"unknown attack {name!r}; known: {', '.join(sorted(ATTACKS))}")
-    cls = ATTACKS[name]
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for k, v in raw.items():
+    name, kwargs, kept = ATTACKS.parse(spec, skip=("data", "student"))
+    fields = ATTACKS.parameters(name)
+    for k, v in kept.items():
         if k == "student" and name == "distill":
             if recipe is None:
-                raise FreqprintError("distill(student=...) needs the victim's recipe")
+                raise InvalidArgument("distill(student=...) needs the victim's recipe")
             kwargs["student_recipe"] = _student_recipe(recipe, v)
-            continue
-        if k not in fields:
-            raise FreqprintError(
-                f"{name} has no argument {k!r}; it takes {', '.join(f for f in fields if f != 'student_recipe')}"
-            )
-        if k == "data":
+        elif k == "data" and "data" in fields:
             kwargs[k] = load_dataset(v, "train", root=data_root, limit=limit)
         else:
-            kwargs[k] = coerce_arg(v, hints.get(k, str), k, name)
+            raise InvalidArgument(f"attack {name!r} takes no argument {k!r}; it takes {', '.join(sorted(fields))}")
     if "device" in fields and "device" not in kwargs:
         kwargs["device"] = device
     if name == "distill" and "student_recipe" not in kwargs and recipe is not None:
         kwargs["student_recipe"] = _student_recipe(recipe, "same")
-    return cls(**kwargs)
+    return ATTACKS.build(name, **kwargs)
 
 
 def _student_recipe(recipe: dict, student: str) -> dict:

@@ -1,4 +1,5 @@
-"""The baselines of the paper's Table 2, each a tracing ``Method`` (see ``freqprint.evaluation``).
+"""The baselines of the paper's Table 2, each a tracing ``Method`` registered by name in
+:data:`freqprint.method.METHODS` (``create_methods("rs,mw,ics,cka")``).
 
 | name  | class                          | kind                       | source |
 |-------|--------------------------------|----------------------------|--------|
@@ -13,10 +14,7 @@ from freqprint.baselines.representation import CKAFingerprint, InvariantTermsCos
 from freqprint.baselines.rs import RandomizedSmoothingWatermark, certify
 from freqprint.baselines.triggers import TriggerSet, draw_probes, make_triggers, trigger_accuracy
 
-BASELINES = {"rs": RandomizedSmoothingWatermark, "mw": MarginWatermark, "ics": InvariantTermsCosine, "cka": CKAFingerprint}
-
 __all__ = [
-    "BASELINES",
     "CKAFingerprint",
     "InvariantTermsCosine",
     "MarginWatermark",

@@ -11,6 +11,7 @@ point elsewhere.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +27,9 @@ from freqprint.data.formats import (
     to_tensor,
 )
 from freqprint.errors import FreqprintError, InvalidArgument
+from freqprint.factory import Factory
 
-__all__ = ["ArrayDataset", "dataset_names", "load_dataset", "find_mnist_digits"]
+__all__ = ["DATASETS", "ArrayDataset", "dataset_names", "find_mnist_digits", "load_dataset"]
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
@@ -181,8 +183,19 @@ def _image_folder(root: Path | None, split: str, size: int, channels: int) -> Ar
     return ArrayDataset(to_tensor(x), torch.from_numpy(y), classes, f"imagefolder:{d}", {"root": str(d), "split": split})
 
 
+# every loader: (root, split, size, channels) -> ArrayDataset; "mnist" is another name for the digits
+DATASETS: Factory[Callable[[Path | None, str, int, int], ArrayDataset]] = Factory("dataset")
+DATASETS.add("fashion-mnist", lambda root, split, size, channels: _fashion_mnist(root, split))
+DATASETS.add("mnist-digits", lambda root, split, size, channels: _mnist_digits(root, split))
+DATASETS.add("mnist", DATASETS["mnist-digits"], alias_of="mnist-digits")
+DATASETS.add("sklearn-digits", lambda root, split, size, channels: _sklearn_digits(split), shipped=True)
+DATASETS.add("cifar10", lambda root, split, size, channels: _cifar(root, split, 10))
+DATASETS.add("cifar100", lambda root, split, size, channels: _cifar(root, split, 100))
+DATASETS.add("imagefolder", _image_folder)
+
+
 def dataset_names() -> list[str]:
-    return ["fashion-mnist", "mnist-digits", "sklearn-digits", "cifar10", "cifar100", "imagefolder"]
+    return [n for n in DATASETS if "alias_of" not in DATASETS.info(n)]
 
 
 def load_dataset(
@@ -191,17 +204,5 @@ def load_dataset(
     """Load a dataset by name from local files.  ``limit`` takes a seeded random subset."""
     if split not in ("train", "test"):
         raise InvalidArgument(f"split must be 'train' or 'test', got {split!r}")
-    r = Path(root) if root else None
-    if name == "fashion-mnist":
-        ds = _fashion_mnist(r, split)
-    elif name in ("mnist-digits", "mnist"):
-        ds = _mnist_digits(r, split)
-    elif name == "sklearn-digits":
-        ds = _sklearn_digits(split)
-    elif name in ("cifar10", "cifar100"):
-        ds = _cifar(r, split, int(name[5:]))
-    elif name == "imagefolder":
-        ds = _image_folder(r, split, size, channels)
-    else:
-        raise InvalidArgument(f"unknown dataset {name!r}; known: {', '.join(dataset_names())}")
+    ds = DATASETS[name](Path(root) if root else None, split, size, channels)
     return ds.subset(limit)

@@ -8,10 +8,11 @@ residual block; AlexNet ``conv3`` is its 3rd conv), and records its default fing
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
-from freqprint.errors import FreqprintError, InvalidArgument
+from freqprint.factory import Factory
 from freqprint.models.alexnet import AlexNet
 from freqprint.models.resnet import ResNet18, ResNet50
 from freqprint.models.small import VAE, LeNet, MLPClassifier, RegressionMLP
@@ -25,6 +26,7 @@ __all__ = [
     "RegressionMLP",
     "ResNet18",
     "ResNet50",
+    "MODELS",
     "SmallCNN",
     "create_model",
     "default_target",
@@ -33,55 +35,46 @@ __all__ = [
     "register_model",
 ]
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_TARGETS: dict[str, str] = {}
-_INIT_LAWS: dict[str, str | None] = {}
+MODELS: Factory[Callable[..., nn.Module]] = Factory("model")
 
 
-def register_model(name: str, builder: Callable[..., nn.Module], target: str, init_law: str | None = "torch-default") -> None:
+def register_model(
+    name: str, builder: Callable[..., nn.Module], target: str, init_law: str | None = "torch-default", **info: Any
+) -> None:
     """Add a model builder; ``target`` is the conv the paper attaches the fingerprint to.
 
     ``init_law`` names the law the builder draws its conv weights from, which the lineage test
     needs for an exact null (:mod:`freqprint.lineage`): ``"torch-default"`` (PyTorch's
     ``Conv2d.reset_parameters``: U(±1/√fan_in)), ``"kaiming-normal-fan-out"``, or ``None``
-    (unknown: lineage refuses the model rather than guess)."""
-    _REGISTRY[name] = builder
-    _TARGETS[name] = target
-    _INIT_LAWS[name] = init_law
+    (unknown: lineage refuses the model rather than guess).  ``info`` adds facts (``example``:
+    small constructor arguments and an input shape, used by the contract tests)."""
+    MODELS.add(name, builder, target=target, init_law=init_law, **info)
 
 
 def init_law(name: str) -> str | None:
     """The declared initialisation law of a registered model's conv weights (see ``register_model``)."""
-    if name not in _REGISTRY:
-        raise InvalidArgument(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    return _INIT_LAWS[name]
+    return MODELS.info(name)["init_law"]
 
 
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    return MODELS.names()
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
+def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model; keyword arguments go to its constructor."""
-    if name not in _REGISTRY:
-        raise InvalidArgument(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    try:
-        return _REGISTRY[name](**kwargs)
-    except TypeError as e:
-        raise FreqprintError(f"bad arguments for model {name!r}: {e}") from None
+    return MODELS.build(name, **kwargs)
 
 
 def default_target(name: str) -> str:
-    if name not in _TARGETS:
-        raise InvalidArgument(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    return _TARGETS[name]
+    return MODELS.info(name)["target"]
 
 
-register_model("smallcnn", SmallCNN, "conv2")
-register_model("resnet18", ResNet18, "layer1.1.conv2")
-register_model("resnet50", ResNet50, "layer1.1.conv2")
-register_model("alexnet", AlexNet, "conv3", init_law="kaiming-normal-fan-out")
-register_model("mlp", MLPClassifier, "", init_law=None)
-register_model("lenet", LeNet, "conv2")
-register_model("regmlp", RegressionMLP, "", init_law=None)
-register_model("vae", VAE, "", init_law=None)
+_SMALL = {"num_classes": 10, "in_channels": 1}
+register_model("smallcnn", SmallCNN, "conv2", example=({**_SMALL, "width": 8}, (1, 28, 28)))
+register_model("resnet18", ResNet18, "layer1.1.conv2", example=({**_SMALL, "width": 0.125}, (1, 28, 28)))
+register_model("resnet50", ResNet50, "layer1.1.conv2", example=({**_SMALL, "width": 0.125}, (1, 28, 28)))
+register_model("alexnet", AlexNet, "conv3", init_law="kaiming-normal-fan-out", example=({**_SMALL, "width": 0.125}, (1, 32, 32)))
+register_model("mlp", MLPClassifier, "", init_law=None, example=({}, (1, 28, 28)))
+register_model("lenet", LeNet, "conv2", example=({}, (1, 28, 28)))
+register_model("regmlp", RegressionMLP, "", init_law=None, example=({}, (10,)))
+register_model("vae", VAE, "", init_law=None, example=({}, (8,)))

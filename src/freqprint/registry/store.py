@@ -95,7 +95,6 @@ class Match:
     key: str  # registry name
     commitment: str
     found: bool
-    p_value: float
     log10_p: float
     log10_p_registry: float
     layer: str
@@ -387,7 +386,6 @@ class Registry:
                     name,
                     key.commitment,
                     log10_reg < math.log10(alpha),
-                    rep.p_value,
                     rep.log10_p,
                     log10_reg,
                     rep.layer,
