@@ -123,7 +123,7 @@ def test_owner_init_from_recipe_needs_what_it_says():
     assert OwnerInit.from_recipe(rec, secret="x").seed == init_seed("x")
     assert not OwnerInit.from_recipe(rec, secret="x").public
     assert OwnerInit.from_recipe({**rec, "init": {"scheme": "seed", "seed": 4}}).seed == 4
-    with pytest.raises(FreqprintError, match="init-seed"):
+    with pytest.raises(FreqprintError, match="seed it was built with"):
         OwnerInit.from_recipe({"model": "smallcnn", "kwargs": KW})
     for bad in ({**rec, "init": {"scheme": "guess"}}, {**rec, "init": {"scheme": "seed", "seed": "7"}}):
         with pytest.raises(FreqprintError, match="unknown initialisation"):
@@ -189,6 +189,15 @@ def test_trace_command_line(tmp_path, fashion_dir, monkeypatch, capsys):
     monkeypatch.delenv("FREQPRINT_SECRET", raising=False)
     rc, out, err = run(["trace", owner, thief], monkeypatch, capsys)
     assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+    # the same from Python: the owner's file supplies every channel's material
+    from freqprint.trace import LineageUnavailable, trace_files
+
+    lib = trace_files(owner, thief, secret="alice")
+    assert lib.found and lib.log10_p == rep["log10_p"]
+    assert not trace_files(owner, other, secret="alice").found
+    with pytest.raises(LineageUnavailable, match="seeded from the secret"):
+        trace_files(owner, thief)
+    assert trace_files(owner, thief, lineage=False).channel("lineage").ran is False
     (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     rc, out, err = run(["trace", owner, tmp_path / "junk.safetensors", "--secret", "alice"], monkeypatch, capsys)
     assert rc == 2 and err.startswith("error:")

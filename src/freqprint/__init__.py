@@ -28,9 +28,10 @@ from freqprint.module import (
     find_fingerprint_modules,
 )
 from freqprint.spectral import complex_cosine, invariant_frequencies, inverse_revised_dft, revised_dft
-from freqprint.trace import TraceReport, trace
+from freqprint.trace import TraceReport, trace, trace_files
 from freqprint.training import TrainConfig, evaluate, train
 from freqprint.verify import VerificationReport, verify
+from freqprint.workflows import FitResult, embed, fit_plain
 
 try:  # the installed distribution's own version: one place to bump (pyproject.toml)
     __version__ = _metadata.version("freqprint")
@@ -42,6 +43,7 @@ __all__ = [
     "FingerprintKey",
     "FingerprintLoss",
     "FingerprintModule",
+    "FitResult",
     "FreqprintError",
     "LineageReport",
     "OwnerInit",
@@ -53,9 +55,11 @@ __all__ = [
     "complex_cosine",
     "create_model",
     "detach",
+    "embed",
     "evaluate",
     "extract",
     "find_fingerprint_modules",
+    "fit_plain",
     "init_seed",
     "invariant_frequencies",
     "inverse_revised_dft",
@@ -67,6 +71,7 @@ __all__ = [
     "save_model",
     "spectral_noise",
     "trace",
+    "trace_files",
     "train",
     "verify",
 ]

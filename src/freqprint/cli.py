@@ -128,110 +128,24 @@ def train_cmd(
     checkpoint_dir: Path | None = typer.Option(None, help="also save the model after every epoch here"),
 ) -> None:
     """Train a plain model (no fingerprint)."""
-    _fit(
+    from freqprint.workflows import fit_plain
+
+    res = fit_plain(
         out,
-        model,
-        width,
-        data,
-        data_root,
-        limit,
-        size,
-        channels,
-        epochs,
-        lr,
-        batch_size,
-        optimizer,
-        seed,
-        lr_drop_at,
-        device,
+        _data(data, data_root, "train", limit, size, channels),
+        _data(data, data_root, "test", None, size, channels),
+        model=model,
+        width=width,
+        config=_train_cfg(epochs, lr, batch_size, optimizer, seed, device, lr_drop_at),
         checkpoint_dir=checkpoint_dir,
     )
+    _report(res)
 
 
-def _recipe(model: str, width: float, ds, fingerprint=None, pseudo: bool = False) -> dict:
-    kw = {"num_classes": ds.num_classes, "in_channels": ds.shape[0], "width": int(width) if model == "smallcnn" else width}
-    return {
-        "model": model,
-        "kwargs": kw,
-        "input_shape": list(ds.shape),
-        "num_classes": ds.num_classes,
-        "pseudo_class": pseudo,
-        "fingerprint": fingerprint,
-    }
-
-
-def _fit(
-    out,
-    model_name,
-    width,
-    data,
-    data_root,
-    limit,
-    size,
-    channels,
-    epochs,
-    lr,
-    batch_size,
-    optimizer,
-    seed,
-    drop,
-    device,
-    fp_cfg=None,
-    attack_weight=5e-4,
-    init: Path | None = None,
-    key_out: Path | None = None,
-    checkpoint_dir: Path | None = None,
-    attack_fraction: float = 1.0,
-    attack_every: int = 1,
-):
-    import torch
-
-    from freqprint.checkpoint import load_model, save_model
-    from freqprint.key import extract
-    from freqprint.loss import FingerprintLoss, add_pseudo_class
-    from freqprint.models import create_model
-    from freqprint.module import attach
-    from freqprint.training import evaluate, save_every_epoch, train
-
-    train_ds = _data(data, data_root, "train", limit, size, channels)
-    test_ds = _data(data, data_root, "test", None, size, channels)
-    if init is not None:
-        net, recipe = load_model(init)
-        if recipe.get("fingerprint"):
-            raise FreqprintError(f"{init} already carries a fingerprint module")
-        recipe = dict(recipe)
-    else:
-        from freqprint.lineage import init_seed
-
-        # the backbone's θ₀ is what the lineage test looks for: seeded from the secret when there
-        # is one (the recipe records how, never the seed itself), from --seed otherwise
-        recipe = _recipe(model_name, width, train_ds)
-        if fp_cfg is not None:
-            torch.manual_seed(init_seed(fp_cfg.secret, seed))
-            recipe["init"] = {"scheme": "secret", "index": seed}
-        else:
-            torch.manual_seed(seed)
-            recipe["init"] = {"scheme": "seed", "seed": seed}
-        net = create_model(model_name, **recipe["kwargs"])
-    crit = None
-    if fp_cfg is not None:
-        attach(net, fp_cfg, train_ds.images[:2])
-        add_pseudo_class(net)
-        recipe.update(pseudo_class=True, fingerprint=fp_cfg.to_dict())
-        crit = FingerprintLoss(
-            train_ds.num_classes, weight=attack_weight, attack_fraction=attack_fraction, attack_every=attack_every
-        )
-    cfg = _train_cfg(epochs, lr, batch_size, optimizer, seed, device, drop)
-    every = None
-    if checkpoint_dir is not None:
-        every = save_every_epoch(checkpoint_dir, lambda m, p: save_model(m, p, recipe))
-    train(net, train_ds, cfg, criterion=crit, checkpoint=every)
-    acc = evaluate(net, test_ds, train_ds.num_classes, device=device)
-    save_model(net, out, recipe)
-    out_console.print(f"test accuracy {acc:.4f}; model written to {out}")
-    if key_out is not None:
-        extract(net, secret=fp_cfg.secret if fp_cfg is not None else None).save(key_out)
-        out_console.print(f"key written to {key_out}")
+def _report(res) -> None:
+    out_console.print(f"test accuracy {res.accuracy:.4f}; model written to {res.path}")
+    if res.key_path is not None:
+        out_console.print(f"key written to {res.key_path}")
 
 
 @app.command("embed")
@@ -270,6 +184,7 @@ def embed_cmd(
     from freqprint.checkpoint import read_recipe
     from freqprint.models import default_target
     from freqprint.module import FingerprintConfig
+    from freqprint.workflows import embed
 
     base = (read_recipe(init) or {}).get("model", model) if init else model
     cfg = FingerprintConfig(
@@ -279,30 +194,22 @@ def embed_cmd(
         kernel_size=kernel_size,
         radius=radius,
     )
-    _fit(
+    res = embed(
         out,
-        model,
-        width,
-        data,
-        data_root,
-        limit,
-        size,
-        channels,
-        epochs,
-        lr,
-        batch_size,
-        optimizer,
-        seed,
-        lr_drop_at,
-        device,
-        fp_cfg=cfg,
+        _data(data, data_root, "train", limit, size, channels),
+        _data(data, data_root, "test", None, size, channels),
+        cfg,
+        model=model,
+        width=width,
+        config=_train_cfg(epochs, lr, batch_size, optimizer, seed, device, lr_drop_at),
         attack_weight=attack_weight,
-        init=init,
-        key_out=key,
-        checkpoint_dir=checkpoint_dir,
         attack_fraction=attack_fraction,
         attack_every=attack_every,
+        init=init,
+        checkpoint_dir=checkpoint_dir,
+        key=key,
     )
+    _report(res)
 
 
 @app.command("extract")
@@ -522,33 +429,29 @@ def trace_cmd(
     without assuming the channels independent.  Exit 0 = derived, 1 = not, 2 = error."""
 
     from freqprint.checkpoint import read_recipe
-    from freqprint.key import FingerprintKey, extract
-    from freqprint.lineage import OwnerInit
     from freqprint.null import format_p
-    from freqprint.trace import trace
+    from freqprint.trace import LineageUnavailable, trace_files
 
     recipe = read_recipe(owner)
     if recipe is None:
         raise FreqprintError(f"{owner} carries no freqprint recipe: pass a model file written by freqprint")
-    k: Path | FingerprintKey | None = None
-    if not no_fingerprint:
-        if key is not None:
-            k = key
-        elif recipe.get("fingerprint"):
-            given = secret or secret_file or os.environ.get("FREQPRINT_SECRET")
-            k = extract(owner, secret=_secret(secret, secret_file) if given else None)  # anchored to W₀ when the secret is known
-    own = None
-    if not no_lineage:
-        sec = None
-        if init_seed is None and (recipe.get("init") or {}).get("scheme") == "secret":
-            sec = _secret(secret, secret_file)
-        elif secret or secret_file or os.environ.get("FREQPRINT_SECRET"):
-            sec = _secret(secret, secret_file)
-        try:
-            own = OwnerInit.from_recipe(recipe, secret=sec, seed=init_seed)
-        except FreqprintError as e:
-            raise FreqprintError(f"{e} (or --no-lineage for the fingerprint alone)") from None
-    rep = trace(suspect, key=k, owner_init=own, alpha=alpha)
+    # the secret is read only where it is used: a secret-seeded backbone needs it (unless --init-seed)
+    needs = not no_lineage and init_seed is None and (recipe.get("init") or {}).get("scheme") == "secret"
+    given = secret is not None or secret_file is not None or os.environ.get("FREQPRINT_SECRET")
+    sec = _secret(secret, secret_file) if needs or given else None
+    try:
+        rep = trace_files(
+            owner,
+            suspect,
+            key=key,
+            secret=sec,
+            seed=init_seed,
+            fingerprint=not no_fingerprint,
+            lineage=not no_lineage,
+            alpha=alpha,
+        )
+    except LineageUnavailable as e:
+        raise FreqprintError(f"{e} (or --no-lineage for the fingerprint alone)") from None
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
     else:

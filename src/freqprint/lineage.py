@@ -177,9 +177,7 @@ class OwnerInit:
             return cls(model, kwargs, int(seed), True)
         init = recipe.get("init")
         if not isinstance(init, dict):
-            raise FreqprintError(
-                "the owner's recipe does not record its initialisation: pass the seed it was built with (--init-seed)"
-            )
+            raise FreqprintError("the owner's recipe does not record its initialisation: pass the seed it was built with (seed=)")
         if init.get("scheme") == "secret":
             if not secret:
                 raise FreqprintError("the owner's backbone was seeded from the secret: pass the secret")

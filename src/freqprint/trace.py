@@ -37,7 +37,7 @@ from freqprint.lineage import OwnerInit, lineage
 from freqprint.null import format_p
 from freqprint.verify import verify
 
-__all__ = ["CHANNELS", "ChannelResult", "TraceReport", "trace"]
+__all__ = ["CHANNELS", "ChannelResult", "LineageUnavailable", "TraceReport", "trace", "trace_files"]
 
 CHANNELS = ("fingerprint", "lineage", "metav")
 
@@ -122,3 +122,47 @@ def trace(
         suspect=store.name,
         seconds=time.perf_counter() - t0,
     )
+
+
+class LineageUnavailable(InvalidArgument):
+    """The owner's θ₀ cannot be regenerated from what was given (no secret for a secret-seeded
+    backbone, a recipe without its init record): trace without the lineage channel, or give it."""
+
+
+def trace_files(
+    owner: str | Path,
+    suspect: nn.Module | str | Path | dict[str, torch.Tensor],
+    key: FingerprintKey | str | Path | None = None,
+    secret: str | None = None,
+    seed: int | None = None,
+    fingerprint: bool = True,
+    lineage: bool = True,
+    alpha: float = 1e-6,
+) -> TraceReport:
+    """Does ``suspect`` derive from the model in the file ``owner`` (written by freqprint)?
+
+    The owner's file supplies every channel's material: the fingerprint channel uses ``key``, or
+    the key extracted from the owner's module (anchored to W₀ when ``secret`` is given); the
+    lineage channel regenerates θ₀ from the owner's recipe — from ``secret`` when the backbone
+    was seeded from it, from the recorded seed otherwise, or from ``seed`` for a model whose
+    recipe predates init records.  ``fingerprint=False`` / ``lineage=False`` skip a channel.
+    Raises :class:`LineageUnavailable` when θ₀ cannot be regenerated from what was given."""
+    from freqprint.checkpoint import read_recipe
+    from freqprint.key import extract
+
+    recipe = read_recipe(owner)
+    if recipe is None:
+        raise InvalidArgument(f"{owner} carries no freqprint recipe: pass a model file written by freqprint")
+    k: FingerprintKey | str | Path | None = None
+    if fingerprint:
+        if key is not None:
+            k = key
+        elif recipe.get("fingerprint"):
+            k = extract(owner, secret=secret)
+    own = None
+    if lineage:
+        try:
+            own = OwnerInit.from_recipe(recipe, secret=secret, seed=seed)
+        except FreqprintError as e:
+            raise LineageUnavailable(str(e)) from None
+    return trace(suspect, key=k, owner_init=own, alpha=alpha)
