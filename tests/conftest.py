@@ -67,3 +67,22 @@ def digits_dir(tmp_path_factory) -> Path:
 def _threads():
     torch.set_num_threads(2)
     torch.manual_seed(0)
+
+
+def small_owner(secret: str, filters: int = 16, width: int = 8):
+    """``(model, recipe)``: a SmallCNN on 1×28×28 inputs with the fingerprint module on conv2
+    (ReLU merge, no pseudo class), as a model file written by freqprint describes it."""
+    from freqprint import FingerprintConfig, attach, create_model
+
+    torch.manual_seed(0)
+    model = create_model("smallcnn", num_classes=10, in_channels=1, width=width).eval()
+    attach(model, FingerprintConfig(target="conv2", secret=secret, filters=filters), torch.zeros(1, 1, 28, 28))
+    recipe = {
+        "model": "smallcnn",
+        "kwargs": {"num_classes": 10, "in_channels": 1, "width": width},
+        "input_shape": [1, 28, 28],
+        "num_classes": 10,
+        "pseudo_class": False,
+        "fingerprint": {"target": "conv2", "filters": filters, "merge": "relu"},
+    }
+    return model, recipe

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import small_owner
 from freqprint.attacks import ATTACKS, create_attack
 from freqprint.data import DATASETS, dataset_names, load_dataset
 from freqprint.errors import FreqprintError, InvalidArgument, NotApplicable, UnknownName
@@ -123,18 +124,7 @@ def test_every_attack_has_a_contract_example():
 
 @pytest.fixture(scope="module")
 def victim():
-    torch.manual_seed(0)
-    model = create_model("smallcnn", num_classes=10, in_channels=1, width=8).eval()
-    attach(model, FingerprintConfig(target="conv2", secret="contract", filters=16), torch.zeros(1, 1, 28, 28))
-    recipe = {
-        "model": "smallcnn",
-        "kwargs": {"num_classes": 10, "in_channels": 1, "width": 8},
-        "input_shape": [1, 28, 28],
-        "num_classes": 10,
-        "pseudo_class": False,
-        "fingerprint": {"target": "conv2", "filters": 16},
-    }
-    return model, recipe
+    return small_owner("contract")
 
 
 @pytest.mark.parametrize("name", sorted(ATTACK_SPECS))

@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import save_file
 
 from cli_helpers import run, run_measured, sparse_safetensors
-from freqprint import FingerprintConfig, attach, create_model, extract, save_model
+from conftest import small_owner
+from freqprint import FingerprintConfig, create_model, extract, save_model
 from freqprint.errors import EXIT_BUG, EXIT_REFUSED, FreqprintError, InvalidArgument, UnreadableFile
 
 
@@ -25,17 +26,7 @@ def _one_error_line(rc: int, err: str, code: int = EXIT_REFUSED, prefix: str = "
 @pytest.fixture(scope="module")
 def owner(tmp_path_factory):
     d = tmp_path_factory.mktemp("refusals")
-    torch.manual_seed(0)
-    model = create_model("smallcnn", num_classes=10, in_channels=1, width=8).eval()
-    attach(model, FingerprintConfig(target="conv2", secret="alice", filters=16), torch.zeros(1, 1, 28, 28))
-    recipe = {
-        "model": "smallcnn",
-        "kwargs": {"width": 8, "in_channels": 1, "num_classes": 10},
-        "input_shape": [1, 28, 28],
-        "num_classes": 10,
-        "pseudo_class": False,
-        "fingerprint": {"target": "conv2", "filters": 16, "merge": "relu"},
-    }
+    model, recipe = small_owner("alice")
     save_model(model, d / "owner.safetensors", recipe)
     extract(model).save(d / "owner.key")
     (d / "secret.txt").write_text("alice\n")
