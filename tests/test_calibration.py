@@ -108,3 +108,27 @@ def test_whole_verifier_is_conservative_on_independent_modules():
     (res,) = verifier_null_check((16,), pairs=25, filters=32)
     assert res["verify_rate_p_le_0.1"] <= 0.12 and res["verify_min_log10_p"] > -2
     assert res["rotation_rate_p_le_0.1"] <= 0.16 and res["rotation_min_log10_p"] > -2
+
+
+def test_far_negatives_are_not_found():
+    """Populations nobody designed to look like the owner: untrained networks (with and without a
+    module from another secret), constant and zero weights, another architecture."""
+    from conftest import small_owner
+    from freqprint import FingerprintConfig, attach, create_model, extract, verify
+
+    own, _ = small_owner("alice")
+    key = extract(own, secret="alice")
+    sd = own.state_dict()
+    w = sd["conv2.fingerprint.weight"]
+    other = create_model("smallcnn", num_classes=10, in_channels=1, width=8)
+    attach(other, FingerprintConfig(target="conv2", secret="bob", filters=16), torch.zeros(1, 1, 28, 28))
+    for name, suspect in {
+        "untrained": create_model("smallcnn", num_classes=10, in_channels=1, width=8).state_dict(),
+        "another secret's module": other.state_dict(),
+        "zero module": {**sd, "conv2.fingerprint.weight": torch.zeros_like(w)},
+        "constant module": {**sd, "conv2.fingerprint.weight": torch.ones_like(w)},
+        "every tensor constant": {k: torch.full_like(v, 0.1) if v.is_floating_point() else v for k, v in sd.items()},
+        "untrained resnet18": create_model("resnet18", num_classes=10, in_channels=1, width=0.25).state_dict(),
+    }.items():
+        rep = verify(key, suspect)
+        assert not rep.found and rep.log10_p > -1, (name, rep.log10_p)

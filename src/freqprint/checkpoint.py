@@ -261,13 +261,12 @@ def _open_sharded(path: Path) -> TensorStore:
                 f"{path}: a model folder needs exactly one *.safetensors.index.json "
                 f"or one *.safetensors file (found {len(indexes)} and {len(files)})"
             )
-    if not path.is_file():
-        raise UnreadableFile(f"{path}: no such file")
-    if path.stat().st_size > MAX_INDEX_BYTES:
-        raise FreqprintError(f"{path}: a shard index over {MAX_INDEX_BYTES // 2**20} MiB is not an index")
+    from freqprint.files import read_small_text
+
+    text = read_small_text(path, MAX_INDEX_BYTES, "shard index")  # a regular file of at most 64 MiB
     try:
-        index = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        index = json.loads(text)
+    except (ValueError, RecursionError):
         raise FreqprintError(f"{path} is not a JSON shard index") from None
     wmap = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(wmap, dict) or not wmap or not all(isinstance(k, str) and isinstance(v, str) for k, v in wmap.items()):

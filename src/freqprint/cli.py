@@ -747,9 +747,9 @@ def metav_verify_cmd(
 
     A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
     from freqprint.metav import load_claim, panel_check
-    from freqprint.metav.suspects import load_suspect
+    from freqprint.metav.suspects import CODE_PREFIX, load_suspect
 
-    code = [s for s in [*(suspects or []), *(panel or [])] if s.startswith("py:")]
+    code = [s for s in [*(suspects or []), *(panel or [])] if s.startswith(CODE_PREFIX)]
     if code and not allow_code:
         raise FreqprintError(
             f"{code[0]} is Python code: importing it runs that module with your rights; "

@@ -351,6 +351,21 @@ _ST_DTYPES = {
 }
 
 
+def _header_of(data: bytes | bytearray, source: str) -> tuple[dict[str, Any], int]:
+    """A safetensors file's JSON header and where its data starts."""
+    corrupt = f"{source} is a corrupt or truncated safetensors file"
+    n = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or n > len(data) - 8:
+        raise UnreadableFile(corrupt)
+    try:
+        header = json.loads(bytes(data[8 : 8 + n]))
+    except (ValueError, RecursionError):
+        raise UnreadableFile(corrupt) from None
+    if not isinstance(header, dict):
+        raise UnreadableFile(corrupt)
+    return header, 8 + n
+
+
 def tensors_from_bytes(data: bytes | bytearray, source: str) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file's bytes, as **views** of them (``torch.frombuffer``): a
     key costs its bytes once, where ``safetensors.torch.load`` copies every tensor.  Every entry
@@ -358,17 +373,8 @@ def tensors_from_bytes(data: bytes | bytearray, source: str) -> dict[str, torch.
     inside the data whose length is exactly the shape's.  ``bytes`` are copied once into a
     writable buffer first."""
     buf = data if isinstance(data, bytearray) else bytearray(data)
-    corrupt = f"{source} is a corrupt or truncated safetensors file"
-    n = int.from_bytes(buf[:8], "little")
-    if len(buf) < 8 or n > len(buf) - 8:
-        raise UnreadableFile(corrupt)
-    try:
-        header = json.loads(bytes(buf[8 : 8 + n]))
-    except (ValueError, RecursionError):
-        raise UnreadableFile(corrupt) from None
-    if not isinstance(header, dict):
-        raise UnreadableFile(corrupt)
-    start, size = 8 + n, len(buf) - 8 - n
+    header, start = _header_of(buf, source)
+    size = len(buf) - start
     out: dict[str, torch.Tensor] = {}
     for name, entry in header.items():
         if name == "__metadata__":
@@ -396,12 +402,9 @@ def tensors_from_bytes(data: bytes | bytearray, source: str) -> dict[str, torch.
 def header_metadata(data: bytes | bytearray, field_name: str, what: str, source: str) -> dict[str, Any]:
     """:func:`read_json_metadata` for a file's bytes already in memory."""
     try:
-        n = int.from_bytes(data[:8], "little")
-        if len(data) < 8 or n > len(data) - 8:
-            raise ValueError("header longer than the file")
-        header = json.loads(data[8 : 8 + n])
+        header, _ = _header_of(data, source)
         meta = json.loads(header["__metadata__"][field_name])
-    except (KeyError, TypeError, ValueError, RecursionError):
+    except (UnreadableFile, KeyError, TypeError, ValueError, RecursionError):
         raise FreqprintError(f"{source} is not {what} (no readable '{field_name}' metadata)") from None
     if not isinstance(meta, dict):
         raise FreqprintError(f"{source}: '{field_name}' metadata must be a JSON object, got {type(meta).__name__}")

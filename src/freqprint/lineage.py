@@ -70,7 +70,7 @@ import torch
 from torch import nn
 
 from freqprint.align import descriptor, fit, hungarian, reading_shapes, readings, score_filters, unit
-from freqprint.checkpoint import TensorStore, open_tensors, read_recipe
+from freqprint.checkpoint import TensorStore, all_finite, open_tensors, read_recipe
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.null import LN10, format_p, log_binom_tail, log_injections, projection_hit_probability, projection_thresholds
 
@@ -424,7 +424,7 @@ def lineage(
                 w = torch.einsum("ab,bchw->achw", qm.reshape(qm.shape[0], qm.shape[1]), y)
             else:
                 w = dict(readings(store.get(name), c, k))[layout].detach().to("cpu", torch.float64)
-            cache[key] = w if bool(torch.isfinite(w).all()) else None  # NaN in one tensor cannot block the search
+            cache[key] = w if all_finite(w) else None  # NaN in one tensor cannot block the search
         return cache[key]
 
     results: list[LayerResult] = []

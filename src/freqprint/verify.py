@@ -107,7 +107,7 @@ from freqprint.align import (
     unit,
 )
 from freqprint.align import fit as align
-from freqprint.checkpoint import TensorStore, open_tensors
+from freqprint.checkpoint import TensorStore, all_finite, open_tensors
 from freqprint.errors import FreqprintError, InvalidArgument, NoMaterial
 from freqprint.key import FingerprintKey
 from freqprint.null import LN10, auto_hit_threshold, format_p, hit_probability, log_binom_tail, log_injections
@@ -390,7 +390,7 @@ def verify(
 
     def load(cand: Candidate) -> torch.Tensor | None:
         w = cand.load(store, key.kernel_size, key.channels).detach().to("cpu", torch.float64)
-        if not bool(torch.isfinite(w).all()):
+        if not all_finite(w):
             if cand.name == key.layer:
                 raise FreqprintError(f"{name}: tensor {key.layer!r}, where the key points, contains NaN or Inf values")
             return None  # NaN elsewhere cannot block the search

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.evaluation.tracing import _hash  # the tracing pool's recipe hash: one cache format
 from freqprint.metav.tasks import Task, create_task
 
@@ -96,14 +96,13 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
+        from freqprint.files import read_small_text
+
         path = Path(path)
-        if not path.is_file():
-            raise UnreadableFile(f"{path}: no such manifest file")
-        if path.stat().st_size > 10_000_000:
-            raise FreqprintError(f"{path}: a manifest is at most 10 MB")
+        text = read_small_text(path, 10_000_000, "manifest")  # a regular file of at most 10 MB
         try:
-            raw = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raw = json.loads(text)
+        except (ValueError, RecursionError) as e:
             raise FreqprintError(f"{path} is not a JSON manifest ({str(e).splitlines()[0][:100]})") from None
         return cls.from_dict(raw, str(path))
 

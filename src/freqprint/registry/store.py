@@ -35,7 +35,7 @@ import torch
 from typing_extensions import Self
 
 from freqprint.align import reading_shapes, readings
-from freqprint.checkpoint import TensorStore, open_tensors
+from freqprint.checkpoint import TensorStore, all_finite, open_tensors
 from freqprint.errors import FreqprintError, NoMaterial, UnreadableFile
 from freqprint.key import MAX_KEY_BYTES, FingerprintKey
 from freqprint.registry.sketch import (
@@ -335,7 +335,7 @@ class Registry:
                         continue
                     if name not in loaded:
                         got = store.get(name)
-                        loaded[name] = got if bool(torch.isfinite(got).all()) else None
+                        loaded[name] = got if all_finite(got) else None
                     t = loaded[name]
                     if t is None:
                         if name in self._layers(ids):  # as verify: NaN where a key points is an error, elsewhere skipped
