@@ -1,7 +1,6 @@
 """Far negatives and a README-reader's zero-cost rewrites against `verify` (SECURITY.md, "What the
 fingerprint survives").  Run: .venv/bin/python scripts/cheap_rewrites.py"""
 
-
 import torch
 
 from freqprint import FingerprintConfig, attach, create_model, extract, verify
