@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Exactly this torch, installed before the package so pip never resolves torch itself.
 TORCH  := torch==2.13.0
 
-.PHONY: venv demo test check lint types wheel bench bench-metav fuzz data clean
+.PHONY: venv demo test check lint types wheel docs cli-docs bench bench-metav fuzz data clean
 
 venv: $(STAMP)
 
@@ -41,8 +41,24 @@ demo: $(STAMP) data
 test: $(STAMP) $(HF) data
 	$(BIN)/python -m pytest
 
-# the habits CI keeps: lint, format, types on src/, and a wheel that installs into an empty venv
-check: lint types wheel
+# the habits CI keeps: lint, format, types on src/, the docs site built strictly, and a wheel
+# that installs into an empty venv
+check: lint types docs wheel
+
+DOCS_STAMP := $(VENV)/.docs
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,docs]'
+	touch $@
+
+# the site (docs/ + API pages from the docstrings) into site/; --strict: a broken link or a
+# docstring the API pages cannot read fails the build
+docs: $(DOCS_STAMP) cli-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# the CLI reference, generated from the commands themselves (a test checks it is current)
+cli-docs: $(STAMP)
+	$(BIN)/python -m typer freqprint.cli utils docs --name freqprint --output docs/cli.md >/dev/null
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

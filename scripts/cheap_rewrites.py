@@ -1,4 +1,4 @@
-"""Far negatives and a README-reader's zero-cost rewrites against `verify` (SECURITY.md, "What the
+"""Far negatives and a README-reader's zero-cost rewrites against `verify` (docs/security.md, "What the
 fingerprint survives").  Run: .venv/bin/python scripts/cheap_rewrites.py"""
 
 import torch

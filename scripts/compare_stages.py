@@ -1,4 +1,4 @@
-"""Staged vs exhaustive verification on the tracing benchmark's pairs (BENCHMARKS §12a).
+"""Staged vs exhaustive verification on the tracing benchmark's pairs (docs/benchmarks.md §12a).
 
 Scores every (source, suspect) pair of ``freqprint bench tracing --profile quick --method ours``
 twice — with ``verify``'s staged default and with ``exhaustive=True`` (the full search alone, as
@@ -15,9 +15,10 @@ import json
 import sys
 import time
 
-import freqprint.evaluation.methods as methods
+import freqprint.methods.ours as methods
 from freqprint import verify
-from freqprint.evaluation import create_methods, run_tracing
+from freqprint.methods import create_methods
+from freqprint_bench.tracing import run_tracing
 
 
 def main(out: str = "benchmarks/cpu/stages-tracing.json") -> None:

@@ -1,4 +1,4 @@
-"""Peak memory and time of the hostile inputs of SECURITY.md "Hostile files", each in a fresh process.
+"""Peak memory and time of the hostile inputs of docs/security.md "Hostile files", each in a fresh process.
 
     .venv/bin/python scripts/hostile_memory.py [--key-mb 245]
 

@@ -1,4 +1,4 @@
-"""Time one "not found" verify of an unrelated full-width ResNet-18 (BENCHMARKS §4, §12a).
+"""Time one "not found" verify of an unrelated full-width ResNet-18 (docs/benchmarks.md §4, §12a).
 
 The same pair as ``bench scale``'s ResNet-18 cost row: an owner with a module on
 ``layer1.1.conv2`` (secret "resnet-owner", seed 0) and an unrelated model (secret
@@ -12,10 +12,10 @@ import time
 
 import torch
 
-from freqprint.key import extract
+from freqprint.fingerprint import FingerprintConfig, attach
 from freqprint.models import create_model
-from freqprint.module import FingerprintConfig, attach
-from freqprint.verify import verify
+from freqprint.verification.key import extract
+from freqprint.verification.verifier import verify
 
 
 def build(secret: str, seed: int) -> torch.nn.Module:

@@ -24,7 +24,7 @@ from freqprint.attacks import (
     create_attack,
 )
 from freqprint.data import load_dataset
-from freqprint.module import find_fingerprint_modules
+from freqprint.fingerprint import find_fingerprint_modules
 
 ARCHS = {
     "smallcnn": ({"num_classes": 10, "in_channels": 1, "width": 8}, "conv2", (1, 28, 28)),
@@ -204,8 +204,8 @@ def test_create_attack_from_strings(fashion_dir):
 
 def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
     from freqprint import save_model
-    from freqprint.bench import ATTACK_SUITE, attack_bench_markdown, run_attack_bench
     from freqprint.training import TrainConfig, train
+    from freqprint_bench.core import ATTACK_SUITE, attack_bench_markdown, run_attack_bench
 
     model, _ = victim("smallcnn")
     data = load_dataset("fashion-mnist", "train", root=fashion_dir)
@@ -219,7 +219,7 @@ def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
         "fingerprint": {"target": "conv2", "filters": 32},
     }
     path = save_model(model, tmp_path / "src.safetensors", recipe)
-    from freqprint.lineage import OwnerInit
+    from freqprint.verification.backbone import OwnerInit
 
     owner = OwnerInit("smallcnn", recipe["kwargs"], 0, True)  # victim() seeds the backbone with 0
     res = run_attack_bench(
@@ -255,7 +255,7 @@ def test_attack_bench_runs_the_whole_suite(fashion_dir, digits_dir, tmp_path):
     for label in ("module removal", "module removal, then fine-tune lr 0.01", "replacement, then fine-tune lr 0.1"):
         assert rows[label]["lineage_found"] and rows[label]["combined_found"], (label, rows[label])
     # Distill seeds its student with 0, the victim's own *public* seed: the two share θ₀ and lineage
-    # says so (why `freqprint embed` seeds from the secret; SECURITY.md)
+    # says so (why `freqprint embed` seeds from the secret; docs/security.md)
     assert rows["distillation into a fresh student (same arch, no module)"]["lineage_found"]
     md = attack_bench_markdown(res)  # every attack is a row of the report (its layout is the report's business)
     assert "**combined**" in md and all(f"| {label} |" in md for label in rows), md

@@ -11,17 +11,19 @@ from scipy.stats import norm
 from torch import nn
 
 from freqprint.attacks import BlockPermutation, BlockScaling
-from freqprint.baselines import (
+from freqprint.data import ArrayDataset
+from freqprint.errors import FreqprintError
+from freqprint.methods import (
     InvariantTermsCosine,
+    Method,
     TriggerSet,
     certify,
     cka,
+    create_methods,
     make_triggers,
 )
-from freqprint.data import ArrayDataset
-from freqprint.errors import FreqprintError
-from freqprint.evaluation import Method, create_methods, run_tracing, small_profile, tracing_markdown, tracing_plots
 from freqprint.models import create_model
+from freqprint_bench.tracing import run_tracing, small_profile, tracing_markdown, tracing_plots
 
 
 def _data(n: int = 200, classes: int = 10) -> ArrayDataset:
@@ -110,7 +112,7 @@ def test_rs_certificate_matches_the_clopper_pearson_formula():
 def trained(fashion_dir):
     """Per embedding method (RS, MW): the source (secret 0) and two independent models (secrets 1, 2)."""
     from freqprint.data import load_dataset
-    from freqprint.evaluation import MethodContext
+    from freqprint.methods import MethodContext
     from freqprint.training import TrainConfig, train
 
     data = load_dataset("fashion-mnist", "train", root=fashion_dir)

@@ -13,11 +13,11 @@ import pytest
 import torch
 from scipy import stats
 
-from freqprint.key import extract
-from freqprint.module import FingerprintModule
-from freqprint.null import null_tail
-from freqprint.spectral import complex_cosine, invariant_frequencies, revised_dft_at
-from freqprint.verify import verify
+from freqprint.fingerprint import FingerprintModule
+from freqprint.stats.null import null_tail
+from freqprint.stats.spectral import complex_cosine, invariant_frequencies, revised_dft_at
+from freqprint.verification.key import extract
+from freqprint.verification.verifier import verify
 
 C, GRID = 8, (24, 24)
 
@@ -53,7 +53,7 @@ def test_r_c_tail_is_exact_at_the_real_dc_frequency():
 def test_filter_hit_probability_respects_the_markov_and_union_bounds():
     """The two inequalities behind the p-value, measured where they can fail (``bench calibration``):
     a key filter hits a fixed suspect filter with probability <= q(t)/h, any of 16 with <= 16·q(t)/h."""
-    from freqprint.bench import run_calibration_bench
+    from freqprint_bench.core import run_calibration_bench
 
     res = run_calibration_bench(channels=(C,), n_keys=60, verifier_pairs=0)["results"][0]
     assert res["ks_pvalue_circular_law"] > 1e-3
@@ -88,8 +88,8 @@ def test_null_tail_is_a_probability_and_shrinks_with_channels(channels):
 
 def test_kernel_statistic_follows_its_null_law_and_bound():
     """The decision statistic: single per-kernel cosines follow the exact law in each block, and
-    the mean over a filter's C channels stays below the Chernoff bound of freqprint.null."""
-    from freqprint.bench import run_calibration_bench
+    the mean over a filter's C channels stays below the Chernoff bound of freqprint.stats.null."""
+    from freqprint_bench.core import run_calibration_bench
 
     res = run_calibration_bench(channels=(C,), n_keys=60, verifier_pairs=0)["results"][0]["kernel_test"]
     n = 60 * 16
@@ -103,7 +103,7 @@ def test_kernel_statistic_follows_its_null_law_and_bound():
 def test_whole_verifier_is_conservative_on_independent_modules():
     """Every reading (8 symmetries of the square) and both tests (permuted and rotated channels):
     independent modules still get large p-values."""
-    from freqprint.bench import verifier_null_check
+    from freqprint_bench.core import verifier_null_check
 
     (res,) = verifier_null_check((16,), pairs=25, filters=32)
     assert res["verify_rate_p_le_0.1"] <= 0.12 and res["verify_min_log10_p"] > -2

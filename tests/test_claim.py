@@ -1,5 +1,5 @@
 """Claim bundles: a genuine key is accepted after real training, forged keys are rejected, and the
-secret-anchored verdict is not fooled by a chimera key (SECURITY.md, the false-claim protocol)."""
+secret-anchored verdict is not fooled by a chimera key (docs/security.md, the false-claim protocol)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 from freqprint import FingerprintConfig, FingerprintKey, FreqprintError, attach, create_model, extract
-from freqprint.claim import ClaimBundle, block_agreement, check_claim, create_claim, initial_key
-from freqprint.module import initial_weight
-from freqprint.spectral import kernel_basis
-from freqprint.verify import VISIBLE_GAIN, verify
+from freqprint.fingerprint import initial_weight
+from freqprint.stats.spectral import kernel_basis
+from freqprint.verification.claim import ClaimBundle, block_agreement, check_claim, create_claim, initial_key
+from freqprint.verification.verifier import VISIBLE_GAIN, verify
 
 
 def fingerprinted(secret: str, seed: int = 0, filters: int = 32, width: int = 8):
@@ -27,7 +27,7 @@ def fingerprinted(secret: str, seed: int = 0, filters: int = 32, width: int = 8)
 def trained(fashion_dir):
     """The owner's model after real training with L_CE + L_attack (synthetic 10-class images)."""
     from freqprint.data import load_dataset
-    from freqprint.loss import FingerprintLoss, add_pseudo_class
+    from freqprint.fingerprint.loss import FingerprintLoss, add_pseudo_class
     from freqprint.training import TrainConfig, train
 
     model = fingerprinted("alice")

@@ -8,18 +8,9 @@ import math
 import pytest
 import torch
 
-from freqprint.evaluation import (
-    FrequencyFingerprint,
-    Method,
-    best_balanced_accuracy,
-    best_threshold_accuracy,
-    run_tracing,
-    small_profile,
-    summarize,
-    tpr_at_fpr,
-    tracing_markdown,
-    tracing_plots,
-)
+from freqprint.methods import FrequencyFingerprint, Method
+from freqprint.stats.metrics import best_balanced_accuracy, best_threshold_accuracy, summarize, tpr_at_fpr
+from freqprint_bench.tracing import run_tracing, small_profile, tracing_markdown, tracing_plots, train_source
 
 
 def test_metrics_on_hand_made_scores():
@@ -92,7 +83,6 @@ def test_tracing_pool_trains_on_an_executor_like_in_process(fashion_dir, digits_
     this process from the same recipe."""
     from safetensors.torch import load_file
 
-    from freqprint.evaluation.tracing import _load_data, _Plan, _train_source
     from freqprint.executor import create_executor
 
     prof = small_profile(
@@ -120,7 +110,7 @@ def test_tracing_pool_trains_on_an_executor_like_in_process(fashion_dir, digits_
     assert r["cache"]["trained_on_executor"] == 5 and r["cache"]["misses"] == 0 and r["cache"]["hits"] == 5
     for p in r["methods"]["ours"]["pairs"]:
         assert (p["found"] == 1.0) == (p["label"] == 1)
-    here, _ = _train_source(_Plan(prof, _load_data(prof, fashion_dir, digits_dir), "cpu"), method, 0)
+    here, _ = train_source(prof, method, 0, fashion_dir, digits_dir)
     [path] = [
         p
         for p in (tmp_path / "cache" / "models").glob("source-*.safetensors")

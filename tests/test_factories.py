@@ -17,10 +17,10 @@ from freqprint.data import DATASETS, dataset_names, load_dataset
 from freqprint.errors import FreqprintError, InvalidArgument, NotApplicable, UnknownName
 from freqprint.executor import EXECUTORS, create_executor, run_jobs
 from freqprint.factory import Factory, coerce, parse_spec, split_specs
-from freqprint.method import METHODS, Method, create_method
+from freqprint.fingerprint import FingerprintConfig, attach
+from freqprint.methods.base import METHODS, Method, create_method
 from freqprint.models import MODELS, create_model, default_target, init_law
-from freqprint.module import FingerprintConfig, attach
-from freqprint.spectral import count_invariant_frequencies
+from freqprint.stats.spectral import count_invariant_frequencies
 
 # --- the idiom ------------------------------------------------------------------------------------
 

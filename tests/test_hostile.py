@@ -196,7 +196,7 @@ def test_thousands_of_decoy_tensors_are_screened_in_bounded_time(files, tmp_path
     """1,800 random conv tensors, 200 channel-shuffled copies of the module, and the module
     renamed: every one is screened (and paid for in the p-value), at most ``MAX_FITS`` are
     aligned, and the module is still found.  The work is bounded by that count, not by a clock."""
-    from freqprint.verify import MAX_FITS
+    from freqprint.verification.verifier import MAX_FITS
 
     sd = {k: v.clone() for k, v in files["model"].state_dict().items()}
     w = sd.pop("conv2.fingerprint.weight")
@@ -218,7 +218,7 @@ def test_thousands_of_decoy_tensors_are_screened_in_bounded_time(files, tmp_path
     value=json_values,
 )
 def test_fuzzed_claim_fields_never_crash(files, tmp_path, field, value):
-    from freqprint.claim import ClaimBundle, create_claim
+    from freqprint.verification.claim import ClaimBundle, create_claim
 
     path = files["dir"] / "owner.claim"
     if not path.exists():

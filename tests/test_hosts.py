@@ -15,15 +15,15 @@ import torch
 from freqprint.attacks import GridTranspose, relayout_state_dict
 from freqprint.data.text import load_fortunes, read_fortune_file
 from freqprint.errors import FreqprintError
-from freqprint.key import extract
+from freqprint.fingerprint import FingerprintConfig, attach, detach, token_grid
 from freqprint.models import create_model, default_target
-from freqprint.module import FingerprintConfig, attach, detach, token_grid
-from freqprint.verify import verify
+from freqprint.verification.key import extract
+from freqprint.verification.verifier import verify
 
 
 def test_core_never_imports_transformers_and_hf_says_what_to_install():
     code = (
-        "import sys; import freqprint, freqprint.cli, freqprint.bench_transformers, freqprint.data.text; "
+        "import sys; import freqprint, freqprint.cli, freqprint_bench.transformers, freqprint.data.text; "
         "assert 'transformers' not in sys.modules, 'core imported transformers'; "
         "sys.modules['transformers'] = None\n"
         "try:\n import freqprint.hf\nexcept freqprint.FreqprintError as e:\n print('ERR', e)"
@@ -128,9 +128,9 @@ def test_rotated_channel_test_keeps_its_null_and_finds_a_rotation():
     filters, tested on the other half): conservative on independent kernels, and it undoes Q."""
     import math
 
-    from freqprint.align import unit
-    from freqprint.spectral import kernel_basis
-    from freqprint.verify import _rotation_test
+    from freqprint.stats.align import unit
+    from freqprint.stats.spectral import kernel_basis
+    from freqprint.verification.verifier import _rotation_test
 
     _, gain = kernel_basis((14, 14), 3, 1, include_dc=False)
     blocks = {"visible": (gain >= 0.1).nonzero().squeeze(1), "hidden": (gain < 0.1).nonzero().squeeze(1)}

@@ -57,7 +57,7 @@ def test_self_verification_and_unrelated_model():
     key = extract(model)
     rep = verify(key, model)
     # C = 8 channels, D = D' = 32: t is chosen so that p1 = 2·32·bound(t) <= 0.01; all 32 filters hit
-    from freqprint.null import auto_hit_threshold, hit_probability
+    from freqprint.stats.null import auto_hit_threshold, hit_probability
 
     t = auto_hit_threshold(3, 8, 32)
     assert rep.hit_cosine == t and hit_probability(t, 3, 8, 32) <= 0.01 < hit_probability(t - 0.05, 3, 8, 32)
@@ -137,7 +137,7 @@ def test_nan_weights_and_wrong_architecture_are_errors(tmp_path):
 def test_few_channels_many_filters_are_still_detectable():
     """C = 8, D = 256: a low t would make the union bound over 256 suspect filters p1 >= 1 (never
     found); the data-independent choice of t keeps the test powerful."""
-    from freqprint.null import auto_hit_threshold, hit_probability
+    from freqprint.stats.null import auto_hit_threshold, hit_probability
 
     assert hit_probability(0.3, 3, 8, 256) >= 1
     t = auto_hit_threshold(3, 8, 256)
@@ -154,10 +154,10 @@ def test_keys_anchored_to_the_secrets_initial_kernels(tmp_path):
     import torch
 
     from freqprint.errors import FreqprintError
-    from freqprint.key import FingerprintKey, extract
+    from freqprint.fingerprint import FingerprintConfig, attach, initial_weight
     from freqprint.models import create_model
-    from freqprint.module import FingerprintConfig, attach, initial_weight
-    from freqprint.verify import verify
+    from freqprint.verification.key import FingerprintKey, extract
+    from freqprint.verification.verifier import verify
 
     m = create_model("smallcnn", num_classes=10, in_channels=1, width=32)
     fp = attach(m, FingerprintConfig(target="conv2", secret="anchor owner"), torch.rand(2, 1, 28, 28))
@@ -235,7 +235,7 @@ def test_reading_shapes_lists_exactly_what_readings_makes():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from freqprint.align import read_as, reading_shapes, readings
+    from freqprint.stats.align import read_as, reading_shapes, readings
 
     @settings(max_examples=150, deadline=None)
     @given(st.lists(st.integers(1, 12), min_size=1, max_size=4), st.integers(1, 4), st.sampled_from([1, 3, 5]))

@@ -14,14 +14,14 @@ from cli_helpers import run
 from freqprint.attacks import BlockPermutation, BlockScaling, Compose, RemoveModule
 from freqprint.data import load_dataset
 from freqprint.errors import FreqprintError
-from freqprint.key import extract
-from freqprint.lineage import OwnerInit, init_seed, lineage, regenerate_init
-from freqprint.loss import FingerprintLoss, add_pseudo_class
+from freqprint.fingerprint import FingerprintConfig, attach
+from freqprint.fingerprint.loss import FingerprintLoss, add_pseudo_class
 from freqprint.models import create_model, register_model
-from freqprint.module import FingerprintConfig, attach
-from freqprint.null import projection_hit_probability
-from freqprint.trace import trace
+from freqprint.stats.null import projection_hit_probability
 from freqprint.training import TrainConfig, train
+from freqprint.verification.backbone import OwnerInit, init_seed, lineage, regenerate_init
+from freqprint.verification.key import extract
+from freqprint.verification.provenance import trace
 
 KW = {"num_classes": 10, "in_channels": 1, "width": 8}
 
@@ -190,7 +190,7 @@ def test_trace_command_line(tmp_path, fashion_dir, monkeypatch, capsys):
     rc, out, err = run(["trace", owner, thief], monkeypatch, capsys)
     assert rc == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
     # the same from Python: the owner's file supplies every channel's material
-    from freqprint.trace import LineageUnavailable, trace_files
+    from freqprint.verification.provenance import LineageUnavailable, trace_files
 
     lib = trace_files(owner, thief, secret="alice")
     assert lib.found and lib.log10_p == rep["log10_p"]

@@ -22,7 +22,7 @@ def _best_sinusoid_residual(kernel: torch.Tensor, m: int, n: int) -> float:
 
 
 def test_spectral_noise_is_a_single_frequency_with_half_the_weight_norm():
-    from freqprint.loss import spectral_noise
+    from freqprint.fingerprint.loss import spectral_noise
 
     w = torch.randn(6, 4, 3, 3, dtype=torch.float64)
     g = torch.Generator().manual_seed(1)

@@ -26,7 +26,7 @@ from freqprint.metav import (
     panel_check,
     save_claim,
 )
-from freqprint.metav.metrics import aruc, per_family, score_metrics
+from freqprint.stats.aruc import aruc, per_family, score_metrics
 
 SIZES = {
     "classification": {"owner_size": 1500, "thief_size": 600, "test_size": 300},
@@ -261,7 +261,7 @@ def test_the_claim_artefact_round_trips_and_its_commitment_detects_tampering(fit
 
 def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
     ens, mv = fitted["generation"]
-    from freqprint.checkpoint import save_model
+    from freqprint.io.checkpoint import save_model
 
     claim = tmp_path / "gen.safetensors"
     save_claim(mv, claim, ens.manifest.to_dict(), ens.hashes)
@@ -335,7 +335,7 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
 
 
 def test_metav_is_a_tracing_method():
-    from freqprint.evaluation import Method, create_methods
+    from freqprint.methods import Method, create_methods
 
     (m,) = create_methods("metav(steps=10, negatives=2)")
     assert isinstance(m, Method) and not m.embeds and m.steps == 10 and m.fixed_thresholds == {"metav_margin": 0.0}
@@ -343,8 +343,8 @@ def test_metav_is_a_tracing_method():
 
 def test_metav_method_extracts_and_scores_on_small_models():
     from freqprint.data import load_dataset
-    from freqprint.metav.method import MetaVMethod
-    from freqprint.method import MethodContext
+    from freqprint.methods.base import MethodContext
+    from freqprint.methods.metav import MetaVMethod
     from freqprint.models import create_model
     from freqprint.training import TrainConfig, train
 
@@ -362,7 +362,7 @@ def test_a_hostile_claim_with_a_valid_commitment_is_refused_before_allocating(fi
     """Anyone can recompute a commitment: the fields must be checked on their own."""
     from safetensors.torch import save_file
 
-    from freqprint.metav.claim import META_KEY, _commitment
+    from freqprint.metav.artefact import META_KEY, _commitment
 
     ens, mv = fitted["regression"]
     path = tmp_path / "c.safetensors"

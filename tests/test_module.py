@@ -5,7 +5,7 @@ import torch
 
 import freqprint
 from freqprint import FingerprintConfig, FreqprintError, attach, create_model, detach, find_fingerprint_modules
-from freqprint.module import FingerprintedConv, FingerprintModule, secret_seed
+from freqprint.fingerprint import FingerprintedConv, FingerprintModule, secret_seed
 
 
 @pytest.mark.parametrize("merge", ["relu", "linear"])
@@ -92,7 +92,7 @@ def test_public_api_names():
 
 
 def test_best_possible_p_value_grows_with_channels():
-    from freqprint.null import best_log10_p
+    from freqprint.stats.null import best_log10_p
 
     assert best_log10_p(1, 256) == 0.0  # one 3-dim kernel per filter: too little to beat 2·256 suspect filters
     # per-kernel cosines: each kernel brings its own dimensions, so even C = 2 carries evidence

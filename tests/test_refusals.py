@@ -189,9 +189,7 @@ def test_study_refuses_weights_and_grids_it_cannot_read(owner, tmp_path, monkeyp
 
 
 def test_an_unexpected_exception_is_a_bug_not_a_refusal(owner, monkeypatch, capsys):
-    import importlib
-
-    verify_module = importlib.import_module("freqprint.verify")  # (the package's `verify` attribute is the function)
+    import freqprint.verification.verifier as verify_module
 
     def broken(*a, **k):
         raise ZeroDivisionError("integer division or modulo by zero")
@@ -224,10 +222,10 @@ def test_an_unwritable_output_is_a_refusal(owner, tmp_path, monkeypatch, capsys)
 
 @pytest.fixture(scope="module")
 def scan_setup(owner, tmp_path_factory):
-    from freqprint.registry import Registry
+    from freqprint.scan import KeyStore
 
     d = tmp_path_factory.mktemp("scan")
-    with Registry(d / "reg.db") as reg:
+    with KeyStore(d / "reg.db") as reg:
         reg.add(owner["key"])
     files = d / "files"
     files.mkdir()
@@ -276,9 +274,7 @@ def test_concurrent_scans_on_one_output_never_duplicate_or_lose_a_record(scan_se
 
 
 def test_a_resumed_scan_skips_unchanged_files_without_reading_them(scan_setup, tmp_path, monkeypatch):
-    import importlib
-
-    scan_mod = importlib.import_module("freqprint.registry.scan")
+    import freqprint.scan.bulk as scan_mod
 
     d = scan_setup
     out = tmp_path / "s.jsonl"
@@ -344,10 +340,10 @@ def test_every_command_refuses_every_hostile_file_with_one_line(owner, tmp_path,
     """Exit 2 and one ``error:`` line, never a verdict and never a bug (exit 3), whichever file
     argument is hostile: the checks that used to hide behind a blanket ``ValueError``/``OSError``
     mapping have to stand on their own now."""
-    from freqprint.registry import Registry
+    from freqprint.scan import KeyStore
 
     bad = _hostile_files(tmp_path / "bad", owner)
-    with Registry(tmp_path / "reg.db") as reg:
+    with KeyStore(tmp_path / "reg.db") as reg:
         reg.add(owner["key"])
     commands = {
         "verify key": lambda f: ["verify", f, owner["file"]],

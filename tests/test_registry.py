@@ -11,15 +11,15 @@ import torch
 from cli_helpers import run
 from freqprint.attacks import Compose, create_attack, relayout_state_dict
 from freqprint.attacks.equivariance import BlockPermutation
-from freqprint.checkpoint import open_tensors
-from freqprint.claim import create_claim
 from freqprint.errors import FreqprintError, NotApplicable
-from freqprint.key import FingerprintKey, extract
-from freqprint.registry import Registry
-from freqprint.registry.corpus import DERIVING_ATTACKS, build_corpus, owner_model
-from freqprint.registry.scan import scan
-from freqprint.registry.sketch import Z_PASS
-from freqprint.verify import verify
+from freqprint.io.checkpoint import open_tensors
+from freqprint.scan import KeyStore
+from freqprint.scan.bulk import scan
+from freqprint.scan.sketch import Z_PASS
+from freqprint.verification.claim import create_claim
+from freqprint.verification.key import FingerprintKey, extract
+from freqprint.verification.verifier import verify
+from freqprint_bench.corpus import DERIVING_ATTACKS, build_corpus, owner_model
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     keys, labels = build_corpus(root)  # 3 owners x 40 derived, 50 unrelated, 15 corrupt, 15 hostile
     reg = root / "reg.db"
-    with Registry(reg) as r:
+    with KeyStore(reg) as r:
         for k in keys:
             r.add(k)
     return root, reg, labels
@@ -56,12 +56,12 @@ def test_scan_finds_exactly_the_derived_reports_bad_files_and_resumes(corpus, tm
     again = scan([root / "checkpoints"], reg, out)
     assert again.skipped == len(labels) and again.done == 0
     # a registry that changed makes the old records stale: everything is scanned again
-    with Registry(reg) as r:
+    with KeyStore(reg) as r:
         e = r.remove("owner2")
     third = scan([root / "checkpoints"], reg, out, keep_records=True)
     assert third.skipped == 0 and third.done == len(labels)
     assert all(m["key"] != "owner2" for rec in third.records for m in rec.get("matches", []))
-    with Registry(reg) as r:
+    with KeyStore(reg) as r:
         r.add(root / "keys" / "owner2.key")
     assert e.name == "owner2"
 
@@ -81,7 +81,7 @@ def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path):
     finds passes the screen; independent models do not."""
     owner = owner_model("screen-owner", 8, 32)
     key = extract(owner, secret="screen-owner").save(tmp_path / "o.key")
-    with Registry(tmp_path / "r.db") as reg:
+    with KeyStore(tmp_path / "r.db") as reg:
         reg.add(key)
         found = 0
         for i, spec in enumerate(DERIVING_ATTACKS + ("mix-filters", "redraw-nullspace", "overwrite", "remove-module")):
@@ -116,7 +116,7 @@ def test_registry_add_list_remove_and_bad_entries(tmp_path):
     owner = owner_model("alice", 8, 16)
     key = extract(owner, secret="alice").save(tmp_path / "alice.key")
     bundle = create_claim(owner_model("bob", 8, 16), "bob").save(tmp_path / "bob.claim")
-    with Registry(tmp_path / "r.db") as reg:
+    with KeyStore(tmp_path / "r.db") as reg:
         reg.add(key)
         e = reg.add(bundle, name="bob")
         assert e.kind == "claim"
@@ -141,7 +141,7 @@ def test_registry_add_list_remove_and_bad_entries(tmp_path):
         FingerprintKey.from_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}     ", "x")
     (tmp_path / "notdb.db").write_bytes(b"hello, not sqlite" * 100)
     with pytest.raises(FreqprintError, match="not a freqprint registry"):
-        Registry(tmp_path / "notdb.db")
+        KeyStore(tmp_path / "notdb.db")
 
 
 def test_registry_and_scan_from_the_command_line(tmp_path, monkeypatch, capsys):
@@ -179,8 +179,8 @@ def test_registry_and_scan_from_the_command_line(tmp_path, monkeypatch, capsys):
 def test_sketches_under_the_symmetries_of_the_square_follow_from_one_pass():
     """On a square grid the screen computes a tensor's moments once and moves them to the other 7
     symmetries by exact linear maps; that must equal sketching each transformed tensor."""
-    from freqprint.align import DIHEDRAL
-    from freqprint.registry.sketch import Basis, _dihedral_lifts, channel_sketch, suspect_sketch
+    from freqprint.scan.sketch import Basis, _dihedral_lifts, channel_sketch, suspect_sketch
+    from freqprint.stats.align import DIHEDRAL
 
     torch.manual_seed(0)
     for grid, dc, lifted in (((28, 28), False, True), ((14, 14), True, True), ((28, 20), False, False)):

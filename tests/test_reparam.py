@@ -115,7 +115,7 @@ def test_invisible_redraw_erases_the_hidden_block_but_not_the_visible_one():
 
 @pytest.mark.parametrize("attack", [FilterMixing(seed=1), NullSpaceRedraw(seed=1), Collapse()], ids=lambda a: a.name)
 def test_linear_merge_symmetries_are_exact_and_defeat_the_test(attack):
-    """The measured failure of merge="linear" (BENCHMARKS §8), and why ReLU is the default."""
+    """The measured failure of merge="linear" (docs/benchmarks.md §8), and why ReLU is the default."""
     model, x = host("smallcnn", merge="linear")
     key = extract(model)
     attacked = attack(model)

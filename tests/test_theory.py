@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import freqprint
-from freqprint import spectral as sp
+from freqprint.stats import spectral as sp
 
 
 def circular_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:

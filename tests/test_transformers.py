@@ -28,12 +28,12 @@ from freqprint.attacks import (  # noqa: E402
     relayout_state_dict,
 )
 from freqprint.errors import FreqprintError, NoMaterial  # noqa: E402
+from freqprint.fingerprint import FingerprintConfig, FingerprintedTokens, attach, detach, find_fingerprint_modules  # noqa: E402
+from freqprint.fingerprint.loss import FingerprintLoss, add_pseudo_class  # noqa: E402
 from freqprint.hf import FingerprintTrainer, default_prefix_tokens, load_text_classifier, replace_classifier, transformer_layers  # noqa: E402
-from freqprint.key import extract  # noqa: E402
-from freqprint.loss import FingerprintLoss, add_pseudo_class  # noqa: E402
 from freqprint.models import create_model  # noqa: E402
-from freqprint.module import FingerprintConfig, FingerprintedTokens, attach, detach, find_fingerprint_modules  # noqa: E402
-from freqprint.verify import verify  # noqa: E402
+from freqprint.verification.key import extract  # noqa: E402
+from freqprint.verification.verifier import verify  # noqa: E402
 from test_hosts import write_fortunes  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ def test_bench_transformers_end_to_end_on_small_files(tmp_path, fashion_dir, dig
         "--out",
         out,
     ]
-    from freqprint import bench_transformers as bt
+    from freqprint_bench import transformers as bt
 
     small = bt.TransformersProfile(
         vit_patches=(7,),

@@ -1,5 +1,5 @@
 """Which frequencies actually stay put?  Compare S′ with every other frequency of equally small
-Dirichlet gain (paper-notes §2.4) on a real source/derived pair.
+Dirichlet gain on a real source/derived pair.
 
 For each frequency (u, v) of the M×N grid (one per conjugate pair) we take the complex cosine
 between the source and derived module spectra, per filter, and summarise by group:
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from freqprint.errors import FreqprintError, InvalidArgument
-from freqprint.spectral import complex_cosine, frequency_gain, invariant_frequencies, lowpass_indices, revised_dft_at
+from freqprint.stats.spectral import complex_cosine, frequency_gain, invariant_frequencies, lowpass_indices, revised_dft_at
 
 __all__ = ["GroupStats", "frequency_stability", "study_files"]
 
@@ -114,10 +114,10 @@ def frequency_stability(
 
 def study_files(source: str | Path, derived: str | Path, tau: float = 0.99, target: str | None = None) -> list[GroupStats]:
     """:func:`frequency_stability` of the fingerprint module stored in two model files.  Only the
-    module's weight and grid are read from each (validated as :func:`~freqprint.key.extract`
+    module's weight and grid are read from each (validated as :func:`~freqprint.verification.key.extract`
     validates them), so memory does not grow with what else the files hold."""
-    from freqprint.checkpoint import open_tensors
-    from freqprint.key import check_module_weight, find_module_weight, parse_grid
+    from freqprint.io.checkpoint import open_tensors
+    from freqprint.verification.key import check_module_weight, find_module_weight, parse_grid
 
     if not 0 < tau <= 1:  # NaN fails too
         raise InvalidArgument(f"tau must be in (0, 1], got {tau}")
@@ -142,7 +142,7 @@ def block_change(
     much of the source's kernel energy lives there (``energy_share``), how far the derived weight
     moved (``relative_change`` = ‖Δz‖²/‖z‖² over the block's coordinates) and the mean per-kernel
     cosine between the two.  Filters must be in the same order (plain fine-tuning)."""
-    from freqprint.spectral import kernel_basis
+    from freqprint.stats.spectral import kernel_basis
 
     k = source.shape[-1]
     v, gain = kernel_basis(grid, k, radius, include_dc=include_dc)

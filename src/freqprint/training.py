@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from freqprint.data import ArrayDataset
 from freqprint.errors import FreqprintError, InvalidArgument
-from freqprint.loss import FingerprintLoss
+from freqprint.fingerprint.loss import FingerprintLoss
 
 __all__ = ["TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
 

@@ -19,20 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from freqprint.checkpoint import load_model, save_model
 from freqprint.data import ArrayDataset
 from freqprint.errors import InvalidArgument
-from freqprint.key import FingerprintKey, extract
-from freqprint.lineage import init_seed
-from freqprint.loss import FingerprintLoss, add_pseudo_class
+from freqprint.fingerprint import FingerprintConfig, attach
+from freqprint.fingerprint.loss import FingerprintLoss, add_pseudo_class
+from freqprint.io.checkpoint import load_model, save_model
+from freqprint.io.recipe import Recipe
 from freqprint.models import create_model
-from freqprint.module import FingerprintConfig, attach
 from freqprint.training import TrainConfig, evaluate, save_every_epoch, train
+from freqprint.verification.backbone import init_seed
+from freqprint.verification.key import FingerprintKey, extract
 
 __all__ = ["FitResult", "embed", "fit_plain", "model_recipe"]
 
@@ -40,14 +40,14 @@ __all__ = ["FitResult", "embed", "fit_plain", "model_recipe"]
 @dataclass
 class FitResult:
     model: nn.Module
-    recipe: dict[str, Any]
+    recipe: Recipe
     accuracy: float  # on the test data's real classes
     path: Path  # the model file written
     key: FingerprintKey | None = None  # with a fingerprint (anchored to W₀: extracted with the secret)
     key_path: Path | None = None
 
 
-def model_recipe(model: str, width: float, data: ArrayDataset) -> dict[str, Any]:
+def model_recipe(model: str, width: float, data: ArrayDataset) -> Recipe:
     """A fresh model's recipe for ``data``'s input shape and classes (``width``: SmallCNN's
     channels, or the width multiplier of the others)."""
     kwargs = {
@@ -55,14 +55,7 @@ def model_recipe(model: str, width: float, data: ArrayDataset) -> dict[str, Any]
         "in_channels": data.shape[0],
         "width": int(width) if model == "smallcnn" else width,
     }
-    return {
-        "model": model,
-        "kwargs": kwargs,
-        "input_shape": list(data.shape),
-        "num_classes": data.num_classes,
-        "pseudo_class": False,
-        "fingerprint": None,
-    }
+    return Recipe(model=model, kwargs=kwargs, input_shape=tuple(data.shape), num_classes=data.num_classes)
 
 
 def _fit(
@@ -85,23 +78,22 @@ def _fit(
         raise InvalidArgument("embed needs fingerprint.secret: it seeds the module (and a fresh model's θ₀)")
     if init is not None:
         net, recipe = load_model(init)
-        if recipe.get("fingerprint"):
+        if recipe.fingerprint:
             raise InvalidArgument(f"{init} already carries a fingerprint module")
-        recipe = dict(recipe)
     else:
         recipe = model_recipe(model, width, train_data)
         if fingerprint is not None and fingerprint.secret:
             torch.manual_seed(init_seed(fingerprint.secret, config.seed))
-            recipe["init"] = {"scheme": "secret", "index": config.seed}
+            recipe = recipe.replace(init={"scheme": "secret", "index": config.seed})
         else:
             torch.manual_seed(config.seed)
-            recipe["init"] = {"scheme": "seed", "seed": config.seed}
-        net = create_model(model, **recipe["kwargs"])
+            recipe = recipe.replace(init={"scheme": "seed", "seed": config.seed})
+        net = create_model(model, **recipe.kwargs)
     criterion = None
     if fingerprint is not None:
         attach(net, fingerprint, train_data.images[:2])
         add_pseudo_class(net)
-        recipe.update(pseudo_class=True, fingerprint=fingerprint.to_dict())
+        recipe = recipe.replace(pseudo_class=True, fingerprint=fingerprint.to_dict())
         criterion = FingerprintLoss(
             train_data.num_classes, weight=attack_weight, attack_fraction=attack_fraction, attack_every=attack_every
         )

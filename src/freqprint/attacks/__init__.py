@@ -8,7 +8,9 @@ From strings (the CLI): ``create_attack("finetune(lr=0.1,epochs=2,data=mnist-dig
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from freqprint.attacks.base import Attack, Compose
 from freqprint.attacks.compress import Prune, Quantize
@@ -93,7 +95,11 @@ for _cls in (
 
 
 def create_attack(
-    spec: str, data_root: str | Path | None = None, device: str = "cpu", recipe: dict | None = None, limit: int | None = None
+    spec: str,
+    data_root: str | Path | None = None,
+    device: str = "cpu",
+    recipe: Mapping[str, Any] | None = None,
+    limit: int | None = None,
 ) -> Attack:
     """Build an attack from a spec string.  ``data=NAME`` loads that data set (train split) from
     ``data_root``; ``student=same`` (distill) builds the victim's ``recipe`` without its module."""
@@ -117,7 +123,7 @@ def create_attack(
     return ATTACKS.build(name, **kwargs)
 
 
-def _student_recipe(recipe: dict, student: str) -> dict:
+def _student_recipe(recipe: Mapping[str, Any], student: str) -> dict[str, Any]:
     """``same``: the victim's architecture without the fingerprint module; else a model name."""
     base = {**recipe, "fingerprint": None, "pseudo_class": False}
     if student == "same":

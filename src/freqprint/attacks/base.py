@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -35,7 +36,7 @@ class Attack:
     def apply(self, model: nn.Module) -> nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def update_recipe(self, recipe: dict[str, Any]) -> dict[str, Any]:
+    def update_recipe(self, recipe: Mapping[str, Any]) -> Mapping[str, Any]:
         """The recipe of the attacked model (unchanged unless the attack changes the architecture)."""
         return recipe
 
@@ -67,7 +68,7 @@ class Compose(Attack):
             model = a(model)
         return model
 
-    def update_recipe(self, recipe: dict[str, Any]) -> dict[str, Any]:
+    def update_recipe(self, recipe: Mapping[str, Any]) -> Mapping[str, Any]:
         for a in self.attacks:
             recipe = a.update_recipe(recipe)
         return recipe

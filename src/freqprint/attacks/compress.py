@@ -13,7 +13,7 @@ from torch import nn
 
 from freqprint.attacks.base import Attack
 from freqprint.errors import InvalidArgument
-from freqprint.module import FingerprintModule
+from freqprint.fingerprint import FingerprintModule
 
 __all__ = ["Prune", "Quantize", "prunable_weights"]
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from freqprint.attacks.base import Attack
 from freqprint.errors import FreqprintError, InvalidArgument
-from freqprint.module import FingerprintedConv, FingerprintModule, get_fingerprint_module
+from freqprint.fingerprint import FingerprintedConv, FingerprintModule, get_fingerprint_module
 
 __all__ = ["BlockPermutation", "BlockScaling", "ModulePermutation", "ModuleScaling", "conv_pairs"]
 

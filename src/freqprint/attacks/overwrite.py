@@ -5,7 +5,7 @@ distribution; ``"spectral"`` adds complex Gaussian noise on the full M×N spectr
 to K×K kernels by the inverse revised DFT (its least-squares projection); ``"weights"`` adds
 Gaussian noise on the weights.  Both noises have ``‖noise‖ = scale·‖W‖`` (default 0.5, as
 L_attack's ε).  ``RemoveModule`` deletes the module and restores the bare host conv.
-``BackboneNoise`` is the knowing thief's answer to the lineage test (:mod:`freqprint.lineage`):
+``BackboneNoise`` is the knowing thief's answer to the lineage test (:mod:`freqprint.verification.backbone`):
 Gaussian noise on every conv and linear weight *outside* the module, ``‖noise‖ = scale·‖W‖`` per
 tensor, to wash out the initialisation before fine-tuning repairs the accuracy.
 """
@@ -13,6 +13,7 @@ tensor, to wash out the initialisation before fine-tuning repairs the accuracy.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,8 @@ from torch import nn
 
 from freqprint.attacks.base import Attack
 from freqprint.errors import InvalidArgument
-from freqprint.module import FingerprintModule, detach, get_fingerprint_module
-from freqprint.spectral import inverse_revised_dft
+from freqprint.fingerprint import FingerprintModule, detach, get_fingerprint_module
+from freqprint.stats.spectral import inverse_revised_dft
 
 __all__ = ["OVERWRITE_KINDS", "BackboneNoise", "Overwrite", "RemoveModule"]
 
@@ -72,7 +73,7 @@ class RemoveModule(Attack):
         get_fingerprint_module(model)  # clear error when there is none
         return detach(model)
 
-    def update_recipe(self, recipe: dict[str, Any]) -> dict[str, Any]:
+    def update_recipe(self, recipe: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**recipe, "fingerprint": None}
 
 

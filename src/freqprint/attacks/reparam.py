@@ -1,6 +1,6 @@
 """Rewrites a thief who knows the method can make for free: each keeps the network's outputs
 (to float precision, on every input) or, where marked, changes them by a measured amount, and
-needs no data and no training.  BENCHMARKS §8 runs each against the verifier.
+needs no data and no training.  docs/benchmarks.md §8 runs each against the verifier.
 
 The symmetry group of "host input → fingerprint module", found for the hosts in this project
 (BatchNorm before the host: SmallCNN, ResNet-18; none: AlexNet; residual: ResNet-18):
@@ -18,7 +18,7 @@ The symmetry group of "host input → fingerprint module", found for the hosts i
   input (:class:`InvisibleRedraw`; exact for the gain-0 direction, near-exact for the rest);
 * the file — renamed, re-laid-out or re-typed tensors (:func:`relayout_state_dict`).
 
-Against the backbone-lineage test (:mod:`freqprint.lineage`) the thief has one more exact
+Against the backbone-lineage test (:mod:`freqprint.verification.backbone`) the thief has one more exact
 rewrite, at the price of an architecture change: :class:`Factorize` replaces every k×k conv ``W``
 of the backbone by ``M·W`` followed by a 1×1 conv ``M⁻¹`` (a random invertible mixing of its
 filters), so no stored tensor is ``W`` up to permutation and scaling any more.
@@ -36,8 +36,8 @@ from torch import nn
 from freqprint.attacks.base import Attack
 from freqprint.attacks.equivariance import conv_pairs
 from freqprint.errors import FreqprintError, InvalidArgument, NotApplicable
-from freqprint.module import FingerprintedConv, FingerprintModule, get_fingerprint_module
-from freqprint.spectral import kernel_basis
+from freqprint.fingerprint import FingerprintedConv, FingerprintModule, get_fingerprint_module
+from freqprint.stats.spectral import kernel_basis
 
 __all__ = [
     "ChannelPadding",
@@ -267,7 +267,7 @@ class NullSpaceRedraw(Attack):
 @dataclass(repr=False)
 class InvisibleRedraw(Attack):
     """Redraw every kernel's coordinates along the basis directions whose gain on the module's
-    low-pass input is below ``max_gain`` (:func:`freqprint.spectral.kernel_basis`), with fresh
+    low-pass input is below ``max_gain`` (:func:`freqprint.stats.spectral.kernel_basis`), with fresh
     Gaussians of the weights' own scale times ``scale``.  On a 28×28 grid ``max_gain=0.05`` redraws
     6 of 9 directions: one of gain 0 for the ReLU merge (exactly invisible), the others of gain
     ≤ 0.024 — nearly invisible, and the very directions S′ is made of."""

@@ -12,7 +12,7 @@ The fingerprint module reads the stream too: its kernels are mixed over their in
 ``W[d, c] ← Σ_c′ Q[c, c′]·W[d, c′]``, and its projection writes through Q.  The verifier matches
 channels by permutation and scaling only, so this is the Transformer counterpart of the linear
 mixing the ReLU merge was built against.  The verifier's rotated-channel test undoes it
-(:mod:`freqprint.verify`); BENCHMARKS §11 and SECURITY.md give the numbers.  No ``transformers``
+(:mod:`freqprint.verification.verifier`); docs/benchmarks.md §11 and docs/security.md give the numbers.  No ``transformers``
 import: the attack walks a Hugging Face ViT by its attribute names.
 """
 
@@ -25,7 +25,7 @@ from torch import nn
 
 from freqprint.attacks.base import Attack
 from freqprint.errors import NotApplicable
-from freqprint.module import Fingerprinted
+from freqprint.fingerprint import Fingerprinted
 
 __all__ = ["ResidualRotation", "ones_fixing_rotation"]
 

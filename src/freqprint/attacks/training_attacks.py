@@ -5,6 +5,7 @@ L_attack is never a target, and a replaced head has no pseudo class."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from torch import nn
 from freqprint.attacks.base import Attack
 from freqprint.data import ArrayDataset
 from freqprint.errors import FreqprintError, InvalidArgument
-from freqprint.loss import find_head
+from freqprint.fingerprint.loss import find_head
 from freqprint.training import TrainConfig, resolve_device, train
 
 __all__ = ["Distill", "FineTune", "LowRankDelta"]
@@ -108,7 +109,7 @@ class FineTune(Attack):
             p.requires_grad_(True)
         return model.cpu()
 
-    def update_recipe(self, recipe: dict[str, Any]) -> dict[str, Any]:
+    def update_recipe(self, recipe: Mapping[str, Any]) -> Mapping[str, Any]:
         if self.head != "replace" or self.data is None:
             return recipe
         kwargs = {**recipe.get("kwargs", {}), "num_classes": self.data.num_classes}
@@ -135,7 +136,7 @@ class Distill(Attack):
     no_grad = False
 
     def apply(self, model: nn.Module) -> nn.Module:
-        from freqprint.checkpoint import build_from_recipe
+        from freqprint.io.checkpoint import build_from_recipe
 
         if self.data is None or self.student_recipe is None:
             raise FreqprintError("Distill needs data= and student_recipe=")
@@ -157,5 +158,5 @@ class Distill(Attack):
         train(student, self.data, cfg, criterion=kd_loss, progress=False, description="distill")
         return student.cpu()
 
-    def update_recipe(self, recipe: dict[str, Any]) -> dict[str, Any]:
+    def update_recipe(self, recipe: Mapping[str, Any]) -> Mapping[str, Any]:
         return dict(self.student_recipe or recipe)

@@ -2,7 +2,7 @@
 ``pip install 'freqprint[transformers]'``; the core package never imports this one).
 
 Attaching works by module name, as on a CNN: the target is one Transformer block, and
-:func:`freqprint.attach` wraps it in :class:`freqprint.module.FingerprintedTokens`::
+:func:`freqprint.attach` wraps it in :class:`freqprint.fingerprint.layer.FingerprintedTokens`::
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from freqprint import FingerprintConfig, FingerprintLoss, add_pseudo_class, attach
@@ -17,7 +17,7 @@ Attaching works by module name, as on a CNN: the target is one Transformer block
     trainer = FingerprintTrainer(model=model, args=args, train_dataset=ds, fingerprint_loss=FingerprintLoss(4))
     trainer.train()
 
-Extraction (:func:`freqprint.extract`), verification (:func:`freqprint.verify`, with every
+Extraction (:func:`freqprint.extract`), verification (:func:`freqprint.verification.verifier`, with every
 invariance of the CNN case: the verifier reads tensors, not architectures) and the module attacks
 work unchanged.  Models are loaded from local folders only (``local_files_only=True``): nothing is
 downloaded at run time.
@@ -40,7 +40,7 @@ try:
 except ImportError as e:  # pragma: no cover - exercised where the extra is absent
     raise FreqprintError("freqprint.hf needs the transformers extra: pip install 'freqprint[transformers]'") from e
 
-from freqprint.loss import FingerprintLoss
+from freqprint.fingerprint.loss import FingerprintLoss
 
 __all__ = [
     "FingerprintTrainer",
@@ -102,7 +102,7 @@ class FingerprintTrainer(Trainer):
 def replace_classifier(model: nn.Module, num_labels: int, seed: int = 0) -> str:
     """Give the model a fresh classification head for a new task (what fine-tuning on another task
     does); the last ``nn.Linear`` is replaced.  Returns its name."""
-    from freqprint.loss import find_head
+    from freqprint.fingerprint.loss import find_head
 
     name = find_head(model)
     old = model.get_submodule(name)

@@ -11,21 +11,26 @@ the source's behaviour, which the frequency fingerprint (weights) cannot follow.
 * :mod:`~freqprint.metav.ensemble` — suspect ensembles from a JSON manifest, cached by recipe;
 * :mod:`~freqprint.metav.core` — the adaptive fingerprint, the meta-verifier, joint training,
   threshold calibration;
-* :mod:`~freqprint.metav.metrics` — ARUC, ROC-AUC, TPR@1%FPR, TPR/TNR at λ, bootstrap, per family;
-* :mod:`~freqprint.metav.baselines` — IPGuard, "same mistakes", the frequency fingerprint;
-* :mod:`~freqprint.metav.claim` — the committed claim artefact and the judge's panel check;
-* :mod:`~freqprint.metav.method` — MetaV as a tracing-benchmark ``Method``;
-* :mod:`~freqprint.metav.bench` — ``freqprint metav bench``.
+* :mod:`~freqprint.stats.aruc` — ARUC, ROC-AUC, TPR@1%FPR, TPR/TNR at λ, bootstrap, per family;
+* :mod:`~freqprint.metav.comparators` — IPGuard, "same mistakes", the frequency fingerprint;
+* :mod:`~freqprint.metav.artefact` — the committed claim artefact and the judge's panel check;
+* :mod:`~freqprint.metav.trainer` — one call from a manifest to a committed claim (``metav train``);
+* :mod:`~freqprint.metav.suspects` — what a suspect can be (a model file; code only when allowed);
+* :mod:`~freqprint.methods.metav` — MetaV as a tracing-benchmark ``Method``;
+
+Its benchmark (``freqprint metav bench``) lives outside the library, in ``freqprint_bench.metav``.
 """
 
-from freqprint.metav.claim import PanelReport, load_claim, panel_check, save_claim
+from freqprint.metav.artefact import PanelReport, load_claim, panel_check, save_claim
 from freqprint.metav.core import AdaptiveFingerprint, MetaV, MetaVConfig, MetaVerifier, calibrate_threshold, fit_metav
 from freqprint.metav.ensemble import Ensemble, Entry, Manifest, build_ensemble, default_manifest
-from freqprint.metav.metrics import aruc
 from freqprint.metav.tasks import ClassificationTask, GenerationTask, RegressionTask, Task, create_task
+from freqprint.metav.trainer import ClaimTraining, metav_configs, train_claim
+from freqprint.stats.aruc import aruc
 
 __all__ = [
     "AdaptiveFingerprint",
+    "ClaimTraining",
     "ClassificationTask",
     "Ensemble",
     "Entry",
@@ -44,6 +49,8 @@ __all__ = [
     "default_manifest",
     "fit_metav",
     "load_claim",
+    "metav_configs",
     "panel_check",
     "save_claim",
+    "train_claim",
 ]

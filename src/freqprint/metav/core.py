@@ -9,7 +9,7 @@ so X starts natural.
 **Meta-verifier** (:class:`MetaVerifier`): ``V: concat(g(f(x₁)), …, g(f(x_N))) ↦ [0, 1]``, an MLP
 ``N·d → 64 → 1`` by default (``hidden``) with LeakyReLU, dropout 0.3 and weight decay (the
 unofficial code has two linear layers and no non-linearity: a linear map; a wider
-``128 → 64`` verifier over-fitted the ~30 training models: BENCHMARKS §13), where ``g`` is the
+``128 → 64`` verifier over-fitted the ~30 training models: docs/benchmarks.md §13), where ``g`` is the
 task's normalisation
 (:meth:`freqprint.metav.tasks.Task.normalise`).
 
@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument
-from freqprint.metav.metrics import aruc
 from freqprint.metav.tasks import Task
+from freqprint.stats.aruc import aruc
 
 __all__ = ["AdaptiveFingerprint", "MetaV", "MetaVConfig", "MetaVerifier", "calibrate_threshold", "fit_metav"]
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument
-from freqprint.evaluation.tracing import _hash  # the tracing pool's recipe hash: one cache format
+from freqprint.io.cache import recipe_hash  # the tracing pool's recipe hash: one cache format
 from freqprint.metav.tasks import Task, create_task
 
 __all__ = ["Ensemble", "Entry", "Manifest", "Member", "build_ensemble", "default_manifest", "PROFILES"]
@@ -96,7 +96,7 @@ class Manifest:
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
-        from freqprint.files import read_small_text
+        from freqprint.io.files import read_small_text
 
         path = Path(path)
         text = read_small_text(path, 10_000_000, "manifest")  # a regular file of at most 10 MB
@@ -229,7 +229,7 @@ def quality(task: Task, model: nn.Module, data) -> float | None:
 
 class _Builder:
     def __init__(self, task: Task, data, cache_dir: Path | None, log: Callable[[str], None]) -> None:
-        from freqprint.evaluation.tracing import ModelCache
+        from freqprint.io.cache import ModelCache
 
         self.task, self.data, self.log = task, data, log
         self.cache = ModelCache(cache_dir) if cache_dir is not None else None
@@ -275,7 +275,7 @@ class _Builder:
             ), recipe
         raise FreqprintError(f"unknown op {op!r}")
 
-    def spec(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> dict[str, Any]:
+    def spec(self, e: Entry, parent: tuple[nn.Module, Mapping, str] | None) -> dict[str, Any]:
         """What an entry's model is a function of (its cache key): the task, the entry, the parent's hash."""
         return {"task": self.task.spec(), "entry": e.recipe(), "parent": parent[2] if parent else None}
 
@@ -283,11 +283,11 @@ class _Builder:
         """The cache's file-name prefix for an entry's model."""
         return f"{self.task.kind}-{e.op}"
 
-    def make(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict, str]:
+    def make(self, e: Entry, parent: tuple[nn.Module, Mapping, str] | None) -> tuple[nn.Module, Mapping, str]:
         """(model, recipe, hash) of an entry (parent's triple given), trained or from the cache."""
         spec = self.spec(e, parent)
         if e.op == "output":
-            return parent[0], parent[1], _hash(spec)  # type: ignore[index]
+            return parent[0], parent[1], recipe_hash(spec)  # type: ignore[index]
 
         def build() -> tuple[nn.Module, dict]:
             t0 = time.time()
@@ -298,11 +298,11 @@ class _Builder:
         if self.cache is None:
             self._uncached += 1
             model, recipe = build()
-            return model, recipe, _hash(spec)
-        model, recipe, h = self.cache.get_with_recipe(spec, build, kind=self.kind(e))
-        return model.eval(), recipe, h
+            return model, recipe, recipe_hash(spec)
+        model, stored, h = self.cache.get_with_recipe(spec, build, kind=self.kind(e))
+        return model.eval(), stored, h
 
-    def _build(self, e: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict]:
+    def _build(self, e: Entry, parent: tuple[nn.Module, Mapping, str] | None) -> tuple[nn.Module, dict]:
         if e.op == "train":
             model, recipe = self.task.build(str(e.arch), e.seed)
             criterion = None
@@ -320,7 +320,7 @@ class _Builder:
             )
             return model, recipe
         assert parent is not None
-        model, recipe = parent[0], parent[1]
+        model, recipe = parent[0], dict(parent[1])
         steps = e.params.get("steps") if e.op == "compose" else [{"op": e.op, "params": e.params}]
         if not isinstance(steps, list) or not steps:
             raise FreqprintError(f"entry {e.name!r}: 'compose' needs a non-empty list of steps")
@@ -332,7 +332,7 @@ class _Builder:
     def _fingerprinted(self, model: nn.Module, recipe: dict, seed: int) -> tuple[nn.Module, dict, Any]:
         if self.task.kind != "classification":
             raise FreqprintError("the frequency fingerprint module applies to classifiers (conv hosts) only")
-        from freqprint.method import MethodContext
+        from freqprint.methods.base import MethodContext
 
         method = self.fingerprint_method()
         ctx = MethodContext(secret=fingerprint_secret(seed), num_classes=self.task.output_dim, data=self.data.owner)
@@ -341,7 +341,7 @@ class _Builder:
 
     @staticmethod
     def fingerprint_method():
-        from freqprint.evaluation.methods import FrequencyFingerprint
+        from freqprint.methods.ours import FrequencyFingerprint
 
         return FrequencyFingerprint(target="conv2", filters=64)
 
@@ -351,7 +351,7 @@ def fingerprint_secret(seed: int) -> str:
     return f"metav-source-{seed}"
 
 
-def _train_entry(shared: tuple[Task, Any], entry: Entry, parent: tuple[nn.Module, dict, str] | None) -> tuple[nn.Module, dict]:
+def _train_entry(shared: tuple[Task, Any], entry: Entry, parent: tuple[nn.Module, Mapping, str] | None) -> tuple[nn.Module, dict]:
     """One manifest entry trained from its parent's (model, recipe, hash): an executor job."""
     task, data = shared
     model, recipe = _Builder(task, data, None, lambda s: None)._build(entry, parent)
@@ -410,9 +410,9 @@ def build_ensemble(
             while n is not None and n not in need:
                 need.add(n)
                 n = by_name[n].parent
-    made: dict[str, tuple[nn.Module, dict, str]] = {}
+    made: dict[str, tuple[nn.Module, Mapping, str]] = {}
 
-    def ensure(name: str) -> tuple[nn.Module, dict, str]:
+    def ensure(name: str) -> tuple[nn.Module, Mapping, str]:
         """An entry's (model, recipe, hash), its ancestors first: trained here or loaded from the cache."""
         if name not in made:
             e = by_name[name]
@@ -500,7 +500,7 @@ PROFILES = {
 
 
 def default_manifest(kind: str, profile: str = "quick") -> Manifest:
-    """The ensemble the benchmark uses for one task kind (see BENCHMARKS.md §13).
+    """The ensemble the benchmark uses for one task kind (see docs/benchmarks.md §13).
 
     Positives: FTAL, FTLL, RTLL, RTAL at several learning rates, pruning, weight noise,
     distillation into the same and into another architecture family, top-k / rounded APIs;

@@ -65,7 +65,7 @@ def load_suspect(spec: str, allow_code: bool = False, device: str = "cpu") -> nn
         if not callable(fn) or isinstance(fn, type):
             raise InvalidArgument(f"{target} is not a function")
         return guarded(fn, target)
-    from freqprint.checkpoint import load_model
+    from freqprint.io.checkpoint import load_model
 
     model, _ = load_model(spec, device=device)
     return model.eval()

@@ -130,7 +130,7 @@ class Task:
 
     def head(self, model: nn.Module) -> nn.Module:
         """The output layer (re-initialised by RTLL / RTAL, the only one trained by FTLL / RTLL)."""
-        from freqprint.loss import find_head
+        from freqprint.fingerprint.loss import find_head
 
         return model.get_submodule(find_head(model))
 

@@ -44,7 +44,7 @@ def register_model(
     """Add a model builder; ``target`` is the conv the paper attaches the fingerprint to.
 
     ``init_law`` names the law the builder draws its conv weights from, which the lineage test
-    needs for an exact null (:mod:`freqprint.lineage`): ``"torch-default"`` (PyTorch's
+    needs for an exact null (:mod:`freqprint.verification.backbone`): ``"torch-default"`` (PyTorch's
     ``Conv2d.reset_parameters``: U(±1/√fan_in)), ``"kaiming-normal-fan-out"``, or ``None``
     (unknown: lineage refuses the model rather than guess).  ``info`` adds facts (``example``:
     small constructor arguments and an input shape, used by the contract tests)."""

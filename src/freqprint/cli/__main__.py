@@ -1,0 +1,5 @@
+"""``python -m freqprint.cli``."""
+
+from freqprint.cli import main
+
+main()

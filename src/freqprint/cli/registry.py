@@ -1,0 +1,153 @@
+"""``registry add|list|rm`` and ``scan``: the key store and bulk scans (:mod:`freqprint.scan`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from freqprint.cli._shared import app, console, out_console
+from freqprint.errors import FreqprintError
+
+registry_app = typer.Typer(
+    rich_markup_mode=None, no_args_is_help=True, help="A registry of owner keys and claim bundles (one SQLite file), for scans."
+)
+
+
+app.add_typer(registry_app, name="registry")
+
+
+RegistryArg = typer.Option(Path("freqprint-registry.db"), "--registry", "-r", help="the registry file (SQLite)")
+
+
+@registry_app.command("add")
+def registry_add_cmd(
+    keys: list[Path] = typer.Argument(..., help="key files or claim bundles"),
+    registry: Path = RegistryArg,
+    name: str | None = typer.Option(None, help="the entry's name (one key only; default: the file's stem)"),
+    always_test: bool = typer.Option(
+        False, "--always-test", help="skip the screen for these keys (Transformer hosts: docs/security.md)"
+    ),
+) -> None:
+    """Register keys (each checked against its commitment on the way in)."""
+    from freqprint.scan import KeyStore
+
+    if name is not None and len(keys) != 1:
+        raise FreqprintError("--name needs exactly one key")
+    with KeyStore(registry) as reg:
+        for k in keys:
+            e = reg.add(k, name=name, always_test=always_test)
+            out_console.print(
+                f"added {e.name} ({e.kind}, {e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}, {e.commitment[:12]}…)",
+                markup=False,
+                highlight=False,
+            )
+
+
+@registry_app.command("list")
+def registry_list_cmd(registry: Path = RegistryArg, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The registered keys."""
+    from dataclasses import asdict
+
+    from freqprint.scan import KeyStore
+
+    with KeyStore(registry, create=False) as reg:
+        entries = reg.entries()
+    if as_json:
+        out_console.print_json(json.dumps([asdict(e) for e in entries]))
+        return
+    t = Table(title=f"{registry}: {len(entries)} keys")
+    for c in ("name", "kind", "shape", "basis", "anchored", "screen", "commitment", "added"):
+        t.add_column(c)
+    for e in entries:
+        t.add_row(
+            e.name,
+            e.kind,
+            f"{e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}",
+            e.basis,
+            "yes" if e.anchored else "no",
+            "skipped" if e.always_test else "yes",
+            e.commitment[:12] + "…",
+            e.added,
+        )
+    out_console.print(t)
+
+
+@registry_app.command("rm")
+def registry_rm_cmd(
+    names: list[str] = typer.Argument(..., help="entry names or commitments"), registry: Path = RegistryArg
+) -> None:
+    """Remove keys from the registry."""
+    from freqprint.scan import KeyStore
+
+    with KeyStore(registry, create=False) as reg:
+        for n in names:
+            e = reg.remove(n)
+            out_console.print(f"removed {e.name}", markup=False, highlight=False)
+
+
+@app.command("scan")
+def scan_cmd(
+    paths: list[Path] = typer.Argument(..., help="checkpoint files and folders (walked recursively)"),
+    registry: Path = RegistryArg,
+    out: Path = typer.Option(Path("scan.jsonl"), "--out", "-o", help="JSON Lines output, appended; a rerun skips what it holds"),
+    alpha: float = typer.Option(1e-6, help="family-wise significance level over all registered keys"),
+    executor: str = typer.Option("local", help="local (a process pool) or ray"),
+    workers: int = typer.Option(1, help="worker processes (local) or CPUs of a local Ray cluster"),
+    address: str | None = typer.Option(None, help="Ray cluster address (auto, ray://host:port); default: start a local one"),
+    no_screen: bool = typer.Option(
+        False, "--no-screen", help="run the full test against every key (slow; never misses what the test finds)"
+    ),
+) -> None:
+    """Match every checkpoint under PATHS against the registry.  Exit 0 = done (matches or not), 2 = error."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from freqprint.scan.bulk import check_scan_options, scan
+
+    if not registry.is_file():
+        raise FreqprintError(f"{registry}: no such registry (create one with: freqprint registry add KEY --registry {registry})")
+    check_scan_options(paths, registry, alpha, executor, workers)  # before the progress bar draws anything
+    found: list[tuple[str, str, float]] = []
+    errors: list[tuple[str, str]] = []
+    with Progress(
+        TextColumn("scan"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("scan", total=None, last="")
+
+        def progress(seen: int, rec: dict | None) -> None:
+            bar.update(task, advance=1, last=Path(rec["path"]).name if rec else "(done before)")
+            if rec and rec["status"] == "match":
+                found.extend((rec["path"], m["key"], m["log10_p"]) for m in rec["matches"])
+            elif rec and rec["status"] == "error":
+                errors.append((rec["path"], rec["error"]))
+
+        summ = scan(
+            paths,
+            registry,
+            out,
+            alpha=alpha,
+            screen=not no_screen,
+            executor=executor,
+            workers=workers,
+            address=address,
+            progress=progress,
+        )
+    from freqprint.verification.verifier import format_p
+
+    t = Table(title=f"scan: {summ.checkpoints} checkpoints in {summ.seconds:.1f} s -> {out}")
+    for c in ("matched", "none", "errors", "skipped (done before)"):
+        t.add_column(c)
+    t.add_row(str(summ.matched), str(summ.none), str(summ.errors), str(summ.skipped))
+    out_console.print(t)
+    for path, key, lp in found:  # plain lines: paths are never wrapped
+        out_console.print(f"match: {path}  key {key}  p = {format_p(lp)}", markup=False, highlight=False, soft_wrap=True)
+    for path, err in errors[:20]:
+        out_console.print(f"unreadable: {path}: {err}", markup=False, highlight=False, soft_wrap=True)

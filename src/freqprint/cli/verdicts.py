@@ -1,0 +1,125 @@
+"""``verify`` and ``trace``: the verdicts (:mod:`freqprint.verification`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from freqprint.cli._shared import _secret, app, out_console
+from freqprint.errors import FreqprintError
+
+
+@app.command("verify")
+def verify_cmd(
+    key: Path = typer.Argument(..., help="the owner's key file"),
+    suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, or a torch file: loaded weights-only)"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    alpha: float = typer.Option(1e-6, help="significance level (false-positive probability)"),
+    tau: float | None = typer.Option(None, help="τ of the reported score (default: the key's)"),
+    search: str = typer.Option("auto", help="auto, all or none: search other conv weights for the fingerprint"),
+    no_channel_alignment: bool = typer.Option(False, help="do not search input-channel permutations"),
+    max_fits: int = typer.Option(64, help="candidate tensors fully aligned; more are ranked by a cheap screen first"),
+    no_describe: bool = typer.Option(False, "--no-describe", help="the verdict only: skip the τ-score and S′ cosine (faster)"),
+    exhaustive: bool = typer.Option(
+        False, "--exhaustive", help="full alignment search on every candidate, no early stop (slower)"
+    ),
+) -> None:
+    """Is the key's fingerprint in the suspect?  Exit 0 = found, 1 = not found, 2 = error."""
+    from freqprint.verification.verifier import format_p, verify
+
+    rep = verify(
+        key,
+        suspect,
+        alpha=alpha,
+        tau=tau,
+        search=search,
+        align_channels=not no_channel_alignment,
+        max_fits=max_fits,
+        describe=not no_describe,
+        exhaustive=exhaustive,
+    )
+    if as_json:
+        out_console.print_json(json.dumps(rep.to_dict()))
+    else:
+        t = Table(title=f"{'FOUND' if rep.found else 'not found'}: {suspect}", show_header=False)
+        for k, v in [
+            ("decision", "fingerprint found" if rep.found else "fingerprint not found"),
+            ("p-value", f"{format_p(rep.log10_p)} (alpha {rep.alpha:g})"),
+            ("τ-score", f"{rep.score:.4f} (τ = {rep.tau})" if rep.score is not None else "not computed (--no-describe)"),
+            ("mean cosine", f"{rep.mean_cosine:.4f}" if rep.mean_cosine is not None else "not computed"),
+            ("filters hit", f"{rep.hits}/{rep.filters} (alignment stage: {rep.stage})"),
+            ("layer", f"{rep.layer} ({rep.layers_searched} screened, {rep.fitted} aligned)"),
+            ("channels permuted", str(rep.channels_permuted)),
+            ("key commitment", rep.key_commitment[:16] + "…"),
+        ]:
+            t.add_row(k, v)
+        out_console.print(t)
+    raise typer.Exit(0 if rep.found else 1)
+
+
+@app.command("trace")
+def trace_cmd(
+    owner: Path = typer.Argument(..., help="the owner's model file (its recipe gives the architecture for lineage)"),
+    suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, torch file, sharded folder)"),
+    key: Path | None = typer.Option(None, "--key", help="the owner's key (default: extracted from OWNER's module)"),
+    secret: str | None = typer.Option(None, help="owner secret (lineage of a backbone seeded from it)"),
+    secret_file: Path | None = typer.Option(None, help="file holding the owner secret"),
+    init_seed: int | None = typer.Option(
+        None, help="the torch seed OWNER was built with (models whose recipe does not record it)"
+    ),
+    no_lineage: bool = typer.Option(False, "--no-lineage", help="skip the backbone-lineage channel"),
+    no_fingerprint: bool = typer.Option(False, "--no-fingerprint", help="skip the frequency-fingerprint channel"),
+    alpha: float = typer.Option(1e-6, help="significance level of the combined verdict"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Does SUSPECT derive from OWNER?  Every channel with material, one combined p-value that holds
+    without assuming the channels independent.  Exit 0 = derived, 1 = not, 2 = error."""
+
+    from freqprint.io.checkpoint import read_recipe
+    from freqprint.stats.null import format_p
+    from freqprint.verification.provenance import LineageUnavailable, trace_files
+
+    recipe = read_recipe(owner)
+    if recipe is None:
+        raise FreqprintError(f"{owner} carries no freqprint recipe: pass a model file written by freqprint")
+    # the secret is read only where it is used: a secret-seeded backbone needs it (unless --init-seed)
+    needs = not no_lineage and init_seed is None and (recipe.get("init") or {}).get("scheme") == "secret"
+    given = secret is not None or secret_file is not None or os.environ.get("FREQPRINT_SECRET")
+    sec = _secret(secret, secret_file) if needs or given else None
+    try:
+        rep = trace_files(
+            owner,
+            suspect,
+            key=key,
+            secret=sec,
+            seed=init_seed,
+            fingerprint=not no_fingerprint,
+            lineage=not no_lineage,
+            alpha=alpha,
+        )
+    except LineageUnavailable as e:
+        raise FreqprintError(f"{e} (or --no-lineage for the fingerprint alone)") from None
+    if as_json:
+        out_console.print_json(json.dumps(rep.to_dict()))
+    else:
+        t = Table("channel", "p-value", "verdict", "detail", title=f"{'DERIVED' if rep.found else 'not derived'}: {suspect}")
+        for c in rep.channels:
+            t.add_row(
+                c.name,
+                format_p(c.log10_p) if c.ran else "—",
+                ("found" if c.found else "not found") if c.ran else "not run",
+                c.summary,
+            )
+        m = sum(c.ran for c in rep.channels)
+        t.add_row(
+            "combined",
+            format_p(rep.log10_p),
+            "DERIVED" if rep.found else "not derived",
+            f"Bonferroni over {m} channel{'s' if m != 1 else ''}, alpha {rep.alpha:g}",
+        )
+        out_console.print(t)
+    raise typer.Exit(0 if rep.found else 1)

@@ -1,0 +1,254 @@
+"""The registry's screen: a compact, reparametrization-invariant sketch of a key, and a score that
+says which keys a suspect tensor could match, so that only those get the full calibrated test.
+
+**The sketch.**  Write a key's decision kernels (W₀ when anchored) in the verifier's orthonormal
+kernel basis (:func:`freqprint.stats.spectral.kernel_basis`) and split each kernel into the visible and
+hidden blocks, as :mod:`freqprint.verification.verifier` does.  For every *input channel* c and block b, with
+``u_dc`` the unit kernel of filter d::
+
+    m2_c = mean_d  sym(u_dc u_dcᵀ)            (second moments over the D filters)
+    m4_c = mean_d  sym(o_dc o_dcᵀ),  o = sym(u uᵀ)   (fourth moments)
+    s_c  = unit( [m2_c, m4_c] − mean_c' [m2_c', m4_c'] )
+
+``sym`` is the isometric upper triangle.  A channel's sketch is therefore blind to the order,
+sign and scale of the filters (each kernel is normalised and enters through ``u uᵀ``), to a
+positive scale of the channel itself, and to dummy filters only up to dilution (they enter the
+mean).  The key's sketch is the set ``{s_c}`` of its C channels — a set, so a permutation of the
+channels is free too.  Hidden blocks of more than :data:`MAX_DIM` coordinates are projected to
+:data:`MAX_DIM` by a fixed Gaussian matrix (Johnson–Lindenstrauss: inner products kept to about
+``1/√MAX_DIM``).  Stored as float16: ``C × (d_visible + d_hidden)`` numbers per key.
+
+**The score.**  A suspect tensor read as ``[D′, C′, K, K]`` is sketched the same way, once under
+each of the eight symmetries of the square (a thief may run the module on a transposed or flipped
+grid).  For a key, per block::
+
+    S = max_g  mean_c  max_c'  ⟨s_c(key), s_c'(suspect under g)⟩
+
+the best correlation each key channel finds among the suspect's channels, averaged.  Extra
+suspect channels (a thief's dead channels) only add candidates to the inner max.
+
+**The threshold** is relative, never absolute: the same score is computed for
+:data:`DECOYS` *decoy keys* — fresh W₀ draws of the key's shape from public seeds, unrelated to
+anything by construction — and a key passes when ``(S − mean) / sd`` over the decoys reaches
+:data:`Z_PASS` in either block.  The decoys absorb everything about the suspect that raises all
+scores alike (its width, its structure, how many symmetries were tried).
+
+**What the screen does not promise.**  It is a fast necessary-looking condition, not a bound: a
+suspect whose kernels carry heavy independent noise (per-kernel cosine ≲ 0.7 to the key) can still
+be found by the full test and be screened out.  docs/benchmarks.md §12 measures where each gives up; the
+scan's ``screen=False`` runs the full test against every key.  A Transformer's residual-stream
+rotation (:class:`freqprint.attacks.ResidualRotation`) mixes the channels and defeats the sketch,
+so keys registered with ``always_test=True`` skip the screen (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from freqprint.fingerprint import initial_weight
+from freqprint.stats.align import DIHEDRAL, unit
+from freqprint.stats.spectral import kernel_basis
+from freqprint.verification.verifier import VISIBLE_GAIN
+
+__all__ = ["DECOYS", "MAX_DIM", "Z_PASS", "Basis", "basis_of", "channel_sketch", "decoy_sketches", "score", "suspect_sketch"]
+
+MAX_DIM = 48  # a block's sketch is projected to this many coordinates when larger
+DECOYS = 128  # decoy keys per shape group
+Z_PASS = 6.0  # a key passes the screen at this many decoy standard deviations (z ≥ 4 let 0.2 % of 10,000 unrelated keys through)
+
+
+@dataclass(frozen=True)
+class Basis:
+    """The kernel basis of a key family: keys with equal ``(grid, K, radius, merge)`` share it."""
+
+    grid: tuple[int, int]
+    kernel_size: int
+    radius: int
+    include_dc: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.grid[0]}x{self.grid[1]}/k{self.kernel_size}/r{self.radius}/{'dc' if self.include_dc else 'nodc'}"
+
+
+def basis_of(key) -> Basis:
+    return Basis(tuple(key.grid), key.kernel_size, key.radius, key.merge == "linear")
+
+
+def basis_from_json(text: str) -> Basis:
+    """The :class:`Basis` a registry row stores as JSON."""
+    d = json.loads(text)
+    return Basis(tuple(d["grid"]), int(d["kernel_size"]), int(d["radius"]), bool(d["include_dc"]))
+
+
+@lru_cache(maxsize=64)
+def _basis(b: Basis) -> tuple[torch.Tensor, tuple[torch.Tensor, ...], tuple[torch.Tensor | None, ...]]:
+    """``(V, block indices, block projections)`` of a basis; projections from a public seed."""
+    v, gain = kernel_basis(b.grid, b.kernel_size, b.radius, include_dc=b.include_dc)
+    blocks = ((gain >= VISIBLE_GAIN).nonzero().squeeze(1), (gain < VISIBLE_GAIN).nonzero().squeeze(1))
+    projs: list[torch.Tensor | None] = []
+    for name, idx in zip(("visible", "hidden"), blocks):
+        raw = _moment_dim(len(idx))
+        if raw <= MAX_DIM:
+            projs.append(None)
+            continue
+        seed = int.from_bytes(hashlib.sha256(f"freqprint-sketch/{b.name}/{name}/{raw}".encode()).digest()[:8], "little")
+        g = torch.Generator().manual_seed(seed)
+        projs.append(torch.randn(raw, MAX_DIM, generator=g, dtype=torch.float64) / math.sqrt(MAX_DIM))
+    return v.double(), blocks, tuple(projs)
+
+
+def _sym_dim(k: int) -> int:
+    return k * (k + 1) // 2
+
+
+def _moment_dim(k: int) -> int:
+    return _sym_dim(k) + _sym_dim(_sym_dim(k))
+
+
+def block_dims(b: Basis) -> tuple[int, int]:
+    _, blocks, projs = _basis(b)
+    return tuple(MAX_DIM if p is not None else _moment_dim(len(i)) for i, p in zip(blocks, projs))  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=16)
+def _sym_index(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    iu = torch.triu_indices(k, k)
+    w = torch.where(iu[0] == iu[1], 1.0, math.sqrt(2.0)).double()
+    return iu[0], iu[1], w
+
+
+def _sym(u: torch.Tensor) -> torch.Tensor:
+    """Isometric upper triangle of ``u uᵀ`` for the last axis: ``⟨sym(a aᵀ), sym(b bᵀ)⟩ = ⟨a, b⟩²``."""
+    i, j, w = _sym_index(u.shape[-1])
+    return u[..., i] * u[..., j] * w
+
+
+def _moments(w: torch.Tensor, b: Basis) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per block, the raw moments of kernels ``w`` ``[D, C, K, K]`` over the filters: with
+    ``o = _sym(unit kernel coordinates)``, ``m₁ = mean_d o`` ``[C, s]`` and ``M₂ = mean_d o·oᵀ``
+    ``[C, s, s]`` (one batched product, never a ``[D, C, s(s+1)/2]`` tensor)."""
+    v, blocks, _ = _basis(b)
+    d, c = w.shape[:2]
+    z = w.detach().to("cpu", torch.float64).reshape(d, c, -1) @ v
+    out = []
+    for idx in blocks:
+        o = _sym(unit(z[..., idx]))
+        out.append((o.mean(0), torch.einsum("dci,dcj->cij", o, o) / d))
+    return out
+
+
+def _features(
+    moments: list[tuple[torch.Tensor, torch.Tensor]], b: Basis, lifts: tuple[torch.Tensor, ...] | None = None
+) -> torch.Tensor:
+    """The sketch ``[C, dims]`` from raw moments: per block ``[m₁ | isometric triangle of M₂]``,
+    projected when large, centred over channels, unit length.  With a symmetry's ``lifts`` the
+    moments are first moved to that symmetry (``m₁ → L·m₁``, ``M₂ → L·M₂·Lᵀ``)."""
+    _, _, projs = _basis(b)
+    parts = []
+    for bi, ((m1, m2), proj) in enumerate(zip(moments, projs)):
+        if lifts is not None:
+            m1, m2 = m1 @ lifts[bi].T, lifts[bi] @ m2 @ lifts[bi].T
+        i, j, wt = _sym_index(m1.shape[-1])
+        f = torch.cat([m1, m2[:, i, j] * wt], 1)  # [C, s + s(s+1)/2]
+        if proj is not None:
+            f = f @ proj
+        parts.append(unit(f - f.mean(0, keepdim=True)))
+    return torch.cat(parts, 1)
+
+
+def channel_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
+    """The sketch ``[C, d_visible + d_hidden]`` of kernels ``w`` ``[D, C, K, K]`` (module docstring)."""
+    return _features(_moments(w, b), b)
+
+
+def _sym_lift(q: torch.Tensor) -> torch.Tensor:
+    """``L`` with ``_sym(Q·u) = L·_sym(u)`` for every u (``Q`` k×k): how an orthogonal change of a
+    block's coordinates acts on its isometric second moments.  Column a is the image of the a-th
+    basis matrix of the symmetric k×k matrices."""
+    k = q.shape[0]
+    i, j, w = _sym_index(k)
+    cols = []
+    for a in range(len(i)):
+        e = torch.zeros(k, k, dtype=q.dtype)
+        e[i[a], j[a]] = e[j[a], i[a]] = 1.0 / float(w[a])  # the symmetric matrix whose _sym-vector is e_a
+        t = q @ e @ q.T
+        cols.append(t[i, j] * w)
+    return torch.stack(cols, 1)
+
+
+@lru_cache(maxsize=64)
+def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, ...], ...] | None:
+    """Per symmetry of the square and per block, the lift ``L`` (:func:`_sym_lift`) that moves the
+    raw moments of ``W`` to those of ``g(W)``.  A
+    symmetry permutes the K² kernel entries; in the basis V it is ``R = Vᵀ·P·V``.  When the gain
+    is invariant under the symmetry (a square grid: the band is symmetric, a flip only shifts the
+    phase), ``R`` keeps each block, ``R = diag(Q_visible, Q_hidden)``, and ``u → Q·u`` maps the
+    moments linearly.  Returns None when some ``R`` mixes the blocks (the sketch is then
+    recomputed per symmetry)."""
+    v, blocks, _ = _basis(b)
+    k = b.kernel_size
+    eye = torch.eye(k * k, dtype=torch.float64).reshape(k * k, k, k)
+    out: list[tuple[torch.Tensor, ...]] = []
+    for op in DIHEDRAL.values():
+        perm = op(eye).reshape(k * k, k * k)  # row r: g applied to the kernel with a 1 at entry r
+        r = v.T @ perm @ v  # flattened kernels as rows: g(w) = w·perm, so z(g(W)) = z(W)·R
+        lifts = []
+        for bi, idx in enumerate(blocks):
+            other = blocks[1 - bi]
+            if len(other) and float(r[other][:, idx].abs().max()) > 1e-9:
+                return None  # g mixes the blocks: no lift
+            lifts.append(_sym_lift(r[idx][:, idx].T))  # as columns: u_g = Q·u with Q = R_bbᵀ
+        out.append(tuple(lifts))
+    return tuple(out)
+
+
+def suspect_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
+    """The sketch of a suspect tensor under each symmetry of the square: ``[8, C′, dims]``.  On a
+    square grid the moments are computed once and moved to the other symmetries by exact linear
+    maps (:func:`_dihedral_lifts`: 8× less work on a large tensor); otherwise each is recomputed."""
+    lifts = _dihedral_lifts(b)
+    if lifts is not None:
+        moments = _moments(w, b)
+        return torch.stack([_features(moments, b, g) for g in lifts])
+    return torch.stack([channel_sketch(op(w), b) for op in DIHEDRAL.values()])
+
+
+@lru_cache(maxsize=32)
+def decoy_sketches(b: Basis, filters: int, channels: int) -> torch.Tensor:
+    """``[DECOYS, C, dims]``: sketches of W₀ draws from public seeds, unrelated to any owner."""
+    return torch.stack(
+        [
+            channel_sketch(initial_weight(f"freqprint-registry-decoy-{i}", "decoy", filters, channels, b.kernel_size), b)
+            for i in range(DECOYS)
+        ]
+    ).float()
+
+
+def block_scores(keys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int], chunk: int = 256) -> torch.Tensor:
+    """``S`` per key and block: ``keys`` ``[N, C, dims]``, ``sus`` ``[8, C′, dims]`` → ``[N, 2]``.
+    Computed in chunks of keys so memory stays ``chunk·C·8·C′`` floats."""
+    n, _c, _ = keys.shape
+    out = torch.empty(n, 2)
+    s = sus.float()
+    dv = dims[0]
+    for lo in range(0, n, chunk):
+        k = keys[lo : lo + chunk].float()
+        for j, sl in enumerate((slice(0, dv), slice(dv, None))):
+            corr = torch.einsum("ncx,gex->ngce", k[..., sl], s[..., sl])  # [n, 8, C, C′]
+            out[lo : lo + chunk, j] = corr.amax(-1).mean(-1).amax(-1)
+    return out
+
+
+def score(keys: torch.Tensor, decoys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
+    """Each key's screen z-score against a suspect: the larger block's ``(S − mean)/sd`` over the
+    decoys (module docstring).  ``[N]``."""
+    d = block_scores(decoys, sus, dims)
+    mu, sd = d.mean(0), d.std(0).clamp_min(1e-3)
+    return ((block_scores(keys, sus, dims) - mu) / sd).amax(1)

@@ -1,0 +1,399 @@
+"""The fingerprint registry: owner keys and claim bundles in one SQLite file, with a screen.
+
+One table row per registered key: its name, kind (``key`` or ``claim``), commitment, shape, the
+key file's bytes (so the registry is one self-contained file, copied or backed up as such) and its
+channel sketch (:mod:`freqprint.scan.sketch`).  Nothing runs beside it: SQLite is embedded.
+
+**Matching** a suspect against every key (:meth:`KeyStore.match`):
+
+1. the suspect is opened lazily (:func:`freqprint.io.checkpoint.open_tensors`): shapes from the header;
+2. for every shape group of keys (same kernel basis, D and C), every suspect tensor that reads as
+   ``[D′, C′, K, K]`` with ``2·C′ ≥ C`` — the verifier's own candidates — is loaded once and
+   sketched under the eight symmetries; all keys of the group are scored in one batched product
+   and the keys whose score passes (``z ≥ Z_PASS``) become candidates;
+3. each candidate (and each key registered ``always_test``) gets the full calibrated test,
+   :func:`freqprint.verification.verifier.verify`, on the same open file.
+
+A match is reported with the verifier's p-value and with ``p_registry = min(1, p·N)``, N the
+number of keys in the registry: testing one suspect against N keys is N tests, and Bonferroni keeps
+the family-wise false-positive probability of the whole scan under ``alpha``.  ``found`` uses it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from typing_extensions import Self
+
+from freqprint.errors import FreqprintError, NoMaterial, UnreadableFile
+from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors
+from freqprint.scan.sketch import (
+    Z_PASS,
+    Basis,
+    basis_from_json,
+    basis_of,
+    block_dims,
+    channel_sketch,
+    decoy_sketches,
+    score,
+    suspect_sketch,
+)
+from freqprint.stats.align import reading_shapes, readings
+from freqprint.verification.key import MAX_KEY_BYTES, FingerprintKey
+from freqprint.verification.verifier import verify
+
+__all__ = ["Entry", "Match", "MatchResult", "KeyStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    id INTEGER PRIMARY KEY,
+    name TEXT UNIQUE NOT NULL,
+    kind TEXT NOT NULL,
+    commitment TEXT UNIQUE NOT NULL,
+    layer TEXT NOT NULL,
+    filters INTEGER NOT NULL,
+    channels INTEGER NOT NULL,
+    kernel_size INTEGER NOT NULL,
+    basis TEXT NOT NULL,
+    anchored INTEGER NOT NULL,
+    always_test INTEGER NOT NULL,
+    added TEXT NOT NULL,
+    sketch BLOB NOT NULL,
+    blob BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+FORMAT = "freqprint-registry/1"
+
+
+@dataclass
+class Entry:
+    name: str
+    kind: str
+    commitment: str
+    layer: str
+    filters: int
+    channels: int
+    kernel_size: int
+    basis: str
+    anchored: bool
+    always_test: bool
+    added: str
+
+
+@dataclass
+class Match:
+    key: str  # registry name
+    commitment: str
+    found: bool
+    log10_p: float
+    log10_p_registry: float
+    layer: str
+    layout: str
+    hits: int
+    filters: int
+    screen_z: float | None  # None: tested without the screen (always_test, or screen off)
+
+
+@dataclass
+class MatchResult:
+    suspect: str
+    matches: list[Match]  # every key that got the full test, found or not
+    keys: int  # keys in the registry
+    screened: int  # keys scored by the screen
+    tested: int  # keys that got the full test
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def found(self) -> list[Match]:
+        return [m for m in self.matches if m.found]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class KeyStore:
+    """A registry file (created if missing).  ``KeyStore(path).add("owner.key")``, ``.match(suspect)``."""
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise UnreadableFile(f"{self.path}: no such registry")
+        if self.path.exists() and self.path.is_dir():
+            raise UnreadableFile(f"{self.path} is a directory, not a registry file")
+        try:
+            self.db = sqlite3.connect(str(self.path))
+            if (
+                not create
+                and self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None
+            ):
+                self.db.close()  # an empty file or another program's database: never written into
+                raise FreqprintError(f"{self.path} is not a freqprint registry (no registry tables)")
+            self.db.executescript(SCHEMA)
+            row = self.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
+                self.db.commit()
+            elif row[0] != FORMAT:
+                raise FreqprintError(f"{self.path}: unsupported registry format {row[0]!r}")
+        except sqlite3.DatabaseError as e:
+            raise FreqprintError(f"{self.path} is not a freqprint registry ({e})") from None
+        self._groups: dict[tuple[str, int, int], tuple[Basis, list[int], torch.Tensor]] | None = None
+        self._keys: dict[int, FingerprintKey] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -----------------------------------------------------------------------------------------
+    # add, list, remove
+
+    def add(self, path: str | Path, name: str | None = None, always_test: bool = False) -> Entry:
+        """Register a key file or a claim bundle (its commitment checked on load, like any key).
+        ``always_test``: skip the screen for this key (a Transformer host, whose residual stream a
+        thief can rotate: the sketch is not invariant to that)."""
+        from freqprint.io.files import read_small_file
+        from freqprint.verification.claim import (
+            ClaimBundle,  # claim imports verify; kept out of import time
+        )
+
+        path = Path(path)
+        data = read_small_file(path, MAX_KEY_BYTES, "key file")  # read once: the key, the claim and the stored blob
+        key = FingerprintKey.from_bytes(data, str(path))
+        kind = "key"
+        try:
+            ClaimBundle.from_bytes(data, str(path), key=key)
+            kind = "claim"
+        except FreqprintError as e:
+            if "not a freqprint claim bundle" not in str(e):
+                raise
+        return self.add_key(key, data, name or path.stem, kind=kind, always_test=always_test)
+
+    def add_key(
+        self,
+        key: FingerprintKey,
+        data: bytes | bytearray,
+        name: str,
+        kind: str = "key",
+        always_test: bool = False,
+        commit: bool = True,
+    ) -> Entry:
+        """Register a key already loaded (``data``: its file's bytes).  ``commit=False`` leaves the
+        transaction open for bulk loads (call :meth:`commit`)."""
+        if key.weights is None:
+            raise FreqprintError(f"{name}: the key holds no kernels")
+        if len(data) > MAX_KEY_BYTES:
+            raise FreqprintError(f"{name} is larger than a key can be")
+        b = basis_of(key)
+        sk = channel_sketch(key.decision_kernels(), b).to(torch.float16).numpy().tobytes()
+        added = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+        # Python >= 3.11 writes the blob in pieces (sqlite3 Blob I/O): binding it whole makes
+        # SQLite copy the key file once more in memory
+        blobopen = getattr(self.db, "blobopen", None)
+        incremental = blobopen is not None
+        try:
+            cur = self.db.execute(
+                "INSERT INTO keys (name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test,"
+                " added, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?," + ("zeroblob(?))" if incremental else "?)"),
+                (
+                    name,
+                    kind,
+                    key.commitment,
+                    key.layer,
+                    key.filters,
+                    key.channels,
+                    key.kernel_size,
+                    json.dumps(asdict(b)),
+                    int(key.anchored),
+                    int(always_test),
+                    added,
+                    sk,
+                    len(data) if incremental else data,
+                ),
+            )
+            if blobopen is not None:
+                with memoryview(data) as view, blobopen("keys", "blob", cur.lastrowid) as blob:
+                    for i in range(0, len(view), 1 << 20):
+                        blob.write(view[i : i + (1 << 20)])
+            if commit:
+                self.db.commit()
+        except sqlite3.IntegrityError:
+            raise FreqprintError(
+                f"{name}: a key named {name!r} or with commitment {key.commitment[:12]}… is already registered"
+            ) from None
+        self._groups = None
+        self.__dict__.pop("_layer_of", None)
+        return Entry(
+            name,
+            kind,
+            key.commitment,
+            key.layer,
+            key.filters,
+            key.channels,
+            key.kernel_size,
+            b.name,
+            key.anchored,
+            always_test,
+            added,
+        )
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def entries(self) -> list[Entry]:
+        rows = self.db.execute(
+            "SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
+            "FROM keys ORDER BY id"
+        ).fetchall()
+        return [self._entry(r) for r in rows]
+
+    def entry(self, name: str) -> Entry:
+        r = self.db.execute(
+            "SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
+            "FROM keys WHERE name=? OR commitment=?",
+            (name, name),
+        ).fetchone()
+        if r is None:
+            raise FreqprintError(f"{self.path}: no key named {name!r}")
+        return self._entry(r)
+
+    @staticmethod
+    def _entry(r: tuple) -> Entry:
+        b = basis_from_json(r[7])
+        return Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], b.name, bool(r[8]), bool(r[9]), r[10])
+
+    def remove(self, name: str) -> Entry:
+        e = self.entry(name)
+        self.db.execute("DELETE FROM keys WHERE name=?", (e.name,))
+        self.db.commit()
+        self._groups = None
+        self.__dict__.pop("_layer_of", None)
+        return e
+
+    def __len__(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
+
+    def key(self, key_id: int) -> FingerprintKey:
+        if key_id not in self._keys:
+            (data,) = self.db.execute("SELECT blob FROM keys WHERE id=?", (key_id,)).fetchone()
+            self._keys[key_id] = FingerprintKey.from_bytes(data, f"{self.path}#{key_id}")
+            if len(self._keys) > 256:  # bounded: keys are loaded only for candidates
+                self._keys.pop(next(iter(self._keys)))
+        return self._keys[key_id]
+
+    # -----------------------------------------------------------------------------------------
+    # matching
+
+    def groups(self) -> dict[tuple[str, int, int], tuple[Basis, list[int], torch.Tensor]]:
+        """Sketches grouped by (basis, D, C): ``(basis, key ids, sketches [N, C, dims] float16)``,
+        loaded once per registry object."""
+        if self._groups is None:
+            acc: dict[tuple[str, int, int], tuple[Basis, list[int], list[np.ndarray]]] = {}
+            for kid, basis, d, c, sk in self.db.execute(
+                "SELECT id, basis, filters, channels, sketch FROM keys WHERE always_test=0"
+            ):
+                b = basis_from_json(basis)
+                g = acc.setdefault((b.name, d, c), (b, [], []))
+                g[1].append(kid)
+                g[2].append(np.frombuffer(sk, dtype=np.float16))
+            self._groups = {}
+            for gk, (b, ids, sks) in acc.items():
+                arr = torch.from_numpy(np.stack(sks)).reshape(len(ids), gk[2], sum(block_dims(b)))
+                self._groups[gk] = (b, ids, arr)
+        return self._groups
+
+    def screen(self, store: TensorStore) -> tuple[dict[int, float], int]:
+        """``({key id: z}, keys scored)``: the keys whose screen z-score passes against any of the
+        suspect's tensors, and how many keys were scored."""
+        passed: dict[int, float] = {}
+        scored = 0
+        loaded: dict[str, torch.Tensor | None] = {}
+        for (_, d, c), (b, ids, sketches) in self.groups().items():
+            scored += len(ids)
+            k = b.kernel_size
+            best = torch.full((len(ids),), -math.inf)
+            for name, (shape, floating) in store.shapes.items():
+                if not floating or math.prod(shape) < k * k * max(1, c // 2):
+                    continue
+                for layout, wshape in reading_shapes(shape, c, k, dihedral=False):
+                    if wshape[1] * 2 < c or wshape[0] < 2:
+                        continue
+                    if name not in loaded:
+                        got = store.get(name)
+                        loaded[name] = got if all_finite(got) else None
+                    t = loaded[name]
+                    if t is None:
+                        if name in self._layers(ids):  # as verify: NaN where a key points is an error, elsewhere skipped
+                            raise FreqprintError(
+                                f"{store.name}: tensor {name!r}, where a registered key points, contains NaN or Inf values"
+                            )
+                        continue
+                    ws = dict(readings(t, c, k, dihedral=False))[layout]
+                    z = score(sketches, decoy_sketches(b, d, c), suspect_sketch(ws, b), block_dims(b))
+                    best = torch.maximum(best, z)
+            for kid, z in zip(ids, best.tolist()):
+                if z >= Z_PASS:
+                    passed[kid] = z
+        return passed, scored
+
+    def _layers(self, ids: list[int]) -> set[str]:
+        if not hasattr(self, "_layer_of"):
+            self._layer_of = dict(self.db.execute("SELECT id, layer FROM keys").fetchall())
+        return {self._layer_of.get(i, "") for i in ids}
+
+    def match(self, suspect: Any, alpha: float = 1e-6, screen: bool = True) -> MatchResult:
+        """Every registered key a suspect (file, folder, model or state dict) carries: screen, then
+        the full test on the candidates (module docstring).  A suspect with nothing a key could
+        match gives an empty result; an unreadable one raises :class:`FreqprintError`."""
+        t0 = time.perf_counter()
+        store = open_tensors(suspect)
+        n_keys = len(self)
+        always = [r[0] for r in self.db.execute("SELECT id FROM keys WHERE always_test=1")]
+        passed: dict[int, float | None]
+        if screen:
+            zs, scored = self.screen(store)
+            passed = dict(zs.items())
+        else:
+            passed = {r[0]: None for r in self.db.execute("SELECT id FROM keys WHERE always_test=0")}
+            scored = 0
+        todo: dict[int, float | None] = {**passed, **{k: None for k in always}}
+        matches = []
+        for kid in sorted(todo, key=lambda i: -(todo[i] or math.inf)):
+            key = self.key(kid)
+            (name,) = self.db.execute("SELECT name FROM keys WHERE id=?", (kid,)).fetchone()
+            try:
+                rep = verify(key, store, alpha=alpha, describe=False)  # a match needs the verdict, not the τ-score
+            except NoMaterial:
+                continue
+            log10_reg = min(0.0, rep.log10_p + math.log10(max(1, n_keys)))
+            matches.append(
+                Match(
+                    name,
+                    key.commitment,
+                    log10_reg < math.log10(alpha),
+                    rep.log10_p,
+                    log10_reg,
+                    rep.layer,
+                    rep.layout,
+                    rep.hits,
+                    rep.filters,
+                    todo[kid],
+                )
+            )
+        matches.sort(key=lambda m: m.log10_p)
+        return MatchResult(store.name, matches, n_keys, scored, len(todo), time.perf_counter() - t0)

@@ -1,0 +1,726 @@
+"""Verification: does a suspect model carry the key's fingerprint?
+
+**What is compared.**  The key holds the module's filters through their spectra on S′, which
+determine each K×K kernel exactly (:meth:`FingerprintKey.kernels`).  Every kernel — the key's
+and the suspect's — is written in the orthonormal basis of :func:`freqprint.stats.spectral.kernel_basis`
+and split into two blocks:
+
+* **hidden** (gain < ``visible_gain``, 6 of 9 coordinates on a 28×28 grid): the directions the
+  module's low-pass input barely reaches.  Theorem 3.2 makes them the part fine-tuning cannot
+  move — this is where the paper's S′ fingerprint lives — but for the same reason a thief who
+  knows the method can redraw them at no cost;
+* **visible** (gain ≥ ``visible_gain``): what the network's function actually uses.  A rewrite
+  that keeps every output cannot remove it; fine-tuning moves it, but slowly.
+
+Each block is tested on its own, and the decision takes the better of the two (paying a factor 2).
+
+**Invariances.**  A thief holds the whole symmetry group of the module and of the file.  The test
+statistic is the *per-kernel* cosine, so any positive scaling of input channels (through the
+preceding BatchNorm or conv) or of filters cancels; a filter's sign is free (either sign counts);
+filters and input channels are matched by Hungarian assignment (``scipy``), with as many or more
+suspect channels (dead channels added) or fewer (dead ones removed); extra dummy filters only
+enter through the union bound, linearly in D′.  The module is looked up by content: every
+floating tensor of any dtype that can be read as ``[D′, C′, K, K]`` — PyTorch ``OIHW``, ``HWIO``,
+``OHWI``, 3-D or flattened 2-D in either orientation — is a candidate, under any name; the key's
+own layer is tried first.  Candidates are chosen from shapes alone (a safetensors file is read
+lazily, one tensor at a time); when there are more than ``max_fits`` (64), each is ranked by one
+cheap alignment pass (:func:`_screen`) and only the best are fully aligned, while the Bonferroni
+factor still counts every candidate screened.  Linear mixing of the filters is *not* covered: it is a symmetry of the
+``merge="linear"`` module only, whose failure docs/benchmarks.md §8 states.
+
+**Statistics.**  For key filter d matched to suspect filter e under channel map π,
+``s_d = |mean_c cos(ẑ_key[d,c], ẑ_sus[e,π(c)])|`` over the n = min(C, C′) matched channels.  A key
+filter *hits* when ``s_d ≥ t``.  Under H0 (the suspect is unrelated to the key) the key's kernels
+are the secret-seeded i.i.d. Gaussian initialisation — exactly so when the key holds W₀ (extracted
+with the secret: :meth:`FingerprintKey.decision_kernels`); for a key of trained kernels only
+while training barely moved them (SGD; Adam breaks it, docs/security.md) — so each block's direction
+is uniform on its
+sphere and ``P[hit] ≤ p1 = 2·D′·bound(t)`` with the Chernoff bound of :mod:`freqprint.stats.null`; the
+hit count is dominated by Binomial(D, p1).  The p-value is that tail, multiplied (Bonferroni) by
+the number of channel maps ``C!/(C−n)!`` (or ``C′!/(C′−n)!``), by 2 for the two blocks and by the
+number of candidate tensors searched.  t is the smallest value of a fixed grid with ``p1 ≤ 0.01``:
+it depends on (k, n, D′) only, never on the cosines.  ``found`` is ``p < alpha`` (default 1e-6).
+
+**Stages: a verdict costs what the suspect makes it cost.**  The statistic, for a channel map π,
+is the number of key filters d with ``max_e s_d,e(π) ≥ t`` — each key filter may take whichever
+suspect filter suits it, which is exactly what ``p1 = 2·D′·bound(t)`` (a union over the D′ suspect
+filters) pays for; under H0 and a fixed π these events are independent across d (the key's
+filters are i.i.d.), and the union over every π is the channel-map factor.  Any filter
+assignment counts at most that many hits, so *any* alignment found by *any* search gives a valid
+p-value, and stopping a search early can only make the reported p larger (still an upper bound).
+So the key's own layer (as stored: where a derived model keeps the module) is aligned in stages
+of growing cost, and the first stage whose p (with every Bonferroni factor: channel maps, blocks,
+the two tests, all candidates) is below ``alpha`` ends the search; every other reading gets the
+full search alone (the cheap stages would only add to an unrelated suspect's cost):
+
+1. ``diagonal``: filter d against filter d, channels as stored — a fine-tuned model as the owner
+   left it, a few matrix products;
+2. ``stored channels``: each key filter's best suspect filter (one [D, D′] product, no
+   assignment), channels as stored — filters reordered;
+3. ``one pass``: filters matched once on the hidden block's moment descriptors (the block
+   fine-tuning barely moves, and the cheaper one), one channel map (Hungarian on C×C′), then
+   (2)'s filter step — a permuted model;
+4. ``full``: the alternating Hungarian search from several starts.
+
+When none decides (an unrelated suspect) every stage runs, and the best count wins.  A thief
+gains nothing from the order: reordering only moves the verdict to a later stage.  The
+report's ``stage`` says which one decided.
+
+**Rotated channels (Transformer hosts).**  In a pre-LayerNorm Transformer a thief can rotate the
+whole residual stream by any orthogonal Q that fixes the all-ones vector, LayerNorm scales folded
+into the layers that read it (:class:`freqprint.attacks.ResidualRotation`): the function is
+unchanged and the module's kernels are mixed over their input channels, ``W[d] → Q·W[d]``, which
+no permutation undoes.  So a second test runs beside the first (unless the first already decides):
+Q is fitted by orthogonal Procrustes (:func:`freqprint.stats.align.rotation_fit`; filters matched first
+on their channel Grams ``W[d]ᵀW[d]``, which Q leaves unchanged) **on the even key filters only**,
+and the **odd** key filters are tested against the suspect un-rotated by Qᵀ, channels in that
+order — the same per-kernel statistic and null, with no channel-map factor.  Under H0 the odd
+filters are independent of Q (a function of the suspect and the even filters), so the null holds
+exactly; the reported p is the smaller of the two tests times 2.
+
+The paper's τ-score (the share of (filter, S′ frequency) pairs whose complex cosine over channels
+is ≥ τ) and the mean S′ cosine are reported after alignment, with each matched channel's scale
+restored; they describe, they do not decide.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from freqprint.errors import FreqprintError, InvalidArgument, NoMaterial
+from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors
+from freqprint.stats.align import (
+    Fit,
+    channel_map,
+    descriptor,
+    greedy_filters,
+    hungarian,
+    read_as,
+    reading_shapes,
+    rotation_fit,
+    score_filters,
+    unit,
+)
+from freqprint.stats.align import fit as align
+from freqprint.stats.null import LN10, auto_hit_threshold, format_p, hit_probability, log_binom_tail, log_injections
+from freqprint.stats.spectral import complex_cosine, kernel_basis, revised_dft_at
+from freqprint.verification.key import FingerprintKey
+from freqprint.verification.search import Search, best_first
+
+__all__ = [
+    "BLOCKS",
+    "Candidate",
+    "CandidateFit",
+    "KeySide",
+    "VerificationReport",
+    "Verifier",
+    "candidates",
+    "format_p",
+    "key_side",
+    "verify",
+]
+
+BLOCKS = ("visible", "hidden")
+VISIBLE_GAIN = 0.1  # relative gain at or above which a kernel direction counts as visible
+MAX_CANDIDATES = 100_000  # readings of one file; beyond this the file is refused
+MAX_FITS = 64  # candidates fully aligned; more are ranked by a cheap screen first (the p-value pays for all)
+
+
+@dataclass
+class Candidate:
+    """One reading of a suspect tensor as conv filters ``[D′, C′, K, K]`` (shape only until loaded)."""
+
+    name: str
+    layout: str
+    shape: tuple[int, int, int, int]
+
+    def load(self, store: TensorStore, kernel_size: int, channels: int) -> torch.Tensor:
+        return read_as(store.get(self.name), self.layout, channels, kernel_size)
+
+
+@dataclass
+class VerificationReport:
+    found: bool
+    log10_p: float  # log₁₀ of the p-value: a strong match's p underflows any float (1e-400), its log does not
+    alpha: float
+    score: float | None  # the paper's τ-score; None when not described (``describe=False``)
+    mean_cosine: float | None
+    hits: int
+    filters: int
+    suspect_filters: int
+    suspect_channels: int
+    matched_channels: int
+    tau: float
+    hit_cosine: float
+    block: str
+    log10_p_blocks: dict[str, float]
+    layer: str
+    layout: str
+    layers_searched: int
+    fitted: int
+    channels_permuted: bool
+    suspect: str
+    key_commitment: str
+    frequency_set: str
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+    anchored: bool = False  # decided against the secret's W₀ (exact null) rather than the trained kernels
+    stage: str = "full"  # the alignment stage that produced the verdict (module docstring, "Stages")
+
+    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
+        """The report as plain data.  Without ``include_timing`` it is a pure function of the key
+        and the suspect: the same inputs give byte-identical JSON on any run and thread count."""
+        d = asdict(self)
+        if not include_timing:
+            d.pop("seconds")
+        return d
+
+    def summary(self) -> str:
+        verdict = "FOUND" if self.found else "not found"
+        described = (
+            f"τ-score {self.score:.3f} (τ={self.tau}), mean S′ cosine {self.mean_cosine:.3f}, "
+            if self.score is not None and self.mean_cosine is not None
+            else ""
+        )
+        return (
+            f"fingerprint {verdict}: p = {format_p(self.log10_p)} (alpha {self.alpha:g}), {self.hits}/{self.filters} filters hit "
+            f"({self.block} block), {described}layer {self.layer}"
+            + ("" if self.anchored else " [key without W₀: docs/security.md]")
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# finding the module by content
+
+
+def candidates(store: TensorStore, key: FingerprintKey) -> list[Candidate]:
+    """Every floating tensor that reads as conv filters with the key's kernel size and at least
+    half its input channels; the key's own layer first.  Decided from shapes alone (nothing is
+    read), so a file of any size costs only its header here."""
+    c, k = key.channels, key.kernel_size
+    names = sorted(store.shapes, key=lambda n: (n != key.layer, n))
+    out: list[Candidate] = []
+    for name in names:
+        shape, floating = store.shapes[name]
+        if not floating or math.prod(shape) < k * k * max(1, c // 2):
+            continue
+        for layout, wshape in reading_shapes(shape, c, k):
+            if wshape[1] * 2 >= c and wshape[0] >= 1:
+                out.append(Candidate(name, layout, wshape))
+        if len(out) > MAX_CANDIDATES:
+            raise FreqprintError(
+                f"{store.name} has more than {MAX_CANDIDATES} tensors that read as conv filters; "
+                "pass search='none' to test the key's layer alone"
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _screen(
+    units_k: dict[str, torch.Tensor],
+    desc_k: dict[str, torch.Tensor],
+    ws: torch.Tensor,
+    v: torch.Tensor,
+    blocks: dict[str, torch.Tensor],
+) -> float:
+    """A cheap similarity of a candidate to the key, used only to rank candidates: per block, one
+    pass of the alignment (descriptor match → one channel map → filter scores), the mean filter
+    strength; the larger block value.  The channel map has to be shared by all filters, so decoys
+    whose filters each carry the module's kernels in their own channel order score low.  The
+    p-value still pays for every candidate screened."""
+    kk = v.shape[0]
+    zs = ws.reshape(ws.shape[0], ws.shape[1], kk) @ v
+    best = -1.0
+    for b, idx in blocks.items():
+        us = unit(zs[..., idx])
+        match = hungarian(desc_k[b] @ descriptor(us).T)
+        kc, perm = channel_map(units_k[b], us, match, None)
+        _, strength, _ = score_filters(units_k[b], us, kc, perm)
+        best = max(best, float(strength.mean()))
+    return best
+
+
+def _blocks(key: FingerprintKey, visible_gain: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    v, gain = kernel_basis(key.grid, key.kernel_size, key.radius, include_dc=key.merge == "linear")
+    return v, {"visible": (gain >= visible_gain).nonzero().squeeze(1), "hidden": (gain < visible_gain).nonzero().squeeze(1)}
+
+
+@dataclass(frozen=True)
+class KeySide:
+    """The key's half of every comparison: the kernel basis ``v`` and its blocks, the decision
+    kernels in that basis (``zk``), their unit blocks and moment descriptors, each block's basis
+    columns, and the coordinate → block indicator with the unit coordinates in basis order."""
+
+    v: torch.Tensor
+    blocks: dict[str, torch.Tensor]
+    zk: torch.Tensor
+    units_k: dict[str, torch.Tensor]
+    desc_k: dict[str, torch.Tensor]
+    v_blocks: dict[str, torch.Tensor]
+    ind: torch.Tensor
+    ucat: torch.Tensor
+
+
+def key_side(key: FingerprintKey, visible_gain: float) -> KeySide:
+    """The key's half of every comparison (:class:`KeySide`).  A pure function of the key's
+    decision kernels, so it is kept on the key object (with the tensor itself and its version
+    counter, so an edited or replaced tensor is recomputed): verifying many suspects against one
+    key pays for it once."""
+    src = key.anchor if key.anchored else key.weights
+    tag = (
+        visible_gain,
+        getattr(src, "_version", None),
+        key.grid,
+        key.kernel_size,
+        key.radius,
+        key.merge,
+        key.filters,
+        key.channels,
+    )
+    cached = key.__dict__.get("_verify_side")
+    if cached is not None and cached[0] is src and cached[1] == tag:  # the same tensor object, unmodified
+        return cached[2]
+    wk = key.decision_kernels()  # W₀ for an anchored key: the exact null (FingerprintKey.decision_kernels)
+    v, blocks = _blocks(key, visible_gain)
+    zk = wk.reshape(key.filters, key.channels, key.kernel_size**2) @ v
+    units_k = {b: unit(zk[..., idx]) for b, idx in blocks.items()}
+    desc_k = {b: descriptor(u) for b, u in units_k.items()}
+    desc_k["all"] = descriptor(unit(zk))
+    v_blocks = {b: v[:, idx].contiguous() for b, idx in blocks.items()}
+    ind = torch.zeros(v.shape[1], len(blocks), dtype=v.dtype)  # coordinate → block indicator
+    ucat = torch.zeros_like(zk)  # each block's unit key coordinates, in basis order
+    for j, (b, idx) in enumerate(blocks.items()):
+        ind[idx, j] = 1.0
+        ucat[..., idx] = units_k[b]
+    side = KeySide(v, blocks, zk, units_k, desc_k, v_blocks, ind, ucat)
+    key.__dict__["_verify_side"] = (src, tag, side)
+    return side
+
+
+def _sprime_stats(key: FingerprintKey, wk: torch.Tensor, ws: torch.Tensor, fit: Fit, tau: float) -> tuple[float, float]:
+    """Paper's τ-score and mean complex cosine on S′ after alignment, channel scales restored."""
+    ok = fit.match >= 0
+    if not ok.any():
+        return 0.0, 0.0
+    kc, perm = fit.key_channels, fit.perm
+    al = ws[fit.match[ok]][:, perm] * fit.sign[ok, None, None, None]
+    ref = wk[ok][:, kc]
+    ratio = ref.flatten(2).norm(dim=-1) / al.flatten(2).norm(dim=-1).clamp_min(1e-300)
+    al = al * ratio.median(0).values[None, :, None, None]
+    spec_k = revised_dft_at(ref, key.grid, key.frequencies)
+    spec_s = revised_dft_at(al, key.grid, key.frequencies)
+    cos = complex_cosine(spec_k, spec_s, dim=1)  # [D_ok, F]
+    w = torch.tensor(key.multiplicity, dtype=torch.float64)
+    total = w.sum() * key.filters
+    return float(((cos >= tau).double() * w).sum() / total), float((cos * w).sum() / total)
+
+
+def _rotation_test(
+    zk: torch.Tensor,
+    zs: torch.Tensor,
+    units_k: dict[str, torch.Tensor],
+    blocks: dict[str, torch.Tensor],
+    hit_cosine: float | None,
+) -> tuple[float, str, torch.Tensor, Fit, float]:
+    """The rotated-channel test (module docstring): fit Q on the even key filters, test the odd
+    ones against the un-rotated suspect in that channel order.  Returns ``(log p, block, suspect
+    kernels un-rotated [D′, C, k], a full-key fit for the description, t)``; log p pays for the
+    two blocks."""
+    c = zk.shape[1]
+    q = rotation_fit(zk[0::2], zs)  # [C′, C]
+    zu = torch.einsum("ec,dek->dck", q, zs)  # Qᵀ·Z per suspect filter
+    test = torch.arange(1, zk.shape[0], 2)
+    kc = torch.arange(c)
+    best: tuple[float, str, float] | None = None
+    for b, idx in blocks.items():
+        k = len(idx)
+        t = hit_cosine if hit_cosine is not None else auto_hit_threshold(k, c, zs.shape[0])
+        _, strength, _ = score_filters(units_k[b][test], unit(zu[..., idx]), kc, kc)
+        logp = log_binom_tail(int((strength >= t).sum()), len(test), hit_probability(t, k, c, zs.shape[0]))
+        if best is None or logp < best[0]:
+            best = (logp, b, t)
+    assert best is not None
+    logp, blk, t = best
+    match, strength, sign = score_filters(units_k[blk], unit(zu[..., blocks[blk]]), kc, kc)
+    return logp + math.log(len(blocks)), blk, zu, Fit(match, kc, kc, strength, sign), t
+
+
+@dataclass(frozen=True)
+class BlockFit:
+    """One block's best alignment of one candidate: its log p (channel maps paid), the fit, the
+    hit threshold t and the stage that produced it."""
+
+    logp: float
+    fit: Fit
+    threshold: float
+    stage: str
+
+    def better_than(self, other: BlockFit | None) -> bool:
+        return other is None or (self.logp, -float(self.fit.strength.sum())) < (other.logp, -float(other.fit.strength.sum()))
+
+
+@dataclass(frozen=True)
+class RotatedFit:
+    """The rotated-channel test's result: its block, the suspect's kernels un-rotated, the fit, t."""
+
+    block: str
+    kernels: torch.Tensor
+    fit: Fit
+    threshold: float
+
+
+@dataclass(frozen=True)
+class CandidateFit:
+    """A fitted candidate: its log p (every correction paid), the block that gave it, every block's
+    fit, the channels matched, the rotated test if it won, and the deciding stage."""
+
+    logp: float
+    candidate: Candidate
+    weights: torch.Tensor
+    block: str
+    per_block: dict[str, BlockFit]
+    matched_channels: int
+    rotated: RotatedFit | None
+    stage: str
+
+
+def _logp(fit: CandidateFit) -> float:
+    return fit.logp
+
+
+class _BlockFits:
+    """The per-block bookkeeping of one candidate's stages: thresholds, the null hit probability,
+    the best fit per block so far, and whether the best already decides."""
+
+    def __init__(
+        self, thresholds: dict[str, float], p1: dict[str, float], filters: int, log_channels: float, extra: float, alpha: float
+    ):
+        self.thresholds, self.p1, self.filters = thresholds, p1, filters
+        self.log_channels, self.extra, self.log10_alpha = log_channels, extra, math.log10(alpha)
+        self.best: dict[str, BlockFit] = {}
+
+    def offer(self, block: str, fit: Fit, stage: str) -> None:
+        t = self.thresholds[block]
+        logp = log_binom_tail(int((fit.strength >= t).sum()), self.filters, self.p1[block]) + self.log_channels
+        new = BlockFit(logp, fit, t, stage)
+        if new.better_than(self.best.get(block)):
+            self.best[block] = new
+
+    def decided(self) -> bool:
+        return bool(self.best) and min(0.0, min(x.logp for x in self.best.values()) + self.extra) / LN10 < self.log10_alpha
+
+    def winner(self) -> str:
+        return min(self.best, key=lambda b: (self.best[b].logp, -float(self.best[b].fit.strength.sum())))
+
+
+class Verifier:
+    """The fingerprint channel's test, staged (module docstring).  Built once per key and
+    settings; :meth:`verify` checks one suspect.  The stages are methods: :meth:`plan` picks the
+    candidates to fit, :meth:`fit` aligns one through :meth:`_diagonal`, :meth:`_stored_channels`,
+    :meth:`_one_pass` and :meth:`_full` until one decides, then the rotated test; :meth:`report`
+    turns the best fit into a :class:`VerificationReport`."""
+
+    def __init__(
+        self,
+        key: FingerprintKey | str | Path,
+        alpha: float = 1e-6,
+        tau: float | None = None,
+        hit_cosine: float | None = None,
+        align_channels: bool = True,
+        search: str = "auto",
+        visible_gain: float = VISIBLE_GAIN,
+        max_fits: int = MAX_FITS,
+        describe: bool = True,
+        exhaustive: bool = False,
+    ) -> None:
+        self.key = key if isinstance(key, FingerprintKey) else FingerprintKey.load(key)
+        self.tau = self.key.tau if tau is None else tau
+        if not (0 < alpha < 1) or not (0 < self.tau <= 1) or (hit_cosine is not None and not 0 < hit_cosine < 1):
+            raise InvalidArgument("alpha must be in (0,1), tau in (0,1] and hit_cosine in (0,1)")
+        if search not in ("auto", "all", "none"):
+            raise InvalidArgument(f"search must be 'auto', 'all' or 'none', got {search!r}")
+        if max_fits < 1:
+            raise InvalidArgument(f"max_fits must be >= 1, got {max_fits}")
+        self.alpha, self.hit_cosine, self.align_channels, self.search = alpha, hit_cosine, align_channels, search
+        self.visible_gain, self.max_fits, self.describe, self.exhaustive = visible_gain, max_fits, describe, exhaustive
+        self.log_tests = math.log(2) if align_channels else 0.0  # the permuted-channel and the rotated-channel test
+
+    # -- the candidates ----------------------------------------------------------------------
+    def candidates(self, store: TensorStore) -> list[Candidate]:
+        """What may hold the module: every reading of every tensor (:func:`candidates`), narrowed
+        by ``search="none"`` and ``align_channels=False``."""
+        key = self.key
+        cands = candidates(store, key)
+        if self.search == "none":
+            cands = [c for c in cands if c.name == key.layer and c.layout == "OIHW"]
+        if not self.align_channels:
+            cands = [c for c in cands if c.shape[1] == key.channels]
+        if not cands:
+            raise NoMaterial(
+                f"suspect holds no finite tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
+                f"{key.kernel_size}] (no {key.layer!r} either): wrong architecture, or no fingerprint module"
+            )
+        return cands
+
+    def load(self, store: TensorStore, cand: Candidate) -> torch.Tensor | None:
+        """A candidate's weights as float64 ``[D′, C′, K, K]``; None if it holds NaN or Inf (refused
+        outright where the key points)."""
+        key = self.key
+        w = cand.load(store, key.kernel_size, key.channels).detach().to("cpu", torch.float64)
+        if not all_finite(w):
+            if cand.name == key.layer:
+                raise FreqprintError(f"{store.name}: tensor {key.layer!r}, where the key points, contains NaN or Inf values")
+            return None  # NaN elsewhere cannot block the search
+        return w
+
+    def plan(self, store: TensorStore, pool: list[Candidate]) -> list[Candidate]:
+        """What gets the full alignment.  Of each tensor's readings under the symmetries of the
+        square, the untransformed one always, and of the other seven the one the screen ranks best
+        (a thief's transform is one of them); then, past ``max_fits``, the best by the screen.  The
+        p-value counts every candidate either way."""
+        side = key_side(self.key, self.visible_gain)
+
+        def screened(c: Candidate) -> float | None:
+            w = self.load(store, c)
+            return None if w is None else -_screen(side.units_k, side.desc_k, w, side.v, side.blocks)
+
+        plain = [c for c in pool if "·" not in c.layout]
+        groups: dict[tuple[str, str], list[Candidate]] = {}
+        for c in pool:
+            if "·" in c.layout:
+                groups.setdefault((c.name, c.layout.split("·")[0]), []).append(c)
+        picked = []
+        for group in groups.values():
+            scored = [(s, j, c) for j, c in enumerate(group) if (s := screened(c)) is not None]
+            if scored:
+                picked.append(min(scored, key=lambda x: (x[0], x[1]))[2])
+        order = plain + picked
+        if len(order) > self.max_fits:
+            # the key's own layer stays first; the rest are ranked by the screen, one tensor in memory at a time
+            head = [c for c in order[:1] if c.name == self.key.layer]
+            ranked = [(s, j, c) for j, c in enumerate(order[len(head) :]) if (s := screened(c)) is not None]
+            order = head + [c for _, _, c in sorted(ranked, key=lambda x: (x[0], x[1]))][: self.max_fits - len(head)]
+        return order
+
+    # -- one candidate, in stages --------------------------------------------------------------
+    def fit(self, store: TensorStore, cand: Candidate, n_candidates: int) -> CandidateFit | None:
+        """Align one candidate in stages of growing cost, stopping at the first that decides; None
+        if it holds NaN.  ``n_candidates`` (every candidate screened) is paid in the p-value."""
+        key, side = self.key, key_side(self.key, self.visible_gain)
+        ws = self.load(store, cand)
+        if ws is None:
+            return None
+        d_s, c_s = ws.shape[:2]
+        w2 = ws.reshape(d_s, c_s, key.kernel_size**2)
+        n = min(key.channels, c_s)
+        log_cands = math.log(n_candidates)
+        thresholds = {
+            b: self.hit_cosine if self.hit_cosine is not None else auto_hit_threshold(len(idx), n, d_s)
+            for b, idx in side.blocks.items()
+        }
+        fits = _BlockFits(
+            thresholds,
+            {b: hit_probability(thresholds[b], len(idx), n, d_s) for b, idx in side.blocks.items()},
+            key.filters,
+            log_injections(key.channels, c_s) if self.align_channels else 0.0,
+            math.log(len(side.blocks)) + self.log_tests + log_cands,
+            self.alpha,
+        )
+        # the cheap stages run on the key's own layer as stored, where a derived model keeps the
+        # module; every other reading (renamed, re-laid) goes to the full search
+        staged = not self.exhaustive and cand.name == key.layer and cand.layout == "OIHW"
+        same = c_s == key.channels and staged
+        if same and d_s >= key.filters:
+            self._diagonal(w2, fits)
+        units_s = {b: unit(w2 @ vb) for b, vb in side.v_blocks.items()} if not (same and fits.decided()) else {}
+        if same and not fits.decided():
+            self._stored_channels(units_s, fits)
+        desc_s: dict[str, torch.Tensor] = {}
+        if self.align_channels and staged and not fits.decided():
+            self._one_pass(units_s, desc_s, fits)
+        if not fits.decided():
+            self._full(w2, units_s, desc_s, fits)
+        blk = fits.winner()
+        logp = min(0.0, fits.best[blk].logp + fits.extra)
+        stage = fits.best[blk].stage
+        rotated = None
+        if self.align_channels and key.filters >= 2 and logp / LN10 >= math.log10(self.alpha):  # not decided by the first test
+            rlogp, rblk, zu, rfit, rt = _rotation_test(side.zk, w2 @ side.v, side.units_k, side.blocks, self.hit_cosine)
+            rlogp = min(0.0, rlogp + self.log_tests + log_cands)
+            if rlogp < logp:
+                kernels = (zu @ side.v.T).reshape(zu.shape[0], zu.shape[1], key.kernel_size, key.kernel_size)
+                rotated = RotatedFit(rblk, kernels, rfit, rt)
+                logp, stage = rlogp, "rotation"
+        return CandidateFit(logp, cand, ws, blk, fits.best, n, rotated, stage)
+
+    def _diagonal(self, w2: torch.Tensor, fits: _BlockFits) -> None:
+        """Stage 1: the model as the owner left it, both blocks in a few products."""
+        key, side = self.key, key_side(self.key, self.visible_gain)
+        kc, kf = torch.arange(key.channels), torch.arange(key.filters)
+        zs = w2[: key.filters] @ side.v
+        cos = ((side.ucat * zs) @ side.ind) / ((zs * zs) @ side.ind).sqrt().clamp_min(1e-300)  # [D, C, blocks]
+        signed = cos.mean(1)
+        for j, b in enumerate(side.blocks):
+            fits.offer(b, Fit(kf, kc, kc, signed[:, j].abs(), torch.where(signed[:, j] < 0, -1.0, 1.0).to(cos.dtype)), "diagonal")
+
+    def _stored_channels(self, units_s: dict[str, torch.Tensor], fits: _BlockFits) -> None:
+        """Stage 2: filters in any order, channels as stored."""
+        side, kc = key_side(self.key, self.visible_gain), torch.arange(self.key.channels)
+        for b in side.blocks:
+            match, strength, sign = greedy_filters(side.units_k[b], units_s[b], kc, kc)
+            fits.offer(b, Fit(match, kc, kc, strength, sign), "stored channels")
+
+    def _one_pass(self, units_s: dict[str, torch.Tensor], desc_s: dict[str, torch.Tensor], fits: _BlockFits) -> None:
+        """Stage 3: one descriptor-started pass (filters on the hidden block's descriptors, one
+        channel map, then stage 2's filter step)."""
+        side = key_side(self.key, self.visible_gain)
+        sb = "hidden" if len(side.blocks["hidden"]) >= 3 else "visible"  # the block fine-tuning barely moves, if it has room
+        desc_s[sb] = descriptor(units_s[sb])
+        start = hungarian(side.desc_k[sb] @ desc_s[sb].T)
+        for b in side.blocks:
+            bkc, perm = channel_map(side.units_k[b], units_s[b], start, None)
+            match, strength, sign = greedy_filters(side.units_k[b], units_s[b], bkc, perm)
+            fits.offer(b, Fit(match, perm, bkc, strength, sign), "one pass")
+
+    def _full(
+        self, w2: torch.Tensor, units_s: dict[str, torch.Tensor], desc_s: dict[str, torch.Tensor], fits: _BlockFits
+    ) -> None:
+        """Stage 4: the full alternating search from several starts."""
+        side = key_side(self.key, self.visible_gain)
+        if self.align_channels:
+            desc_s.update({b: descriptor(u) for b, u in units_s.items() if b not in desc_s})
+            desc_s["all"] = descriptor(unit(w2 @ side.v))
+            inits = [hungarian(side.desc_k[b] @ desc_s[b].T) for b in ("all", *BLOCKS)]
+            for b in side.blocks:
+                fits.offer(b, align(side.units_k[b], units_s[b], inits, fits.thresholds[b]), "full")
+        else:
+            kc = torch.arange(self.key.channels)
+            for b in side.blocks:
+                match, strength, sign = score_filters(side.units_k[b], units_s[b], kc, kc)
+                fits.offer(b, Fit(match, kc, kc, strength, sign), "full")
+
+    # -- a suspect -----------------------------------------------------------------------------
+    def verify(self, suspect: nn.Module | str | Path | dict[str, torch.Tensor] | TensorStore) -> VerificationReport:
+        """Check one suspect (model, weights file, state dict or tensor store) against the key."""
+        t0 = time.perf_counter()
+        key = self.key
+        store = open_tensors(suspect)
+        cands = self.candidates(store)
+        found = Search[CandidateFit]()
+        first = cands[0]
+        done: list[Candidate] = []
+        if self.search == "auto" and first.name == key.layer and first.layout == "OIHW":
+            found.offer(self.fit(store, first, len(cands)), _logp)
+            done.append(first)
+        # the key's own layer may already decide; else every planned candidate is fitted
+        if found.best is None or found.best.logp / LN10 >= math.log10(self.alpha):
+            todo = [c for c in self.plan(store, cands) if c not in done]
+            best_first(todo, lambda c: self.fit(store, c, len(cands)), _logp, search=found)
+        best = found.best
+        if best is None:
+            raise FreqprintError(
+                f"{store.name}: every tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
+                f"{key.kernel_size}] contains NaN or Inf values"
+            )
+        return self.report(best, store.name, len(cands), found.fitted, time.perf_counter() - t0)
+
+    def report(self, best: CandidateFit, name: str, n_candidates: int, fitted: int, seconds: float) -> VerificationReport:
+        """The verdict on the best candidate, described by the paper's τ-score and S′ cosine."""
+        key = self.key
+        bf = best.per_block[best.block]
+        blk, fit, t, ws_described = best.block, bf.fit, bf.threshold, best.weights
+        if best.rotated is not None:
+            blk, ws_described, fit, t = best.rotated.block, best.rotated.kernels, best.rotated.fit, best.rotated.threshold
+        score = mean_cos = None
+        if self.describe:
+            score, mean_cos = _sprime_stats(key, key.kernels(), ws_described, fit, self.tau)  # against the trained kernels
+        extra_log = math.log(len(key_side(key, self.visible_gain).blocks)) + self.log_tests + math.log(n_candidates)
+        log10_p = best.logp / LN10
+        return VerificationReport(
+            found=log10_p < math.log10(self.alpha),
+            log10_p=log10_p,
+            alpha=self.alpha,
+            score=score,
+            mean_cosine=mean_cos,
+            hits=int((fit.strength >= t).sum()),
+            filters=key.filters,
+            suspect_filters=int(best.weights.shape[0]),
+            suspect_channels=int(best.weights.shape[1]),
+            matched_channels=int(best.matched_channels),
+            tau=self.tau,
+            hit_cosine=t,
+            block=blk + ("+rotation" if best.rotated is not None else ""),
+            log10_p_blocks={b: min(0.0, v.logp + extra_log) / LN10 for b, v in best.per_block.items()},
+            layer=best.candidate.name,
+            layout=best.candidate.layout,
+            layers_searched=n_candidates,
+            fitted=fitted,
+            channels_permuted=bool((fit.perm != fit.key_channels).any()),
+            suspect=name,
+            key_commitment=key.commitment,
+            frequency_set=key.frequency_set,
+            seconds=seconds,
+            anchored=key.anchored,
+            stage=best.stage,
+        )
+
+
+def verify(
+    key: FingerprintKey | str | Path,
+    suspect: nn.Module | str | Path | dict[str, torch.Tensor] | TensorStore,
+    alpha: float = 1e-6,
+    tau: float | None = None,
+    hit_cosine: float | None = None,
+    align_channels: bool = True,
+    search: str = "auto",
+    visible_gain: float = VISIBLE_GAIN,
+    max_fits: int = MAX_FITS,
+    describe: bool = True,
+    exhaustive: bool = False,
+) -> VerificationReport:
+    """Check a suspect (model, weights file or state dict) against a key:
+    ``Verifier(key, ...).verify(suspect)``.
+
+    Args:
+        alpha: significance level of the decision (false-positive probability under H0).
+        tau: cosine threshold of the reported τ-score (default: the key's, 0.99).
+        hit_cosine: threshold t on a filter's mean per-kernel cosine; ``None`` picks the smallest
+            grid value with hit probability ≤ 0.01 under H0 (data-independent).
+        align_channels: also search input-channel maps (costs ``log C!`` in p); off, channels are
+            taken in stored order (the suspect must then have exactly C).
+        search: ``"auto"`` tries the key's layer first and, unless that already decides, every
+            tensor that reads as conv filters; ``"all"`` always searches; ``"none"`` only the key's
+            layer, as stored.
+        visible_gain: relative gain separating the visible from the hidden kernel directions.
+        max_fits: at most this many candidates get the full alignment; when a file holds more,
+            all are ranked by a cheap descriptor screen first.  The p-value counts every
+            candidate screened, and the report says how many were fitted (``fitted``).
+        describe: also compute the paper's τ-score and mean S′ cosine (they describe, they do not
+            decide).  Off, ``score`` and ``mean_cosine`` are ``None`` and a verdict costs less: a
+            registry scan has no use for them.
+        exhaustive: skip the cheap stages and run the full alternating search on every candidate
+            fitted: the most evidence the search finds, at its full cost.  The staged default
+            stops as soon as p < alpha, so a found verdict's p can be larger than this one's (the
+            verdict is the same; docs/benchmarks.md §12a measures both).
+    """
+    return Verifier(
+        key,
+        alpha=alpha,
+        tau=tau,
+        hit_cosine=hit_cosine,
+        align_channels=align_channels,
+        search=search,
+        visible_gain=visible_gain,
+        max_fits=max_fits,
+        describe=describe,
+        exhaustive=exhaustive,
+    ).verify(suspect)
