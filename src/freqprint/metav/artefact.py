@@ -37,6 +37,7 @@ import torch
 from safetensors.torch import save as safetensors_save
 
 from freqprint.errors import FreqprintError
+from freqprint.io.artefact import Fields, read_json_metadata
 from freqprint.metav.core import MetaV, MetaVConfig, MetaVerifier
 from freqprint.metav.tasks import create_task
 
@@ -95,16 +96,12 @@ def save_claim(
 
 
 def _need(meta: dict[str, Any], name: str, kind: type | tuple[type, ...], source: str) -> Any:
-    v = meta.get(name)
-    if isinstance(v, bool) and kind is not bool or not isinstance(v, kind):
-        raise FreqprintError(f"{source}: claim field {name!r} is missing or malformed")
-    return v
+    return Fields(meta, source, "claim").get(name, kind)
 
 
 def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
     """Read an artefact, check every field and the commitment; ``(MetaV, metadata)``."""
     from freqprint.io.checkpoint import load_state_dict
-    from freqprint.verification.key import read_json_metadata
 
     path = Path(path)
     source = str(path)

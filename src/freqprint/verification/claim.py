@@ -50,9 +50,10 @@ from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.fingerprint import initial_weight
+from freqprint.io.artefact import header_metadata, read_json_metadata
 from freqprint.stats.null import LN10, kernel_logtail
 from freqprint.stats.spectral import kernel_basis, revised_dft_at
-from freqprint.verification.key import FingerprintKey, extract, header_metadata, read_json_metadata
+from freqprint.verification.key import FingerprintKey, extract
 from freqprint.verification.verifier import VISIBLE_GAIN, verify
 
 __all__ = ["CLAIM_ALPHA", "ClaimBundle", "ClaimReport", "check_claim", "create_claim", "initial_key"]
