@@ -29,6 +29,7 @@ from freqprint.data import ArrayDataset, load_dataset
 from freqprint.fingerprint import FingerprintConfig, attach
 from freqprint.fingerprint.loss import FingerprintLoss, add_pseudo_class
 from freqprint.io.checkpoint import save_model
+from freqprint.io.recipe import Recipe
 from freqprint.models import create_model
 from freqprint.study import frequency_stability
 from freqprint.training import TrainConfig, evaluate, train
@@ -66,17 +67,16 @@ def _fingerprinted(settings: DemoSettings, secret: str, example: torch.Tensor) -
     return model
 
 
-def _recipe(settings: DemoSettings, fingerprint: bool) -> dict[str, Any]:
-    init = {"scheme": "secret", "index": 0} if fingerprint else {"scheme": "seed", "seed": 0}
-    return {
-        "init": init,
-        "model": "smallcnn",
-        "kwargs": {"num_classes": 10, "in_channels": 1, "width": settings.width},
-        "input_shape": [1, 28, 28],
-        "num_classes": 10,
-        "pseudo_class": fingerprint,
-        "fingerprint": FingerprintConfig(target="conv2", filters=settings.filters).to_dict() if fingerprint else None,
-    }
+def _recipe(settings: DemoSettings, fingerprint: bool) -> Recipe:
+    return Recipe(
+        model="smallcnn",
+        kwargs={"num_classes": 10, "in_channels": 1, "width": settings.width},
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        pseudo_class=fingerprint,
+        fingerprint=FingerprintConfig(target="conv2", filters=settings.filters).to_dict() if fingerprint else None,
+        init={"scheme": "secret", "index": 0} if fingerprint else {"scheme": "seed", "seed": 0},
+    )
 
 
 def run_demo(
@@ -144,7 +144,7 @@ def run_demo(
         None,
         "module removed, then fine-tuned (thief)",
     )
-    save_model(thief, out / "thief.safetensors", {**_recipe(s, True), "fingerprint": None, "init": None})
+    save_model(thief, out / "thief.safetensors", _recipe(s, True).replace(fingerprint=None, init=None))
     owner_init = OwnerInit.from_recipe(_recipe(s, True), secret=OWNER_SECRET)
     traced = []
     for name, (model, acc) in {
