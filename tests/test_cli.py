@@ -172,9 +172,12 @@ def test_bad_inputs_exit_2_with_one_line(workdir, trained, fashion_dir, monkeypa
     wrong = workdir / "wrong.safetensors"
     from safetensors.torch import save_file
 
-    # nothing in it reads as 3x3 filters (a 3x3 conv of any width would be searched by content: p = 1, exit 1)
+    # nothing in it reads as the module's filters (a 5x5 conv is read through its 3x3 crop: p = 1)
     save_file({"fc.weight": torch.zeros(3, 4), "conv.weight": torch.zeros(4, 5, 5, 5)}, str(wrong))
-    for suspect in (garbage, truncated, evil, plain_pickle, wrong, workdir / "missing.safetensors"):
+    # a file that loads is answered: nothing in it reads as the module's filters, so not found (exit 1)
+    rc, out, err = run(["verify", key, wrong], monkeypatch, capsys)
+    assert rc == 1 and not err and "not found" in out, (out, err)
+    for suspect in (garbage, truncated, evil, plain_pickle, workdir / "missing.safetensors"):
         rc, out, err = run(["verify", key, suspect], monkeypatch, capsys)
         assert rc == 2, (suspect, out, err)
         assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err

@@ -44,6 +44,8 @@ def verify_cmd(
     )
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
+    elif rep.layers_searched == 0:  # nothing in the file reads as the module's filters
+        out_console.print(f"not found: {suspect}\n{rep.summary()}", markup=False, highlight=False)
     else:
         t = Table(title=f"{'FOUND' if rep.found else 'not found'}: {suspect}", show_header=False)
         for k, v in [
@@ -87,7 +89,7 @@ def trace_cmd(
     if recipe is None:
         raise FreqprintError(f"{owner} carries no freqprint recipe: pass a model file written by freqprint")
     # the secret is read only where it is used: a secret-seeded backbone needs it (unless --init-seed)
-    needs = not no_lineage and init_seed is None and (recipe.get("init") or {}).get("scheme") == "secret"
+    needs = not no_lineage and init_seed is None and (recipe.init or {}).get("scheme") == "secret"
     given = secret is not None or secret_file is not None or os.environ.get("FREQPRINT_SECRET")
     sec = _secret(secret, secret_file) if needs or given else None
     try:

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
+from freqprint.io.canonical import PLAIN_FLOATS, SAFETENSORS_READABLE, canonical, crop, crop_views, readable
 from freqprint.io.recipe import Recipe
 
 __all__ = ["TensorStore", "build_from_recipe", "load_model", "load_state_dict", "open_tensors", "save_model", "state_dict_of"]
@@ -56,7 +57,11 @@ def _header_shapes(path: Path, handle: Any) -> dict[str, tuple[tuple[int, ...], 
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little")
             header = json.loads(f.read(n))
-        shapes = {k: (tuple(int(x) for x in v["shape"]), v["dtype"] in _DTYPES) for k, v in header.items() if k != "__metadata__"}
+        shapes = {
+            k: (tuple(int(x) for x in v["shape"]), v["dtype"] in SAFETENSORS_READABLE)
+            for k, v in header.items()
+            if k != "__metadata__"
+        }
         if len(shapes) == len(handle.keys()):
             return shapes
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -64,7 +69,7 @@ def _header_shapes(path: Path, handle: Any) -> dict[str, tuple[tuple[int, ...], 
     out = {}
     for k in handle.keys():
         sl = handle.get_slice(k)
-        out[k] = (tuple(int(x) for x in sl.get_shape()), sl.get_dtype() in _DTYPES)
+        out[k] = (tuple(int(x) for x in sl.get_shape()), sl.get_dtype() in SAFETENSORS_READABLE)
     return out
 
 
@@ -232,9 +237,6 @@ def state_dict_of(suspect: nn.Module | str | Path | dict[str, torch.Tensor]) -> 
     return load_state_dict(suspect), str(suspect)
 
 
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
-
-
 class TensorStore:
     """Shapes of every tensor in a suspect, and the tensors themselves one at a time.
 
@@ -245,18 +247,28 @@ class TensorStore:
     """
 
     def __init__(self, shapes: dict[str, tuple[tuple[int, ...], bool]], getter, name: str) -> None:
-        self.shapes, self._get, self.name = shapes, getter, name  # shapes: name -> (shape, is floating)
+        # shapes: name -> (shape, may hold weights: a float, float8 or 8-bit integer dtype), and
+        # the k×k crop views of larger kernels (io.canonical.crop_views), listed like tensors
+        self._views = crop_views(shapes)
+        self.shapes = {**shapes, **{v: ((*shapes[base][0][:2], k, k), True) for v, (base, k) in self._views.items()}}
+        self._get, self.name = getter, name
 
     @classmethod
     def of(cls, sd: dict[str, torch.Tensor], name: str) -> TensorStore:
         """A store over tensors already in memory (or memory-mapped)."""
-        return cls({k: (tuple(v.shape), v.is_floating_point()) for k, v in sd.items()}, sd.__getitem__, name)
+        return cls({k: (tuple(v.shape), readable(v.dtype)) for k, v in sd.items()}, sd.__getitem__, name)
 
     def __contains__(self, key: str) -> bool:
         return key in self.shapes
 
     def get(self, key: str) -> torch.Tensor:
-        return self._get(key)
+        """The tensor as the function reads it: int8/uint8 (with their scale and zero point) and
+        float8 storage dequantized (:mod:`freqprint.io.canonical`); floats as stored."""
+        if key in self._views:
+            base, k = self._views[key]
+            return crop(self.get(base), k)
+        t = self._get(key)
+        return t if t.dtype in PLAIN_FLOATS else canonical(key, t, self._get, self.shapes)
 
 
 MAX_INDEX_BYTES = 64 * 2**20

@@ -243,6 +243,8 @@ class LineageReport:
         return d
 
     def summary(self) -> str:
+        if not any(r.candidates for r in self.layers):
+            return f"no evidence of the owner's initialisation: p = 1, no tensor of the suspect is shaped like the owner's {len(self.layers)} conv layers"
         best = next((r for r in self.layers if r.owner_layer == self.best_layer), None)
         where = (
             (
@@ -450,11 +452,8 @@ def lineage(
         if cands:
             res.log10_p = min(0.0, best + math.log(len(cands))) / LN10
         results.append(res)
-    if not any(r.candidates for r in results):
-        raise FreqprintError(
-            f"{store.name} holds no conv weights shaped like the owner's {owner.model} layers: "
-            "wrong architecture, or not a model file"
-        )
+    # no conv weight shaped like the owner's layers: a verdict (p = 1, every layer with 0
+    # candidates), not a refusal -- the file was read
     top = min(results, key=lambda r: r.log10_p)
     log10_p = min(0.0, top.log10_p + math.log10(len(results)))
     return LineageReport(

@@ -183,6 +183,8 @@ class VerificationReport:
         return d
 
     def summary(self) -> str:
+        if self.layers_searched == 0:
+            return f"fingerprint not found: p = 1, no tensor of the suspect reads as the module's filters ({self.extra.get('reason', '')})"
         verdict = "FOUND" if self.found else "not found"
         described = (
             f"τ-score {self.score:.3f} (τ={self.tau}), mean S′ cosine {self.mean_cosine:.3f}, "
@@ -614,7 +616,10 @@ class Verifier:
         t0 = time.perf_counter()
         key = self.key
         store = open_tensors(suspect)
-        cands = self.candidates(store)
+        try:
+            cands = self.candidates(store)
+        except NoMaterial as e:  # a readable file gets a verdict, not a refusal: nothing there is the module
+            return self.nothing_to_fit(store.name, str(e), time.perf_counter() - t0)
         found = Search[CandidateFit]()
         first = cands[0]
         done: list[Candidate] = []
@@ -632,6 +637,39 @@ class Verifier:
                 f"{key.kernel_size}] contains NaN or Inf values"
             )
         return self.report(best, store.name, len(cands), found.fitted, time.perf_counter() - t0)
+
+    def nothing_to_fit(self, name: str, reason: str, seconds: float) -> VerificationReport:
+        """The verdict on a suspect none of whose tensors reads as the module's filters: not found,
+        p = 1, no reading tried (a file that loads is answered, never refused)."""
+        key = self.key
+        return VerificationReport(
+            found=False,
+            log10_p=0.0,
+            alpha=self.alpha,
+            score=None,
+            mean_cosine=None,
+            hits=0,
+            filters=key.filters,
+            suspect_filters=0,
+            suspect_channels=0,
+            matched_channels=0,
+            tau=self.tau,
+            hit_cosine=1.0,
+            block="",
+            log10_p_blocks={},
+            layer="",
+            layout="",
+            layers_searched=0,
+            fitted=0,
+            channels_permuted=False,
+            suspect=name,
+            key_commitment=key.commitment,
+            frequency_set=key.frequency_set,
+            seconds=seconds,
+            extra={"reason": reason},
+            anchored=key.anchored,
+            stage="none",
+        )
 
     def report(self, best: CandidateFit, name: str, n_candidates: int, fitted: int, seconds: float) -> VerificationReport:
         """The verdict on the best candidate, described by the paper's τ-score and S′ cosine."""

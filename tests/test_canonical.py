@@ -1,0 +1,145 @@
+"""Storage re-encodings read as the function reads them (freqprint.io.canonical): int8 / uint8
+with scale and zero point, and float8, are dequantized before either channel tests a tensor; an
+unrelated model stored the same way is still not found."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import small_owner
+from freqprint import OwnerInit, extract, lineage, verify
+from freqprint.io.canonical import canonical, companion, readable
+from freqprint.io.checkpoint import open_tensors
+
+SECRET = "canonical owner"
+
+
+def _int8(sd: dict[str, torch.Tensor], naming: str = "{name}_scale") -> dict[str, torch.Tensor]:
+    """Every conv weight stored as int8 with a per-output-channel scale (the common symmetric scheme)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, w in sd.items():
+        if w.ndim == 4 and w.is_floating_point():
+            s = w.abs().amax(dim=(1, 2, 3)).clamp_min(1e-12) / 127
+            out[name] = torch.round(w / s[:, None, None, None]).to(torch.int8)
+            out[naming.format(name=name, prefix=name.rpartition(".")[0])] = s
+        else:
+            out[name] = w.contiguous()
+    return out
+
+
+def _uint8(sd: dict[str, torch.Tensor], zero_point: bool) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for name, w in sd.items():
+        if w.ndim == 4 and w.is_floating_point():
+            s = w.abs().max().clamp_min(1e-12) / 127
+            out[name] = (torch.round(w / s) + 128).to(torch.uint8)
+            out[f"{name}_scale"] = s.reshape(1)
+            if zero_point:
+                out[f"{name}_zero_point"] = torch.tensor([128], dtype=torch.uint8)
+        else:
+            out[name] = w.contiguous()
+    return out
+
+
+def _padded(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every 3×3 conv stored 5×5, zero-padded (the thief's conv padding grows by one: the same
+    function), plus an unused 3×3 decoy where the module was."""
+    out = {
+        k: (torch.nn.functional.pad(v, (1, 1, 1, 1)) if v.ndim == 4 and v.shape[-1] == 3 else v.contiguous())
+        for k, v in sd.items()
+    }
+    out["conv2.fingerprint.decoy"] = torch.randn_like(sd["conv2.fingerprint.weight"])
+    return out
+
+
+def _float8(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: (v.to(torch.float8_e4m3fn) if v.ndim == 4 and v.is_floating_point() else v.contiguous()) for k, v in sd.items()}
+
+
+@pytest.fixture(scope="module")
+def owner():
+    model, recipe = small_owner(SECRET, filters=32, width=16)
+    torch.manual_seed(1)
+    with torch.no_grad():  # a little training drift, so nothing is read at its exact initial value
+        for p in model.parameters():
+            p.add_(0.05 * p.std() * torch.randn_like(p) if p.numel() > 1 else torch.zeros_like(p))
+    key = extract(model, secret=SECRET)
+    init = OwnerInit("smallcnn", {"num_classes": 10, "in_channels": 1, "width": 16}, 0, True)
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return key, init, sd
+
+
+def test_companions_are_found_under_the_names_formats_use():
+    names = {"a.weight", "a.weight_scale", "b.weight", "b.scale", "c.weight._data", "c.weight._scale", "d.weight"}
+    assert companion("a.weight", names, "scale") == "a.weight_scale"
+    assert companion("b.weight", names, "scale") == "b.scale"
+    assert companion("c.weight._data", names, "scale") == "c.weight._scale"
+    assert companion("d.weight", names, "scale") is None
+    assert readable(torch.int8) and readable(torch.uint8) and readable(torch.float8_e4m3fn)
+    assert not readable(torch.int64) and not readable(torch.bool)
+
+
+def test_a_zero_padded_kernel_is_read_back_by_its_crop_view():
+    from freqprint.io.canonical import crop, crop_views
+
+    w = torch.randn(4, 3, 3, 3)
+    for pad in [(1, 1, 1, 1), (2, 0, 0, 2), (0, 4, 3, 1)]:  # any placement inside the larger kernel
+        big = torch.nn.functional.pad(w, pad)
+        assert torch.equal(crop(big, 3), w)
+    views = crop_views({"a": ((4, 3, 7, 7), True), "b": ((4, 3, 3, 3), True), "c": ((4, 3, 5, 5), False)})
+    assert views == {"a@crop3": ("a", 3), "a@crop5": ("a", 5)}  # odd sizes below 7; unreadable and 3×3 tensors none
+    store = open_tensors({"a": torch.nn.functional.pad(w, (1, 1, 1, 1))})
+    assert store.shapes["a@crop3"] == ((4, 3, 3, 3), True) and torch.equal(store.get("a@crop3"), w)
+
+
+def test_dequantization_recovers_the_weights():
+    w = torch.randn(6, 4, 3, 3)
+    sd = _int8({"x.weight": w})
+    back = canonical("x.weight", sd["x.weight"], sd.__getitem__, sd)
+    assert (back - w).abs().max() <= sd["x.weight_scale"].max() / 2 + 1e-6
+    for zp, at_least in ((True, 0.999), (False, 0.99)):  # with a zero point; centred on the median without one
+        su = _uint8({"x.weight": w}, zero_point=zp)
+        back = canonical("x.weight", su["x.weight"], su.__getitem__, su)
+        assert torch.nn.functional.cosine_similarity(back.flatten(), w.flatten(), dim=0) > at_least
+    odd = {"x.weight": sd["x.weight"], "x.weight_scale": torch.ones(5)}  # a scale that fits no axis is not applied
+    assert torch.equal(canonical("x.weight", odd["x.weight"], odd.__getitem__, odd), sd["x.weight"].float())
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda sd: _int8(sd),
+        lambda sd: _int8(sd, "{prefix}.weight_scale"),
+        lambda sd: _uint8(sd, zero_point=True),
+        lambda sd: _uint8(sd, zero_point=False),
+        _float8,
+        _padded,
+        lambda sd: _int8(_padded(sd)),
+    ],
+    ids=["int8+scale", "int8+weight_scale", "uint8+zero_point", "uint8", "float8", "5x5+decoy", "5x5+int8"],
+)
+def test_a_requantized_copy_is_found_by_both_channels(owner, encode, tmp_path):
+    key, init, sd = owner
+    path = tmp_path / "q.safetensors"
+    save_file(encode(sd), str(path))
+    assert open_tensors(path).shapes["conv2.fingerprint.weight"][1]  # listed as a tensor that may hold weights
+    rep = verify(key, path)
+    assert rep.found and rep.log10_p < -30, rep.summary()
+    lin = lineage(init, path)
+    assert lin.found and lin.log10_p < -30
+
+
+@pytest.mark.parametrize("encode", [_int8, _padded, _float8], ids=["int8", "5x5+decoy", "float8"])
+def test_an_unrelated_model_stored_the_same_way_is_not_found(owner, encode, tmp_path):
+    key, init, _ = owner
+    model, _ = small_owner("someone else", filters=32, width=16)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * p.std().clamp_min(0.01))  # another initialisation as well
+    path = tmp_path / "other.safetensors"
+    save_file(encode({k: v.detach().clone() for k, v in model.state_dict().items()}), str(path))
+    assert not verify(key, path).found
+    assert not lineage(init, path).found
