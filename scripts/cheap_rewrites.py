@@ -46,3 +46,44 @@ show(
 )
 n = torch.randn_like(w) * 3 * w.norm() / w.numel() ** 0.5
 show("channels duplicated, split [W+N, -N]", {**sd, "conv2.fingerprint.weight": torch.cat([w + n, -n], 1)})
+
+# storage re-encodings, read back by freqprint.io.canonical (scales under names no format uses
+# are not needed: the per-kernel cosines ignore any positive scale per kernel), and far negatives
+s_f = w.abs().amax((1, 2, 3)) / 127
+show(
+    "int8, per-filter scale under an unknown name",
+    {**sd, "conv2.fingerprint.weight": torch.round(w / s_f[:, None, None, None]).to(torch.int8), "q.s": s_f},
+)
+s_dc = w.abs().amax((2, 3)) / 127
+show(
+    "int8, per-kernel scale under an unknown name",
+    {**sd, "conv2.fingerprint.weight": torch.round(w / s_dc[:, :, None, None]).to(torch.int8), "q.s": s_dc},
+)
+show(
+    "uint8, zero point 100 under an unknown name",
+    {**sd, "conv2.fingerprint.weight": (torch.round(w / s_f.max()) + 100).clamp(0, 255).to(torch.uint8)},
+)
+show("7x7 zero padded", {**sd, "conv2.fingerprint.weight": torch.nn.functional.pad(w, (2, 2, 2, 2))})
+show("5x5 padded off-centre (0,2,2,0)", {**sd, "conv2.fingerprint.weight": torch.nn.functional.pad(w, (0, 2, 2, 0))})
+show(
+    "HWIO layout + int8 per-filter",
+    {**sd, "conv2.fingerprint.weight": torch.round(w / s_f[:, None, None, None]).to(torch.int8).permute(2, 3, 1, 0).contiguous()},
+)
+show("float8 e5m2", {**sd, "conv2.fingerprint.weight": w.to(torch.float8_e5m2)})
+# far negatives
+show(
+    "untrained resnet18 stored int8",
+    {
+        k: (v * 50).round().clamp(-127, 127).to(torch.int8) if v.ndim == 4 else v
+        for k, v in create_model("resnet18", num_classes=10, in_channels=1, width=0.25).state_dict().items()
+    },
+)
+show(
+    "every weight uint8 128 (constant)",
+    {k: torch.full(v.shape, 128, dtype=torch.uint8) if v.ndim == 4 else v for k, v in sd.items()},
+)
+show(
+    "random int8 everywhere",
+    {k: torch.randint(-127, 127, v.shape, dtype=torch.int8) if v.ndim == 4 else v for k, v in sd.items()},
+)
+show("random 7x7 tensors everywhere", {k: torch.randn(v.shape[0], v.shape[1], 7, 7) if v.ndim == 4 else v for k, v in sd.items()})

@@ -11,5 +11,5 @@ Nothing in :mod:`freqprint` imports this package; ``freqprint bench …``, ``fre
 * :mod:`.metav` — MetaV beside IPGuard, "same mistakes" and the frequency fingerprint;
 * :mod:`.demo` — the end-to-end story ``make demo`` runs;
 * :mod:`.corpus` — a folder of mixed checkpoints with known labels (the scan's test and benchmark);
-* :mod:`.report` — the one timing helper and the one table helper the benchmarks share.
+* :mod:`.report` — the one timing helper, and the loader of ``profiles/*.json``.
 """

@@ -1,4 +1,4 @@
-"""The one timing helper and the one table helper the benchmarks share.
+"""What the benchmarks share: the one timing helper, and their profiles read from JSON data.
 
 A figure of speed is a ratio measured in one run (the project's rule): :func:`timings` gives the
 raw times of repeated calls after a warm-up, :func:`median_seconds` their median, and each
@@ -11,11 +11,11 @@ import dataclasses
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["NAME", "load_profiles", "markdown_table", "median_seconds", "timings"]
+__all__ = ["load_profiles", "median_seconds", "timings"]
 
 T = TypeVar("T")
 
@@ -52,17 +52,10 @@ def _repeat(fn: Callable[[], Any], repeats: int, sync: Callable[[], Any] | None 
     return out
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A Markdown table as lines: the header, its rule, one line per row (cells as ``str``)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def load_profiles(kind: str, cls: type[T], **fixed: Any) -> dict[str, T]:
+def load_profiles(kind: str, cls: type[T], name_field: str | None = None) -> dict[str, T]:
     """The named profiles of a benchmark, from ``profiles/<kind>.json`` (data, not code): each is
     a set of field overrides of ``cls``'s defaults (lists become tuples where the field is one;
-    ``about`` describes it).  ``fixed`` fields are passed to every profile (e.g. ``name``)."""
+    ``about`` describes it); ``name_field``, if given, receives the profile's name."""
     raw = json.loads((Path(__file__).parent / "profiles" / f"{kind}.json").read_text())
     fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     out: dict[str, T] = {}
@@ -75,9 +68,7 @@ def load_profiles(kind: str, cls: type[T], **fixed: Any) -> dict[str, T]:
         unknown = set(kwargs) - set(fields)
         if unknown:
             raise ValueError(f"profiles/{kind}.json: {name}: unknown fields {sorted(unknown)}")
-        extra = {k: (name if v is NAME else v) for k, v in fixed.items()}
-        out[name] = cls(**extra, **kwargs)
+        if name_field is not None:
+            kwargs[name_field] = name
+        out[name] = cls(**kwargs)
     return out
-
-
-NAME = object()  # in ``load_profiles(..., name=NAME)``: the profile's own name

@@ -32,7 +32,7 @@ from freqprint.models import create_model
 from freqprint.stats.metrics import summarize
 from freqprint.training import TrainConfig, evaluate, train
 from freqprint.verification.backbone import OwnerInit
-from freqprint_bench.report import NAME, load_profiles
+from freqprint_bench.report import load_profiles
 
 __all__ = [
     "PAPER_ACCURACY_COST",
@@ -85,7 +85,7 @@ class TracingProfile:
         return d
 
 
-PROFILES: dict[str, TracingProfile] = load_profiles("tracing", TracingProfile, name=NAME)  # profiles/tracing.json
+PROFILES: dict[str, TracingProfile] = load_profiles("tracing", TracingProfile, name_field="name")  # profiles/tracing.json
 
 
 @dataclass

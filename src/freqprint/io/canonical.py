@@ -77,10 +77,10 @@ def _broadcast(v: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
     if v.ndim == 1 and len(shape) >= 2 and v.numel() == shape[1]:
         return v.reshape([1, shape[1], *ones[2:]])
     try:
-        torch.broadcast_shapes(v.shape, shape)
+        fits = len(torch.broadcast_shapes(v.shape, shape)) == len(shape) and v.ndim <= len(shape)
     except RuntimeError:
         return None
-    return v if len(torch.broadcast_shapes(v.shape, shape)) == len(shape) else None
+    return v if fits else None
 
 
 def canonical(name: str, t: torch.Tensor, get: Callable[[str], torch.Tensor], names: Collection[str]) -> torch.Tensor:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from typing_extensions import Self
 
-from freqprint.errors import FreqprintError, NoMaterial, UnreadableFile
+from freqprint.errors import FreqprintError, UnreadableFile
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors
 from freqprint.scan.sketch import (
     Z_PASS,
@@ -376,9 +376,8 @@ class KeyStore:
         for kid in sorted(todo, key=lambda i: -(todo[i] or math.inf)):
             key = self.key(kid)
             (name,) = self.db.execute("SELECT name FROM keys WHERE id=?", (kid,)).fetchone()
-            try:
-                rep = verify(key, store, alpha=alpha, describe=False)  # a match needs the verdict, not the τ-score
-            except NoMaterial:
+            rep = verify(key, store, alpha=alpha, describe=False)  # a match needs the verdict, not the τ-score
+            if rep.layers_searched == 0:  # nothing in the file reads as this key's module
                 continue
             log10_reg = min(0.0, rep.log10_p + math.log10(max(1, n_keys)))
             matches.append(

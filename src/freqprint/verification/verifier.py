@@ -94,7 +94,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from freqprint.errors import FreqprintError, InvalidArgument, NoMaterial
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors
 from freqprint.stats.align import (
     Fit,
@@ -459,18 +459,13 @@ class Verifier:
     # -- the candidates ----------------------------------------------------------------------
     def candidates(self, store: TensorStore) -> list[Candidate]:
         """What may hold the module: every reading of every tensor (:func:`candidates`), narrowed
-        by ``search="none"`` and ``align_channels=False``."""
+        by ``search="none"`` and ``align_channels=False``; possibly none."""
         key = self.key
         cands = candidates(store, key)
         if self.search == "none":
             cands = [c for c in cands if c.name == key.layer and c.layout == "OIHW"]
         if not self.align_channels:
             cands = [c for c in cands if c.shape[1] == key.channels]
-        if not cands:
-            raise NoMaterial(
-                f"suspect holds no finite tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
-                f"{key.kernel_size}] (no {key.layer!r} either): wrong architecture, or no fingerprint module"
-            )
         return cands
 
     def load(self, store: TensorStore, cand: Candidate) -> torch.Tensor | None:
@@ -542,15 +537,15 @@ class Verifier:
         staged = not self.exhaustive and cand.name == key.layer and cand.layout == "OIHW"
         same = c_s == key.channels and staged
         if same and d_s >= key.filters:
-            self._diagonal(w2, fits)
+            self._diagonal(side, w2, fits)
         units_s = {b: unit(w2 @ vb) for b, vb in side.v_blocks.items()} if not (same and fits.decided()) else {}
         if same and not fits.decided():
-            self._stored_channels(units_s, fits)
+            self._stored_channels(side, units_s, fits)
         desc_s: dict[str, torch.Tensor] = {}
         if self.align_channels and staged and not fits.decided():
-            self._one_pass(units_s, desc_s, fits)
+            self._one_pass(side, units_s, desc_s, fits)
         if not fits.decided():
-            self._full(w2, units_s, desc_s, fits)
+            self._full(side, w2, units_s, desc_s, fits)
         blk = fits.winner()
         logp = min(0.0, fits.best[blk].logp + fits.extra)
         stage = fits.best[blk].stage
@@ -564,9 +559,9 @@ class Verifier:
                 logp, stage = rlogp, "rotation"
         return CandidateFit(logp, cand, ws, blk, fits.best, n, rotated, stage)
 
-    def _diagonal(self, w2: torch.Tensor, fits: _BlockFits) -> None:
+    def _diagonal(self, side: KeySide, w2: torch.Tensor, fits: _BlockFits) -> None:
         """Stage 1: the model as the owner left it, both blocks in a few products."""
-        key, side = self.key, key_side(self.key, self.visible_gain)
+        key = self.key
         kc, kf = torch.arange(key.channels), torch.arange(key.filters)
         zs = w2[: key.filters] @ side.v
         cos = ((side.ucat * zs) @ side.ind) / ((zs * zs) @ side.ind).sqrt().clamp_min(1e-300)  # [D, C, blocks]
@@ -574,17 +569,18 @@ class Verifier:
         for j, b in enumerate(side.blocks):
             fits.offer(b, Fit(kf, kc, kc, signed[:, j].abs(), torch.where(signed[:, j] < 0, -1.0, 1.0).to(cos.dtype)), "diagonal")
 
-    def _stored_channels(self, units_s: dict[str, torch.Tensor], fits: _BlockFits) -> None:
+    def _stored_channels(self, side: KeySide, units_s: dict[str, torch.Tensor], fits: _BlockFits) -> None:
         """Stage 2: filters in any order, channels as stored."""
-        side, kc = key_side(self.key, self.visible_gain), torch.arange(self.key.channels)
+        kc = torch.arange(self.key.channels)
         for b in side.blocks:
             match, strength, sign = greedy_filters(side.units_k[b], units_s[b], kc, kc)
             fits.offer(b, Fit(match, kc, kc, strength, sign), "stored channels")
 
-    def _one_pass(self, units_s: dict[str, torch.Tensor], desc_s: dict[str, torch.Tensor], fits: _BlockFits) -> None:
+    def _one_pass(
+        self, side: KeySide, units_s: dict[str, torch.Tensor], desc_s: dict[str, torch.Tensor], fits: _BlockFits
+    ) -> None:
         """Stage 3: one descriptor-started pass (filters on the hidden block's descriptors, one
         channel map, then stage 2's filter step)."""
-        side = key_side(self.key, self.visible_gain)
         sb = "hidden" if len(side.blocks["hidden"]) >= 3 else "visible"  # the block fine-tuning barely moves, if it has room
         desc_s[sb] = descriptor(units_s[sb])
         start = hungarian(side.desc_k[sb] @ desc_s[sb].T)
@@ -594,10 +590,9 @@ class Verifier:
             fits.offer(b, Fit(match, perm, bkc, strength, sign), "one pass")
 
     def _full(
-        self, w2: torch.Tensor, units_s: dict[str, torch.Tensor], desc_s: dict[str, torch.Tensor], fits: _BlockFits
+        self, side: KeySide, w2: torch.Tensor, units_s: dict[str, torch.Tensor], desc_s: dict[str, torch.Tensor], fits: _BlockFits
     ) -> None:
         """Stage 4: the full alternating search from several starts."""
-        side = key_side(self.key, self.visible_gain)
         if self.align_channels:
             desc_s.update({b: descriptor(u) for b, u in units_s.items() if b not in desc_s})
             desc_s["all"] = descriptor(unit(w2 @ side.v))
@@ -616,10 +611,13 @@ class Verifier:
         t0 = time.perf_counter()
         key = self.key
         store = open_tensors(suspect)
-        try:
-            cands = self.candidates(store)
-        except NoMaterial as e:  # a readable file gets a verdict, not a refusal: nothing there is the module
-            return self.nothing_to_fit(store.name, str(e), time.perf_counter() - t0)
+        cands = self.candidates(store)
+        if not cands:  # a readable file gets a verdict, not a refusal: nothing there is the module
+            reason = (
+                f"no tensor reads as conv filters [*, {key.channels}, {key.kernel_size}, {key.kernel_size}] "
+                f"(no {key.layer!r} either): wrong architecture, or no fingerprint module"
+            )
+            return self.nothing_to_fit(store.name, reason, time.perf_counter() - t0)
         found = Search[CandidateFit]()
         first = cands[0]
         done: list[Candidate] = []
