@@ -45,7 +45,15 @@ show(
     {**{k: v for k, v in sd.items() if k != "conv2.fingerprint.weight"}, "a.weight": w[:8].clone(), "b.weight": w[8:].clone()},
 )
 n = torch.randn_like(w) * 3 * w.norm() / w.numel() ** 0.5
-show("channels duplicated, split [W+N, -N]", {**sd, "conv2.fingerprint.weight": torch.cat([w + n, -n], 1)})
+show("module alone [W+N, -N] (producer not duplicated)", {**sd, "conv2.fingerprint.weight": torch.cat([w + n, -n], 1)})
+# the exact rewrite: conv1's channels (and bn1's entries) stored twice, every reader split over the copy pair
+wide = dict(sd)
+for k in ("conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"):
+    wide[k] = torch.cat([sd[k], sd[k]])
+for k in ("conv2.base.weight", "conv2.fingerprint.weight"):
+    nk = torch.randn_like(sd[k]) * 3 * sd[k].norm() / sd[k].numel() ** 0.5
+    wide[k] = torch.cat([sd[k] + nk, -nk], 1)
+show("channels duplicated, readers split [W+N, -N]", wide)
 
 # storage re-encodings, read back by freqprint.io.canonical (scales under names no format uses
 # are not needed: the per-kernel cosines ignore any positive scale per kernel), and far negatives

@@ -112,7 +112,8 @@ ATTACK_SPECS = {  # every registered attack, with the arguments a small test run
     "redraw-nullspace": "redraw-nullspace",
     "redraw-invisible": "redraw-invisible",
     "noise-backbone": "noise-backbone",
-    "factorize": "factorize",
+    "factorize": "factorize(sides=2)",
+    "widen": "widen(noise=3)",
     "grid-transpose": "grid-transpose",
     "rotate-residual": "rotate-residual",
 }

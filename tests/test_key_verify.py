@@ -114,7 +114,8 @@ def test_renamed_layer_is_found_by_search_and_pruned_filters(tmp_path):
     sd["block.extra.weight"] = sd["block.extra.weight"][:20]  # a thief keeps only 20 of 32 filters
     save_file(sd, str(tmp_path / "renamed.safetensors"))
     rep = verify(key, tmp_path / "renamed.safetensors")
-    assert rep.found and rep.layer == "block.extra.weight" and rep.layers_searched >= 2
+    # found there, or in the pieces joined with it (io.canonical.piece_groups): both name it
+    assert rep.found and "block.extra.weight" in rep.layer and rep.layers_searched >= 2
     assert rep.hits == 20 and rep.score == pytest.approx(20 / 32)
 
 

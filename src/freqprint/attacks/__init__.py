@@ -27,6 +27,7 @@ from freqprint.attacks.reparam import (
     GridTranspose,
     InvisibleRedraw,
     NullSpaceRedraw,
+    Widen,
     relayout_state_dict,
 )
 from freqprint.attacks.residual import ResidualRotation
@@ -62,6 +63,7 @@ __all__ = [
     "Quantize",
     "RemoveModule",
     "ResidualRotation",
+    "Widen",
     "conv_pairs",
     "create_attack",
     "relayout_state_dict",
@@ -90,6 +92,7 @@ for _cls in (
     Factorize,
     GridTranspose,
     ResidualRotation,
+    Widen,
 ):
     ATTACKS.add(_cls.name, _cls)
 

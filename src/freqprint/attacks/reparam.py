@@ -27,6 +27,7 @@ filters), so no stored tensor is ``W`` up to permutation and scaling any more.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,12 +325,13 @@ def relayout_state_dict(
 
 
 class _Mixed(nn.Sequential):
-    """``conv(M·W)`` then ``1×1 conv(M⁻¹)``: the same map as the original conv, stored differently.
-    Exposes ``weight`` / ``in_channels`` like a conv so code that walks convs keeps working."""
+    """``conv(M·W)`` then ``1×1 conv(M⁻¹)`` (after ``1×1 conv(P)`` when factorised on both sides):
+    the same map as the original conv, stored differently.  Exposes ``weight`` / ``in_channels``
+    like a conv so code that walks convs keeps working."""
 
     @property
     def weight(self) -> torch.Tensor:
-        return self._conv(0).weight
+        return self._conv(len(self) - 2).weight
 
     @property
     def in_channels(self) -> int:
@@ -337,7 +339,7 @@ class _Mixed(nn.Sequential):
 
     @property
     def out_channels(self) -> int:
-        return self._conv(1).out_channels
+        return self._conv(len(self) - 1).out_channels
 
     def _conv(self, i: int) -> nn.Conv2d:
         c = self[i]
@@ -350,12 +352,17 @@ class Factorize(Attack):
     """Replace every k×k conv (k ≥ 2) outside the fingerprint module by ``M·W`` and a 1×1 conv
     ``M⁻¹ = Mᵀ``, with ``M`` a random orthogonal matrix (condition number 1, so float error stays
     ~1e-6; every filter spread evenly over all, the hardest case for a per-filter test).  Exact:
-    outputs are unchanged; the model gains one 1×1 conv per layer."""
+    outputs are unchanged; the model gains one 1×1 conv per layer.  With ``sides=2`` the input
+    channels are mixed too: a 1×1 conv ``P`` (random orthogonal) first, then ``M·W·Pᵀ``, then
+    ``M⁻¹`` — no stored tensor keeps W's filters *or* its channels."""
 
     seed: int = 0
+    sides: int = 1
     name = "factorize"
 
     def apply(self, model: nn.Module) -> nn.Module:
+        if self.sides not in (1, 2):
+            raise InvalidArgument(f"factorize: sides must be 1 or 2, got {self.sides}")
         g = _gen(self.seed)
         inside = {id(m) for fp in model.modules() if isinstance(fp, FingerprintModule) for m in fp.modules()}
         targets = [
@@ -371,13 +378,21 @@ class Factorize(Attack):
             m = q  # orthogonal: the strongest mixing (every filter spread evenly over all), condition number 1
             first = _conv_like(conv, conv.in_channels, d, dilation=True)
             w = conv.weight.detach().to(torch.float64)
+            mods: list[nn.Module] = []
+            if self.sides == 2:
+                c = conv.in_channels
+                pm, _ = torch.linalg.qr(torch.randn(c, c, generator=g, dtype=torch.float64))
+                feed = nn.Conv2d(c, c, 1, bias=False)
+                feed.weight.data.copy_(pm[:, :, None, None].to(conv.weight))
+                mods.append(feed)
+                w = torch.einsum("dchw,ec->dehw", w, pm)  # W·Pᵀ: reads P·x
             first.weight.data.copy_(torch.einsum("ed,dchw->echw", m, w).to(conv.weight))
             if conv.bias is not None and first.bias is not None:
                 first.bias.data.copy_((m @ conv.bias.detach().to(torch.float64)).to(conv.bias))
             second = nn.Conv2d(d, d, 1, bias=False)
             second.weight.data.copy_(torch.linalg.inv(m)[:, :, None, None].to(conv.weight))
             parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-            setattr(parent, name.rsplit(".", 1)[-1], _Mixed(first, second).to(conv.weight.device))
+            setattr(parent, name.rsplit(".", 1)[-1], _Mixed(*mods, first, second).to(conv.weight.device))
         return model
 
 
@@ -427,4 +442,86 @@ class GridTranspose(Attack):
             if fp.bias is not None:
                 inner.bias.copy_(fp.bias)
         model.get_submodule(host).fingerprint = _OnTransposedGrid(inner)
+        return model
+
+
+def _split_columns(w: torch.Tensor, noise: float, g: torch.Generator) -> torch.Tensor:
+    """``[W + N, −N]`` along dim 1, with ‖N‖ = ``noise``·‖W‖ per row (N Gaussian)."""
+    n = torch.randn(w.shape, generator=g, dtype=torch.float64).to(w)
+    scale = w.flatten(1).norm(dim=1).clamp_min(1e-12) / n.flatten(1).norm(dim=1).clamp_min(1e-12)
+    n = n * (noise * scale).reshape(-1, *([1] * (w.dim() - 1)))
+    return torch.cat([w + n, -n], 1)
+
+
+def _set(mod: nn.Module, name: str, value: torch.Tensor) -> None:
+    old = getattr(mod, name)
+    if isinstance(old, nn.Parameter):
+        setattr(mod, name, nn.Parameter(value.contiguous(), requires_grad=old.requires_grad))
+    else:
+        mod.register_buffer(name, value.contiguous())
+
+
+@dataclass(repr=False)
+class Widen(Attack):
+    """Net2Wider without growth in function: every hidden channel of the network is duplicated
+    (each conv's filters, BatchNorm entries and biases repeated: ``[F; F]``) and every layer that
+    reads a duplicated channel takes ``[W + N, −N]`` over the copy pair, with ‖N‖ = ``noise``·‖W‖
+    per row — so no stored kernel is the original, and the sum over each pair is.  The fingerprint
+    module reads the host's (widened) input the same way; its filters stay, its projection's
+    outputs are repeated.  Exact (up to float rounding, which grows with ``noise``); ×2 channels on
+    every hidden layer (about ×4 parameters and MACs).  Works on any network whose convs, linears
+    and BatchNorms run in sequence or in residual sums (SmallCNN, ResNet-18): the image input and
+    the classifier's outputs keep their width."""
+
+    noise: float = 3.0
+    seed: int = 0
+    name = "widen"
+
+    def update_recipe(self, recipe: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The models here scale every hidden layer with ``width``: the widened model is the
+        same family at twice the width (a recipe without one is left as is)."""
+        kwargs = dict(recipe.get("kwargs", {}))
+        if "width" in kwargs:
+            kwargs["width"] = kwargs["width"] * 2
+        return {**recipe, "kwargs": kwargs}
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        g = _gen(self.seed)
+        fps = [m for m in model.modules() if isinstance(m, FingerprintModule)]
+        projs = {id(fp.proj) for fp in fps}
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in projs]
+        if not convs:
+            raise NotApplicable("widen needs a conv network")
+        image = convs[0].in_channels
+        first = convs[0]
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for conv in convs:
+                if conv.groups != 1:
+                    raise NotApplicable("widen does not rewrite grouped convs")
+                w = conv.weight.detach()
+                if conv is not first or conv.in_channels != image:
+                    w = _split_columns(w, self.noise, g)
+                    conv.in_channels *= 2
+                _set(conv, "weight", torch.cat([w, w]))
+                conv.out_channels *= 2
+                if conv.bias is not None:
+                    _set(conv, "bias", torch.cat([conv.bias.detach()] * 2))
+            for fp in fps:
+                _set(fp, "weight", _split_columns(fp.weight.detach(), self.noise, g))
+                fp.in_channels *= 2
+                _set(fp.proj, "weight", torch.cat([fp.proj.weight.detach()] * 2))
+                if fp.proj.bias is not None:
+                    _set(fp.proj, "bias", torch.cat([fp.proj.bias.detach()] * 2))
+                fp.out_channels *= 2
+                fp.proj.out_channels *= 2
+            for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+                for attr in ("weight", "bias", "running_mean", "running_var"):
+                    t = getattr(bn, attr)
+                    if t is not None:
+                        _set(bn, attr, torch.cat([t.detach()] * 2))
+                bn.num_features *= 2
+            for lin in linears:
+                _set(lin, "weight", _split_columns(lin.weight.detach(), self.noise, g))
+                lin.in_features *= 2
         return model

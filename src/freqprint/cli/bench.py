@@ -187,6 +187,27 @@ def bench_rewrites_cmd(
     _write_results(out, res, rewrite_bench_markdown(res))
 
 
+@bench_app.command("structural")
+def bench_structural_cmd(
+    out: Path = typer.Option(Path("bench-results/structural.json"), "--out"),
+    hosts: str = typer.Option("smallcnn,resnet18", help="hosts, comma-separated (smallcnn, resnet18)"),
+    limit: int = typer.Option(10000, help="Fashion-MNIST training images for the owner and the thief's fine-tune"),
+    epochs: int = 1,
+    data_root: Path | None = None,
+    device: str = DeviceOpt,
+) -> None:
+    """The thief's price table: structural rewrites (widening, factorisation, storage, pieces, kernel size), alone and after removal + fine-tuning, traced by both channels."""
+    from freqprint_bench.structural import run_structural_bench, structural_markdown
+
+    names = tuple(h.strip() for h in hosts.split(",") if h.strip())
+    if not names or any(h not in ("smallcnn", "resnet18") for h in names) or limit < 1 or epochs < 1:
+        raise FreqprintError("--hosts must name smallcnn and/or resnet18; --limit and --epochs must be >= 1")
+    res = run_structural_bench(
+        names, limit=limit, epochs=epochs, data_root=str(data_root) if data_root else None, device=device, log=_log
+    )
+    _write_results(out, res, structural_markdown(res))
+
+
 @bench_app.command("panel")
 def bench_panel_cmd(
     owner: Path = typer.Option(..., "--owner", help="the owner's fingerprinted model (built by `freqprint embed`)"),

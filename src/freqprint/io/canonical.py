@@ -24,11 +24,30 @@ nothing there.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PLAIN_FLOATS", "SAFETENSORS_READABLE", "canonical", "companion", "readable"]
+__all__ = [
+    "COMPOSE",
+    "FED_BY",
+    "JOIN",
+    "MERGE",
+    "PLAIN_FLOATS",
+    "SAFETENSORS_READABLE",
+    "ChannelMerge",
+    "canonical",
+    "channel_merges",
+    "companion",
+    "copy_groups",
+    "compose",
+    "piece_groups",
+    "pointwise",
+    "producer_counts",
+    "readable",
+]
 
 PLAIN_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _FLOAT8 = tuple(
@@ -133,3 +152,232 @@ def crop(t: torch.Tensor, k: int) -> torch.Tensor:
                 best, where = inside, (a, b)
     a, b = where
     return t[:, :, a : a + k, b : b + k].contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# 1×1 maps composed into their neighbours
+
+COMPOSE = "∘"  # "<1×1 tensor>∘<k×k tensor>": the 1×1 conv applied after the k×k one
+FED_BY = "⋄"  # "<k×k tensor>⋄<1×1 tensor>": the k×k conv read after the 1×1 conv that feeds it
+
+
+def pointwise(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> list[tuple[str, int, int]]:
+    """Every readable tensor that reads as a 1×1 conv (or linear map) ``[a, b]`` or
+    ``[a, b, 1, 1]`` with both sides ≥ 2: the maps a thief can insert inside a linear segment
+    (views excluded)."""
+    return [
+        (name, shape[0], shape[1])
+        for name, (shape, ok) in shapes.items()
+        if ok and "@" not in name and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1))) and min(shape[:2]) >= 2
+    ]
+
+
+def compose(y: torch.Tensor, after: torch.Tensor | None = None, before: torch.Tensor | None = None) -> torch.Tensor:
+    """A k×k conv ``y`` [D, C″, k, k] read together with the 1×1 convs around it: ``before``
+    [C″, C] feeds it, ``after`` [D″, D] reads it, so the composed conv is ``after · y · before``
+    [D″, C, k, k] (float64) — a layer factorised ``M⁻¹·(M·W·P⁻¹)·P`` is W again."""
+    w = y.to(torch.float64)
+    if before is not None:
+        w = torch.einsum("dahw,ab->dbhw", w, before.to(torch.float64).reshape(before.shape[0], before.shape[1]))
+    if after is not None:
+        w = torch.einsum("ab,bchw->achw", after.to(torch.float64).reshape(after.shape[0], after.shape[1]), w)
+    return w
+
+
+# ---------------------------------------------------------------------------------------------
+# duplicated and split channels (Net2Wider): the consumer's columns summed over each copy group
+
+MERGE = "@merge:"  # a view's name: "<consumer>@merge:<producer>" is <consumer> with its input copies summed
+_MIN_ROW = 4  # rows shorter than this are parallel too easily (a 1×1 conv on one channel)
+_PARALLEL = 1e-6  # 1 − cosine below which two producer rows count as one channel stored twice
+MAX_MERGED_VIEWS = 65_536  # views per file (in file order), so a file of crafted copies cannot exhaust memory
+
+
+@dataclass(frozen=True)
+class ChannelMerge:
+    """The channels a producer stores more than once.
+
+    If two rows of a producer are positively proportional, ``F_b = λ·F_a`` (after the BatchNorm
+    that follows it, when the file has one), then after any positively homogeneous activation
+    (ReLU, max-pool) the two channels carry one signal, ``y_b = λ·y_a``, and every consumer ``T``
+    reads it through ``λ·T[:, b] + T[:, a]`` only.  So a thief can duplicate every channel and give
+    each consumer ``[W + N, −N]`` over the pair: the network computes exactly what it did, and no
+    stored kernel is ``W``.  The merged reading undoes it: column ``j`` of the view is
+    ``Σ_{c ∈ G_j} s_c·T[:, c]`` over the copy group ``G_j``, with ``s_c`` the scale of the
+    producer's row c (its norm times the BatchNorm's ``γ/√(var + ε)``); rows that are all zero
+    (channels that carry nothing) are dropped.  ``groups`` lists the kept groups, ``weights`` the
+    s_c of every channel."""
+
+    producer: str
+    groups: tuple[tuple[int, ...], ...]
+    weights: tuple[float, ...]
+
+    def translate(self, channels: torch.Tensor) -> torch.Tensor:
+        """Channel indices of the unmerged tensor as indices of the merged one (−1: dropped)."""
+        where = torch.full((len(self.weights),), -1, dtype=torch.long)
+        for j, g in enumerate(self.groups):
+            where[list(g)] = j
+        ok = (channels >= 0) & (channels < len(where))
+        return torch.where(ok, where[channels.clamp(0, len(where) - 1)], torch.full_like(channels, -1))
+
+    def apply(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` [D, n, …] read with its input channels merged: [D, len(groups), …]."""
+        w = torch.tensor(self.weights, dtype=torch.float64)
+        x = t.to(torch.float64)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        cols = [(x[:, list(g)] * w[list(g)].reshape(shape)).sum(1) for g in self.groups]
+        return torch.stack(cols, 1).to(t.dtype if t.is_floating_point() else torch.float32)
+
+
+def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[float, ...]] | None:
+    """Groups of positively proportional rows of ``rows`` [n, m] (:class:`ChannelMerge`) and each
+    row's scale, or None when every row is its own group and none is zero.  Two rows are linked
+    when their cosine is within 1e-6 of 1.  Candidates come from one pass: every unit row's
+    coordinates on 3 fixed random directions; rows are sorted by the first and each is compared
+    with its 8 successors, full cosines only where all 3 coordinates agree — O(n log n + n·m), a
+    pure function of the rows."""
+    n = rows.shape[0]
+    if n < 2 or rows[0].numel() < _MIN_ROW:
+        return None
+    x = rows.reshape(n, -1)
+    x = x if x.dtype in (torch.float32, torch.float64) else x.to(torch.float32)
+    norm = x.norm(dim=1).to(torch.float64)
+    alive = norm > 1e-12 * float(norm.max().clamp_min(1e-300))
+    idx = alive.nonzero().squeeze(1)
+    if len(idx) == 0:
+        return None  # nothing is carried: no view (a consumer of it reads nothing)
+    # screening coordinates in the stored precision; the cosine that decides in float64
+    r = torch.randn(x.shape[1], 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(x.dtype)
+    coords = (x[idx] @ r).to(torch.float64) / norm[idx, None]
+    order = torch.argsort(coords[:, 0])
+    pairs = []
+    for step in range(1, 9):
+        a, b = order[:-step], order[step:]
+        if len(a) == 0:
+            break
+        near = ((coords[a] - coords[b]).abs().amax(1) <= 1e-4).nonzero().squeeze(1)
+        if len(near):
+            a, b = idx[a[near]], idx[b[near]]
+            ua, ub = x[a].to(torch.float64) / norm[a, None], x[b].to(torch.float64) / norm[b, None]
+            ok = (ua * ub).sum(1) >= 1 - _PARALLEL
+            pairs += list(zip(a[ok].tolist(), b[ok].tolist(), strict=True))
+    if not pairs and bool(alive.all()):
+        return None
+    parent = list(range(n))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = {}
+    for c in idx.tolist():
+        groups.setdefault(find(c), []).append(c)
+    return tuple(tuple(v) for _, v in sorted(groups.items())), tuple(float(v) for v in norm)
+
+
+def _batchnorm_of(producer: str, n: int, shapes: dict[str, tuple[tuple[int, ...], bool]]) -> str | None:
+    """The BatchNorm (the prefix of a ``running_var`` of n entries) whose name is nearest the
+    producer's: the longest shared dotted prefix, then the most similar rest."""
+    from difflib import SequenceMatcher
+
+    stem = producer.rpartition(".")[0]
+    best: tuple[tuple[int, float], str] | None = None
+    for name, (shape, ok) in shapes.items():
+        if ok and name.endswith("running_var") and shape == (n,):
+            bn = name[: -len("running_var")].rstrip(".")
+            a, b = stem.split("."), bn.split(".")
+            common = next((i for i, (p, q) in enumerate(zip(a, b, strict=False)) if p != q), min(len(a), len(b)))
+            score = (common, SequenceMatcher(None, ".".join(a[common:]), ".".join(b[common:])).ratio())
+            if best is None or score > best[0]:
+                best = (score, bn)
+    return None if best is None else best[1]
+
+
+def _producer(name: str, shape: tuple[int, ...], ok: bool) -> bool:
+    """Whether a tensor may be a producer whose rows are channels (views are read through their
+    tensors, so they never are)."""
+    return ok and len(shape) in (2, 4) and shape[0] >= 2 and math.prod(shape[1:]) >= _MIN_ROW and "@" not in name
+
+
+def producer_counts(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> dict[int, int]:
+    """``width -> number of tensors that may produce channels of that width``: from shapes alone,
+    so a test can bound the merged views :func:`channel_merges` may add before reading anything
+    (each producer gives at most one view per consumer)."""
+    out: dict[int, int] = {}
+    for name, (shape, ok) in shapes.items():
+        if _producer(name, shape, ok):
+            out[shape[0]] = out.get(shape[0], 0) + 1
+    return out
+
+
+def channel_merges(
+    shapes: dict[str, tuple[tuple[int, ...], bool]], get: Callable[[str], torch.Tensor]
+) -> dict[str, tuple[str, ChannelMerge]]:
+    """``view name -> (consumer, merge)`` for every producer that stores a channel twice (or a
+    dead one) and every other tensor whose dim 1 has the producer's width.  Producers are the
+    readable 2-D and 4-D tensors, read one at a time (rows dim 0); a pure function of the file."""
+    widths = {s[1] for s, ok in shapes.values() if ok and len(s) in (2, 4)}
+    merges: dict[int, list[ChannelMerge]] = {}
+    seen: set[tuple[int, tuple[tuple[int, ...], ...], tuple[float, ...]]] = set()
+
+    def rows(name: str) -> torch.Tensor:
+        return get(name).reshape(shapes[name][0][0], -1)
+
+    for name, (shape, ok) in shapes.items():
+        if not _producer(name, shape, ok) or shape[0] not in widths:
+            continue  # not a producer, or nothing reads its width
+        n = shape[0]
+        found = copy_groups(rows(name))
+        if found is None:
+            continue
+        groups, weights = found
+        bn = _batchnorm_of(name, n, shapes)
+        if bn is not None and f"{bn}.weight" in shapes and shapes[f"{bn}.weight"][0] == (n,):
+            var = get(f"{bn}.running_var").to(torch.float64)
+            scale = get(f"{bn}.weight").to(torch.float64) / (var.clamp_min(0) + 1e-5).sqrt()
+            weights = tuple(w * abs(float(v)) for w, v in zip(weights, scale, strict=True))
+        tag = (n, groups, tuple(round(w / max(weights), 6) for w in weights))
+        if tag in seen:
+            continue
+        seen.add(tag)
+        merges.setdefault(n, []).append(ChannelMerge(name, groups, weights))
+    out: dict[str, tuple[str, ChannelMerge]] = {}
+    for name, (shape, ok) in shapes.items():
+        if ok and len(shape) in (2, 4):
+            for m in merges.get(shape[1], []):
+                if m.producer != name and len(out) < MAX_MERGED_VIEWS:
+                    out[f"{name}{MERGE}{m.producer}"] = (name, m)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# a tensor stored in pieces
+
+JOIN = "@join"  # a view's name: "@join0[a.weight+3]" is a.weight and 3 more tensors stacked along dim 0
+MAX_PIECES = 256
+
+
+def piece_groups(
+    shapes: dict[str, tuple[tuple[int, ...], bool]], dim: int, k: int, narrow: int, keep: Callable[[int], bool]
+) -> list[tuple[str, ...]]:
+    """Tensors a thief may have cut one ``[D, C, k, k]`` tensor into, along ``dim`` (0: filters,
+    whose outputs the thief's code concatenates; 1: input channels, whose outputs it sums): every
+    readable ``[·, ·, k, k]`` tensor whose size along ``dim`` is below ``narrow`` (too small to be
+    tested alone), grouped by its size along the other dim (which ``keep`` must accept); groups
+    of 2 to 256 pieces adding up to at least ``narrow``, members in name order.  Shapes only, and
+    views are never pieces."""
+    groups: dict[int, list[str]] = {}
+    for name, (shape, ok) in shapes.items():
+        if ok and "@" not in name and len(shape) == 4 and shape[2:] == (k, k) and shape[dim] < narrow and keep(shape[1 - dim]):
+            groups.setdefault(shape[1 - dim], []).append(name)
+    out = []
+    for _, members in sorted(groups.items()):
+        if 2 <= len(members) <= MAX_PIECES and sum(shapes[m][0][dim] for m in members) >= narrow:
+            out.append(tuple(sorted(members)))
+    return out

@@ -21,7 +21,17 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
-from freqprint.io.canonical import PLAIN_FLOATS, SAFETENSORS_READABLE, canonical, crop, crop_views, readable
+from freqprint.io.canonical import (
+    JOIN,
+    PLAIN_FLOATS,
+    SAFETENSORS_READABLE,
+    ChannelMerge,
+    canonical,
+    channel_merges,
+    crop,
+    crop_views,
+    readable,
+)
 from freqprint.io.recipe import Recipe
 
 __all__ = ["TensorStore", "build_from_recipe", "load_model", "load_state_dict", "open_tensors", "save_model", "state_dict_of"]
@@ -249,9 +259,11 @@ class TensorStore:
     def __init__(self, shapes: dict[str, tuple[tuple[int, ...], bool]], getter, name: str) -> None:
         # shapes: name -> (shape, may hold weights: a float, float8 or 8-bit integer dtype), and
         # the k×k crop views of larger kernels (io.canonical.crop_views), listed like tensors
-        self._views = crop_views(shapes)
+        self._views = {v: src for v, src in crop_views(shapes).items() if v not in shapes}  # a stored name wins
         self.shapes = {**shapes, **{v: ((*shapes[base][0][:2], k, k), True) for v, (base, k) in self._views.items()}}
         self._get, self.name = getter, name
+        self._merges: dict[str, tuple[str, ChannelMerge]] | None = None
+        self._joins: dict[str, tuple[tuple[str, ...], int]] = {}
 
     @classmethod
     def of(cls, sd: dict[str, torch.Tensor], name: str) -> TensorStore:
@@ -267,8 +279,43 @@ class TensorStore:
         if key in self._views:
             base, k = self._views[key]
             return crop(self.get(base), k)
+        if key in self._joins:
+            members, dim = self._joins[key]
+            return torch.cat([self.get(m).to(torch.float32) for m in members], dim)
+        if self._merges and key in self._merges:
+            consumer, merge = self._merges[key]
+            return merge.apply(self.get(consumer))
         t = self._get(key)
         return t if t.dtype in PLAIN_FLOATS else canonical(key, t, self._get, self.shapes)
+
+    def join(self, members: tuple[str, ...], dim: int) -> str:
+        """A view of ``members`` concatenated along ``dim`` (a tensor stored in pieces:
+        :func:`freqprint.io.canonical.piece_groups`), listed like a tensor; returns its name."""
+        name = f"{JOIN}{dim}[{members[0]}+{len(members) - 1}]"
+        while name in self.shapes and self._joins.get(name) != (members, dim):
+            name += "'"  # a stored tensor of that name keeps it
+        if name not in self._joins:
+            first = self.shapes[members[0]][0]
+            size = sum(self.shapes[m][0][dim] for m in members)
+            self.shapes[name] = ((*first[:dim], size, *first[dim + 1 :]), True)
+            self._joins[name] = (members, dim)
+        return name
+
+    def channel_merge(self, view: str) -> ChannelMerge | None:
+        """The merge behind a merged-channel view, or None for any other name."""
+        found = (self._merges or {}).get(view)
+        return None if found is None else found[1]
+
+    def add_channel_merges(self) -> list[str]:
+        """List the merged-channel views (:func:`freqprint.io.canonical.channel_merges`) among the
+        tensors, once: every tensor that may be a producer is read here (one at a time), so this
+        is the one step of a test that reads more than it fits.  Returns the views' names."""
+        if self._merges is None:
+            self._merges = {v: m for v, m in channel_merges(self.shapes, self.get).items() if v not in self.shapes}
+            for view, (consumer, merge) in self._merges.items():
+                shape = self.shapes[consumer][0]
+                self.shapes[view] = ((shape[0], len(merge.groups), *shape[2:]), True)
+        return list(self._merges)
 
 
 MAX_INDEX_BYTES = 64 * 2**20

@@ -326,3 +326,28 @@ def kernel_basis(
     gains = torch.zeros(kernel_size * kernel_size, dtype=torch.float64)
     gains[: s.numel()] = s / s[0]
     return vh.T.contiguous(), gains
+
+
+def band_reading(
+    weight: torch.Tensor, kernel_size: int, size: int | Sequence[int], radius: int = 1, include_dc: bool = True
+) -> torch.Tensor:
+    """The ``kernel_size``-square kernel a larger kernel is, as far as a low-pass input can tell.
+
+    A module whose input holds only the low band sees a K′×K′ kernel only through
+    ``A_K′·w`` (:func:`lowband_map`, 2F real numbers), so every kernel with the same response is
+    the same module: a 3×3 zero-padded to 5×5, or the same 5×5 plus anything in the
+    (K′² − rank)-dimensional null space of ``A_K′`` (17 dimensions on a 28×28 grid, r = 1).  The
+    reading is the least-norm k×k kernel with that response:
+
+        w_k = A_k⁺ · A_K′ · w_K′
+
+    which returns the original k×k kernel exactly, up to its own component in the null space of
+    ``A_k`` (one direction of gain 0 for a DC-free band), whatever was stored around it.  A
+    function of the suspect's tensor and the key's public grid alone.  ``weight`` is
+    ``[..., K′, K′]``; the result ``[..., k, k]`` (float64)."""
+    big = weight.shape[-1]
+    a_big = lowband_map(size, big, radius, include_dc)  # [2F, K′²]
+    a_k = lowband_map(size, kernel_size, radius, include_dc)  # [2F, k²]
+    to_k = torch.linalg.pinv(a_k) @ a_big  # [k², K′²]
+    flat = weight.to(torch.float64).reshape(*weight.shape[:-2], big * big)
+    return (flat @ to_k.T).reshape(*weight.shape[:-2], kernel_size, kernel_size)

@@ -27,8 +27,10 @@ test exactly on the hardest negatives.
 with variance proxy v, see :mod:`freqprint.stats.null`):
 
 1. every suspect tensor that reads as ``[D′, C′, k, k]`` in any layout (:func:`freqprint.stats.align.readings`)
-   with C/2 ≤ C′ ≤ 2C and D/2 ≤ D′ ≤ 8D is a candidate, under any name (same-named first), and
-   so is its product with any 1×1 conv tensor of matching width (a factorised layer ``M⁻¹·(M·W)``);
+   with C/2 ≤ C′ ≤ 2C and D/2 ≤ D′ ≤ 8D is a candidate, under any name (same-named first), read
+   canonically (:mod:`freqprint.io.canonical`: dequantized, duplicated channels merged, pieces
+   joined), and so is its product with the 1×1 conv tensors of matching width on either or both
+   sides (a factorised layer ``M⁻¹·(M·W·P⁻¹)·P``);
 2. filters and input channels are aligned by Hungarian assignment on per-kernel cosines
    (:func:`freqprint.stats.align.fit`): per-filter and per-channel scalings cancel, either sign counts;
 3. ``s_d = |Σ_c <X[d,c], Ŷ[m(d), π(c)]>| / (n·√v)`` over the n matched channels, with Ŷ the
@@ -51,8 +53,9 @@ also why a layer stops at the first decisive candidate.
 
 **What it does not survive** (docs/security.md): a thief who re-initialises and retrains the backbone
 (that is training a new model); distillation into a fresh student; a factorisation spread over
-more than one extra tensor (``M⁻¹`` split in two 1×1 convs, or input channels mixed too); and a thief who
-learns θ₀ — keep the secret secret and never publish the seed.  Fully connected layers and 1×1
+more than one extra tensor per side (``M⁻¹`` split in two 1×1 convs); widening *then* factorising
+(the copies then live only in products, docs/design.md); and a thief who learns θ₀ — keep the
+secret secret and never publish the seed.  Fully connected layers and 1×1
 convs are not tested (one number per kernel carries no direction).
 """
 
@@ -70,6 +73,7 @@ from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.fingerprint.seeding import init_seed
+from freqprint.io.canonical import COMPOSE, FED_BY, JOIN, MERGE, compose, piece_groups, pointwise
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors, read_recipe
 from freqprint.stats.align import descriptor, fit, hungarian, reading_shapes, readings, score_filters, unit
 from freqprint.stats.null import LN10, format_p, log_binom_tail, log_injections, projection_hit_probability, projection_thresholds
@@ -258,34 +262,35 @@ class LineageReport:
         return f"{verdict}: p = {format_p(self.log10_p)} over {len(self.layers)} layers{where}"
 
 
-COMPOSE = "∘"  # a composed candidate's name: "<1×1 tensor>∘<k×k tensor>"
-
-
-def _pointwise(store: TensorStore) -> list[tuple[str, int, int]]:
-    """Every floating tensor that reads as a 1×1 conv ``[a, b]`` or ``[a, b, 1, 1]``."""
-    out = []
-    for name, (shape, floating) in store.shapes.items():
-        if floating and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1))) and min(shape[:2]) >= 2:
-            out.append((name, shape[0], shape[1]))
-    return out
-
-
 def _readings_of(store: TensorStore, c: int, k: int, memo: dict) -> list[tuple[str, str, tuple[int, ...]]]:
-    """Every (tensor, layout, shape) reading of the store as ``[D′, C′, k, k]`` (shapes only; once
-    per (C, k)) — and every product ``Q·Y`` of a 1×1 conv Q with such a reading Y: the thief's
-    factorisation ``W → (M⁻¹)·(M·W)`` stores W as two tensors, and their product is W again."""
+    """Every (tensor, layout, shape) reading of the store as ``[D′, C′, k, k]`` (shapes only, once
+    per (C, k), after the merged-channel views are listed: io.canonical.channel_merges), and every
+    product with the 1×1 convs of matching width around such a reading Y — ``Q·Y``, ``Y·P`` and
+    ``Q·Y·P``: the thief's factorisation ``W → M⁻¹·(M·W·P⁻¹)·P`` stores W as three tensors, and
+    their product is W again.  Joined pieces are listed per layer (:func:`_candidates`)."""
     if (c, k) not in memo:
+        store.add_channel_merges()
         out = []
         for name, (shape, floating) in store.shapes.items():
-            if floating and math.prod(shape) >= k * k * max(1, c // 2):
+            if floating and math.prod(shape) >= k * k * max(1, c // 2) and not name.startswith(JOIN):  # joins: per layer
                 out += [(name, layout, sh) for layout, sh in reading_shapes(shape, c, k)]
-        points = _pointwise(store)
-        out += [
-            (f"{q}{COMPOSE}{name}", layout, (a, sh[1], k, k))
-            for name, layout, sh in list(out)
-            for q, a, b in points
-            if b == sh[0] and q != name
-        ]
+        points = pointwise(store.shapes)
+        parts: dict[str, tuple[str, str, str]] = memo.setdefault("parts", {})
+        # the input side: Y·P with P a 1×1 conv [C″, C] that feeds Y's C″ channels
+        fed = []
+        for name, layout, sh in out:
+            for p, a, b in points:
+                if a == sh[1] and p != name:
+                    parts[f"{name}{FED_BY}{p}"] = ("", name, p)
+                    fed.append((f"{name}{FED_BY}{p}", layout, (sh[0], b, k, k)))
+        # the output side: Q·Y (and Q·Y·P, a layer factorised on both sides)
+        out += fed
+        for name, layout, sh in list(out):
+            _, base, p = parts.get(name, ("", name, ""))
+            for q, a, b in points:
+                if b == sh[0] and q != base:
+                    parts[f"{q}{COMPOSE}{name}"] = (q, base, p)
+                    out.append((f"{q}{COMPOSE}{name}", layout, (a, sh[1], k, k)))
         memo[(c, k)] = out
     return memo[(c, k)]
 
@@ -298,16 +303,26 @@ def _candidates(
         for n, lay, sh in _readings_of(store, c, k, memo)
         if 2 * sh[1] >= c and sh[1] <= 2 * c and 2 * sh[0] >= d and sh[0] <= 8 * d
     ]
+    # a layer stored in pieces (io.canonical.piece_groups): channel pieces, then filter pieces
+    joins = [store.join(m, 1) for m in piece_groups(store.shapes, 1, k, (c + 1) // 2, lambda ds: 2 * ds >= d and ds <= 8 * d)] + [
+        store.join(m, 0) for m in piece_groups(store.shapes, 0, k, (d + 1) // 2, lambda cs: 2 * cs >= c and cs <= 2 * c)
+    ]
+    for j in joins:
+        out += [(j, lay, sh) for lay, sh in reading_shapes(store.shapes[j][0], c, k) if lay.partition("·")[0] == "OIHW"]
     base = owner_name.replace(".base.", ".")
 
     path = base.rsplit(".", 1)[0] + "."
 
+    parts = memo.get("parts", {})
+
     def rank(x: tuple[str, str, tuple[int, ...]]) -> tuple:
-        inner = x[0].split(COMPOSE)[-1].replace(".base.", ".")
+        q, inner, p = parts.get(x[0], ("", x[0], ""))
+        inner = inner.split(MERGE)[0].replace(".base.", ".")
         near = 0 if inner == base else 1 if inner.startswith(path) else 2  # same name, then same module path
         # untransformed readings before the symmetries of the square (align.DIHEDRAL), so the
         # transformed ones cannot crowd the composed candidates out of the first fits
-        return (near, "·" in x[1], COMPOSE in x[0], x[1] != "OIHW", abs(x[2][0] - d) + abs(x[2][1] - c), x[0], x[1])
+        composed = bool(q) + bool(p)
+        return (near, "·" in x[1], composed, x[1] != "OIHW", abs(x[2][0] - d) + abs(x[2][1] - c), x[0], x[1])
 
     return sorted(out, key=rank)
 
@@ -412,13 +427,9 @@ def lineage(
     def load(name: str, layout: str, c: int, k: int) -> torch.Tensor | None:
         key = (name, layout, c, k)
         if key not in cache:
-            if COMPOSE in name:
-                q, base = name.split(COMPOSE, 1)
-                y = dict(readings(store.get(base), c, k))[layout].detach().to("cpu", torch.float64)
-                qm = store.get(q).detach().to("cpu", torch.float64)
-                w = torch.einsum("ab,bchw->achw", qm.reshape(qm.shape[0], qm.shape[1]), y)
-            else:
-                w = dict(readings(store.get(name), c, k))[layout].detach().to("cpu", torch.float64)
+            q, base, p = memo.get("parts", {}).get(name, ("", name, ""))  # names are labels: never parsed
+            w = dict(readings(store.get(base), c, k))[layout].detach().to("cpu", torch.float64)
+            w = compose(w, store.get(q).detach().cpu() if q else None, store.get(p).detach().cpu() if p else None)
             cache[key] = w if all_finite(w) else None  # NaN in one tensor cannot block the search
         return cache[key]
 
@@ -434,7 +445,9 @@ def lineage(
 
         def fit(cand: tuple[str, str, tuple[int, ...]], split: bool = False) -> tuple[tuple, str, str] | None:
             ws = load(cand[0], cand[1], c, k)
-            return None if ws is None else (_layer_test(x, v, ws, chain, split=split), cand[0], cand[1])
+            merge = store.channel_merge(memo.get("parts", {}).get(cand[0], ("", cand[0], ""))[1])
+            link = chain if merge is None or chain is None else merge.translate(chain)
+            return None if ws is None else (_layer_test(x, v, ws, link, split=split), cand[0], cand[1])
 
         # the candidate count is paid in full however few are fitted (verification.search)
         found = best_first(cands[:max_fits], fit, _fit_logp, lambda lp: (lp + log_n) / LN10 < math.log10(alpha))

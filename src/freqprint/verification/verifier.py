@@ -22,7 +22,10 @@ suspect channels (dead channels added) or fewer (dead ones removed); extra dummy
 enter through the union bound, linearly in D′.  The module is looked up by content: every
 floating tensor of any dtype that can be read as ``[D′, C′, K, K]`` — PyTorch ``OIHW``, ``HWIO``,
 ``OHWI``, 3-D or flattened 2-D in either orientation — is a candidate, under any name; the key's
-own layer is tried first.  Candidates are chosen from shapes alone (a safetensors file is read
+own layer is tried first.  The suspect is read canonically (:mod:`freqprint.io.canonical`,
+docs/design.md): quantized storage dequantized, larger kernels cropped and read by their
+low-band response (``band``), duplicated input channels merged, pieces joined, and 1×1 convs on
+either side composed in — each such reading one more candidate.  Candidates are chosen from shapes alone (a safetensors file is read
 lazily, one tensor at a time); when there are more than ``max_fits`` (64), each is ranked by one
 cheap alignment pass (:func:`_screen`) and only the best are fully aligned, while the Bonferroni
 factor still counts every candidate screened.  Linear mixing of the filters is *not* covered: it is a symmetry of the
@@ -87,7 +90,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,7 @@ import torch
 from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument
+from freqprint.io.canonical import COMPOSE, CROP, FED_BY, JOIN, MERGE, compose, piece_groups, pointwise, producer_counts
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors
 from freqprint.stats.align import (
     Fit,
@@ -110,7 +114,7 @@ from freqprint.stats.align import (
 )
 from freqprint.stats.align import fit as align
 from freqprint.stats.null import LN10, auto_hit_threshold, format_p, hit_probability, log_binom_tail, log_injections
-from freqprint.stats.spectral import complex_cosine, kernel_basis, revised_dft_at
+from freqprint.stats.spectral import band_reading, complex_cosine, kernel_basis, revised_dft_at
 from freqprint.verification.key import FingerprintKey
 from freqprint.verification.search import Search, best_first
 
@@ -130,6 +134,8 @@ __all__ = [
 BLOCKS = ("visible", "hidden")
 VISIBLE_GAIN = 0.1  # relative gain at or above which a kernel direction counts as visible
 MAX_CANDIDATES = 100_000  # readings of one file; beyond this the file is refused
+BAND = "band"  # the layout of a larger kernel read by its low-band response (stats.spectral.band_reading)
+MAX_COMPOSED = 4096  # readings through inserted 1×1 convs; a file that would give more gets none (docs/design.md)
 MAX_FITS = 64  # candidates fully aligned; more are ranked by a cheap screen first (the p-value pays for all)
 
 
@@ -137,12 +143,21 @@ MAX_FITS = 64  # candidates fully aligned; more are ranked by a cheap screen fir
 class Candidate:
     """One reading of a suspect tensor as conv filters ``[D′, C′, K, K]`` (shape only until loaded)."""
 
-    name: str
+    name: str  # the tensor, or a label for a composed reading ("Q∘Y⋄P")
     layout: str
     shape: tuple[int, int, int, int]
+    tensor: str = ""  # the k×k tensor of a composed reading
+    after: str = ""  # the 1×1 tensor that reads it
+    before: str = ""  # the 1×1 tensor that feeds it
 
-    def load(self, store: TensorStore, kernel_size: int, channels: int) -> torch.Tensor:
-        return read_as(store.get(self.name), self.layout, channels, kernel_size)
+    def load(self, store: TensorStore, key: FingerprintKey) -> torch.Tensor:
+        t = store.get(self.tensor or self.name)
+        if self.layout == BAND:
+            return band_reading(t, key.kernel_size, key.grid, key.radius, include_dc=key.merge == "linear")
+        w = read_as(t, self.layout, key.channels, key.kernel_size)
+        if self.tensor:
+            w = compose(w, store.get(self.after) if self.after else None, store.get(self.before) if self.before else None)
+        return w
 
 
 @dataclass
@@ -202,26 +217,102 @@ class VerificationReport:
 # finding the module by content
 
 
-def candidates(store: TensorStore, key: FingerprintKey) -> list[Candidate]:
+def _merge_reading(layout: str) -> bool:
+    return layout.partition("·")[0] == "OIHW"  # a merged or joined view's channels are its dim 1
+
+
+def candidates(store: TensorStore, key: FingerprintKey, merges: bool = True, cap: bool = True) -> list[Candidate]:
     """Every floating tensor that reads as conv filters with the key's kernel size and at least
-    half its input channels; the key's own layer first.  Decided from shapes alone (nothing is
-    read), so a file of any size costs only its header here."""
+    half its input channels; the key's own layer first.  Decided from shapes alone, so a file of
+    any size costs only its header here — except the merged-channel views
+    (:func:`freqprint.io.canonical.channel_merges`, read as ``OIHW`` under the symmetries of the
+    square only), for which every possible producer is read once; ``merges=False`` leaves them
+    out (:func:`merged_bound` counts them from shapes).  ``cap`` drops the composed readings when
+    there are more than ``MAX_COMPOSED``."""
     c, k = key.channels, key.kernel_size
-    names = sorted(store.shapes, key=lambda n: (n != key.layer, n))
+    if merges:
+        store.add_channel_merges()
+    # a module stored in pieces: channel pieces too narrow to test alone, filter pieces short of the key's D
+    joins = {store.join(m, 1) for m in piece_groups(store.shapes, 1, k, (c + 1) // 2, lambda d: d >= 1)}
+    joins |= {store.join(m, 0) for m in piece_groups(store.shapes, 0, k, key.filters, lambda cs: 2 * cs >= c)}
+    names = sorted(store.shapes, key=lambda n: (n != key.layer, "@" in n, n))  # stored tensors before views
     out: list[Candidate] = []
     for name in names:
         shape, floating = store.shapes[name]
-        if not floating or math.prod(shape) < k * k * max(1, c // 2):
-            continue
-        for layout, wshape in reading_shapes(shape, c, k):
-            if wshape[1] * 2 >= c and wshape[0] >= 1:
-                out.append(Candidate(name, layout, wshape))
+        if name.startswith(JOIN) and name.split(MERGE)[0] not in joins:
+            continue  # joined for another test on the same store (lineage's layers)
+        if floating:
+            out += _readings(name, shape, key)
         if len(out) > MAX_CANDIDATES:
             raise FreqprintError(
                 f"{store.name} has more than {MAX_CANDIDATES} tensors that read as conv filters; "
                 "pass search='none' to test the key's layer alone"
             )
+    return _capped(out + _composed(store, key, out), cap)
+
+
+def _capped(cands: list[Candidate], cap: bool = True) -> list[Candidate]:
+    """``cands`` without the composed readings when there are more than ``MAX_COMPOSED``."""
+    if cap and sum(1 for c in cands if c.tensor) > MAX_COMPOSED:
+        return [c for c in cands if not c.tensor]
+    return cands
+
+
+def _readings(name: str, shape: tuple[int, ...], key: FingerprintKey) -> list[Candidate]:
+    """One tensor's (or view's) readings as ``[D′, C′, k, k]`` with ``2C′ ≥ C``: every layout
+    under the symmetries of the square (a merged or joined view: OIHW ones only), and a larger
+    square kernel's band reading; shapes only."""
+    c, k = key.channels, key.kernel_size
+    if math.prod(shape) < k * k * max(1, c // 2):
+        return []
+    merged = MERGE in name or name.startswith(JOIN)
+    out = [
+        Candidate(name, layout, wshape)
+        for layout, wshape in reading_shapes(shape, c, k)
+        if wshape[1] * 2 >= c and wshape[0] >= 1 and (not merged or _merge_reading(layout))
+    ]
+    if len(shape) == 4 and shape[2] == shape[3] > k and 2 * shape[1] >= c and CROP not in name:
+        out.append(Candidate(name, BAND, (shape[0], shape[1], k, k)))  # a larger kernel read by its response
     return out
+
+
+def _composed(store: TensorStore, key: FingerprintKey, plain: list[Candidate]) -> list[Candidate]:
+    """The module factorised by 1×1 convs the thief's code inserts: ``M·W`` read by ``M⁻¹``
+    before the ReLU (the output side), ``W·P⁻¹`` fed by ``P`` (the input side), or both.  Every
+    untransformed OIHW reading ``Y`` of a stored tensor, composed with each 1×1 tensor of
+    matching width (:func:`freqprint.io.canonical.compose`); shapes only."""
+    points = pointwise(store.shapes)
+    if not points:
+        return []
+    out = []
+    for y in plain:
+        if y.layout != "OIHW" or "@" in y.name or y.tensor:
+            continue
+        d, c2 = y.shape[:2]
+        afters = [("", d)] + [(q, a) for q, a, b in points if b == d and q != y.name]
+        befores = [("", c2)] + [(p, b) for p, a, b in points if a == c2 and p != y.name]
+        for q, d_out in afters:
+            for p, c_in in befores:
+                if (q or p) and 2 * c_in >= key.channels:
+                    label = f"{q}{COMPOSE if q else ''}{y.name}{FED_BY if p else ''}{p}"
+                    out.append(Candidate(label, "OIHW", (d_out, c_in, key.kernel_size, key.kernel_size), y.name, q, p))
+    return out
+
+
+def merged_bound(store: TensorStore, key: FingerprintKey, listed: int | None = None) -> int:
+    """An upper bound, from shapes alone, on ``len(candidates(store, key))`` once the merged views
+    exist: the candidates without them (composed readings uncapped), plus, for every tensor that
+    may read a producer's width, the readings of a merged view at the tensor's full width (a
+    merged view is never wider, and every rule that admits a reading admits a wider one) times
+    the number of possible producers of that width (:func:`producer_counts`).  Merged views
+    take part in nothing else (no joins, no compositions).  ``listed``: that first count, when
+    the caller has it."""
+    producers = producer_counts(store.shapes)
+    total = len(candidates(store, key, merges=False, cap=False)) if listed is None else listed
+    for name, (shape, ok) in store.shapes.items():
+        if ok and len(shape) in (2, 4) and MERGE not in name and producers.get(shape[1], 0):
+            total += producers[shape[1]] * len(_readings(f"{name}{MERGE}", shape, key))
+    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,6 +484,13 @@ class CandidateFit:
     matched_channels: int
     rotated: RotatedFit | None
     stage: str
+    unclipped: float = 0.0  # logp before the cap at 0 (p = 1)
+    log_count: float = 0.0  # the candidate count paid in it (natural log)
+
+    def recount(self, n_candidates: int) -> CandidateFit:
+        """The same fit paying for ``n_candidates`` candidates instead."""
+        unclipped = self.unclipped - self.log_count + math.log(n_candidates)
+        return replace(self, logp=min(0.0, unclipped), unclipped=unclipped, log_count=math.log(n_candidates))
 
 
 def _logp(fit: CandidateFit) -> float:
@@ -457,11 +555,11 @@ class Verifier:
         self.log_tests = math.log(2) if align_channels else 0.0  # the permuted-channel and the rotated-channel test
 
     # -- the candidates ----------------------------------------------------------------------
-    def candidates(self, store: TensorStore) -> list[Candidate]:
+    def candidates(self, store: TensorStore, merges: bool = True, cap: bool = True) -> list[Candidate]:
         """What may hold the module: every reading of every tensor (:func:`candidates`), narrowed
         by ``search="none"`` and ``align_channels=False``; possibly none."""
         key = self.key
-        cands = candidates(store, key)
+        cands = candidates(store, key, merges=merges and self.search != "none", cap=cap)
         if self.search == "none":
             cands = [c for c in cands if c.name == key.layer and c.layout == "OIHW"]
         if not self.align_channels:
@@ -472,7 +570,7 @@ class Verifier:
         """A candidate's weights as float64 ``[D′, C′, K, K]``; None if it holds NaN or Inf (refused
         outright where the key points)."""
         key = self.key
-        w = cand.load(store, key.kernel_size, key.channels).detach().to("cpu", torch.float64)
+        w = cand.load(store, key).detach().to("cpu", torch.float64)
         if not all_finite(w):
             if cand.name == key.layer:
                 raise FreqprintError(f"{store.name}: tensor {key.layer!r}, where the key points, contains NaN or Inf values")
@@ -490,10 +588,14 @@ class Verifier:
             w = self.load(store, c)
             return None if w is None else -_screen(side.units_k, side.desc_k, w, side.v, side.blocks)
 
-        plain = [c for c in pool if "·" not in c.layout]
+        # a tensor's transformed readings (the symmetries of the square) and its compositions with
+        # 1×1 convs form one group with one fit: the best by the screen
+        plain = [c for c in pool if "·" not in c.layout and not c.tensor]
         groups: dict[tuple[str, str], list[Candidate]] = {}
         for c in pool:
-            if "·" in c.layout:
+            if c.tensor:
+                groups.setdefault((c.tensor, "OIHW"), []).append(c)
+            elif "·" in c.layout:
                 groups.setdefault((c.name, c.layout.split("·")[0]), []).append(c)
         picked = []
         for group in groups.values():
@@ -547,17 +649,19 @@ class Verifier:
         if not fits.decided():
             self._full(side, w2, units_s, desc_s, fits)
         blk = fits.winner()
-        logp = min(0.0, fits.best[blk].logp + fits.extra)
+        unclipped = fits.best[blk].logp + fits.extra
         stage = fits.best[blk].stage
         rotated = None
-        if self.align_channels and key.filters >= 2 and logp / LN10 >= math.log10(self.alpha):  # not decided by the first test
+        if (
+            self.align_channels and key.filters >= 2 and min(0.0, unclipped) / LN10 >= math.log10(self.alpha)
+        ):  # not decided by the first test
             rlogp, rblk, zu, rfit, rt = _rotation_test(side.zk, w2 @ side.v, side.units_k, side.blocks, self.hit_cosine)
-            rlogp = min(0.0, rlogp + self.log_tests + log_cands)
-            if rlogp < logp:
+            rlogp += self.log_tests + log_cands
+            if min(0.0, rlogp) < min(0.0, unclipped):
                 kernels = (zu @ side.v.T).reshape(zu.shape[0], zu.shape[1], key.kernel_size, key.kernel_size)
                 rotated = RotatedFit(rblk, kernels, rfit, rt)
-                logp, stage = rlogp, "rotation"
-        return CandidateFit(logp, cand, ws, blk, fits.best, n, rotated, stage)
+                unclipped, stage = rlogp, "rotation"
+        return CandidateFit(min(0.0, unclipped), cand, ws, blk, fits.best, n, rotated, stage, unclipped, log_cands)
 
     def _diagonal(self, side: KeySide, w2: torch.Tensor, fits: _BlockFits) -> None:
         """Stage 1: the model as the owner left it, both blocks in a few products."""
@@ -611,8 +715,9 @@ class Verifier:
         t0 = time.perf_counter()
         key = self.key
         store = open_tensors(suspect)
-        cands = self.candidates(store)
-        if not cands:  # a readable file gets a verdict, not a refusal: nothing there is the module
+        uncapped = self.candidates(store, merges=False, cap=False)
+        cands = _capped(uncapped)
+        if not cands:  # a readable file gets a verdict, not a refusal: nothing there is the module (nor merges to it)
             reason = (
                 f"no tensor reads as conv filters [*, {key.channels}, {key.kernel_size}, {key.kernel_size}] "
                 f"(no {key.layer!r} either): wrong architecture, or no fingerprint module"
@@ -622,12 +727,19 @@ class Verifier:
         first = cands[0]
         done: list[Candidate] = []
         if self.search == "auto" and first.name == key.layer and first.layout == "OIHW":
-            found.offer(self.fit(store, first, len(cands)), _logp)
+            # the key's own layer first, paying for every reading the file could give -- the
+            # merged-channel readings counted from shapes (an upper bound), so a model as the
+            # owner left it is decided before any other tensor is read
+            bound = merged_bound(store, key, len(uncapped))
+            early = self.fit(store, first, bound)
+            if early is not None and early.logp / LN10 < math.log10(self.alpha):
+                return self.report(early, store.name, bound, 1, time.perf_counter() - t0)
+            found.offer(early, _logp)
             done.append(first)
-        # the key's own layer may already decide; else every planned candidate is fitted
-        if found.best is None or found.best.logp / LN10 >= math.log10(self.alpha):
-            todo = [c for c in self.plan(store, cands) if c not in done]
-            best_first(todo, lambda c: self.fit(store, c, len(cands)), _logp, search=found)
+        cands = self.candidates(store, merges=True)  # the merged readings, now that they are needed
+        found.best = None if found.best is None else found.best.recount(len(cands))
+        todo = [c for c in self.plan(store, cands) if c not in done]
+        best_first(todo, lambda c: self.fit(store, c, len(cands)), _logp, search=found)
         best = found.best
         if best is None:
             raise FreqprintError(
