@@ -43,6 +43,7 @@ __all__ = [
     "companion",
     "copy_groups",
     "compose",
+    "compositions",
     "piece_groups",
     "pointwise",
     "producer_counts",
@@ -169,6 +170,21 @@ def pointwise(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> list[tuple[str
         (name, shape[0], shape[1])
         for name, (shape, ok) in shapes.items()
         if ok and "@" not in name and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1))) and min(shape[:2]) >= 2
+    ]
+
+
+def compositions(name: str, d: int, c: int, points: list[tuple[str, int, int]]) -> list[tuple[str, str, str, int, int]]:
+    """``(label, after, before, D″, C′)``: every way the k×k tensor ``name`` ``[d, c, k, k]`` may
+    be read with the 1×1 maps of :func:`pointwise` around it — ``after`` ``[D″, d]`` on the output
+    side, ``before`` ``[c, C′]`` on the input side, or both (``""``: none); never with itself.
+    Labels read ``after∘name⋄before``; shapes only."""
+    afters = [("", d)] + [(q, a) for q, a, b in points if b == d and q != name]
+    befores = [("", c)] + [(p, b) for p, a, b in points if a == c and p != name]
+    return [
+        (f"{q}{COMPOSE if q else ''}{name}{FED_BY if p else ''}{p}", q, p, d_out, c_in)
+        for q, d_out in afters
+        for p, c_in in befores
+        if q or p
     ]
 
 

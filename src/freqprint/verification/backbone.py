@@ -73,7 +73,7 @@ from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.fingerprint.seeding import init_seed
-from freqprint.io.canonical import COMPOSE, FED_BY, JOIN, MERGE, compose, piece_groups, pointwise
+from freqprint.io.canonical import JOIN, MERGE, compose, compositions, piece_groups, pointwise
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors, read_recipe
 from freqprint.stats.align import descriptor, fit, hungarian, reading_shapes, readings, score_filters, unit
 from freqprint.stats.null import LN10, format_p, log_binom_tail, log_injections, projection_hit_probability, projection_thresholds
@@ -276,21 +276,10 @@ def _readings_of(store: TensorStore, c: int, k: int, memo: dict) -> list[tuple[s
                 out += [(name, layout, sh) for layout, sh in reading_shapes(shape, c, k)]
         points = pointwise(store.shapes)
         parts: dict[str, tuple[str, str, str]] = memo.setdefault("parts", {})
-        # the input side: Y·P with P a 1×1 conv [C″, C] that feeds Y's C″ channels
-        fed = []
-        for name, layout, sh in out:
-            for p, a, b in points:
-                if a == sh[1] and p != name:
-                    parts[f"{name}{FED_BY}{p}"] = ("", name, p)
-                    fed.append((f"{name}{FED_BY}{p}", layout, (sh[0], b, k, k)))
-        # the output side: Q·Y (and Q·Y·P, a layer factorised on both sides)
-        out += fed
         for name, layout, sh in list(out):
-            _, base, p = parts.get(name, ("", name, ""))
-            for q, a, b in points:
-                if b == sh[0] and q != base:
-                    parts[f"{q}{COMPOSE}{name}"] = (q, base, p)
-                    out.append((f"{q}{COMPOSE}{name}", layout, (a, sh[1], k, k)))
+            for label, q, p, d_out, c_in in compositions(name, sh[0], sh[1], points):
+                parts[label] = (q, name, p)
+                out.append((label, layout, (d_out, c_in, k, k)))
         memo[(c, k)] = out
     return memo[(c, k)]
 

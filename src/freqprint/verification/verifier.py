@@ -98,7 +98,7 @@ import torch
 from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument
-from freqprint.io.canonical import COMPOSE, CROP, FED_BY, JOIN, MERGE, compose, piece_groups, pointwise, producer_counts
+from freqprint.io.canonical import CROP, JOIN, MERGE, compose, compositions, piece_groups, pointwise, producer_counts
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors
 from freqprint.stats.align import (
     Fit,
@@ -284,19 +284,14 @@ def _composed(store: TensorStore, key: FingerprintKey, plain: list[Candidate]) -
     points = pointwise(store.shapes)
     if not points:
         return []
-    out = []
-    for y in plain:
-        if y.layout != "OIHW" or "@" in y.name or y.tensor:
-            continue
-        d, c2 = y.shape[:2]
-        afters = [("", d)] + [(q, a) for q, a, b in points if b == d and q != y.name]
-        befores = [("", c2)] + [(p, b) for p, a, b in points if a == c2 and p != y.name]
-        for q, d_out in afters:
-            for p, c_in in befores:
-                if (q or p) and 2 * c_in >= key.channels:
-                    label = f"{q}{COMPOSE if q else ''}{y.name}{FED_BY if p else ''}{p}"
-                    out.append(Candidate(label, "OIHW", (d_out, c_in, key.kernel_size, key.kernel_size), y.name, q, p))
-    return out
+    k = key.kernel_size
+    return [
+        Candidate(label, "OIHW", (d_out, c_in, k, k), y.name, q, p)
+        for y in plain
+        if y.layout == "OIHW" and "@" not in y.name and not y.tensor
+        for label, q, p, d_out, c_in in compositions(y.name, y.shape[0], y.shape[1], points)
+        if 2 * c_in >= key.channels
+    ]
 
 
 def merged_bound(store: TensorStore, key: FingerprintKey, listed: int | None = None) -> int:
