@@ -19,6 +19,7 @@ from freqprint.metav import (
     Manifest,
     MetaVConfig,
     build_ensemble,
+    calibrate_floor,
     calibrate_threshold,
     default_manifest,
     fit_metav,
@@ -69,6 +70,29 @@ def tiny_manifest(kind: str) -> Manifest:
         Entry("ind-test", "negative", "indep", "test", **tr(a), seed=40),
         Entry("panel-0", "panel", "panel", "panel", **tr(a, "thief"), seed=50),
     ]
+    # far negatives in training: an untrained network, answers that ignore the question
+    e += [
+        Entry("far-u", "negative", "untrained", "train", "train", arch=b, seed=90, params={"epochs": 0}),
+        Entry("far-c", "negative", "null", "train", "null", seed=91, params={"mode": "constant"}),
+        Entry("far-r", "negative", "null", "train", "null", seed=92, params={"mode": "random"}),
+    ]
+    # the reference split (the claim's conformal p-value): untrained networks, null APIs, one
+    # independent model raw and served; 24 answers, so alpha = 0.05 is reachable
+    untrained = lambda arch: dict(op="train", arch=arch, params={"epochs": 0})
+    e += [Entry(f"ref-u{i}", "reference", "untrained", "reference", **untrained((a, b)[i % 2]), seed=60 + i) for i in range(8)]
+    e += [
+        Entry(f"ref-n{i}", "reference", "null", "reference", "null", seed=70 + i, params={"mode": m})
+        for i, m in enumerate(["constant", "random"] * 6)
+    ]
+    e += [Entry("ref-ind", "reference", "indep", "reference", **tr(b), seed=80)]
+    serve = {
+        "classification": {"mode": "label"},
+        "regression": {"mode": "round", "step": 0.5},
+        "generation": {"mode": "round", "bits": 2},
+    }
+    e += [
+        Entry(f"ref-ind-api{i}", "reference", "indep api", "reference", "output", "ref-ind", params=serve[kind]) for i in range(3)
+    ]
     return Manifest({"kind": kind, **SIZES[kind]}, e, "test")
 
 
@@ -89,6 +113,7 @@ def fitted(tmp_path_factory):
             (lo, hi),
             cfg,
         )
+        calibrate_floor(mv, ens.source.query, [(m.query, m.entry.family) for m in ens.split("reference")], alpha=0.05)
         out[kind] = (ens, mv)
     out["cache"] = cache
     return out
@@ -112,7 +137,8 @@ def test_manifests_validate_roles_parents_and_splits(tmp_path):
     for kind in ("classification", "regression", "generation"):
         m = default_manifest(kind, "quick")
         splits = {e.split for e in m.entries}
-        assert splits == {"train", "val", "test", "panel"}
+        assert splits == {"train", "val", "test", "reference", "panel"}
+        assert sum(e.split == "reference" for e in m.entries) >= 99  # alpha = 0.01 is reachable
         fams = lambda s: {e.family for e in m.entries if e.split == s}
         held = fams("test") - fams("train") - fams("val")
         assert any(not f.startswith(("neg ", "indep-")) for f in held), "an attack family must appear only in test"
@@ -130,7 +156,7 @@ def test_manifests_validate_roles_parents_and_splits(tmp_path):
     with pytest.raises(FreqprintError, match="not an earlier entry"):
         Manifest.from_dict(bad)
     bad = json.loads(json.dumps(d))
-    bad["entries"][-1]["split"] = "test"
+    next(e for e in bad["entries"] if e["role"] == "panel")["split"] = "test"
     with pytest.raises(FreqprintError, match="panel"):
         Manifest.from_dict(bad)
     (tmp_path / "junk.json").write_text("{not json")
@@ -143,9 +169,13 @@ def test_the_verifier_separates_a_derived_from_an_independent_model(fitted, kind
     ens, mv = fitted[kind]
     derived = next(m for m in ens.split("test") if m.label == 1)
     indep = next(m for m in ens.split("test") if m.label == 0)
-    sd, si = mv.score(derived.query), mv.score(indep.query)
-    assert 0.0 < mv.threshold < 1.0
-    assert sd >= mv.threshold > si, (kind, sd, si, mv.threshold)
+    # V alone may score an independent model above λ (the tiny generation ensemble does: 0.97);
+    # the verdict needs the floor too, and the independent model's answers do not agree
+    sd = mv.score(derived.query)
+    assert 0.0 < mv.threshold < 1.0 and sd >= mv.threshold, (kind, sd, mv.threshold)
+    vd, vi = mv.verdict(derived.query), mv.verdict(indep.query)
+    assert vd.derived and vd.p_value <= 0.05 and vd.p_agreement <= 1e-3, (kind, vd)
+    assert not vi.derived, (kind, vi)
     # the fingerprint stayed inside the task's valid input domain
     lo, hi = ens.task.domain(ens.data.owner)
     assert bool((mv.inputs >= lo - 1e-6).all()) and bool((mv.inputs <= hi + 1e-6).all())
@@ -323,6 +353,8 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
             "40",
             "--inputs",
             "8",
+            "--alpha",
+            "0.05",
             "--out",
             str(tmp_path / "reg.metav"),
         ],
@@ -396,10 +428,184 @@ def test_an_ensemble_trains_on_a_local_ray_cluster_generation_by_generation(fitt
         ens = build_ensemble(tiny_manifest("regression"), tmp_path / "ray-cache", executor=ex)
     here = fitted["regression"][0]
     assert ens.hashes == here.hashes  # same recipes, same cache keys
-    assert ens.trained == len({h for n, h in here.hashes.items() if not n.startswith("api")}) and ens.cached == 0
+    ops = {e.name: e.op for e in here.manifest.entries}
+    trains = {h for n, h in here.hashes.items() if ops[n] not in ("output", "null")}  # an API or a null answer trains nothing
+    assert ens.trained == len(trains) and ens.cached == 0
     again = build_ensemble(tiny_manifest("regression"), tmp_path / "ray-cache")
     assert again.trained == 0
     mine = {m.entry.name: m.model for m in here.members}
     for m in ens.members:
         for (k, a), (_, b) in zip(m.model.state_dict().items(), mine[m.entry.name].state_dict().items()):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"{m.entry.name}.{k}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the floor under a verdict (issue 24)
+
+
+def test_the_agreement_test_is_exact_under_its_null_and_refuses_a_constant():
+    from freqprint.stats.floor import agreement, agreement_pvalue, conformal_pvalue
+
+    rng = np.random.default_rng(0)
+    ref = rng.dirichlet(np.ones(10), 24)
+    # answers that ignore the question: p <= alpha at most a share alpha of the time
+    ps = np.array([agreement_pvalue(rng.dirichlet(np.ones(10), 24), ref, 199, seed=i)[1] for i in range(600)])
+    for a in (0.05, 0.1, 0.2):
+        assert (ps <= a).mean() <= a + 3 * np.sqrt(a * (1 - a) / len(ps)), (a, (ps <= a).mean())
+    assert agreement_pvalue(np.full((24, 10), 0.1), ref)[1] == 1.0  # a constant (uniform) API
+    assert agreement_pvalue(np.tile(ref[:1], (24, 1)), ref)[1] == 1.0  # one answer replayed
+    rho, p = agreement_pvalue(ref + 0.01 * rng.random(ref.shape), ref, 999)
+    assert rho > 0.99 and p == pytest.approx(1 / 1000)  # the smallest p the permutations allow
+    assert agreement(ref, ref) == pytest.approx(1.0)
+    assert conformal_pvalue(0.9, [0.1, 0.5, 0.95]) == pytest.approx(2 / 4)
+    assert conformal_pvalue(0.99, [0.1, 0.5, 0.95]) == pytest.approx(1 / 4)
+    # an answer without information outranks nothing; one with it outranks every such answer
+    assert conformal_pvalue(0.5, [0.1, 0.9, 0.95], True, [True, False, False]) == pytest.approx(1 / 4)
+    assert conformal_pvalue(0.5, [0.1, 0.9, 0.95], False, [True, False, False]) == pytest.approx(4 / 4)
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression", "generation"])
+def test_answers_without_information_are_never_derived(fitted, kind):
+    """Constant, uniform, random and untrained answers: whatever V's score, the agreement test
+    (and the reference rank) keep the verdict "not derived"."""
+    from freqprint.metav.tasks import NullAnswers
+
+    ens, mv = fitted[kind]
+    suspects = [
+        NullAnswers(kind, ens.task.output_dim, mode, seed) for mode in ("constant", "uniform", "random") for seed in range(3)
+    ]
+    torch.manual_seed(123)
+    suspects += [ens.task.build(arch, 900 + i)[0].eval() for i, arch in enumerate(ARCH[kind])]
+    for s in suspects:
+        v = mv.verdict(s)
+        assert not v.derived, (kind, s, v)
+    const = mv.verdict(suspects[0])
+    assert const.p_agreement == 1.0 and const.p_value == 1.0
+    # a stricter alpha never turns a verdict from "not derived" into "derived"
+    derived = next(m for m in ens.split("test") if m.label == 1)
+    assert mv.verdict(derived.query, alpha=0.5).derived and not mv.verdict(derived.query, alpha=1e-9).derived
+
+
+def test_a_claim_needs_a_floor_and_a_large_enough_reference_panel(fitted, tmp_path):
+    import dataclasses
+
+    ens, mv = fitted["regression"]
+    bare = dataclasses.replace(mv, floor=None)
+    with pytest.raises(FreqprintError, match="floor"):
+        save_claim(bare, tmp_path / "bare.safetensors")
+    with pytest.raises(FreqprintError, match="floor"):
+        bare.verdict(ens.source.query)
+    refs = [(m.query, m.entry.family) for m in ens.split("reference")]
+    with pytest.raises(FreqprintError, match="cannot give a p-value of 0.01"):
+        calibrate_floor(dataclasses.replace(mv), ens.source.query, refs, alpha=0.01)
+    # the floor round-trips: the reloaded claim gives the same verdicts
+    path = tmp_path / "claim.safetensors"
+    save_claim(mv, path, ens.manifest.to_dict(), ens.hashes)
+    mv2, meta = load_claim(path)
+    assert meta["floor"]["population"] == mv.floor.population and meta["environment"]["torch"] == torch.__version__
+    for m in ens.split("test"):
+        assert mv2.verdict(m.query).to_dict() == pytest.approx(mv.verdict(m.query).to_dict(), abs=1e-6)
+    # a format-1 claim (no floor) is refused with one line that says what to do
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + n])
+    old = dict(json.loads(header["__metadata__"]["freqprint.metav"]), format="freqprint-metav/1")
+    enc = json.dumps(dict(header, __metadata__={"freqprint.metav": json.dumps(old)})).encode()
+    enc += b" " * (-len(enc) % 8)
+    (tmp_path / "v1.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + n :])
+    with pytest.raises(FreqprintError, match="retrain"):
+        load_claim(tmp_path / "v1.safetensors")
+
+
+def test_far_negatives_and_recipes_build_from_a_manifest(tmp_path):
+    """Other data of the same shapes, untrained networks, null APIs, temperature serving and
+    distillation recipes are manifest entries; a reference model's variants stay in its split."""
+    e = [
+        Entry("source", "source", "source", "train", "train", arch="mlp", seed=0, params={"epochs": 3}),
+        Entry(
+            "other",
+            "negative",
+            "other",
+            "train",
+            "train",
+            arch="mlp",
+            seed=1,
+            params={"data": "other:sklearn-digits", "epochs": 1},
+        ),
+        Entry("untrained", "negative", "untrained", "train", "train", arch="lenet", seed=2, params={"epochs": 0}),
+        Entry("null", "negative", "null", "train", "null", seed=3, params={"mode": "random"}),
+        Entry("t4", "negative", "api", "train", "output", "other", params={"mode": "temperature", "t": 4.0}),
+        Entry(
+            "kd",
+            "positive",
+            "kd",
+            "train",
+            "distill",
+            "source",
+            "mlp",
+            4,
+            {"epochs": 3, "lr": 1e-3, "temperature": 1.0, "optimizer": "adam", "queries": 300},
+        ),
+        Entry("hard", "positive", "kd", "train", "distill", "source", "mlp", 5, {"epochs": 1, "hard": True, "queries": 300}),
+    ]
+    task = {"kind": "classification", "owner_size": 600, "thief_size": 400, "test_size": 200}
+    ens = build_ensemble(Manifest(task, e), tmp_path / "cache")
+    by = {m.name: m for m in ens.members}
+    x = ens.data.test.images[:8]
+    assert torch.equal(by["null"].query(x), by["null"].query(x))  # the same answer to the same question
+    assert not torch.equal(by["null"].query(x)[0], by["null"].query(x)[1])
+    p = by["t4"].query(x)
+    assert torch.allclose(p.sum(1), torch.ones(8)) and p.max() < torch.softmax(by["other"].query(x), 1).max()
+    agree = lambda m: float(
+        (m.query(ens.data.test.images).argmax(1) == by["source"].query(ens.data.test.images).argmax(1)).float().mean()
+    )
+    assert agree(by["kd"]) > agree(by["other"]) + 0.2, (agree(by["kd"]), agree(by["other"]))  # the student learnt its teacher
+    assert by["other"].quality < 0.5  # digits know nothing of clothes
+    bad = Manifest(task, e + [Entry("kdx", "positive", "kd", "train", "distill", "source", "mlp", 6, {"hard": True, "tau": 2})])
+    with pytest.raises(FreqprintError, match="unknown option"):
+        build_ensemble(bad, tmp_path / "cache")
+    d = Manifest(task, e + [Entry("ref", "reference", "r", "reference", "null", seed=7, params={"mode": "constant"})]).to_dict()
+    d["entries"].append(
+        {
+            "name": "leak",
+            "role": "negative",
+            "family": "x",
+            "split": "train",
+            "op": "output",
+            "parent": "ref",
+            "params": {"mode": "label"},
+        }
+    )
+    with pytest.raises(FreqprintError, match="stay in its split"):
+        Manifest.from_dict(d)
+    d["entries"][-1].update(role="reference", split="reference", parent="source")
+    with pytest.raises(FreqprintError, match="must not descend"):
+        Manifest.from_dict(d)
+    from freqprint.metav.tasks import create_task
+
+    clf = create_task("classification", owner_size=300, thief_size=100)
+    relabelled, same = clf.other_data("fashion-relabelled", 300), clf.other_data("fashion-inverted", 300)
+    assert not bool((relabelled.labels == same.labels).any())  # every class moved to another
+    for kind in ("regression", "generation"):
+        t = create_task(kind)
+        for name in t.other_datasets:
+            ds = t.other_data(name, 50)
+            assert tuple(ds.images.shape[1:]) == (tuple(t.input_shape) if kind == "regression" else (1, 28, 28)), (kind, name)
+
+
+def test_a_claim_is_reproducible_bit_for_bit(fitted, tmp_path):
+    """The same manifest, seed, torch version and thread count: the same X, V, λ and floor."""
+    from safetensors.torch import load_file
+
+    from freqprint.metav.trainer import train_claim
+
+    m = tiny_manifest("regression")
+    outs = []
+    for i in range(2):
+        r = train_claim(
+            m, tmp_path / f"c{i}.safetensors", tmp_path / f"cache{i}", steps=30, n_inputs=8, alpha=0.05, log=lambda s: None
+        )
+        outs.append((r, load_file(str(r.path))))
+    (r0, t0), (r1, t1) = outs
+    assert r0.threshold == r1.threshold and t0.keys() == t1.keys()
+    assert all(torch.equal(t0[k], t1[k]) for k in t0), [k for k in t0 if not torch.equal(t0[k], t1[k])]

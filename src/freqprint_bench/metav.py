@@ -1,11 +1,15 @@
 """``freqprint metav bench``: MetaV and the baselines on held-out suspects, per task kind.
 
 For each task kind: build the default ensemble (:func:`freqprint.metav.ensemble.default_manifest`,
-cached), train MetaV on its train split and calibrate λ on its validation split, score the test
-split, write the claim artefact, reload it (commitment checked) and re-check it on the panel.
-The baselines (IPGuard for classifiers, "same mistakes" for every kind, the frequency fingerprint
-where the source carries a module) score the same test suspects, each with its threshold
-calibrated on the same validation suspects.
+cached), train MetaV on its train split, calibrate λ on its validation split and the floor on its
+reference split, give every test suspect its verdict (V ≥ λ and p ≤ α), write the claim
+artefact, reload it (commitment checked) and re-check it on the panel.  MetaV is reported twice:
+its verdict, and V alone at λ (what a claim without the floor said).  Rates come per family and
+per population (far negatives: other data, untrained, null answers and their served variants;
+owner-data independents; students of held-out recipes and families), with exact
+Clopper–Pearson intervals.  The baselines (IPGuard for classifiers, "same mistakes" for every
+kind, the frequency fingerprint where the source carries a module) score the same test suspects,
+each with its threshold calibrated on the same validation suspects.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from freqprint.metav.artefact import load_claim, panel_check, save_claim
+from freqprint.metav.artefact import clopper_pearson_upper, load_claim, panel_check, save_claim
 from freqprint.metav.comparators import FrequencyFingerprintScore, IPGuard, SameMistakes
-from freqprint.metav.core import MetaVConfig, calibrate_threshold, fit_metav
+from freqprint.metav.core import MetaV, MetaVConfig, calibrate_floor, calibrate_threshold, fit_metav
 from freqprint.metav.ensemble import PROFILES, Ensemble, build_ensemble, default_manifest, fingerprint_secret
 from freqprint.metav.trainer import metav_configs
 from freqprint.stats.aruc import per_family, summarise
@@ -50,6 +54,64 @@ def _evaluate(
     return {**summarise(pos, neg, threshold, rounds), "families": per_family(st, yt, ft, threshold), "scores": dict(zip(nt, st))}
 
 
+def _interval(k: int, n: int) -> tuple[float, float]:
+    """Exact two-sided 95 % Clopper–Pearson interval of a rate k/n."""
+    from scipy.stats import beta
+
+    if n == 0:
+        return (0.0, 1.0)
+    lo = 0.0 if k == 0 else float(beta.ppf(0.025, k, n - k + 1))
+    hi = 1.0 if k == n else float(beta.ppf(0.975, k + 1, n - k))
+    return (lo, hi)
+
+
+def population(member: Any) -> str:
+    """The population a test suspect belongs to, for the rates the issue's goals name."""
+    fam = member.entry.family
+    if member.label:
+        return "students, held-out recipe or family" if fam.startswith("kd ") else "derived: weights, APIs, ensemble's KD"
+    if fam.startswith(("other-data", "untrained", "null")) or fam.endswith(" far"):
+        return "far: other data, untrained, null, served"
+    return "close: owner-task independents and variants"
+
+
+def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
+    """Every test suspect's verdict; rates per family and per population, exact intervals."""
+    rows = {m.name: mv.verdict(m.query).to_dict() for m in test}
+    fams: dict[tuple[int, str], list[str]] = {}
+    pops: dict[tuple[int, str], list[str]] = {}
+    for m in test:
+        fams.setdefault((m.label, m.entry.family), []).append(m.name)
+        pops.setdefault((m.label, population(m)), []).append(m.name)
+
+    def rate(label: int, names: list[str]) -> dict[str, Any]:
+        right = sum(rows[n]["derived"] == bool(label) for n in names)
+        return {
+            "label": label,
+            "n": len(names),
+            "correct": right,
+            "rate": right / len(names),
+            "ci95": _interval(right, len(names)),
+            "wrong_upper95": clopper_pearson_upper(len(names) - right, len(names)),
+            "score_min": min(rows[n]["score"] for n in names),
+            "score_max": max(rows[n]["score"] for n in names),
+            "p_max": max(rows[n]["p_value"] for n in names),
+            "p_min": min(rows[n]["p_value"] for n in names),
+        }
+
+    pos = [n for m in test for n in [m.name] if m.label]
+    neg = [n for m in test for n in [m.name] if not m.label]
+    return {
+        "tpr": rate(1, pos),
+        "tnr": rate(0, neg),
+        "families": [{"family": f, **rate(y, ns)} for (y, f), ns in sorted(fams.items(), key=lambda kv: (-kv[0][0], kv[0][1]))],
+        "populations": [
+            {"population": f, **rate(y, ns)} for (y, f), ns in sorted(pops.items(), key=lambda kv: (-kv[0][0], kv[0][1]))
+        ],
+        "verdicts": rows,
+    }
+
+
 def _thief_rewrites(mv, task, test: list) -> dict[str, Any]:
     """What a README-reading thief does to a classifier at no cost, on the test models (their
     weights, not their API views):
@@ -57,40 +119,35 @@ def _thief_rewrites(mv, task, test: list) -> dict[str, Any]:
     * function-preserving weight rewrites — permute and rescale every conv pair
       (``permute-blocks``, ``scale-blocks``); MetaV reads outputs, so its score must not move;
     * a temperature on the served probabilities, ``softmax(z / T)``: every label is kept, the
-      probabilities MetaV reads are not."""
+      probabilities MetaV reads are not.  Rates are the verdict's (V ≥ λ and p ≤ α)."""
     import torch
 
     from freqprint.attacks import BlockPermutation, BlockScaling, Compose
     from freqprint.attacks.equivariance import conv_pairs
 
-    models = [m for m in test if m.entry.op != "output"]
+    models = [m for m in test if m.entry.op not in ("output", "null")]
     rewrite = Compose([BlockPermutation(seed=1), BlockScaling(seed=2)])
     deltas, flips, rewritten = [], 0, 0
     for m in models:
         if not conv_pairs(m.model):
             continue
-        before, after = mv.score(m.model), mv.score(rewrite(m.model))
+        before, after = mv.verdict(m.model), mv.verdict(rewrite(m.model))
         rewritten += 1
-        deltas.append(abs(after - before))
-        flips += (before >= mv.threshold) != (after >= mv.threshold)
+        deltas.append(abs(after.score - before.score))
+        flips += before.derived != after.derived
     temps = {}
-    for t in (0.5, 2.0, 4.0):
-        scores = [(mv.score(lambda x, mm=m.model, tt=t: torch.softmax(task.outputs(mm, x) / tt, 1)), m.label) for m in models]
-        pos = [sc for sc, y in scores if y]
-        neg = [sc for sc, y in scores if not y]
+    for t in (0.5, 1.0, 2.0, 4.0):
+        verdicts = [
+            (mv.verdict(lambda x, mm=m.model, tt=t: torch.softmax(task.outputs(mm, x) / tt, 1)).derived, m.label) for m in models
+        ]
+        pos = [d for d, y in verdicts if y]
+        neg = [d for d, y in verdicts if not y]
         temps[str(t)] = {
-            "tpr": sum(sc >= mv.threshold for sc in pos) / len(pos),
-            "tnr": sum(sc < mv.threshold for sc in neg) / len(neg),
+            "tpr": sum(pos) / len(pos),
+            "tnr": sum(not d for d in neg) / len(neg),
             "n_pos": len(pos),
             "n_neg": len(neg),
         }
-    plain = [(mv.score(m.model), m.label) for m in models]
-    temps["1.0"] = {
-        "tpr": sum(sc >= mv.threshold for sc, y in plain if y) / sum(y for _, y in plain),
-        "tnr": sum(sc < mv.threshold for sc, y in plain if not y) / sum(1 - y for _, y in plain),
-        "n_pos": sum(y for _, y in plain),
-        "n_neg": sum(1 - y for _, y in plain),
-    }
     return {
         "rewritten": rewritten,
         "max_score_change": max(deltas) if deltas else 0.0,
@@ -109,6 +166,7 @@ def run_metav_task(
     config: MetaVConfig | None = None,
     device: str = "cpu",
     executor: Any = None,
+    alpha: float = 0.01,
 ) -> dict[str, Any]:
     t0 = time.time()
     manifest = default_manifest(kind, profile)
@@ -116,7 +174,7 @@ def run_metav_task(
     ens: Ensemble = build_ensemble(manifest, cache_dir, root=root, log=log, device=device, executor=executor)
     t_build = time.time() - t0
     task, data = ens.task, ens.data
-    train, val, test, panel = (ens.split(s) for s in ("train", "val", "test", "panel"))
+    train, val, test, ref, panel = (ens.split(s) for s in ("train", "val", "test", "reference", "panel"))
     cfg = config or metav_configs(profile)[kind]
     log(f"[{kind}] training MetaV: {len(train)} train / {len(val)} val models, N = {cfg.n_inputs}, {cfg.steps} steps")
     lo, hi = task.domain(data.owner)
@@ -130,16 +188,25 @@ def run_metav_task(
         cfg,
         log=log,
     )
+    calibrate_floor(mv, ens.source.query, [(m.query, m.entry.family) for m in ref], alpha)
     t_fit = time.time() - t1
-    results: dict[str, Any] = {"metav": _evaluate(val, test, lambda m: mv.score(m.query), mv.threshold)}
+    t_v = time.time()
+    verdicts = _verdicts(mv, test)
+    per_suspect = (time.time() - t_v) / len(test)
+    results: dict[str, Any] = {"metav": _evaluate(val, test, lambda m: verdicts["verdicts"][m.name]["score"], mv.threshold)}
     results["metav"]["best_step"] = mv.history[-1]["best_step"]
+    results["verdict"] = {k: v for k, v in verdicts.items() if k != "verdicts"}
+    results["verdict"]["alpha"] = alpha
+    results["verdict"]["reference"] = {"n": len(ref), "population": mv.floor.population if mv.floor else {}}
+    results["verdict"]["seconds_per_suspect"] = per_suspect
+    results["verdicts"] = verdicts["verdicts"]
 
     # the claim: write, reload (commitment checked), the reloaded verifier must give the same scores
     out = Path(out_dir)
     claim_path = out / f"metav-{kind}.safetensors"
     commitment = save_claim(mv, claim_path, manifest.to_dict(), ens.hashes, {"profile": profile})
     mv2, _ = load_claim(claim_path)
-    same = max(abs(mv2.score(m.query) - results["metav"]["scores"][m.name]) for m in test)
+    same = max(abs(mv2.score(m.query) - results["metav"]["scores"][m.name]) for m in test[:50])
     pr = panel_check(mv2, [m.query for m in panel], [m.name for m in panel])
 
     t2 = time.time()
@@ -221,7 +288,7 @@ def metav_markdown(res: dict[str, Any]) -> str:
             "| method | test +/− | ARUC [95 % CI] | ROC-AUC | TPR@1%FPR | λ (val) | TPR at λ | TNR at λ |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        rows = [("MetaV", t["results"]["metav"])] + list(t["baselines"].items())
+        rows = [("MetaV, V alone at λ", t["results"]["metav"])] + list(t["baselines"].items())
         for name, r in rows:
             lines.append(
                 f"| {name} | {r['n_pos']}/{r['n_neg']} | {_ci(r, 'aruc')} | {_ci(r, 'roc_auc')} | {r['tpr_at_1pct_fpr']:.3f} | "
@@ -232,26 +299,46 @@ def metav_markdown(res: dict[str, Any]) -> str:
             f"| MetaV, published (abstract) | {c['suspects']} in all | – | – | – | – | {c['tpr']:.3f} | {c['tnr']:.3f} |",
             "",
         ]
+        v = t["results"]["verdict"]
+        ci = lambda r: f"{r['rate']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
         lines += [
-            "Per family at λ (MetaV; + = derived, its rate is TPR; − = independent, its rate is TNR):",
+            f"**Verdicts** (V ≥ λ and p ≤ α = {v['alpha']:g}; p = max(agreement test, rank among the "
+            f"{v['reference']['n']} reference models); {v['seconds_per_suspect'] * 1e3:.0f} ms per suspect): "
+            f"TPR {ci(v['tpr'])} on {v['tpr']['n']}, TNR {ci(v['tnr'])} on {v['tnr']['n']} (exact 95 % intervals).",
             "",
-            "| family | n | right | rate | score range |",
-            "|---|---|---|---|---|",
+            "| population | n | right | rate [95 % CI] | wrong: 95 % upper bound | V range | p range |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for f in t["results"]["metav"]["families"]:
+        for r in v["populations"]:
             lines.append(
-                f"| {'+' if f['label'] else '−'} {f['family']} | {f['n']} | {f['correct']} | {f['rate']:.2f} | "
-                f"{f['min']:.3f}–{f['max']:.3f} |"
+                f"| {'+' if r['label'] else '−'} {r['population']} | {r['n']} | {r['correct']} | {ci(r)} | "
+                f"{r['wrong_upper95']:.3f} | {r['score_min']:.3f}–{r['score_max']:.3f} | {r['p_min']:.2g}–{r['p_max']:.2g} |"
             )
+        lines += [
+            "",
+            "Per family (the verdict; + = derived, its rate is TPR; − = independent, its rate is TNR):",
+            "",
+            "| family | n | right | rate [95 % CI] | V range | p range |",
+            "|---|---|---|---|---|---|",
+        ]
+        for f in v["families"]:
+            lines.append(
+                f"| {'+' if f['label'] else '−'} {f['family']} | {f['n']} | {f['correct']} | {ci(f)} | "
+                f"{f['score_min']:.3f}–{f['score_max']:.3f} | {f['p_min']:.2g}–{f['p_max']:.2g} |"
+            )
+        vfam = {(f["label"], f["family"]): f for f in t["results"]["metav"]["families"]}
+        alone = [f"{'+' if y else '−'} {fam} ({r['correct']}/{r['n']})" for (y, fam), r in sorted(vfam.items()) if r["rate"] < 1]
+        lines += ["", "V alone at λ (no floor) gets these families wrong: " + (", ".join(alone) or "none") + ".", ""]
         fails = {
             name: [
                 f"{'+' if f['label'] else '−'} {f['family']} ({f['correct']}/{f['n']})" for f in r["families"] if f["rate"] < 1
             ]
-            for name, r in rows
+            for name, r in rows[1:]
         }
         lines += [
             "",
-            "Families not fully right at λ: " + "; ".join(f"**{k}**: {', '.join(v) or 'none'}" for k, v in fails.items()),
+            "Baselines' families not fully right at their λ: "
+            + "; ".join(f"**{k}**: {', '.join(v) or 'none'}" for k, v in fails.items()),
             "",
         ]
         lines += ["Models per split and family:", "", "| split | families (count) |", "|---|---|"]
@@ -276,7 +363,7 @@ def metav_markdown(res: dict[str, Any]) -> str:
                 f"The thief's free rewrites, on the {rw['temperature']['1.0']['n_pos']} + {rw['temperature']['1.0']['n_neg']} test "
                 f"models (not their API views): permute + rescale every conv pair ({rw['rewritten']} models) changes MetaV's "
                 f"score by at most {rw['max_score_change']:.2g} and flips {rw['verdicts_flipped']} verdicts; a temperature on the "
-                f"served probabilities gives TPR / TNR {temps}.",
+                f"served probabilities gives verdict TPR / TNR {temps}.",
                 "",
             ]
         if t.get("source_quality") is not None:

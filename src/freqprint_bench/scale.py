@@ -151,7 +151,7 @@ def bench_cost(demo_dir: Path, log=print, metav_claim: Path | None = None) -> di
             def metav_cost() -> None:
                 m, _ = load_model(path)
                 assert mv is not None  # timed only when MetaV was trained
-                mv.score(m)
+                mv.verdict(m)  # the verdict: V, the agreement test and the reference rank
 
             t: dict[str, Any] = {
                 "ours_verify_s": median_seconds(ours, 9),

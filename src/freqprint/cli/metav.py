@@ -92,11 +92,14 @@ def metav_train_cmd(
     updates: str | None = typer.Option(None, help="simultaneous or alternating"),
     augment: float | None = typer.Option(None, help="input-augmentation strength (0: none)"),
     seed: int = typer.Option(0),
+    alpha: float = typer.Option(
+        0.01, help="the p-value a 'derived' verdict needs (the reference split must hold >= 1/alpha - 1 models)"
+    ),
     cache: Path = MetavCacheOpt,
     data_root: Path | None = RootOpt,
     device: str = DeviceOpt,
 ) -> None:
-    """Train the fingerprint inputs and the meta-verifier, calibrate λ, write the committed claim."""
+    """Train the fingerprint inputs and the meta-verifier, calibrate λ and the floor, write the committed claim."""
     from freqprint.metav.trainer import train_claim
 
     m = _metav_manifest(manifest, task, profile)
@@ -111,11 +114,13 @@ def metav_train_cmd(
         augment=augment,
         root=data_root,
         device=device,
+        alpha=alpha,
         log=_log,
     )
     out_console.print(
         f"claim written: {r.path}\n  task {r.kind}, N = {r.n_inputs}, λ = {r.threshold:.4f} (calibrated on {r.validation_models} "
-        f"validation models; their ARUC {r.validation_aruc:.3f})\n  commitment {r.commitment}\n"
+        f"validation models; their ARUC {r.validation_aruc:.3f}); a verdict needs p <= {r.alpha:g} against "
+        f"{r.reference_models} reference models\n  commitment {r.commitment}\n"
         "  publish the commitment now: it is what dates the claim",
         markup=False,
         highlight=False,
@@ -146,10 +151,13 @@ def metav_verify_cmd(
         "--allow-code",
         help="let py:MODULE:FUNCTION suspects import and run that Python code (never for a spec you did not write)",
     ),
+    alpha: float | None = typer.Option(None, help="the p-value a 'derived' verdict needs (default: the claim's)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel.
 
+    Derived means V's score reaches the claim's λ and the verdict's p-value (the larger of the
+    agreement test's and the rank among the claim's reference models) is at most alpha.
     A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
     from freqprint.metav import load_claim, panel_check
     from freqprint.metav.suspects import CODE_PREFIX, load_suspect
@@ -160,10 +168,12 @@ def metav_verify_cmd(
             f"{code[0]} is Python code: importing it runs that module with your rights; "
             "pass --allow-code only for code you trust (never for a spec another party handed you)"
         )
+    if alpha is not None and not 0.0 < alpha < 1.0:
+        raise FreqprintError(f"--alpha must be in (0, 1), got {alpha}")
     mv, meta = load_claim(claim)
     if not suspects and not panel:
         raise FreqprintError("give suspects to verify, or --panel models to re-check the claim on")
-    rows = [{"suspect": s, **mv.verify(load_suspect(s, allow_code))} for s in (suspects or [])]
+    rows = [{"suspect": s, **mv.verify(load_suspect(s, allow_code), alpha)} for s in (suspects or [])]
     report: dict = {"claim": str(claim), "commitment": meta["commitment"], "task": meta["task"]["kind"], "suspects": rows}
     if panel:
         names = _metav_paths(panel)
@@ -173,8 +183,9 @@ def metav_verify_cmd(
     else:
         for r in rows:
             out_console.print(
-                f"{'DERIVED' if r['derived'] else 'not derived'}: {r['suspect']} (score {r['score']:.4f}, "
-                f"threshold {r['threshold']:.4f})",
+                f"{'DERIVED' if r['derived'] else 'not derived'}: {r['suspect']}: p = {r['p_value']:.3g} (alpha {r['alpha']:g}; "
+                f"agreement {r['agreement']:.3f}, p {r['p_agreement']:.3g}; rank among {r['reference_n']} reference models, "
+                f"p {r['p_reference']:.3g}); score {r['score']:.4f}, threshold {r['threshold']:.4f}",
                 markup=False,
                 highlight=False,
             )

@@ -10,7 +10,7 @@ the source's behaviour, which the frequency fingerprint (weights) cannot follow.
   diabetes), generation (a VAE decoder): data, architecture families, training, normalisation;
 * :mod:`~freqprint.metav.ensemble` — suspect ensembles from a JSON manifest, cached by recipe;
 * :mod:`~freqprint.metav.core` — the adaptive fingerprint, the meta-verifier, joint training,
-  threshold calibration;
+  threshold calibration, the floor under a verdict (:mod:`freqprint.stats.floor`);
 * :mod:`~freqprint.stats.aruc` — ARUC, ROC-AUC, TPR@1%FPR, TPR/TNR at λ, bootstrap, per family;
 * :mod:`~freqprint.metav.comparators` — IPGuard, "same mistakes", the frequency fingerprint;
 * :mod:`~freqprint.metav.artefact` — the committed claim artefact and the judge's panel check;
@@ -22,7 +22,17 @@ Its benchmark (``freqprint metav bench``) lives outside the library, in ``freqpr
 """
 
 from freqprint.metav.artefact import PanelReport, load_claim, panel_check, save_claim
-from freqprint.metav.core import AdaptiveFingerprint, MetaV, MetaVConfig, MetaVerifier, calibrate_threshold, fit_metav
+from freqprint.metav.core import (
+    AdaptiveFingerprint,
+    Floor,
+    MetaV,
+    MetaVConfig,
+    MetaVerifier,
+    Verdict,
+    calibrate_floor,
+    calibrate_threshold,
+    fit_metav,
+)
 from freqprint.metav.ensemble import Ensemble, Entry, Manifest, build_ensemble, default_manifest
 from freqprint.metav.tasks import ClassificationTask, GenerationTask, RegressionTask, Task, create_task
 from freqprint.metav.trainer import ClaimTraining, metav_configs, train_claim
@@ -34,6 +44,7 @@ __all__ = [
     "ClassificationTask",
     "Ensemble",
     "Entry",
+    "Floor",
     "GenerationTask",
     "Manifest",
     "MetaV",
@@ -42,8 +53,10 @@ __all__ = [
     "PanelReport",
     "RegressionTask",
     "Task",
+    "Verdict",
     "aruc",
     "build_ensemble",
+    "calibrate_floor",
     "calibrate_threshold",
     "create_task",
     "default_manifest",

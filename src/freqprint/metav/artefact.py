@@ -2,10 +2,14 @@
 
 **What it holds.**  Tensors: the fingerprint inputs ``inputs``, the verifier's weights
 ``verifier.*``, the task's output statistics ``stats.mean`` / ``stats.std`` (regression,
-generation).  JSON metadata (``freqprint.metav``): the format, the task (kind, data sizes, input
-and output shapes), the verifier's architecture, the threshold λ, the training configuration and
-seeds, the ensemble manifest itself, its SHA-256 and the recipe hash of every model in it, and a
-``commitment``.
+generation), and the floor (:class:`~freqprint.metav.core.Floor`): the source's answers on X
+``floor.answers``, V's scores of the reference panel ``floor.scores`` and their agreement
+p-values ``floor.agreement_p``.  JSON metadata
+(``freqprint.metav``): the format, the task (kind, data sizes, input and output shapes), the
+verifier's architecture, the threshold λ, the floor's α, permutations, seed and reference
+population, the training configuration and seeds, the environment it was trained in (torch
+version, thread count), the ensemble manifest itself, its SHA-256 and the recipe hash of every
+model in it, and a ``commitment``.  Format 1 (before the floor) is refused: retrain.
 
 **The commitment** is SHA-256 over the canonical JSON of the metadata (without the commitment)
 followed by every tensor (name, dtype, shape, bytes, in name order).  Publishing it *before* a
@@ -38,12 +42,13 @@ from safetensors.torch import save as safetensors_save
 
 from freqprint.errors import FreqprintError
 from freqprint.io.artefact import Fields, read_json_metadata
-from freqprint.metav.core import MetaV, MetaVConfig, MetaVerifier
+from freqprint.metav.core import Floor, MetaV, MetaVConfig, MetaVerifier
 from freqprint.metav.tasks import create_task
 
 __all__ = ["FORMAT", "PanelReport", "load_claim", "panel_check", "save_claim"]
 
-FORMAT = "freqprint-metav/1"
+FORMAT = "freqprint-metav/2"
+MAX_PERMUTATIONS = 1_000_000  # bounds a verdict's time (about 1 s per 10⁵ permutations of 32 inputs)
 META_KEY = "freqprint.metav"
 MAX_CLAIM_BYTES = 512 * 2**20
 
@@ -60,6 +65,9 @@ def _commitment(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> str:
 def _tensors(mv: MetaV) -> dict[str, torch.Tensor]:
     out = {"inputs": mv.inputs.float()}
     out.update({f"verifier.{k}": v.float() for k, v in mv.verifier.state_dict().items()})
+    if mv.floor is not None:
+        out["floor.answers"], out["floor.scores"] = mv.floor.answers.float(), mv.floor.scores.double()
+        out["floor.agreement_p"] = mv.floor.agreement_p.double()
     if mv.task._stats is not None:
         out["stats.mean"], out["stats.std"] = mv.task._stats
     return {k: v.detach().cpu().contiguous() for k, v in out.items()}
@@ -72,13 +80,18 @@ def save_claim(
     model_hashes: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> str:
-    """Write the artefact; returns its commitment."""
+    """Write the artefact; returns its commitment.  ``mv`` needs its floor (:func:`calibrate_floor`)."""
+    if mv.floor is None:
+        raise FreqprintError("a claim needs its floor (calibrate_floor on a reference panel) before it is saved")
     tensors = _tensors(mv)
+    f = mv.floor
     meta = {
         "format": FORMAT,
         "task": mv.task.spec(),
         "verifier": {"in_features": mv.verifier.in_features, "hidden": mv.verifier.hidden, "dropout": mv.verifier.dropout},
         "threshold": mv.threshold,
+        "floor": {"alpha": f.alpha, "permutations": f.permutations, "seed": f.seed, "population": f.population},
+        "environment": {"torch": torch.__version__, "threads": torch.get_num_threads()},
         "config": mv.config.to_dict(),
         "manifest": manifest,
         "manifest_sha256": hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest() if manifest else None,
@@ -106,6 +119,11 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
     path = Path(path)
     source = str(path)
     meta = read_json_metadata(path, META_KEY, "a MetaV claim")
+    if meta.get("format") == "freqprint-metav/1":
+        raise FreqprintError(
+            f"{source}: a format-1 MetaV claim has no floor (source answers, reference panel) and cannot give a verdict "
+            "with a p-value; retrain it with this version's 'freqprint metav train'"
+        )
     if meta.get("format") != FORMAT:
         raise FreqprintError(f"{source}: unsupported MetaV claim format {meta.get('format')!r}")
     sd = load_state_dict(path, max_bytes=MAX_CLAIM_BYTES)
@@ -173,7 +191,31 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
         cfg = MetaVConfig(**meta.get("config", {}))
     except (TypeError, ValueError, FreqprintError):
         raise FreqprintError(f"{source}: claim field 'config' is malformed") from None
-    return MetaV(task, x, verifier, float(threshold), cfg), meta
+    return MetaV(task, x, verifier, float(threshold), cfg, floor=_floor(meta, sd, len(x), task.feature_dim, source)), meta
+
+
+def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, dim: int, source: str) -> Floor:
+    """The claim's floor, every field checked (a verdict's p-value rests on it)."""
+    fm = _need(meta, "floor", dict, source)
+    alpha = _need(fm, "alpha", (int, float), source)
+    perms, seed = _need(fm, "permutations", int, source), _need(fm, "seed", int, source)
+    population = _need(fm, "population", dict, source)
+    answers, scores, p_agree = sd.get("floor.answers"), sd.get("floor.scores"), sd.get("floor.agreement_p")
+    if answers is None or tuple(answers.shape) != (n, dim) or not bool(torch.isfinite(answers).all()):
+        raise FreqprintError(f"{source}: 'floor.answers' must be [{n}, {dim}] finite values")
+    if scores is None or scores.ndim != 1 or not 1 <= len(scores) <= 1_000_000:
+        raise FreqprintError(f"{source}: 'floor.scores' must hold 1..1000000 reference scores")
+    if not bool(((scores >= 0) & (scores <= 1)).all()):
+        raise FreqprintError(f"{source}: 'floor.scores' must be scores in [0, 1]")
+    if p_agree is None or p_agree.shape != scores.shape or not bool(((p_agree > 0) & (p_agree <= 1)).all()):
+        raise FreqprintError(f"{source}: 'floor.agreement_p' must hold one p-value in (0, 1] per reference score")
+    if not 0.0 < alpha < 1.0 or not 1 <= perms <= MAX_PERMUTATIONS:
+        raise FreqprintError(f"{source}: the floor's alpha must be in (0, 1) and its permutations in 1..{MAX_PERMUTATIONS}")
+    if not all(isinstance(k, str) and type(v) is int and v > 0 for k, v in population.items()) or sum(population.values()) != len(
+        scores
+    ):
+        raise FreqprintError(f"{source}: the floor's population must count its {len(scores)} reference scores by family")
+    return Floor(answers.float(), scores.double(), p_agree.double(), population, float(alpha), perms, seed)
 
 
 @dataclass
@@ -183,6 +225,7 @@ class PanelReport:
     fpr: float
     fpr_upper95: float
     scores: list[float]
+    p_values: list[float]
     names: list[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,13 +245,14 @@ def panel_check(mv: MetaV, panel: Sequence[Any], names: Sequence[str] | None = N
     """Score a claim on independent models (models or callables) the claimant never trained on."""
     if not panel:
         raise FreqprintError("the panel is empty")
-    scores = [mv.score(q) for q in panel]
-    fp = sum(s >= mv.threshold for s in scores)
+    verdicts = [mv.verdict(q) for q in panel]
+    fp = sum(v.derived for v in verdicts)
     return PanelReport(
-        len(scores),
+        len(verdicts),
         fp,
-        fp / len(scores),
-        clopper_pearson_upper(fp, len(scores)),
-        scores,
-        list(names or [str(i) for i in range(len(scores))]),
+        fp / len(verdicts),
+        clopper_pearson_upper(fp, len(verdicts)),
+        [v.score for v in verdicts],
+        [v.p_value for v in verdicts],
+        list(names or [str(i) for i in range(len(verdicts))]),
     )

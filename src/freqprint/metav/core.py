@@ -25,6 +25,13 @@ rates decay linearly to 0.  With ``augment > 0`` every step sees X through a ran
 transformation (noise, a pixel shift: EOT).  Every ``eval_every`` steps the validation ensemble
 is scored; the state with the best validation ARUC (ties: lower validation loss) is kept.
 
+**The floor** (:class:`Floor`, :func:`calibrate_floor`): V's score alone is uncontrolled on
+answers unlike its ensemble's.  A claim also holds the source's answers on X and V's scores of a
+reference panel of independent models kept out of training and validation (with each one's
+agreement p-value), and a verdict is "derived" only when V's score reaches λ **and** the
+verdict's p-value, the larger of the agreement test's and the reference rank's
+(:mod:`freqprint.stats.floor`), is at most α.
+
 **Threshold** (:func:`calibrate_threshold`): never 0.5 by fiat.  On the validation ensemble, if
 every positive scores above every negative, λ is the midpoint of the gap (the widest margin);
 otherwise, by default, λ sits just above the highest-scoring validation negative (no false
@@ -49,8 +56,19 @@ from torch import nn
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.metav.tasks import Task
 from freqprint.stats.aruc import aruc
+from freqprint.stats.floor import agreement_pvalue, conformal_pvalue
 
-__all__ = ["AdaptiveFingerprint", "MetaV", "MetaVConfig", "MetaVerifier", "calibrate_threshold", "fit_metav"]
+__all__ = [
+    "AdaptiveFingerprint",
+    "Floor",
+    "MetaV",
+    "MetaVConfig",
+    "MetaVerifier",
+    "Verdict",
+    "calibrate_floor",
+    "calibrate_threshold",
+    "fit_metav",
+]
 
 Query = Callable[[torch.Tensor], torch.Tensor]
 
@@ -123,8 +141,71 @@ class MetaVConfig:
 
 
 @dataclass
+class Floor:
+    """What a verdict's p-value is computed from (:mod:`freqprint.stats.floor`).
+
+    ``answers``: the source's normalised answers on X, ``[N, feature_dim]``; ``scores``: V's
+    scores of the reference panel, ascending; ``agreement_p``: the agreement test's p-value of
+    each (same order); ``population``: its families and their counts (what the conformal
+    p-value's population is); ``alpha``: the level a verdict needs; ``permutations``: B of the
+    agreement test; ``seed``: its permutations' seed."""
+
+    answers: torch.Tensor
+    scores: torch.Tensor
+    agreement_p: torch.Tensor
+    population: dict[str, int]
+    alpha: float = 0.01
+    permutations: int = 9999
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise InvalidArgument(f"alpha must be in (0, 1), got {self.alpha!r}")
+        if self.permutations < 1:
+            raise InvalidArgument("the agreement test needs at least one permutation")
+        scores, p = self.scores.double().reshape(-1), self.agreement_p.double().reshape(-1)
+        if scores.shape != p.shape:
+            raise InvalidArgument("the reference scores and their agreement p-values differ in length")
+        order = torch.argsort(scores, stable=True)
+        self.scores, self.agreement_p = scores[order], p[order]
+
+    def agreement(self, answers: torch.Tensor) -> tuple[float, float]:
+        """(ρ, p₁) of answers ``[N, feature_dim]`` against the source's."""
+        return agreement_pvalue(answers.double().numpy(), self.answers.double().numpy(), self.permutations, self.seed)
+
+    def rank_p(self, score: float, p_agreement: float, alpha: float) -> float:
+        """p₂: the conformal p-value of (1[p₁ ≤ α], V) among the reference answers."""
+        passed = (self.agreement_p <= alpha).numpy()
+        return conformal_pvalue(score, self.scores.numpy(), p_agreement <= alpha, passed)
+
+    @property
+    def smallest_p(self) -> float:
+        """The smallest p-value a verdict can reach: the reference panel's and the permutations' floor."""
+        return max(1.0 / (len(self.scores) + 1), 1.0 / (self.permutations + 1))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One suspect's verdict: V's score against λ, the two p-values, their max against α."""
+
+    score: float
+    threshold: float
+    agreement: float
+    p_agreement: float
+    p_reference: float
+    reference_n: int
+    p_value: float
+    alpha: float
+    derived: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class MetaV:
-    """A trained MetaV: fingerprint inputs, verifier, threshold λ and the task's preprocessing."""
+    """A trained MetaV: fingerprint inputs, verifier, threshold λ and the task's preprocessing,
+    and (once :func:`calibrate_floor` ran) the floor a verdict needs."""
 
     task: Task
     inputs: torch.Tensor
@@ -133,6 +214,7 @@ class MetaV:
     config: MetaVConfig
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    floor: Floor | None = None
 
     def features(self, query: Query | nn.Module) -> torch.Tensor:
         """The verifier's input for one suspect: its normalised outputs on X, concatenated."""
@@ -147,9 +229,25 @@ class MetaV:
         with torch.no_grad():
             return float(torch.sigmoid(self.verifier(self.features(query)[None]))[0])
 
-    def verify(self, query: Query | nn.Module) -> dict[str, Any]:
-        s = self.score(query)
-        return {"score": s, "threshold": self.threshold, "derived": s >= self.threshold}
+    def verdict(self, query: Query | nn.Module, alpha: float | None = None) -> Verdict:
+        """Derived iff V's score ≥ λ and p = max(p_agreement, p_reference) ≤ α (the claim's α
+        unless given).  The suspect is queried once."""
+        if self.floor is None:
+            raise FreqprintError("this MetaV has no floor (source answers and reference scores): run calibrate_floor")
+        a = self.floor.alpha if alpha is None else float(alpha)
+        if not 0.0 < a < 1.0:
+            raise InvalidArgument(f"alpha must be in (0, 1), got {a!r}")
+        feats = self.features(query)
+        self.verifier.eval()
+        with torch.no_grad():
+            s = float(torch.sigmoid(self.verifier(feats[None]))[0])
+        rho, p1 = self.floor.agreement(feats.reshape(len(self.inputs), -1))
+        p2 = self.floor.rank_p(s, p1, a)
+        p = max(p1, p2)
+        return Verdict(s, self.threshold, rho, p1, p2, len(self.floor.scores), p, a, bool(s >= self.threshold and p <= a))
+
+    def verify(self, query: Query | nn.Module, alpha: float | None = None) -> dict[str, Any]:
+        return self.verdict(query, alpha).to_dict()
 
 
 def _as_query(task: Task, obj: Query | nn.Module) -> Query:
@@ -174,6 +272,45 @@ def _features(task: Task, raw: Any, n: int) -> torch.Tensor:
     if not bool(torch.isfinite(raw).all()):
         raise FreqprintError("the suspect returned NaN or Inf outputs")
     return task.normalise(raw).reshape(-1)
+
+
+def calibrate_floor(
+    mv: MetaV,
+    source: Query | nn.Module,
+    reference: Sequence[tuple[Query | nn.Module, str]],
+    alpha: float = 0.01,
+    permutations: int = 9999,
+) -> Floor:
+    """Give ``mv`` its floor: the source's answers on X and V's scores of ``reference`` (pairs of
+    an independent model or API and its family), which must be disjoint from the models V was
+    trained and validated on.  Refuses a panel too small for ``alpha`` (n + 1 < 1/α)."""
+    if len(reference) + 1 < 1.0 / alpha - 1e-9:
+        raise FreqprintError(
+            f"a reference panel of {len(reference)} models cannot give a p-value of {alpha} (it needs at least "
+            f"{math.ceil(1.0 / alpha) - 1}): add reference models or raise alpha"
+        )
+    n = len(mv.inputs)
+    answers = mv.features(source).reshape(n, -1).detach().clone()
+    floor = Floor(answers, torch.zeros(0), torch.zeros(0), {}, alpha, permutations, mv.config.seed)
+    scores, p_agree = [], []
+    population: dict[str, int] = {}
+    mv.verifier.eval()
+    for q, fam in reference:
+        feats = mv.features(q)
+        with torch.no_grad():
+            scores.append(float(torch.sigmoid(mv.verifier(feats[None]))[0]))
+        p_agree.append(floor.agreement(feats.reshape(n, -1))[1])
+        population[fam] = population.get(fam, 0) + 1
+    mv.floor = Floor(
+        answers,
+        torch.tensor(scores, dtype=torch.float64),
+        torch.tensor(p_agree, dtype=torch.float64),
+        dict(sorted(population.items())),
+        alpha,
+        permutations,
+        mv.config.seed,
+    )
+    return mv.floor
 
 
 def calibrate_threshold(pos: Sequence[float], neg: Sequence[float], rule: str = "no-false-positive") -> float:

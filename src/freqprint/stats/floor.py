@@ -1,0 +1,110 @@
+"""The floor under a black-box verdict: two p-values that a learned verifier's score cannot fake.
+
+A meta-verifier V (MetaV) is a classifier trained on the models its owner imagined; on answers
+unlike any of them (a constant API, an untrained network, a model of another task) its score is
+uncontrolled.  A "derived" verdict therefore also needs evidence that does not come from V's
+imagination.  Two tests give it, each with its own null and its own exact p-value; the verdict's
+p-value is the larger of the two (an intersection–union test: an innocent suspect is covered by
+either null, and max(p₁, p₂) ≤ α has probability ≤ α under each).
+
+**Agreement test** (:func:`agreement_pvalue`; H0: the suspect's answers carry no information
+about *which* fingerprint input they answer).  With the suspect's normalised answers ``A`` and the
+source's ``R`` on the N fingerprint inputs (rows, centred column-wise: ``Ã``, ``R̃``), the
+statistic is their correlation
+
+    ρ(σ) = Σ_i ⟨Ã_i, R̃_σ(i)⟩ / (‖Ã‖_F · ‖R̃‖_F),      observed: ρ = ρ(id).
+
+If the answers ignore the input (constant, uniform, random, replayed), the rows of ``A`` are
+exchangeable given ``R``, so ρ(id) has the law of ρ(σ) for a uniform random permutation σ, and the
+Monte-Carlo p-value with B independent permutations
+
+    p₁ = (1 + #{b : ρ(σ_b) ≥ ρ(id)}) / (B + 1)
+
+is exactly valid, P(p₁ ≤ α) ≤ α (Phipson & Smyth 2010), whatever the answers' law.  Ties count
+against the accuser (a constant suspect gets p₁ = 1).  It says nothing against a suspect that
+does read its input (an independent model of the same task agrees with the source): that is the
+second test's and V's job.
+
+**Reference rank** (:func:`conformal_pvalue`; H0: the suspect is drawn from the population of
+independent models the reference panel was drawn from).  Each answer gets the score
+``g = (1[p₁ ≤ α], V)``, ordered lexicographically: an answer that passes the agreement test
+outranks every one that does not, and V orders answers within each group.  With the scores of n
+reference models, kept out of V's training and validation, the conformal p-value
+
+    p₂ = (1 + #{j : g_j ≥ g}) / (n + 1)
+
+is valid, P(p₂ ≤ α) ≤ α, when the suspect and the n reference models are exchangeable (Vovk et al.
+2005), for any score fixed in advance: g is one (the permutations' seed is the claim's).  So a
+reference answer without information (a constant, an untrained network) cannot outrank an
+informative suspect however V scores it, and one that carries information counts against the
+suspect as soon as V scores it as high.  The population is what the panel holds (other seeds,
+architectures and data of the same task, models of other tasks of the same input/output shape,
+untrained networks, their answers at other temperatures), and the guarantee is for a suspect
+from that population *as a whole*: a family that V scores higher than the panel's average can be
+flagged more often than α.  The benchmark measures that per family.  The smallest p₂ is
+1/(n + 1): α = 0.01 needs n ≥ 99.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["agreement", "agreement_pvalue", "conformal_pvalue"]
+
+
+def _centred(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    x = x.reshape(len(x), -1)
+    return x - x.mean(0, keepdims=True)
+
+
+def agreement(answers: np.ndarray, reference: np.ndarray) -> float:
+    """ρ: the correlation of two answer matrices ``[N, d]`` row by row (0 when either is constant)."""
+    a, r = _centred(answers), _centred(reference)
+    if a.shape != r.shape:
+        raise ValueError(f"answers {list(a.shape)} and reference {list(r.shape)} differ in shape")
+    norm = float(np.linalg.norm(a) * np.linalg.norm(r))
+    return float((a * r).sum() / norm) if norm > 0 else 0.0
+
+
+def agreement_pvalue(answers: np.ndarray, reference: np.ndarray, permutations: int = 9999, seed: int = 0) -> tuple[float, float]:
+    """``(ρ, p₁)``: the agreement and its permutation p-value (module docstring)."""
+    a, r = _centred(answers), _centred(reference)
+    if a.shape != r.shape:
+        raise ValueError(f"answers {list(a.shape)} and reference {list(r.shape)} differ in shape")
+    if permutations < 1:
+        raise ValueError("permutations must be >= 1")
+    norm = float(np.linalg.norm(a) * np.linalg.norm(r))
+    if norm == 0.0:
+        return 0.0, 1.0
+    gram = a @ r.T / norm  # gram[i, j] = ⟨Ã_i, R̃_j⟩ / norms
+    n = len(gram)
+    observed = float(np.trace(gram))
+    rng = np.random.default_rng(seed)
+    rows = np.arange(n)
+    exceed = 0
+    for start in range(0, permutations, 4096):  # bounded memory: 4096 permutations at a time
+        b = min(4096, permutations - start)
+        perm = rng.permuted(np.broadcast_to(rows, (b, n)), axis=1)
+        stats = gram[rows, perm].sum(1)
+        exceed += int((stats >= observed - 1e-12).sum())  # a tie counts against the accuser
+    return observed, (1 + exceed) / (permutations + 1)
+
+
+def conformal_pvalue(
+    score: float,
+    reference: Sequence[float] | np.ndarray,
+    passed: bool = True,
+    reference_passed: Sequence[bool] | np.ndarray | None = None,
+) -> float:
+    """p₂ = (1 + #{j : g_j ≥ g}) / (n + 1) with g = (passed, score) ordered lexicographically
+    (module docstring; without ``reference_passed`` every answer counts as passed); 1.0 with no
+    reference."""
+    ref = np.asarray(reference, dtype=np.float64)
+    ok = np.ones(len(ref), bool) if reference_passed is None else np.asarray(reference_passed, bool)
+    if ok.shape != ref.shape:
+        raise ValueError("reference scores and their agreement flags differ in length")
+    at_least = (ok & (ref >= score)) if passed else (ok | (ref >= score))
+    return float((1 + int(at_least.sum())) / (len(ref) + 1))
