@@ -178,11 +178,6 @@ class Floor:
         passed = (self.agreement_p <= alpha).numpy()
         return conformal_pvalue(score, self.scores.numpy(), p_agreement <= alpha, passed)
 
-    @property
-    def smallest_p(self) -> float:
-        """The smallest p-value a verdict can reach: the reference panel's and the permutations' floor."""
-        return max(1.0 / (len(self.scores) + 1), 1.0 / (self.permutations + 1))
-
 
 @dataclass(frozen=True)
 class Verdict:

@@ -640,7 +640,7 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
     for i, (arch, data) in enumerate(plan_ref * t):
         fam = f"ref {'other-data' if data.startswith('other:') else arch + ' ' + data}"
         ref.append(add(f"ref:{i}", "reference", fam, "reference", **trained(arch, data)))
-    for i, arch in enumerate(list(dict.fromkeys([src_arch, *other, *far, held_arch])) * (5 if t == 1 else t)):
+    for i, arch in enumerate(list(dict.fromkeys([src_arch, *other, *far, held_arch])) * (7 if t == 1 else t)):
         ref.append(add(f"ref:untrained-{i}", "reference", "ref untrained", "reference", **trained(arch, "owner", 0)))
     for api, params in _SERVED[kind]:
         for par in list(ref):
