@@ -485,6 +485,7 @@ def test_answers_without_information_are_never_derived(fitted, kind):
     # a stricter alpha never turns a verdict from "not derived" into "derived"
     derived = next(m for m in ens.split("test") if m.label == 1)
     assert mv.verdict(derived.query, alpha=0.5).derived and not mv.verdict(derived.query, alpha=1e-9).derived
+    assert panel_check(mv, [derived.query], alpha=1e-9).false_positives == 0  # the panel uses the asked alpha
 
 
 def test_a_claim_needs_a_floor_and_a_large_enough_reference_panel(fitted, tmp_path):

@@ -177,7 +177,7 @@ def metav_verify_cmd(
     report: dict = {"claim": str(claim), "commitment": meta["commitment"], "task": meta["task"]["kind"], "suspects": rows}
     if panel:
         names = _metav_paths(panel)
-        report["panel"] = panel_check(mv, [load_suspect(n, allow_code) for n in names], names).to_dict()
+        report["panel"] = panel_check(mv, [load_suspect(n, allow_code) for n in names], names, alpha).to_dict()
     if as_json:
         out_console.print_json(json.dumps(report))
     else:

@@ -241,11 +241,12 @@ def clopper_pearson_upper(k: int, n: int, level: float = 0.95) -> float:
     return 1.0 if k >= n else float(beta.ppf(level, k + 1, n - k))
 
 
-def panel_check(mv: MetaV, panel: Sequence[Any], names: Sequence[str] | None = None) -> PanelReport:
-    """Score a claim on independent models (models or callables) the claimant never trained on."""
+def panel_check(mv: MetaV, panel: Sequence[Any], names: Sequence[str] | None = None, alpha: float | None = None) -> PanelReport:
+    """Score a claim on independent models (models or callables) the claimant never trained on:
+    how many get a "derived" verdict (at ``alpha``, the claim's unless given)."""
     if not panel:
         raise FreqprintError("the panel is empty")
-    verdicts = [mv.verdict(q) for q in panel]
+    verdicts = [mv.verdict(q, alpha) for q in panel]
     fp = sum(v.derived for v in verdicts)
     return PanelReport(
         len(verdicts),
