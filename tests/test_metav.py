@@ -445,7 +445,7 @@ def test_an_ensemble_trains_on_a_local_ray_cluster_generation_by_generation(fitt
 
 
 def test_the_agreement_test_is_exact_under_its_null_and_refuses_a_constant():
-    from freqprint.stats.floor import agreement, agreement_pvalue, conformal_pvalue
+    from freqprint.stats.floor import agreement_pvalue, conformal_pvalue
 
     rng = np.random.default_rng(0)
     ref = rng.dirichlet(np.ones(10), 24)
@@ -457,7 +457,7 @@ def test_the_agreement_test_is_exact_under_its_null_and_refuses_a_constant():
     assert agreement_pvalue(np.tile(ref[:1], (24, 1)), ref)[1] == 1.0  # one answer replayed
     rho, p = agreement_pvalue(ref + 0.01 * rng.random(ref.shape), ref, 999)
     assert rho > 0.99 and p == pytest.approx(1 / 1000)  # the smallest p the permutations allow
-    assert agreement(ref, ref) == pytest.approx(1.0)
+    assert agreement_pvalue(ref, ref, 9)[0] == pytest.approx(1.0)
     assert conformal_pvalue(0.9, [0.1, 0.5, 0.95]) == pytest.approx(2 / 4)
     assert conformal_pvalue(0.99, [0.1, 0.5, 0.95]) == pytest.approx(1 / 4)
     # an answer without information outranks nothing; one with it outranks every such answer

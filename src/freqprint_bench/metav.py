@@ -99,8 +99,8 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
             "p_min": min(rows[n]["p_value"] for n in names),
         }
 
-    pos = [n for m in test for n in [m.name] if m.label]
-    neg = [n for m in test for n in [m.name] if not m.label]
+    pos = [m.name for m in test if m.label]
+    neg = [m.name for m in test if not m.label]
     return {
         "tpr": rate(1, pos),
         "tnr": rate(0, neg),

@@ -169,10 +169,6 @@ class Floor:
         order = torch.argsort(scores, stable=True)
         self.scores, self.agreement_p = scores[order], p[order]
 
-    def agreement(self, answers: torch.Tensor) -> tuple[float, float]:
-        """(ρ, p₁) of answers ``[N, feature_dim]`` against the source's."""
-        return agreement_pvalue(answers.double().numpy(), self.answers.double().numpy(), self.permutations, self.seed)
-
     def rank_p(self, score: float, p_agreement: float, alpha: float) -> float:
         """p₂: the conformal p-value of (1[p₁ ≤ α], V) among the reference answers."""
         passed = (self.agreement_p <= alpha).numpy()
@@ -220,9 +216,17 @@ class MetaV:
 
     def score(self, query: Query | nn.Module) -> float:
         """V's probability that the suspect derives from the source."""
+        return self._score(self.features(query))
+
+    def _score(self, features: torch.Tensor) -> float:
         self.verifier.eval()
         with torch.no_grad():
-            return float(torch.sigmoid(self.verifier(self.features(query)[None]))[0])
+            return float(torch.sigmoid(self.verifier(features[None]))[0])
+
+    def _agreement(self, features: torch.Tensor, answers: torch.Tensor, permutations: int, seed: int) -> tuple[float, float]:
+        """(ρ, p₁) of a suspect's features against the source's ``answers`` on X."""
+        rows = features.reshape(len(self.inputs), -1).double().numpy()
+        return agreement_pvalue(rows, answers.double().numpy(), permutations, seed)
 
     def verdict(self, query: Query | nn.Module, alpha: float | None = None) -> Verdict:
         """Derived iff V's score ≥ λ and p = max(p_agreement, p_reference) ≤ α (the claim's α
@@ -233,10 +237,8 @@ class MetaV:
         if not 0.0 < a < 1.0:
             raise InvalidArgument(f"alpha must be in (0, 1), got {a!r}")
         feats = self.features(query)
-        self.verifier.eval()
-        with torch.no_grad():
-            s = float(torch.sigmoid(self.verifier(feats[None]))[0])
-        rho, p1 = self.floor.agreement(feats.reshape(len(self.inputs), -1))
+        s = self._score(feats)
+        rho, p1 = self._agreement(feats, self.floor.answers, self.floor.permutations, self.floor.seed)
         p2 = self.floor.rank_p(s, p1, a)
         p = max(p1, p2)
         return Verdict(s, self.threshold, rho, p1, p2, len(self.floor.scores), p, a, bool(s >= self.threshold and p <= a))
@@ -284,17 +286,13 @@ def calibrate_floor(
             f"a reference panel of {len(reference)} models cannot give a p-value of {alpha} (it needs at least "
             f"{math.ceil(1.0 / alpha) - 1}): add reference models or raise alpha"
         )
-    n = len(mv.inputs)
-    answers = mv.features(source).reshape(n, -1).detach().clone()
-    floor = Floor(answers, torch.zeros(0), torch.zeros(0), {}, alpha, permutations, mv.config.seed)
+    answers = mv.features(source).reshape(len(mv.inputs), -1).detach().clone()
     scores, p_agree = [], []
     population: dict[str, int] = {}
-    mv.verifier.eval()
     for q, fam in reference:
         feats = mv.features(q)
-        with torch.no_grad():
-            scores.append(float(torch.sigmoid(mv.verifier(feats[None]))[0]))
-        p_agree.append(floor.agreement(feats.reshape(n, -1))[1])
+        scores.append(mv._score(feats))
+        p_agree.append(mv._agreement(feats, answers, permutations, mv.config.seed)[1])
         population[fam] = population.get(fam, 0) + 1
     mv.floor = Floor(
         answers,

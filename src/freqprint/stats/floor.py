@@ -51,22 +51,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["agreement", "agreement_pvalue", "conformal_pvalue"]
+__all__ = ["agreement_pvalue", "conformal_pvalue"]
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     x = x.reshape(len(x), -1)
     return x - x.mean(0, keepdims=True)
-
-
-def agreement(answers: np.ndarray, reference: np.ndarray) -> float:
-    """ρ: the correlation of two answer matrices ``[N, d]`` row by row (0 when either is constant)."""
-    a, r = _centred(answers), _centred(reference)
-    if a.shape != r.shape:
-        raise ValueError(f"answers {list(a.shape)} and reference {list(r.shape)} differ in shape")
-    norm = float(np.linalg.norm(a) * np.linalg.norm(r))
-    return float((a * r).sum() / norm) if norm > 0 else 0.0
 
 
 def agreement_pvalue(answers: np.ndarray, reference: np.ndarray, permutations: int = 9999, seed: int = 0) -> tuple[float, float]:
