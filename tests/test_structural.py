@@ -146,17 +146,65 @@ def test_both_sided_factorisation_is_composed_back(owner, chain):
     assert lin.found and lin.log10_p < -30
 
 
-def test_widening_then_factorising_is_found_by_the_module_only(owner):
-    """An open member (docs/design.md): after widening, every stored k×k tensor has its input
-    channels mixed by the inserted 1×1 convs, and no single stored tensor's rows are copies (the
-    copies are rows of the product M⁻¹·(M·W)), so lineage finds no copy group to merge.  The
-    module is not factorised by this attack, so the fingerprint still finds it."""
+WIDEN_AND_FACTORISE = {
+    "widen, then factorise both sides": lambda: Compose([Widen(seed=5), Factorize(sides=2, seed=4)]),
+    "factorise both sides, then widen": lambda: Compose([Factorize(sides=2, seed=4), Widen(seed=5)]),
+    "widen, then factorise the output side": lambda: Compose([Widen(seed=5), Factorize(sides=1, seed=4)]),
+}
+
+
+@pytest.mark.parametrize("order", sorted(WIDEN_AND_FACTORISE))
+def test_widening_and_factorising_in_either_order_is_found_by_both_channels(owner, order):
+    """The copies then live only in products: rows of ``M⁻¹·(M·W·Pᵀ)`` (io.canonical.composed_producers)
+    and columns of the 1×1 ``P`` the next layer reads through (a merged view composed as its input
+    side).  Names play no part: the same file with every tensor renamed is found too."""
     model, key, init = owner
-    stolen = Compose([Widen(seed=5), Factorize(sides=2, seed=4)])(copy.deepcopy(model))
+    stolen = WIDEN_AND_FACTORISE[order]()(copy.deepcopy(model))
     assert _exact(model, stolen) < 1e-5
     rep = verify(key, stolen)
     assert rep.found and rep.log10_p < -30
-    assert not lineage(init, stolen).found  # when this starts to fail, the member is closed: update docs/design.md
+    store = open_tensors({k: v.detach().clone() for k, v in stolen.state_dict().items()})
+    bound = merged_bound(store, key)  # from shapes, before any producer or product is read
+    assert len(candidates(store, key)) <= bound  # merged 1×1 views compose too: still paid for
+    lin = lineage(init, stolen)
+    assert lin.found and lin.log10_p < -30
+    items = sorted(stolen.state_dict().items(), key=lambda kv: hash(kv[0]) % 97)
+    renamed = {f"t{i:03d}": v.detach().clone() for i, (_, v) in enumerate(items)}
+    assert lineage(init, renamed).log10_p < -30
+
+
+def test_widening_then_factorising_after_removal_is_found_by_lineage(owner):
+    """The chain that evaded both channels (BENCHMARKS §8b before 0.7): module removed, then the
+    network widened and factorised — the module is gone, the backbone is read through the products."""
+    model, _, init = owner
+    stolen = Compose([RemoveModule(), Widen(seed=5), Factorize(sides=2, seed=4)])(copy.deepcopy(model))
+    lin = lineage(init, stolen)
+    assert lin.found and lin.log10_p < -30
+
+
+def test_a_factorisation_split_over_two_1x1_convs_is_an_open_member(owner):
+    """An open member (docs/design.md): ``M⁻¹`` and ``P`` each stored as two 1×1 convs.  A
+    composition takes one 1×1 map per side, so lineage no longer finds the model (it did with
+    one map per side); the module is not factorised by this attack, so the fingerprint still
+    does.  When this starts to fail, the member is closed: update docs/design.md and §8b."""
+    model, key, init = owner
+    stolen = Factorize(sides=2, split=2, seed=4)(copy.deepcopy(model))
+    assert _exact(model, stolen) < 1e-5
+    assert sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) for m in stolen.modules()) >= 4 * 3
+    rep = verify(key, stolen)
+    assert rep.found and rep.log10_p < -30
+    assert not lineage(init, stolen).found
+
+
+def test_an_unrelated_model_widened_and_factorised_stays_unfound(owner):
+    """The products and merged views a widened, factorised file offers are paid for: an
+    independent model rewritten the same way is not found by either channel."""
+    _, key, init = owner
+    other, _ = small_owner("someone else", filters=32, width=16)
+    stolen = Compose([Widen(seed=5), Factorize(sides=2, seed=4)])(copy.deepcopy(other))
+    assert not verify(key, stolen).found
+    # small_owner seeds every backbone with 0: an owner whose θ₀ came from seed 5 is unrelated to it
+    assert lineage(OwnerInit(init.model, init.kwargs, 5, True), stolen).log10_p == 0.0
 
 
 @pytest.mark.parametrize("name", ["nope∘conv3.weight", "conv3.weight⋄nope", "x@merge:conv1.weight", "conv4.weight@crop3"])
@@ -216,3 +264,25 @@ def test_a_module_factorised_by_inserted_1x1_convs_is_composed_back(owner, sides
     sd["aux.kernel"] = w.float()
     rep = verify(key, sd)
     assert rep.found and rep.log10_p < -30 and "aux.kernel" in rep.layer and rep.layer != "aux.kernel", rep.summary()
+
+
+def test_a_family_member_is_screened_in_any_layout(owner):
+    """The screen that picks one member of a family of canonical readings reads merged views and
+    compositions under the symmetries of the square too (a family of a transformed reading)."""
+    from freqprint.stats.align import descriptor, read_as, unit
+    from freqprint.verification.backbone import _screen, _screen_reading
+
+    model, _, init = owner
+    wide = Widen(seed=5)(copy.deepcopy(model))
+    store = open_tensors({k: v.detach().clone() for k, v in wide.state_dict().items()})
+    store.add_channel_merges()
+    view = next(v for v in store.shapes if v.startswith("conv3.weight" + MERGE))
+    x = init.layers()["conv3.weight"].weight
+    desc = descriptor(unit(x.reshape(x.shape[0], x.shape[1], -1)))
+    for layout in ("OIHW", "OIHW·rot90", "OIHW·T"):
+        got = _screen_reading(store, {}, desc, x.shape[1], 3, view, layout)
+        want = _screen(desc, read_as(store.get(view), layout, x.shape[1], 3).to(torch.float64))
+        assert got == pytest.approx(want) and got == got
+    assert _screen_reading(store, {}, desc, x.shape[1], 3, view, "OIHW") > _screen_reading(
+        store, {}, desc, x.shape[1], 3, view, "OIHW·rot90"
+    )

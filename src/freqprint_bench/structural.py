@@ -181,6 +181,7 @@ def _rewrites() -> list[Rewrite]:
         Rewrite("widen ×2, ‖N‖ = 10‖W‖", module=Widen(noise=10.0)),
         Rewrite("factorise every conv on both channel sides (1×1 P, M·W·Pᵀ, 1×1 M⁻¹)", module=Factorize(sides=2)),
         Rewrite("widen ×2 (r = 3), then factorise both sides", module=Compose([Widen(noise=3.0), Factorize(sides=2)])),
+        Rewrite("factorise both sides, M⁻¹ and P each stored as two 1×1 convs", module=Factorize(sides=2, split=2)),
         Rewrite("every conv 5×5 (zero-padded, padding + 1)", module=_pad5),
         Rewrite(
             "every conv/linear stored int8 + per-channel scale",

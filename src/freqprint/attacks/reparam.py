@@ -331,7 +331,7 @@ class _Mixed(nn.Sequential):
 
     @property
     def weight(self) -> torch.Tensor:
-        return self._conv(len(self) - 2).weight
+        return next(m for m in self if isinstance(m, nn.Conv2d) and m.kernel_size[0] >= 2).weight
 
     @property
     def in_channels(self) -> int:
@@ -354,15 +354,20 @@ class Factorize(Attack):
     ~1e-6; every filter spread evenly over all, the hardest case for a per-filter test).  Exact:
     outputs are unchanged; the model gains one 1×1 conv per layer.  With ``sides=2`` the input
     channels are mixed too: a 1×1 conv ``P`` (random orthogonal) first, then ``M·W·Pᵀ``, then
-    ``M⁻¹`` — no stored tensor keeps W's filters *or* its channels."""
+    ``M⁻¹`` — no stored tensor keeps W's filters *or* its channels.  With ``split=2`` each inserted
+    map is itself stored as two 1×1 convs (``M⁻¹ = A·B`` with B random orthogonal and
+    ``A = M⁻¹·Bᵀ``, likewise ``P``): one more 1×1 conv per side and layer."""
 
     seed: int = 0
     sides: int = 1
+    split: int = 1
     name = "factorize"
 
     def apply(self, model: nn.Module) -> nn.Module:
         if self.sides not in (1, 2):
             raise InvalidArgument(f"factorize: sides must be 1 or 2, got {self.sides}")
+        if self.split not in (1, 2):
+            raise InvalidArgument(f"factorize: split must be 1 or 2, got {self.split}")
         g = _gen(self.seed)
         inside = {id(m) for fp in model.modules() if isinstance(fp, FingerprintModule) for m in fp.modules()}
         targets = [
@@ -382,18 +387,30 @@ class Factorize(Attack):
             if self.sides == 2:
                 c = conv.in_channels
                 pm, _ = torch.linalg.qr(torch.randn(c, c, generator=g, dtype=torch.float64))
-                feed = nn.Conv2d(c, c, 1, bias=False)
-                feed.weight.data.copy_(pm[:, :, None, None].to(conv.weight))
-                mods.append(feed)
+                mods += self._pointwise(pm, g, conv.weight)
                 w = torch.einsum("dchw,ec->dehw", w, pm)  # W·Pᵀ: reads P·x
             first.weight.data.copy_(torch.einsum("ed,dchw->echw", m, w).to(conv.weight))
             if conv.bias is not None and first.bias is not None:
                 first.bias.data.copy_((m @ conv.bias.detach().to(torch.float64)).to(conv.bias))
-            second = nn.Conv2d(d, d, 1, bias=False)
-            second.weight.data.copy_(torch.linalg.inv(m)[:, :, None, None].to(conv.weight))
+            seconds = self._pointwise(torch.linalg.inv(m), g, conv.weight)
             parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-            setattr(parent, name.rsplit(".", 1)[-1], _Mixed(*mods, first, second).to(conv.weight.device))
+            setattr(parent, name.rsplit(".", 1)[-1], _Mixed(*mods, first, *seconds).to(conv.weight.device))
         return model
+
+    def _pointwise(self, m: torch.Tensor, g: torch.Generator, like: torch.Tensor) -> list[nn.Module]:
+        """The map ``m`` as 1×1 convs run in order: one, or (``split=2``) ``B`` then ``A = m·Bᵀ``."""
+        n = m.shape[0]
+        if self.split == 1:
+            factors = [m]
+        else:
+            b, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+            factors = [b, m @ b.T]
+        out: list[nn.Module] = []
+        for f in factors:
+            conv = nn.Conv2d(n, n, 1, bias=False)
+            conv.weight.data.copy_(f[:, :, None, None].to(like))
+            out.append(conv)
+        return out
 
 
 class _OnTransposedGrid(nn.Module):

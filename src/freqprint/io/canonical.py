@@ -43,6 +43,7 @@ __all__ = [
     "companion",
     "copy_groups",
     "compose",
+    "composed_producers",
     "compositions",
     "piece_groups",
     "pointwise",
@@ -165,12 +166,23 @@ FED_BY = "⋄"  # "<k×k tensor>⋄<1×1 tensor>": the k×k conv read after the 
 def pointwise(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> list[tuple[str, int, int]]:
     """Every readable tensor that reads as a 1×1 conv (or linear map) ``[a, b]`` or
     ``[a, b, 1, 1]`` with both sides ≥ 2: the maps a thief can insert inside a linear segment
-    (views excluded)."""
+    (crop and join views excluded; merged-channel views of 1×1 maps included, once they exist:
+    a network widened and then factorised feeds each conv through a 1×1 ``P`` whose input copies
+    must be summed before the product ``Q·Y·P`` is the original conv)."""
     return [
         (name, shape[0], shape[1])
         for name, (shape, ok) in shapes.items()
-        if ok and "@" not in name and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1))) and min(shape[:2]) >= 2
+        if ok
+        and ("@" not in name or _merged_only(name))
+        and (len(shape) == 2 or (len(shape) == 4 and shape[2:] == (1, 1)))
+        and min(shape[:2]) >= 2
     ]
+
+
+def _merged_only(name: str) -> bool:
+    """A merged-channel view of a stored tensor (no crop or join inside): a 1×1 map whose input
+    copies are summed is still a 1×1 map the thief's code may run (a widened ``P``)."""
+    return name.count("@") == 1 and MERGE in name and not name.startswith(JOIN)
 
 
 def compositions(name: str, d: int, c: int, points: list[tuple[str, int, int]]) -> list[tuple[str, str, str, int, int]]:
@@ -207,6 +219,7 @@ MERGE = "@merge:"  # a view's name: "<consumer>@merge:<producer>" is <consumer> 
 _MIN_ROW = 4  # rows shorter than this are parallel too easily (a 1×1 conv on one channel)
 _PARALLEL = 1e-6  # 1 − cosine below which two producer rows count as one channel stored twice
 MAX_MERGED_VIEWS = 65_536  # views per file (in file order), so a file of crafted copies cannot exhaust memory
+MAX_PRODUCTS = 4096  # products Q·Y screened for copies per file (in file order): bounded work on a crafted file
 
 
 @dataclass(frozen=True)
@@ -238,11 +251,48 @@ class ChannelMerge:
 
     def apply(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` [D, n, …] read with its input channels merged: [D, len(groups), …]."""
-        w = torch.tensor(self.weights, dtype=torch.float64)
-        x = t.to(torch.float64)
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        cols = [(x[:, list(g)] * w[list(g)].reshape(shape)).sum(1) for g in self.groups]
-        return torch.stack(cols, 1).to(t.dtype if t.is_floating_point() else torch.float32)
+        members = torch.tensor([c for g in self.groups for c in g], dtype=torch.long)
+        column = torch.tensor([j for j, g in enumerate(self.groups) for _ in g], dtype=torch.long)
+        w = torch.tensor(self.weights, dtype=torch.float64)[members]
+        x = t.to(torch.float64)[:, members] * w.reshape([1, -1] + [1] * (t.dim() - 2))
+        out = torch.zeros((t.shape[0], len(self.groups), *t.shape[2:]), dtype=torch.float64)
+        out.index_add_(1, column, x)
+        return out.to(t.dtype if t.is_floating_point() else torch.float32)
+
+
+def _directions(m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The 3 fixed random directions [m, 3] rows are screened on (seeded: a pure function of m)."""
+    return torch.randn(m, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(dtype)
+
+
+def _near(coords: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Index pairs (into ``coords`` [n, 3], unit rows' coordinates on :func:`_directions`) that
+    may be parallel: rows sorted by the first coordinate, each compared with its 8 successors,
+    kept where all 3 coordinates agree within 1e-4."""
+    order = torch.argsort(coords[:, 0])
+    out = []
+    for step in range(1, 9):
+        a, b = order[:-step], order[step:]
+        if len(a) == 0:
+            break
+        near = ((coords[a] - coords[b]).abs().amax(1) <= 1e-4).nonzero().squeeze(1)
+        if len(near):
+            out.append((a[near], b[near]))
+    return out
+
+
+def _may_copy(coords: torch.Tensor) -> bool:
+    """Whether rows whose coordinates on :func:`_directions` are ``coords`` [n, 3] may hold a
+    copy group or a dead row: positively proportional rows have positively proportional
+    coordinates, so the unit coordinate vectors are compared (:func:`_near`).  The cheap test
+    before a product ``Q·Y`` is formed: ``coords = Q·(Y·r)`` costs ``3·a·b``."""
+    if len(coords) < 2:
+        return False
+    size = coords.norm(dim=1)
+    alive = size > 1e-12 * float(size.max().clamp_min(1e-300))
+    if not bool(alive.all()):
+        return True
+    return bool(_near(coords / size[:, None]))
 
 
 def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[float, ...]] | None:
@@ -263,20 +313,13 @@ def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[
     if len(idx) == 0:
         return None  # nothing is carried: no view (a consumer of it reads nothing)
     # screening coordinates in the stored precision; the cosine that decides in float64
-    r = torch.randn(x.shape[1], 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(x.dtype)
-    coords = (x[idx] @ r).to(torch.float64) / norm[idx, None]
-    order = torch.argsort(coords[:, 0])
+    coords = (x[idx] @ _directions(x.shape[1], x.dtype)).to(torch.float64) / norm[idx, None]
     pairs = []
-    for step in range(1, 9):
-        a, b = order[:-step], order[step:]
-        if len(a) == 0:
-            break
-        near = ((coords[a] - coords[b]).abs().amax(1) <= 1e-4).nonzero().squeeze(1)
-        if len(near):
-            a, b = idx[a[near]], idx[b[near]]
-            ua, ub = x[a].to(torch.float64) / norm[a, None], x[b].to(torch.float64) / norm[b, None]
-            ok = (ua * ub).sum(1) >= 1 - _PARALLEL
-            pairs += list(zip(a[ok].tolist(), b[ok].tolist(), strict=True))
+    for a, b in _near(coords):
+        a, b = idx[a], idx[b]
+        ua, ub = x[a].to(torch.float64) / norm[a, None], x[b].to(torch.float64) / norm[b, None]
+        ok = (ua * ub).sum(1) >= 1 - _PARALLEL
+        pairs += list(zip(a[ok].tolist(), b[ok].tolist(), strict=True))
     if not pairs and bool(alive.all()):
         return None
     parent = list(range(n))
@@ -321,23 +364,57 @@ def _producer(name: str, shape: tuple[int, ...], ok: bool) -> bool:
     return ok and len(shape) in (2, 4) and shape[0] >= 2 and math.prod(shape[1:]) >= _MIN_ROW and "@" not in name
 
 
+def composed_producers(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> list[tuple[str, str, str, int]]:
+    """``(label, q, y, a)``: every product ``Q·Y`` of a stored 1×1 map Q ``[a, b]``
+    (:func:`pointwise`) and another producer Y with b rows, labelled ``q∘y``.  A network widened
+    and then factorised stores each conv as ``M·W·P⁻¹`` between 1×1 maps: its copied channels
+    exist only in the product ``M⁻¹·(M·W·P⁻¹)``, whose rows are proportional exactly where W's
+    are (a right factor never changes which rows are parallel).  Shapes only."""
+    return [
+        (f"{q}{COMPOSE}{name}", q, name, a)
+        for q, a, b in pointwise(shapes)
+        if "@" not in q
+        for name, (shape, ok) in shapes.items()
+        if name != q and _producer(name, shape, ok) and shape[0] == b
+    ]
+
+
 def producer_counts(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> dict[int, int]:
-    """``width -> number of tensors that may produce channels of that width``: from shapes alone,
-    so a test can bound the merged views :func:`channel_merges` may add before reading anything
-    (each producer gives at most one view per consumer)."""
+    """``width -> number of tensors (or products Q·Y) that may produce channels of that width``:
+    from shapes alone, so a test can bound the merged views :func:`channel_merges` may add before
+    reading anything (each producer gives at most one view per consumer)."""
     out: dict[int, int] = {}
     for name, (shape, ok) in shapes.items():
         if _producer(name, shape, ok):
             out[shape[0]] = out.get(shape[0], 0) + 1
+    for *_, a in composed_producers(shapes):
+        out[a] = out.get(a, 0) + 1
     return out
 
 
+def _relative(groups: tuple[tuple[int, ...], ...], weights: tuple[float, ...]) -> tuple[float, ...]:
+    """Each channel's scale relative to its group's largest: two merges with the same groups and
+    the same relative scales give views that differ by one positive scale per column, which
+    every test here ignores (per-kernel cosines), so they are one reading."""
+    rel = [0.0] * len(weights)
+    for g in groups:
+        top = max(weights[c] for c in g) or 1.0
+        for c in g:
+            rel[c] = round(weights[c] / top, 6)
+    return tuple(rel)
+
+
 def channel_merges(
-    shapes: dict[str, tuple[tuple[int, ...], bool]], get: Callable[[str], torch.Tensor]
+    shapes: dict[str, tuple[tuple[int, ...], bool]], get: Callable[[str], torch.Tensor], copies: set[str] | None = None
 ) -> dict[str, tuple[str, ChannelMerge]]:
     """``view name -> (consumer, merge)`` for every producer that stores a channel twice (or a
     dead one) and every other tensor whose dim 1 has the producer's width.  Producers are the
-    readable 2-D and 4-D tensors, read one at a time (rows dim 0); a pure function of the file."""
+    readable 2-D and 4-D tensors, read one at a time (rows dim 0), and the products ``Q·Y`` of
+    :func:`composed_producers` (the first ``MAX_PRODUCTS`` in file order, each screened on 3
+    projections before the product is formed); merges
+    that differ only by a scale per column are one (:func:`_relative`).  A pure function of the
+    file.  ``copies``, if given, receives every producer found storing a channel twice (also
+    those whose merge was another's)."""
     widths = {s[1] for s, ok in shapes.values() if ok and len(s) in (2, 4)}
     merges: dict[int, list[ChannelMerge]] = {}
     seen: set[tuple[int, tuple[tuple[int, ...], ...], tuple[float, ...]]] = set()
@@ -345,24 +422,43 @@ def channel_merges(
     def rows(name: str) -> torch.Tensor:
         return get(name).reshape(shapes[name][0][0], -1)
 
-    for name, (shape, ok) in shapes.items():
-        if not _producer(name, shape, ok) or shape[0] not in widths:
-            continue  # not a producer, or nothing reads its width
-        n = shape[0]
-        found = copy_groups(rows(name))
-        if found is None:
-            continue
+    def record(producer: str, last: str, n: int, found: tuple[tuple[tuple[int, ...], ...], tuple[float, ...]]) -> None:
         groups, weights = found
-        bn = _batchnorm_of(name, n, shapes)
+        if copies is not None:
+            copies.add(producer)
+        bn = _batchnorm_of(last, n, shapes)  # the BatchNorm after the producer's last linear map
         if bn is not None and f"{bn}.weight" in shapes and shapes[f"{bn}.weight"][0] == (n,):
             var = get(f"{bn}.running_var").to(torch.float64)
             scale = get(f"{bn}.weight").to(torch.float64) / (var.clamp_min(0) + 1e-5).sqrt()
             weights = tuple(w * abs(float(v)) for w, v in zip(weights, scale, strict=True))
-        tag = (n, groups, tuple(round(w / max(weights), 6) for w in weights))
-        if tag in seen:
+        tag = (n, groups, _relative(groups, weights))
+        if tag not in seen:
+            seen.add(tag)
+            merges.setdefault(n, []).append(ChannelMerge(producer, groups, weights))
+
+    for name, (shape, ok) in shapes.items():
+        if not _producer(name, shape, ok) or shape[0] not in widths:
+            continue  # not a producer, or nothing reads its width
+        found = copy_groups(rows(name))
+        if found is not None:
+            record(name, name, shape[0], found)
+    by_y: dict[str, list[tuple[str, str, int]]] = {}
+    for label, q, y, a in composed_producers(shapes)[:MAX_PRODUCTS]:
+        if a in widths:
+            by_y.setdefault(y, []).append((label, q, a))
+    for y, uses in by_y.items():  # one Y in memory at a time, with its projections
+        ry = rows(y).to(torch.float64)
+        if ry.shape[1] < _MIN_ROW:
             continue
-        seen.add(tag)
-        merges.setdefault(n, []).append(ChannelMerge(name, groups, weights))
+        proj = ry @ _directions(ry.shape[1])
+        for label, q, a in uses:
+            qm = get(q).reshape(a, -1).to(torch.float64)
+            if not bool(torch.isfinite(qm).all()):
+                continue
+            if _may_copy(qm @ proj):
+                found = copy_groups(qm @ ry)
+                if found is not None:
+                    record(label, q, a, found)
     out: dict[str, tuple[str, ChannelMerge]] = {}
     for name, (shape, ok) in shapes.items():
         if ok and len(shape) in (2, 4):

@@ -263,6 +263,7 @@ class TensorStore:
         self.shapes = {**shapes, **{v: ((*shapes[base][0][:2], k, k), True) for v, (base, k) in self._views.items()}}
         self._get, self.name = getter, name
         self._merges: dict[str, tuple[str, ChannelMerge]] | None = None
+        self._copies: set[str] = set()
         self._joins: dict[str, tuple[tuple[str, ...], int]] = {}
 
     @classmethod
@@ -306,12 +307,17 @@ class TensorStore:
         found = (self._merges or {}).get(view)
         return None if found is None else found[1]
 
+    def copy_producers(self) -> set[str]:
+        """The producers (tensors, or products ``q∘y``) found storing a channel twice, once the
+        merged views are listed (:meth:`add_channel_merges`)."""
+        return self._copies
+
     def add_channel_merges(self) -> list[str]:
         """List the merged-channel views (:func:`freqprint.io.canonical.channel_merges`) among the
         tensors, once: every tensor that may be a producer is read here (one at a time), so this
         is the one step of a test that reads more than it fits.  Returns the views' names."""
         if self._merges is None:
-            self._merges = {v: m for v, m in channel_merges(self.shapes, self.get).items() if v not in self.shapes}
+            self._merges = {v: m for v, m in channel_merges(self.shapes, self.get, self._copies).items() if v not in self.shapes}
             for view, (consumer, merge) in self._merges.items():
                 shape = self.shapes[consumer][0]
                 self.shapes[view] = ((shape[0], len(merge.groups), *shape[2:]), True)

@@ -28,9 +28,11 @@ with variance proxy v, see :mod:`freqprint.stats.null`):
 
 1. every suspect tensor that reads as ``[D′, C′, k, k]`` in any layout (:func:`freqprint.stats.align.readings`)
    with C/2 ≤ C′ ≤ 2C and D/2 ≤ D′ ≤ 8D is a candidate, under any name (same-named first), read
-   canonically (:mod:`freqprint.io.canonical`: dequantized, duplicated channels merged, pieces
-   joined), and so is its product with the 1×1 conv tensors of matching width on either or both
-   sides (a factorised layer ``M⁻¹·(M·W·P⁻¹)·P``);
+   canonically (:mod:`freqprint.io.canonical`: dequantized, duplicated channels merged — also
+   copies that live only in a product ``Q·Y`` — pieces joined), and so is its product with the
+   1×1 conv tensors (or their merged views) of matching width on either or both sides (a
+   factorised layer ``M⁻¹·(M·W·P⁻¹)·P``); of one tensor's compositions one is fitted, chosen by
+   a screen (:func:`_pick`; any choice keeps the bound, the count pays for all);
 2. filters and input channels are aligned by Hungarian assignment on per-kernel cosines
    (:func:`freqprint.stats.align.fit`): per-filter and per-channel scalings cancel, either sign counts;
 3. ``s_d = |Σ_c <X[d,c], Ŷ[m(d), π(c)]>| / (n·√v)`` over the n matched channels, with Ŷ the
@@ -49,12 +51,12 @@ with variance proxy v, see :mod:`freqprint.stats.null`):
 **Across layers** the p-value is Bonferroni: ``p = L · min_ℓ p_ℓ``, valid under any dependence
 (chaining makes the p_ℓ dependent).  Only a candidate subset may be fitted (``max_fits``); the
 minimum over a subset is never below the minimum over all, so the bound stays valid — which is
-also why a layer stops at the first decisive candidate.
+also why a layer stops at the first candidate below both α and 1e-100 (not at α alone: a weak
+reading of a rewritten layer, ``Y⋄P`` without its ``Q``, may come before the one that undoes it).
 
 **What it does not survive** (docs/security.md): a thief who re-initialises and retrains the backbone
 (that is training a new model); distillation into a fresh student; a factorisation spread over
-more than one extra tensor per side (``M⁻¹`` split in two 1×1 convs); widening *then* factorising
-(the copies then live only in products, docs/design.md); and a thief who learns θ₀ — keep the
+more than one extra tensor per side (``M⁻¹`` split in two 1×1 convs, docs/design.md); and a thief who learns θ₀ — keep the
 secret secret and never publish the seed.  Fully connected layers and 1×1
 convs are not tested (one number per kernel carries no direction).
 """
@@ -63,7 +65,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +75,9 @@ from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.fingerprint.seeding import init_seed
-from freqprint.io.canonical import JOIN, MERGE, compose, compositions, piece_groups, pointwise
+from freqprint.io.canonical import COMPOSE, JOIN, MERGE, compose, compositions, piece_groups, pointwise
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors, read_recipe
-from freqprint.stats.align import descriptor, fit, hungarian, reading_shapes, readings, score_filters, unit
+from freqprint.stats.align import descriptor, fit, hungarian, read_as, reading_shapes, readings, score_filters, unit
 from freqprint.stats.null import LN10, format_p, log_binom_tail, log_injections, projection_hit_probability, projection_thresholds
 from freqprint.verification.search import best_first
 
@@ -262,12 +264,17 @@ class LineageReport:
         return f"{verdict}: p = {format_p(self.log10_p)} over {len(self.layers)} layers{where}"
 
 
-def _readings_of(store: TensorStore, c: int, k: int, memo: dict) -> list[tuple[str, str, tuple[int, ...]]]:
+Reading = tuple[str, str, tuple[int, ...]]  # (tensor or view or composition label, layout, [D′, C′, k, k])
+
+
+def _readings_of(store: TensorStore, c: int, k: int, memo: dict) -> list[Reading]:
     """Every (tensor, layout, shape) reading of the store as ``[D′, C′, k, k]`` (shapes only, once
     per (C, k), after the merged-channel views are listed: io.canonical.channel_merges), and every
-    product with the 1×1 convs of matching width around such a reading Y — ``Q·Y``, ``Y·P`` and
-    ``Q·Y·P``: the thief's factorisation ``W → M⁻¹·(M·W·P⁻¹)·P`` stores W as three tensors, and
-    their product is W again.  Joined pieces are listed per layer (:func:`_candidates`)."""
+    product of an untransformed reading Y (any storage layout, none of the symmetries of the
+    square) with the 1×1 convs of matching width around it — ``Q·Y``, ``Y·P`` and ``Q·Y·P``: the
+    thief's factorisation ``W → M⁻¹·(M·W·P⁻¹)·P`` stores W as three tensors, and their product
+    is W again.  ``P`` may be a merged view (a widened network factorised: the copies of its
+    input are summed in ``P``).  Joined pieces are listed per layer (:func:`_candidates`)."""
     if (c, k) not in memo:
         store.add_channel_merges()
         out = []
@@ -277,6 +284,8 @@ def _readings_of(store: TensorStore, c: int, k: int, memo: dict) -> list[tuple[s
         points = pointwise(store.shapes)
         parts: dict[str, tuple[str, str, str]] = memo.setdefault("parts", {})
         for name, layout, sh in list(out):
+            if "·" in layout:
+                continue
             for label, q, p, d_out, c_in in compositions(name, sh[0], sh[1], points):
                 parts[label] = (q, name, p)
                 out.append((label, layout, (d_out, c_in, k, k)))
@@ -284,9 +293,43 @@ def _readings_of(store: TensorStore, c: int, k: int, memo: dict) -> list[tuple[s
     return memo[(c, k)]
 
 
+def _screen(desc_x: torch.Tensor, w: torch.Tensor) -> float:
+    """A cheap similarity of a reading ``w`` [D′, C′, k, k] to θ₀, used only to choose among the
+    compositions of one tensor: filters matched by Hungarian on the moment descriptors
+    (:func:`freqprint.stats.align.descriptor`, blind to channel order), the mean matched
+    cosine.  Any choice is allowed (the p-value pays for every candidate listed)."""
+    dy = descriptor(unit(w.reshape(w.shape[0], w.shape[1], -1)))
+    sim = desc_x @ dy.T
+    match = hungarian(sim)
+    ok = match >= 0
+    return float(sim[ok.nonzero().squeeze(1), match[ok]].mean()) if bool(ok.any()) else -1.0
+
+
+def _screen_reading(
+    store: TensorStore, parts: dict[str, tuple[str, str, str]], desc_x: torch.Tensor, c: int, k: int, name: str, layout: str
+) -> float:
+    """:func:`_screen` of one reading (a tensor, a view or a composition label, in any layout,
+    the symmetries of the square included); NaN when it holds NaN or Inf.  Nothing is cached."""
+    q, base, p = parts.get(name, ("", name, ""))
+    w = read_as(store.get(base), layout, c, k).detach().to("cpu", torch.float64)
+    w = compose(w, store.get(q).detach().cpu() if q else None, store.get(p).detach().cpu() if p else None)
+    return _screen(desc_x, w) if all_finite(w) else math.nan
+
+
 def _candidates(
-    store: TensorStore, owner_name: str, d: int, c: int, k: int, memo: dict
-) -> list[tuple[str, str, tuple[int, ...]]]:
+    store: TensorStore,
+    owner_name: str,
+    d: int,
+    c: int,
+    k: int,
+    memo: dict,
+) -> tuple[list[Reading | list[Reading]], int]:
+    """(what a layer fits, in order; how many readings the p-value pays for).  Every reading of
+    :func:`_readings_of` whose shape fits the layer, and the layer's joined pieces, count; the
+    compositions of one reading Y (Y with every 1×1 map around it) form one entry, a list, of
+    which only the best by the screen is fitted (:func:`_pick`, when its turn comes) — a
+    factorised network offers every core tensor with every 1×1 map of matching width, and
+    names say nothing."""
     out = [
         (n, lay, sh)
         for n, lay, sh in _readings_of(store, c, k, memo)
@@ -298,22 +341,66 @@ def _candidates(
     ]
     for j in joins:
         out += [(j, lay, sh) for lay, sh in reading_shapes(store.shapes[j][0], c, k) if lay.partition("·")[0] == "OIHW"]
+    n_listed = len(out)
     base = owner_name.replace(".base.", ".")
-
     path = base.rsplit(".", 1)[0] + "."
-
     parts = memo.get("parts", {})
 
-    def rank(x: tuple[str, str, tuple[int, ...]]) -> tuple:
+    def rank(x: Reading) -> tuple:
         q, inner, p = parts.get(x[0], ("", x[0], ""))
         inner = inner.split(MERGE)[0].replace(".base.", ".")
         near = 0 if inner == base else 1 if inner.startswith(path) else 2  # same name, then same module path
-        # untransformed readings before the symmetries of the square (align.DIHEDRAL), so the
-        # transformed ones cannot crowd the composed candidates out of the first fits
+        # untransformed readings before the symmetries of the square (align.DIHEDRAL)
         composed = bool(q) + bool(p)
         return (near, "·" in x[1], composed, x[1] != "OIHW", abs(x[2][0] - d) + abs(x[2][1] - c), x[0], x[1])
 
-    return sorted(out, key=rank)
+    # one entry per stored reading, and one per family of canonical readings of it (its
+    # merged-channel views and every composition of it or of them with 1×1 maps)
+    families: dict[tuple[str, str], list[Reading]] = {}
+    entries: list[Reading | list[Reading]] = []
+    for x in out:
+        inner = parts.get(x[0], ("", x[0], ""))[1]
+        if x[0] in parts or (MERGE in x[0] and not x[0].startswith(JOIN)):
+            families.setdefault((inner.split(MERGE)[0], x[1]), []).append(x)
+        else:
+            entries.append(x)
+    entries += [sorted(m, key=rank) if len(m) > 1 else m[0] for m in families.values()]
+    return sorted(entries, key=lambda e: rank(e if isinstance(e, tuple) else e[0])), n_listed
+
+
+def _pick(
+    entry: Reading | list[Reading], parts: dict[str, tuple[str, str, str]], screen: Callable[[str, str], float], copies: set[str]
+) -> Reading | None:
+    """A candidate, or of a family of canonical readings of one stored tensor Y (its merged views
+    ``Y′`` and the compositions ``Q∘Y′⋄P``) the one to fit (None: nothing better than Y itself,
+    or every member holds NaN).  The sides are chosen one after the other, so a family costs
+    about ``A·m + B`` screens, not ``A·m·B``: first the output side and the view — a Q whose
+    product ``Q·Y`` stores a channel twice when Q alone does not (``copies``: a widened layer
+    factorised) if there is one, else the best of every ``Q∘Y′`` and ``Y′`` by ``screen``; then,
+    with that Q, the best of every ``Q∘Y′⋄P``."""
+    if isinstance(entry, tuple):
+        return entry
+    layout = entry[0][1]
+    sides = {parts.get(m[0], ("", m[0], "")): m for m in entry}
+    stored = next(iter(sides))[1].split(MERGE)[0]
+    heads = sorted({(q, y) for q, y, p in sides if not p} | {("", stored)})
+    # a product with copies that Q alone does not have (a Q with copied rows copies any product)
+    marked = [(q, y) for q, y in heads if q and f"{q}{COMPOSE}{stored}" in copies and q not in copies]
+
+    def best(options: list[tuple[str, str, str]]) -> tuple[str, str, str] | None:
+        scored = []
+        for j, opt in enumerate(options):
+            sc = screen(sides[opt][0] if opt in sides else opt[1], layout)
+            if sc == sc:  # NaN drops out
+                scored.append((sc, -j, opt))
+        return max(scored)[2] if scored else None
+
+    first = best([(q, y, "") for q, y in (marked or heads)])
+    if first is None:
+        return None
+    q = first[0]
+    second = best([first] + [o for o in sides if o[0] == q and o[2]])
+    return None if second is None or second not in sides else sides[second]
 
 
 def _projection_logp(
@@ -427,19 +514,30 @@ def lineage(
     for lname, layer in layers.items():
         x, v = layer.weight, layer.variance
         d, c, k = x.shape[0], x.shape[1], x.shape[2]
-        cands = _candidates(store, lname, d, c, k, memo)
-        res = LayerResult(owner_layer=lname, log10_p=0.0, filters=d, candidates=len(cands))
-        chain = matches.get(layer.producer) if layer.producer else None
-        log_n = math.log(len(cands) or 1)
+        desc_x = descriptor(unit(x.reshape(d, c, k * k)))
 
-        def fit(cand: tuple[str, str, tuple[int, ...]], split: bool = False) -> tuple[tuple, str, str] | None:
+        def screen(name: str, layout: str) -> float:
+            return _screen_reading(store, memo.get("parts", {}), desc_x, c, k, name, layout)
+
+        cands, n_listed = _candidates(store, lname, d, c, k, memo)
+        copies = store.copy_producers()
+        res = LayerResult(owner_layer=lname, log10_p=0.0, filters=d, candidates=n_listed)
+        chain = matches.get(layer.producer) if layer.producer else None
+        log_n = math.log(n_listed or 1)
+
+        def fit(entry: Reading | list[Reading], split: bool = False) -> tuple[tuple, str, str] | None:
+            cand = _pick(entry, memo["parts"], screen, copies)
+            if cand is None:
+                return None
             ws = load(cand[0], cand[1], c, k)
             merge = store.channel_merge(memo.get("parts", {}).get(cand[0], ("", cand[0], ""))[1])
             link = chain if merge is None or chain is None else merge.translate(chain)
             return None if ws is None else (_layer_test(x, v, ws, link, split=split), cand[0], cand[1])
 
         # the candidate count is paid in full however few are fitted (verification.search)
-        found = best_first(cands[:max_fits], fit, _fit_logp, lambda lp: (lp + log_n) / LN10 < math.log10(alpha))
+        # stop at the first candidate that decides beyond doubt (not merely below alpha: a
+        # weaker reading of a rewritten layer may come before the one that undoes the rewrite)
+        found = best_first(cands[:max_fits], fit, _fit_logp, lambda lp: lp + log_n < min(DECISIVE, math.log(alpha)))
         if found.best is not None and (found.best[0][0] + log_n) / LN10 >= math.log10(alpha):
             # the split maps, on the two most promising candidates (tried ones were loaded finite)
             for _, name, layout in sorted((f[0][0], f[1], f[2]) for f in found.tried)[:2]:
@@ -452,7 +550,7 @@ def lineage(
             (best, res.hits, res.threshold, res.mean_cosine, match, res.channel_map), res.suspect_layer, res.layout = found.best
             matches[lname] = match
         if cands:
-            res.log10_p = min(0.0, best + math.log(len(cands))) / LN10
+            res.log10_p = min(0.0, best + log_n) / LN10
         results.append(res)
     # no conv weight shaped like the owner's layers: a verdict (p = 1, every layer with 0
     # candidates), not a refusal -- the file was read

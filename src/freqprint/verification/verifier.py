@@ -299,15 +299,40 @@ def merged_bound(store: TensorStore, key: FingerprintKey, listed: int | None = N
     exist: the candidates without them (composed readings uncapped), plus, for every tensor that
     may read a producer's width, the readings of a merged view at the tensor's full width (a
     merged view is never wider, and every rule that admits a reading admits a wider one) times
-    the number of possible producers of that width (:func:`producer_counts`).  Merged views
-    take part in nothing else (no joins, no compositions).  ``listed``: that first count, when
-    the caller has it."""
+    the number of possible producers of that width (:func:`producer_counts`, products ``Q·Y``
+    included), plus the compositions a merged 1×1 view may join (:func:`_merged_compositions`),
+    the composed ones never counted past ``MAX_COMPOSED`` (past it they are dropped).
+    ``listed``: that first count, when the caller has it."""
     producers = producer_counts(store.shapes)
     total = len(candidates(store, key, merges=False, cap=False)) if listed is None else listed
     for name, (shape, ok) in store.shapes.items():
         if ok and len(shape) in (2, 4) and MERGE not in name and producers.get(shape[1], 0):
             total += producers[shape[1]] * len(_readings(f"{name}{MERGE}", shape, key))
-    return total
+    return total + min(MAX_COMPOSED, _merged_compositions(store, key, producers))
+
+
+def _merged_compositions(store: TensorStore, key: FingerprintKey, producers: dict[int, int]) -> int:
+    """How many more compositions (:func:`_composed`) the merged views of 1×1 maps may add, from
+    shapes: a stored ``[a, b]`` map gains up to ``producers[b]`` merged views ``[a, g]`` with
+    ``g ≤ b`` unknown, each an output side of every reading with ``g`` filters (counted for every
+    reading with at most b) and an input side of every reading with a channels."""
+    points = [p for p in pointwise(store.shapes) if "@" not in p[0]]
+    if not points or not any(producers.get(b, 0) for _, _, b in points):
+        return 0
+    extra = 0
+    for name, (shape, ok) in store.shapes.items():
+        if not ok or "@" in name:
+            continue
+        for y in _readings(name, shape, key):
+            if y.layout != "OIHW":
+                continue
+            d, c = y.shape[0], y.shape[1]
+            after = sum(1 for _, _, b in points if b == d)
+            before = sum(1 for _, a, _ in points if a == c)
+            more_after = sum(producers.get(b, 0) for _, _, b in points if b >= d)
+            more_before = sum(producers.get(b, 0) for _, a, b in points if a == c)
+            extra += (1 + after + more_after) * (1 + before + more_before) - (1 + after) * (1 + before)
+    return extra
 
 
 # ---------------------------------------------------------------------------------------------
