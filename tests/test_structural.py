@@ -286,3 +286,21 @@ def test_a_family_member_is_screened_in_any_layout(owner):
     assert _screen_reading(store, {}, desc, x.shape[1], 3, view, "OIHW") > _screen_reading(
         store, {}, desc, x.shape[1], 3, view, "OIHW·rot90"
     )
+
+
+def test_a_merge_shared_by_several_producers_serves_each_of_them(owner):
+    """Producers with the same copy groups share one merged view (it differs only by a scale per
+    column); whichever comes first in the file, every consumer still gets a view — a layer is
+    never left without one because the shared merge was labelled by the layer itself."""
+    model, _, init = owner
+    wide = Widen(seed=5)(copy.deepcopy(model))
+    forward = {k: v.detach().clone() for k, v in wide.state_dict().items()}
+    backward = dict(reversed(list(forward.items())))
+    views = {}
+    for order, sd in (("forward", forward), ("backward", backward)):
+        store = open_tensors(sd)
+        store.add_channel_merges()
+        views[order] = {v.split(MERGE)[0] for v in store.shapes if MERGE in v}
+        assert {"conv3.weight", "conv4.weight"} <= views[order]
+    assert views["forward"] == views["backward"]
+    assert lineage(init, backward).log10_p == pytest.approx(lineage(init, forward).log10_p, abs=1.0)

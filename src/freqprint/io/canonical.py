@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -417,7 +417,9 @@ def channel_merges(
     those whose merge was another's)."""
     widths = {s[1] for s, ok in shapes.values() if ok and len(s) in (2, 4)}
     merges: dict[int, list[ChannelMerge]] = {}
-    seen: set[tuple[int, tuple[tuple[int, ...], ...], tuple[float, ...]]] = set()
+    # tag -> every producer with that merge (the first one's merge is kept, and any of them
+    # may label the view: a consumer never reads through a merge labelled by itself)
+    seen: dict[tuple[int, tuple[tuple[int, ...], ...], tuple[float, ...]], list[str]] = {}
 
     def rows(name: str) -> torch.Tensor:
         return get(name).reshape(shapes[name][0][0], -1)
@@ -433,8 +435,9 @@ def channel_merges(
             weights = tuple(w * abs(float(v)) for w, v in zip(weights, scale, strict=True))
         tag = (n, groups, _relative(groups, weights))
         if tag not in seen:
-            seen.add(tag)
+            seen[tag] = []
             merges.setdefault(n, []).append(ChannelMerge(producer, groups, weights))
+        seen[tag].append(producer)
 
     for name, (shape, ok) in shapes.items():
         if not _producer(name, shape, ok) or shape[0] not in widths:
@@ -459,12 +462,14 @@ def channel_merges(
                 found = copy_groups(qm @ ry)
                 if found is not None:
                     record(label, q, a, found)
+    labels = {id(m): seen[(n, m.groups, _relative(m.groups, m.weights))] for n, ms in merges.items() for m in ms}
     out: dict[str, tuple[str, ChannelMerge]] = {}
     for name, (shape, ok) in shapes.items():
         if ok and len(shape) in (2, 4):
             for m in merges.get(shape[1], []):
-                if m.producer != name and len(out) < MAX_MERGED_VIEWS:
-                    out[f"{name}{MERGE}{m.producer}"] = (name, m)
+                via = next((p for p in labels[id(m)] if p != name), None)
+                if via is not None and len(out) < MAX_MERGED_VIEWS:
+                    out[f"{name}{MERGE}{via}"] = (name, m if via == m.producer else replace(m, producer=via))
     return out
 
 
