@@ -1,6 +1,9 @@
 """Widening and factorisation chained, in every order, against lineage (issue 25's last open
 member): per host, θ₀ perturbed as a stand-in for training (0.5·std of Gaussian noise per tensor),
-rewritten exactly, then traced by lineage as stored and with every tensor renamed.
+rewritten exactly, then traced by lineage as stored and with every tensor renamed.  The same
+rewrites of far negatives must stay unfound: an untrained network of another seed, and a network
+whose every weight is the same constant (widening is left out there: every row of a constant
+tensor is a copy of every other).
 
     .venv/bin/python scripts/widen_factorise.py [--hosts smallcnn resnet18]
 
@@ -41,13 +44,20 @@ def main() -> None:
         kwargs = {"width": 32 if host == "smallcnn" else 0.25}
         init = OwnerInit(host, kwargs, 1234, False)
         net = regenerate_init(host, kwargs, 1234).eval()
+        other = regenerate_init(host, kwargs, 99).eval()  # far negatives: another θ₀, and constant weights
+        flat = copy.deepcopy(net)
         with torch.no_grad():
             for p in net.parameters():
                 if p.numel() > 1:
                     p.add_(0.5 * p.std() * torch.randn_like(p))
-        for label, make in REWRITES.items():
+            for p in flat.parameters():
+                p.fill_(0.01)
+        suspects = [(label, net, make) for label, make in REWRITES.items()]
+        suspects += [(f"unrelated (other seed): {label}", other, make) for label, make in REWRITES.items()]
+        suspects += [(f"constant weights: {label}", flat, make) for label, make in REWRITES.items() if "widen" not in label]
+        for label, base, make in suspects:
             attack = make()
-            model = copy.deepcopy(net) if attack is None else attack(copy.deepcopy(net))
+            model = copy.deepcopy(base) if attack is None else attack(copy.deepcopy(base))
             items = list(model.state_dict().items())
             random.Random(0).shuffle(items)
             for names, sd in (

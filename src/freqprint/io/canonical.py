@@ -416,9 +416,9 @@ def channel_merges(
     file.  ``copies``, if given, receives every producer found storing a channel twice (also
     those whose merge was another's)."""
     widths = {s[1] for s, ok in shapes.values() if ok and len(s) in (2, 4)}
-    merges: dict[int, list[ChannelMerge]] = {}
-    # tag -> every producer with that merge (the first one's merge is kept, and any of them
-    # may label the view: a consumer never reads through a merge labelled by itself)
+    # per width, each distinct merge (the first producer's) with every producer that has it: any
+    # of them may label the view, and a consumer never reads through a merge labelled by itself
+    merges: dict[int, list[tuple[ChannelMerge, list[str]]]] = {}
     seen: dict[tuple[int, tuple[tuple[int, ...], ...], tuple[float, ...]], list[str]] = {}
 
     def rows(name: str) -> torch.Tensor:
@@ -436,7 +436,7 @@ def channel_merges(
         tag = (n, groups, _relative(groups, weights))
         if tag not in seen:
             seen[tag] = []
-            merges.setdefault(n, []).append(ChannelMerge(producer, groups, weights))
+            merges.setdefault(n, []).append((ChannelMerge(producer, groups, weights), seen[tag]))
         seen[tag].append(producer)
 
     for name, (shape, ok) in shapes.items():
@@ -462,12 +462,11 @@ def channel_merges(
                 found = copy_groups(qm @ ry)
                 if found is not None:
                     record(label, q, a, found)
-    labels = {id(m): seen[(n, m.groups, _relative(m.groups, m.weights))] for n, ms in merges.items() for m in ms}
     out: dict[str, tuple[str, ChannelMerge]] = {}
     for name, (shape, ok) in shapes.items():
         if ok and len(shape) in (2, 4):
-            for m in merges.get(shape[1], []):
-                via = next((p for p in labels[id(m)] if p != name), None)
+            for m, producers in merges.get(shape[1], []):
+                via = next((p for p in producers if p != name), None)
                 if via is not None and len(out) < MAX_MERGED_VIEWS:
                     out[f"{name}{MERGE}{via}"] = (name, m if via == m.producer else replace(m, producer=via))
     return out
