@@ -114,6 +114,7 @@ ATTACK_SPECS = {  # every registered attack, with the arguments a small test run
     "noise-backbone": "noise-backbone",
     "factorize": "factorize(sides=2)",
     "widen": "widen(noise=3)",
+    "separate": "separate(seed=1)",
     "grid-transpose": "grid-transpose",
     "rotate-residual": "rotate-residual",
 }

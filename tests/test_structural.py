@@ -7,18 +7,23 @@ the same way stay unfound."""
 from __future__ import annotations
 
 import copy
+import math
+import zlib
 
 import pytest
 import torch
 
 from conftest import small_owner
 from freqprint import OwnerInit, extract, lineage, verify
-from freqprint.attacks import Compose, Factorize, RemoveModule, Widen
+from freqprint.attacks import Compose, Factorize, RemoveModule, Separate, Widen
+from freqprint.attacks.reparam import separated
 from freqprint.fingerprint import FingerprintModule, get_fingerprint_module
-from freqprint.io.canonical import MERGE, ChannelMerge, copy_groups
+from freqprint.io.canonical import MERGE, SEPARABLE, ChannelMerge, copy_groups, separable
 from freqprint.io.checkpoint import open_tensors
 from freqprint.stats.spectral import band_reading, lowband_map
+from freqprint.verification.backbone import _segment_logp
 from freqprint.verification.verifier import candidates, merged_bound
+from freqprint_bench.structural import mixed_segments
 
 SECRET = "structural owner"
 X = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(3))
@@ -182,17 +187,121 @@ def test_widening_then_factorising_after_removal_is_found_by_lineage(owner):
     assert lin.found and lin.log10_p < -30
 
 
-def test_a_factorisation_split_over_two_1x1_convs_is_an_open_member(owner):
-    """An open member (docs/design.md): ``M⁻¹`` and ``P`` each stored as two 1×1 convs.  A
-    composition takes one 1×1 map per side, so lineage no longer finds the model (it did with
-    one map per side); the module is not factorised by this attack, so the fingerprint still
-    does.  When this starts to fail, the member is closed: update docs/design.md and §8b."""
+def test_a_factorisation_split_over_two_1x1_convs_is_found_by_lineage(owner):
+    """``M⁻¹`` and ``P`` each stored as two 1×1 convs: no composition of one 1×1 map per side
+    undoes it, but the segment map does (any invertible mixing fitted on half the kernel
+    positions, tested on the others), named or renamed; the module is not factorised by this
+    attack, so the fingerprint finds it too."""
     model, key, init = owner
     stolen = Factorize(sides=2, split=2, seed=4)(copy.deepcopy(model))
     assert _exact(model, stolen) < 1e-5
     assert sum(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) for m in stolen.modules()) >= 4 * 3
     rep = verify(key, stolen)
     assert rep.found and rep.log10_p < -30
+    lin = lineage(init, stolen)
+    assert lin.found and lin.log10_p < -30
+    assert "segment" in {r.channel_map for r in lin.layers if r.log10_p < -30}
+    items = sorted(stolen.state_dict().items(), key=lambda kv: zlib.crc32(kv[0].encode()))
+    renamed = {f"t{i:03d}": v.detach().clone() for i, (_, v) in enumerate(items)}
+    assert lineage(init, renamed).log10_p < -30
+
+
+@pytest.mark.parametrize("maps", [1, 3])
+def test_any_invertible_mixing_of_a_linear_segment_is_found_by_lineage(owner, maps):
+    """The group, not the list: Q and P of condition number 10, their inverses stored in any
+    number of 1×1 maps (three per side here: no product of stored tensors is the original)."""
+    model, _, init = owner
+    lin = lineage(init, mixed_segments(model, maps, 10.0, seed=maps))
+    assert lin.found and lin.log10_p < -30
+
+
+def test_the_segment_map_is_exact_against_independent_layers():
+    """Sample splitting over kernel positions: over 300 independent (θ₀, suspect) pairs — and
+    suspects that are a mixing of another θ₀ — ``P[p ≤ a] ≤ a`` holds for the segment option."""
+    g = torch.Generator().manual_seed(0)
+    v = 1 / 3  # U(−1, 1)
+    ps = []
+    for i in range(300):
+        x = torch.rand(16, 12, 9, generator=g, dtype=torch.float64) * 2 - 1
+        y = torch.rand(16, 12, 9, generator=g, dtype=torch.float64) * 2 - 1
+        if i % 2:  # a mixed suspect: what the fit is built to undo, of the wrong θ₀
+            y = torch.einsum(
+                "de,ecm,cf->dfm",
+                torch.randn(16, 16, generator=g, dtype=torch.float64),
+                y,
+                torch.randn(12, 12, generator=g, dtype=torch.float64),
+            )
+        ps.append(_segment_logp(x, v, y)[0] / math.log(10))
+    p = torch.tensor(ps)
+    for a in (0.01, 0.05, 0.2):
+        assert float((p <= math.log10(a)).double().mean()) <= a + 3 * math.sqrt(a * (1 - a) / 300)
+    x = torch.rand(16, 12, 9, generator=g, dtype=torch.float64) * 2 - 1
+    mixed = torch.einsum(
+        "de,ecm,cf->dfm",
+        torch.randn(16, 16, generator=g, dtype=torch.float64),
+        x,
+        torch.randn(12, 12, generator=g, dtype=torch.float64),
+    )
+    assert _segment_logp(x, v, mixed)[0] / math.log(10) < -30  # and a mixing of the right θ₀ is found
+
+
+def test_a_conv_stored_as_a_kx1_then_a_1xk_conv_is_read_back(owner):
+    """Every k×k conv separated into a k×1 conv into C·k channels (mixed by an orthogonal R) and
+    a 1×k conv: exact, and no stored tensor is k×k.  Lineage reads the pair's product
+    (io.canonical.separable_views), named and renamed, also with the module removed first."""
+    model, key, init = owner
+    stolen = Separate(seed=3)(copy.deepcopy(model))
+    assert _exact(model, stolen) < 1e-5
+    backbone = [k for k, v in stolen.state_dict().items() if v.ndim == 4 and "fingerprint" not in k]
+    assert all(min(stolen.state_dict()[k].shape[2:]) == 1 for k in backbone)
+    assert verify(key, stolen).found
+    lin = lineage(init, stolen)
+    assert lin.found and lin.log10_p < -30
+    assert any(SEPARABLE in (r.suspect_layer or "") for r in lin.layers if r.log10_p < -30)
+    items = sorted(stolen.state_dict().items(), key=lambda kv: zlib.crc32(kv[0].encode()))
+    assert lineage(init, {f"t{i:03d}": v.detach().clone() for i, (_, v) in enumerate(items)}).log10_p < -30
+    removed = Compose([RemoveModule(), Separate(seed=3)])(copy.deepcopy(model))
+    assert lineage(init, removed).log10_p < -30
+
+
+def test_a_module_stored_as_a_kx1_and_a_1xk_kernel_is_found(owner):
+    """The module's own kernel stored as two tensors whose product it is (the thief's forward runs
+    both): the verifier reads the pair's product like any tensor."""
+    model, key, _ = owner
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    name = next(k for k in sd if k.endswith("fingerprint.weight"))
+    w = sd.pop(name).double()
+    n = w.shape[1] * w.shape[2]
+    r = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(7), dtype=torch.float64))[0]
+    first, second = separated(w, r)
+    sd["aux.rows"], sd["aux.cols"] = first.float(), second.float()
+    assert torch.allclose(separable(sd["aux.cols"], sd["aux.rows"]), w, atol=1e-5)
+    rep = verify(key, sd)
+    assert rep.found and rep.log10_p < -30
+
+
+def test_an_unrelated_model_separated_stays_unfound(owner):
+    _, key, init = owner
+    other, _ = small_owner("someone else", filters=32, width=16)
+    torch.manual_seed(11)
+    for m in other.modules():  # another θ₀ for the backbone, too
+        if isinstance(m, torch.nn.Conv2d):
+            m.reset_parameters()
+    stolen = Separate(seed=3)(copy.deepcopy(other))
+    assert not lineage(init, stolen).found
+    assert not verify(key, stolen).found
+
+
+def test_widening_then_a_split_factorisation_is_an_open_member(owner):
+    """An open member (docs/design.md): widened, then factorised with two 1×1 convs per side.
+    The copies live only in products of two stored maps with the core, which no reading forms,
+    and the widened core is not among the candidates lineage fits; the module is not factorised,
+    so the fingerprint still finds it.  When this starts to fail, the member is closed: update
+    docs/design.md and §8b."""
+    model, key, init = owner
+    stolen = Compose([Widen(seed=5), Factorize(sides=2, split=2, seed=4)])(copy.deepcopy(model))
+    assert _exact(model, stolen) < 1e-5
+    assert verify(key, stolen).found
     assert not lineage(init, stolen).found
 
 

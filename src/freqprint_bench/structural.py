@@ -13,6 +13,7 @@ accuracy, stored parameters and multiply-accumulates relative to the owner, and 
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -146,6 +147,55 @@ def _module_factorised(sd: StateDict) -> StateDict | None:
     return out
 
 
+def _module_separated(sd: StateDict) -> StateDict | None:
+    """The module's kernel stored as a k×1 kernel into C·k channels and a 1×k kernel, the middle
+    channels mixed by a random orthogonal R (the thief's forward runs both): their product is W."""
+    from freqprint.attacks.reparam import separated
+
+    name = _module_name(sd)
+    if name is None:
+        return None
+    w = sd[name].double()
+    n = w.shape[1] * w.shape[2]
+    r = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(7), dtype=torch.float64))[0]
+    first, second = separated(w, r)
+    out = {key: v for key, v in sd.items() if key != name}
+    out["aux.rows"], out["aux.cols"] = first.float(), second.float()
+    return out
+
+
+def mixed_segments(model: nn.Module, maps: int, cond: float, seed: int, skip: str = "fingerprint") -> StateDict:
+    """A weights file in which every k×k conv W (outside names containing ``skip``) is stored as
+    ``Q·W·P`` with Q, P invertible and far from orthogonal (singular values spread log-evenly
+    over ``cond``), and each of Q⁻¹ and P⁻¹ as a product of ``maps`` 1×1 maps: no product of
+    fewer stored tensors is W.  The file is what lineage reads; the thief's forward would run
+    the maps."""
+    g = torch.Generator().manual_seed(seed)
+
+    def invertible(n: int) -> torch.Tensor:
+        u, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+        v, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+        return u @ torch.diag(torch.logspace(0, math.log10(cond), n, dtype=torch.float64)) @ v
+
+    def factors(m: torch.Tensor) -> list[torch.Tensor]:
+        fs = [invertible(m.shape[0]) for _ in range(maps - 1)]
+        rest = m
+        for f in fs:
+            rest = torch.linalg.solve(f, rest)
+        return [*fs, rest]  # f1·f2·…·rest = m
+
+    out: StateDict = {}
+    for name, w in model.state_dict().items():
+        if w.ndim == 4 and w.shape[2] >= 2 and skip not in name:
+            q, p = invertible(w.shape[0]), invertible(w.shape[1])
+            out[name] = torch.einsum("de,echw,cf->dfhw", q, w.double(), p).float()
+            for j, f in enumerate(factors(torch.linalg.inv(q)) + factors(torch.linalg.inv(p))):
+                out[f"{name}.map{j}"] = f[:, :, None, None].float()
+        else:
+            out[name] = w.detach().clone()
+    return out
+
+
 @dataclass(frozen=True)
 class Rewrite:
     """A rewrite: ``module`` rewrites the network (exactness measured on its outputs) or ``tensors``
@@ -160,7 +210,7 @@ class Rewrite:
 
 
 def _rewrites() -> list[Rewrite]:
-    from freqprint.attacks import Compose, Factorize, Widen
+    from freqprint.attacks import Compose, Factorize, Separate, Widen
     from freqprint.fingerprint import get_fingerprint_module
 
     def loaded(sd: StateDict, model: nn.Module) -> nn.Module:
@@ -182,6 +232,11 @@ def _rewrites() -> list[Rewrite]:
         Rewrite("factorise every conv on both channel sides (1×1 P, M·W·Pᵀ, 1×1 M⁻¹)", module=Factorize(sides=2)),
         Rewrite("widen ×2 (r = 3), then factorise both sides", module=Compose([Widen(noise=3.0), Factorize(sides=2)])),
         Rewrite("factorise both sides, M⁻¹ and P each stored as two 1×1 convs", module=Factorize(sides=2, split=2)),
+        Rewrite(
+            "widen ×2 (r = 3), then factorise both sides with two 1×1 convs per side",
+            module=Compose([Widen(noise=3.0), Factorize(sides=2, split=2)]),
+        ),
+        Rewrite("every k×k conv as a k×1 conv into C·k mixed channels, then a 1×k conv", module=Separate()),
         Rewrite("every conv 5×5 (zero-padded, padding + 1)", module=_pad5),
         Rewrite(
             "every conv/linear stored int8 + per-channel scale",
@@ -191,6 +246,11 @@ def _rewrites() -> list[Rewrite]:
         Rewrite("every k×k conv cut in 4 filter pieces", tensors=lambda sd, m: _cut(sd, 0, 4)),
         Rewrite("every k×k conv cut in 4 channel pieces", tensors=lambda sd, m: _cut(sd, 1, 4)),
         Rewrite("module 5×5, null space of its low-band map filled, + 3×3 decoy", tensors=null5, macs_factor="module ×25/9"),
+        Rewrite(
+            "module stored as a k×1 kernel into C·k mixed channels and a 1×k kernel",
+            tensors=lambda sd, m: _module_separated(sd),
+            macs_factor="module ×(C + D)/D",
+        ),
         Rewrite(
             "module factorised by inserted 1×1 convs on both sides",
             tensors=lambda sd, m: _module_factorised(sd),

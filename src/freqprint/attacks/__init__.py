@@ -27,6 +27,7 @@ from freqprint.attacks.reparam import (
     GridTranspose,
     InvisibleRedraw,
     NullSpaceRedraw,
+    Separate,
     Widen,
     relayout_state_dict,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "Quantize",
     "RemoveModule",
     "ResidualRotation",
+    "Separate",
     "Widen",
     "conv_pairs",
     "create_attack",
@@ -90,6 +92,7 @@ for _cls in (
     InvisibleRedraw,
     BackboneNoise,
     Factorize,
+    Separate,
     GridTranspose,
     ResidualRotation,
     Widen,

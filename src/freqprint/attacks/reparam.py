@@ -50,7 +50,9 @@ __all__ = [
     "InvisibleRedraw",
     "LAYOUTS",
     "NullSpaceRedraw",
+    "Separate",
     "relayout_state_dict",
+    "separated",
 ]
 
 
@@ -411,6 +413,90 @@ class Factorize(Attack):
             conv.weight.data.copy_(f[:, :, None, None].to(like))
             out.append(conv)
         return out
+
+
+def separated(w: torch.Tensor, mix: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(first, second)``: the k×k kernel ``w`` ``[D, C, k, k]`` as a k×1 kernel ``[C·k, C, k, 1]``
+    (middle channel (c, u) picks input channel c at row u) and a 1×k kernel ``[D, C·k, 1, k]``
+    (``second[d, (c,u), 0, v] = w[d, c, u, v]``), the middle channels mixed by the orthogonal
+    ``mix`` when given (``first → R·first``, ``second → second·Rᵀ``).  Their product is ``w``
+    (:func:`freqprint.io.canonical.separable`)."""
+    d, c, k = w.shape[0], w.shape[1], w.shape[2]
+    first = torch.zeros(c * k, c, k, 1, dtype=torch.float64)
+    idx = torch.arange(c * k)
+    first[idx, idx // k, idx % k, 0] = 1.0
+    second = w.to(torch.float64).reshape(d, c * k, 1, k)
+    if mix is not None:
+        first = torch.einsum("mn,nchw->mchw", mix, first)
+        second = torch.einsum("dnhw,mn->dmhw", second, mix)
+    return first, second
+
+
+@dataclass(repr=False)
+class Separate(Attack):
+    """Replace every k×k conv (k ≥ 2, dilation 1) outside the fingerprint module by a k×1 conv into
+    ``M = C·k`` channels and a 1×k conv back to D — ``W[d,c,u,v] = Σ_m S[d,m,v]·F[m,c,u]``, with
+    ``F`` picking input channel c at row u and ``S[d,(c,u),v] = W[d,c,u,v]`` — and mix the M middle
+    channels by a random orthogonal R (``F → R·F``, ``S → S·Rᵀ``).  Exact: outputs unchanged; no
+    stored tensor is k×k any more, and neither keeps W's kernels (``io.canonical.separable``
+    multiplies them back)."""
+
+    seed: int = 0
+    name = "separate"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        g = _gen(self.seed)
+        inside = {id(m) for fp in model.modules() if isinstance(fp, FingerprintModule) for m in fp.modules()}
+        targets = [
+            (n, m)
+            for n, m in model.named_modules()
+            if isinstance(m, nn.Conv2d)
+            and id(m) not in inside
+            and m.groups == 1
+            and m.kernel_size[0] == m.kernel_size[1] >= 2
+            and m.dilation == (1, 1)
+            and m.padding_mode == "zeros"
+            and not isinstance(m.padding, str)
+        ]
+        if not targets:
+            raise NotApplicable("no k×k conv to separate")
+        for name, conv in targets:
+            d, c, k = conv.out_channels, conv.in_channels, conv.kernel_size[0]
+            r, _ = torch.linalg.qr(torch.randn(c * k, c * k, generator=g, dtype=torch.float64))
+            first, second = separated(conv.weight.detach(), r)
+            (sh, sw) = conv.stride
+            ph, pw = (int(x) for x in conv.padding)  # str paddings were left out above
+            first_conv = nn.Conv2d(c, c * k, (k, 1), stride=(sh, 1), padding=(ph, 0), bias=False)
+            second_conv = nn.Conv2d(c * k, d, (1, k), stride=(1, sw), padding=(0, pw), bias=conv.bias is not None)
+            first_conv.weight.data.copy_(first.to(conv.weight))
+            second_conv.weight.data.copy_(second.to(conv.weight))
+            if conv.bias is not None and second_conv.bias is not None:
+                second_conv.bias.data.copy_(conv.bias.detach())
+            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            setattr(parent, name.rsplit(".", 1)[-1], _Separated(first_conv, second_conv).to(conv.weight.device))
+        return model
+
+
+class _Separated(nn.Sequential):
+    """A k×1 conv then a 1×k conv standing in for one k×k conv; ``weight`` is the second's (code
+    that walks convs keeps working)."""
+
+    def _conv(self, i: int) -> nn.Conv2d:
+        c = self[i]
+        assert isinstance(c, nn.Conv2d)
+        return c
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self._conv(1).weight
+
+    @property
+    def in_channels(self) -> int:
+        return self._conv(0).in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self._conv(1).out_channels
 
 
 class _OnTransposedGrid(nn.Module):

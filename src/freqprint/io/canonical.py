@@ -37,6 +37,7 @@ __all__ = [
     "MERGE",
     "PLAIN_FLOATS",
     "SAFETENSORS_READABLE",
+    "SEPARABLE",
     "ChannelMerge",
     "canonical",
     "channel_merges",
@@ -49,6 +50,8 @@ __all__ = [
     "pointwise",
     "producer_counts",
     "readable",
+    "separable",
+    "separable_views",
 ]
 
 PLAIN_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -154,6 +157,52 @@ def crop(t: torch.Tensor, k: int) -> torch.Tensor:
                 best, where = inside, (a, b)
     a, b = where
     return t[:, :, a : a + k, b : b + k].contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# a k×k conv stored as a k×1 conv then a 1×k conv (or the other way round)
+
+SEPARABLE = "@sep:"  # a view's name: "<second>@sep:<first>" is the k×k kernel of <first> then <second>
+MAX_SEPARABLE = 4096
+
+
+def separable_views(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> dict[str, tuple[str, str]]:
+    """``view name -> (second, first)``: every pair of readable tensors ``first`` ``[M, C, k, 1]``
+    and ``second`` ``[D, M, 1, k]`` (or ``[M, C, 1, k]`` then ``[D, M, k, 1]``), k ≥ 2, as one
+    ``[D, C, k, k]`` kernel.  Any k×k conv W is exactly a k×1 conv into M = C·k channels (one per
+    input channel and row of taps) followed by a 1×k conv, ``W[d,c,u,v] = Σ_m S[d,m,v]·F[m,c,u]``,
+    and stays so under any invertible mixing of the M middle channels (``F → R·F``,
+    ``S → S·R⁻¹``): the thief pays about twice the MACs, the stored tensors keep neither W's
+    kernels nor its shape.  The view is the product, whatever the mixing (:func:`separable`).
+    Shapes only, at most ``MAX_SEPARABLE`` views, in name order."""
+    firsts: dict[tuple[int, int, bool], list[str]] = {}  # (M, k, taps along H first) -> tensors
+    for name, (shape, ok) in sorted(shapes.items()):
+        if ok and len(shape) == 4 and "@" not in name and shape[0] >= 2 and min(shape[2:]) == 1 and max(shape[2:]) >= 2:
+            firsts.setdefault((shape[0], max(shape[2:]), shape[3] == 1), []).append(name)
+    out: dict[str, tuple[str, str]] = {}
+    for name, (shape, ok) in sorted(shapes.items()):
+        if not (ok and len(shape) == 4 and "@" not in name and min(shape[2:]) == 1 and max(shape[2:]) >= 2):
+            continue
+        k, vertical_second = max(shape[2:]), shape[2] > 1  # a k×1 second conv follows a 1×k first one
+        for first in firsts.get((shape[1], k, not vertical_second), []):
+            if first != name and len(out) < MAX_SEPARABLE:
+                out[f"{name}{SEPARABLE}{first}"] = (name, first)
+    return out
+
+
+def separable_shape(shapes: dict[str, tuple[tuple[int, ...], bool]], second: str, first: str) -> tuple[int, int, int, int]:
+    k = max(shapes[second][0][2:])
+    return (shapes[second][0][0], shapes[first][0][1], k, k)
+
+
+def separable(second: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """The k×k kernel of a k×1 conv ``first`` ``[M, C, k, 1]`` followed by a 1×k conv ``second``
+    ``[D, M, 1, k]`` — ``W[d,c,u,v] = Σ_m second[d,m,0,v]·first[m,c,u,0]`` — or of the transposed
+    pair (``first`` ``[M, C, 1, k]``, ``second`` ``[D, M, k, 1]``: ``Σ_m second[d,m,u,0]·first[m,c,0,v]``)."""
+    s, f = second.to(torch.float64), first.to(torch.float64)
+    if f.shape[3] == 1:
+        return torch.einsum("dmv,mcu->dcuv", s[:, :, 0, :], f[:, :, :, 0])
+    return torch.einsum("dmu,mcv->dcuv", s[:, :, :, 0], f[:, :, 0, :])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,11 +433,16 @@ def producer_counts(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> dict[int
     from shapes alone, so a test can bound the merged views :func:`channel_merges` may add before
     reading anything (each producer gives at most one view per consumer)."""
     out: dict[int, int] = {}
+    rows: dict[int, int] = {}
     for name, (shape, ok) in shapes.items():
         if _producer(name, shape, ok):
-            out[shape[0]] = out.get(shape[0], 0) + 1
-    for *_, a in composed_producers(shapes):
-        out[a] = out.get(a, 0) + 1
+            rows[shape[0]] = rows.get(shape[0], 0) + 1
+    out.update(rows)
+    for q, a, b in pointwise(shapes):  # the products of composed_producers, counted without listing them
+        if "@" not in q:
+            n = rows.get(b, 0) - (_producer(q, *shapes[q]) and shapes[q][0][0] == b)
+            if n:
+                out[a] = out.get(a, 0) + n
     return out
 
 

@@ -31,6 +31,9 @@ from freqprint.io.canonical import (
     crop,
     crop_views,
     readable,
+    separable,
+    separable_shape,
+    separable_views,
 )
 from freqprint.io.recipe import Recipe
 
@@ -261,6 +264,9 @@ class TensorStore:
         # the k×k crop views of larger kernels (io.canonical.crop_views), listed like tensors
         self._views = {v: src for v, src in crop_views(shapes).items() if v not in shapes}  # a stored name wins
         self.shapes = {**shapes, **{v: ((*shapes[base][0][:2], k, k), True) for v, (base, k) in self._views.items()}}
+        # and the k×k kernels of k×1 / 1×k conv pairs (io.canonical.separable_views)
+        self._seps = {v: pair for v, pair in separable_views(shapes).items() if v not in shapes}
+        self.shapes.update({v: (separable_shape(shapes, *pair), True) for v, pair in self._seps.items()})
         self._get, self.name = getter, name
         self._merges: dict[str, tuple[str, ChannelMerge]] | None = None
         self._copies: set[str] = set()
@@ -280,6 +286,9 @@ class TensorStore:
         if key in self._views:
             base, k = self._views[key]
             return crop(self.get(base), k)
+        if key in self._seps:
+            second, first = self._seps[key]
+            return separable(self.get(second), self.get(first))
         if key in self._joins:
             members, dim = self._joins[key]
             return torch.cat([self.get(m).to(torch.float32) for m in members], dim)

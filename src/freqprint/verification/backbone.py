@@ -41,12 +41,13 @@ with variance proxy v, see :mod:`freqprint.stats.null`):
    rows of X are independent and ``P[hit] ≤ q(t) = 2·D′·exp(−n·t²/2)`` (sub-Gaussian bound,
    exact), so the hit count is dominated by Binomial(D, q(t));
 5. ``p_ℓ`` = that tail, minimised over a fixed threshold grid (``null.projection_thresholds``,
-   paid for), and over up to four ways of getting the channel map (paid for): searched on all
+   paid for), and over up to five ways of getting the channel map (paid for): searched on all
    filters (then the test also pays the ``C!/(C−n)!`` maps it could have picked), searched on
-   one half of the filters and tested on the other (twice), or *chained* — the filter match of
+   one half of the filters and tested on the other (twice), *chained* — the filter match of
    the conv that produces this layer's input (:func:`_producers`, a ``torch.fx`` trace of θ₀'s
-   model), which depends on another layer's θ₀ only and so costs nothing.  Times the number of
-   candidates.
+   model), which depends on another layer's θ₀ only and so costs nothing — or the *segment*
+   map, any invertible mixing of filters and channels fitted on half the kernel positions and
+   tested on the other half (:func:`_segment_logp`).  Times the number of candidates.
 
 **Across layers** the p-value is Bonferroni: ``p = L · min_ℓ p_ℓ``, valid under any dependence
 (chaining makes the p_ℓ dependent).  Only a candidate subset may be fitted (``max_fits``); the
@@ -55,8 +56,10 @@ also why a layer stops at the first candidate below both α and 1e-100 (not at �
 reading of a rewritten layer, ``Y⋄P`` without its ``Q``, may come before the one that undoes it).
 
 **What it does not survive** (docs/security.md): a thief who re-initialises and retrains the backbone
-(that is training a new model); distillation into a fresh student; a factorisation spread over
-more than one extra tensor per side (``M⁻¹`` split in two 1×1 convs, docs/design.md); and a thief who learns θ₀ — keep the
+(that is training a new model); distillation into a fresh student; a layer mixed by maps stored
+in pieces (``M⁻¹`` split in two 1×1 convs) once training has moved it far from θ₀ — the segment
+map finds the right fit only near θ₀ (docs/design.md) — and the same chained with widening; and
+a thief who learns θ₀ — keep the
 secret secret and never publish the seed.  Fully connected layers and 1×1
 convs are not tested (one number per kernel carries no direction).
 """
@@ -77,13 +80,14 @@ from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.fingerprint.seeding import init_seed
 from freqprint.io.canonical import COMPOSE, JOIN, MERGE, compose, compositions, piece_groups, pointwise
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors, read_recipe
-from freqprint.stats.align import descriptor, fit, hungarian, read_as, reading_shapes, readings, score_filters, unit
+from freqprint.stats.align import descriptor, fit, hungarian, read_as, reading_shapes, readings, score_filters, segment_fit, unit
 from freqprint.stats.null import LN10, format_p, log_binom_tail, log_injections, projection_hit_probability, projection_thresholds
 from freqprint.verification.search import best_first
 
 __all__ = ["LineageReport", "OwnerInit", "init_seed", "lineage", "regenerate_init"]
 
 MAX_FITS = 8  # candidates fully aligned per owner layer (the p-value counts every candidate)
+SEGMENT_WIDTH = 256  # the segment map is fitted up to this many filters or channels (0.7 s at 256 on 2 cores; 512 would take 5 s)
 DECISIVE = -100 * math.log(10)  # a candidate this far below 1 (natural log) needs no further channel-map options
 
 
@@ -430,6 +434,40 @@ def _projection_logp(
     return best + math.log(len(grid)), best_h, best_t, mean_cos, match
 
 
+def _segment_logp(x3: torch.Tensor, v: float, ws3: torch.Tensor) -> tuple[float, int, float, float, torch.Tensor]:
+    """The ``segment`` channel map: any invertible mixing of filters and of channels, fitted on
+    half the kernel positions and tested on the other half (sample splitting over positions).
+
+    ``A``, ``B`` = :func:`freqprint.stats.align.segment_fit` on the even positions ``E`` of the
+    flattened k×k kernel; on the odd positions ``O`` the reading ``Ŷ = A·Y_O·B`` is compared row
+    by row with θ₀: ``s_d = |Σ_c <X[d,c,O], Ŷ[d,c]/‖Ŷ[d,c]‖>| / (C·√v)``.  θ₀'s entries are
+    i.i.d., so ``X[·,·,O]`` is independent of ``(Y, X[·,·,E])`` and hence of ``A``, ``B``: each
+    ``s_d`` has the tail ``q(t) = 2·exp(−C·t²/2)`` of one fixed filter (no filter search: ``A``
+    already says which row is which), rows are independent, and the hit count is dominated by
+    Binomial(D, q(t)) — over the same threshold grid, paid for."""
+    d, c, kk = x3.shape
+    even, odd = torch.arange(0, kk, 2), torch.arange(1, kk, 2)
+    nothing = (0.0, 0, 0.0, 0.0, torch.full((d,), -1, dtype=torch.long))
+    if float(ws3.abs().max()) == 0.0:
+        return nothing  # a zero tensor (hostile or dead) has no basis to fit
+    try:
+        a, b = segment_fit(ws3, x3[:, :, even], even)
+    except torch.linalg.LinAlgError:
+        return nothing  # a fit that cannot be computed is an option not taken (still paid for)
+    z = torch.einsum("de,ecm,cf->dfm", a, ws3[:, :, odd], b)  # [D, C, |O|]
+    xo = x3[:, :, odd]
+    s = (xo * unit(z)).sum((1, 2)).abs() / (c * math.sqrt(v))
+    grid = projection_thresholds(c, 1)
+    best, best_t, best_h = 0.0, grid[0], 0
+    for t in grid:
+        h = int((s >= t).sum())
+        lp = log_binom_tail(h, d, projection_hit_probability(t, c, 1))
+        if lp < best:
+            best, best_t, best_h = lp, t, h
+    mean_cos = float(torch.nn.functional.cosine_similarity(z.flatten(1), xo.flatten(1), dim=1).mean())
+    return best + math.log(len(grid)), best_h, best_t, mean_cos, torch.full((d,), -1, dtype=torch.long)
+
+
 def _layer_test(
     x: torch.Tensor, v: float, ws: torch.Tensor, chain: torch.Tensor | None, split: bool = True
 ) -> tuple[float, int, float, float, torch.Tensor, str]:
@@ -443,7 +481,12 @@ def _layer_test(
       paid for it (sample splitting), at the price of half the filters (``lineage`` runs it on the
       two most promising candidates of a layer only; skipped or not, every option is paid for);
     * ``chained``: the map implied by the producer layer's filter match — a function of another
-      layer's θ₀, so again free.
+      layer's θ₀, so again free;
+    * ``segment``: no permutation at all but any invertible mixing of filters and of channels,
+      fitted on half the kernel positions and tested on the others (:func:`_segment_logp`) — a
+      layer stored as ``Q·W·P`` between 1×1 maps, however many and however factorised.  Run with
+      the split maps (``split``), when D′ ≤ 2D, C′ ≤ 2C, both ≤ ``SEGMENT_WIDTH`` and the kernel
+      has ≥ 4 positions.
     """
     d, c, k = x.shape[0], x.shape[1], x.shape[2]
     kk = k * k
@@ -457,7 +500,8 @@ def _layer_test(
     options = [(lp + log_injections(c, cs), h, t, mc, searched, "searched")]
     use_chain = chain is not None and len(chain) == c
     use_split = d >= 4 and c > 1
-    n_options = 1 + use_chain + 2 * use_split  # paid in full even when an option is skipped below
+    use_segment = kk >= 4 and d >= 2 and c >= 2 and ds <= 2 * d and cs <= 2 * c and max(ds, cs) <= SEGMENT_WIDTH
+    n_options = 1 + use_chain + 2 * use_split + use_segment  # paid in full even when an option is skipped below
     if chain is not None and use_chain:
         kc = ((chain >= 0) & (chain < cs)).nonzero().squeeze(1)
         if len(kc) and len(set(chain[kc].tolist())) == len(kc):
@@ -471,6 +515,8 @@ def _layer_test(
             full = torch.full((d,), -1, dtype=torch.long)
             full[b] = mb
             options.append((lp, h, t, mc, full, "split"))
+    if split and use_segment and min(o[0] for o in options) > DECISIVE:
+        options.append((*_segment_logp(x3, v, ws.reshape(ds, cs, kk)), "segment"))
     best = min(options, key=lambda o: o[0])
     if best[5] == "split":
         best = (*best[:4], searched, best[5])  # a match of every filter serves the layers this one feeds
@@ -540,7 +586,8 @@ def lineage(
         found = best_first(cands[:max_fits], fit, _fit_logp, lambda lp: lp + log_n < min(DECISIVE, math.log(alpha)))
         if found.best is not None and (found.best[0][0] + log_n) / LN10 >= math.log10(alpha):
             # the split maps, on the two most promising candidates (tried ones were loaded finite)
-            for _, name, layout in sorted((f[0][0], f[1], f[2]) for f in found.tried)[:2]:
+            # (ties in the order tried: the layer's own name first, where a mixed layer's p is 1 everywhere)
+            for _, name, layout in sorted(found.tried, key=lambda f: f[0][0])[:2]:
                 split = fit((name, layout, ()), split=True)
                 if split is not None and split[0][0] < found.best[0][0]:
                     found.best = split

@@ -88,6 +88,7 @@ restored; they describe, they do not decide.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -262,18 +263,29 @@ def _readings(name: str, shape: tuple[int, ...], key: FingerprintKey) -> list[Ca
     """One tensor's (or view's) readings as ``[D′, C′, k, k]`` with ``2C′ ≥ C``: every layout
     under the symmetries of the square (a merged or joined view: OIHW ones only), and a larger
     square kernel's band reading; shapes only."""
-    c, k = key.channels, key.kernel_size
-    if math.prod(shape) < k * k * max(1, c // 2):
-        return []
     merged = MERGE in name or name.startswith(JOIN)
-    out = [
+    return [
         Candidate(name, layout, wshape)
+        for layout, wshape in _reading_shapes(shape, key.channels, key.kernel_size, merged, CROP in name)
+    ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _reading_shapes(
+    shape: tuple[int, ...], c: int, k: int, merged: bool, cropped: bool
+) -> tuple[tuple[str, tuple[int, int, int, int]], ...]:
+    """:func:`_readings` from the shape alone (a file repeats few shapes, and the early path and
+    :func:`merged_bound` ask for each several times)."""
+    if math.prod(shape) < k * k * max(1, c // 2):
+        return ()
+    out = [
+        (layout, wshape)
         for layout, wshape in reading_shapes(shape, c, k)
         if wshape[1] * 2 >= c and wshape[0] >= 1 and (not merged or _merge_reading(layout))
     ]
-    if len(shape) == 4 and shape[2] == shape[3] > k and 2 * shape[1] >= c and CROP not in name:
-        out.append(Candidate(name, BAND, (shape[0], shape[1], k, k)))  # a larger kernel read by its response
-    return out
+    if len(shape) == 4 and shape[2] == shape[3] > k and 2 * shape[1] >= c and not cropped:
+        out.append((BAND, (shape[0], shape[1], k, k)))  # a larger kernel read by its response
+    return tuple(out)
 
 
 def _composed(store: TensorStore, key: FingerprintKey, plain: list[Candidate]) -> list[Candidate]:
@@ -307,7 +319,7 @@ def merged_bound(store: TensorStore, key: FingerprintKey, listed: int | None = N
     total = len(candidates(store, key, merges=False, cap=False)) if listed is None else listed
     for name, (shape, ok) in store.shapes.items():
         if ok and len(shape) in (2, 4) and MERGE not in name and producers.get(shape[1], 0):
-            total += producers[shape[1]] * len(_readings(f"{name}{MERGE}", shape, key))
+            total += producers[shape[1]] * len(_reading_shapes(shape, key.channels, key.kernel_size, True, CROP in name))
     return total + min(MAX_COMPOSED, _merged_compositions(store, key, producers))
 
 
@@ -323,10 +335,10 @@ def _merged_compositions(store: TensorStore, key: FingerprintKey, producers: dic
     for name, (shape, ok) in store.shapes.items():
         if not ok or "@" in name:
             continue
-        for y in _readings(name, shape, key):
-            if y.layout != "OIHW":
+        merged = MERGE in name or name.startswith(JOIN)
+        for layout, (d, c, *_) in _reading_shapes(shape, key.channels, key.kernel_size, merged, CROP in name):
+            if layout != "OIHW":
                 continue
-            d, c = y.shape[0], y.shape[1]
             after = sum(1 for _, _, b in points if b == d)
             before = sum(1 for _, a, _ in points if a == c)
             more_after = sum(producers.get(b, 0) for _, _, b in points if b >= d)
