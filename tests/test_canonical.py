@@ -143,3 +143,26 @@ def test_an_unrelated_model_stored_the_same_way_is_not_found(owner, encode, tmp_
     save_file(encode({k: v.detach().clone() for k, v in model.state_dict().items()}), str(path))
     assert not verify(key, path).found
     assert not lineage(init, path).found
+
+
+def test_producer_counts_equal_the_listed_producers_and_products():
+    """``producer_counts`` counts the products Q·Y without listing them: the same numbers as
+    counting every stored producer and every product of ``composed_producers``, on random files."""
+    import random
+
+    from freqprint.io.canonical import _producer, composed_producers, producer_counts
+
+    rng = random.Random(0)
+    for _ in range(500):
+        shapes = {}
+        for i in range(rng.randint(0, 12)):
+            dims = [rng.choice([1, 2, 3, 4, 8, 16]) for _ in range(2)]
+            shape = tuple(dims + ([1, 1] if rng.random() < 0.5 else [3, 3])) if rng.random() < 0.8 else tuple(dims)
+            shapes[f"t{i}" + ("@merge:x" if rng.random() < 0.1 else "")] = (shape, rng.random() < 0.9)
+        listed: dict[int, int] = {}
+        for name, (shape, ok) in shapes.items():
+            if _producer(name, shape, ok):
+                listed[shape[0]] = listed.get(shape[0], 0) + 1
+        for *_, a in composed_producers(shapes):
+            listed[a] = listed.get(a, 0) + 1
+        assert producer_counts(shapes) == listed

@@ -115,6 +115,7 @@ ATTACK_SPECS = {  # every registered attack, with the arguments a small test run
     "factorize": "factorize(sides=2)",
     "widen": "widen(noise=3)",
     "separate": "separate(seed=1)",
+    "space-to-depth": "space-to-depth",
     "grid-transpose": "grid-transpose",
     "rotate-residual": "rotate-residual",
 }

@@ -15,10 +15,19 @@ import torch
 
 from conftest import small_owner
 from freqprint import OwnerInit, extract, lineage, verify
-from freqprint.attacks import Compose, Factorize, RemoveModule, Separate, Widen
+from freqprint.attacks import Compose, Factorize, RemoveModule, Separate, SpaceToDepth, Widen
 from freqprint.attacks.reparam import separated
 from freqprint.fingerprint import FingerprintModule, get_fingerprint_module
-from freqprint.io.canonical import MERGE, SEPARABLE, ChannelMerge, copy_groups, separable
+from freqprint.io.canonical import (
+    DEPTH_TO_SPACE,
+    MERGE,
+    SEPARABLE,
+    ChannelMerge,
+    copy_groups,
+    depth_to_space,
+    separable,
+    space_to_depth_kernel,
+)
 from freqprint.io.checkpoint import open_tensors
 from freqprint.stats.spectral import band_reading, lowband_map
 from freqprint.verification.backbone import _segment_logp
@@ -280,16 +289,48 @@ def test_a_module_stored_as_a_kx1_and_a_1xk_kernel_is_found(owner):
     assert rep.found and rep.log10_p < -30
 
 
-def test_an_unrelated_model_separated_stays_unfound(owner):
+def test_an_unrelated_model_separated_or_unshuffled_stays_unfound(owner):
     _, key, init = owner
     other, _ = small_owner("someone else", filters=32, width=16)
     torch.manual_seed(11)
     for m in other.modules():  # another θ₀ for the backbone, too
         if isinstance(m, torch.nn.Conv2d):
             m.reset_parameters()
-    stolen = Separate(seed=3)(copy.deepcopy(other))
-    assert not lineage(init, stolen).found
-    assert not verify(key, stolen).found
+    for attack in (Separate(seed=3), SpaceToDepth()):
+        stolen = attack(copy.deepcopy(other))
+        assert not lineage(init, stolen).found
+        assert not verify(key, stolen).found
+
+
+def test_a_conv_run_on_a_space_to_depth_grid_is_read_back(owner):
+    """Every stride-1 k×k conv run on its input pixel-unshuffled by 2 with the re-indexed
+    ``[4D, 4C, k′, k′]`` kernel, its output shuffled back: exact, no stored tensor has W's shape,
+    and lineage reads the kernels back through the ``@d2s`` views (a 3×3 as a 5×5 with a zero
+    ring, then its crop), also with the module removed first."""
+    model, key, init = owner
+    stolen = SpaceToDepth()(copy.deepcopy(model))
+    assert _exact(model, stolen) < 1e-5
+    assert verify(key, stolen).found
+    lin = lineage(init, stolen)
+    assert lin.found and lin.log10_p < -30
+    assert any(DEPTH_TO_SPACE in (r.suspect_layer or "") for r in lin.layers if r.log10_p < -30)
+    removed = Compose([RemoveModule(), SpaceToDepth()])(copy.deepcopy(model))
+    assert lineage(init, removed).log10_p < -30
+
+
+def test_a_module_stored_for_a_space_to_depth_grid_is_found_and_ordinary_tensors_are_refused(owner):
+    """The module's kernel stored re-indexed (the thief's forward unshuffles around it) is found;
+    an ordinary tensor whose widths divide by 4 is no re-indexed kernel: its view reads as NaN."""
+    model, key, _ = owner
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    name = next(k for k in sd if k.endswith("fingerprint.weight"))
+    w = sd.pop(name)
+    sd["aux.unshuffled"] = space_to_depth_kernel(w)[0].float()
+    rep = verify(key, sd)
+    assert rep.found and rep.log10_p < -30
+    assert torch.isnan(depth_to_space(torch.randn(16, 16, 3, 3))).all()
+    store = open_tensors({"t": torch.randn(16, 16, 3, 3)})
+    assert f"t{DEPTH_TO_SPACE}" in store.shapes and torch.isnan(store.get(f"t{DEPTH_TO_SPACE}")).all()
 
 
 def test_widening_then_a_split_factorisation_is_an_open_member(owner):

@@ -164,6 +164,19 @@ def _module_separated(sd: StateDict) -> StateDict | None:
     return out
 
 
+def _module_unshuffled(sd: StateDict) -> StateDict | None:
+    """The module's kernel stored re-indexed for a grid pixel-unshuffled by 2 (the thief's forward
+    unshuffles the module's input and shuffles its output back)."""
+    from freqprint.io.canonical import space_to_depth_kernel
+
+    name = _module_name(sd)
+    if name is None:
+        return None
+    out = {key: v for key, v in sd.items() if key != name}
+    out["aux.unshuffled"] = space_to_depth_kernel(sd[name])[0].float()
+    return out
+
+
 def mixed_segments(model: nn.Module, maps: int, cond: float, seed: int, skip: str = "fingerprint") -> StateDict:
     """A weights file in which every k×k conv W (outside names containing ``skip``) is stored as
     ``Q·W·P`` with Q, P invertible and far from orthogonal (singular values spread log-evenly
@@ -210,7 +223,7 @@ class Rewrite:
 
 
 def _rewrites() -> list[Rewrite]:
-    from freqprint.attacks import Compose, Factorize, Separate, Widen
+    from freqprint.attacks import Compose, Factorize, Separate, SpaceToDepth, Widen
     from freqprint.fingerprint import get_fingerprint_module
 
     def loaded(sd: StateDict, model: nn.Module) -> nn.Module:
@@ -237,6 +250,7 @@ def _rewrites() -> list[Rewrite]:
             module=Compose([Widen(noise=3.0), Factorize(sides=2, split=2)]),
         ),
         Rewrite("every k×k conv as a k×1 conv into C·k mixed channels, then a 1×k conv", module=Separate()),
+        Rewrite("every stride-1 k×k conv run on a 2× space-to-depth grid (re-indexed [4D, 4C] kernel)", module=SpaceToDepth()),
         Rewrite("every conv 5×5 (zero-padded, padding + 1)", module=_pad5),
         Rewrite(
             "every conv/linear stored int8 + per-channel scale",
@@ -250,6 +264,11 @@ def _rewrites() -> list[Rewrite]:
             "module stored as a k×1 kernel into C·k mixed channels and a 1×k kernel",
             tensors=lambda sd, m: _module_separated(sd),
             macs_factor="module ×(C + D)/D",
+        ),
+        Rewrite(
+            "module stored re-indexed for a 2× space-to-depth grid",
+            tensors=lambda sd, m: _module_unshuffled(sd),
+            macs_factor="module ×k′²/k² (×1 for 3×3)",
         ),
         Rewrite(
             "module factorised by inserted 1×1 convs on both sides",

@@ -28,6 +28,7 @@ from freqprint.attacks.reparam import (
     InvisibleRedraw,
     NullSpaceRedraw,
     Separate,
+    SpaceToDepth,
     Widen,
     relayout_state_dict,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "RemoveModule",
     "ResidualRotation",
     "Separate",
+    "SpaceToDepth",
     "Widen",
     "conv_pairs",
     "create_attack",
@@ -93,6 +95,7 @@ for _cls in (
     BackboneNoise,
     Factorize,
     Separate,
+    SpaceToDepth,
     GridTranspose,
     ResidualRotation,
     Widen,

@@ -27,7 +27,7 @@ filters), so no stored tensor is ``W`` up to permutation and scaling any more.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "LAYOUTS",
     "NullSpaceRedraw",
     "Separate",
+    "SpaceToDepth",
     "relayout_state_dict",
     "separated",
 ]
@@ -349,6 +350,19 @@ class _Mixed(nn.Sequential):
         return c
 
 
+def _backbone_convs(model: nn.Module, keep: Callable[[nn.Conv2d], bool]) -> list[tuple[str, nn.Conv2d]]:
+    """``(name, conv)`` for every ungrouped conv outside the fingerprint module that ``keep`` accepts."""
+    inside = {id(m) for fp in model.modules() if isinstance(fp, FingerprintModule) for m in fp.modules()}
+    return [
+        (n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and id(m) not in inside and m.groups == 1 and keep(m)
+    ]
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+    setattr(parent, name.rsplit(".", 1)[-1], new)
+
+
 @dataclass(repr=False)
 class Factorize(Attack):
     """Replace every k×k conv (k ≥ 2) outside the fingerprint module by ``M·W`` and a 1×1 conv
@@ -371,12 +385,7 @@ class Factorize(Attack):
         if self.split not in (1, 2):
             raise InvalidArgument(f"factorize: split must be 1 or 2, got {self.split}")
         g = _gen(self.seed)
-        inside = {id(m) for fp in model.modules() if isinstance(fp, FingerprintModule) for m in fp.modules()}
-        targets = [
-            (n, m)
-            for n, m in model.named_modules()
-            if isinstance(m, nn.Conv2d) and id(m) not in inside and m.groups == 1 and m.kernel_size[0] >= 2
-        ]
+        targets = _backbone_convs(model, lambda m: m.kernel_size[0] >= 2)
         if not targets:
             raise NotApplicable("no k×k conv to factorize")
         for name, conv in targets:
@@ -395,8 +404,7 @@ class Factorize(Attack):
             if conv.bias is not None and first.bias is not None:
                 first.bias.data.copy_((m @ conv.bias.detach().to(torch.float64)).to(conv.bias))
             seconds = self._pointwise(torch.linalg.inv(m), g, conv.weight)
-            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-            setattr(parent, name.rsplit(".", 1)[-1], _Mixed(*mods, first, *seconds).to(conv.weight.device))
+            _replace(model, name, _Mixed(*mods, first, *seconds).to(conv.weight.device))
         return model
 
     def _pointwise(self, m: torch.Tensor, g: torch.Generator, like: torch.Tensor) -> list[nn.Module]:
@@ -446,18 +454,15 @@ class Separate(Attack):
 
     def apply(self, model: nn.Module) -> nn.Module:
         g = _gen(self.seed)
-        inside = {id(m) for fp in model.modules() if isinstance(fp, FingerprintModule) for m in fp.modules()}
-        targets = [
-            (n, m)
-            for n, m in model.named_modules()
-            if isinstance(m, nn.Conv2d)
-            and id(m) not in inside
-            and m.groups == 1
-            and m.kernel_size[0] == m.kernel_size[1] >= 2
-            and m.dilation == (1, 1)
-            and m.padding_mode == "zeros"
-            and not isinstance(m.padding, str)
-        ]
+        targets = _backbone_convs(
+            model,
+            lambda m: (
+                m.kernel_size[0] == m.kernel_size[1] >= 2
+                and m.dilation == (1, 1)
+                and m.padding_mode == "zeros"
+                and not isinstance(m.padding, str)
+            ),
+        )
         if not targets:
             raise NotApplicable("no k×k conv to separate")
         for name, conv in targets:
@@ -472,8 +477,7 @@ class Separate(Attack):
             second_conv.weight.data.copy_(second.to(conv.weight))
             if conv.bias is not None and second_conv.bias is not None:
                 second_conv.bias.data.copy_(conv.bias.detach())
-            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-            setattr(parent, name.rsplit(".", 1)[-1], _Separated(first_conv, second_conv).to(conv.weight.device))
+            _replace(model, name, _Separated(first_conv, second_conv).to(conv.weight.device))
         return model
 
 
@@ -497,6 +501,70 @@ class _Separated(nn.Sequential):
     @property
     def out_channels(self) -> int:
         return self._conv(1).out_channels
+
+
+@dataclass(repr=False)
+class SpaceToDepth(Attack):
+    """Run every k×k conv (k odd, stride 1, padding k//2, dilation 1) outside the fingerprint
+    module on its input pixel-unshuffled by 2, with the re-indexed ``[4D, 4C, k′, k′]`` kernel
+    (:func:`freqprint.io.canonical.space_to_depth_kernel`), and shuffle the output back (an odd
+    grid is padded by one zero row and column first and the extra output cropped).  Exact; no
+    stored tensor is W or has W's shape (``io.canonical.depth_to_space`` reads it back); the
+    thief pays ×16·k′²/k² parameters in those layers (×16 for a 3×3)."""
+
+    name = "space-to-depth"
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        from freqprint.io.canonical import space_to_depth_kernel
+
+        targets = _backbone_convs(
+            model,
+            lambda m: (
+                m.kernel_size[0] == m.kernel_size[1] >= 3
+                and m.kernel_size[0] % 2 == 1
+                and m.stride == (1, 1)
+                and m.dilation == (1, 1)
+                and m.padding == (m.kernel_size[0] // 2,) * 2
+                and m.padding_mode == "zeros"
+            ),
+        )
+        if not targets:
+            raise NotApplicable("no stride-1 k×k conv to run on a space-to-depth grid")
+        for name, conv in targets:
+            w, pad = space_to_depth_kernel(conv.weight.detach())
+            inner = nn.Conv2d(4 * conv.in_channels, 4 * conv.out_channels, w.shape[2], padding=pad, bias=conv.bias is not None)
+            inner.weight.data.copy_(w.to(conv.weight))
+            if conv.bias is not None and inner.bias is not None:
+                inner.bias.data.copy_(conv.bias.detach().repeat_interleave(4))
+            _replace(model, name, _Unshuffled(inner).to(conv.weight.device))
+        return model
+
+
+class _Unshuffled(nn.Module):
+    """A conv run on its input pixel-unshuffled by 2, its output shuffled back (odd grids padded
+    by one zero row/column, the extra output cropped)."""
+
+    def __init__(self, inner: nn.Conv2d) -> None:
+        super().__init__()
+        self.inner = inner
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.inner.weight
+
+    @property
+    def in_channels(self) -> int:
+        return self.inner.in_channels // 4
+
+    @property
+    def out_channels(self) -> int:
+        return self.inner.out_channels // 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = nn.functional.pad(x, (0, w % 2, 0, h % 2))
+        y = nn.functional.pixel_shuffle(self.inner(nn.functional.pixel_unshuffle(x, 2)), 2)
+        return y[..., :h, :w]
 
 
 class _OnTransposedGrid(nn.Module):

@@ -32,6 +32,7 @@ import torch
 
 __all__ = [
     "COMPOSE",
+    "DEPTH_TO_SPACE",
     "FED_BY",
     "JOIN",
     "MERGE",
@@ -43,6 +44,8 @@ __all__ = [
     "channel_merges",
     "companion",
     "copy_groups",
+    "depth_to_space",
+    "depth_to_space_views",
     "compose",
     "composed_producers",
     "compositions",
@@ -52,6 +55,7 @@ __all__ = [
     "readable",
     "separable",
     "separable_views",
+    "space_to_depth_kernel",
 ]
 
 PLAIN_FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -203,6 +207,85 @@ def separable(second: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     if f.shape[3] == 1:
         return torch.einsum("dmv,mcu->dcuv", s[:, :, 0, :], f[:, :, :, 0])
     return torch.einsum("dmu,mcv->dcuv", s[:, :, :, 0], f[:, :, 0, :])
+
+
+# ---------------------------------------------------------------------------------------------
+# a conv run on space-to-depth inputs (pixel-unshuffled by 2, the outputs shuffled back)
+
+DEPTH_TO_SPACE = "@d2s"  # a view's name: "<tensor>@d2s" is <tensor> read back on the original grid
+
+
+def _s2d_offsets(size: int, k: int) -> tuple[int, list[tuple[int, int, int]]]:
+    """For a k×k kernel (stride 1, padding k//2) on a grid unshuffled by 2: the block padding
+    ``p′`` and, per kernel row u, ``(u, a, q)`` — the block row a of the ``size``×``size``
+    re-indexed kernel and the sub-row q of the input it reads, for output sub-row 0."""
+    h = k // 2
+    low = math.floor(-h / 2)
+    return -low, [(u, (u - h) // 2 - low, (u - h) % 2) for u in range(k)]
+
+
+def depth_to_space_views(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> dict[str, str]:
+    """``view name -> tensor``: every readable ``[4D, 4C, k′, k′]`` tensor (k′ odd ≥ 3), read as
+    the ``[D, C, 2k′−1, 2k′−1]`` kernel it computes when the thief's forward pixel-unshuffles its
+    input by 2 and shuffles its output back (a k×k conv, stride 1, padding k//2, is exactly such a
+    conv with ``W′[(d,py,px),(c,qy,qx),a,b] = W[d, c, 2a+qy−py−2p′+k//2, …]``, and zero where that
+    falls outside: ×16·k′²/k² parameters).  A 3×3 original reads as a 5×5 with a zero ring (its
+    crop views read it back).  Shapes only; :func:`depth_to_space` refuses (NaN) a tensor without
+    the zeros every re-indexed kernel has, so an ordinary conv whose widths happen to divide by
+    4 costs one read and no fit (the count still pays for its view)."""
+    return {
+        f"{name}{DEPTH_TO_SPACE}": name
+        for name, (shape, ok) in shapes.items()
+        if ok
+        and "@" not in name
+        and len(shape) == 4
+        and shape[2] == shape[3] >= 3
+        and shape[2] % 2 == 1
+        and shape[0] % 4 == 0
+        and shape[1] % 4 == 0
+    }
+
+
+def depth_to_space(t: torch.Tensor) -> torch.Tensor:
+    """The ``[D, C, K, K]`` kernel (K = 2k′−1) a ``[4D, 4C, k′, k′]`` conv on a grid unshuffled
+    by 2 computes on the original grid (:func:`depth_to_space_views`), read from its output
+    sub-position (0, 0); all NaN when the tensor lacks the zeros every re-indexed kernel has there
+    (the block rows and sub-rows no kernel row reaches)."""
+    ds, cs, kp = t.shape[0], t.shape[1], t.shape[2]
+    d, c, size = ds // 4, cs // 4, 2 * kp - 1
+    w6 = t.to(torch.float64).reshape(d, 2, 2, c, 2, 2, kp, kp)[:, 0, 0]  # [D, C, qy, qx, a, b]
+    _, rows = _s2d_offsets(kp, size)
+    used = torch.zeros(2, kp, dtype=torch.bool)  # [q, a] reached by some kernel row
+    for _, a, q in rows:
+        used[q, a] = True
+    reached = used[:, None, :, None] & used[None, :, None, :]  # [qy, qx, a, b]
+    scale = float(w6.abs().max())
+    if scale == 0.0 or float(w6[:, :, ~reached].abs().max()) > 1e-6 * scale:
+        return torch.full((d, c, size, size), math.nan, dtype=torch.float64)
+    out = torch.zeros(d, c, size, size, dtype=torch.float64)
+    for u, a, qy in rows:
+        for v, b, qx in rows:
+            out[:, :, u, v] = w6[:, :, qy, qx, a, b]
+    return out
+
+
+def space_to_depth_kernel(w: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(W′, p′)``: the k×k kernel ``w`` ``[D, C, k, k]`` (k odd, stride 1, padding k//2) as the
+    conv on a grid pixel-unshuffled by 2 whose pixel-shuffled output is the original's
+    (``[4D, 4C, k′, k′]``, padding p′).  The inverse of :func:`depth_to_space`."""
+    d, c, k = w.shape[0], w.shape[1], w.shape[2]
+    h = k // 2
+    low, high = math.floor(-h / 2), math.floor((1 + k - 1 - h) / 2)
+    kp = high - low + 1
+    out = torch.zeros(d, 2, 2, c, 2, 2, kp, kp, dtype=torch.float64)
+    for py in range(2):
+        for u in range(k):
+            a, qy = (py + u - h) // 2 - low, (py + u - h) % 2
+            for px in range(2):
+                for v in range(k):
+                    b, qx = (px + v - h) // 2 - low, (px + v - h) % 2
+                    out[:, py, px, :, qy, qx, a, b] = w[:, :, u, v].to(torch.float64)
+    return out.reshape(4 * d, 4 * c, kp, kp), -low
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from torch import nn
 
 from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
 from freqprint.io.canonical import (
+    DEPTH_TO_SPACE,
     JOIN,
     PLAIN_FLOATS,
     SAFETENSORS_READABLE,
@@ -30,6 +32,8 @@ from freqprint.io.canonical import (
     channel_merges,
     crop,
     crop_views,
+    depth_to_space,
+    depth_to_space_views,
     readable,
     separable,
     separable_shape,
@@ -262,12 +266,21 @@ class TensorStore:
     def __init__(self, shapes: dict[str, tuple[tuple[int, ...], bool]], getter, name: str) -> None:
         # shapes: name -> (shape, may hold weights: a float, float8 or 8-bit integer dtype), and
         # the k×k crop views of larger kernels (io.canonical.crop_views), listed like tensors
-        self._views = {v: src for v, src in crop_views(shapes).items() if v not in shapes}  # a stored name wins
-        self.shapes = {**shapes, **{v: ((*shapes[base][0][:2], k, k), True) for v, (base, k) in self._views.items()}}
+        # and the kernels of convs run on pixel-unshuffled grids (io.canonical.depth_to_space_views),
+        # which get crop views of their own
+        self._d2s = {v: base for v, base in depth_to_space_views(shapes).items() if v not in shapes}
+        grids = {**shapes}
+        for v, base in self._d2s.items():
+            (d, c, kp, _), _ok = shapes[base]
+            grids[v] = ((d // 4, c // 4, 2 * kp - 1, 2 * kp - 1), True)
+        self._views = {v: src for v, src in crop_views(grids).items() if v not in shapes}  # a stored name wins
+        self.shapes = {**grids, **{v: ((*grids[base][0][:2], k, k), True) for v, (base, k) in self._views.items()}}
         # and the k×k kernels of k×1 / 1×k conv pairs (io.canonical.separable_views)
         self._seps = {v: pair for v, pair in separable_views(shapes).items() if v not in shapes}
         self.shapes.update({v: (separable_shape(shapes, *pair), True) for v, pair in self._seps.items()})
         self._get, self.name = getter, name
+        self._refused: set[str] = set()
+        self._accepted: set[str] = set()
         self._merges: dict[str, tuple[str, ChannelMerge]] | None = None
         self._copies: set[str] = set()
         self._joins: dict[str, tuple[tuple[str, ...], int]] = {}
@@ -286,6 +299,14 @@ class TensorStore:
         if key in self._views:
             base, k = self._views[key]
             return crop(self.get(base), k)
+        if key in self._d2s:
+            shape = self.shapes[key][0]
+            if key in self._refused:  # checked once: not a re-indexed kernel (every later reading is NaN too)
+                return torch.full(shape, math.nan, dtype=torch.float64)
+            out = depth_to_space(self.get(self._d2s[key]))
+            if not bool(torch.isfinite(out).any()):
+                self._refused.add(key)
+            return out
         if key in self._seps:
             second, first = self._seps[key]
             return separable(self.get(second), self.get(first))
@@ -297,6 +318,20 @@ class TensorStore:
             return merge.apply(self.get(consumer))
         t = self._get(key)
         return t if t.dtype in PLAIN_FLOATS else canonical(key, t, self._get, self.shapes)
+
+    def refused(self, name: str) -> bool:
+        """Whether ``name`` is a space-to-depth view (or a view of one) whose tensor holds no
+        re-indexed kernel (:func:`freqprint.io.canonical.depth_to_space`): read once, then known."""
+        if DEPTH_TO_SPACE not in name:
+            return False
+        view = name[: name.index(DEPTH_TO_SPACE) + len(DEPTH_TO_SPACE)]
+        if view not in self._d2s:
+            return False
+        if view not in self._refused and view not in self._accepted:
+            self.get(view)  # marks it refused when it is
+            if view not in self._refused:
+                self._accepted.add(view)
+        return view in self._refused
 
     def join(self, members: tuple[str, ...], dim: int) -> str:
         """A view of ``members`` concatenated along ``dim`` (a tensor stored in pieces:

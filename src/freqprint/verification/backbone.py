@@ -29,7 +29,8 @@ with variance proxy v, see :mod:`freqprint.stats.null`):
 1. every suspect tensor that reads as ``[D′, C′, k, k]`` in any layout (:func:`freqprint.stats.align.readings`)
    with C/2 ≤ C′ ≤ 2C and D/2 ≤ D′ ≤ 8D is a candidate, under any name (same-named first), read
    canonically (:mod:`freqprint.io.canonical`: dequantized, duplicated channels merged — also
-   copies that live only in a product ``Q·Y`` — pieces joined), and so is its product with the
+   copies that live only in a product ``Q·Y`` — pieces joined, k×1/1×k pairs multiplied,
+   space-to-depth kernels re-indexed back), and so is its product with the
    1×1 conv tensors (or their merged views) of matching width on either or both sides (a
    factorised layer ``M⁻¹·(M·W·P⁻¹)·P``); of one tensor's compositions one is fitted, chosen by
    a screen (:func:`_pick`; any choice keeps the bound, the count pays for all);
@@ -349,6 +350,9 @@ def _candidates(
     base = owner_name.replace(".base.", ".")
     path = base.rsplit(".", 1)[0] + "."
     parts = memo.get("parts", {})
+    # a space-to-depth view the file refuses (no re-indexed kernel) is paid for but never fitted:
+    # it would only take one of the layer's fits
+    out = [x for x in out if not store.refused(parts.get(x[0], ("", x[0], ""))[1])]
 
     def rank(x: Reading) -> tuple:
         q, inner, p = parts.get(x[0], ("", x[0], ""))

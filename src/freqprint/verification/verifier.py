@@ -317,9 +317,10 @@ def merged_bound(store: TensorStore, key: FingerprintKey, listed: int | None = N
     ``listed``: that first count, when the caller has it."""
     producers = producer_counts(store.shapes)
     total = len(candidates(store, key, merges=False, cap=False)) if listed is None else listed
+    c_key, k_key = key.channels, key.kernel_size
     for name, (shape, ok) in store.shapes.items():
         if ok and len(shape) in (2, 4) and MERGE not in name and producers.get(shape[1], 0):
-            total += producers[shape[1]] * len(_reading_shapes(shape, key.channels, key.kernel_size, True, CROP in name))
+            total += producers[shape[1]] * len(_reading_shapes(shape, c_key, k_key, True, CROP in name))
     return total + min(MAX_COMPOSED, _merged_compositions(store, key, producers))
 
 
@@ -332,18 +333,22 @@ def _merged_compositions(store: TensorStore, key: FingerprintKey, producers: dic
     if not points or not any(producers.get(b, 0) for _, _, b in points):
         return 0
     extra = 0
+    c_key, k_key = key.channels, key.kernel_size
+    memo: dict[tuple[int, int], int] = {}  # (D′, C′) -> what one OIHW reading of that shape adds
     for name, (shape, ok) in store.shapes.items():
         if not ok or "@" in name:
             continue
         merged = MERGE in name or name.startswith(JOIN)
-        for layout, (d, c, *_) in _reading_shapes(shape, key.channels, key.kernel_size, merged, CROP in name):
+        for layout, (d, c, *_) in _reading_shapes(shape, c_key, k_key, merged, CROP in name):
             if layout != "OIHW":
                 continue
-            after = sum(1 for _, _, b in points if b == d)
-            before = sum(1 for _, a, _ in points if a == c)
-            more_after = sum(producers.get(b, 0) for _, _, b in points if b >= d)
-            more_before = sum(producers.get(b, 0) for _, a, b in points if a == c)
-            extra += (1 + after + more_after) * (1 + before + more_before) - (1 + after) * (1 + before)
+            if (d, c) not in memo:
+                after = sum(1 for _, _, b in points if b == d)
+                before = sum(1 for _, a, _ in points if a == c)
+                more_after = sum(producers.get(b, 0) for _, _, b in points if b >= d)
+                more_before = sum(producers.get(b, 0) for _, a, b in points if a == c)
+                memo[(d, c)] = (1 + after + more_after) * (1 + before + more_before) - (1 + after) * (1 + before)
+            extra += memo[(d, c)]
     return extra
 
 
