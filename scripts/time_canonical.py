@@ -43,21 +43,27 @@ print(json.dumps({{"owner": statistics.median(ts), "owner_p": r.log10_p, "unrela
 """
 
 
+def alternate(code: str, old: str, rounds: int) -> dict[str, list[dict]]:
+    """Run ``code`` (which prints one JSON line last) in a fresh interpreter per side — ``old``
+    (a src/ folder) and this checkout's src/ — alternately, ``rounds`` times; the JSON per side."""
+    sides = {"old": old, "new": str(Path(__file__).resolve().parent.parent / "src")}
+    runs: dict[str, list[dict]] = {s: [] for s in sides}
+    for _ in range(rounds):
+        for side, src in sides.items():
+            env = {**os.environ, "PYTHONPATH": src}
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            runs[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--old", required=True, help="src/ folder of the older checkout")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     here = Path(__file__).resolve().parent
-    sides = {"old": args.old, "new": str(here.parent / "src")}
-    runs: dict[str, list[dict]] = {s: [] for s in sides}
     with tempfile.TemporaryDirectory() as tmp:
-        code = CHILD.format(scripts=str(here), tmp=tmp)
-        for _ in range(args.rounds):
-            for side, src in sides.items():
-                env = {**os.environ, "PYTHONPATH": src}
-                out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-                runs[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        runs = alternate(CHILD.format(scripts=str(here), tmp=tmp), args.old, args.rounds)
     print("| side | owner as left: verdict ms | p | unrelated: verdict s | p | readings |")
     print("|---|---|---|---|---|---|")
     for side, rs in runs.items():

@@ -10,12 +10,10 @@ runs in its own interpreter, alternately, ``--rounds`` times; the median per sid
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
+
+from time_canonical import alternate  # this folder is on sys.path when the script runs
 
 CHILD = r"""
 import json, sys, time, torch
@@ -35,16 +33,7 @@ def main() -> None:
     ap.add_argument("--old", required=True, help="src/ folder of the older checkout")
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
-    here = Path(__file__).resolve().parent
-    sides = {"old": args.old, "new": str(here.parent / "src")}
-    runs: dict[str, list[dict]] = {s: [] for s in sides}
-    code = CHILD.format(scripts=str(here))
-    for _ in range(args.rounds):
-        for side, src in sides.items():
-            out = subprocess.run(
-                [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": src}, capture_output=True, text=True, check=True
-            )
-            runs[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    runs = alternate(CHILD.format(scripts=str(Path(__file__).resolve().parent)), args.old, args.rounds)
     print("| side | lineage, unrelated full-width ResNet-18: s | p | fits | readings paid |")
     print("|---|---|---|---|---|")
     for side, rs in runs.items():

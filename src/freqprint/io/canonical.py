@@ -215,13 +215,13 @@ def separable(second: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
 DEPTH_TO_SPACE = "@d2s"  # a view's name: "<tensor>@d2s" is <tensor> read back on the original grid
 
 
-def _s2d_offsets(size: int, k: int) -> tuple[int, list[tuple[int, int, int]]]:
+def _s2d_offsets(k: int, sub: int = 0) -> tuple[int, list[tuple[int, int, int]]]:
     """For a k×k kernel (stride 1, padding k//2) on a grid unshuffled by 2: the block padding
-    ``p′`` and, per kernel row u, ``(u, a, q)`` — the block row a of the ``size``×``size``
-    re-indexed kernel and the sub-row q of the input it reads, for output sub-row 0."""
+    ``p′`` and, per kernel row u, ``(u, a, q)`` — the block row a of the re-indexed kernel and the
+    sub-row q of the input it reads, for output sub-row ``sub``."""
     h = k // 2
     low = math.floor(-h / 2)
-    return -low, [(u, (u - h) // 2 - low, (u - h) % 2) for u in range(k)]
+    return -low, [(u, (sub + u - h) // 2 - low, (sub + u - h) % 2) for u in range(k)]
 
 
 def depth_to_space_views(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> dict[str, str]:
@@ -254,7 +254,7 @@ def depth_to_space(t: torch.Tensor) -> torch.Tensor:
     ds, cs, kp = t.shape[0], t.shape[1], t.shape[2]
     d, c, size = ds // 4, cs // 4, 2 * kp - 1
     w6 = t.to(torch.float64).reshape(d, 2, 2, c, 2, 2, kp, kp)[:, 0, 0]  # [D, C, qy, qx, a, b]
-    _, rows = _s2d_offsets(kp, size)
+    _, rows = _s2d_offsets(size)
     used = torch.zeros(2, kp, dtype=torch.bool)  # [q, a] reached by some kernel row
     for _, a, q in rows:
         used[q, a] = True
@@ -274,18 +274,16 @@ def space_to_depth_kernel(w: torch.Tensor) -> tuple[torch.Tensor, int]:
     conv on a grid pixel-unshuffled by 2 whose pixel-shuffled output is the original's
     (``[4D, 4C, k′, k′]``, padding p′).  The inverse of :func:`depth_to_space`."""
     d, c, k = w.shape[0], w.shape[1], w.shape[2]
-    h = k // 2
-    low, high = math.floor(-h / 2), math.floor((1 + k - 1 - h) / 2)
-    kp = high - low + 1
+    pad, _ = _s2d_offsets(k)
+    kp = 2 * pad + 1  # the block rows reached run from −p′ to p′ (k odd)
     out = torch.zeros(d, 2, 2, c, 2, 2, kp, kp, dtype=torch.float64)
+    rows = [_s2d_offsets(k, sub)[1] for sub in range(2)]
     for py in range(2):
-        for u in range(k):
-            a, qy = (py + u - h) // 2 - low, (py + u - h) % 2
+        for u, a, qy in rows[py]:
             for px in range(2):
-                for v in range(k):
-                    b, qx = (px + v - h) // 2 - low, (px + v - h) % 2
+                for v, b, qx in rows[px]:
                     out[:, py, px, :, qy, qx, a, b] = w[:, :, u, v].to(torch.float64)
-    return out.reshape(4 * d, 4 * c, kp, kp), -low
+    return out.reshape(4 * d, 4 * c, kp, kp), pad
 
 
 # ---------------------------------------------------------------------------------------------
