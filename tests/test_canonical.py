@@ -166,3 +166,39 @@ def test_producer_counts_equal_the_listed_producers_and_products():
         for *_, a in composed_producers(shapes):
             listed[a] = listed.get(a, 0) + 1
         assert producer_counts(shapes) == listed
+
+
+def test_candidate_count_equals_the_listing():
+    """The verifier's early path counts the readings a file may give (``candidate_count``) instead
+    of listing them: the same number as ``len(candidates(...))`` on random files with every kind of
+    view (crops of larger kernels, separable pairs, pieces, 1×1 maps for compositions)."""
+    import random
+    from types import SimpleNamespace
+
+    from freqprint.io.checkpoint import TensorStore
+    from freqprint.verification.verifier import candidate_count, candidates
+
+    rng = random.Random(1)
+    for _ in range(300):
+        c = rng.choice([4, 8])
+        key = SimpleNamespace(channels=c, kernel_size=3, filters=rng.choice([4, 8]), layer="t0")
+        shapes = {}
+        for i in range(rng.randint(0, 14)):
+            dims = [rng.choice([1, 2, 3, 4, 8, 16]) for _ in range(2)]
+            r = rng.random()
+            tail = (
+                [1, 1]
+                if r < 0.3
+                else [3, 3]
+                if r < 0.7
+                else [5, 5]
+                if r < 0.8
+                else [3, 1]
+                if r < 0.85
+                else [1, 3]
+                if r < 0.9
+                else []
+            )
+            shapes[f"t{i}"] = (tuple(dims + tail), rng.random() < 0.9)
+        listed = len(candidates(TensorStore(shapes, None, "f"), key, merges=False, cap=False))
+        assert candidate_count(TensorStore(shapes, None, "f"), key) == listed

@@ -252,6 +252,39 @@ def candidates(store: TensorStore, key: FingerprintKey, merges: bool = True, cap
     return _capped(out + _composed(store, key, out), cap)
 
 
+def candidate_count(store: TensorStore, key: FingerprintKey) -> int:
+    """``len(candidates(store, key, merges=False, cap=False))`` without listing them: the readings
+    of every tensor and view (:func:`_reading_shapes`, cached per shape) plus, for every
+    untransformed OIHW reading ``[d, c]`` of a stored tensor, the compositions :func:`_composed`
+    would list — ``(1 + #after maps [·, d]) × (#input sides with 2C′ ≥ C) − 1``.  The early path
+    of :meth:`Verifier.verify` pays for this count before it reads one tensor; a test compares it
+    with the listing."""
+    c, k = key.channels, key.kernel_size
+    joins = {store.join(m, 1) for m in piece_groups(store.shapes, 1, k, (c + 1) // 2, lambda d: d >= 1)}
+    joins |= {store.join(m, 0) for m in piece_groups(store.shapes, 0, k, key.filters, lambda cs: 2 * cs >= c)}
+    points = pointwise(store.shapes)
+    plain = composed = 0
+    for name, (shape, floating) in store.shapes.items():
+        if not floating or (name.startswith(JOIN) and name.split(MERGE)[0] not in joins):
+            continue
+        merged = MERGE in name or name.startswith(JOIN)
+        readings = _reading_shapes(shape, c, k, merged, CROP in name)
+        plain += len(readings)
+        if points and "@" not in name:
+            for layout, (d, c_y, *_) in readings:
+                if layout != "OIHW":
+                    continue
+                after = 1 + sum(1 for q, _, b in points if b == d and q != name)
+                before = int(2 * c_y >= c) + sum(1 for p, a, b in points if a == c_y and p != name and 2 * b >= c)
+                composed += after * before - int(2 * c_y >= c)
+    if plain > MAX_CANDIDATES:
+        raise FreqprintError(
+            f"{store.name} has more than {MAX_CANDIDATES} tensors that read as conv filters; "
+            "pass search='none' to test the key's layer alone"
+        )
+    return plain + composed
+
+
 def _capped(cands: list[Candidate], cap: bool = True) -> list[Candidate]:
     """``cands`` without the composed readings when there are more than ``MAX_COMPOSED``."""
     if cap and sum(1 for c in cands if c.tensor) > MAX_COMPOSED:
@@ -349,6 +382,8 @@ def _merged_compositions(store: TensorStore, key: FingerprintKey, producers: dic
                 more_before = sum(producers.get(b, 0) for _, a, b in points if a == c)
                 memo[(d, c)] = (1 + after + more_after) * (1 + before + more_before) - (1 + after) * (1 + before)
             extra += memo[(d, c)]
+            if extra >= MAX_COMPOSED:
+                return extra  # merged_bound counts no more than this
     return extra
 
 
@@ -614,6 +649,17 @@ class Verifier:
             return None  # NaN elsewhere cannot block the search
         return w
 
+    def _own_layer(self, store: TensorStore) -> Candidate | None:
+        """The key's own layer as stored (the first of :meth:`candidates`), where the early path
+        of :meth:`verify` applies: ``search="auto"`` with channel alignment, the tensor present,
+        floating and read untransformed; else None."""
+        key = self.key
+        if self.search != "auto" or not self.align_channels or key.layer not in store.shapes:
+            return None
+        shape, floating = store.shapes[key.layer]
+        readings = _readings(key.layer, shape, key) if floating else []
+        return readings[0] if readings and readings[0].layout == "OIHW" else None
+
     def plan(self, store: TensorStore, pool: list[Candidate]) -> list[Candidate]:
         """What gets the full alignment.  Of each tensor's readings under the symmetries of the
         square, the untransformed one always, and of the other seven the one the screen ranks best
@@ -752,22 +798,22 @@ class Verifier:
         t0 = time.perf_counter()
         key = self.key
         store = open_tensors(suspect)
-        uncapped = self.candidates(store, merges=False, cap=False)
-        cands = _capped(uncapped)
-        if not cands:  # a readable file gets a verdict, not a refusal: nothing there is the module (nor merges to it)
+        found = Search[CandidateFit]()
+        first = self._own_layer(store)
+        if first is None and not _capped(self.candidates(store, merges=False, cap=False)):
+            # a readable file gets a verdict, not a refusal: nothing there is the module (nor merges
+            # to it, a merged view being never wider than its consumer)
             reason = (
                 f"no tensor reads as conv filters [*, {key.channels}, {key.kernel_size}, {key.kernel_size}] "
                 f"(no {key.layer!r} either): wrong architecture, or no fingerprint module"
             )
             return self.nothing_to_fit(store.name, reason, time.perf_counter() - t0)
-        found = Search[CandidateFit]()
-        first = cands[0]
         done: list[Candidate] = []
-        if self.search == "auto" and first.name == key.layer and first.layout == "OIHW":
-            # the key's own layer first, paying for every reading the file could give -- the
-            # merged-channel readings counted from shapes (an upper bound), so a model as the
-            # owner left it is decided before any other tensor is read
-            bound = merged_bound(store, key, len(uncapped))
+        if first is not None:
+            # the key's own layer first, paying for every reading the file could give -- counted
+            # from shapes, the merged-channel readings as an upper bound -- so a model as the
+            # owner left it is decided before any other tensor is read or any reading listed
+            bound = merged_bound(store, key, candidate_count(store, key))
             early = self.fit(store, first, bound)
             if early is not None and early.logp / LN10 < math.log10(self.alpha):
                 return self.report(early, store.name, bound, 1, time.perf_counter() - t0)
