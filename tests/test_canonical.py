@@ -186,19 +186,7 @@ def test_candidate_count_equals_the_listing():
         for i in range(rng.randint(0, 14)):
             dims = [rng.choice([1, 2, 3, 4, 8, 16]) for _ in range(2)]
             r = rng.random()
-            tail = (
-                [1, 1]
-                if r < 0.3
-                else [3, 3]
-                if r < 0.7
-                else [5, 5]
-                if r < 0.8
-                else [3, 1]
-                if r < 0.85
-                else [1, 3]
-                if r < 0.9
-                else []
-            )
+            tail = rng.choices([[1, 1], [3, 3], [5, 5], [3, 1], [1, 3], []], weights=[30, 40, 10, 5, 5, 10])[0]
             shapes[f"t{i}"] = (tuple(dims + tail), rng.random() < 0.9)
         listed = len(candidates(TensorStore(shapes, None, "f"), key, merges=False, cap=False))
         assert candidate_count(TensorStore(shapes, None, "f"), key) == listed
