@@ -185,7 +185,6 @@ def test_candidate_count_equals_the_listing():
         shapes = {}
         for i in range(rng.randint(0, 14)):
             dims = [rng.choice([1, 2, 3, 4, 8, 16]) for _ in range(2)]
-            r = rng.random()
             tail = rng.choices([[1, 1], [3, 3], [5, 5], [3, 1], [1, 3], []], weights=[30, 40, 10, 5, 5, 10])[0]
             shapes[f"t{i}"] = (tuple(dims + tail), rng.random() < 0.9)
         listed = len(candidates(TensorStore(shapes, None, "f"), key, merges=False, cap=False))
