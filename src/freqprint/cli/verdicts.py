@@ -16,7 +16,9 @@ from freqprint.errors import FreqprintError
 @app.command("verify")
 def verify_cmd(
     key: Path = typer.Argument(..., help="the owner's key file"),
-    suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, or a torch file: loaded weights-only)"),
+    suspect: Path = typer.Argument(
+        ..., help="suspect weights (.safetensors, .gguf, sharded folder, or a torch file: loaded weights-only)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
     alpha: float = typer.Option(1e-6, help="significance level (false-positive probability)"),
     tau: float | None = typer.Option(None, help="τ of the reported score (default: the key's)"),
@@ -66,7 +68,7 @@ def verify_cmd(
 @app.command("trace")
 def trace_cmd(
     owner: Path = typer.Argument(..., help="the owner's model file (its recipe gives the architecture for lineage)"),
-    suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, torch file, sharded folder)"),
+    suspect: Path = typer.Argument(..., help="suspect weights (.safetensors, .gguf, torch file, sharded folder)"),
     key: Path | None = typer.Option(None, "--key", help="the owner's key (default: extracted from OWNER's module)"),
     secret: str | None = typer.Option(None, help="owner secret (lineage of a backbone seeded from it)"),
     secret_file: Path | None = typer.Option(None, help="file holding the owner secret"),

@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass
 
 from freqprint.errors import InvalidArgument
 
-__all__ = ["MERGES", "FingerprintConfig"]
+__all__ = ["LAYOUTS", "MERGES", "FingerprintConfig"]
 
 MERGES = ("relu", "linear")
+LAYOUTS = ("auto", "tokens", "features")
 
 
 @dataclass
@@ -27,6 +28,11 @@ class FingerprintConfig:
             (1 for ViT's class token; 0 for BERT, whose whole sequence, [CLS] included, is laid out).
         token_grid: Transformer hosts only — the ``(M, N)`` grid the tokens are laid out on; default
             the smallest square holding the example input's tokens (see :class:`FingerprintedTokens`).
+        layout: Transformer hosts only — ``"tokens"`` (positions on a grid: BERT, ViT), ``"features"``
+            (each token's features on their own grid, causal: decoders, see
+            :class:`FingerprintedFeatures`), or ``"auto"``: features for a causal language model.
+        feature_grid: the ``(M, N)`` grid of the features layout (``H = C·M·N``); default the
+            smallest square side ≥ 4 whose square divides H (:func:`feature_grid`).
     """
 
     target: str
@@ -38,10 +44,20 @@ class FingerprintConfig:
     merge: str = "relu"
     prefix_tokens: int = 0
     token_grid: tuple[int, int] | None = None
+    layout: str = "auto"
+    feature_grid: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.token_grid is not None:  # JSON gives a list
             self.token_grid = (int(self.token_grid[0]), int(self.token_grid[1]))
+        if self.feature_grid is not None:
+            self.feature_grid = (int(self.feature_grid[0]), int(self.feature_grid[1]))
+        if self.layout not in LAYOUTS:
+            raise InvalidArgument(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.layout == "tokens" and self.feature_grid is not None:
+            raise InvalidArgument("feature_grid applies to the features layout, not to tokens")
+        if self.layout == "features" and (self.token_grid is not None or int(self.prefix_tokens)):
+            raise InvalidArgument("token_grid and prefix_tokens apply to the tokens layout, not to features")
         if int(self.prefix_tokens) < 0:
             raise InvalidArgument(f"prefix_tokens must be >= 0, got {self.prefix_tokens}")
         if self.merge not in MERGES:

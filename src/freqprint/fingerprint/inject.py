@@ -11,10 +11,18 @@ from torch import nn
 
 from freqprint.errors import FreqprintError
 from freqprint.fingerprint.config import FingerprintConfig
-from freqprint.fingerprint.layer import Fingerprinted, FingerprintedConv, FingerprintedTokens, FingerprintModule, token_grid
+from freqprint.fingerprint.layer import (
+    Fingerprinted,
+    FingerprintedConv,
+    FingerprintedFeatures,
+    FingerprintedTokens,
+    FingerprintModule,
+    feature_grid,
+    token_grid,
+)
 from freqprint.stats.null import best_log10_p
 
-__all__ = ["attach", "detach", "find_fingerprint_modules", "get_fingerprint_module"]
+__all__ = ["CAUSAL_TYPES", "attach", "detach", "find_fingerprint_modules", "get_fingerprint_module", "is_causal_lm"]
 
 
 def _get_submodule(model: nn.Module, name: str) -> nn.Module:
@@ -92,6 +100,47 @@ def _module_for(config: FingerprintConfig, c: int, c_out: int, grid: tuple[int, 
     ).to(device=like.device, dtype=like.dtype)
 
 
+# model types of causal decoders (transformers' config.model_type); a model whose class name ends in
+# "ForCausalLM" or whose config says is_decoder counts as one too
+CAUSAL_TYPES = frozenset(
+    {
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "qwen3",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "phi",
+        "phi3",
+        "gpt2",
+        "gpt_neox",
+        "gptj",
+        "opt",
+        "falcon",
+        "olmo",
+        "olmo2",
+        "granite",
+        "smollm3",
+        "starcoder2",
+        "stablelm",
+        "cohere",
+    }
+)
+
+
+def is_causal_lm(model: nn.Module) -> bool:
+    """Whether ``model`` is a causal (decoder-only) language model: its output at position t may
+    depend on tokens ≤ t only, so the fingerprint must not mix positions."""
+    cfg = getattr(model, "config", None)
+    return (
+        type(model).__name__.endswith("ForCausalLM")
+        or bool(getattr(cfg, "is_decoder", False))
+        or getattr(cfg, "model_type", "") in CAUSAL_TYPES
+    )
+
+
 def attach(model: nn.Module, config: FingerprintConfig, example_input: Any, min_detectable_p: float = 1e-6) -> FingerprintModule:
     """Attach a fingerprint module beside ``config.target``, in place; returns the module.
 
@@ -102,7 +151,10 @@ def attach(model: nn.Module, config: FingerprintConfig, example_input: Any, min_
       input grid ``M×N`` and its output is added to the conv's;
     * any other host whose input is a token sequence ``[B, L, H]`` and whose output (or the first
       element of its output tuple) has the same shape — a Transformer layer — is wrapped in
-      :class:`FingerprintedTokens`, which lays the tokens out on a grid (see there).
+      :class:`FingerprintedTokens`, which lays the tokens out on a grid (see there) — unless the
+      model is a causal decoder (:func:`is_causal_lm`, or ``config.layout="features"``): then
+      :class:`FingerprintedFeatures` reads each token's features alone, so no output depends on a
+      later token.
 
     The host's weights move from ``<target>.*`` to ``<target>.base.*`` (as PEFT does).  A host with
     too few input channels for the verifier ever to reach ``min_detectable_p`` is refused.
@@ -133,6 +185,20 @@ def attach(model: nn.Module, config: FingerprintConfig, example_input: Any, min_
             f"[B, L, H] (its input was {list(getattr(x, 'shape', []))}, its output {list(getattr(y0, 'shape', []))})"
         )
     _, length, hidden = x.shape
+    if config.layout == "features" or (config.layout == "auto" and is_causal_lm(model)):
+        if config.prefix_tokens or config.token_grid:
+            raise FreqprintError(
+                f"{type(model).__name__} is a causal decoder: prefix_tokens and token_grid apply to the tokens layout"
+            )
+        c, m, n = feature_grid(hidden, config.feature_grid, config.kernel_size)
+        _check_channels(config, c, min_detectable_p)
+        fp = _module_for(config, c, c, (m, n), like)
+        _set_submodule(model, config.target, FingerprintedFeatures(host, fp))
+        return fp
+    if config.feature_grid is not None:
+        raise FreqprintError(
+            f"{type(model).__name__} is laid out by tokens: feature_grid applies to causal decoders (layout='features')"
+        )
     grid = token_grid(length, config.prefix_tokens, config.token_grid)
     _check_channels(config, hidden, min_detectable_p)
     fp = _module_for(config, hidden, hidden, grid, like)

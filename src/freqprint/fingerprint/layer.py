@@ -66,7 +66,15 @@ from freqprint.fingerprint.config import MERGES
 from freqprint.fingerprint.seeding import _draw_weight, secret_seed
 from freqprint.stats.spectral import lowpass, lowpass_indices, revised_dft_at
 
-__all__ = ["FingerprintModule", "Fingerprinted", "FingerprintedConv", "FingerprintedTokens", "token_grid"]
+__all__ = [
+    "FingerprintModule",
+    "Fingerprinted",
+    "FingerprintedConv",
+    "FingerprintedFeatures",
+    "FingerprintedTokens",
+    "feature_grid",
+    "token_grid",
+]
 
 
 @lru_cache(maxsize=64)
@@ -385,4 +393,68 @@ class FingerprintedTokens(Fingerprinted):
         z = self.fingerprint(self.module_input(hidden_states))  # [B, H, M, N]
         z = z.permute(0, 2, 3, 1).reshape(z.shape[0], -1, z.shape[1])[:, :count]
         y = torch.cat([y[:, : self.prefix], y[:, self.prefix :] + z.to(y.dtype)], dim=1)
+        return (y, *out[1:]) if isinstance(out, tuple) else y
+
+
+def feature_grid(hidden: int, grid: tuple[int, int] | None = None, kernel_size: int = 3) -> tuple[int, int, int]:
+    """``(C, M, N)`` with ``C·M·N = hidden``: how :class:`FingerprintedFeatures` lays one token's
+    ``hidden`` features out.  ``grid`` (M, N) when given; else the smallest square side
+    ``s ≥ max(4, K + 1)`` whose ``s²`` divides ``hidden`` (SmolLM2's 576 → 36 × 4 × 4)."""
+    if grid is not None:
+        m, n = int(grid[0]), int(grid[1])
+        if m < kernel_size or n < kernel_size or hidden % (m * n):
+            raise FreqprintError(
+                f"feature grid {m}x{n} does not divide {hidden} features (or is smaller than the {kernel_size}x{kernel_size} kernel)"
+            )
+        return hidden // (m * n), m, n
+    for side in range(max(4, kernel_size + 1), math.isqrt(hidden) + 1):
+        if hidden % (side * side) == 0:
+            return hidden // (side * side), side, side
+    raise FreqprintError(
+        f"{hidden} features have no square factor s x s with s >= {max(4, kernel_size + 1)}: pass feature_grid=(M, N)"
+    )
+
+
+class FingerprintedFeatures(Fingerprinted):
+    """A causal decoder layer with a fingerprint module beside it, reading **each token alone**.
+
+    A decoder's output at position t may not depend on any later token.  The token-grid layout of
+    :class:`FingerprintedTokens` lays positions out on a 2-D grid, and its low-pass band mixes them
+    all (every band frequency is a sum over the whole grid), so it cannot be used.  Here the grid
+    is made of one token's features instead: the layer's input ``h_t ∈ R^H``, divided by its RMS
+    (no gain), is read as a ``C×M×N`` map (channel-major, ``H = C·M·N``, :func:`feature_grid`),
+    the module runs on it exactly as on a conv's input grid, and its ``C×M×N`` output, read back
+    as ``R^H``, is added to the layer's output at the same position.
+
+    * **Causal by construction**: the module is a function of ``h_t`` alone, and ``h_t`` of tokens
+      ≤ t (``tests/test_decoder.py`` perturbs later tokens and checks earlier outputs are bitwise
+      unchanged).  It ignores the attention mask, the cache and the positions for the same reason.
+    * **Theorem 3.1's condition holds for what the conv reads**: the module low-passes its input
+      (``Λ₀``) on the M×N grid before the conv, whatever the input is; the grid is an index set,
+      and nothing in the theorem asks it to be spatial.  S′ is that of an M×N grid.
+    * **The RMS division** makes the module's input scale-free: the residual stream's norm grows
+      along the depth and differs between prompts, and a rotation of the stream (the decoder's own
+      symmetry, ``h → Q·h`` with Q orthogonal) keeps it.  It does not make the module invariant to
+      the rotation: ``Λ₀`` is code, not a stored weight, so a thief who rotates the stream must store
+      ``Qᵀ`` in front of the module, and ``W`` stays as it was.
+    """
+
+    def __init__(self, base: nn.Module, fingerprint: FingerprintModule, eps: float = 1e-6) -> None:
+        super().__init__(base, fingerprint)
+        self.eps = float(eps)
+
+    def module_input(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``[B, L, H]`` → ``[B·L, C, M, N]``: each token's features over their RMS, on the grid."""
+        m, n = self.fingerprint.grid_size
+        c = self.fingerprint.in_channels
+        if hidden.shape[-1] != c * m * n:
+            raise FreqprintError(f"the fingerprint reads {c}x{m}x{n} = {c * m * n} features per token, got {hidden.shape[-1]}")
+        x = hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + self.eps)
+        return x.reshape(-1, c, m, n)
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        out = self.base(hidden_states, *args, **kwargs)
+        y = out[0] if isinstance(out, tuple) else out
+        z = self.fingerprint(self.module_input(hidden_states)).reshape(y.shape)
+        y = y + z.to(y.dtype)
         return (y, *out[1:]) if isinstance(out, tuple) else y

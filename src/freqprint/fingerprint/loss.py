@@ -31,7 +31,7 @@ from freqprint.errors import FreqprintError
 from freqprint.fingerprint.inject import get_fingerprint_module
 from freqprint.fingerprint.layer import FingerprintModule
 
-__all__ = ["FingerprintLoss", "add_pseudo_class", "find_head", "spectral_noise"]
+__all__ = ["CausalLMFingerprintLoss", "FingerprintLoss", "add_pseudo_class", "find_head", "spectral_noise"]
 
 
 def spectral_noise(
@@ -187,10 +187,76 @@ class FingerprintLoss(nn.Module):
                 f"the model outputs {logits.shape[-1]} logits; L_attack needs n+1 = {self.num_classes + 1}"
                 " (call freqprint.add_pseudo_class(model))"
             )
-        ce = F.cross_entropy(logits, y)
+        return self._with_attack(model, x, F.cross_entropy(logits, y))
+
+    def _with_attack(
+        self, model: nn.Module, x: torch.Tensor | Mapping[str, Any], ce: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``ce + k·λ·L_attack`` on every k-th call (``attack_every``), ``ce`` on the others."""
         self._calls += 1
         if self.weight == 0 or (self._calls - 1) % self.attack_every:
             return ce, {"ce": float(ce.detach()), "attack": 0.0}
         _, fp = get_fingerprint_module(model, self.target)
         att = self.attack_term(model, fp, x)
         return ce + self.weight * self.attack_every * att, {"ce": float(ce.detach()), "attack": float(att.detach())}
+
+
+class CausalLMFingerprintLoss(FingerprintLoss):
+    """``L = CE_next + λ·L_attack`` for a causal language model (logits ``[B, L, V]``).
+
+    A next-token model has no class to add: its "classes" are the vocabulary, and a pseudo token
+    would change the vocabulary (and untie a head tied to the embeddings).  What the pseudo class
+    means in the classifier is "an answer that carries no information about the input"; for a
+    distribution over the next token that answer is the **uniform distribution**.  So::
+
+        L_attack = mean over positions t of  −(1/V)·Σ_v log softmax(z_{W+ε})_{t,v}
+                 = log V + KL(U ‖ p_{W+ε}(· | x_{≤t}))
+
+    which is minimal exactly when the model with its fingerprint overwritten by ``W + ε`` predicts
+    nothing (perplexity V).  ``CE_next`` is the usual shifted cross-entropy (``labels`` as
+    ``transformers`` takes them: the input ids, ``-100`` ignored); positions where
+    ``attention_mask`` is 0 count in neither term.  ``ε``, λ and the scheduling are
+    :class:`FingerprintLoss`'s.
+    """
+
+    def __init__(
+        self,
+        weight: float = 5e-4,
+        noise_scale: float = 0.5,
+        shared_noise: bool = False,
+        attack_fraction: float = 1.0,
+        target: str | None = None,
+        attack_every: int = 1,
+    ) -> None:
+        super().__init__(0, weight, noise_scale, shared_noise, attack_fraction, target, attack_every)
+
+    def attack_term(self, model: nn.Module, fp: FingerprintModule, x: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
+        k = max(1, int(round(self.attack_fraction * _batch_size(x))))
+        eps = spectral_noise(fp.weight, fp.grid_size, self.noise_scale, self.shared_noise)
+        xs = _head(x, k)
+        with fp.perturbed(eps):
+            logits = _logits(model, xs)
+        per_position = -F.log_softmax(logits.float(), -1).mean(-1)  # CE toward the uniform distribution
+        mask = xs.get("attention_mask") if isinstance(xs, Mapping) else None
+        if isinstance(mask, torch.Tensor) and mask.shape == per_position.shape:
+            m = mask.to(per_position.dtype)
+            return (per_position * m).sum() / m.sum().clamp_min(1.0)
+        return per_position.mean()
+
+    def forward(
+        self, model: nn.Module, x: torch.Tensor | Mapping[str, Any], y: torch.Tensor, logits: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``x``: the model's keyword arguments (``input_ids``, ``attention_mask``) or input ids;
+        ``y``: the labels, aligned with the inputs (shifted here)."""
+        if logits is None:
+            logits = _logits(model, x)
+        if logits.ndim != 3 or y.shape != logits.shape[:2]:
+            raise FreqprintError(
+                f"a causal LM loss needs logits [B, L, V] and labels [B, L]; got {list(logits.shape)} and {list(y.shape)}"
+            )
+        target = y[:, 1:].clone()
+        mask = x.get("attention_mask") if isinstance(x, Mapping) else None
+        if isinstance(mask, torch.Tensor) and mask.shape == y.shape:
+            target[mask[:, 1:] == 0] = -100
+        ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), target.flatten(), ignore_index=-100)
+        return self._with_attack(model, x, ce)

@@ -39,6 +39,7 @@ from freqprint.io.canonical import (
     separable_shape,
     separable_views,
 )
+from freqprint.io.gguf import is_gguf, load_gguf, open_gguf
 from freqprint.io.recipe import Recipe
 
 __all__ = ["TensorStore", "build_from_recipe", "load_model", "load_state_dict", "open_tensors", "save_model", "state_dict_of"]
@@ -150,14 +151,16 @@ def load_state_dict(path: str | Path, max_bytes: int | None = None) -> dict[str,
         raise UnreadableFile(f"{path} is empty")
     if max_bytes is not None and size > max_bytes:
         raise UnreadableFile(f"{path} is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file can need")
-    if _is_safetensors(path):
+    if is_gguf(path):
+        sd = load_gguf(path)
+    elif _is_safetensors(path):
         try:
             sd = load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise UnreadableFile(f"{path} is a corrupt or truncated safetensors file ({str(e).splitlines()[0]})") from None
     else:
         if not zipfile.is_zipfile(path):
-            raise UnreadableFile(f"{path} is neither a safetensors nor a torch (zip) checkpoint")
+            raise UnreadableFile(f"{path} is neither a safetensors, a GGUF nor a torch (zip) checkpoint")
         sd = _torch_load(path, mmap=False)
     if not sd:
         raise UnreadableFile(f"{path} holds no tensors")
@@ -426,6 +429,8 @@ def open_tensors(suspect: nn.Module | str | Path | dict[str, torch.Tensor] | Ten
     path = Path(suspect)
     if path.is_dir() or path.name.endswith(".index.json"):
         return _open_sharded(path)
+    if path.is_file() and is_gguf(path):
+        return open_gguf(path)
     if path.is_file() and path.stat().st_size > 0 and _is_safetensors(path):
         try:
             handle = safe_open(str(path), framework="pt")  # validates the header (sizes, offsets, dtypes)

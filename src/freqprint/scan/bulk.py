@@ -58,7 +58,7 @@ __all__ = [
     "stat_signature",
 ]
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+CHECKPOINT_SUFFIXES = (".safetensors", ".gguf", ".pt", ".pth", ".bin", ".ckpt")
 _CHUNK = 1 << 20
 
 
