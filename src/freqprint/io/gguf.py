@@ -15,7 +15,8 @@ package is used for what it does well: the type table and the (de)quantization o
 
 Reading: :func:`open_gguf` gives a :class:`~freqprint.io.checkpoint.TensorStore` whose shapes are
 PyTorch's (the GGUF dimensions reversed) and whose tensors are dequantized to float32 only when a
-test asks for one — memory stays bounded by the largest tensor read, whatever the file holds.
+test asks for one — memory stays bounded by the largest tensor read plus :data:`CACHE_BYTES` of
+recently dequantized tensors (a search reads some tensors many times), whatever the file holds.
 Writing: :func:`save_gguf` stores a state dict with every tensor whose innermost size the type's
 blocks divide quantized (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) and the rest as F32, as llama.cpp's
 converter keeps norms and small tensors.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,7 @@ GGUF_MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000  # tensor records per file
 MAX_DIMS = 4  # ggml's GGML_MAX_DIMS
 MAX_DEPTH = 4  # arrays of arrays of ...
+CACHE_BYTES = 256 * 2**20  # dequantized tensors kept per open file (a search reads some tensors many times)
 QUANT_TYPES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1")  # what save_gguf writes (row quantizers the gguf package implements)
 
 # metadata value types: fixed sizes (struct format) and the two variable ones
@@ -277,14 +280,25 @@ def open_gguf(path: str | Path) -> Any:
             readable[t.type_name] = _readable(t.type_name)
         shapes[name] = (t.shape, readable[t.type_name])
 
+    cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # dequantized tensors, most recent last
+
     def get(name: str) -> torch.Tensor:
+        if name in cache:
+            cache.move_to_end(name)
+            return cache[name].clone()
         t = header.tensors[name]
         if not readable[t.type_name]:
             raise UnreadableFile(f"{path}: tensor {name!r} is stored as {t.type_name}, which is not dequantized here")
         try:
-            return _tensor(buf, t)
+            out = _tensor(buf, t)
         except (ValueError, TypeError, NotImplementedError) as e:
             raise UnreadableFile(f"{path}: cannot read tensor {name!r} ({str(e).splitlines()[0]})") from None
+        if t.type_name not in _FLOATS and out.numel() * 4 <= CACHE_BYTES // 4:
+            cache[name] = out
+            while sum(v.numel() * v.element_size() for v in cache.values()) > CACHE_BYTES:
+                cache.popitem(last=False)
+            return out.clone()
+        return out
 
     return TensorStore(shapes, get, str(path))
 

@@ -649,16 +649,18 @@ class Verifier:
             return None  # NaN elsewhere cannot block the search
         return w
 
-    def _own_layer(self, store: TensorStore) -> Candidate | None:
-        """The key's own layer as stored (the first of :meth:`candidates`), where the early path
-        of :meth:`verify` applies: ``search="auto"`` with channel alignment, the tensor present,
-        floating and read untransformed; else None."""
+    def _own_layer(self, store: TensorStore) -> list[Candidate]:
+        """The key's own layer's untransformed readings (the first of :meth:`candidates`: as stored
+        first, then any other layout its shape reads as — a flat or 2-D tensor the thief reshaped
+        to quantize it), where the early path of :meth:`verify` applies: ``search="auto"`` with
+        channel alignment, the tensor present and floating; else none.  The symmetries of the
+        square are left to the full search, so an innocent model with a tensor at that name pays
+        one or two fits more than the plan would give it, not eight."""
         key = self.key
         if self.search != "auto" or not self.align_channels or key.layer not in store.shapes:
-            return None
+            return []
         shape, floating = store.shapes[key.layer]
-        readings = _readings(key.layer, shape, key) if floating else []
-        return readings[0] if readings and readings[0].layout == "OIHW" else None
+        return [c for c in _readings(key.layer, shape, key) if "·" not in c.layout] if floating else []
 
     def plan(self, store: TensorStore, pool: list[Candidate]) -> list[Candidate]:
         """What gets the full alignment.  Of each tensor's readings under the symmetries of the
@@ -799,8 +801,8 @@ class Verifier:
         key = self.key
         store = open_tensors(suspect)
         found = Search[CandidateFit]()
-        first = self._own_layer(store)
-        if first is None and not _capped(self.candidates(store, merges=False, cap=False)):
+        own = self._own_layer(store)
+        if not own and not _capped(self.candidates(store, merges=False, cap=False)):
             # a readable file gets a verdict, not a refusal: nothing there is the module (nor merges
             # to it, a merged view being never wider than its consumer)
             reason = (
@@ -809,16 +811,19 @@ class Verifier:
             )
             return self.nothing_to_fit(store.name, reason, time.perf_counter() - t0)
         done: list[Candidate] = []
-        if first is not None:
-            # the key's own layer first, paying for every reading the file could give -- counted
-            # from shapes, the merged-channel readings as an upper bound -- so a model as the
-            # owner left it is decided before any other tensor is read or any reading listed
+        if own:
+            # the key's own layer first, each of its readings (as stored first), paying for every
+            # reading the file could give -- counted from shapes, the merged-channel readings as an
+            # upper bound -- so a model as the owner left it, or with that one tensor re-laid out
+            # or re-encoded (stored flat to be quantized), is decided before any other tensor is
+            # read or any reading listed
             bound = merged_bound(store, key, candidate_count(store, key))
-            early = self.fit(store, first, bound)
-            if early is not None and early.logp / LN10 < math.log10(self.alpha):
-                return self.report(early, store.name, bound, 1, time.perf_counter() - t0)
-            found.offer(early, _logp)
-            done.append(first)
+            for first in own:
+                early = self.fit(store, first, bound)
+                if early is not None and early.logp / LN10 < math.log10(self.alpha):
+                    return self.report(early, store.name, bound, len(done) + 1, time.perf_counter() - t0)
+                found.offer(early, _logp)
+                done.append(first)
         cands = self.candidates(store, merges=True)  # the merged readings, now that they are needed
         found.best = None if found.best is None else found.best.recount(len(cands))
         todo = [c for c in self.plan(store, cands) if c not in done]
