@@ -166,13 +166,19 @@ class FingerprintLoss(nn.Module):
         self.attack_fraction = attack_fraction
         self.target = target
 
-    def attack_term(self, model: nn.Module, fp: FingerprintModule, x: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
-        b = _batch_size(x)
-        k = max(1, int(round(self.attack_fraction * b)))
+    def perturbed_logits(
+        self, model: nn.Module, fp: FingerprintModule, x: torch.Tensor | Mapping[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor | Mapping[str, Any]]:
+        """The model's logits on the first ``attack_fraction`` of the batch with the fingerprint
+        overwritten by ``W + ε`` (a fresh ε, BatchNorm statistics frozen), and that part of the batch."""
+        xs = _head(x, max(1, int(round(self.attack_fraction * _batch_size(x)))))
         eps = spectral_noise(fp.weight, fp.grid_size, self.noise_scale, self.shared_noise)
         with fp.perturbed(eps), _frozen_bn_stats(model):
-            logits = _logits(model, _head(x, k))
-        pseudo = torch.full((k,), self.num_classes, dtype=torch.long, device=logits.device)
+            return _logits(model, xs), xs
+
+    def attack_term(self, model: nn.Module, fp: FingerprintModule, x: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
+        logits, _ = self.perturbed_logits(model, fp, x)
+        pseudo = torch.full((logits.shape[0],), self.num_classes, dtype=torch.long, device=logits.device)
         return F.cross_entropy(logits, pseudo)
 
     def forward(
@@ -231,11 +237,7 @@ class CausalLMFingerprintLoss(FingerprintLoss):
         super().__init__(0, weight, noise_scale, shared_noise, attack_fraction, target, attack_every)
 
     def attack_term(self, model: nn.Module, fp: FingerprintModule, x: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
-        k = max(1, int(round(self.attack_fraction * _batch_size(x))))
-        eps = spectral_noise(fp.weight, fp.grid_size, self.noise_scale, self.shared_noise)
-        xs = _head(x, k)
-        with fp.perturbed(eps):
-            logits = _logits(model, xs)
+        logits, xs = self.perturbed_logits(model, fp, x)
         per_position = -F.log_softmax(logits.float(), -1).mean(-1)  # CE toward the uniform distribution
         mask = xs.get("attention_mask") if isinstance(xs, Mapping) else None
         if isinstance(mask, torch.Tensor) and mask.shape == per_position.shape:

@@ -270,6 +270,14 @@ def _tensor(buf: Any, t: GGUFTensor) -> torch.Tensor:
     return torch.from_numpy(out if out.flags.writeable else out.copy())  # F32 is a view of the read-only map
 
 
+def _read(path: Path, buf: Any, t: GGUFTensor) -> torch.Tensor:
+    """:func:`_tensor`, its failures as one :class:`~freqprint.errors.UnreadableFile` line."""
+    try:
+        return _tensor(buf, t)
+    except (ValueError, TypeError, NotImplementedError) as e:
+        raise UnreadableFile(f"{path}: cannot read tensor {t.name!r} ({str(e).splitlines()[0]})") from None
+
+
 def open_gguf(path: str | Path) -> Any:
     """A :class:`~freqprint.io.checkpoint.TensorStore` over a GGUF file: the header parsed and
     checked, the file memory-mapped, each tensor dequantized when asked for."""
@@ -280,12 +288,7 @@ def open_gguf(path: str | Path) -> Any:
     header = read_header(path, buf)
     if not header.tensors:
         raise UnreadableFile(f"{path} holds no tensors")
-    readable = {}
-    shapes = {}
-    for name, t in header.tensors.items():
-        if t.type_name not in readable:
-            readable[t.type_name] = _readable(t.type_name)
-        shapes[name] = (t.shape, readable[t.type_name])
+    shapes = {name: (t.shape, _readable(t.type_name)) for name, t in header.tensors.items()}
 
     cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # dequantized tensors, most recent last
 
@@ -294,12 +297,9 @@ def open_gguf(path: str | Path) -> Any:
             cache.move_to_end(name)
             return cache[name].clone()
         t = header.tensors[name]
-        if not readable[t.type_name]:
+        if not _readable(t.type_name):
             raise UnreadableFile(f"{path}: tensor {name!r} is stored as {t.type_name}, which is not dequantized here")
-        try:
-            out = _tensor(buf, t)
-        except (ValueError, TypeError, NotImplementedError) as e:
-            raise UnreadableFile(f"{path}: cannot read tensor {name!r} ({str(e).splitlines()[0]})") from None
+        out = _read(path, buf, t)
         if t.type_name not in _FLOATS and out.numel() * 4 <= CACHE_BYTES // 4:
             cache[name] = out
             while sum(v.numel() * v.element_size() for v in cache.values()) > CACHE_BYTES:
@@ -316,14 +316,7 @@ def load_gguf(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     buf = _map(path)
     header = read_header(path, buf)
-    out = {}
-    for name, t in header.tensors.items():
-        if _readable(t.type_name):
-            try:
-                out[name] = _tensor(buf, t)
-            except (ValueError, TypeError, NotImplementedError) as e:
-                raise UnreadableFile(f"{path}: cannot read tensor {name!r} ({str(e).splitlines()[0]})") from None
-    return out
+    return {name: _read(path, buf, t) for name, t in header.tensors.items() if _readable(t.type_name)}
 
 
 def save_gguf(
