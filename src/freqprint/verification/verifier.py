@@ -71,9 +71,12 @@ report's ``stage`` says which one decided.
 
 **Rotated channels (Transformer hosts).**  In a pre-LayerNorm Transformer a thief can rotate the
 whole residual stream by any orthogonal Q that fixes the all-ones vector, LayerNorm scales folded
-into the layers that read it (:class:`freqprint.attacks.ResidualRotation`): the function is
+into the layers that read it (:class:`freqprint.attacks.ResidualRotation`; in a Llama decoder any
+orthogonal Q and the RMSNorm gains, :class:`freqprint.attacks.DecoderRotation`): the function is
 unchanged and the module's kernels are mixed over their input channels, ``W[d] → Q·W[d]``, which
-no permutation undoes.  So a second test runs beside the first (unless the first already decides):
+no permutation undoes.  So a second test runs beside the first (unless the first already decides
+before its full permutation search; a rotated model can reach α there on partial matches, with a
+weaker p and a description that does not fit):
 Q is fitted by orthogonal Procrustes (:func:`freqprint.stats.align.rotation_fit`; filters matched first
 on their channel Grams ``W[d]ᵀW[d]``, which Q leaves unchanged) **on the even key filters only**,
 and the **odd** key filters are tested against the suspect un-rotated by Qᵀ, channels in that
@@ -738,8 +741,8 @@ class Verifier:
         stage = fits.best[blk].stage
         rotated = None
         if (
-            self.align_channels and key.filters >= 2 and min(0.0, unclipped) / LN10 >= math.log10(self.alpha)
-        ):  # not decided by the first test
+            self.align_channels and key.filters >= 2 and (stage == "full" or min(0.0, unclipped) / LN10 >= math.log10(self.alpha))
+        ):  # not decided by the first test, or decided only by its full permutation search
             rlogp, rblk, zu, rfit, rt = _rotation_test(side.zk, w2 @ side.v, side.units_k, side.blocks, self.hit_cosine)
             rlogp += self.log_tests + log_cands
             if min(0.0, rlogp) < min(0.0, unclipped):
