@@ -249,6 +249,7 @@ def test_lora_merged_and_unmerged_is_found():
     assert "base_model.model.model.layers.1.fingerprint.weight" in unmerged
     rep = verify(key, unmerged)
     assert rep.found and rep.log10_p < -30
+    assert rep.stage == "diagonal" and rep.fitted == 1  # the key's layer under peft's prefix: decided first
     adapter = {k: v for k, v in unmerged.items() if "lora_" in k}
     assert adapter and not verify(key, adapter).found
     merged = lora.merge_and_unload()

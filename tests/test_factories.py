@@ -118,6 +118,9 @@ ATTACK_SPECS = {  # every registered attack, with the arguments a small test run
     "space-to-depth": "space-to-depth",
     "grid-transpose": "grid-transpose",
     "rotate-residual": "rotate-residual",
+    "rotate-decoder": "rotate-decoder(seed=1,mode=full)",
+    "permute-decoder": "permute-decoder(seed=1)",
+    "scale-norms": "scale-norms(seed=1,spread=2)",
 }
 
 

@@ -190,6 +190,22 @@ def test_keys_anchored_to_the_secrets_initial_kernels(tmp_path):
         FingerprintKey.load(tmp_path / "forged.key")
 
 
+def test_the_keys_layer_under_a_wrappers_prefix_is_tried_first():
+    """A state dict saved from a wrapper (DDP's ``module.``, torch.compile's ``_orig_mod.``) holds
+    the key's layer under a prefix: the early path takes it, with the same count paid, so the
+    verdict is the unprefixed one's; an innocent's prefixed file stays not found."""
+    model = fingerprinted("prefix", filters=64, width=16)
+    key = extract(model, secret="prefix")
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = verify(key, sd)
+    for prefix in ("module.", "_orig_mod.module."):
+        rep = verify(key, {prefix + k: v for k, v in sd.items()})
+        assert rep.found and rep.stage == plain.stage == "diagonal" and rep.fitted == 1
+        assert rep.log10_p == plain.log10_p and rep.layer == prefix + key.layer
+    other = fingerprinted("someone else", filters=64, width=16, seed=1).state_dict()
+    assert not verify(key, {"module." + k: v for k, v in other.items()}).found
+
+
 def test_staged_alignment_stops_early_and_never_reports_a_smaller_p_than_the_full_search():
     """verify aligns in stages of growing cost and stops at the first whose p decides (module
     docstring, "Stages").  Stopping early may only make the reported p larger: with alpha so small
