@@ -191,9 +191,6 @@ def run_llm_bench(
 
     rows: list[dict[str, Any]] = []
 
-    def state(m: nn.Module) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone().contiguous() for k, v in m.state_dict().items()}
-
     def row(name: str, suspect: Any, ppl: float | None, derived: bool, note: str = "") -> None:
         t = time.perf_counter()
         rep = verify(key, suspect)
@@ -215,7 +212,7 @@ def run_llm_bench(
         log(f"  {name}: p = 1e{rep.log10_p:.1f} ({'found' if rep.found else 'not found'}), {seconds:.2f} s, ppl {ppl}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        sd = state(owner)
+        sd = _state(owner)
         save_file(sd, f"{tmp}/owner.safetensors")
         row("owner as trained (safetensors)", f"{tmp}/owner.safetensors", owner_ppl, True)
         for q in ("Q8_0", "Q4_0"):
@@ -224,15 +221,15 @@ def run_llm_bench(
             save_gguf({**sd, key.layer: sd[key.layer].reshape(-1)}, f"{tmp}/flat-{q}.gguf", q)
             row(f"GGUF {q}, module kernels quantized too", f"{tmp}/flat-{q}.gguf", None, True, "stored flat: whole blocks")
         thief = _fine_tune(copy.deepcopy(owner), thief_train, thief_steps, lr, None, log, "thief SFT (de/it/es fortunes)")
-        row("full SFT on another text task", state(thief), _perplexity(thief, held_out), True, f"{thief_steps} AdamW steps")
+        row("full SFT on another text task", _state(thief), _perplexity(thief, held_out), True, f"{thief_steps} AdamW steps")
         del thief
         for lora_row in _lora(owner, thief_train, thief_steps, lora_lr, held_out, log):
             row(*lora_row)
         pruned = Prune(rate=0.3)(copy.deepcopy(owner))
-        row("magnitude pruning 30 %", state(pruned), _perplexity(pruned, held_out), True)
+        row("magnitude pruning 30 %", _state(pruned), _perplexity(pruned, held_out), True)
         del pruned
         moved = ModulePermutation(seed=1)(ModuleScaling(a=3.0)(owner))
-        row("module filters permuted and scaled", state(moved), _perplexity(moved, held_out), True)
+        row("module filters permuted and scaled", _state(moved), _perplexity(moved, held_out), True)
         del moved
         symmetries = [
             ("residual rotation absorbed by the module (Q = A⊗I)", DecoderRotation(seed=1), "RMSNorm gains folded, head untied"),
@@ -242,27 +239,27 @@ def run_llm_bench(
         ]
         for name, attack, note in symmetries:
             m = attack(owner)
-            row(f"decoder symmetry: {name}", state(m), _perplexity(m, held_out), True, note)
+            row(f"decoder symmetry: {name}", _state(m), _perplexity(m, held_out), True, note)
             del m
         every = Compose([NormScaling(seed=2), DecoderPermutation(seed=2), DecoderRotation(seed=3)])(owner)
         every_ppl = _perplexity(every, held_out)
-        save_gguf(state(every), f"{tmp}/every-Q4_0.gguf", "Q4_0")
+        save_gguf(_state(every), f"{tmp}/every-Q4_0.gguf", "Q4_0")
         del every
         row("all four symmetries composed, then GGUF Q4_0", f"{tmp}/every-Q4_0.gguf", every_ppl, True, "float32 perplexity")
         removed = RemoveModule()(owner)
-        row("module removed", state(removed), _perplexity(removed, held_out), True, "the lineage of issue 27 is the answer")
+        row("module removed", _state(removed), _perplexity(removed, held_out), True, "the lineage of issue 27 is the answer")
         del removed
         if negatives:
             row("public SmolLM2 (GGUF Q4_1)", str(path), base_ppl, False)
-            row("control: same fine-tune, no module", state(control), control_ppl, False)
+            row("control: same fine-tune, no module", _state(control), control_ppl, False)
             del control
             torch.manual_seed(1)
             fresh = type(base)(base.config).eval()
-            row("same config, random init", state(fresh), _perplexity(fresh, held_out), False)
+            row("same config, random init", _state(fresh), _perplexity(fresh, held_out), False)
             scratch = _fine_tune(fresh, owner_train, scratch_steps, 1e-3, None, log, "same config from scratch (fortunes)")
             row(
                 "same config, trained from scratch on the fortunes",
-                state(scratch),
+                _state(scratch),
                 _perplexity(scratch, held_out),
                 False,
                 f"{scratch_steps} AdamW steps at lr 1e-3",
@@ -292,6 +289,11 @@ def run_llm_bench(
     }
 
 
+def _state(m: nn.Module) -> dict[str, torch.Tensor]:
+    """A model's tensors, detached copies (what a thief would save)."""
+    return {k: v.detach().clone().contiguous() for k, v in m.state_dict().items()}
+
+
 def _lora(
     owner: nn.Module,
     batches: list[dict[str, torch.Tensor]],
@@ -313,13 +315,13 @@ def _lora(
     lora = _fine_tune(peft.get_peft_model(copy.deepcopy(owner), cfg), batches, steps, lr, None, log, "thief LoRA r=8")
     ppl = _perplexity(lora, held_out)
     note = f"r = 8 on q/k/v/o/gate/up/down, {steps} AdamW steps at lr {lr:g}"
-    unmerged = {k: v.detach().clone().contiguous() for k, v in lora.state_dict().items()}
+    unmerged = _state(lora)
     merged = lora.merge_and_unload()  # type: ignore[operator]
     rows = [
         ("LoRA on another text task, unmerged (PeftModel)", unmerged, ppl, True, note),
         (
             "LoRA on another text task, merged",
-            {k: v.detach().clone().contiguous() for k, v in merged.state_dict().items()},
+            _state(merged),
             ppl,
             True,
             note,

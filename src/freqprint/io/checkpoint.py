@@ -287,6 +287,19 @@ class TensorStore:
         self._merges: dict[str, tuple[str, ChannelMerge]] | None = None
         self._copies: set[str] = set()
         self._joins: dict[str, tuple[tuple[str, ...], int]] = {}
+        self._resolved: dict[str, str] = {}
+
+    def resolve(self, layer: str) -> str:
+        """Where a layer named by a key sits here: ``layer`` itself, else the shortest stored name
+        that ends with ``"." + layer`` — the same model saved under a wrapper's prefix (peft's
+        ``base_model.model.``, DDP's ``module.``, ``torch.compile``'s ``_orig_mod.``) — else
+        ``layer``.  Views (names with ``@``) never count, so the answer stays valid as they are
+        added; it is computed once per layer."""
+        if layer not in self._resolved:
+            tail = "." + layer
+            hits = [n for n in self.shapes if n.endswith(tail) and "@" not in n]
+            self._resolved[layer] = layer if layer in self.shapes or not hits else min(hits, key=lambda n: (len(n), n))
+        return self._resolved[layer]
 
     @classmethod
     def of(cls, sd: dict[str, torch.Tensor], name: str) -> TensorStore:

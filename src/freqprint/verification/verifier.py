@@ -221,18 +221,6 @@ class VerificationReport:
 # finding the module by content
 
 
-def own_name(shapes: Any, layer: str) -> str:
-    """Where the key's layer sits in a suspect: ``layer`` itself, else the shortest stored name
-    that ends with ``"." + layer`` — the same model under a wrapper's prefix (peft's
-    ``base_model.model.``, DDP's ``module.``, ``torch.compile``'s ``_orig_mod.``) — else ``layer``.
-    Only the order of the search depends on it; the p-value pays for every reading either way."""
-    if layer in shapes:
-        return layer
-    tail = "." + layer
-    hits = [n for n in shapes if n.endswith(tail) and "@" not in n]
-    return min(hits, key=lambda n: (len(n), n)) if hits else layer
-
-
 def _merge_reading(layout: str) -> bool:
     return layout.partition("·")[0] == "OIHW"  # a merged or joined view's channels are its dim 1
 
@@ -251,7 +239,7 @@ def candidates(store: TensorStore, key: FingerprintKey, merges: bool = True, cap
     # a module stored in pieces: channel pieces too narrow to test alone, filter pieces short of the key's D
     joins = {store.join(m, 1) for m in piece_groups(store.shapes, 1, k, (c + 1) // 2, lambda d: d >= 1)}
     joins |= {store.join(m, 0) for m in piece_groups(store.shapes, 0, k, key.filters, lambda cs: 2 * cs >= c)}
-    own = own_name(store.shapes, key.layer)
+    own = store.resolve(key.layer)
     names = sorted(store.shapes, key=lambda n: (n != own, "@" in n, n))  # stored tensors before views
     out: list[Candidate] = []
     for name in names:
@@ -649,7 +637,7 @@ class Verifier:
         key = self.key
         cands = candidates(store, key, merges=merges and self.search != "none", cap=cap)
         if self.search == "none":
-            own = own_name(store.shapes, key.layer)
+            own = store.resolve(key.layer)
             cands = [c for c in cands if c.name == own and c.layout == "OIHW"]
         if not self.align_channels:
             cands = [c for c in cands if c.shape[1] == key.channels]
@@ -661,7 +649,7 @@ class Verifier:
         key = self.key
         w = cand.load(store, key).detach().to("cpu", torch.float64)
         if not all_finite(w):
-            if cand.name == own_name(store.shapes, key.layer):
+            if cand.name == store.resolve(key.layer):
                 raise FreqprintError(f"{store.name}: tensor {cand.name!r}, where the key points, contains NaN or Inf values")
             return None  # NaN elsewhere cannot block the search
         return w
@@ -674,7 +662,7 @@ class Verifier:
         square are left to the full search, so an innocent model with a tensor at that name pays
         one or two fits more than the plan would give it, not eight."""
         key = self.key
-        name = own_name(store.shapes, key.layer)
+        name = store.resolve(key.layer)
         if self.search != "auto" or not self.align_channels or name not in store.shapes:
             return []
         shape, floating = store.shapes[name]
@@ -708,7 +696,7 @@ class Verifier:
         order = plain + picked
         if len(order) > self.max_fits:
             # the key's own layer stays first; the rest are ranked by the screen, one tensor in memory at a time
-            head = [c for c in order[:1] if c.name == own_name(store.shapes, self.key.layer)]
+            head = [c for c in order[:1] if c.name == store.resolve(self.key.layer)]
             ranked = [(s, j, c) for j, c in enumerate(order[len(head) :]) if (s := screened(c)) is not None]
             order = head + [c for _, _, c in sorted(ranked, key=lambda x: (x[0], x[1]))][: self.max_fits - len(head)]
         return order
@@ -739,7 +727,7 @@ class Verifier:
         )
         # the cheap stages run on the key's own layer as stored, where a derived model keeps the
         # module; every other reading (renamed, re-laid) goes to the full search
-        staged = not self.exhaustive and cand.name == own_name(store.shapes, key.layer) and cand.layout == "OIHW"
+        staged = not self.exhaustive and cand.name == store.resolve(key.layer) and cand.layout == "OIHW"
         same = c_s == key.channels and staged
         if same and d_s >= key.filters:
             self._diagonal(side, w2, fits)
