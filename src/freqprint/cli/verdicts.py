@@ -24,13 +24,19 @@ def verify_cmd(
     tau: float | None = typer.Option(None, help="τ of the reported score (default: the key's)"),
     search: str = typer.Option("auto", help="auto, all or none: search other conv weights for the fingerprint"),
     no_channel_alignment: bool = typer.Option(False, help="do not search input-channel permutations"),
-    max_fits: int = typer.Option(64, help="candidate tensors fully aligned; more are ranked by a cheap screen first"),
+    max_fits: int = typer.Option(64, help="at most this many candidate tensors are fully aligned"),
     no_describe: bool = typer.Option(False, "--no-describe", help="the verdict only: skip the τ-score and S′ cosine (faster)"),
     exhaustive: bool = typer.Option(
         False, "--exhaustive", help="full alignment search on every candidate, no early stop (slower)"
     ),
+    no_gate: bool = typer.Option(
+        False,
+        "--no-gate",
+        help="rank every tensor by an alignment pass instead of the Gram screen's gate (slower; finds renamed modules under heavier noise)",
+    ),
 ) -> None:
     """Is the key's fingerprint in the suspect?  Exit 0 = found, 1 = not found, 2 = error."""
+    from freqprint.stats.screen import GATE_Z
     from freqprint.verification.verifier import format_p, verify
 
     rep = verify(
@@ -43,10 +49,11 @@ def verify_cmd(
         max_fits=max_fits,
         describe=not no_describe,
         exhaustive=exhaustive,
+        gate=None if no_gate else GATE_Z,
     )
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
-    elif rep.layers_searched == 0:  # nothing in the file reads as the module's filters
+    elif rep.fitted == 0 and not rep.found:  # nothing in the file reads as the module's filters, or passed the screen
         out_console.print(f"not found: {suspect}\n{rep.summary()}", markup=False, highlight=False)
     else:
         t = Table(title=f"{'FOUND' if rep.found else 'not found'}: {suspect}", show_header=False)

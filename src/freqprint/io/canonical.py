@@ -580,23 +580,31 @@ def channel_merges(
         found = copy_groups(rows(name))
         if found is not None:
             record(name, name, shape[0], found)
-    by_y: dict[str, list[tuple[str, str, int]]] = {}
-    for label, q, y, a in composed_producers(shapes)[:MAX_PRODUCTS]:
-        if a in widths:
-            by_y.setdefault(y, []).append((label, q, a))
-    for y, uses in by_y.items():  # one Y in memory at a time, with its projections
-        ry = rows(y).to(torch.float64)
-        if ry.shape[1] < _MIN_ROW:
+    products = [(label, q, y, a) for label, q, y, a in composed_producers(shapes)[:MAX_PRODUCTS] if a in widths]
+    proj: dict[str, torch.Tensor] = {}  # each Y's projections [rows, 3], one Y in memory at a time
+    for y in dict.fromkeys(y for _, _, y, _ in products):
+        if math.prod(shapes[y][0][1:]) >= _MIN_ROW:
+            ry = rows(y).to(torch.float64)
+            proj[y] = ry @ _directions(ry.shape[1])
+    by_q: dict[str, list[int]] = {}
+    for i, (_, q, y, _) in enumerate(products):
+        if y in proj:
+            by_q.setdefault(q, []).append(i)
+    hits: dict[int, tuple[tuple[tuple[int, ...], ...], tuple[float, ...]]] = {}
+    for q, uses in by_q.items():  # each Q read and checked once; Y again only where a copy may be
+        qm = get(q).reshape(products[uses[0]][3], -1).to(torch.float64)
+        if not bool(torch.isfinite(qm).all()):
             continue
-        proj = ry @ _directions(ry.shape[1])
-        for label, q, a in uses:
-            qm = get(q).reshape(a, -1).to(torch.float64)
-            if not bool(torch.isfinite(qm).all()):
-                continue
-            if _may_copy(qm @ proj):
-                found = copy_groups(qm @ ry)
+        coords = (qm @ torch.cat([proj[products[i][2]] for i in uses], 1)).split(3, dim=1)  # one product per Q
+        for i, c in zip(uses, coords, strict=True):
+            y = products[i][2]
+            if _may_copy(c):
+                found = copy_groups(qm @ rows(y).to(torch.float64))
                 if found is not None:
-                    record(label, q, a, found)
+                    hits[i] = found
+    for i in sorted(hits):  # recorded in file order, as if read one product at a time
+        label, q, _, a = products[i]
+        record(label, q, a, hits[i])
     out: dict[str, tuple[str, ChannelMerge]] = {}
     for name, (shape, ok) in shapes.items():
         if ok and len(shape) in (2, 4):

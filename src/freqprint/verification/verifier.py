@@ -118,6 +118,7 @@ from freqprint.stats.align import (
 )
 from freqprint.stats.align import fit as align
 from freqprint.stats.null import LN10, auto_hit_threshold, format_p, hit_probability, log_binom_tail, log_injections
+from freqprint.stats.screen import GATE_Z, GramScreen
 from freqprint.stats.spectral import band_reading, complex_cosine, kernel_basis, revised_dft_at
 from freqprint.verification.key import FingerprintKey
 from freqprint.verification.search import Search, best_first
@@ -204,6 +205,8 @@ class VerificationReport:
     def summary(self) -> str:
         if self.layers_searched == 0:
             return f"fingerprint not found: p = 1, no tensor of the suspect reads as the module's filters ({self.extra.get('reason', '')})"
+        if self.fitted == 0:
+            return f"fingerprint not found: p = 1, {self.layers_searched} readings screened, {self.extra.get('reason', '')}"
         verdict = "FOUND" if self.found else "not found"
         described = (
             f"τ-score {self.score:.3f} (τ={self.tau}), mean S′ cosine {self.mean_cosine:.3f}, "
@@ -439,11 +442,10 @@ class KeySide:
     ucat: torch.Tensor
 
 
-def key_side(key: FingerprintKey, visible_gain: float) -> KeySide:
-    """The key's half of every comparison (:class:`KeySide`).  A pure function of the key's
-    decision kernels, so it is kept on the key object (with the tensor itself and its version
-    counter, so an edited or replaced tensor is recomputed): verifying many suspects against one
-    key pays for it once."""
+def _cached(key: FingerprintKey, slot: str, visible_gain: float, build: Any) -> Any:
+    """``build()`` kept on the key object under ``slot``, with the decision tensor itself and its
+    version counter (an edited or replaced tensor is recomputed): a pure function of the key's
+    decision kernels, paid once however many suspects are verified against one key."""
     src = key.anchor if key.anchored else key.weights
     tag = (
         visible_gain,
@@ -455,24 +457,43 @@ def key_side(key: FingerprintKey, visible_gain: float) -> KeySide:
         key.filters,
         key.channels,
     )
-    cached = key.__dict__.get("_verify_side")
+    cached = key.__dict__.get(slot)
     if cached is not None and cached[0] is src and cached[1] == tag:  # the same tensor object, unmodified
         return cached[2]
-    wk = key.decision_kernels()  # W₀ for an anchored key: the exact null (FingerprintKey.decision_kernels)
-    v, blocks = _blocks(key, visible_gain)
-    zk = wk.reshape(key.filters, key.channels, key.kernel_size**2) @ v
-    units_k = {b: unit(zk[..., idx]) for b, idx in blocks.items()}
-    desc_k = {b: descriptor(u) for b, u in units_k.items()}
-    desc_k["all"] = descriptor(unit(zk))
-    v_blocks = {b: v[:, idx].contiguous() for b, idx in blocks.items()}
-    ind = torch.zeros(v.shape[1], len(blocks), dtype=v.dtype)  # coordinate → block indicator
-    ucat = torch.zeros_like(zk)  # each block's unit key coordinates, in basis order
-    for j, (b, idx) in enumerate(blocks.items()):
-        ind[idx, j] = 1.0
-        ucat[..., idx] = units_k[b]
-    side = KeySide(v, blocks, zk, units_k, desc_k, v_blocks, ind, ucat)
-    key.__dict__["_verify_side"] = (src, tag, side)
-    return side
+    value = build()
+    key.__dict__[slot] = (src, tag, value)
+    return value
+
+
+def key_side(key: FingerprintKey, visible_gain: float) -> KeySide:
+    """The key's half of every comparison (:class:`KeySide`), computed once per key (:func:`_cached`)."""
+
+    def build() -> KeySide:
+        wk = key.decision_kernels()  # W₀ for an anchored key: the exact null (FingerprintKey.decision_kernels)
+        v, blocks = _blocks(key, visible_gain)
+        zk = wk.reshape(key.filters, key.channels, key.kernel_size**2) @ v
+        units_k = {b: unit(zk[..., idx]) for b, idx in blocks.items()}
+        desc_k = {b: descriptor(u) for b, u in units_k.items()}
+        desc_k["all"] = descriptor(unit(zk))
+        v_blocks = {b: v[:, idx].contiguous() for b, idx in blocks.items()}
+        ind = torch.zeros(v.shape[1], len(blocks), dtype=v.dtype)  # coordinate → block indicator
+        ucat = torch.zeros_like(zk)  # each block's unit key coordinates, in basis order
+        for j, (b, idx) in enumerate(blocks.items()):
+            ind[idx, j] = 1.0
+            ucat[..., idx] = units_k[b]
+        return KeySide(v, blocks, zk, units_k, desc_k, v_blocks, ind, ucat)
+
+    return _cached(key, "_verify_side", visible_gain, build)
+
+
+def gram_screen(key: FingerprintKey, visible_gain: float) -> GramScreen:
+    """The gate's key side (:class:`freqprint.stats.screen.GramScreen`), computed once per key."""
+
+    def build() -> GramScreen:
+        v, gain = kernel_basis(key.grid, key.kernel_size, key.radius, include_dc=key.merge == "linear")
+        return GramScreen.of(key.decision_kernels(), v, gain, visible_gain)
+
+    return _cached(key, "_gram_screen", visible_gain, build)
 
 
 def _sprime_stats(key: FingerprintKey, wk: torch.Tensor, ws: torch.Tensor, fit: Fit, tau: float) -> tuple[float, float]:
@@ -617,6 +638,7 @@ class Verifier:
         max_fits: int = MAX_FITS,
         describe: bool = True,
         exhaustive: bool = False,
+        gate: float | None = GATE_Z,
     ) -> None:
         self.key = key if isinstance(key, FingerprintKey) else FingerprintKey.load(key)
         self.tau = self.key.tau if tau is None else tau
@@ -626,8 +648,11 @@ class Verifier:
             raise InvalidArgument(f"search must be 'auto', 'all' or 'none', got {search!r}")
         if max_fits < 1:
             raise InvalidArgument(f"max_fits must be >= 1, got {max_fits}")
+        if gate is not None and not math.isfinite(gate):
+            raise InvalidArgument(f"gate must be a finite z-score or None, got {gate}")
         self.alpha, self.hit_cosine, self.align_channels, self.search = alpha, hit_cosine, align_channels, search
         self.visible_gain, self.max_fits, self.describe, self.exhaustive = visible_gain, max_fits, describe, exhaustive
+        self.gate = gate
         self.log_tests = math.log(2) if align_channels else 0.0  # the permuted-channel and the rotated-channel test
 
     # -- the candidates ----------------------------------------------------------------------
@@ -669,10 +694,19 @@ class Verifier:
         return [c for c in _readings(name, shape, key) if "·" not in c.layout] if floating else []
 
     def plan(self, store: TensorStore, pool: list[Candidate]) -> list[Candidate]:
-        """What gets the full alignment.  Of each tensor's readings under the symmetries of the
-        square, the untransformed one always, and of the other seven the one the screen ranks best
-        (a thief's transform is one of them); then, past ``max_fits``, the best by the screen.  The
-        p-value counts every candidate either way."""
+        """What gets the full alignment; the p-value counts every candidate either way.
+
+        With the gate (default): each tensor's (or composed view's) readings under the symmetries
+        of the square are one group, scored once on its untransformed reading by the Gram screen
+        (:mod:`freqprint.stats.screen`), which also names the symmetry to align; the key's own
+        layer is always aligned, any other group only at ``z ≥ gate``, best first, at most
+        ``max_fits``.  An unrelated suspect then costs the reads and the screen, no alignment.
+
+        With ``gate=None``: of each group the untransformed reading always, and of the other seven
+        the one the alignment-pass screen (:func:`_screen`) ranks best; then, past ``max_fits``,
+        the best by that screen."""
+        if self.gate is not None:
+            return self.screened_plan(store, pool)[0]
         side = key_side(self.key, self.visible_gain)
 
         def screened(c: Candidate) -> float | None:
@@ -700,6 +734,42 @@ class Verifier:
             ranked = [(s, j, c) for j, c in enumerate(order[len(head) :]) if (s := screened(c)) is not None]
             order = head + [c for _, _, c in sorted(ranked, key=lambda x: (x[0], x[1]))][: self.max_fits - len(head)]
         return order
+
+    def screened_plan(self, store: TensorStore, pool: list[Candidate]) -> tuple[list[Candidate], float | None]:
+        """:meth:`plan` with the gate: the groups whose screen passes, the key's own layer first;
+        and the best z of any group (None when every reading holds NaN or Inf)."""
+        screen = gram_screen(self.key, self.visible_gain)
+        own = store.resolve(self.key.layer)
+        groups: dict[tuple[str, str], dict[str, Candidate]] = {}
+        for c in pool:
+            base, _, g = c.layout.partition("·")
+            groups.setdefault((c.name, base), {})[g] = c
+        passed: list[tuple[bool, float, int, Candidate]] = []
+        top: float | None = None
+        for j, variants in enumerate(groups.values()):
+            first = variants.get("") or next(iter(variants.values()))
+            w = self.load(store, replace(first, layout=first.layout.partition("·")[0]))
+            if w is None:
+                continue
+            z, g = screen.score(w)
+            top = z if top is None else max(top, z)
+            if first.name == own or z >= self.gate:  # type: ignore[operator]
+                passed.append((first.name != own, -z, j, variants.get(g, first)))
+        order = [c for *_, c in sorted(passed, key=lambda x: x[:3])]
+        head = [c for c in order if c.name == own]
+        rest = order[len(head) :]
+        if len(head) + len(rest) > self.max_fits:
+            # more pass than get aligned: the screen is blind to each filter's own channel order,
+            # so decoys built from the module's kernels (every filter's channels shuffled apart)
+            # tie with it there; the alignment pass's shared channel map ranks them apart
+            side = key_side(self.key, self.visible_gain)
+            ranked = []
+            for j, c in enumerate(rest):
+                w = self.load(store, c)
+                if w is not None:
+                    ranked.append((-_screen(side.units_k, side.desc_k, w, side.v, side.blocks), j, c))
+            rest = [c for *_, c in sorted(ranked, key=lambda x: x[:2])]
+        return (head + rest)[: self.max_fits], top
 
     # -- one candidate, in stages --------------------------------------------------------------
     def fit(self, store: TensorStore, cand: Candidate, n_candidates: int) -> CandidateFit | None:
@@ -832,9 +902,17 @@ class Verifier:
                 done.append(first)
         cands = self.candidates(store, merges=True)  # the merged readings, now that they are needed
         found.best = None if found.best is None else found.best.recount(len(cands))
-        todo = [c for c in self.plan(store, cands) if c not in done]
+        screened: float | None = math.inf  # the best screen z (None: every reading NaN or Inf)
+        if self.gate is not None:
+            planned, screened = self.screened_plan(store, cands)
+        else:
+            planned = self.plan(store, cands)
+        todo = [c for c in planned if c not in done]
         best_first(todo, lambda c: self.fit(store, c, len(cands)), _logp, search=found)
         best = found.best
+        if best is None and screened is not None and not todo:
+            reason = f"no reading passed the screen (best z {screened:.1f} < {self.gate:g}; --no-gate aligns the best anyway)"
+            return self.nothing_to_fit(store.name, reason, time.perf_counter() - t0, len(cands))
         if best is None:
             raise FreqprintError(
                 f"{store.name}: every tensor that reads as conv filters [*, {key.channels}, {key.kernel_size}, "
@@ -842,16 +920,19 @@ class Verifier:
             )
         return self.report(best, store.name, len(cands), found.fitted, time.perf_counter() - t0)
 
-    def nothing_to_fit(self, name: str, reason: str, seconds: float) -> VerificationReport:
-        """The verdict on a suspect none of whose tensors reads as the module's filters: not found,
-        p = 1, no reading tried (a file that loads is answered, never refused)."""
+    def nothing_to_fit(self, name: str, reason: str, seconds: float, screened: int = 0) -> VerificationReport:
+        """The verdict on a suspect none of whose tensors reads as the module's filters, or none of
+        whose ``screened`` readings passed the gate: not found, p = 1, no reading aligned (a file
+        that loads is answered, never refused).  Screened out and described, the τ-score and S′
+        cosine are 0, as for an alignment that matches no filter."""
         key = self.key
+        described = 0.0 if screened and self.describe else None
         return VerificationReport(
             found=False,
             log10_p=0.0,
             alpha=self.alpha,
-            score=None,
-            mean_cosine=None,
+            score=described,
+            mean_cosine=described,
             hits=0,
             filters=key.filters,
             suspect_filters=0,
@@ -863,7 +944,7 @@ class Verifier:
             log10_p_blocks={},
             layer="",
             layout="",
-            layers_searched=0,
+            layers_searched=screened,
             fitted=0,
             channels_permuted=False,
             suspect=name,
@@ -872,7 +953,7 @@ class Verifier:
             seconds=seconds,
             extra={"reason": reason},
             anchored=key.anchored,
-            stage="none",
+            stage="screen" if screened else "none",
         )
 
     def report(self, best: CandidateFit, name: str, n_candidates: int, fitted: int, seconds: float) -> VerificationReport:
@@ -928,6 +1009,7 @@ def verify(
     max_fits: int = MAX_FITS,
     describe: bool = True,
     exhaustive: bool = False,
+    gate: float | None = GATE_Z,
 ) -> VerificationReport:
     """Check a suspect (model, weights file or state dict) against a key:
     ``Verifier(key, ...).verify(suspect)``.
@@ -953,6 +1035,12 @@ def verify(
             fitted: the most evidence the search finds, at its full cost.  The staged default
             stops as soon as p < alpha, so a found verdict's p can be larger than this one's (the
             verdict is the same; docs/benchmarks.md §12a measures both).
+        gate: a tensor other than the key's own layer is aligned only when the Gram screen
+            (:mod:`freqprint.stats.screen`) gives it ``z ≥ gate``, so an unrelated suspect costs
+            its reads and the screen; ``None`` ranks every reading by an alignment pass instead
+            and aligns the best ``max_fits`` (slower; finds modules renamed *and* noised below a
+            per-kernel cosine of about 0.7, docs/benchmarks.md §12c).  Power only: the p-value
+            counts every reading either way.
     """
     return Verifier(
         key,
@@ -965,4 +1053,5 @@ def verify(
         max_fits=max_fits,
         describe=describe,
         exhaustive=exhaustive,
+        gate=gate,
     ).verify(suspect)

