@@ -26,9 +26,11 @@ own layer is tried first.  The suspect is read canonically (:mod:`freqprint.io.c
 docs/design.md): quantized storage dequantized, larger kernels cropped and read by their
 low-band response (``band``), duplicated input channels merged, pieces joined, and 1×1 convs on
 either side composed in — each such reading one more candidate.  Candidates are chosen from shapes alone (a safetensors file is read
-lazily, one tensor at a time); when there are more than ``max_fits`` (64), each is ranked by one
-cheap alignment pass (:func:`_screen`) and only the best are fully aligned, while the Bonferroni
-factor still counts every candidate screened.  Linear mixing of the filters is *not* covered: it is a symmetry of the
+lazily, one tensor at a time).  Which are fully aligned, a gate decides (:mod:`freqprint.stats.screen`,
+0.11): the key's own layer always, any other reading only where a mixing-invariant Gram screen
+lets it through, at most ``max_fits`` (64; past that the ones that pass are ranked by one cheap
+alignment pass, :func:`_screen`), while the Bonferroni factor still counts every candidate
+screened.  ``gate=None`` ranks every reading by that alignment pass instead.  Linear mixing of the filters is *not* covered: it is a symmetry of the
 ``merge="linear"`` module only, whose failure docs/benchmarks.md §8 states.
 
 **Statistics.**  For key filter d matched to suspect filter e under channel map π,
@@ -1038,8 +1040,8 @@ def verify(
         gate: a tensor other than the key's own layer is aligned only when the Gram screen
             (:mod:`freqprint.stats.screen`) gives it ``z ≥ gate``, so an unrelated suspect costs
             its reads and the screen; ``None`` ranks every reading by an alignment pass instead
-            and aligns the best ``max_fits`` (slower; finds modules renamed *and* noised below a
-            per-kernel cosine of about 0.7, docs/benchmarks.md §12c).  Power only: the p-value
+            and aligns the best ``max_fits`` (slower; finds modules renamed *and* noised to a
+            per-kernel cosine of 0.7 or less, docs/benchmarks.md §12f).  Power only: the p-value
             counts every reading either way.
     """
     return Verifier(
