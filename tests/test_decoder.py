@@ -176,6 +176,23 @@ def test_gguf_exports_of_the_decoder_are_found_and_the_negatives_are_not(tmp_pat
         assert code == 1 and "not found" in out, (name, out, err)
 
 
+def test_trace_answers_for_a_decoder_trained_elsewhere(tmp_path, monkeypatch, capsys):
+    """An owner file freqprint did not write (a Hugging Face state dict): `trace` runs the
+    fingerprint channel (the key extracted from the owner's module, or given), and says that
+    lineage needs a recipe instead of refusing the owner outright."""
+    model = fingerprinted()
+    save_file(state(model), str(tmp_path / "owner.safetensors"))
+    save_gguf(state(model), tmp_path / "suspect.gguf", "Q8_0")
+    save_gguf(state(fingerprinted("someone else", seed=6)), tmp_path / "other.gguf", "Q8_0")
+    owner, suspect, other = tmp_path / "owner.safetensors", tmp_path / "suspect.gguf", tmp_path / "other.gguf"
+    code, out, err = run(["trace", owner, suspect, "--no-lineage", "--secret", "owner"], monkeypatch, capsys)
+    assert code == 0 and "DERIVED" in out, err
+    code, out, err = run(["trace", owner, other, "--no-lineage", "--secret", "owner"], monkeypatch, capsys)
+    assert code == 1 and "not derived" in out, err
+    code, out, err = run(["trace", owner, suspect], monkeypatch, capsys)
+    assert code == 2 and "no freqprint recipe" in err and "--no-lineage" in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "attack",
     [

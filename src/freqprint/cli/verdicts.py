@@ -94,11 +94,9 @@ def trace_cmd(
     from freqprint.stats.null import format_p
     from freqprint.verification.provenance import LineageUnavailable, trace_files
 
-    recipe = read_recipe(owner)
-    if recipe is None:
-        raise FreqprintError(f"{owner} carries no freqprint recipe: pass a model file written by freqprint")
+    recipe = read_recipe(owner)  # None for a model trained elsewhere: the fingerprint alone (--no-lineage)
     # the secret is read only where it is used: a secret-seeded backbone needs it (unless --init-seed)
-    needs = not no_lineage and init_seed is None and (recipe.init or {}).get("scheme") == "secret"
+    needs = not no_lineage and init_seed is None and recipe is not None and (recipe.init or {}).get("scheme") == "secret"
     given = secret is not None or secret_file is not None or os.environ.get("FREQPRINT_SECRET")
     sec = _secret(secret, secret_file) if needs or given else None
     try:

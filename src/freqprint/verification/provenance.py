@@ -141,28 +141,32 @@ def trace_files(
     lineage: bool = True,
     alpha: float = 1e-6,
 ) -> TraceReport:
-    """Does ``suspect`` derive from the model in the file ``owner`` (written by freqprint)?
+    """Does ``suspect`` derive from the model in the file ``owner``?
 
     The owner's file supplies every channel's material: the fingerprint channel uses ``key``, or
     the key extracted from the owner's module (anchored to W₀ when ``secret`` is given); the
     lineage channel regenerates θ₀ from the owner's recipe — from ``secret`` when the backbone
     was seeded from it, from the recorded seed otherwise, or from ``seed`` for a model whose
-    recipe predates init records.  ``fingerprint=False`` / ``lineage=False`` skip a channel.
+    recipe predates init records.  ``fingerprint=False`` / ``lineage=False`` skip a channel.  A file
+    freqprint did not write (a Hugging Face or GGUF model trained with the module) has no recipe:
+    its fingerprint channel runs, and lineage must be skipped (``lineage=False``).
     Raises :class:`LineageUnavailable` when θ₀ cannot be regenerated from what was given."""
     from freqprint.io.checkpoint import read_recipe
     from freqprint.verification.key import extract
 
     recipe = read_recipe(owner)
-    if recipe is None:
-        raise InvalidArgument(f"{owner} carries no freqprint recipe: pass a model file written by freqprint")
+    if recipe is None and lineage:  # a model trained elsewhere (Hugging Face, GGUF): its module still carries a key
+        raise LineageUnavailable(
+            f"{owner} carries no freqprint recipe, so the owner's architecture that lineage rebuilds θ₀ for is unknown"
+        )
     k: FingerprintKey | str | Path | None = None
     if fingerprint:
         if key is not None:
             k = key
-        elif recipe.get("fingerprint"):
-            k = extract(owner, secret=secret)
+        elif recipe is None or recipe.get("fingerprint"):
+            k = extract(owner, secret=secret)  # refused, with the reason, when the file holds no module
     own = None
-    if lineage:
+    if lineage and recipe is not None:
         try:
             own = OwnerInit.from_recipe(recipe, secret=secret, seed=seed)
         except FreqprintError as e:
