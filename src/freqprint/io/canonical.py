@@ -425,6 +425,24 @@ def _may_copy(coords: torch.Tensor) -> bool:
     return bool(_near(coords / size[:, None]))
 
 
+def _may_copy_each(coords: torch.Tensor) -> list[bool]:
+    """:func:`_may_copy` of every ``coords[i]`` ``[a, 3]`` at once (``coords`` ``[n, a, 3]``): the
+    same rows sorted by the first unit coordinate and compared with their 8 successors, batched
+    over the n products of one Q (one sort instead of n)."""
+    n, a = coords.shape[:2]
+    if a < 2:
+        return [False] * n
+    size = coords.norm(dim=2)  # [n, a]
+    dead = ~(size > 1e-12 * size.amax(1, keepdim=True).clamp_min(1e-300)).all(1)
+    u = coords / size.clamp_min(1e-300)[..., None]
+    order = torch.argsort(u[..., 0], dim=1)
+    u = u.gather(1, order[..., None].expand(-1, -1, 3))
+    near = torch.zeros(n, dtype=torch.bool)
+    for step in range(1, min(9, a)):
+        near |= ((u[:, step:] - u[:, :-step]).abs().amax(2) <= 1e-4).any(1)
+    return (dead | near).tolist()
+
+
 def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[float, ...]] | None:
     """Groups of positively proportional rows of ``rows`` [n, m] (:class:`ChannelMerge`) and each
     row's scale, or None when every row is its own group and none is zero.  Two rows are linked
@@ -595,10 +613,10 @@ def channel_merges(
         qm = get(q).reshape(products[uses[0]][3], -1).to(torch.float64)
         if not bool(torch.isfinite(qm).all()):
             continue
-        coords = (qm @ torch.cat([proj[products[i][2]] for i in uses], 1)).split(3, dim=1)  # one product per Q
-        for i, c in zip(uses, coords, strict=True):
+        coords = (qm @ torch.cat([proj[products[i][2]] for i in uses], 1)).reshape(qm.shape[0], len(uses), 3)
+        for i, maybe in zip(uses, _may_copy_each(coords.transpose(0, 1)), strict=True):  # one product and one sort per Q
             y = products[i][2]
-            if _may_copy(c):
+            if maybe:
                 found = copy_groups(qm @ rows(y).to(torch.float64))
                 if found is not None:
                     hits[i] = found
