@@ -189,3 +189,21 @@ def test_candidate_count_equals_the_listing():
             shapes[f"t{i}"] = (tuple(dims + tail), rng.random() < 0.9)
         listed = len(candidates(TensorStore(shapes, None, "f"), key, merges=False, cap=False))
         assert candidate_count(TensorStore(shapes, None, "f"), key) == listed
+
+
+def test_the_batched_copy_screen_equals_the_one_product_screen():
+    """channel_merges screens all products of one 1×1 map in one sort (_may_copy_each); it must
+    say exactly what _may_copy says of each product: parallel rows, dead rows, near misses."""
+    from freqprint.io.canonical import _may_copy, _may_copy_each
+
+    g = torch.Generator().manual_seed(0)
+    for t in range(200):
+        a = int(torch.randint(1, 40, (1,), generator=g))
+        c = torch.randn(6, a, 3, generator=g, dtype=torch.float64)
+        if a > 2 and t % 4 == 1:
+            c[::2, 1] = 2.5 * c[::2, 0]  # a positively parallel pair in every other product
+        if a > 2 and t % 4 == 2:
+            c[1::2, 2] = 0.0  # a dead row
+        if a > 2 and t % 4 == 3:
+            c[:, 1] = 2.5 * c[:, 0] + 1e-3  # close, not parallel
+        assert _may_copy_each(c) == [_may_copy(c[i]) for i in range(6)]
