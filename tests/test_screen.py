@@ -48,6 +48,7 @@ def test_the_screen_sees_the_module_through_its_rewrites_and_names_the_symmetry(
         "extra filters": (torch.cat([w, torch.randn(d, c, 3, 3, dtype=w.dtype) * w.std()], 0), ""),
         "rotated 90 degrees": (DIHEDRAL["rot90"](w), "rot270"),  # the reading rot270(·) undoes it
         "transposed": (w.transpose(-1, -2), "T"),
+        "scaled past float32's range": (w * 1e300, ""),  # the screen computes in float32
     }
     for name, (x, want) in rewrites.items():
         z, sym = screen.score(x)

@@ -70,7 +70,10 @@ def filter_grams(w: torch.Tensor, blocks: dict[str, torch.Tensor]) -> dict[tuple
     """``{(variant, block): [D, m(m+1)/2]}`` of kernels ``w`` ``[D, C, K, K]`` (module docstring), in
     float32; ``blocks`` maps a block's name to its basis columns ``[K², m]``."""
     d, c = w.shape[:2]
-    x = w.reshape(d, c, -1).to(torch.float32).contiguous()
+    x = w.reshape(d, c, -1)
+    if x.dtype == torch.float64:  # each filter to a unit scale first (g_d ignores it): no overflow in float32
+        x = x / x.abs().amax((1, 2), keepdim=True).clamp_min(1e-300)
+    x = x.to(torch.float32).contiguous()
     u = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-30)
     grams = {"raw": torch.bmm(x.transpose(1, 2), x), "unit": torch.bmm(u.transpose(1, 2), u)}
     return {(var, b): _tri(v.T @ g @ v) for var, g in grams.items() for b, v in blocks.items()}

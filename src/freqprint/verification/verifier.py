@@ -670,11 +670,13 @@ class Verifier:
             cands = [c for c in cands if c.shape[1] == key.channels]
         return cands
 
-    def load(self, store: TensorStore, cand: Candidate) -> torch.Tensor | None:
-        """A candidate's weights as float64 ``[D′, C′, K, K]``; None if it holds NaN or Inf (refused
+    def load(self, store: TensorStore, cand: Candidate, as_read: bool = False) -> torch.Tensor | None:
+        """A candidate's weights as float64 ``[D′, C′, K, K]`` (``as_read``: in the dtype read, for
+        the gate's screen, which works in float32 itself); None if it holds NaN or Inf (refused
         outright where the key points)."""
         key = self.key
-        w = cand.load(store, key).detach().to("cpu", torch.float64)
+        w = cand.load(store, key).detach().cpu()
+        w = w if as_read else w.to(torch.float64)
         if not all_finite(w):
             if cand.name == store.resolve(key.layer):
                 raise FreqprintError(f"{store.name}: tensor {cand.name!r}, where the key points, contains NaN or Inf values")
@@ -750,7 +752,7 @@ class Verifier:
         top: float | None = None
         for j, variants in enumerate(groups.values()):
             first = variants.get("") or next(iter(variants.values()))
-            w = self.load(store, replace(first, layout=first.layout.partition("·")[0]))
+            w = self.load(store, replace(first, layout=first.layout.partition("·")[0]), as_read=True)
             if w is None:
                 continue
             z, g = screen.score(w)
