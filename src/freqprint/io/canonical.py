@@ -411,24 +411,13 @@ def _near(coords: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return out
 
 
-def _may_copy(coords: torch.Tensor) -> bool:
-    """Whether rows whose coordinates on :func:`_directions` are ``coords`` [n, 3] may hold a
-    copy group or a dead row: positively proportional rows have positively proportional
-    coordinates, so the unit coordinate vectors are compared (:func:`_near`).  The cheap test
-    before a product ``Q·Y`` is formed: ``coords = Q·(Y·r)`` costs ``3·a·b``."""
-    if len(coords) < 2:
-        return False
-    size = coords.norm(dim=1)
-    alive = size > 1e-12 * float(size.max().clamp_min(1e-300))
-    if not bool(alive.all()):
-        return True
-    return bool(_near(coords / size[:, None]))
-
-
 def _may_copy_each(coords: torch.Tensor) -> list[bool]:
-    """:func:`_may_copy` of every ``coords[i]`` ``[a, 3]`` at once (``coords`` ``[n, a, 3]``): the
-    same rows sorted by the first unit coordinate and compared with their 8 successors, batched
-    over the n products of one Q (one sort instead of n)."""
+    """Whether each product ``Q·Y`` whose rows' coordinates on :func:`_directions` are
+    ``coords[i]`` ``[a, 3]`` (``coords`` ``[n, a, 3]``, the n products of one Q) may hold a copy
+    group or a dead row: positively proportional rows have positively proportional coordinates,
+    so the unit coordinate vectors are compared — sorted by the first, each with its 8
+    successors, all 3 within 1e-4 (:func:`_near`'s rule, batched: one sort for the n products).
+    The cheap test before a product is formed: ``coords = Q·(Y·r)`` costs ``3·a·b``."""
     n, a = coords.shape[:2]
     if a < 2:
         return [False] * n

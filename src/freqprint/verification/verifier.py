@@ -711,12 +711,6 @@ class Verifier:
         the best by that screen."""
         if self.gate is not None:
             return self.screened_plan(store, pool)[0]
-        side = key_side(self.key, self.visible_gain)
-
-        def screened(c: Candidate) -> float | None:
-            w = self.load(store, c)
-            return None if w is None else -_screen(side.units_k, side.desc_k, w, side.v, side.blocks)
-
         # a tensor's transformed readings (the symmetries of the square) and its compositions with
         # 1×1 convs form one group with one fit: the best by the screen
         plain = [c for c in pool if "·" not in c.layout and not c.tensor]
@@ -726,18 +720,24 @@ class Verifier:
                 groups.setdefault((c.tensor, "OIHW"), []).append(c)
             elif "·" in c.layout:
                 groups.setdefault((c.name, c.layout.split("·")[0]), []).append(c)
-        picked = []
-        for group in groups.values():
-            scored = [(s, j, c) for j, c in enumerate(group) if (s := screened(c)) is not None]
-            if scored:
-                picked.append(min(scored, key=lambda x: (x[0], x[1]))[2])
+        picked = [ranked[0] for group in groups.values() if (ranked := self._by_alignment_pass(store, group))]
         order = plain + picked
         if len(order) > self.max_fits:
             # the key's own layer stays first; the rest are ranked by the screen, one tensor in memory at a time
             head = [c for c in order[:1] if c.name == store.resolve(self.key.layer)]
-            ranked = [(s, j, c) for j, c in enumerate(order[len(head) :]) if (s := screened(c)) is not None]
-            order = head + [c for _, _, c in sorted(ranked, key=lambda x: (x[0], x[1]))][: self.max_fits - len(head)]
+            order = head + self._by_alignment_pass(store, order[len(head) :])[: self.max_fits - len(head)]
         return order
+
+    def _by_alignment_pass(self, store: TensorStore, cands: list[Candidate]) -> list[Candidate]:
+        """``cands`` best first by one cheap alignment pass (:func:`_screen`), ties in list order;
+        those holding NaN or Inf left out.  One tensor in memory at a time."""
+        side = key_side(self.key, self.visible_gain)
+        ranked = []
+        for j, c in enumerate(cands):
+            w = self.load(store, c)
+            if w is not None:
+                ranked.append((-_screen(side.units_k, side.desc_k, w, side.v, side.blocks), j, c))
+        return [c for *_, c in sorted(ranked, key=lambda x: x[:2])]
 
     def screened_plan(self, store: TensorStore, pool: list[Candidate]) -> tuple[list[Candidate], float | None]:
         """:meth:`plan` with the gate: the groups whose screen passes, the key's own layer first;
@@ -766,13 +766,7 @@ class Verifier:
             # more pass than get aligned: the screen is blind to each filter's own channel order,
             # so decoys built from the module's kernels (every filter's channels shuffled apart)
             # tie with it there; the alignment pass's shared channel map ranks them apart
-            side = key_side(self.key, self.visible_gain)
-            ranked = []
-            for j, c in enumerate(rest):
-                w = self.load(store, c)
-                if w is not None:
-                    ranked.append((-_screen(side.units_k, side.desc_k, w, side.v, side.blocks), j, c))
-            rest = [c for *_, c in sorted(ranked, key=lambda x: x[:2])]
+            rest = self._by_alignment_pass(store, rest)
         return (head + rest)[: self.max_fits], top
 
     # -- one candidate, in stages --------------------------------------------------------------
