@@ -77,12 +77,12 @@ def tiny_manifest(kind: str) -> Manifest:
         Entry("far-r", "negative", "null", "train", "null", seed=92, params={"mode": "random"}),
     ]
     # the reference split (the claim's conformal p-value): untrained networks, null APIs, one
-    # independent model raw and served; 24 answers, so alpha = 0.05 is reachable
+    # independent model raw and served, and twins of the source's architecture; 50 answers (alpha = 0.05)
     untrained = lambda arch: dict(op="train", arch=arch, params={"epochs": 0})
-    e += [Entry(f"ref-u{i}", "reference", "untrained", "reference", **untrained((a, b)[i % 2]), seed=60 + i) for i in range(8)]
+    e += [Entry(f"ref-u{i}", "reference", "untrained", "reference", **untrained((a, b)[i % 2]), seed=60 + i) for i in range(12)]
     e += [
-        Entry(f"ref-n{i}", "reference", "null", "reference", "null", seed=70 + i, params={"mode": m})
-        for i, m in enumerate(["constant", "random"] * 6)
+        Entry(f"ref-n{i}", "reference", "null", "reference", "null", seed=100 + i, params={"mode": m})
+        for i, m in enumerate(["constant", "random"] * 12)
     ]
     e += [Entry("ref-ind", "reference", "indep", "reference", **tr(b), seed=80)]
     serve = {
@@ -93,6 +93,12 @@ def tiny_manifest(kind: str) -> Manifest:
     e += [
         Entry(f"ref-ind-api{i}", "reference", "indep api", "reference", "output", "ref-ind", params=serve[kind]) for i in range(3)
     ]
+    # the test's independent model has peers in the panel: independents of the source's own
+    # architecture and data, raw and served (a conformal p-value covers the population it is given)
+    twin = {"classification": {"mode": "temperature", "t": 2.0}, **{k: v for k, v in serve.items() if k != "classification"}}
+    for i in range(5):
+        e += [Entry(f"ref-twin{i}", "reference", "indep twin", "reference", **tr(a), seed=120 + i)]
+        e += [Entry(f"ref-twin{i}-api", "reference", "indep twin api", "reference", "output", f"ref-twin{i}", params=twin[kind])]
     return Manifest({"kind": kind, **SIZES[kind]}, e, "test")
 
 
@@ -113,7 +119,13 @@ def fitted(tmp_path_factory):
             (lo, hi),
             cfg,
         )
-        calibrate_floor(mv, ens.source.query, [(m.query, m.entry.family) for m in ens.split("reference")], alpha=0.05)
+        calibrate_floor(
+            mv,
+            ens.source.query,
+            [(m.query, m.entry.family) for m in ens.split("reference")],
+            ens.task.real_inputs(ens.data.owner, 64, 1),
+            alpha=0.05,
+        )
         out[kind] = (ens, mv)
     out["cache"] = cache
     return out
@@ -138,8 +150,8 @@ def test_manifests_validate_roles_parents_and_splits(tmp_path):
         m = default_manifest(kind, "quick")
         splits = {e.split for e in m.entries}
         assert splits == {"train", "val", "test", "reference", "panel"}
-        for profile in ("tiny", "quick", "large"):  # alpha = 0.01 is reachable in every profile
-            assert sum(e.split == "reference" for e in default_manifest(kind, profile).entries) >= 99, (kind, profile)
+        for profile in ("tiny", "quick", "large"):  # alpha = 0.01 is reachable in every profile, with one answer to spare
+            assert sum(e.split == "reference" for e in default_manifest(kind, profile).entries) >= 199, (kind, profile)
         fams = lambda s: {e.family for e in m.entries if e.split == s}
         held = fams("test") - fams("train") - fams("val")
         assert any(not f.startswith(("neg ", "indep-")) for f in held), "an attack family must appear only in test"
@@ -465,6 +477,41 @@ def test_the_agreement_test_is_exact_under_its_null_and_refuses_a_constant():
     assert conformal_pvalue(0.5, [0.1, 0.9, 0.95], False, [True, False, False]) == pytest.approx(4 / 4)
 
 
+def test_the_joint_rank_is_valid_under_exchangeability_and_costs_one_rank():
+    """Two routes (V's score, closeness) in one full-conformal rank: under exchangeability,
+    P(p <= a) <= a; a suspect that tops the panel in one statistic only gets 2/(n + 1), in both
+    1/(n + 1); an answer without information never outranks one with it."""
+    from freqprint.stats.floor import closeness, joint_rank_pvalue
+
+    rng = np.random.default_rng(1)
+    n, draws = 49, 3000
+    ps = []
+    for _ in range(draws):
+        z = rng.normal(size=(n + 1, 2))
+        z[:, 1] = 0.6 * z[:, 0] + 0.8 * z[:, 1]  # correlated statistics, as V and closeness are
+        z = np.round(z, 1)  # ties, as served copies of one model make
+        ok = rng.random(n + 1) < 0.7
+        ps.append(joint_rank_pvalue(z[-1, 0], z[-1, 1], bool(ok[-1]), z[:-1, 0], z[:-1, 1], ok[:-1]))
+    ps = np.array(ps)
+    for a in (0.04, 0.1, 0.2):
+        assert (ps <= a).mean() <= a + 3 * np.sqrt(a * (1 - a) / draws), (a, (ps <= a).mean())
+    v, c, ok = np.linspace(0, 1, n), np.linspace(0, 1, n)[::-1], np.ones(n, bool)
+    assert joint_rank_pvalue(2.0, 0.5, True, v, c, ok) == pytest.approx(2 / (n + 1))  # tops V; another tops c
+    assert joint_rank_pvalue(2.0, 2.0, True, v, c, ok) == pytest.approx(1 / (n + 1))
+    assert joint_rank_pvalue(2.0, 2.0, False, v, c, ok) == pytest.approx(1.0)  # no information: outranks nothing
+    assert joint_rank_pvalue(0.0, 0.0, True, v, c, ~ok) == pytest.approx(1 / (n + 1))
+    assert joint_rank_pvalue(0.3, 0.3, True, [], [], []) == 1.0
+    # the closeness of a classifier's answers does not see a temperature, and a constant is 0
+    from freqprint.metav.tasks import ClassificationTask
+
+    task = ClassificationTask()
+    logits = torch.randn(64, 10, generator=torch.Generator().manual_seed(0))
+    ref = task.closeness_features(logits).numpy()
+    for t in (0.5, 2.0, 4.0):
+        assert closeness(task.closeness_features(torch.softmax(logits / t, 1)).numpy(), ref) == pytest.approx(1.0, abs=1e-6)
+    assert closeness(task.closeness_features(torch.full((64, 10), 0.1)).numpy(), ref) == 0.0
+
+
 @pytest.mark.parametrize("kind", ["classification", "regression", "generation"])
 def test_answers_without_information_are_never_derived(fitted, kind):
     """Constant, uniform, random and untrained answers: whatever V's score, the agreement test
@@ -499,7 +546,7 @@ def test_a_claim_needs_a_floor_and_a_large_enough_reference_panel(fitted, tmp_pa
         bare.verdict(ens.source.query)
     refs = [(m.query, m.entry.family) for m in ens.split("reference")]
     with pytest.raises(FreqprintError, match="cannot give a p-value of 0.01"):
-        calibrate_floor(dataclasses.replace(mv), ens.source.query, refs, alpha=0.01)
+        calibrate_floor(dataclasses.replace(mv), ens.source.query, refs, mv.floor.probes, alpha=0.01)
     # the floor round-trips: the reloaded claim gives the same verdicts
     path = tmp_path / "claim.safetensors"
     save_claim(mv, path, ens.manifest.to_dict(), ens.hashes)

@@ -76,8 +76,17 @@ def population(member: Any) -> str:
 
 
 def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
-    """Every test suspect's verdict; rates per family and per population, exact intervals."""
+    """Every test suspect's verdict; rates per family and per population, exact intervals.  Each
+    row also holds, on the same answers, the joint rule that was measured and not adopted
+    (``derived_joint``: max(p₁, joint rank by V or closeness) ≤ α, no λ;
+    :func:`freqprint.stats.floor.joint_rank_pvalue`) and the suspect's quality (test accuracy, R²)."""
     rows = {m.name: mv.verdict(m.query).to_dict() for m in test}
+    assert mv.floor is not None
+    for m in test:
+        r = rows[m.name]
+        p_joint = mv.floor.joint_p(r["score"], r["closeness"], r["p_agreement"], r["alpha"])
+        r["derived_joint"] = bool(max(r["p_agreement"], p_joint) <= r["alpha"])
+        r["quality"] = m.quality
     fams: dict[tuple[int, str], list[str]] = {}
     pops: dict[tuple[int, str], list[str]] = {}
     for m in test:
@@ -86,7 +95,12 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
 
     def rate(label: int, names: list[str]) -> dict[str, Any]:
         right = sum(rows[n]["derived"] == bool(label) for n in names)
+        quality = [rows[n]["quality"] for n in names if rows[n]["quality"] is not None]
         return {
+            "correct_joint": sum(rows[n]["derived_joint"] == bool(label) for n in names),
+            "closeness_min": min(rows[n]["closeness"] for n in names),
+            "closeness_max": max(rows[n]["closeness"] for n in names),
+            "quality_median": float(np.median(quality)) if quality else None,
             "label": label,
             "n": len(names),
             "correct": right,
@@ -188,7 +202,13 @@ def run_metav_task(
         cfg,
         log=log,
     )
-    calibrate_floor(mv, ens.source.query, [(m.query, m.entry.family) for m in ref], alpha)
+    calibrate_floor(
+        mv,
+        ens.source.query,
+        [(m.query, m.entry.family) for m in ref],
+        ens.task.real_inputs(ens.data.owner, cfg.n_probes, cfg.seed + 1),
+        alpha,
+    )
     t_fit = time.time() - t1
     t_v = time.time()
     verdicts = _verdicts(mv, test)
@@ -303,28 +323,32 @@ def metav_markdown(res: dict[str, Any]) -> str:
         ci = lambda r: f"{r['rate']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
         lines += [
             f"**Verdicts** (V ≥ λ and p ≤ α = {v['alpha']:g}; p = max(agreement test, rank among the "
-            f"{v['reference']['n']} reference models); {v['seconds_per_suspect'] * 1e3:.0f} ms per suspect): "
+            f"{v['reference']['n']} reference models); {v['seconds_per_suspect'] * 1e3:.0f} ms per suspect; "
+            "'joint rule': p = max(agreement test, joint rank by V or closeness) ≤ α without λ, measured and not adopted): "
             f"TPR {ci(v['tpr'])} on {v['tpr']['n']}, TNR {ci(v['tnr'])} on {v['tnr']['n']} (exact 95 % intervals).",
             "",
-            "| population | n | right | rate [95 % CI] | wrong: 95 % upper bound | V range | p range |",
-            "|---|---|---|---|---|---|---|",
+            "| population | n | right | rate [95 % CI] | wrong: 95 % upper bound | joint rule right | V range | closeness | p range |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in v["populations"]:
             lines.append(
                 f"| {'+' if r['label'] else '−'} {r['population']} | {r['n']} | {r['correct']} | {ci(r)} | "
-                f"{r['wrong_upper95']:.3f} | {r['score_min']:.3f}–{r['score_max']:.3f} | {r['p_min']:.2g}–{r['p_max']:.2g} |"
+                f"{r['wrong_upper95']:.3f} | {r['correct_joint']} | {r['score_min']:.3f}–{r['score_max']:.3f} | "
+                f"{r['closeness_min']:.3f}–{r['closeness_max']:.3f} | {r['p_min']:.2g}–{r['p_max']:.2g} |"
             )
         lines += [
             "",
             "Per family (the verdict; + = derived, its rate is TPR; − = independent, its rate is TNR):",
             "",
-            "| family | n | right | rate [95 % CI] | V range | p range |",
-            "|---|---|---|---|---|---|",
+            "| family | n | right | rate [95 % CI] | joint rule right | quality (median) | V range | closeness | p range |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for f in v["families"]:
+            qual = "–" if f["quality_median"] is None else f"{f['quality_median']:.3f}"
             lines.append(
-                f"| {'+' if f['label'] else '−'} {f['family']} | {f['n']} | {f['correct']} | {ci(f)} | "
-                f"{f['score_min']:.3f}–{f['score_max']:.3f} | {f['p_min']:.2g}–{f['p_max']:.2g} |"
+                f"| {'+' if f['label'] else '−'} {f['family']} | {f['n']} | {f['correct']} | {ci(f)} | {f['correct_joint']} | {qual} | "
+                f"{f['score_min']:.3f}–{f['score_max']:.3f} | {f['closeness_min']:.3f}–{f['closeness_max']:.3f} | "
+                f"{f['p_min']:.2g}–{f['p_max']:.2g} |"
             )
         vfam = {(f["label"], f["family"]): f for f in t["results"]["metav"]["families"]}
         alone = [f"{'+' if y else '−'} {fam} ({r['correct']}/{r['n']})" for (y, fam), r in sorted(vfam.items()) if r["rate"] < 1]

@@ -90,8 +90,9 @@ def _named(spec: str) -> tuple[str, str]:
 
 
 def _log(message: str) -> None:
-    """Progress lines of long runs, printed as they are (no rich markup)."""
-    console.print(message, markup=False, highlight=False)
+    """Progress lines of long runs, printed as they are (no rich markup, no emoji codes: a model
+    named ``kd:train:…`` stays as it is)."""
+    console.print(message, markup=False, highlight=False, emoji=False)
 
 
 def _secret(secret: str | None, secret_file: Path | None) -> str:

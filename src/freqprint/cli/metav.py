@@ -157,7 +157,9 @@ def metav_verify_cmd(
     """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel.
 
     Derived means V's score reaches the claim's λ and the verdict's p-value (the larger of the
-    agreement test's and the rank among the claim's reference models) is at most alpha.
+    agreement test's and the rank among the claim's reference models) is at most alpha.  The
+    closeness to the source on the claim's natural probe inputs, and its own rank, are printed
+    beside it.
     A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
     from freqprint.metav import load_claim, panel_check
     from freqprint.metav.suspects import CODE_PREFIX, load_suspect
@@ -185,7 +187,8 @@ def metav_verify_cmd(
             out_console.print(
                 f"{'DERIVED' if r['derived'] else 'not derived'}: {r['suspect']}: p = {r['p_value']:.3g} (alpha {r['alpha']:g}; "
                 f"agreement {r['agreement']:.3f}, p {r['p_agreement']:.3g}; rank among {r['reference_n']} reference models, "
-                f"p {r['p_reference']:.3g}); score {r['score']:.4f}, threshold {r['threshold']:.4f}",
+                f"p {r['p_reference']:.3g}); score {r['score']:.4f}, threshold {r['threshold']:.4f}; "
+                f"closeness {r['closeness']:.4f} (its rank: p {r['p_closeness']:.3g})",
                 markup=False,
                 highlight=False,
             )

@@ -3,13 +3,15 @@
 **What it holds.**  Tensors: the fingerprint inputs ``inputs``, the verifier's weights
 ``verifier.*``, the task's output statistics ``stats.mean`` / ``stats.std`` (regression,
 generation), and the floor (:class:`~freqprint.metav.core.Floor`): the source's answers on X
-``floor.answers``, V's scores of the reference panel ``floor.scores`` and their agreement
-p-values ``floor.agreement_p``.  JSON metadata
+``floor.answers``, the probe inputs ``floor.probes`` and the source's closeness features on them
+``floor.probe_answers``, V's scores of the reference panel ``floor.scores``, their closeness
+``floor.closeness`` and their agreement p-values ``floor.agreement_p``.  JSON metadata
 (``freqprint.metav``): the format, the task (kind, data sizes, input and output shapes), the
 verifier's architecture, the threshold λ, the floor's α, permutations, seed and reference
 population, the training configuration and seeds, the environment it was trained in (torch
 version, thread count), the ensemble manifest itself, its SHA-256 and the recipe hash of every
-model in it, and a ``commitment``.  Format 1 (before the floor) is refused: retrain.
+model in it, and a ``commitment``.  Formats 1 (before the floor) and 2 (before the probes) are
+refused: retrain.
 
 **The commitment** is SHA-256 over the canonical JSON of the metadata (without the commitment)
 followed by every tensor (name, dtype, shape, bytes, in name order).  Publishing it *before* a
@@ -47,7 +49,8 @@ from freqprint.metav.tasks import create_task
 
 __all__ = ["FORMAT", "PanelReport", "load_claim", "panel_check", "save_claim"]
 
-FORMAT = "freqprint-metav/2"
+FORMAT = "freqprint-metav/3"
+MAX_PROBES = 100_000
 MAX_PERMUTATIONS = 1_000_000  # bounds a verdict's time (about 1 s per 10⁵ permutations of 32 inputs)
 META_KEY = "freqprint.metav"
 MAX_CLAIM_BYTES = 512 * 2**20
@@ -68,6 +71,8 @@ def _tensors(mv: MetaV) -> dict[str, torch.Tensor]:
     if mv.floor is not None:
         out["floor.answers"], out["floor.scores"] = mv.floor.answers.float(), mv.floor.scores.double()
         out["floor.agreement_p"] = mv.floor.agreement_p.double()
+        out["floor.probes"], out["floor.probe_answers"] = mv.floor.probes.float(), mv.floor.probe_answers.float()
+        out["floor.closeness"] = mv.floor.closeness.double()
     if mv.task._stats is not None:
         out["stats.mean"], out["stats.std"] = mv.task._stats
     return {k: v.detach().cpu().contiguous() for k, v in out.items()}
@@ -119,10 +124,10 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
     path = Path(path)
     source = str(path)
     meta = read_json_metadata(path, META_KEY, "a MetaV claim")
-    if meta.get("format") == "freqprint-metav/1":
+    if meta.get("format") in ("freqprint-metav/1", "freqprint-metav/2"):
+        lacks = "no floor (source answers, reference panel)" if meta["format"].endswith("/1") else "no probe inputs"
         raise FreqprintError(
-            f"{source}: a format-1 MetaV claim has no floor (source answers, reference panel) and cannot give a verdict "
-            "with a p-value; retrain it with this version's 'freqprint metav train'"
+            f"{source}: a {meta['format']} claim has {lacks} and cannot give this version's verdict; retrain it with this version's 'freqprint metav train'"
         )
     if meta.get("format") != FORMAT:
         raise FreqprintError(f"{source}: unsupported MetaV claim format {meta.get('format')!r}")
@@ -191,11 +196,12 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
         cfg = MetaVConfig(**meta.get("config", {}))
     except (TypeError, ValueError, FreqprintError):
         raise FreqprintError(f"{source}: claim field 'config' is malformed") from None
-    return MetaV(task, x, verifier, float(threshold), cfg, floor=_floor(meta, sd, len(x), task.feature_dim, source)), meta
+    return MetaV(task, x, verifier, float(threshold), cfg, floor=_floor(meta, sd, len(x), task, source)), meta
 
 
-def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, dim: int, source: str) -> Floor:
+def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any, source: str) -> Floor:
     """The claim's floor, every field checked (a verdict's p-value rests on it)."""
+    dim = task.feature_dim
     fm = _need(meta, "floor", dict, source)
     alpha = _need(fm, "alpha", (int, float), source)
     perms, seed = _need(fm, "permutations", int, source), _need(fm, "seed", int, source)
@@ -209,13 +215,43 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, dim: int, 
         raise FreqprintError(f"{source}: 'floor.scores' must be scores in [0, 1]")
     if p_agree is None or p_agree.shape != scores.shape or not bool(((p_agree > 0) & (p_agree <= 1)).all()):
         raise FreqprintError(f"{source}: 'floor.agreement_p' must hold one p-value in (0, 1] per reference score")
+    probes, probe_answers, close = sd.get("floor.probes"), sd.get("floor.probe_answers"), sd.get("floor.closeness")
+    if (
+        probes is None
+        or probes.ndim < 2
+        or list(probes.shape[1:]) != list(task.input_shape)
+        or not 1 <= len(probes) <= MAX_PROBES
+        or not bool(torch.isfinite(probes).all())
+    ):
+        raise FreqprintError(f"{source}: 'floor.probes' must be [M, {', '.join(map(str, task.input_shape))}] finite inputs")
+    if (
+        probe_answers is None
+        or probe_answers.ndim != 2
+        or len(probe_answers) != len(probes)
+        or probe_answers.shape[1] > max(task.output_dim, task.feature_dim)
+        or not bool(torch.isfinite(probe_answers).all())
+    ):
+        raise FreqprintError(f"{source}: 'floor.probe_answers' must be the source's finite answers on the probes")
+    if close is None or close.shape != scores.shape or not bool(((close >= -1 - 1e-9) & (close <= 1 + 1e-9)).all()):
+        raise FreqprintError(f"{source}: 'floor.closeness' must hold one correlation in [-1, 1] per reference score")
     if not 0.0 < alpha < 1.0 or not 1 <= perms <= MAX_PERMUTATIONS:
         raise FreqprintError(f"{source}: the floor's alpha must be in (0, 1) and its permutations in 1..{MAX_PERMUTATIONS}")
     if not all(isinstance(k, str) and type(v) is int and v > 0 for k, v in population.items()) or sum(population.values()) != len(
         scores
     ):
         raise FreqprintError(f"{source}: the floor's population must count its {len(scores)} reference scores by family")
-    return Floor(answers.float(), scores.double(), p_agree.double(), population, float(alpha), perms, seed)
+    return Floor(
+        answers.float(),
+        probes.float(),
+        probe_answers.float(),
+        scores.double(),
+        close.double(),
+        p_agree.double(),
+        population,
+        float(alpha),
+        perms,
+        seed,
+    )
 
 
 @dataclass

@@ -26,11 +26,15 @@ transformation (noise, a pixel shift: EOT).  Every ``eval_every`` steps the vali
 is scored; the state with the best validation ARUC (ties: lower validation loss) is kept.
 
 **The floor** (:class:`Floor`, :func:`calibrate_floor`): V's score alone is uncontrolled on
-answers unlike its ensemble's.  A claim also holds the source's answers on X and V's scores of a
-reference panel of independent models kept out of training and validation (with each one's
-agreement p-value), and a verdict is "derived" only when V's score reaches λ **and** the
-verdict's p-value, the larger of the agreement test's and the reference rank's
-(:mod:`freqprint.stats.floor`), is at most α.
+answers unlike its ensemble's, and it only knows the recipes its ensemble holds.  A claim also
+holds the source's answers on X, a probe set P of natural inputs with the source's closeness
+features on it, and, for a reference panel of independent models kept out of training and
+validation, V's score, the closeness to the source on P and the agreement p-value of each.  A
+verdict is "derived" only when V's score reaches λ **and** the verdict's p-value, the larger of
+the agreement test's and the reference rank's (:mod:`freqprint.stats.floor`), is at most α.  The
+closeness and its own rank among the reference answers (``p_closeness``) are reported beside it:
+evidence that knows no recipe, which the verdict does not use (docs/benchmarks.md §13 measured
+the joint rule, V or closeness, and it lost more than it gained).
 
 **Threshold** (:func:`calibrate_threshold`): never 0.5 by fiat.  On the validation ensemble, if
 every positive scores above every negative, λ is the midpoint of the gap (the widest margin);
@@ -56,7 +60,7 @@ from torch import nn
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.metav.tasks import Task
 from freqprint.stats.aruc import aruc
-from freqprint.stats.floor import agreement_pvalue, conformal_pvalue
+from freqprint.stats.floor import agreement_pvalue, closeness, conformal_pvalue, joint_rank_pvalue
 
 __all__ = [
     "AdaptiveFingerprint",
@@ -125,13 +129,14 @@ class MetaVConfig:
     augment: float = 0.0
     eval_every: int = 25
     threshold_rule: str = "no-false-positive"  # or "youden" (calibrate_threshold)
+    n_probes: int = 256  # natural inputs of the floor's closeness (calibrate_floor)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.updates not in ("simultaneous", "alternating"):
             raise InvalidArgument(f"updates must be 'simultaneous' or 'alternating', got {self.updates!r}")
-        if self.n_inputs < 1 or self.steps < 1 or self.v_steps < 1 or self.eval_every < 1:
-            raise InvalidArgument("n_inputs, steps, v_steps and eval_every must be >= 1")
+        if self.n_inputs < 1 or self.steps < 1 or self.v_steps < 1 or self.eval_every < 1 or self.n_probes < 1:
+            raise InvalidArgument("n_inputs, steps, v_steps, eval_every and n_probes must be >= 1")
         self.hidden = tuple(int(h) for h in self.hidden)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,14 +149,19 @@ class MetaVConfig:
 class Floor:
     """What a verdict's p-value is computed from (:mod:`freqprint.stats.floor`).
 
-    ``answers``: the source's normalised answers on X, ``[N, feature_dim]``; ``scores``: V's
-    scores of the reference panel, ascending; ``agreement_p``: the agreement test's p-value of
-    each (same order); ``population``: its families and their counts (what the conformal
-    p-value's population is); ``alpha``: the level a verdict needs; ``permutations``: B of the
-    agreement test; ``seed``: its permutations' seed."""
+    ``answers``: the source's normalised answers on X, ``[N, feature_dim]``; ``probes``: the
+    natural inputs P, ``[M, *input_shape]``; ``probe_answers``: the source's closeness features
+    on P, ``[M, k]``; ``scores``: V's scores of the reference panel, ascending; ``closeness`` and
+    ``agreement_p``: each one's closeness on P and agreement p-value (same order);
+    ``population``: its families and their counts (what the conformal p-value's population is);
+    ``alpha``: the level a verdict needs; ``permutations``: B of the agreement test; ``seed``:
+    its permutations' seed."""
 
     answers: torch.Tensor
+    probes: torch.Tensor
+    probe_answers: torch.Tensor
     scores: torch.Tensor
+    closeness: torch.Tensor
     agreement_p: torch.Tensor
     population: dict[str, int]
     alpha: float = 0.01
@@ -164,20 +174,34 @@ class Floor:
         if self.permutations < 1:
             raise InvalidArgument("the agreement test needs at least one permutation")
         scores, p = self.scores.double().reshape(-1), self.agreement_p.double().reshape(-1)
-        if scores.shape != p.shape:
-            raise InvalidArgument("the reference scores and their agreement p-values differ in length")
+        close = self.closeness.double().reshape(-1)
+        if not scores.shape == p.shape == close.shape:
+            raise InvalidArgument("the reference scores, closeness values and agreement p-values differ in length")
+        if len(self.probes) != len(self.probe_answers):
+            raise InvalidArgument("the floor's probe inputs and the source's answers on them differ in number")
         order = torch.argsort(scores, stable=True)
-        self.scores, self.agreement_p = scores[order], p[order]
+        self.scores, self.closeness, self.agreement_p = scores[order], close[order], p[order]
 
     def rank_p(self, score: float, p_agreement: float, alpha: float) -> float:
         """p₂: the conformal p-value of (1[p₁ ≤ α], V) among the reference answers."""
         passed = (self.agreement_p <= alpha).numpy()
         return conformal_pvalue(score, self.scores.numpy(), p_agreement <= alpha, passed)
 
+    def closeness_p(self, close: float, p_agreement: float, alpha: float) -> float:
+        """The conformal p-value of (1[p₁ ≤ α], closeness) among the reference answers (reported)."""
+        passed = (self.agreement_p <= alpha).numpy()
+        return conformal_pvalue(close, self.closeness.numpy(), p_agreement <= alpha, passed)
+
+    def joint_p(self, score: float, close: float, p_agreement: float, alpha: float) -> float:
+        """The joint rank by V or closeness (:func:`~freqprint.stats.floor.joint_rank_pvalue`)."""
+        passed = (self.agreement_p <= alpha).numpy()
+        return joint_rank_pvalue(score, close, p_agreement <= alpha, self.scores.numpy(), self.closeness.numpy(), passed)
+
 
 @dataclass(frozen=True)
 class Verdict:
-    """One suspect's verdict: V's score against λ, the two p-values, their max against α."""
+    """One suspect's verdict: V's score against λ, the two p-values, their max against α; and,
+    reported beside it, the closeness on the probes and its own rank among the reference answers."""
 
     score: float
     threshold: float
@@ -188,6 +212,8 @@ class Verdict:
     p_value: float
     alpha: float
     derived: bool
+    closeness: float
+    p_closeness: float
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,20 +254,31 @@ class MetaV:
         rows = features.reshape(len(self.inputs), -1).double().numpy()
         return agreement_pvalue(rows, answers.double().numpy(), permutations, seed)
 
+    def _answers(self, query: Query | nn.Module, probes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One query on X and the probes together: (V's features on X, closeness features on P)."""
+        fn = _as_query(self.task, query)
+        n = len(self.inputs)
+        with torch.no_grad():
+            raw = _checked(self.task, fn(torch.cat([self.inputs, probes.to(self.inputs)])), n + len(probes))
+        return self.task.normalise(raw[:n]).reshape(-1), self.task.closeness_features(raw[n:])
+
     def verdict(self, query: Query | nn.Module, alpha: float | None = None) -> Verdict:
         """Derived iff V's score ≥ λ and p = max(p_agreement, p_reference) ≤ α (the claim's α
-        unless given).  The suspect is queried once."""
+        unless given).  The suspect is queried once, on X and the probes together."""
         if self.floor is None:
             raise FreqprintError("this MetaV has no floor (source answers and reference scores): run calibrate_floor")
         a = self.floor.alpha if alpha is None else float(alpha)
         if not 0.0 < a < 1.0:
             raise InvalidArgument(f"alpha must be in (0, 1), got {a!r}")
-        feats = self.features(query)
+        feats, probe_feats = self._answers(query, self.floor.probes)
         s = self._score(feats)
+        c = closeness(probe_feats.double().numpy(), self.floor.probe_answers.double().numpy())
         rho, p1 = self._agreement(feats, self.floor.answers, self.floor.permutations, self.floor.seed)
         p2 = self.floor.rank_p(s, p1, a)
         p = max(p1, p2)
-        return Verdict(s, self.threshold, rho, p1, p2, len(self.floor.scores), p, a, bool(s >= self.threshold and p <= a))
+        n = len(self.floor.scores)
+        pc = self.floor.closeness_p(c, p1, a)
+        return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(s >= self.threshold and p <= a), c, pc)
 
     def verify(self, query: Query | nn.Module, alpha: float | None = None) -> dict[str, Any]:
         return self.verdict(query, alpha).to_dict()
@@ -258,6 +295,12 @@ def _as_query(task: Task, obj: Query | nn.Module) -> Query:
 
 def _features(task: Task, raw: Any, n: int) -> torch.Tensor:
     """Normalised, flattened outputs; one error line for an answer of the wrong shape or NaN."""
+    return task.normalise(_checked(task, raw, n)).reshape(-1)
+
+
+def _checked(task: Task, raw: Any, n: int) -> torch.Tensor:
+    """Raw outputs as a float ``[n, output_dim]`` tensor; one error line for an answer of the
+    wrong shape or NaN."""
     if not isinstance(raw, torch.Tensor):
         try:
             raw = torch.as_tensor(np.asarray(raw, dtype=np.float32))
@@ -268,35 +311,44 @@ def _features(task: Task, raw: Any, n: int) -> torch.Tensor:
         raise FreqprintError(f"the suspect's outputs have shape {list(raw.shape)}; this task expects [{n}, {task.output_dim}]")
     if not bool(torch.isfinite(raw).all()):
         raise FreqprintError("the suspect returned NaN or Inf outputs")
-    return task.normalise(raw).reshape(-1)
+    return raw
 
 
 def calibrate_floor(
     mv: MetaV,
     source: Query | nn.Module,
     reference: Sequence[tuple[Query | nn.Module, str]],
+    probes: torch.Tensor,
     alpha: float = 0.01,
     permutations: int = 9999,
 ) -> Floor:
-    """Give ``mv`` its floor: the source's answers on X and V's scores of ``reference`` (pairs of
-    an independent model or API and its family), which must be disjoint from the models V was
-    trained and validated on.  Refuses a panel too small for ``alpha`` (n + 1 < 1/α)."""
+    """Give ``mv`` its floor: the source's answers on X and on ``probes`` (natural inputs of the
+    owner's data, :meth:`~freqprint.metav.tasks.Task.real_inputs`), and V's scores and the
+    closeness of ``reference`` (pairs of an independent model or API and its family), which must
+    be disjoint from the models V was trained and validated on.  Refuses a panel too small for
+    ``alpha`` (n + 1 < 1/α)."""
     if len(reference) + 1 < 1.0 / alpha - 1e-9:
         raise FreqprintError(
             f"a reference panel of {len(reference)} models cannot give a p-value of {alpha} (it needs at least "
             f"{math.ceil(1.0 / alpha) - 1}): add reference models or raise alpha"
         )
-    answers = mv.features(source).reshape(len(mv.inputs), -1).detach().clone()
-    scores, p_agree = [], []
+    probes = probes.detach().float().clone()
+    feats, probe_answers = mv._answers(source, probes)
+    answers = feats.reshape(len(mv.inputs), -1).detach().clone()
+    scores, close, p_agree = [], [], []
     population: dict[str, int] = {}
     for q, fam in reference:
-        feats = mv.features(q)
+        feats, probe_feats = mv._answers(q, probes)
         scores.append(mv._score(feats))
+        close.append(closeness(probe_feats.double().numpy(), probe_answers.double().numpy()))
         p_agree.append(mv._agreement(feats, answers, permutations, mv.config.seed)[1])
         population[fam] = population.get(fam, 0) + 1
     mv.floor = Floor(
         answers,
+        probes,
+        probe_answers.detach().clone(),
         torch.tensor(scores, dtype=torch.float64),
+        torch.tensor(close, dtype=torch.float64),
         torch.tensor(p_agree, dtype=torch.float64),
         dict(sorted(population.items())),
         alpha,

@@ -553,6 +553,14 @@ _RECIPES: dict[str, dict[str, tuple[dict[str, Any], float]]] = {
 }
 
 
+# recipes held out of training (test only), and the reference panel's least size: at n = 249 the
+# smallest p₂ is 1/(n + 1) = 0.004, and one reference answer above a suspect still gives 0.008 ≤ α = 0.01
+_HELD_RECIPES: dict[str, dict[str, tuple[dict[str, Any], float]]] = {
+    "classification": {"t4-adam": ({"temperature": 4.0, "optimizer": "adam"}, 1e-3)},
+}
+REFERENCE_MIN = 249
+
+
 def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_arch: str, base_lr: float, ep: int) -> list[Entry]:
     """What the first audits showed the ensemble was missing (issue 24), appended after the
     original entries with seeds of their own (the original models stay cached):
@@ -570,7 +578,7 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
 
     The profile sets the sizes (×1 tiny, ×2 quick, ×4 large): the ``quick`` profile tests 30 or
     more suspects per far family and per held-out student family, and its reference split holds
-    more than 1/α − 1 = 99 models for α = 0.01."""
+    at least REFERENCE_MIN = 249 answers (α = 0.01 needs 99)."""
     seed = iter(range(500_000, 600_000))
     t = {"tiny": 1, "quick": 2}.get(prof.name, 4)
     far = _FAR_ARCHS[kind]
@@ -662,6 +670,41 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
         add(f"panel-far-{i}", "panel", "panel other-data", "panel", **trained(far[i % len(far)], f"other:{d}"))
     add("panel-untrained", "panel", "panel untrained", "panel", **trained(src_arch, "owner", 0))
     add("panel-null", "panel", "panel null", "panel", op="null", params={"mode": "random"})
+    # added in 0.12, with seeds of their own so that every model above stays cached: students of
+    # a second recipe held out of training (a classifier's: Hinton's soft labels at T = 4), and a
+    # reference panel of at least REFERENCE_MIN answers
+    seed = iter(range(600_000, 700_000))
+    for k, (rname, (opts, lr)) in enumerate(_HELD_RECIPES.get(kind, {}).items()):
+        for arch in (held_arch, students[0]):
+            for i in range(5 * t):
+                add(
+                    f"kd:test:h{k}:{rname}:{arch}-{i}",
+                    "positive",
+                    f"kd {rname} → {arch}",
+                    "test",
+                    op="distill",
+                    parent="source",
+                    arch=arch,
+                    params={"epochs": kd_epochs, "lr": lr, **opts},
+                )
+    n_ref = sum(e.split == "reference" for e in out)
+    per_model = 1 + len(_SERVED[kind])
+    for i, (arch, data) in enumerate(plan_ref * (1 + REFERENCE_MIN // per_model)):
+        if n_ref >= REFERENCE_MIN:
+            break
+        fam = f"ref {'other-data' if data.startswith('other:') else arch + ' ' + data}"
+        par = add(f"ref:more-{i}", "reference", fam, "reference", **trained(arch, data))
+        for api, params in _SERVED[kind]:
+            add(
+                f"{par.name}:{api}",
+                "reference",
+                f"{par.family} api-{api}",
+                "reference",
+                op="output",
+                parent=par.name,
+                params=params,
+            )
+        n_ref += per_model
     return out
 
 

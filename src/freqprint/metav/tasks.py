@@ -224,6 +224,11 @@ class Task:
         mean, std = self._stats
         return (raw - mean) / std
 
+    def closeness_features(self, raw: torch.Tensor) -> torch.Tensor:
+        """What the floor's closeness compares on natural inputs (:func:`freqprint.stats.floor.closeness`):
+        the verifier's features unless a task says otherwise."""
+        return self.normalise(raw)
+
     def obfuscate(self, raw: torch.Tensor, mode: str, **params: Any) -> torch.Tensor:
         """What an API that hides part of its outputs returns (differentiable straight-through)."""
         if mode == "round":
@@ -423,6 +428,13 @@ class ClassificationTask(Task):
 
     def fit_stats(self, source: Outputs, data: ArrayDataset) -> None:
         return None  # probabilities need no statistics
+
+    def closeness_features(self, raw: torch.Tensor) -> torch.Tensor:
+        """Row-centred log-probabilities, ``log p − mean_k log p`` (p clipped at 1e-6): a
+        temperature, ``softmax(z / T)``, only scales them, ``(z − z̄) / T``, and a correlation
+        does not see a scale.  A label-only or top-k answer keeps its labels' pattern."""
+        logp = torch.log(self.probabilities(raw).clamp_min(1e-6))
+        return logp - logp.mean(1, keepdim=True)
 
     def obfuscate(self, raw: torch.Tensor, mode: str, **params: Any) -> torch.Tensor:
         p = self.probabilities(raw)

@@ -95,7 +95,13 @@ def train_claim(
         cfg,
         log=log,
     )
-    calibrate_floor(mv, ens.source.query, [(m.query, m.entry.family) for m in ref], alpha)
+    calibrate_floor(
+        mv,
+        ens.source.query,
+        [(m.query, m.entry.family) for m in ref],
+        ens.task.real_inputs(ens.data.owner, cfg.n_probes, cfg.seed + 1),
+        alpha,
+    )
     commitment = save_claim(mv, out, manifest.to_dict(), ens.hashes)
     best = mv.history[-1]["best_step"]
     aruc = next(h["val_aruc"] for h in mv.history if h.get("step") == best)

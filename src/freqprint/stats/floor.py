@@ -37,12 +37,28 @@ is valid, P(p₂ ≤ α) ≤ α, when the suspect and the n reference models are
 2005), for any score fixed in advance: g is one (the permutations' seed is the claim's).  So a
 reference answer without information (a constant, an untrained network) cannot outrank an
 informative suspect however V scores it, and one that carries information counts against the
-suspect as soon as V scores it as high.  The population is what the panel holds (other seeds,
-architectures and data of the same task, models of other tasks of the same input/output shape,
+suspect as soon as V scores it as high.  The smallest p₂ is 1/(n + 1): α = 0.01 needs n ≥ 99.
+
+**Closeness** (:func:`closeness`, reported beside a verdict): the same correlation ρ, without
+permutations, on a set P of natural inputs of the owner's data, of the task's closeness features
+(for a classifier the row-centred log-probabilities: a temperature on the served probabilities
+does not move them).  It knows no recipe: a student that learnt the source's logits is closer to
+the source than independent models are.  Its own conformal rank (``conformal_pvalue`` with c in
+place of V) is a valid p-value too.
+
+**Joint rank** (:func:`joint_rank_pvalue`, measured, not the verdict's): both statistics in one
+full-conformal rank.  In the bag of the suspect and the n reference answers each answer's ranks
+are ``r_V(i) = #{j : V_j ≤ V_i}`` and ``r_c(i) = #{j : c_j ≤ c_i}``, its score
+``g_i = (1[p₁,i ≤ α], max(r_V(i), r_c(i)))`` and ``p = #{j ∈ bag : g_j ≥ g_suspect} / (n + 1)``:
+valid under exchangeability, because g_i depends on answer i and on the bag as a set.  It pays
+for its second route: a suspect that tops the panel in one statistic ties with the reference
+that tops the other (p ≥ 2/(n + 1)), and a reference model served at several temperatures is
+several tied answers in c.  docs/benchmarks.md §13 measured it on the benchmark's suspects.
+
+The reference rank's population is what the panel holds (other seeds, architectures and data of the same task, models of other tasks of the same input/output shape,
 untrained networks, their answers at other temperatures), and the guarantee is for a suspect
 from that population *as a whole*: a family that V scores higher than the panel's average can be
-flagged more often than α.  The benchmark measures that per family.  The smallest p₂ is
-1/(n + 1): α = 0.01 needs n ≥ 99.
+flagged more often than α.  The benchmark measures that per family.
 """
 
 from __future__ import annotations
@@ -51,13 +67,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["agreement_pvalue", "conformal_pvalue"]
+__all__ = ["agreement_pvalue", "closeness", "conformal_pvalue", "joint_rank_pvalue"]
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     x = x.reshape(len(x), -1)
     return x - x.mean(0, keepdims=True)
+
+
+def closeness(answers: np.ndarray, reference: np.ndarray) -> float:
+    """ρ of the module docstring (no permutations): the correlation of the column-centred answers
+    with the source's on the same inputs; 0 for an answer that does not vary."""
+    a, r = _centred(answers), _centred(reference)
+    if a.shape != r.shape:
+        raise ValueError(f"answers {list(a.shape)} and reference {list(r.shape)} differ in shape")
+    norm = float(np.linalg.norm(a) * np.linalg.norm(r))
+    return 0.0 if norm == 0.0 else float((a * r).sum() / norm)
 
 
 def agreement_pvalue(answers: np.ndarray, reference: np.ndarray, permutations: int = 9999, seed: int = 0) -> tuple[float, float]:
@@ -99,3 +125,26 @@ def conformal_pvalue(
         raise ValueError("reference scores and their agreement flags differ in length")
     at_least = (ok & (ref >= score)) if passed else (ok | (ref >= score))
     return float((1 + int(at_least.sum())) / (len(ref) + 1))
+
+
+def joint_rank_pvalue(
+    score: float,
+    close: float,
+    passed: bool,
+    reference_scores: Sequence[float] | np.ndarray,
+    reference_closeness: Sequence[float] | np.ndarray,
+    reference_passed: Sequence[bool] | np.ndarray,
+) -> float:
+    """p₂ = #{j ∈ bag : g_j ≥ g} / (n + 1), g = (passed, max(r_V, r_c)) with ranks taken in the bag
+    of the suspect and the n reference answers (module docstring); 1.0 with no reference."""
+    v = np.append(np.asarray(reference_scores, dtype=np.float64), float(score))
+    c = np.append(np.asarray(reference_closeness, dtype=np.float64), float(close))
+    ok = np.append(np.asarray(reference_passed, dtype=bool), bool(passed))
+    if not (v.shape == c.shape == ok.shape):
+        raise ValueError("reference scores, closeness and agreement flags differ in length")
+    if len(v) == 1:
+        return 1.0
+    # r(i) = #{j : x_j <= x_i}: the position after the last equal value in the sorted bag
+    rank = np.maximum(np.searchsorted(np.sort(v), v, side="right"), np.searchsorted(np.sort(c), c, side="right"))
+    g = ok.astype(np.int64) * (len(v) + 1) + rank  # lexicographic (passed, rank) as one integer
+    return float((g >= g[-1]).sum() / len(v))
