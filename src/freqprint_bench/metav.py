@@ -24,9 +24,9 @@ import numpy as np
 
 from freqprint.metav.artefact import clopper_pearson_upper, load_claim, panel_check, save_claim
 from freqprint.metav.comparators import FrequencyFingerprintScore, IPGuard, SameMistakes
-from freqprint.metav.core import MetaV, MetaVConfig, calibrate_floor, calibrate_threshold, fit_metav
+from freqprint.metav.core import MetaV, MetaVConfig, calibrate_threshold
 from freqprint.metav.ensemble import PROFILES, Ensemble, build_ensemble, default_manifest, fingerprint_secret
-from freqprint.metav.trainer import metav_configs
+from freqprint.metav.trainer import fit_claim, metav_configs
 from freqprint.stats.aruc import per_family, summarise
 
 __all__ = ["METAV_CLAIM", "metav_markdown", "run_metav_bench", "run_metav_task"]
@@ -191,24 +191,8 @@ def run_metav_task(
     train, val, test, ref, panel = (ens.split(s) for s in ("train", "val", "test", "reference", "panel"))
     cfg = config or metav_configs(profile)[kind]
     log(f"[{kind}] training MetaV: {len(train)} train / {len(val)} val models, N = {cfg.n_inputs}, {cfg.steps} steps")
-    lo, hi = task.domain(data.owner)
     t1 = time.time()
-    mv = fit_metav(
-        task,
-        [(m.query, m.label) for m in train],
-        [(m.query, m.label) for m in val],
-        task.init_inputs(data.owner, cfg.n_inputs, cfg.seed),
-        (lo, hi),
-        cfg,
-        log=log,
-    )
-    calibrate_floor(
-        mv,
-        ens.source.query,
-        [(m.query, m.entry.family) for m in ref],
-        ens.task.real_inputs(ens.data.owner, cfg.n_probes, cfg.seed + 1),
-        alpha,
-    )
+    mv = fit_claim(ens, cfg, alpha, log)
     t_fit = time.time() - t1
     t_v = time.time()
     verdicts = _verdicts(mv, test)

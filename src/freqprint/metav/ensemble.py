@@ -621,6 +621,19 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
     recipes = list(_RECIPES[kind].items())
     students = [a for a in dict.fromkeys([*other, src_arch, *far]) if a != held_arch]
     kd_epochs = max(2, ep)
+
+    def student(name: str, rname: str, opts: dict[str, Any], lr: float, arch: str, split: str) -> None:
+        add(
+            name,
+            "positive",
+            f"kd {rname} → {arch}",
+            split,
+            op="distill",
+            parent="source",
+            arch=arch,
+            params={"epochs": kd_epochs, "lr": lr, **opts},
+        )
+
     for split, plan in (
         ("train", [(recipes[0], students[0]), (recipes[1], students[1 % len(students)]), (recipes[0], src_arch)]),
         ("val", [(recipes[0], students[-1]), (recipes[1], students[0])]),
@@ -628,16 +641,7 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
     ):
         for k, ((rname, (opts, lr)), arch) in enumerate(plan):
             for i in range(5 * t if split == "test" else 1):
-                add(
-                    f"kd:{split}:{k}:{rname}:{arch}-{i}",
-                    "positive",
-                    f"kd {rname} → {arch}",
-                    split,
-                    op="distill",
-                    parent="source",
-                    arch=arch,
-                    params={"epochs": kd_epochs, "lr": lr, **opts},
-                )
+                student(f"kd:{split}:{k}:{rname}:{arch}-{i}", rname, opts, lr, arch, split)
     # positives served at the APIs the reference panel is served at (so an API is not a cue)
     for api, params in _SERVED[kind]:
         add(f"pos:train:{api}", "positive", f"api-{api}", "train", op="output", parent="source", params=params)
@@ -645,22 +649,21 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
     ref: list[Entry] = []
     plan_ref = [(a, "owner") for a in [src_arch, *other, *far] for _ in range(2)] + [(a, "thief") for a in far]
     plan_ref += [(far[i % len(far)], f"other:{d}") for i, d in enumerate(seen_data * 2)]
+
+    def ref_family(arch: str, data: str) -> str:
+        return f"ref {'other-data' if data.startswith('other:') else arch + ' ' + data}"
+
     for i, (arch, data) in enumerate(plan_ref * t):
-        fam = f"ref {'other-data' if data.startswith('other:') else arch + ' ' + data}"
-        ref.append(add(f"ref:{i}", "reference", fam, "reference", **trained(arch, data)))
+        ref.append(add(f"ref:{i}", "reference", ref_family(arch, data), "reference", **trained(arch, data)))
     for i, arch in enumerate(list(dict.fromkeys([src_arch, *other, *far, held_arch])) * (7 if t == 1 else t)):
         ref.append(add(f"ref:untrained-{i}", "reference", "ref untrained", "reference", **trained(arch, "owner", 0)))
+
+    def served(par: Entry, api: str, params: dict[str, Any]) -> None:
+        add(f"{par.name}:{api}", "reference", f"{par.family} api-{api}", "reference", op="output", parent=par.name, params=params)
+
     for api, params in _SERVED[kind]:
         for par in list(ref):
-            add(
-                f"{par.name}:{api}",
-                "reference",
-                f"{par.family} api-{api}",
-                "reference",
-                op="output",
-                parent=par.name,
-                params=params,
-            )
+            served(par, api, params)
     for i in range(3 * t):
         for mode in ("constant", "random"):
             add(f"ref:null-{mode}-{i}", "reference", f"ref null {mode}", "reference", op="null", params={"mode": mode})
@@ -677,33 +680,15 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
     for k, (rname, (opts, lr)) in enumerate(_HELD_RECIPES.get(kind, {}).items()):
         for arch in (held_arch, students[0]):
             for i in range(5 * t):
-                add(
-                    f"kd:test:h{k}:{rname}:{arch}-{i}",
-                    "positive",
-                    f"kd {rname} → {arch}",
-                    "test",
-                    op="distill",
-                    parent="source",
-                    arch=arch,
-                    params={"epochs": kd_epochs, "lr": lr, **opts},
-                )
+                student(f"kd:test:h{k}:{rname}:{arch}-{i}", rname, opts, lr, arch, "test")
     n_ref = sum(e.split == "reference" for e in out)
     per_model = 1 + len(_SERVED[kind])
     for i, (arch, data) in enumerate(plan_ref * (1 + REFERENCE_MIN // per_model)):
         if n_ref >= REFERENCE_MIN:
             break
-        fam = f"ref {'other-data' if data.startswith('other:') else arch + ' ' + data}"
-        par = add(f"ref:more-{i}", "reference", fam, "reference", **trained(arch, data))
+        par = add(f"ref:more-{i}", "reference", ref_family(arch, data), "reference", **trained(arch, data))
         for api, params in _SERVED[kind]:
-            add(
-                f"{par.name}:{api}",
-                "reference",
-                f"{par.family} api-{api}",
-                "reference",
-                op="output",
-                parent=par.name,
-                params=params,
-            )
+            served(par, api, params)
         n_ref += per_model
     return out
 

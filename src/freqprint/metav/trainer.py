@@ -22,10 +22,10 @@ from pathlib import Path
 
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.metav.artefact import save_claim
-from freqprint.metav.core import MetaVConfig, calibrate_floor, fit_metav
-from freqprint.metav.ensemble import Manifest, build_ensemble
+from freqprint.metav.core import MetaV, MetaVConfig, calibrate_floor, fit_metav
+from freqprint.metav.ensemble import Ensemble, Manifest, build_ensemble
 
-__all__ = ["ClaimTraining", "metav_configs", "train_claim"]
+__all__ = ["ClaimTraining", "fit_claim", "metav_configs", "train_claim"]
 
 
 def metav_configs(profile: str) -> dict[str, MetaVConfig]:
@@ -82,14 +82,24 @@ def train_claim(
     cfg = dataclasses.replace(base, seed=seed, **changes)  # type: ignore[arg-type]
     splits = ("train", "val", "reference")
     ens = build_ensemble(manifest, cache, root=str(root) if root else None, log=log, splits=splits, device=device)
-    t, v, ref = ens.split("train"), ens.split("val"), ens.split("reference")
+    v, ref = ens.split("val"), ens.split("reference")
     if not ref:
         raise FreqprintError("the manifest has no 'reference' split: a claim's p-value needs independent reference models")
+    mv = fit_claim(ens, cfg, alpha, log)
+    commitment = save_claim(mv, out, manifest.to_dict(), ens.hashes)
+    best = mv.history[-1]["best_step"]
+    aruc = next(h["val_aruc"] for h in mv.history if h.get("step") == best)
+    return ClaimTraining(Path(out), commitment, kind, len(mv.inputs), float(mv.threshold), len(v), float(aruc), len(ref), alpha)
+
+
+def fit_claim(ens: Ensemble, cfg: MetaVConfig, alpha: float = 0.01, log: Callable[[str], None] = print) -> MetaV:
+    """MetaV trained on ``ens``'s train and val splits, λ calibrated, and its floor calibrated on
+    the reference split with ``cfg.n_probes`` natural probe inputs of the owner's data."""
     lo, hi = ens.task.domain(ens.data.owner)
     mv = fit_metav(
         ens.task,
-        [(x.query, x.label) for x in t],
-        [(x.query, x.label) for x in v],
+        [(m.query, m.label) for m in ens.split("train")],
+        [(m.query, m.label) for m in ens.split("val")],
         ens.task.init_inputs(ens.data.owner, cfg.n_inputs, cfg.seed),
         (lo, hi),
         cfg,
@@ -98,11 +108,8 @@ def train_claim(
     calibrate_floor(
         mv,
         ens.source.query,
-        [(m.query, m.entry.family) for m in ref],
+        [(m.query, m.entry.family) for m in ens.split("reference")],
         ens.task.real_inputs(ens.data.owner, cfg.n_probes, cfg.seed + 1),
         alpha,
     )
-    commitment = save_claim(mv, out, manifest.to_dict(), ens.hashes)
-    best = mv.history[-1]["best_step"]
-    aruc = next(h["val_aruc"] for h in mv.history if h.get("step") == best)
-    return ClaimTraining(Path(out), commitment, kind, len(mv.inputs), float(mv.threshold), len(v), float(aruc), len(ref), alpha)
+    return mv
