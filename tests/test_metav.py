@@ -554,16 +554,17 @@ def test_a_claim_needs_a_floor_and_a_large_enough_reference_panel(fitted, tmp_pa
     assert meta["floor"]["population"] == mv.floor.population and meta["environment"]["torch"] == torch.__version__
     for m in ens.split("test"):
         assert mv2.verdict(m.query).to_dict() == pytest.approx(mv.verdict(m.query).to_dict(), abs=1e-6)
-    # a format-1 claim (no floor) is refused with one line that says what to do
+    # a format-1 claim (no floor) or format-2 claim (no probes) is refused with one line that says what to do
     raw = path.read_bytes()
     n = struct.unpack("<Q", raw[:8])[0]
     header = json.loads(raw[8 : 8 + n])
-    old = dict(json.loads(header["__metadata__"]["freqprint.metav"]), format="freqprint-metav/1")
-    enc = json.dumps(dict(header, __metadata__={"freqprint.metav": json.dumps(old)})).encode()
-    enc += b" " * (-len(enc) % 8)
-    (tmp_path / "v1.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + n :])
-    with pytest.raises(FreqprintError, match="retrain"):
-        load_claim(tmp_path / "v1.safetensors")
+    for version, lacks in ((1, "no floor"), (2, "no probe inputs")):
+        old = dict(json.loads(header["__metadata__"]["freqprint.metav"]), format=f"freqprint-metav/{version}")
+        enc = json.dumps(dict(header, __metadata__={"freqprint.metav": json.dumps(old)})).encode()
+        enc += b" " * (-len(enc) % 8)
+        (tmp_path / f"v{version}.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + n :])
+        with pytest.raises(FreqprintError, match=f"{lacks}.*retrain"):
+            load_claim(tmp_path / f"v{version}.safetensors")
 
 
 def test_far_negatives_and_recipes_build_from_a_manifest(tmp_path):
