@@ -428,6 +428,20 @@ def test_a_hostile_claim_with_a_valid_commitment_is_refused_before_allocating(fi
         save_file(tensors, str(p), metadata={META_KEY: json.dumps({**m, "commitment": _commitment(m, tensors)})})
         with pytest.raises(FreqprintError):
             load_claim(p)
+    # the floor's probes, the source's answers on them and the reference closeness are checked too
+    n_ref = len(tensors["floor.closeness"])
+    bad = {
+        "probe answers too wide": {"floor.probe_answers": torch.zeros(len(tensors["floor.probes"]), 3)},
+        "probes of another shape": {"floor.probes": torch.zeros(4, 7)},
+        "closeness NaN": {"floor.closeness": torch.full((n_ref,), float("nan"), dtype=torch.float64)},
+        "closeness missing": {"floor.closeness": None},
+    }
+    for name, change in bad.items():
+        t = {k: v for k, v in {**tensors, **change}.items() if v is not None}
+        p = tmp_path / f"{name}.safetensors"
+        save_file(t, str(p), metadata={META_KEY: json.dumps({**body, "commitment": _commitment(body, t)})})
+        with pytest.raises(FreqprintError, match="floor"):
+            load_claim(p)
 
 
 def test_an_ensemble_trains_on_a_local_ray_cluster_generation_by_generation(fitted, tmp_path):

@@ -80,11 +80,17 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
     row also holds, on the same answers, the joint rule that was measured and not adopted
     (``derived_joint``: max(p₁, joint rank by V or closeness) ≤ α, no λ;
     :func:`freqprint.stats.floor.joint_rank_pvalue`) and the suspect's quality (test accuracy, R²)."""
+    from freqprint.stats.floor import joint_rank_pvalue
+
     rows = {m.name: mv.verdict(m.query).to_dict() for m in test}
-    assert mv.floor is not None
+    f = mv.floor
+    assert f is not None
     for m in test:
         r = rows[m.name]
-        p_joint = mv.floor.joint_p(r["score"], r["closeness"], r["p_agreement"], r["alpha"])
+        ok = (f.agreement_p <= r["alpha"]).numpy()
+        p_joint = joint_rank_pvalue(
+            r["score"], r["closeness"], r["p_agreement"] <= r["alpha"], f.scores.numpy(), f.closeness.numpy(), ok
+        )
         r["derived_joint"] = bool(max(r["p_agreement"], p_joint) <= r["alpha"])
         r["quality"] = m.quality
     fams: dict[tuple[int, str], list[str]] = {}

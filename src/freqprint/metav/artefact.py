@@ -228,7 +228,7 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
         probe_answers is None
         or probe_answers.ndim != 2
         or len(probe_answers) != len(probes)
-        or probe_answers.shape[1] > max(task.output_dim, task.feature_dim)
+        or probe_answers.shape[1] != task.closeness_features(torch.zeros(1, task.output_dim)).shape[1]
         or not bool(torch.isfinite(probe_answers).all())
     ):
         raise FreqprintError(f"{source}: 'floor.probe_answers' must be the source's finite answers on the probes")

@@ -60,7 +60,7 @@ from torch import nn
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.metav.tasks import Task
 from freqprint.stats.aruc import aruc
-from freqprint.stats.floor import agreement_pvalue, closeness, conformal_pvalue, joint_rank_pvalue
+from freqprint.stats.floor import agreement_pvalue, closeness, conformal_pvalue
 
 __all__ = [
     "AdaptiveFingerprint",
@@ -182,20 +182,11 @@ class Floor:
         order = torch.argsort(scores, stable=True)
         self.scores, self.closeness, self.agreement_p = scores[order], close[order], p[order]
 
-    def rank_p(self, score: float, p_agreement: float, alpha: float) -> float:
-        """p₂: the conformal p-value of (1[p₁ ≤ α], V) among the reference answers."""
-        passed = (self.agreement_p <= alpha).numpy()
-        return conformal_pvalue(score, self.scores.numpy(), p_agreement <= alpha, passed)
-
-    def closeness_p(self, close: float, p_agreement: float, alpha: float) -> float:
-        """The conformal p-value of (1[p₁ ≤ α], closeness) among the reference answers (reported)."""
-        passed = (self.agreement_p <= alpha).numpy()
-        return conformal_pvalue(close, self.closeness.numpy(), p_agreement <= alpha, passed)
-
-    def joint_p(self, score: float, close: float, p_agreement: float, alpha: float) -> float:
-        """The joint rank by V or closeness (:func:`~freqprint.stats.floor.joint_rank_pvalue`)."""
-        passed = (self.agreement_p <= alpha).numpy()
-        return joint_rank_pvalue(score, close, p_agreement <= alpha, self.scores.numpy(), self.closeness.numpy(), passed)
+    def rank_p(self, score: float, p_agreement: float, alpha: float, by: str = "scores") -> float:
+        """p₂: the conformal p-value of (1[p₁ ≤ α], V) among the reference answers; with
+        ``by="closeness"``, of (1[p₁ ≤ α], closeness) (reported beside a verdict)."""
+        ref = self.scores if by == "scores" else self.closeness
+        return conformal_pvalue(score, ref.numpy(), p_agreement <= alpha, (self.agreement_p <= alpha).numpy())
 
 
 @dataclass(frozen=True)
@@ -277,7 +268,7 @@ class MetaV:
         p2 = self.floor.rank_p(s, p1, a)
         p = max(p1, p2)
         n = len(self.floor.scores)
-        pc = self.floor.closeness_p(c, p1, a)
+        pc = self.floor.rank_p(c, p1, a, by="closeness")
         return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(s >= self.threshold and p <= a), c, pc)
 
     def verify(self, query: Query | nn.Module, alpha: float | None = None) -> dict[str, Any]:
