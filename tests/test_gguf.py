@@ -121,6 +121,9 @@ HOSTILE = {
     "an array of 2^60 strings": _header(0, _string(b"k") + struct.pack("<IIQ", 9, 8, 2**60), 1),
     "an array of 2^60 floats": _header(0, _string(b"k") + struct.pack("<IIQ", 9, 6, 2**60), 1),
     "a string of 2^63 bytes": _header(0, _string(b"k") + struct.pack("<IQ", 8, 2**63), 1),
+    "a vocabulary whose second string runs past the end": _header(
+        0, _string(b"k") + struct.pack("<IIQ", 9, 8, 3) + _string(b"ab") + struct.pack("<Q", 2**40) + b"\0" * 16, 1
+    ),
     "arrays nested 100 deep": _header(0, _string(b"k") + struct.pack("<I", 9) + struct.pack("<IQ", 9, 1) * 100, 1),
     "unknown value type": _header(0, _string(b"k") + struct.pack("<I", 99), 1),
     "a tensor past the end": _header(1) + _tensor_info(b"w", [64, 64]) + b"\0" * 64,
@@ -131,6 +134,50 @@ HOSTILE = {
     "a tensor named twice": _header(2) + _tensor_info(b"w", [1]) + _tensor_info(b"w", [1]) + b"\0" * 64,
     "no tensors": _header(0),
 }
+
+
+@pytest.mark.parametrize("qtype", ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "F16"])
+def test_tensors_are_read_bit_for_bit_as_gguf_dequantizes_them_row_by_row(tmp_path, qtype):
+    # the block types decoded in PyTorch (io.gguf._decode), and the rest handed to gguf in long
+    # rows (io.gguf._rows), give gguf.dequantize's values on the tensor's own rows exactly
+    import numpy as np
+    from gguf import GGMLQuantizationType, dequantize
+
+    from freqprint.io.gguf import ROW_VALUES, _map
+
+    g = torch.Generator().manual_seed(1)
+    sd = {
+        "prime": torch.randn(13, 64, generator=g),
+        "3d": torch.randn(7, 3, 96, generator=g),
+        "long": torch.randn(ROW_VALUES // 32 + 5, 32, generator=g),
+        "edges": torch.tensor([[6e4, -6e4, 1e-8, -0.0] + [0.0] * 28, [0.0] * 32]),  # float16's range, a zero block
+    }
+    save_gguf(sd, tmp_path / "m.gguf", qtype)
+    buf, store = _map(tmp_path / "m.gguf"), open_tensors(tmp_path / "m.gguf")
+    for name, t in read_header(tmp_path / "m.gguf").tensors.items():
+        raw = np.frombuffer(buf, dtype=np.uint8, count=t.nbytes, offset=t.offset)
+        rows = raw.reshape(int(np.prod(t.shape[:-1])), -1)  # the tensor's own rows
+        want = torch.from_numpy(np.asarray(dequantize(rows, GGMLQuantizationType[t.type_name]), dtype=np.float32).copy())
+        got = store.get(name)
+        assert torch.equal(got.reshape(want.shape), want), name
+        assert qtype == "F16" or store.get(name) is got  # read once: the dequantized tensor is kept
+
+
+def test_a_vocabulary_in_the_header_is_stepped_over(tmp_path):
+    from gguf import GGUFWriter
+
+    path = tmp_path / "vocab.gguf"
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_array("tokenizer.ggml.tokens", [f"tok{i}" for i in range(5000)])
+    writer.add_string("general.name", "tiny")
+    writer.add_tensor("w", torch.randn(4, 32).numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    header = read_header(path)
+    assert header.metadata["general.name"] == "tiny" and "tokenizer.ggml.tokens" not in header.metadata
+    assert header.tensors["w"].shape == (4, 32)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))

@@ -10,7 +10,7 @@ import torch
 
 from freqprint import FingerprintConfig, attach, create_model, extract, verify
 from freqprint.stats.align import DIHEDRAL
-from freqprint.stats.screen import GATE_Z, GramScreen
+from freqprint.stats.screen import FIRST_Z, GATE_Z, SAMPLE_MIN, SAMPLE_SHARE, GramScreen
 from freqprint.stats.spectral import kernel_basis
 from freqprint.verification.verifier import Verifier, gram_screen
 
@@ -124,3 +124,58 @@ def test_the_gate_is_checked():
     key, _ = _key()
     with pytest.raises(ValueError, match="gate"):
         Verifier(key, gate=math.nan)
+
+
+def test_the_first_stage_samples_the_filters_of_a_large_reading_from_the_key():
+    key, _ = _key()
+    screen = gram_screen(key, 0.1)
+    assert screen.rows(SAMPLE_MIN, "a|OIHW") is None  # scored whole at once
+    for d in (SAMPLE_MIN + 1, 3 * SAMPLE_MIN, 20 * SAMPLE_MIN + 3):
+        rows = screen.rows(d, "a|OIHW")
+        assert rows is not None and len(rows) == max(SAMPLE_MIN, -(-d // SAMPLE_SHARE))
+        assert bool((rows[1:] > rows[:-1]).all()) and 0 <= int(rows[0]) and int(rows[-1]) < d  # sorted, distinct
+        assert torch.equal(rows, screen.rows(d, "a|OIHW"))  # a pure function of the key and the reading
+    d = 4 * SAMPLE_MIN
+    assert not torch.equal(screen.rows(d, "a|OIHW"), screen.rows(d, "b|OIHW"))  # each reading its own draw
+    other, _ = _key(secret="someone else")
+    assert not torch.equal(screen.rows(d, "a|OIHW"), gram_screen(other, 0.1).rows(d, "a|OIHW"))  # and each key
+
+
+def test_readings_scored_together_score_as_alone():
+    key, _ = _key()
+    screen = gram_screen(key, 0.1)
+    g = torch.Generator().manual_seed(4)
+    w = key.decision_kernels().float()
+    ws = [torch.randn(*w.shape, generator=g) for _ in range(4)] + [DIHEDRAL["T"](w)]
+    together = screen.score_many(ws)
+    for x, (z, sym) in zip(ws, together, strict=True):
+        alone = screen.score(x)
+        assert sym == alone[1] and z == pytest.approx(alone[0], abs=1e-3)
+    assert together[-1][0] >= GATE_Z and together[-1][1] == "T"
+    assert screen.score_many([]) == []
+    with pytest.raises(ValueError, match="one shape"):
+        screen.score_many([ws[0], ws[0][:10]])
+
+
+def test_a_module_shuffled_among_three_times_as_many_filters_passes_both_stages():
+    # the module a quarter of a tensor of more than SAMPLE_MIN filters: the first stage sees a
+    # sample of which about a quarter is the module's, and still passes it on
+    key, _ = _key(filters=SAMPLE_MIN // 2)
+    w = key.decision_kernels().float()
+    d = w.shape[0]
+    g = torch.Generator().manual_seed(8)
+    mixed = torch.cat([w, torch.randn(3 * d, *w.shape[1:], generator=g) * w.std()])[torch.randperm(4 * d, generator=g)]
+    assert mixed.shape[0] > SAMPLE_MIN
+    screen = gram_screen(key, Verifier(key).visible_gain)
+    rows = screen.rows(mixed.shape[0], "fc.extra.weight|OIHW")
+    assert rows is not None
+    assert screen.score(mixed[rows])[0] >= FIRST_Z and screen.score(mixed)[0] >= GATE_Z
+    rep = verify(key, {**_host(6), "fc.extra.weight": mixed}, describe=False)
+    assert rep.found and rep.layer == "fc.extra.weight"
+    # the same tensor with the module's filters replaced by noise: neither stage lets it through
+    from freqprint.io.checkpoint import open_tensors
+
+    plain = torch.randn(mixed.shape, generator=g) * w.std()
+    store = open_tensors({**_host(6), "fc.extra.weight": plain})
+    planned, top = Verifier(key).screened_plan(store, Verifier(key).candidates(store))
+    assert not [c for c in planned if c.name == "fc.extra.weight"] and top is not None and top < GATE_Z

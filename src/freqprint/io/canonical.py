@@ -24,6 +24,7 @@ nothing there.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
@@ -390,8 +391,10 @@ class ChannelMerge:
         return out.to(t.dtype if t.is_floating_point() else torch.float32)
 
 
+@functools.lru_cache(maxsize=64)
 def _directions(m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """The 3 fixed random directions [m, 3] rows are screened on (seeded: a pure function of m)."""
+    """The 3 fixed random directions [m, 3] rows are screened on (seeded: a pure function of m;
+    one shared tensor per (m, dtype), never written to)."""
     return torch.randn(m, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(dtype)
 
 
@@ -450,7 +453,8 @@ def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[
     if len(idx) == 0:
         return None  # nothing is carried: no view (a consumer of it reads nothing)
     # screening coordinates in the stored precision; the cosine that decides in float64
-    coords = (x[idx] @ _directions(x.shape[1], x.dtype)).to(torch.float64) / norm[idx, None]
+    coords = (x @ _directions(x.shape[1], x.dtype)).to(torch.float64)  # every row's, then the live ones' (no copy of x)
+    coords = (coords if len(idx) == n else coords[idx]) / norm[idx, None]
     pairs = []
     for a, b in _near(coords):
         a, b = idx[a], idx[b]
@@ -474,7 +478,7 @@ def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[
     groups: dict[int, list[int]] = {}
     for c in idx.tolist():
         groups.setdefault(find(c), []).append(c)
-    return tuple(tuple(v) for _, v in sorted(groups.items())), tuple(float(v) for v in norm)
+    return tuple(tuple(v) for _, v in sorted(groups.items())), tuple(norm.tolist())
 
 
 def _batchnorm_of(producer: str, n: int, shapes: dict[str, tuple[tuple[int, ...], bool]]) -> str | None:
@@ -581,18 +585,20 @@ def channel_merges(
             merges.setdefault(n, []).append((ChannelMerge(producer, groups, weights), seen[tag]))
         seen[tag].append(producer)
 
-    for name, (shape, ok) in shapes.items():
-        if not _producer(name, shape, ok) or shape[0] not in widths:
-            continue  # not a producer, or nothing reads its width
-        found = copy_groups(rows(name))
-        if found is not None:
-            record(name, name, shape[0], found)
     products = [(label, q, y, a) for label, q, y, a in composed_producers(shapes)[:MAX_PRODUCTS] if a in widths]
-    proj: dict[str, torch.Tensor] = {}  # each Y's projections [rows, 3], one Y in memory at a time
-    for y in dict.fromkeys(y for _, _, y, _ in products):
-        if math.prod(shapes[y][0][1:]) >= _MIN_ROW:
-            ry = rows(y).to(torch.float64)
-            proj[y] = ry @ _directions(ry.shape[1])
+    ys = {y for _, _, y, _ in products if math.prod(shapes[y][0][1:]) >= _MIN_ROW}
+    proj: dict[str, torch.Tensor] = {}  # each Y's projections [rows, 3], taken while Y is read
+    for name, (shape, ok) in shapes.items():
+        producer = _producer(name, shape, ok) and shape[0] in widths  # else not a producer, or nothing reads its width
+        if not producer and name not in ys:
+            continue
+        r = rows(name)  # one tensor in memory at a time, each read once here
+        if producer and (found := copy_groups(r)) is not None:
+            record(name, name, shape[0], found)
+        if name in ys:
+            ry = r.to(torch.float64)
+            proj[name] = ry @ _directions(ry.shape[1])
+        del r
     by_q: dict[str, list[int]] = {}
     for i, (_, q, y, _) in enumerate(products):
         if y in proj:

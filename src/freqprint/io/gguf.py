@@ -17,6 +17,8 @@ Reading: :func:`open_gguf` gives a :class:`~freqprint.io.checkpoint.TensorStore`
 PyTorch's (the GGUF dimensions reversed) and whose tensors are dequantized to float32 only when a
 test asks for one — memory stays bounded by the largest tensor read plus :data:`CACHE_BYTES` of
 recently dequantized tensors (a search reads some tensors many times), whatever the file holds.
+The block types :func:`save_gguf` writes are decoded in PyTorch with ``gguf``'s arithmetic (bit
+for bit its values, tested), every other type by ``gguf.dequantize``.
 Writing: :func:`save_gguf` stores a state dict with every tensor whose innermost size the type's
 blocks divide quantized (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) and the rest as F32, as llama.cpp's
 converter keeps norms and small tensors.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import functools
 import mmap
 import struct
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,7 +57,10 @@ GGUF_MAGIC = b"GGUF"
 MAX_TENSORS = 1_000_000  # tensor records per file
 MAX_DIMS = 4  # ggml's GGML_MAX_DIMS
 MAX_DEPTH = 4  # arrays of arrays of ...
-CACHE_BYTES = 256 * 2**20  # dequantized tensors kept per open file (a search reads some tensors many times)
+ROW_VALUES = 1 << 16  # values per row handed to gguf.dequantize (which takes 16 rows a call)
+# dequantized tensors kept per open file: a search reads each several times, and a 135 M-parameter
+# file (540 MB as float32) is then dequantized once
+CACHE_BYTES = 2**30
 QUANT_TYPES = ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1")  # what save_gguf writes (row quantizers the gguf package implements)
 
 # metadata value types: fixed sizes (struct format) and the two variable ones
@@ -125,6 +131,22 @@ class _Cursor:
         except UnicodeDecodeError:
             raise self.fail(f"{what} is not UTF-8") from None
 
+    def skip_strings(self, count: int, what: str) -> None:
+        """Step over ``count`` strings (a tokenizer's vocabulary: about 10⁵ of them), each length
+        checked against the bytes left before it is stepped over (one loop, no calls)."""
+        buf, pos, size, length = self.buf, self.pos, self.size, struct.Struct("<Q").unpack_from
+        for _ in range(count):
+            if pos + 8 > size:
+                break
+            pos += 8 + length(buf, pos)[0]
+            if pos > size:
+                break
+        else:
+            self.pos = pos
+            return
+        self.pos = min(pos, size)
+        raise self.fail(f"{what} runs past the end of the file")
+
     def value(self, vtype: int, what: str, depth: int = 0) -> Any:
         """One metadata value; arrays are skipped (their item count returned), every length checked
         against the bytes left before a loop over it starts."""
@@ -141,10 +163,10 @@ class _Cursor:
             elif itype in (_STRING, _ARRAY):
                 if count > (self.size - self.pos) // 8:  # every item takes at least 8 bytes
                     raise self.fail(f"{what} declares {count} items, more than the file can hold")
-                for _ in range(count):
-                    if itype == _STRING:
-                        self.string(what, keep=False)
-                    else:
+                if itype == _STRING:
+                    self.skip_strings(count, what)
+                else:
+                    for _ in range(count):
                         self.value(_ARRAY, what, depth + 1)
             else:
                 raise self.fail(f"{what} has unknown item type {itype}")
@@ -251,9 +273,57 @@ def _readable(type_name: str) -> bool:
     return True
 
 
+def _rows(raw: np.ndarray, t: GGUFTensor) -> np.ndarray:
+    """A tensor's bytes as rows of whole blocks for ``gguf.dequantize``, which works on 16 rows
+    per call: each row as many of the tensor's own rows as fit in :data:`ROW_VALUES` values (the
+    largest divisor of their count), so a large file costs a few hundred calls rather than tens
+    of thousands; the values are the same, each block being dequantized alone."""
+    n_rows = int(np.prod(t.shape[:-1]))
+    cap = max(1, ROW_VALUES // t.shape[-1])
+    group = next(g for g in range(min(cap, n_rows), 0, -1) if n_rows % g == 0)
+    return raw.reshape(n_rows // group, -1)
+
+
+def _half(blocks: torch.Tensor, at: int) -> torch.Tensor:
+    """``[n, 1]`` float32: the float16 stored at byte ``at`` of each block."""
+    return blocks[:, at : at + 2].contiguous().view(torch.float16).float()
+
+
+def _nibbles(qs: torch.Tensor) -> torch.Tensor:
+    """``[n, 2·b]`` uint8: each block's low nibbles, then its high ones (ggml's order)."""
+    return torch.cat([qs & 15, qs >> 4], 1)
+
+
+def _high_bits(blocks: torch.Tensor, at: int) -> torch.Tensor:
+    """``[n, 32]`` uint8: bit i of the little-endian uint32 at byte ``at``, shifted to bit 4."""
+    qh = blocks[:, at : at + 4].to(torch.int64)
+    word = qh[:, 0] | (qh[:, 1] << 8) | (qh[:, 2] << 16) | (qh[:, 3] << 24)
+    return (((word[:, None] >> torch.arange(32)) & 1) << 4).to(torch.uint8)
+
+
+def _decode(blocks: torch.Tensor, type_name: str) -> torch.Tensor:
+    """ggml's block formats that :func:`save_gguf` writes, decoded in PyTorch with the arithmetic
+    of ``gguf.dequantize`` (float16 scales widened to float32, one product and one sum per value,
+    in its order), so the values are bit for bit its own (tested) without its numpy temporaries
+    and its copy of every result into one output: ``[n_blocks, type_size]`` uint8 → ``[n_blocks, 32]``."""
+    if type_name == "Q8_0":
+        return blocks[:, 2:].contiguous().view(torch.int8).float() * _half(blocks, 0)
+    if type_name == "Q4_0":
+        return _half(blocks, 0) * (_nibbles(blocks[:, 2:]).to(torch.int8) - 8).float()
+    if type_name == "Q4_1":
+        return _half(blocks, 0) * _nibbles(blocks[:, 4:]).float() + _half(blocks, 2)
+    if type_name == "Q5_0":
+        q = (_nibbles(blocks[:, 6:]) | _high_bits(blocks, 2)).to(torch.int8) - 16
+        return _half(blocks, 0) * q.float()
+    if type_name == "Q5_1":
+        q = _nibbles(blocks[:, 8:]) | _high_bits(blocks, 4)
+        return _half(blocks, 0) * q.float() + _half(blocks, 2)
+    raise KeyError(type_name)
+
+
 def _tensor(buf: Any, t: GGUFTensor) -> torch.Tensor:
     """One tensor's bytes as a float32 (float64 for F64) PyTorch tensor of its PyTorch shape."""
-    from gguf import GGMLQuantizationType, dequantize
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, dequantize
 
     count = int(np.prod(t.shape))
     if count == 0:
@@ -263,9 +333,14 @@ def _tensor(buf: Any, t: GGUFTensor) -> torch.Tensor:
         out = raw.view(np.float64).copy()
     elif t.type_name == "BF16":
         out = (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+    elif t.type_name in QUANT_TYPES:
+        _, size = GGML_QUANT_SIZES[GGMLQuantizationType[t.type_name]]
+        with warnings.catch_warnings():  # the map is read-only, and nothing here writes to it
+            warnings.filterwarnings("ignore", "The given buffer is not writable")
+            blocks = torch.frombuffer(buf, dtype=torch.uint8, count=t.nbytes, offset=t.offset)
+        return _decode(blocks.reshape(-1, size), t.type_name).reshape(t.shape)
     else:
-        rows = raw.reshape(count // t.shape[-1], -1)  # one row of blocks per innermost run
-        out = np.ascontiguousarray(dequantize(rows, GGMLQuantizationType[t.type_name]), dtype=np.float32)
+        out = np.ascontiguousarray(dequantize(_rows(raw, t), GGMLQuantizationType[t.type_name]), dtype=np.float32)
     out = out.reshape(t.shape)
     return torch.from_numpy(out if out.flags.writeable else out.copy())  # F32 is a view of the read-only map
 
@@ -291,20 +366,24 @@ def open_gguf(path: str | Path) -> Any:
     shapes = {name: (t.shape, _readable(t.type_name)) for name, t in header.tensors.items()}
 
     cache: OrderedDict[str, torch.Tensor] = OrderedDict()  # dequantized tensors, most recent last
+    held = [0]  # their bytes
 
     def get(name: str) -> torch.Tensor:
+        # handed out as cached, like an in-memory store's own tensors: readers never write to them
         if name in cache:
             cache.move_to_end(name)
-            return cache[name].clone()
+            return cache[name]
         t = header.tensors[name]
         if not _readable(t.type_name):
             raise UnreadableFile(f"{path}: tensor {name!r} is stored as {t.type_name}, which is not dequantized here")
         out = _read(path, buf, t)
-        if t.type_name not in _FLOATS and out.numel() * 4 <= CACHE_BYTES // 4:
+        size = out.numel() * out.element_size()
+        if t.type_name not in _FLOATS and size <= CACHE_BYTES // 4:
             cache[name] = out
-            while sum(v.numel() * v.element_size() for v in cache.values()) > CACHE_BYTES:
-                cache.popitem(last=False)
-            return out.clone()
+            held[0] += size
+            while held[0] > CACHE_BYTES:
+                _, old = cache.popitem(last=False)
+                held[0] -= old.numel() * old.element_size()
         return out
 
     return TensorStore(shapes, get, str(path))

@@ -30,6 +30,20 @@ symmetries of the square; to keep the cost at one product per symmetry on a few 
 *coarse* set A of the key's filters picks the symmetry and the disjoint rest F scores it (so the
 choice does not bias z).  The reading passes at ``z ≥ gate`` in any variant and block.
 
+**Two stages (0.13).**  A reading of more than :data:`SAMPLE_MIN` filters is first scored on a
+sample of ``n = max(SAMPLE_MIN, ⌈D′/SAMPLE_SHARE⌉)`` of them, drawn from a seed that hashes the
+key's kernels with the reading's name and layout (:meth:`GramScreen.rows`); the decoys' maxima
+are taken over the same sample, so under H0 its z is as standard as the whole reading's (null
+first-stage z over the 542 tensor layouts of the public SmolLM2: mean 0.9, sd 1.2, largest 5.3).
+Every filter is scored only where that first z reaches :data:`FIRST_Z`, and that second z is
+the one the gate compares with ``gate``.  The cost: a key filter's match is in the sample with
+probability ``n/D′``, so the first z is about ``n/D′`` of the whole one (half for a module alone
+in a tensor of 2·SAMPLE_MIN filters, a quarter for one hidden among three times as many
+filters), and a module needs a whole-reading z of about ``FIRST_Z·D′/n`` to reach the second
+stage.  The sample cannot be predicted without the key: a thief who knows only the published
+commitment cannot place the module's filters where the sample does not look.  Readings of one
+shape are scored together in batches (:meth:`GramScreen.score_many`), each reading's z its own.
+
 **What it is for, and what it is not.**  The gate decides only which readings get the full
 alignment; the verdict's p-value counts every reading either way (the Bonferroni factor of the
 verifier), so the gate can cost power, never validity.  It is weaker than the full test: a module
@@ -50,8 +64,11 @@ import torch
 
 from freqprint.stats.align import DIHEDRAL, unit
 
-__all__ = ["COARSE", "DECOYS", "GATE_Z", "GramScreen", "filter_grams"]
+__all__ = ["COARSE", "DECOYS", "FIRST_Z", "GATE_Z", "SAMPLE_MIN", "SAMPLE_SHARE", "GramScreen", "filter_grams"]
 
+SAMPLE_MIN = 256  # a reading of more filters is first screened on a sample of them
+SAMPLE_SHARE = 4  # ... of at least this share (n = max(SAMPLE_MIN, ⌈D′/SAMPLE_SHARE⌉) filters)
+FIRST_Z = 3.0  # the sample's z at which every filter is screened
 GATE_Z = 6.0  # a reading is fully aligned when its screen z reaches this (null maxima 3.1–4.4: docs/benchmarks.md §12f)
 DECOYS = 256  # null filters drawn from a public seed
 COARSE = 32  # key filters that pick the symmetry of the square (the rest score it)
@@ -89,6 +106,7 @@ class GramScreen:
     fine: dict[str, dict[tuple[str, str], torch.Tensor]]  # symmetry → [|F|, s]
     decoys: dict[tuple[str, str], torch.Tensor]
     n_coarse: int
+    salt: bytes = b""  # a digest of the key's kernels: seeds the first stage's sample
 
     @classmethod
     def of(cls, kernels: torch.Tensor, basis: torch.Tensor, gains: torch.Tensor, visible_gain: float) -> GramScreen:
@@ -110,28 +128,60 @@ class GramScreen:
         coarse = {vb: torch.cat([per_g[g][vb][a] for g in DIHEDRAL]) for vb in keys}
         fine = {g: {vb: per_g[g][vb][f] for vb in keys} for g in DIHEDRAL}
         decoys = filter_grams(torch.randn(DECOYS, c, k, k, generator=gen, dtype=torch.float64), blocks)
-        return cls(blocks, coarse, fine, decoys, n_a)
+        salt = hashlib.sha256(b"freqprint-gram-screen-rows" + wk.contiguous().numpy().tobytes()).digest()
+        return cls(blocks, coarse, fine, decoys, n_a, salt)
+
+    def rows(self, d: int, label: str) -> torch.Tensor | None:
+        """The filters (sorted indices) the first stage scores of a reading with ``d`` filters,
+        labelled ``label`` (its name and layout); None when the reading is small enough to be
+        scored whole at once."""
+        n = max(SAMPLE_MIN, -(-d // SAMPLE_SHARE))
+        if n >= d:
+            return None
+        seed = int.from_bytes(hashlib.sha256(self.salt + label.encode()).digest()[:8], "little")
+        return torch.randperm(d, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
     def score(self, w: torch.Tensor) -> tuple[float, str]:
         """``(z, g)``: the largest z over variants and blocks, and the symmetry of the square that
         gave it — the reading ``DIHEDRAL[g](w)`` is the one to align."""
-        if not self.blocks or w.shape[0] == 0 or w.shape[1] == 0:
-            return -math.inf, ""
-        sus = filter_grams(w, self.blocks)
+        return self.score_many([w])[0]
+
+    def score_many(self, ws: list[torch.Tensor]) -> list[tuple[float, str]]:
+        """:meth:`score` of each of ``ws``, readings of one shape ``[D′, C′, K, K]``, in one pass of
+        batched products (each reading's z is its own: its decoys' maxima, its symmetry, its
+        filters' maxima are taken over its own filters only)."""
+        if not ws:
+            return []
+        if not self.blocks or ws[0].shape[0] == 0 or ws[0].shape[1] == 0:
+            return [(-math.inf, "")] * len(ws)
+        if any(w.shape != ws[0].shape for w in ws):
+            raise ValueError("score_many takes readings of one shape")
+        n_w, n = len(ws), ws[0].shape[0]
+        sus = filter_grams(ws[0] if n_w == 1 else torch.cat(ws), self.blocks)
         names = list(DIHEDRAL)
-        best = (-math.inf, "")
+        best = [(-math.inf, "")] * n_w
+
+        def maxima(k: torch.Tensor, st: torch.Tensor) -> torch.Tensor:  # [rows, n_w]: each reading's best filter per row
+            return (k @ st).reshape(k.shape[0], n_w, n).amax(2)
+
         for vb, s in sus.items():
             st = s.T.contiguous()
-            dec = (self.decoys[vb] @ st).amax(1)
-            mu, sd = float(dec.mean()), max(float(dec.std()), 1e-6)
-            g = ""
+            dec = maxima(self.decoys[vb], st)
+            mu, sd = dec.mean(0), dec.std(0).clamp_min(1e-6)
             if self.n_coarse:
-                co = (self.coarse[vb] @ st).amax(1).reshape(len(names), self.n_coarse).mean(1)
-                g = names[int(co.argmax())]
-            fk = (self.fine[g][vb] @ st).amax(1)
-            if fk.numel() == 0:
-                continue
-            z = (float(fk.mean()) - mu) / (sd / math.sqrt(fk.numel()))
-            if z > best[0]:
-                best = (z, g)
+                co = maxima(self.coarse[vb], st).reshape(len(names), self.n_coarse, n_w).mean(1)
+                picks = [names[i] for i in co.argmax(0).tolist()]
+            else:
+                picks = [""] * n_w
+            for g in dict.fromkeys(picks):  # each symmetry picked, its readings' columns at once
+                idx = [j for j, p in enumerate(picks) if p == g]
+                fine = self.fine[g][vb]
+                if fine.shape[0] == 0:
+                    continue
+                cols = st if len(idx) == n_w else st.reshape(-1, n_w, n)[:, idx].reshape(st.shape[0], -1)
+                fk = (fine @ cols).reshape(fine.shape[0], len(idx), n).amax(2).mean(0)
+                for j, m in zip(idx, fk.tolist(), strict=True):
+                    z = (m - float(mu[j])) / (float(sd[j]) / math.sqrt(fine.shape[0]))
+                    if z > best[j][0]:
+                        best[j] = (z, g)
         return best

@@ -120,7 +120,7 @@ from freqprint.stats.align import (
 )
 from freqprint.stats.align import fit as align
 from freqprint.stats.null import LN10, auto_hit_threshold, format_p, hit_probability, log_binom_tail, log_injections
-from freqprint.stats.screen import GATE_Z, GramScreen
+from freqprint.stats.screen import FIRST_Z, GATE_Z, GramScreen
 from freqprint.stats.spectral import band_reading, complex_cosine, kernel_basis, revised_dft_at
 from freqprint.verification.key import FingerprintKey
 from freqprint.verification.search import Search, best_first
@@ -488,6 +488,9 @@ def key_side(key: FingerprintKey, visible_gain: float) -> KeySide:
     return _cached(key, "_verify_side", visible_gain, build)
 
 
+SCREEN_BATCH = 1 << 22  # values of readings of one shape screened together (16 MB as float32)
+
+
 def gram_screen(key: FingerprintKey, visible_gain: float) -> GramScreen:
     """The gate's key side (:class:`freqprint.stats.screen.GramScreen`), computed once per key."""
 
@@ -748,14 +751,44 @@ class Verifier:
         for c in pool:
             base, _, g = c.layout.partition("·")
             groups.setdefault((c.name, base), {})[g] = c
-        passed: list[tuple[bool, float, int, Candidate]] = []
-        top: float | None = None
-        for j, variants in enumerate(groups.values()):
+        # each group's untransformed reading scored, readings of one shape in batches of at most
+        # SCREEN_BATCH values; one of many filters first on a sample of them (stats.screen, "Two
+        # stages"), and whole only where the sample's z reaches FIRST_Z
+        scored: dict[int, tuple[float, str]] = {}
+        pending: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
+        firsts: dict[int, tuple[Candidate, Candidate, bool]] = {}  # the group's first candidate, its reading, sampled
+
+        def flush(shape: tuple[int, ...]) -> None:
+            batch = pending.pop(shape)
+            for (j, _), zg in zip(batch, screen.score_many([w for _, w in batch]), strict=True):
+                scored[j] = zg
+
+        # last group first: a store that caches what it read last (a GGUF file's dequantized
+        # tensors) then serves the screen what reading the merged-channel views left in it
+        for j, variants in reversed(list(enumerate(groups.values()))):
             first = variants.get("") or next(iter(variants.values()))
-            w = self.load(store, replace(first, layout=first.layout.partition("·")[0]), as_read=True)
+            reading = replace(first, layout=first.layout.partition("·")[0])
+            w = self.load(store, reading, as_read=True)
             if w is None:
                 continue
-            z, g = screen.score(w)
+            sample = None if first.name == own else screen.rows(w.shape[0], f"{reading.name}|{reading.layout}")
+            firsts[j] = (first, reading, sample is not None)
+            w = w if sample is None else w[sample]
+            pending.setdefault(tuple(w.shape), []).append((j, w))
+            if sum(int(x.numel()) for _, x in pending[tuple(w.shape)]) >= SCREEN_BATCH:
+                flush(tuple(w.shape))
+        for shape in list(pending):
+            flush(shape)
+        for j in sorted((j for j in scored if firsts[j][2] and scored[j][0] >= FIRST_Z), reverse=True):
+            # the whole reading, where its sample passed
+            w = self.load(store, firsts[j][1], as_read=True)
+            if w is not None:
+                scored[j] = screen.score(w)
+        passed: list[tuple[bool, float, int, Candidate]] = []
+        top: float | None = None
+        for j in sorted(scored):
+            (z, g), first = scored[j], firsts[j][0]
+            variants = groups[(first.name, first.layout.partition("·")[0])]
             top = z if top is None else max(top, z)
             if first.name == own or z >= self.gate:  # type: ignore[operator]
                 passed.append((first.name != own, -z, j, variants.get(g, first)))
