@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["REWRITES", "gate_markdown", "run_gate_bench"]
+__all__ = ["REWRITES", "gate_markdown", "run_gate_bench", "smollm2_key"]
 
 REWRITES = (
     "renamed",
@@ -103,29 +103,37 @@ def _top_z(verifier: Any, suspect: Any) -> float:
     return -math.inf if top is None else float(top)
 
 
+def smollm2_key(path: Any) -> Any:
+    """The bench's key for the SmolLM2 GGUF at ``path``: a 256-filter module attached to its
+    middle block with the secret "bench gate llm" (W₀ only: the key's decision kernels are the
+    secret's draw, whatever training did)."""
+    from freqprint.fingerprint import FingerprintConfig, attach
+    from freqprint.hf import transformer_layers
+    from freqprint.verification.key import extract
+    from freqprint_bench.llm import _load
+
+    model, tok = _load(path)
+    layers = transformer_layers(model)
+    enc = tok(["The capital of France is Paris."] * 2, return_tensors="pt")
+    attach(model, FingerprintConfig(target=layers[len(layers) // 2], secret="bench gate llm", filters=256), dict(enc))
+    return extract(model, secret="bench gate llm")
+
+
 def _llm(log: Callable[[str], None]) -> dict[str, Any] | None:
     """The public SmolLM2 GGUF against a key for a module on its middle block (W₀ only: the key's
     decision kernels are the secret's draw, whatever training did)."""
-    from freqprint_bench.llm import _load, smollm2_gguf
+    from freqprint_bench.llm import smollm2_gguf
 
     try:
         path = smollm2_gguf()
     except Exception as e:  # the package is optional: reported, not fatal
         log(f"SmolLM2 skipped: {e}")
         return None
-    from freqprint.fingerprint import FingerprintConfig, attach
-    from freqprint.hf import transformer_layers
     from freqprint.io.checkpoint import open_tensors
-    from freqprint.verification.key import extract
     from freqprint.verification.verifier import Verifier
     from freqprint_bench.report import median_seconds
 
-    model, tok = _load(path)
-    layers = transformer_layers(model)
-    enc = tok(["The capital of France is Paris."] * 2, return_tensors="pt")
-    attach(model, FingerprintConfig(target=layers[len(layers) // 2], secret="bench gate llm", filters=256), dict(enc))
-    key = extract(model, secret="bench gate llm")
-    del model
+    key = smollm2_key(path)
     t = time.perf_counter()
     store = open_tensors(path)
     for name, (_, ok) in store.shapes.items():
@@ -155,21 +163,24 @@ def _llm(log: Callable[[str], None]) -> dict[str, Any] | None:
 def _misses(key: Any, host: dict[str, torch.Tensor] | None, noise: tuple[float, ...], repeats: int, log) -> list[dict[str, Any]]:
     """Per (rewrite, noise): gate pass rate of the moved module; with a ``host`` state dict also the
     gated verdict on the whole file; and the full alignment pointed at the tensor alone."""
-    from freqprint.verification.verifier import Verifier
+    from freqprint.verification.verifier import Verifier, gram_screen
 
     gated = Verifier(key, describe=False)
     full = Verifier(key, describe=False, search="all", gate=None)
+    screen = gram_screen(key, gated.visible_gain)
     w0 = key.decision_kernels().to(torch.float64)
     rows = []
     for rewrite in REWRITES:
         for cos in noise:
             g = torch.Generator().manual_seed(1000 + int(cos * 100))
             passed = found_gated = found_full = 0
-            zs = []
+            zs, whole = [], []
             for _ in range(repeats):
                 moved = _rewrite(rewrite, _noisy(w0, cos, g), g).float()
                 z = _top_z(gated, {"moved.weight": moved})
                 zs.append(z)
+                flat = moved if moved.ndim == 4 else moved.reshape(moved.shape[0], -1, *w0.shape[2:])
+                whole.append(screen.score(flat)[0])  # every filter scored: what the first stage's sample hides
                 passed += z >= (gated.gate or 0.0)
                 found_full += full.verify({"moved.weight": moved}).found
                 if host is not None:
@@ -180,6 +191,7 @@ def _misses(key: Any, host: dict[str, torch.Tensor] | None, noise: tuple[float, 
                 "draws": repeats,
                 "gate_passed": passed,
                 "median_z": sorted(zs)[len(zs) // 2],
+                "median_whole_z": sorted(whole)[len(whole) // 2],
                 "full_alignment_found": found_full,
                 "gated_verdict_found": found_gated if host is not None else None,
             }
@@ -297,9 +309,12 @@ def gate_markdown(r: dict[str, Any]) -> str:
         for rewrite in dict.fromkeys(x["rewrite"] for x in rows):
             cells = []
             for x in (y for y in rows if y["rewrite"] == rewrite):
-                cell = (
-                    f"gate {x['gate_passed']}/{x['draws']} (z {x['median_z']:.0f}), full {x['full_alignment_found']}/{x['draws']}"
-                )
+                z = f"z {x['median_z']:.0f}"
+                if (
+                    abs(x.get("median_whole_z", x["median_z"]) - x["median_z"]) >= 1
+                ):  # the first stage's z, and the whole reading's
+                    z += f", whole {x['median_whole_z']:.0f}"
+                cell = f"gate {x['gate_passed']}/{x['draws']} ({z}), full {x['full_alignment_found']}/{x['draws']}"
                 if x["gated_verdict_found"] is not None:
                     cell += f", verdict {x['gated_verdict_found']}/{x['draws']}"
                 cells.append(cell)

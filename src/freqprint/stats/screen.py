@@ -33,13 +33,11 @@ choice does not bias z).  The reading passes at ``z ≥ gate`` in any variant an
 **Two stages (0.13).**  A reading of more than :data:`SAMPLE_MIN` filters is first scored on a
 sample of ``n = max(SAMPLE_MIN, ⌈D′/SAMPLE_SHARE⌉)`` of them, drawn from a seed that hashes the
 key's kernels with the reading's name and layout (:meth:`GramScreen.rows`); the decoys' maxima
-are taken over the same sample, so under H0 its z is as standard as the whole reading's (null
-first-stage z over the 542 tensor layouts of the public SmolLM2: mean 0.9, sd 1.2, largest 5.3).
+are taken over the same sample, so under H0 its z is as standard as the whole reading's.
 Every filter is scored only where that first z reaches :data:`FIRST_Z`, and that second z is
 the one the gate compares with ``gate``.  The cost: a key filter's match is in the sample with
-probability ``n/D′``, so the first z is about ``n/D′`` of the whole one (half for a module alone
-in a tensor of 2·SAMPLE_MIN filters, a quarter for one hidden among three times as many
-filters), and a module needs a whole-reading z of about ``FIRST_Z·D′/n`` to reach the second
+probability ``n/D′``, so the first z is about ``n/D′`` of the whole one (a half in a reading of
+2·SAMPLE_MIN filters, a quarter for a module hidden among three times as many filters), and a module needs a whole-reading z of about ``FIRST_Z·D′/n`` to reach the second
 stage.  The sample cannot be predicted without the key: a thief who knows only the published
 commitment cannot place the module's filters where the sample does not look.  Readings of one
 shape are scored together in batches (:meth:`GramScreen.score_many`), each reading's z its own.
