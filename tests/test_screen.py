@@ -179,3 +179,44 @@ def test_a_module_shuffled_among_three_times_as_many_filters_passes_both_stages(
     store = open_tensors({**_host(6), "fc.extra.weight": plain})
     planned, top = Verifier(key).screened_plan(store, Verifier(key).candidates(store))
     assert not [c for c in planned if c.name == "fc.extra.weight"] and top is not None and top < GATE_Z
+
+
+def test_how_readings_are_batched_never_changes_the_plan(monkeypatch):
+    # many shapes interleaved, the module among them: flushing batches early (a tight memory
+    # bound) gives the same readings, the same z and the same plan as one batch per shape
+    import freqprint.verification.verifier as verifier
+    from freqprint.io.checkpoint import open_tensors
+
+    key, _ = _key()
+    w = key.decision_kernels().float()
+    g = torch.Generator().manual_seed(11)
+    sd = {**_host(6), "moved.weight": _noisy(key.decision_kernels(), 0.9, 5).float()}
+    for i in range(12):
+        sd[f"extra{i}.weight"] = torch.randn(
+            40 + 30 * (i % 3), w.shape[1] * (1 + i % 3), 3, 3, generator=g
+        )  # 3 shapes, interleaved
+
+    def plan() -> tuple[list[str], float | None]:
+        store = open_tensors(dict(sd))
+        ver = Verifier(key)
+        planned, top = ver.screened_plan(store, ver.candidates(store))
+        return [f"{c.name}|{c.layout}" for c in planned], top
+
+    calls: list[int] = []
+    real = GramScreen.score_many
+
+    def counted(self, ws):
+        calls.append(len(ws))
+        return real(self, ws)
+
+    monkeypatch.setattr(GramScreen, "score_many", counted)
+    loose = plan()
+    n_loose = len(calls)
+    for batch in (2000, 20000):  # every reading alone; several shapes waiting, the fullest flushed
+        monkeypatch.setattr(verifier, "SCREEN_BATCH", batch)
+        monkeypatch.setattr(verifier, "PENDING_BATCHES", 1)
+        calls.clear()
+        tight = plan()
+        assert len(calls) > n_loose  # the batches were cut smaller
+        assert tight[0] == loose[0] and "moved.weight|OIHW" in tight[0]
+        assert tight[1] == pytest.approx(loose[1], abs=1e-3)

@@ -37,8 +37,8 @@ are taken over the same sample, so under H0 its z is as standard as the whole re
 Every filter is scored only where that first z reaches :data:`FIRST_Z`, and that second z is
 the one the gate compares with ``gate``.  The cost: a key filter's match is in the sample with
 probability ``n/D′``, so the first z is about ``n/D′`` of the whole one (a half in a reading of
-2·SAMPLE_MIN filters, a quarter for a module hidden among three times as many filters), and a module needs a whole-reading z of about ``FIRST_Z·D′/n`` to reach the second
-stage.  The sample cannot be predicted without the key: a thief who knows only the published
+2·SAMPLE_MIN filters, a quarter for a module hidden among three times as many filters), and a
+module needs a whole-reading z of about ``FIRST_Z·D′/n`` to reach the second stage.  The sample cannot be predicted without the key: a thief who knows only the published
 commitment cannot place the module's filters where the sample does not look.  Readings of one
 shape are scored together in batches (:meth:`GramScreen.score_many`), each reading's z its own.
 
@@ -67,7 +67,7 @@ __all__ = ["COARSE", "DECOYS", "FIRST_Z", "GATE_Z", "SAMPLE_MIN", "SAMPLE_SHARE"
 SAMPLE_MIN = 256  # a reading of more filters is first screened on a sample of them
 SAMPLE_SHARE = 4  # ... of at least this share (n = max(SAMPLE_MIN, ⌈D′/SAMPLE_SHARE⌉) filters)
 FIRST_Z = 3.0  # the sample's z at which every filter is screened
-GATE_Z = 6.0  # a reading is fully aligned when its screen z reaches this (null maxima 3.1–4.4: docs/benchmarks.md §12f)
+GATE_Z = 6.0  # a reading is fully aligned when its screen z reaches this (null maxima 3.0–4.3: docs/benchmarks.md §12f)
 DECOYS = 256  # null filters drawn from a public seed
 COARSE = 32  # key filters that pick the symmetry of the square (the rest score it)
 INVERSE = {"rot90": "rot270", "rot270": "rot90"}  # every other symmetry of the square is its own inverse

@@ -489,6 +489,7 @@ def key_side(key: FingerprintKey, visible_gain: float) -> KeySide:
 
 
 SCREEN_BATCH = 1 << 22  # values of readings of one shape screened together (16 MB as float32)
+PENDING_BATCHES = 4  # readings waiting for their batch, over every shape: at most this many batches' values
 
 
 def gram_screen(key: FingerprintKey, visible_gain: float) -> GramScreen:
@@ -758,8 +759,11 @@ class Verifier:
         pending: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
         firsts: dict[int, tuple[Candidate, Candidate, bool]] = {}  # the group's first candidate, its reading, sampled
 
+        held = [0]  # values pending over every shape: at most PENDING_BATCHES batches' worth
+
         def flush(shape: tuple[int, ...]) -> None:
             batch = pending.pop(shape)
+            held[0] -= sum(int(w.numel()) for _, w in batch)
             for (j, _), zg in zip(batch, screen.score_many([w for _, w in batch]), strict=True):
                 scored[j] = zg
 
@@ -775,8 +779,11 @@ class Verifier:
             firsts[j] = (first, reading, sample is not None)
             w = w if sample is None else w[sample]
             pending.setdefault(tuple(w.shape), []).append((j, w))
+            held[0] += int(w.numel())
             if sum(int(x.numel()) for _, x in pending[tuple(w.shape)]) >= SCREEN_BATCH:
                 flush(tuple(w.shape))
+            elif held[0] >= PENDING_BATCHES * SCREEN_BATCH:  # many shapes at once: the fullest goes first
+                flush(max(pending, key=lambda sh: sum(int(x.numel()) for _, x in pending[sh])))
         for shape in list(pending):
             flush(shape)
         for j in sorted((j for j in scored if firsts[j][2] and scored[j][0] >= FIRST_Z), reverse=True):
