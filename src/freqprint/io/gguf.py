@@ -121,11 +121,9 @@ class _Cursor:
         start = self.take(struct.calcsize(fmt), what)
         return struct.unpack_from(fmt, self.buf, start)[0]
 
-    def string(self, what: str, keep: bool = True) -> str:
+    def string(self, what: str) -> str:
         n = self.unpack("<Q", what)
         start = self.take(n, what)
-        if not keep:
-            return ""
         try:
             return bytes(self.buf[start : start + n]).decode("utf-8")
         except UnicodeDecodeError:

@@ -758,6 +758,7 @@ class Verifier:
         scored: dict[int, tuple[float, str]] = {}
         pending: dict[tuple[int, ...], list[tuple[int, torch.Tensor]]] = {}
         firsts: dict[int, tuple[Candidate, Candidate, bool]] = {}  # the group's first candidate, its reading, sampled
+        variants_of = list(groups.values())
 
         held = [0]  # values pending over every shape: at most PENDING_BATCHES batches' worth
 
@@ -769,7 +770,7 @@ class Verifier:
 
         # last group first: a store that caches what it read last (a GGUF file's dequantized
         # tensors) then serves the screen what reading the merged-channel views left in it
-        for j, variants in reversed(list(enumerate(groups.values()))):
+        for j, variants in reversed(list(enumerate(variants_of))):
             first = variants.get("") or next(iter(variants.values()))
             reading = replace(first, layout=first.layout.partition("·")[0])
             w = self.load(store, reading, as_read=True)
@@ -794,8 +795,7 @@ class Verifier:
         passed: list[tuple[bool, float, int, Candidate]] = []
         top: float | None = None
         for j in sorted(scored):
-            (z, g), first = scored[j], firsts[j][0]
-            variants = groups[(first.name, first.layout.partition("·")[0])]
+            (z, g), first, variants = scored[j], firsts[j][0], variants_of[j]
             top = z if top is None else max(top, z)
             if first.name == own or z >= self.gate:  # type: ignore[operator]
                 passed.append((first.name != own, -z, j, variants.get(g, first)))
