@@ -87,7 +87,7 @@ def test_verify_trace_and_scan_read_gguf(owner, tmp_path, qtype, monkeypatch, ca
     (folder / "a.gguf").write_bytes(path.read_bytes())
     (folder / "b.gguf").write_bytes((tmp_path / "other.gguf").read_bytes())
     db, log = tmp_path / "r.db", tmp_path / "scan.jsonl"
-    assert run(["registry", "add", owner["key"], "--registry", db], monkeypatch, capsys)[0] == 0
+    assert run(["registry", "add", owner["key"], "--registry", db, "--secret", "alice"], monkeypatch, capsys)[0] == 0
     code, out, err = run(["scan", folder, "--registry", db, "--out", log], monkeypatch, capsys)
     assert code == 0, err
     rows = {Path(r["path"]).name: r for r in map(json.loads, log.read_text().splitlines())}

@@ -147,8 +147,10 @@ def test_registry_add_reads_a_key_once(tmp_path):
         {"host.fingerprint.weight": torch.randn(16, 8, 3, 3), "host.fingerprint.grid": torch.tensor([28, 28, 3, 1, 1])}
     )
     small.save(tmp_path / "small.key")
-    rc0, _, err0, ref = run_measured(["registry", "add", tmp_path / "small.key", "-r", tmp_path / "a.db"], tmp_path)
-    rc, _, err, peak = run_measured(["registry", "add", tmp_path / "big.key", "-r", tmp_path / "b.db"], tmp_path)
+    rc0, _, err0, ref = run_measured(
+        ["registry", "add", tmp_path / "small.key", "-r", tmp_path / "a.db", "--allow-bare"], tmp_path
+    )
+    rc, _, err, peak = run_measured(["registry", "add", tmp_path / "big.key", "-r", tmp_path / "b.db", "--allow-bare"], tmp_path)
     assert rc0 == 0 and rc == 0, (err0, err)
     assert peak - ref < 3.5 * size_mb, (peak, ref, size_mb)  # the bytes, the spectra, small change (4.9x before)
 
@@ -230,7 +232,7 @@ def scan_setup(owner, tmp_path_factory):
 
     d = tmp_path_factory.mktemp("scan")
     with KeyStore(d / "reg.db") as reg:
-        reg.add(owner["key"])
+        reg.add(owner["key"], secret="alice")
     files = d / "files"
     files.mkdir()
     g = torch.Generator().manual_seed(0)
@@ -348,7 +350,7 @@ def test_every_command_refuses_every_hostile_file_with_one_line(owner, tmp_path,
 
     bad = _hostile_files(tmp_path / "bad", owner)
     with KeyStore(tmp_path / "reg.db") as reg:
-        reg.add(owner["key"])
+        reg.add(owner["key"], secret="alice")
     commands = {
         "verify key": lambda f: ["verify", f, owner["file"]],
         "verify suspect": lambda f: ["verify", owner["key"], f],
@@ -359,7 +361,7 @@ def test_every_command_refuses_every_hostile_file_with_one_line(owner, tmp_path,
         "trace suspect": lambda f: ["trace", owner["file"], f, "--secret", "alice", "--no-lineage"],
         "claim create": lambda f: ["claim", "create", f, "--secret", "alice", "--out", tmp_path / "c.claim"],
         "claim check": lambda f: ["claim", "check", f, "--secret", "alice"],
-        "registry add": lambda f: ["registry", "add", f, "-r", tmp_path / "new.db"],
+        "registry add": lambda f: ["registry", "add", f, "-r", tmp_path / "new.db", "--allow-bare"],
         "registry list": lambda f: ["registry", "list", "-r", f],
         "metav verify claim": lambda f: ["metav", "verify", f, str(owner["file"])],
         "metav manifest": lambda f: ["metav", "build", "--manifest", f, "--dry-run"],

@@ -13,6 +13,7 @@ from freqprint.attacks import Compose, create_attack, relayout_state_dict
 from freqprint.attacks.equivariance import BlockPermutation
 from freqprint.errors import FreqprintError, NotApplicable
 from freqprint.io.checkpoint import open_tensors
+from freqprint.models import create_model
 from freqprint.scan import KeyStore
 from freqprint.scan.bulk import scan
 from freqprint.scan.sketch import Z_PASS
@@ -29,7 +30,7 @@ def corpus(tmp_path_factory):
     reg = root / "reg.db"
     with KeyStore(reg) as r:
         for k in keys:
-            r.add(k)
+            r.add(k, secret=f"secret-{Path(k).stem}")
     return root, reg, labels
 
 
@@ -62,7 +63,7 @@ def test_scan_finds_exactly_the_derived_reports_bad_files_and_resumes(corpus, tm
     assert third.skipped == 0 and third.done == len(labels)
     assert all(m["key"] != "owner2" for rec in third.records for m in rec.get("matches", []))
     with KeyStore(reg) as r:
-        r.add(root / "keys" / "owner2.key")
+        r.add(root / "keys" / "owner2.key", secret="secret-owner2")
     assert e.name == "owner2"
 
 
@@ -82,7 +83,7 @@ def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path):
     owner = owner_model("screen-owner", 8, 32)
     key = extract(owner, secret="screen-owner").save(tmp_path / "o.key")
     with KeyStore(tmp_path / "r.db") as reg:
-        reg.add(key)
+        reg.add(key, secret="screen-owner")
         found = 0
         for i, spec in enumerate(DERIVING_ATTACKS + ("mix-filters", "redraw-nullspace", "overwrite", "remove-module")):
             try:
@@ -117,12 +118,12 @@ def test_registry_add_list_remove_and_bad_entries(tmp_path):
     key = extract(owner, secret="alice").save(tmp_path / "alice.key")
     bundle = create_claim(owner_model("bob", 8, 16), "bob").save(tmp_path / "bob.claim")
     with KeyStore(tmp_path / "r.db") as reg:
-        reg.add(key)
-        e = reg.add(bundle, name="bob")
-        assert e.kind == "claim"
+        reg.add(key, secret="alice")
+        e = reg.add(bundle, name="bob", secret="bob")
+        assert e.kind == "claim" and e.trust == "verified"
         assert [x.name for x in reg.entries()] == ["alice", "bob"]
         with pytest.raises(FreqprintError, match="already registered"):
-            reg.add(key, name="again")
+            reg.add(key, name="again", secret="alice")
         data = bytearray(key.read_bytes())
         data[-5] ^= 0xFF  # flip a byte of the tensors: the commitment no longer matches
         (tmp_path / "bad.key").write_bytes(bytes(data))
@@ -136,7 +137,7 @@ def test_registry_add_list_remove_and_bad_entries(tmp_path):
         with pytest.raises(FreqprintError, match="no key named"):
             reg.remove("bob")
         k = reg.key(reg.db.execute("SELECT id FROM keys").fetchone()[0])
-        assert k.commitment == FingerprintKey.load(key).commitment
+        assert k.commitment == FingerprintKey.load(key).commitment  # an honest anchor is re-derived bit for bit
     with pytest.raises(FreqprintError, match="not a freqprint key"):
         FingerprintKey.from_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}     ", "x")
     (tmp_path / "notdb.db").write_bytes(b"hello, not sqlite" * 100)
@@ -159,7 +160,10 @@ def test_registry_and_scan_from_the_command_line(tmp_path, monkeypatch, capsys):
     (d / "broken.safetensors").write_bytes(b"\x01\x02")
     reg = tmp_path / "r.db"
     rc, out, err = run(["registry", "add", key, "--registry", reg], monkeypatch, capsys)
-    assert rc == 0 and "added carol" in out, err
+    assert rc == 2 and err.startswith("error:") and "--allow-bare" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "secret.txt").write_text("carol\n")
+    rc, out, err = run(["registry", "add", key, "--registry", reg, "--secret-file", tmp_path / "secret.txt"], monkeypatch, capsys)
+    assert rc == 0 and "added carol (key, verified" in out, err
     rc, out, err = run(["registry", "list", "--registry", reg, "--json"], monkeypatch, capsys)
     assert rc == 0 and json.loads(out)[0]["name"] == "carol"
     rc, out, err = run(["scan", d, "--registry", reg, "--out", tmp_path / "s.jsonl"], monkeypatch, capsys)
@@ -189,3 +193,75 @@ def test_sketches_under_the_symmetries_of_the_square_follow_from_one_pass():
         assert (_dihedral_lifts(b) is not None) == lifted
         ref = torch.stack([channel_sketch(op(w), b) for op in DIHEDRAL.values()])
         torch.testing.assert_close(suspect_sketch(w, b), ref, rtol=1e-9, atol=1e-11)
+
+
+def _key_of_kernels(w: torch.Tensor) -> FingerprintKey:
+    """A "key" whose module kernels are ``w``: what anyone can build from any conv layer."""
+    return extract({"conv2.fingerprint.weight": w.contiguous(), "conv2.fingerprint.grid": torch.tensor([28, 28, 3, 1, 1])})
+
+
+def test_forged_and_chimera_keys_cannot_make_a_scan_accuse_an_innocent_upload(tmp_path):
+    """Registry poisoning (docs/security.md): keys built from innocent models, registered by
+    someone who knows the method and holds a secret of their own."""
+    from freqprint.fingerprint import initial_weight
+    from freqprint.stats.spectral import kernel_basis
+    from freqprint.verification.claim import CLAIM_ALPHA, anchor_key
+    from freqprint.verification.verifier import VISIBLE_GAIN
+
+    victim = owner_model("victim", 8, 32)  # someone else's fingerprinted model
+    plain = create_model("smallcnn", num_classes=10, in_channels=1, width=8).eval()  # no module at all
+    uploads = {"victim": victim.state_dict(), "plain": plain.state_dict()}
+    w_victim = victim.conv2.fingerprint.weight.detach()
+    lifted = _key_of_kernels(w_victim)  # the victim's module, extracted by the forger
+    conv = _key_of_kernels(plain.conv2.weight.detach())  # a plain model's conv2 passed off as a module
+    assert verify(lifted, uploads["victim"]).found and verify(conv, uploads["plain"]).found  # what a bare key does
+    # a chimera: the hidden block of the forger's own W₀, the visible block of the victim's module
+    w0 = initial_weight("mallory", "conv2", 32, w_victim.shape[1], 3).double()
+    v, gain = kernel_basis((28, 28), 3, 1, include_dc=False)
+    vis = gain >= VISIBLE_GAIN
+    z = torch.where(vis, w_victim.double().reshape(32, -1, 9) @ v, w0.reshape(32, -1, 9) @ v)
+    chimera = _key_of_kernels((z @ v.T).reshape(w0.shape).float())
+    assert verify(chimera, uploads["victim"]).found  # matched against its own kernels, it accuses the victim
+    bundle = create_claim(None, "mallory", key=chimera)  # and it passes the claim check (by design)
+    bundle.save(tmp_path / "chimera.claim")
+    with KeyStore(tmp_path / "r.db") as reg:
+        for name, k in (("lifted", lifted), ("conv", conv)):
+            k.save(tmp_path / f"{name}.key")
+            with pytest.raises(FreqprintError, match="without its owner's secret"):
+                reg.add(tmp_path / f"{name}.key")
+            with pytest.raises(FreqprintError, match="not from this secret's initialisation"):
+                reg.add(tmp_path / f"{name}.key", secret="mallory")
+        e = reg.add(tmp_path / "chimera.claim", secret="mallory")
+        assert e.kind == "claim" and e.trust == "verified" and e.anchored
+        with pytest.raises(FreqprintError, match="does not check"):
+            reg.add(tmp_path / "chimera.claim", name="again", secret="not-mallory")
+        for name, sd in uploads.items():
+            res = reg.match(sd, screen=False)  # the full test against every key: no screen to hide behind
+            assert not res.found, (name, res.matches)
+        # bare keys only on request, and every match says so
+        reg.add(tmp_path / "lifted.key", allow_bare=True)
+        res = reg.match(uploads["victim"], screen=False)
+        assert [(m.key, m.trust) for m in res.found] == [("lifted", "bare")]
+        assert {e.name: e.trust for e in reg.entries()} == {"chimera": "verified", "lifted": "bare"}
+    # the owner's own anchored key: its file's anchor must be the one its secret gives
+    honest = extract(victim, secret="victim")
+    assert anchor_key(honest, "victim").commitment == honest.commitment
+    with pytest.raises(FreqprintError, match="anchor is not the initialisation"):
+        anchor_key(honest, "someone-else")
+    with pytest.raises(FreqprintError, match="not from this secret's initialisation"):
+        anchor_key(extract(victim), "mallory", alpha=CLAIM_ALPHA)
+
+
+def test_a_registry_of_the_previous_format_is_migrated_and_its_keys_marked_bare(tmp_path):
+    import sqlite3
+
+    key = extract(owner_model("old", 8, 16), secret="old").save(tmp_path / "old.key")
+    with KeyStore(tmp_path / "r.db") as reg:
+        reg.add(key, secret="old")
+    db = sqlite3.connect(tmp_path / "r.db")  # what 0.13 wrote: no trust column, format 1
+    db.executescript("ALTER TABLE keys DROP COLUMN trust; UPDATE meta SET v='freqprint-registry/1' WHERE k='format';")
+    db.commit()
+    db.close()
+    with KeyStore(tmp_path / "r.db", create=False) as reg:
+        assert [e.trust for e in reg.entries()] == ["bare"]  # nothing in a format-1 file was checked against a secret
+        assert reg.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] == "freqprint-registry/2"

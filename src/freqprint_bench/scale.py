@@ -1,4 +1,4 @@
-"""``bench scale``: the five performance benchmarks of tracing at scale, each a ratio measured in
+"""``bench scale``: the performance and registry benchmarks of tracing at scale, each a ratio measured in
 one run (docs/benchmarks.md §12).
 
 * ``latency`` — verify latency per checkpoint against file size (1 MB … 1 GB: a derived module
@@ -14,6 +14,9 @@ one run (docs/benchmarks.md §12).
   its one-off cost, training the ensemble, is in docs/benchmarks.md §13.
 * ``registry`` — matching one suspect against 1, 100 and 10,000 registered keys (screen + full
   tests on the candidates), the registry's size on disk.  Goal < 1 s at 10,000 on 2 cores.
+* ``poisoning`` — keys a forger builds from innocent uploads (lifted modules, a conv layer passed
+  off as a module, chimeras under the forger's own secret): innocent uploads accused when keys
+  are registered bare and by the default rule (the secret checked, matches against W₀).  Goal 0.
 * ``scan`` — files per second over the 200-checkpoint corpus: in-process, a local pool of 2, Ray
   with 1 and 2 workers (cluster start included).
 * ``embedding`` — seconds per training epoch (the median of 3), plain (run first and last; the
@@ -43,7 +46,7 @@ from freqprint_bench.report import median_seconds
 
 __all__ = ["BENCHES", "run_scale_bench", "scale_markdown"]
 
-BENCHES = ("latency", "cost", "registry", "scan", "embedding")
+BENCHES = ("latency", "cost", "registry", "poisoning", "scan", "embedding")
 
 
 def _owner(secret: str, width: int, filters: int):
@@ -129,7 +132,7 @@ def bench_cost(demo_dir: Path, log=print, metav_claim: Path | None = None) -> di
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         reg = KeyStore(Path(tmp) / "r.db")
-        reg.add(key_path, name="owner")
+        reg.add(key_path, name="owner", secret="demo owner secret")  # the demo's OWNER_SECRET
         for name in ("finetuned", "independent"):
             path = demo_dir / f"{name}.safetensors"
 
@@ -212,7 +215,7 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
     }
     key_path = key.save(work / "resnet.key")
     reg = KeyStore(work / "resnet.db")
-    reg.add(key_path, name="owner")
+    reg.add(key_path, name="owner", secret="resnet-owner")
     data = load_dataset("fashion-mnist", "test", root=data_root, limit=1000)
     cka = CKAFingerprint(layer="layer3")
     evidence = cka.extract(owner, MethodContext(secret="resnet-owner", num_classes=10, data=data))
@@ -287,7 +290,7 @@ def bench_registry(
         t0 = time.perf_counter()
         while have < n:
             k = _synthetic_key(have, filters, channels)
-            reg.add_key(k, k.to_bytes(), f"reg-{have}", commit=False)
+            reg.add_key(k, k.to_bytes(), f"reg-{have}", commit=False, secret=f"reg-{have}")
             have += 1
         reg.commit()
         t_build += time.perf_counter() - t0
@@ -320,6 +323,61 @@ def bench_registry(
     return {"rows": rows, "goal": "< 1 s per suspect at 10,000 keys", "key_shape": [filters, channels, 3, 3]}
 
 
+def bench_poisoning(work: Path, victims: int = 20, log=print) -> dict[str, Any]:
+    """Keys a forger builds from innocent uploads (:mod:`freqprint_bench.poison`): how many of the
+    uploads they make a scan accuse, registered bare (every key accepted as it is: the registry
+    before 0.14) and by the default rule (a secret checked against W₀, matches against W₀).
+    Innocents: SmallCNNs fingerprinted by other owners and plain SmallCNNs, widths 8 and 16.
+    Every key gets the full test (no screen), so nothing is hidden by the screen."""
+    from freqprint.errors import FreqprintError
+    from freqprint.models import create_model
+    from freqprint.scan import KeyStore
+    from freqprint_bench.corpus import owner_model
+    from freqprint_bench.poison import forged_keys
+
+    uploads: dict[str, dict[str, torch.Tensor]] = {}
+    forged: dict[str, dict[str, Path]] = {}
+    for i in range(victims):
+        width = 8 if i % 2 == 0 else 16
+        if i < victims // 2:
+            name, model = f"fingerprinted-{i}", owner_model(f"victim-{i}", width, 32)
+        else:
+            torch.manual_seed(1000 + i)
+            name, model = f"plain-{i}", create_model("smallcnn", num_classes=10, in_channels=1, width=width).eval()
+        uploads[name] = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+        forged[name] = forged_keys(model, f"forger-{i}", work / "forged" / name)
+    rows: list[dict[str, Any]] = []
+    for rule in ("bare (before 0.14)", "default: secret checked, matched against W0"):
+        db = work / f"poison-{len(rows)}.db"
+        refused: dict[str, int] = {}
+        registered: dict[str, int] = {}
+        with KeyStore(db) as reg:
+            for name, keys in forged.items():
+                for kind, path in keys.items():
+                    try:
+                        if rule.startswith("bare"):
+                            reg.add(path, name=f"{name}/{kind}", allow_bare=True)
+                        else:
+                            reg.add(path, name=f"{name}/{kind}", secret=f"forger-{name.split('-')[-1]}")
+                        registered[kind] = registered.get(kind, 0) + 1
+                    except FreqprintError:
+                        refused[kind] = refused.get(kind, 0) + 1
+            accused = {name: [m.key for m in reg.match(sd, screen=False).found] for name, sd in uploads.items()}
+        rows.append(
+            {
+                "rule": rule,
+                "keys_offered": sum(len(k) for k in forged.values()),
+                "registered": registered,
+                "refused": refused,
+                "uploads": len(uploads),
+                "accused": sum(1 for v in accused.values() if v),
+                "accusing_keys": sorted({k for v in accused.values() for k in v}),
+            }
+        )
+        log(f"poisoning {rows[-1]}")
+    return {"rows": rows, "goal": "0 innocent uploads matched by forged or chimera keys"}
+
+
 def bench_scan(work: Path, log=print) -> dict[str, Any]:
     from freqprint.scan import KeyStore
     from freqprint.scan.bulk import scan
@@ -329,7 +387,7 @@ def bench_scan(work: Path, log=print) -> dict[str, Any]:
     db = work / "corpus" / "reg.db"
     with KeyStore(db) as r:
         for k in keys:
-            r.add(k)
+            r.add(k, secret=f"secret-{Path(k).stem}")  # build_corpus's owners
     rows: list[dict[str, Any]] = []
     for executor, workers in (("local", 1), ("local", 2), ("ray", 1), ("ray", 2)):
         out = work / f"scan-{executor}-{workers}.jsonl"
@@ -461,6 +519,8 @@ def run_scale_bench(
                 res["cost_resnet18"] = bench_cost_resnet(work, data_root, log=log)
             elif name == "registry":
                 res[name] = bench_registry(work, log=log)
+            elif name == "poisoning":
+                res[name] = bench_poisoning(work, log=log)
             elif name == "scan":
                 res[name] = bench_scan(work, log=log)
             elif name == "embedding":
@@ -526,6 +586,20 @@ def scale_markdown(r: dict[str, Any]) -> str:
             f"| {x['keys']} | {x['derived_s']:.3f} | {x['unrelated_s']:.3f} | {x['open_s']:.2f} | {', '.join(x['found']) or '-'} | "
             f"{x['derived_tested']} / {x['unrelated_tested']} | {x['size_mb']:.1f} |"
             for x in r["registry"]["rows"]
+        ]
+        out.append("")
+    if "poisoning" in r:
+        out += [
+            f"## registry poisoning: forged keys of innocent uploads (goal: {r['poisoning']['goal']})",
+            "",
+            "| rule | keys offered | registered | refused | innocent uploads accused | accusing keys |",
+            "|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {x['rule']} | {x['keys_offered']} | {', '.join(f'{k} {v}' for k, v in sorted(x['registered'].items())) or '0'} | "
+            f"{', '.join(f'{k} {v}' for k, v in sorted(x['refused'].items())) or '0'} | {x['accused']} / {x['uploads']} | "
+            f"{', '.join(x['accusing_keys']) or '-'} |"
+            for x in r["poisoning"]["rows"]
         ]
         out.append("")
     if "scan" in r:

@@ -477,7 +477,7 @@ def bench_cost_cmd(
 
 @bench_app.command("scale")
 def bench_scale_cmd(
-    which: str = typer.Option("all", help="comma-separated: latency, cost, registry, scan, embedding (or all)"),
+    which: str = typer.Option("all", help="comma-separated: latency, cost, registry, poisoning, scan, embedding (or all)"),
     demo_dir: Path = typer.Option(Path("demo-output"), help="the demo's models (for cost)"),
     metav_claim: Path = typer.Option(
         Path("bench-results/metav/metav-classification.safetensors"),
@@ -486,7 +486,7 @@ def bench_scale_cmd(
     data_root: Path | None = RootOpt,
     out: Path = typer.Option(Path("bench-results/scale.json"), "--out"),
 ) -> None:
-    """Tracing at scale: verify latency vs file size, cost vs CKA, registry matching, scan throughput, embedding overhead."""
+    """Tracing at scale: verify latency vs file size, cost vs CKA, registry matching and poisoning, scan throughput, embedding overhead."""
     from freqprint_bench.scale import BENCHES, run_scale_bench, scale_markdown
 
     names = BENCHES if which == "all" else tuple(w.strip() for w in which.split(","))

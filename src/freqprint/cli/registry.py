@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from freqprint.cli._shared import app, console, out_console
+from freqprint.cli._shared import _secret, app, console, out_console
 from freqprint.errors import FreqprintError
 
 registry_app = typer.Typer(
@@ -30,17 +31,28 @@ def registry_add_cmd(
     always_test: bool = typer.Option(
         False, "--always-test", help="skip the screen for these keys (Transformer hosts: docs/security.md)"
     ),
+    secret: str | None = typer.Option(None, help="the keys' owner secret (prefer --secret-file or FREQPRINT_SECRET)"),
+    secret_file: Path | None = typer.Option(None, help="file holding the keys' owner secret (checked, not stored)"),
+    allow_bare: bool = typer.Option(
+        False, "--allow-bare", help="register keys given without a secret, unverified (marked bare in every match)"
+    ),
 ) -> None:
-    """Register keys (each checked against its commitment on the way in)."""
+    """Register keys.  Each is checked against its commitment and, with the owner's secret, against
+    the initialisation the secret gives its module: a verified key is matched against that
+    initialisation only, so a key built from an innocent model cannot make a scan accuse it.
+    Without a secret a key is refused unless --allow-bare."""
     from freqprint.scan import KeyStore
 
     if name is not None and len(keys) != 1:
         raise FreqprintError("--name needs exactly one key")
+    given = secret_file is not None or bool(secret) or bool(os.environ.get("FREQPRINT_SECRET"))
+    owner_secret = _secret(secret, secret_file) if given else None
     with KeyStore(registry) as reg:
         for k in keys:
-            e = reg.add(k, name=name, always_test=always_test)
+            e = reg.add(k, name=name, always_test=always_test, secret=owner_secret, allow_bare=allow_bare)
             out_console.print(
-                f"added {e.name} ({e.kind}, {e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}, {e.commitment[:12]}…)",
+                f"added {e.name} ({e.kind}, {e.trust}, {e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}, "
+                f"{e.commitment[:12]}…)",
                 markup=False,
                 highlight=False,
             )
@@ -59,12 +71,13 @@ def registry_list_cmd(registry: Path = RegistryArg, as_json: bool = typer.Option
         out_console.print_json(json.dumps([asdict(e) for e in entries]))
         return
     t = Table(title=f"{registry}: {len(entries)} keys")
-    for c in ("name", "kind", "shape", "basis", "anchored", "screen", "commitment", "added"):
+    for c in ("name", "kind", "trust", "shape", "basis", "anchored", "screen", "commitment", "added"):
         t.add_column(c)
     for e in entries:
         t.add_row(
             e.name,
             e.kind,
+            e.trust,
             f"{e.filters}x{e.channels}x{e.kernel_size}x{e.kernel_size}",
             e.basis,
             "yes" if e.anchored else "no",
@@ -109,7 +122,7 @@ def scan_cmd(
     if not registry.is_file():
         raise FreqprintError(f"{registry}: no such registry (create one with: freqprint registry add KEY --registry {registry})")
     check_scan_options(paths, registry, alpha, executor, workers)  # before the progress bar draws anything
-    found: list[tuple[str, str, float]] = []
+    found: list[tuple[str, str, float, str]] = []
     errors: list[tuple[str, str]] = []
     with Progress(
         TextColumn("scan"),
@@ -125,7 +138,7 @@ def scan_cmd(
         def progress(seen: int, rec: dict | None) -> None:
             bar.update(task, advance=1, last=Path(rec["path"]).name if rec else "(done before)")
             if rec and rec["status"] == "match":
-                found.extend((rec["path"], m["key"], m["log10_p"]) for m in rec["matches"])
+                found.extend((rec["path"], m["key"], m["log10_p"], m["trust"]) for m in rec["matches"])
             elif rec and rec["status"] == "error":
                 errors.append((rec["path"], rec["error"]))
 
@@ -147,7 +160,8 @@ def scan_cmd(
         t.add_column(c)
     t.add_row(str(summ.matched), str(summ.none), str(summ.errors), str(summ.skipped))
     out_console.print(t)
-    for path, key, lp in found:  # plain lines: paths are never wrapped
-        out_console.print(f"match: {path}  key {key}  p = {format_p(lp)}", markup=False, highlight=False, soft_wrap=True)
+    for path, key, lp, trust in found:  # plain lines: paths are never wrapped
+        note = "  (bare key: unverified, evidence only for its holder)" if trust != "verified" else ""
+        out_console.print(f"match: {path}  key {key}  p = {format_p(lp)}{note}", markup=False, highlight=False, soft_wrap=True)
     for path, err in errors[:20]:
         out_console.print(f"unreadable: {path}: {err}", markup=False, highlight=False, soft_wrap=True)

@@ -10,8 +10,9 @@
 
 **One record per checkpoint**, one JSON object per line: ``path``, ``sha256`` (of the content:
 the file, or for a folder of its index and every shard it names), ``status`` (``match``, ``none``
-or ``error``), the ``matches`` with their p-values, the one-line ``error``, the registry ``state``
-(a hash of the registered commitments) and the seconds spent.  Each record is appended as soon as
+or ``error``), the ``matches`` with their p-values and each key's ``trust`` (``verified`` or
+``bare``: :mod:`freqprint.scan.store`), the one-line ``error``, the registry ``state`` (a hash of
+the registered commitments, flags and trust) and the seconds spent.  Each record is appended as soon as
 its checkpoint is done, so an interrupted scan keeps what it did; **resume**: a second run over the
 same output skips every checkpoint whose content hash already has a record made against the same
 registry state — moved or renamed files included, changed files not — and skips a file whose
@@ -123,7 +124,7 @@ def registry_state(registry_path: str | Path) -> str:
     from freqprint.scan.store import KeyStore
 
     with KeyStore(registry_path, create=False) as reg:
-        rows = sorted(f"{e.commitment}:{int(e.always_test)}" for e in reg.entries())
+        rows = sorted(f"{e.commitment}:{int(e.always_test)}:{e.trust}" for e in reg.entries())
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
 
 

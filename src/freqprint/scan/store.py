@@ -4,6 +4,17 @@ One table row per registered key: its name, kind (``key`` or ``claim``), commitm
 key file's bytes (so the registry is one self-contained file, copied or backed up as such) and its
 channel sketch (:mod:`freqprint.scan.sketch`).  Nothing runs beside it: SQLite is embedded.
 
+**Trust.**  A key file proves nothing by itself: anyone can extract a "key" from an innocent
+model (someone else's fingerprinted model, or any conv layer) and it would match that model.  So
+an entry is ``verified`` only when the registry was given the owner's secret and checked that the
+key's kernels come from the W₀ it regenerates
+(:func:`~freqprint.verification.claim.anchor_key`; a claim bundle also passes
+:func:`~freqprint.verification.claim.check_claim`).  What is stored and matched is then that key
+anchored at W₀, so every match is a test against W₀, whose null is exact for any suspect that
+does not derive from the secret's module: neither a forged key (refused) nor a chimera whose
+visible block came from an innocent model (matched against W₀ alone) can make an innocent upload
+match.  Keys without a secret are ``bare``: accepted only on request, marked in every match.
+
 **Matching** a suspect against every key (:meth:`KeyStore.match`):
 
 1. the suspect is opened lazily (:func:`freqprint.io.checkpoint.open_tensors`): shapes from the header;
@@ -67,12 +78,16 @@ CREATE TABLE IF NOT EXISTS keys (
     anchored INTEGER NOT NULL,
     always_test INTEGER NOT NULL,
     added TEXT NOT NULL,
+    trust TEXT NOT NULL DEFAULT 'bare',
     sketch BLOB NOT NULL,
     blob BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
-FORMAT = "freqprint-registry/1"
+FORMAT = "freqprint-registry/2"
+OLD_FORMATS = ("freqprint-registry/1",)  # migrated on open: their keys become "bare" (none was checked against a secret)
+VERIFIED, BARE = "verified", "bare"
+_COLUMNS = "name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added, trust"
 
 
 @dataclass
@@ -88,6 +103,7 @@ class Entry:
     anchored: bool
     always_test: bool
     added: str
+    trust: str = BARE  # "verified": anchored by the registry at the W₀ of a secret it was given; "bare": as the file says
 
 
 @dataclass
@@ -102,6 +118,7 @@ class Match:
     hits: int
     filters: int
     screen_z: float | None  # None: tested without the screen (always_test, or screen off)
+    trust: str = BARE  # the key's (Entry.trust): a "bare" key's match is evidence only for whoever holds that key
 
 
 @dataclass
@@ -144,6 +161,12 @@ class KeyStore:
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
                 self.db.commit()
+            elif row[0] in OLD_FORMATS:
+                # one transaction: the column and the new format together.  The column lands after
+                # the blob (a fresh file has it before: the blob last lets SQLite write it in place)
+                with self.db:
+                    self.db.execute(f"ALTER TABLE keys ADD COLUMN trust TEXT NOT NULL DEFAULT '{BARE}'")
+                    self.db.execute("UPDATE meta SET v=? WHERE k='format'", (FORMAT,))
             elif row[0] != FORMAT:
                 raise FreqprintError(f"{self.path}: unsupported registry format {row[0]!r}")
         except sqlite3.DatabaseError as e:
@@ -163,10 +186,25 @@ class KeyStore:
     # -----------------------------------------------------------------------------------------
     # add, list, remove
 
-    def add(self, path: str | Path, name: str | None = None, always_test: bool = False) -> Entry:
+    def add(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        always_test: bool = False,
+        secret: str | None = None,
+        allow_bare: bool = False,
+    ) -> Entry:
         """Register a key file or a claim bundle (its commitment checked on load, like any key).
-        ``always_test``: skip the screen for this key (a Transformer host, whose residual stream a
-        thief can rotate: the sketch is not invariant to that)."""
+
+        ``secret``: the owner's secret, given to the registry for this check and not stored.  A
+        claim bundle must pass :func:`~freqprint.verification.claim.check_claim` with it, a key
+        :func:`~freqprint.verification.claim.anchor_key`; the entry is then ``verified`` and is
+        matched against the W₀ the secret regenerates, never against kernels the file supplies.
+        Without a secret a key proves nothing (anyone can extract a "key" from an innocent model,
+        and it would match that model): it is refused unless ``allow_bare``, and then marked
+        ``bare`` in the entry and in every match.  ``always_test``: skip the screen for this key (a
+        Transformer host, whose residual stream a thief can rotate: the sketch is not invariant
+        to that)."""
         from freqprint.io.files import read_small_file
         from freqprint.verification.claim import (
             ClaimBundle,  # claim imports verify; kept out of import time
@@ -175,14 +213,22 @@ class KeyStore:
         path = Path(path)
         data = read_small_file(path, MAX_KEY_BYTES, "key file")  # read once: the key, the claim and the stored blob
         key = FingerprintKey.from_bytes(data, str(path))
-        kind = "key"
+        kind, host = "key", None
         try:
-            ClaimBundle.from_bytes(data, str(path), key=key)
-            kind = "claim"
+            bundle = ClaimBundle.from_bytes(data, str(path), key=key)
+            kind, host = "claim", bundle.host
         except FreqprintError as e:
             if "not a freqprint claim bundle" not in str(e):
                 raise
-        return self.add_key(key, data, name or path.stem, kind=kind, always_test=always_test)
+            bundle = None
+        label = name or path.stem
+        if secret and bundle is not None:
+            from freqprint.verification.claim import check_claim
+
+            rep = check_claim(bundle, secret)
+            if not rep.genuine:
+                raise FreqprintError(f"{label}: the claim does not check with this secret ({rep.reason})")
+        return self.add_key(key, data, label, kind=kind, always_test=always_test, secret=secret, host=host, allow_bare=allow_bare)
 
     def add_key(
         self,
@@ -192,15 +238,36 @@ class KeyStore:
         kind: str = "key",
         always_test: bool = False,
         commit: bool = True,
+        secret: str | None = None,
+        host: str | None = None,
+        allow_bare: bool = False,
     ) -> Entry:
-        """Register a key already loaded (``data``: its file's bytes).  ``commit=False`` leaves the
-        transaction open for bulk loads (call :meth:`commit`)."""
+        """Register a key already loaded (``data``: its file's bytes, stored as they are for a bare
+        key).  With ``secret`` (and the module's ``host`` when it is not the key layer's prefix)
+        the key is anchored at its W₀ (:meth:`add`) and that key is stored.  ``commit=False``
+        leaves the transaction open for bulk loads (call :meth:`commit`)."""
         if key.weights is None:
             raise FreqprintError(f"{name}: the key holds no kernels")
         if len(data) > MAX_KEY_BYTES:
             raise FreqprintError(f"{name} is larger than a key can be")
-        b = basis_of(key)
-        sk = channel_sketch(key.decision_kernels(), b).to(torch.float16).numpy().tobytes()
+        if secret:
+            from freqprint.verification.claim import anchor_key
+
+            try:
+                stored = anchor_key(key, secret, host)
+            except FreqprintError as e:
+                raise FreqprintError(f"{name}: {e}") from None
+            data, trust = stored.to_bytes(), VERIFIED
+        elif allow_bare:
+            stored, trust = key, BARE
+        else:
+            raise FreqprintError(
+                f"{name}: a key given without its owner's secret cannot show that it comes from a fingerprint module "
+                "(a key extracted from an innocent model would match that model); give the secret (--secret-file), "
+                "or register it unverified with --allow-bare (marked bare in every match)"
+            )
+        b = basis_of(stored)
+        sk = channel_sketch(stored.decision_kernels(), b).to(torch.float16).numpy().tobytes()
         added = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         # Python >= 3.11 writes the blob in pieces (sqlite3 Blob I/O): binding it whole makes
         # SQLite copy the key file once more in memory
@@ -208,8 +275,8 @@ class KeyStore:
         incremental = blobopen is not None
         try:
             cur = self.db.execute(
-                "INSERT INTO keys (name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test,"
-                " added, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?," + ("zeroblob(?))" if incremental else "?)"),
+                f"INSERT INTO keys ({_COLUMNS}, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                + ("zeroblob(?))" if incremental else "?)"),
                 (
                     name,
                     kind,
@@ -219,9 +286,10 @@ class KeyStore:
                     key.channels,
                     key.kernel_size,
                     json.dumps(asdict(b)),
-                    int(key.anchored),
+                    int(stored.anchored),
                     int(always_test),
                     added,
+                    trust,
                     sk,
                     len(data) if incremental else data,
                 ),
@@ -247,27 +315,21 @@ class KeyStore:
             key.channels,
             key.kernel_size,
             b.name,
-            key.anchored,
+            stored.anchored,
             always_test,
             added,
+            trust,
         )
 
     def commit(self) -> None:
         self.db.commit()
 
     def entries(self) -> list[Entry]:
-        rows = self.db.execute(
-            "SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
-            "FROM keys ORDER BY id"
-        ).fetchall()
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM keys ORDER BY id").fetchall()
         return [self._entry(r) for r in rows]
 
     def entry(self, name: str) -> Entry:
-        r = self.db.execute(
-            "SELECT name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added "
-            "FROM keys WHERE name=? OR commitment=?",
-            (name, name),
-        ).fetchone()
+        r = self.db.execute(f"SELECT {_COLUMNS} FROM keys WHERE name=? OR commitment=?", (name, name)).fetchone()
         if r is None:
             raise FreqprintError(f"{self.path}: no key named {name!r}")
         return self._entry(r)
@@ -275,7 +337,7 @@ class KeyStore:
     @staticmethod
     def _entry(r: tuple) -> Entry:
         b = basis_from_json(r[7])
-        return Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], b.name, bool(r[8]), bool(r[9]), r[10])
+        return Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], b.name, bool(r[8]), bool(r[9]), r[10], r[11])
 
     def remove(self, name: str) -> Entry:
         e = self.entry(name)
@@ -375,7 +437,7 @@ class KeyStore:
         matches = []
         for kid in sorted(todo, key=lambda i: -(todo[i] or math.inf)):
             key = self.key(kid)
-            (name,) = self.db.execute("SELECT name FROM keys WHERE id=?", (kid,)).fetchone()
+            name, commitment, trust = self.db.execute("SELECT name, commitment, trust FROM keys WHERE id=?", (kid,)).fetchone()
             rep = verify(key, store, alpha=alpha, describe=False)  # a match needs the verdict, not the τ-score
             if rep.layers_searched == 0:  # nothing in the file reads as this key's module
                 continue
@@ -383,7 +445,7 @@ class KeyStore:
             matches.append(
                 Match(
                     name,
-                    key.commitment,
+                    commitment,
                     log10_reg < math.log10(alpha),
                     rep.log10_p,
                     log10_reg,
@@ -392,6 +454,7 @@ class KeyStore:
                     rep.hits,
                     rep.filters,
                     todo[kid],
+                    trust,
                 )
             )
         matches.sort(key=lambda m: m.log10_p)

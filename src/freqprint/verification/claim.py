@@ -41,7 +41,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ from freqprint.stats.spectral import kernel_basis, revised_dft_at
 from freqprint.verification.key import FingerprintKey, extract
 from freqprint.verification.verifier import VISIBLE_GAIN, verify
 
-__all__ = ["CLAIM_ALPHA", "ClaimBundle", "ClaimReport", "check_claim", "create_claim", "initial_key"]
+__all__ = ["CLAIM_ALPHA", "ClaimBundle", "ClaimReport", "anchor_key", "check_claim", "create_claim", "initial_key"]
 
 FORMAT = "freqprint-claim/1"
 CLAIM_ALPHA = 1e-30  # far below what any search over secrets can reach (see the module docstring)
@@ -243,6 +243,55 @@ def block_agreement(
     return out
 
 
+GENUINE = "the key comes from this secret's module"
+
+
+def _origin_refusal(blocks: dict[str, BlockCheck], alpha: float, min_hidden_cosine: float) -> str | None:
+    """Why a key's kernels do not come from a W₀ (``blocks``: :func:`block_agreement` against it),
+    or None when they do: the hidden block's p-value below ``alpha`` and its mean cosine at least
+    ``min_hidden_cosine`` (module docstring)."""
+    hid = blocks["hidden"]
+    if hid.log10_p > math.log10(alpha):
+        return f"the key's hidden block is not from this secret's initialisation (p = 10^{hid.log10_p:.1f})"
+    if hid.mean_cosine < min_hidden_cosine:
+        return (
+            f"the key's hidden block departs from the initialisation more than training does "
+            f"(mean cosine {hid.mean_cosine:.3f} < {min_hidden_cosine})"
+        )
+    return None
+
+
+def anchor_key(
+    key: FingerprintKey,
+    secret: str,
+    host: str | None = None,
+    alpha: float = CLAIM_ALPHA,
+    min_hidden_cosine: float = MIN_HIDDEN_COSINE,
+) -> FingerprintKey:
+    """The key anchored at the W₀ its secret regenerates, after checking that the key's kernels
+    come from it (:func:`check_claim`'s rule, without a bundle's secret commitment).
+
+    This is how a party that is given the secret (a registry, an arbiter) turns a key it cannot
+    trust into one it can: whatever the key file says, the returned key's decision kernels are W₀
+    regenerated here, and a suspect is tested against them, so a key built from an innocent model
+    (refused: its kernels are not from any secret's W₀) or a chimera whose visible block was
+    blended from an innocent model (accepted, but matched against W₀ alone) cannot make an innocent
+    suspect match.  A key that already holds an anchor must hold exactly this W₀.  The secret is
+    not stored; the returned key's commitment is recomputed (it now covers the anchor)."""
+    if not secret:
+        raise InvalidArgument("anchoring a key needs the owner's secret")
+    host = host or _host_of(key)
+    w0 = initial_weight(secret, host, key.filters, key.channels, key.kernel_size).float()
+    if key.anchor is not None and (key.anchor.shape != w0.shape or not torch.equal(key.anchor.float(), w0)):
+        raise FreqprintError(f"the key's anchor is not the initialisation this secret gives the module at {host!r}")
+    refused = _origin_refusal(block_agreement(key.kernels(), w0, key), alpha, min_hidden_cosine)
+    if refused is not None:
+        raise FreqprintError(f"{refused}: wrong secret, or a key that was not extracted from this secret's module")
+    out = replace(key, anchor=w0, extra=dict(key.extra))
+    out.commitment = out.compute_commitment()
+    return out
+
+
 def check_claim(
     bundle: ClaimBundle | str | Path,
     secret: str,
@@ -265,19 +314,12 @@ def check_claim(
     matches = _scrypt(secret, salt) == bundle.secret_commitment
     w0 = initial_weight(secret, bundle.host, key.filters, key.channels, key.kernel_size)
     blocks = block_agreement(key.kernels(), w0, key)
-    hid = blocks["hidden"]
+    refused = _origin_refusal(blocks, alpha, min_hidden_cosine)
     if not matches:
         reason = "the secret does not match the bundle's commitment"
-    elif hid.log10_p > math.log10(alpha):
-        reason = f"the key's hidden block is not from this secret's initialisation (p = 10^{hid.log10_p:.1f})"
-    elif hid.mean_cosine < min_hidden_cosine:
-        reason = (
-            f"the key's hidden block departs from the initialisation more than training does "
-            f"(mean cosine {hid.mean_cosine:.3f} < {min_hidden_cosine})"
-        )
     else:
-        reason = "the key comes from this secret's module"
-    genuine = reason == "the key comes from this secret's module"
+        reason = refused or GENUINE
+    genuine = reason == GENUINE
     rep = ClaimReport(
         genuine=genuine,
         secret_matches=matches,
