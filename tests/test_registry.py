@@ -265,3 +265,62 @@ def test_a_registry_of_the_previous_format_is_migrated_and_its_keys_marked_bare(
     with KeyStore(tmp_path / "r.db", create=False) as reg:
         assert [e.trust for e in reg.entries()] == ["bare"]  # nothing in a format-1 file was checked against a secret
         assert reg.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] == "freqprint-registry/2"
+
+
+def _cache_repo(root: Path, repo: str, revisions: dict[str, dict[str, bytes]], ref: str) -> None:
+    """A Hugging Face hub cache entry laid out as huggingface_hub writes it: blobs named by their
+    SHA-256, snapshots of symlinks into them, ``refs/main``."""
+    import hashlib
+    import os
+
+    d = root / f"models--{repo.replace('/', '--')}"
+    (d / "blobs").mkdir(parents=True, exist_ok=True)
+    (d / "refs").mkdir(exist_ok=True)
+    (d / "refs" / "main").write_text(ref)
+    for commit, files in revisions.items():
+        snap = d / "snapshots" / commit
+        snap.mkdir(parents=True)
+        for name, data in files.items():
+            sha = hashlib.sha256(data).hexdigest()
+            (d / "blobs" / sha).write_bytes(data)
+            os.symlink(os.path.join("..", "..", "blobs", sha), snap / name)
+
+
+def test_scan_reads_a_hugging_face_cache_once_per_distinct_weights(tmp_path):
+    pytest.importorskip("huggingface_hub")
+    from safetensors.torch import save
+
+    from freqprint.scan.bulk import find_checkpoints
+
+    owner = owner_model("cached-owner", 8, 32)
+    key = extract(owner, secret="cached-owner").save(tmp_path / "o.key")
+    stolen = save({k: v.contiguous() for k, v in Compose([BlockPermutation(seed=5)])(owner).state_dict().items()})
+    other = save({k: v.contiguous() for k, v in owner_model("cached-other", 8, 32).state_dict().items()})
+    config = b'{"model_type": "smallcnn"}'
+    cache = tmp_path / "hub"
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    # two revisions of one repo share their weights (a config edit): read once; a third changed them
+    _cache_repo(
+        cache,
+        "thief/model",
+        {
+            a: {"config.json": config, "model.safetensors": stolen},
+            b: {"config.json": config + b" ", "model.safetensors": stolen},
+            c: {"config.json": config, "model.safetensors": other},
+        },
+        ref=b,
+    )
+    _cache_repo(cache, "mirror/copy", {a: {"config.json": config, "model.safetensors": stolen}}, ref=a)  # same blob
+    third = save({k: v.contiguous() for k, v in owner_model("cached-third", 8, 32).state_dict().items()})
+    _cache_repo(cache, "someone/bare-file", {a: {"weights.safetensors": third}}, ref=a)  # no config: the file itself
+    found = list(find_checkpoints([tmp_path / "hub"]))
+    repos = [p.relative_to(cache).parts[0] for p in found]
+    # the stolen weights once (in the first repository holding them), thief/model's other revision, the bare file
+    assert repos == ["models--mirror--copy", "models--someone--bare-file", "models--thief--model"], found
+    assert found[1].name == "weights.safetensors" and found[2].name == c
+    with KeyStore(tmp_path / "r.db") as reg:
+        reg.add(key, secret="cached-owner")
+    s = scan([tmp_path], tmp_path / "r.db", tmp_path / "scan.jsonl", keep_records=True)
+    assert s.done == 3, s
+    status = {Path(r["path"]).relative_to(cache).parts[0]: r["status"] for r in s.records}
+    assert status == {"models--mirror--copy": "match", "models--someone--bare-file": "none", "models--thief--model": "none"}

@@ -103,7 +103,9 @@ def registry_rm_cmd(
 
 @app.command("scan")
 def scan_cmd(
-    paths: list[Path] = typer.Argument(..., help="checkpoint files and folders (walked recursively)"),
+    paths: list[Path] = typer.Argument(
+        ..., help="checkpoint files and folders (walked recursively; a Hugging Face hub cache folder is read by revision)"
+    ),
     registry: Path = RegistryArg,
     out: Path = typer.Option(Path("scan.jsonl"), "--out", "-o", help="JSON Lines output, appended; a rerun skips what it holds"),
     alpha: float = typer.Option(1e-6, help="family-wise significance level over all registered keys"),

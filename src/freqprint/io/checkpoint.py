@@ -40,6 +40,7 @@ from freqprint.io.canonical import (
     separable_views,
 )
 from freqprint.io.gguf import is_gguf, load_gguf, open_gguf
+from freqprint.io.onnx import is_onnx, load_onnx, open_onnx
 from freqprint.io.recipe import Recipe
 
 __all__ = ["TensorStore", "build_from_recipe", "load_model", "load_state_dict", "open_tensors", "save_model", "state_dict_of"]
@@ -153,6 +154,8 @@ def load_state_dict(path: str | Path, max_bytes: int | None = None) -> dict[str,
         raise UnreadableFile(f"{path} is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB such a file can need")
     if is_gguf(path):
         sd = load_gguf(path)
+    elif is_onnx(path):
+        sd = load_onnx(path)
     elif _is_safetensors(path):
         try:
             sd = load_file(str(path))
@@ -456,6 +459,8 @@ def open_tensors(suspect: nn.Module | str | Path | dict[str, torch.Tensor] | Ten
         return _open_sharded(path)
     if path.is_file() and is_gguf(path):
         return open_gguf(path)
+    if path.is_file() and is_onnx(path):
+        return open_onnx(path)
     if path.is_file() and path.stat().st_size > 0 and _is_safetensors(path):
         try:
             handle = safe_open(str(path), framework="pt")  # validates the header (sizes, offsets, dtypes)

@@ -4,7 +4,11 @@
 
 * a folder holding a ``*.safetensors.index.json`` or a Hugging Face ``config.json`` beside
   ``*.safetensors`` files is *one* checkpoint (sharded weights read through the index);
-* otherwise every file named ``*.safetensors``, ``*.pt``, ``*.pth``, ``*.bin`` or ``*.ckpt`` is one
+* a **Hugging Face hub cache** (a folder holding ``models--*/snapshots``) is read through
+  ``huggingface_hub.scan_cache_dir`` (:func:`cache_checkpoints`): one checkpoint per model
+  revision, read through the snapshot's symlinks, and a revision whose weight blobs were already
+  read (shared with another revision) is read once;
+* otherwise every file named ``*.safetensors``, ``*.gguf``, ``*.onnx``, ``*.pt``, ``*.pth``, ``*.bin`` or ``*.ckpt`` is one
   (torch files through ``torch.load(weights_only=True)``, never unpickled), and sub-folders are
   walked the same way.  Other files are not checkpoints and are skipped silently.
 
@@ -48,6 +52,7 @@ except ImportError:  # pragma: no cover
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
+    "cache_checkpoints",
     "EXECUTORS",
     "ScanSummary",
     "check_scan_options",
@@ -59,7 +64,7 @@ __all__ = [
     "stat_signature",
 ]
 
-CHECKPOINT_SUFFIXES = (".safetensors", ".gguf", ".pt", ".pth", ".bin", ".ckpt")
+CHECKPOINT_SUFFIXES = (".safetensors", ".gguf", ".onnx", ".pt", ".pth", ".bin", ".ckpt")
 _CHUNK = 1 << 20
 
 
@@ -73,6 +78,52 @@ def _is_model_folder(d: Path) -> bool:
     return "config.json" in names and any(n.endswith(".safetensors") for n in names)
 
 
+def _is_hf_cache(d: Path) -> bool:
+    """A Hugging Face hub cache folder: it holds ``models--<org>--<name>/snapshots``."""
+    try:
+        return any(c.name.startswith("models--") and (c / "snapshots").is_dir() for c in d.iterdir() if not c.is_symlink())
+    except OSError:
+        return False
+
+
+def cache_checkpoints(root: Path) -> Iterator[Path]:
+    """The checkpoints of a Hugging Face hub cache (``huggingface_hub.scan_cache_dir``): per
+    model revision, its snapshot folder when that is a model folder, else each weight file in it
+    (snapshot paths: symlinks into the cache's blobs, read through them).  A checkpoint whose
+    weight blobs were already yielded — revisions sharing their weights, or another repository
+    holding the same files: blobs are named by their content hash — is yielded once; blobs that
+    resolve outside the cache are never read.  Repositories in name order, and within one the
+    revisions with a ref (``main``) first."""
+    try:
+        from huggingface_hub import scan_cache_dir
+    except ImportError:
+        raise FreqprintError(f"{root}: scanning a Hugging Face cache needs huggingface_hub (the transformers extra)") from None
+    try:
+        info = scan_cache_dir(root)
+    except Exception as e:  # CacheNotFound, or a folder that is not a cache after all
+        raise FreqprintError(f"{root}: not a readable Hugging Face cache ({type(e).__name__})") from None
+    inside = root.resolve()
+    seen: set[frozenset[str]] = set()
+    for repo in sorted(info.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for rev in sorted(repo.revisions, key=lambda r: (not r.refs, r.commit_hash)):
+            blobs = {f.file_path: f.blob_path.resolve() for f in rev.files}
+            if any(inside not in b.parents for b in blobs.values()):
+                continue  # a blob outside the cache: not this cache's to read
+            snap = Path(rev.snapshot_path)
+            if _is_model_folder(snap):  # its weights: the safetensors files and a shard index (not config.json)
+                weights = [f for f in blobs if f.parent == snap and f.name.endswith((".safetensors", ".safetensors.index.json"))]
+                units = [(snap, [blobs[f].name for f in weights])]
+            else:
+                units = [(f, [b.name]) for f, b in sorted(blobs.items()) if f.name.endswith(CHECKPOINT_SUFFIXES)]
+            for path, used in units:  # a blob's name is its content hash (SHA-256 for LFS files)
+                key = frozenset(used)
+                if key not in seen:
+                    seen.add(key)
+                    yield path
+
+
 def find_checkpoints(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Every checkpoint under ``paths`` (module docstring), in a stable order, lazily."""
     for p in paths:
@@ -82,6 +133,9 @@ def find_checkpoints(paths: Iterable[str | Path]) -> Iterator[Path]:
         if p.is_file():
             yield p
         elif p.is_dir():
+            if _is_hf_cache(p):
+                yield from cache_checkpoints(p)
+                continue
             if _is_model_folder(p):
                 yield p
                 continue
