@@ -12,6 +12,7 @@ one run (docs/benchmarks.md §12).
   than CKA.  MetaV's column (load the model, query the N fingerprint inputs, run V) is filled
   when a classification claim is given (``metav_claim``: ``freqprint metav bench`` writes one);
   its one-off cost, training the ensemble, is in docs/benchmarks.md §13.
+  ``cost-resnet18`` runs the full-width ResNet-18 rows of ``cost`` alone.
 * ``registry`` — matching one suspect against 1, 100 and 10,000 registered keys (screen + full
   tests on the candidates), the registry's size on disk.  Goal < 1 s at 10,000 on 2 cores.
 * ``poisoning`` — keys a forger builds from innocent uploads (lifted modules, a conv layer passed
@@ -46,7 +47,7 @@ from freqprint_bench.report import median_seconds
 
 __all__ = ["BENCHES", "run_scale_bench", "scale_markdown"]
 
-BENCHES = ("latency", "cost", "registry", "poisoning", "scan", "embedding")
+BENCHES = ("latency", "cost", "cost-resnet18", "registry", "poisoning", "scan", "embedding")
 
 
 def _owner(secret: str, width: int, filters: int):
@@ -517,6 +518,8 @@ def run_scale_bench(
             elif name == "cost":
                 res[name] = bench_cost(demo_dir, log=log, metav_claim=metav_claim)
                 res["cost_resnet18"] = bench_cost_resnet(work, data_root, log=log)
+            elif name == "cost-resnet18":  # the full-width ResNet-18 rows alone (no demo models needed)
+                res[name] = res["cost_resnet18"] = bench_cost_resnet(work, data_root, log=log)
             elif name == "registry":
                 res[name] = bench_registry(work, log=log)
             elif name == "poisoning":

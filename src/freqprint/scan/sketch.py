@@ -31,7 +31,10 @@ suspect channels (a thief's dead channels) only add candidates to the inner max.
 :data:`DECOYS` *decoy keys* — fresh W₀ draws of the key's shape from public seeds, unrelated to
 anything by construction — and a key passes when ``(S − mean) / sd`` over the decoys reaches
 :data:`Z_PASS` in either block.  The decoys absorb everything about the suspect that raises all
-scores alike (its width, its structure, how many symmetries were tried).
+scores alike (its width, its structure, how many symmetries were tried).  To keep an unrelated
+suspect cheap, the decoys are scored in two steps (:func:`score`: the first :data:`FIRST_DECOYS`,
+then all of them only where a key comes within half the threshold), and a suspect is sketched in
+float32 (keys in float64).
 
 **What the screen does not promise.**  It is a fast necessary-looking condition, not a bound: a
 suspect whose kernels carry heavy independent noise (per-kernel cosine ≲ 0.7 to the key) can still
@@ -60,6 +63,7 @@ __all__ = ["DECOYS", "MAX_DIM", "Z_PASS", "Basis", "basis_of", "channel_sketch",
 
 MAX_DIM = 48  # a block's sketch is projected to this many coordinates when larger
 DECOYS = 128  # decoy keys per shape group
+FIRST_DECOYS = 16  # decoys scored first; all DECOYS only where a key's z against these reaches Z_PASS / 2
 Z_PASS = 6.0  # a key passes the screen at this many decoy standard deviations (z ≥ 4 let 0.2 % of 10,000 unrelated keys through)
 
 
@@ -124,22 +128,33 @@ def _sym_index(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return iu[0], iu[1], w
 
 
+def _unit(z: torch.Tensor) -> torch.Tensor:
+    """:func:`~freqprint.stats.align.unit` whose floor is representable in ``z``'s dtype (a zero
+    row stays zero in float32 too, instead of 0/0)."""
+    if z.dtype == torch.float64:
+        return unit(z)
+    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
+
+
 def _sym(u: torch.Tensor) -> torch.Tensor:
     """Isometric upper triangle of ``u uᵀ`` for the last axis: ``⟨sym(a aᵀ), sym(b bᵀ)⟩ = ⟨a, b⟩²``."""
     i, j, w = _sym_index(u.shape[-1])
-    return u[..., i] * u[..., j] * w
+    return u[..., i] * u[..., j] * w.to(u.dtype)
 
 
-def _moments(w: torch.Tensor, b: Basis) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _moments(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float64) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per block, the raw moments of kernels ``w`` ``[D, C, K, K]`` over the filters: with
     ``o = _sym(unit kernel coordinates)``, ``m₁ = mean_d o`` ``[C, s]`` and ``M₂ = mean_d o·oᵀ``
-    ``[C, s, s]`` (one batched product, never a ``[D, C, s(s+1)/2]`` tensor)."""
+    ``[C, s, s]`` (one batched product, never a ``[D, C, s(s+1)/2]`` tensor).  Keys are sketched in
+    float64; a suspect in float32 (``dtype``): a screen's score needs no more, at half the cost."""
     v, blocks, _ = _basis(b)
     d, c = w.shape[:2]
-    z = w.detach().to("cpu", torch.float64).reshape(d, c, -1) @ v
+    if dtype != torch.float64 and w.dtype == torch.float64:  # each filter to a unit scale first: no overflow
+        w = w / w.abs().amax(tuple(range(1, w.dim())), keepdim=True).clamp_min(1e-300)
+    z = w.detach().to("cpu", dtype).reshape(d, c, -1) @ v.to(dtype)
     out = []
     for idx in blocks:
-        o = _sym(unit(z[..., idx]))
+        o = _sym(_unit(z[..., idx]))
         out.append((o.mean(0), torch.einsum("dci,dcj->cij", o, o) / d))
     return out
 
@@ -154,12 +169,13 @@ def _features(
     parts = []
     for bi, ((m1, m2), proj) in enumerate(zip(moments, projs)):
         if lifts is not None:
-            m1, m2 = m1 @ lifts[bi].T, lifts[bi] @ m2 @ lifts[bi].T
+            lift = lifts[bi].to(m1.dtype)
+            m1, m2 = m1 @ lift.T, lift @ m2 @ lift.T
         i, j, wt = _sym_index(m1.shape[-1])
-        f = torch.cat([m1, m2[:, i, j] * wt], 1)  # [C, s + s(s+1)/2]
+        f = torch.cat([m1, m2[:, i, j] * wt.to(m1.dtype)], 1)  # [C, s + s(s+1)/2]
         if proj is not None:
-            f = f @ proj
-        parts.append(unit(f - f.mean(0, keepdim=True)))
+            f = f @ proj.to(f.dtype)
+        parts.append(_unit(f - f.mean(0, keepdim=True)))
     return torch.cat(parts, 1)
 
 
@@ -209,15 +225,16 @@ def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, ...], ...] | None:
     return tuple(out)
 
 
-def suspect_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
-    """The sketch of a suspect tensor under each symmetry of the square: ``[8, C′, dims]``.  On a
-    square grid the moments are computed once and moved to the other symmetries by exact linear
-    maps (:func:`_dihedral_lifts`: 8× less work on a large tensor); otherwise each is recomputed."""
+def suspect_sketch(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The sketch of a suspect tensor under each symmetry of the square: ``[8, C′, dims]``, in
+    ``dtype`` (float32: a screen's score needs no more).  On a square grid the moments are
+    computed once and moved to the other symmetries by exact linear maps
+    (:func:`_dihedral_lifts`: 8× less work on a large tensor); otherwise each is recomputed."""
     lifts = _dihedral_lifts(b)
     if lifts is not None:
-        moments = _moments(w, b)
+        moments = _moments(w, b, dtype)
         return torch.stack([_features(moments, b, g) for g in lifts])
-    return torch.stack([channel_sketch(op(w), b) for op in DIHEDRAL.values()])
+    return torch.stack([_features(_moments(op(w), b, dtype), b) for op in DIHEDRAL.values()])
 
 
 @lru_cache(maxsize=32)
@@ -248,7 +265,19 @@ def block_scores(keys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int], c
 
 def score(keys: torch.Tensor, decoys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
     """Each key's screen z-score against a suspect: the larger block's ``(S − mean)/sd`` over the
-    decoys (module docstring).  ``[N]``."""
-    d = block_scores(decoys, sus, dims)
-    mu, sd = d.mean(0), d.std(0).clamp_min(1e-3)
-    return ((block_scores(keys, sus, dims) - mu) / sd).amax(1)
+    decoys (module docstring).  ``[N]``.  The decoys are scored in two steps: the first
+    :data:`FIRST_DECOYS` for every key, and all of them only when some key's z against those
+    reaches ``Z_PASS / 2`` (the keys below it keep that z: they fail the screen either way, and an
+    unrelated suspect, the common case, costs an eighth of the decoy products)."""
+
+    def z_against(d: torch.Tensor) -> torch.Tensor:
+        mu, sd = d.mean(0), d.std(0).clamp_min(1e-3)
+        return ((s - mu) / sd).amax(1)
+
+    s = block_scores(keys, sus, dims)
+    first = block_scores(decoys[:FIRST_DECOYS], sus, dims)
+    z = z_against(first)
+    need = z >= Z_PASS / 2
+    if bool(need.any()) and len(decoys) > FIRST_DECOYS:
+        z = torch.where(need, z_against(torch.cat([first, block_scores(decoys[FIRST_DECOYS:], sus, dims)])), z)
+    return z

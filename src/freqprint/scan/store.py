@@ -407,7 +407,7 @@ class KeyStore:
                         continue
                     ws = dict(readings(t, c, k, dihedral=False))[layout]
                     z = score(sketches, decoy_sketches(b, d, c), suspect_sketch(ws, b), block_dims(b))
-                    best = torch.maximum(best, z)
+                    best = torch.fmax(best, z)  # a NaN score (a degenerate reading) never hides another's
             for kid, z in zip(ids, best.tolist()):
                 if z >= Z_PASS:
                     passed[kid] = z
