@@ -500,6 +500,20 @@ def bench_embedding(data_root: str | None, limit: int = 6000, epochs: int = 3, l
     return {"rows": rows, "limit": limit, "epochs": epochs, "plain_s_per_epoch": plain, "goal": "<= 25 % overhead per epoch"}
 
 
+def select_benches(which: str) -> tuple[str, ...]:
+    """The benchmarks ``--which`` names: ``all`` (``cost`` holds ``cost-resnet18``), or a
+    comma-separated list of :data:`BENCHES`."""
+    from freqprint.errors import InvalidArgument
+
+    if which == "all":
+        return tuple(b for b in BENCHES if b != "cost-resnet18")
+    names = tuple(w.strip() for w in which.split(","))
+    bad = [w for w in names if w not in BENCHES]
+    if bad:
+        raise InvalidArgument(f"unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(BENCHES)}")
+    return names
+
+
 def run_scale_bench(
     which: tuple[str, ...] = BENCHES,
     demo_dir: Path = Path("demo-output"),

@@ -489,13 +489,8 @@ def bench_scale_cmd(
     out: Path = typer.Option(Path("bench-results/scale.json"), "--out"),
 ) -> None:
     """Tracing at scale: verify latency vs file size, cost vs CKA, registry matching and poisoning, scan throughput, embedding overhead."""
-    from freqprint_bench.scale import BENCHES, run_scale_bench, scale_markdown
+    from freqprint_bench.scale import run_scale_bench, scale_markdown, select_benches
 
-    names = tuple(b for b in BENCHES if b != "cost-resnet18") if which == "all" else tuple(w.strip() for w in which.split(","))
-    bad = [w for w in names if w not in BENCHES]
-    if bad:
-        raise FreqprintError(f"unknown benchmark(s) {', '.join(bad)}; choose from {', '.join(BENCHES)}")
-    res = run_scale_bench(
-        names, demo_dir=demo_dir, data_root=str(data_root) if data_root else None, log=_log, metav_claim=metav_claim
-    )
+    root = str(data_root) if data_root else None
+    res = run_scale_bench(select_benches(which), demo_dir=demo_dir, data_root=root, log=_log, metav_claim=metav_claim)
     _write_results(out, res, scale_markdown(res))
