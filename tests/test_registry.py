@@ -137,7 +137,9 @@ def test_registry_add_list_remove_and_bad_entries(tmp_path):
         with pytest.raises(FreqprintError, match="no key named"):
             reg.remove("bob")
         k = reg.key(reg.db.execute("SELECT id FROM keys").fetchone()[0])
-        assert k.commitment == FingerprintKey.load(key).commitment  # an honest anchor is re-derived bit for bit
+        filed = FingerprintKey.load(key)
+        assert k.commitment == filed.commitment  # the owner's file as submitted
+        assert filed.anchor is not None and torch.equal(k.anchor, filed.anchor)  # and the W₀ the registry regenerated
     with pytest.raises(FreqprintError, match="not a freqprint key"):
         FingerprintKey.from_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}     ", "x")
     (tmp_path / "notdb.db").write_bytes(b"hello, not sqlite" * 100)
@@ -260,11 +262,15 @@ def test_a_registry_of_the_previous_format_is_migrated_and_its_keys_marked_bare(
     with KeyStore(tmp_path / "r.db") as reg:
         reg.add(key, secret="old")
     db = sqlite3.connect(tmp_path / "r.db")  # what 0.13 wrote: no trust column, format 1
-    db.executescript("ALTER TABLE keys DROP COLUMN trust; UPDATE meta SET v='freqprint-registry/1' WHERE k='format';")
+    db.executescript(
+        "ALTER TABLE keys DROP COLUMN trust; ALTER TABLE keys DROP COLUMN anchor;"
+        " UPDATE meta SET v='freqprint-registry/1' WHERE k='format';"
+    )
     db.commit()
     db.close()
     with KeyStore(tmp_path / "r.db", create=False) as reg:
         assert [e.trust for e in reg.entries()] == ["bare"]  # nothing in a format-1 file was checked against a secret
+        assert reg.key(1).anchor is not None  # the file's own anchor, as 0.13 read it
         assert reg.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] == "freqprint-registry/2"
 
 

@@ -10,7 +10,8 @@ an entry is ``verified`` only when the registry was given the owner's secret and
 key's kernels come from the W₀ it regenerates
 (:func:`~freqprint.verification.claim.anchor_key`; a claim bundle also passes
 :func:`~freqprint.verification.claim.check_claim`).  What is stored and matched is then that key
-anchored at W₀, so every match is a test against W₀, whose null is exact for any suspect that
+anchored at W₀ (the owner's file as submitted, and the W₀ the registry regenerated in a column of
+its own), so every match is a test against W₀, whose null is exact for any suspect that
 does not derive from the secret's module: neither a forged key (refused) nor a chimera whose
 visible block came from an innocent model (matched against W₀ alone) can make an innocent upload
 match.  Keys without a secret are ``bare``: accepted only on request, marked in every match.
@@ -79,6 +80,7 @@ CREATE TABLE IF NOT EXISTS keys (
     always_test INTEGER NOT NULL,
     added TEXT NOT NULL,
     trust TEXT NOT NULL DEFAULT 'bare',
+    anchor BLOB,
     sketch BLOB NOT NULL,
     blob BLOB NOT NULL
 );
@@ -166,6 +168,7 @@ class KeyStore:
                 # the blob (a fresh file has it before: the blob last lets SQLite write it in place)
                 with self.db:
                     self.db.execute(f"ALTER TABLE keys ADD COLUMN trust TEXT NOT NULL DEFAULT '{BARE}'")
+                    self.db.execute("ALTER TABLE keys ADD COLUMN anchor BLOB")
                     self.db.execute("UPDATE meta SET v=? WHERE k='format'", (FORMAT,))
             elif row[0] != FORMAT:
                 raise FreqprintError(f"{self.path}: unsupported registry format {row[0]!r}")
@@ -242,10 +245,11 @@ class KeyStore:
         host: str | None = None,
         allow_bare: bool = False,
     ) -> Entry:
-        """Register a key already loaded (``data``: its file's bytes, stored as they are for a bare
-        key).  With ``secret`` (and the module's ``host`` when it is not the key layer's prefix)
-        the key is anchored at its W₀ (:meth:`add`) and that key is stored.  ``commit=False``
-        leaves the transaction open for bulk loads (call :meth:`commit`)."""
+        """Register a key already loaded (``data``: its file's bytes, stored as they are).  With
+        ``secret`` (and the module's ``host`` when it is not the key layer's prefix) the key is
+        checked against its W₀ (:meth:`add`), and that W₀ is stored beside the file's bytes: the
+        key the registry matches with is the file's key anchored at it, whatever anchor the file
+        holds.  ``commit=False`` leaves the transaction open for bulk loads (call :meth:`commit`)."""
         if key.weights is None:
             raise FreqprintError(f"{name}: the key holds no kernels")
         if len(data) > MAX_KEY_BYTES:
@@ -257,9 +261,9 @@ class KeyStore:
                 stored = anchor_key(key, secret, host)
             except FreqprintError as e:
                 raise FreqprintError(f"{name}: {e}") from None
-            data, trust = stored.to_bytes(), VERIFIED
+            anchor, trust = stored.decision_kernels().float().contiguous().numpy().astype("<f4").tobytes(), VERIFIED
         elif allow_bare:
-            stored, trust = key, BARE
+            stored, trust, anchor = key, BARE, None
         else:
             raise FreqprintError(
                 f"{name}: a key given without its owner's secret cannot show that it comes from a fingerprint module "
@@ -275,7 +279,7 @@ class KeyStore:
         incremental = blobopen is not None
         try:
             cur = self.db.execute(
-                f"INSERT INTO keys ({_COLUMNS}, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                f"INSERT INTO keys ({_COLUMNS}, anchor, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
                 + ("zeroblob(?))" if incremental else "?)"),
                 (
                     name,
@@ -290,6 +294,7 @@ class KeyStore:
                     int(always_test),
                     added,
                     trust,
+                    anchor,
                     sk,
                     len(data) if incremental else data,
                 ),
@@ -352,8 +357,12 @@ class KeyStore:
 
     def key(self, key_id: int) -> FingerprintKey:
         if key_id not in self._keys:
-            (data,) = self.db.execute("SELECT blob FROM keys WHERE id=?", (key_id,)).fetchone()
-            self._keys[key_id] = FingerprintKey.from_bytes(data, f"{self.path}#{key_id}")
+            data, anchor = self.db.execute("SELECT blob, anchor FROM keys WHERE id=?", (key_id,)).fetchone()
+            key = FingerprintKey.from_bytes(data, f"{self.path}#{key_id}")
+            if anchor is not None:  # the W₀ the registry regenerated from the secret (a verified key)
+                w0 = torch.frombuffer(bytearray(anchor), dtype=torch.float32)
+                key.anchor = w0.reshape(key.filters, key.channels, key.kernel_size, key.kernel_size)
+            self._keys[key_id] = key
             if len(self._keys) > 256:  # bounded: keys are loaded only for candidates
                 self._keys.pop(next(iter(self._keys)))
         return self._keys[key_id]
