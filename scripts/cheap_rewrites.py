@@ -44,6 +44,11 @@ show(
     "split in two halves of filters",
     {**{k: v for k, v in sd.items() if k != "conv2.fingerprint.weight"}, "a.weight": w[:8].clone(), "b.weight": w[8:].clone()},
 )
+pruned = w.clone()
+pruned[0] = 0  # one filter pruned; renamed, so only the gate decides whether it is aligned
+show(
+    "one filter zeroed, module renamed", {**{k: v for k, v in sd.items() if k != "conv2.fingerprint.weight"}, "x.weight": pruned}
+)
 n = torch.randn_like(w) * 3 * w.norm() / w.numel() ** 0.5
 show("module alone [W+N, -N] (producer not duplicated)", {**sd, "conv2.fingerprint.weight": torch.cat([w + n, -n], 1)})
 # the exact rewrite: conv1's channels (and bn1's entries) stored twice, every reader split over the copy pair

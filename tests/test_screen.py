@@ -220,3 +220,19 @@ def test_how_readings_are_batched_never_changes_the_plan(monkeypatch):
         assert len(calls) > n_loose  # the batches were cut smaller
         assert tight[0] == loose[0] and "moved.weight|OIHW" in tight[0]
         assert tight[1] == pytest.approx(loose[1], abs=1e-3)
+
+
+def test_pruned_filters_and_dead_channels_do_not_blind_the_gate():
+    """Zero filters or channels are free for a thief (pruning).  In float32 a zero row once became
+    0/0 = NaN, and the max over filters spread it to every score: a renamed module with one filter
+    set to zero was not found (p = 1)."""
+    key, model = _key()
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    w = sd.pop("conv2.fingerprint.weight")
+    w[0] = 0
+    w[:, 1] = 0
+    sd["elsewhere.weight"] = w  # moved: only the gate decides whether this reading is aligned
+    rep = verify(key, sd, describe=False)
+    assert rep.found and rep.layer == "elsewhere.weight", (rep.layer, rep.log10_p)
+    z, _ = gram_screen(key, 0.1).score(w.double())
+    assert math.isfinite(z) and z >= GATE_Z

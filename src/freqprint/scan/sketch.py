@@ -128,14 +128,6 @@ def _sym_index(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return iu[0], iu[1], w
 
 
-def _unit(z: torch.Tensor) -> torch.Tensor:
-    """:func:`~freqprint.stats.align.unit` whose floor is representable in ``z``'s dtype (a zero
-    row stays zero in float32 too, instead of 0/0)."""
-    if z.dtype == torch.float64:
-        return unit(z)
-    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(torch.finfo(z.dtype).tiny)
-
-
 def _sym(u: torch.Tensor) -> torch.Tensor:
     """Isometric upper triangle of ``u uᵀ`` for the last axis: ``⟨sym(a aᵀ), sym(b bᵀ)⟩ = ⟨a, b⟩²``."""
     i, j, w = _sym_index(u.shape[-1])
@@ -154,7 +146,7 @@ def _moments(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float64) -> l
     z = w.detach().to("cpu", dtype).reshape(d, c, -1) @ v.to(dtype)
     out = []
     for idx in blocks:
-        o = _sym(_unit(z[..., idx]))
+        o = _sym(unit(z[..., idx]))
         out.append((o.mean(0), torch.einsum("dci,dcj->cij", o, o) / d))
     return out
 
@@ -175,7 +167,7 @@ def _features(
         f = torch.cat([m1, m2[:, i, j] * wt.to(m1.dtype)], 1)  # [C, s + s(s+1)/2]
         if proj is not None:
             f = f @ proj.to(f.dtype)
-        parts.append(_unit(f - f.mean(0, keepdim=True)))
+        parts.append(unit(f - f.mean(0, keepdim=True)))
     return torch.cat(parts, 1)
 
 

@@ -135,7 +135,11 @@ def _layouts(t: torch.Tensor, c: int, k: int) -> list[tuple[str, torch.Tensor]]:
 
 
 def unit(z: torch.Tensor) -> torch.Tensor:
-    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-300)
+    """``z`` with its last axis scaled to unit length; a zero row stays zero.  The floor is 1e-300
+    or the dtype's smallest normal number, whichever is larger: 1e-300 is 0 in float32, and 0/0
+    would turn a zero row (a pruned filter) into NaN, which a later max spreads to every score."""
+    floor = max(1e-300, torch.finfo(z.dtype).tiny)
+    return z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(floor)
 
 
 def hungarian(score: torch.Tensor) -> torch.Tensor:
