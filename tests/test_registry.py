@@ -103,13 +103,13 @@ def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path):
                     full = verify(key, sd).found
                 except FreqprintError:
                     full = False
-                passed, _ = reg.screen(open_tensors(sd))
+                passed, _, _ = reg.screen(open_tensors(sd))
                 if full:
                     found += 1
                     assert passed and min(passed.values()) >= Z_PASS, (spec, layout)
         assert found >= 60
         for j in range(4):
-            passed, _ = reg.screen(open_tensors(owner_model(f"stranger-{j}", 8, 32).state_dict()))
+            passed, _, _ = reg.screen(open_tensors(owner_model(f"stranger-{j}", 8, 32).state_dict()))
             assert not passed
 
 
@@ -255,23 +255,53 @@ def test_forged_and_chimera_keys_cannot_make_a_scan_accuse_an_innocent_upload(tm
         anchor_key(extract(victim), "mallory", alpha=CLAIM_ALPHA)
 
 
-def test_a_registry_of_the_previous_format_is_migrated_and_its_keys_marked_bare(tmp_path):
+_OLD_KEYS = """CREATE TABLE keys (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, kind TEXT NOT NULL,
+    commitment TEXT UNIQUE NOT NULL, layer TEXT NOT NULL, filters INTEGER NOT NULL, channels INTEGER NOT NULL,
+    kernel_size INTEGER NOT NULL, basis TEXT NOT NULL, anchored INTEGER NOT NULL, always_test INTEGER NOT NULL,
+    added TEXT NOT NULL{extra}, sketch BLOB NOT NULL, blob BLOB NOT NULL)"""
+
+
+def _old_registry(new: Path, old: Path, version: int) -> None:
+    """What 0.13 (format 1: no trust, no anchor) or 0.14 (format 2) wrote for the keys in ``new``:
+    one table holding entries, sketches and bodies."""
     import sqlite3
 
-    key = extract(owner_model("old", 8, 16), secret="old").save(tmp_path / "old.key")
-    with KeyStore(tmp_path / "r.db") as reg:
-        reg.add(key, secret="old")
-    db = sqlite3.connect(tmp_path / "r.db")  # what 0.13 wrote: no trust column, format 1
-    db.executescript(
-        "ALTER TABLE keys DROP COLUMN trust; ALTER TABLE keys DROP COLUMN anchor;"
-        " UPDATE meta SET v='freqprint-registry/1' WHERE k='format';"
-    )
+    cols = "k.id, name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added"
+    src = sqlite3.connect(new)
+    rows = src.execute(
+        f"SELECT {cols}, trust, b.anchor, s.sketch, b.blob FROM keys k JOIN sketches s ON s.id = k.id JOIN bodies b ON b.id = k.id"
+    ).fetchall()
+    src.close()
+    db = sqlite3.connect(old)
+    db.execute(_OLD_KEYS.format(extra=", trust TEXT NOT NULL DEFAULT 'bare', anchor BLOB" if version == 2 else ""))
+    db.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('format', ?)", (f"freqprint-registry/{version}",))
+    for r in rows:
+        r = r if version == 2 else r[:12] + r[14:]
+        db.execute(f"INSERT INTO keys VALUES ({', '.join('?' * len(r))})", r)
     db.commit()
     db.close()
-    with KeyStore(tmp_path / "r.db", create=False) as reg:
-        assert [e.trust for e in reg.entries()] == ["bare"]  # nothing in a format-1 file was checked against a secret
-        assert reg.key(1).anchor is not None  # the file's own anchor, as 0.13 read it
-        assert reg.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] == "freqprint-registry/2"
+
+
+def test_registries_of_the_previous_formats_are_migrated(tmp_path):
+    owner = owner_model("old", 8, 16)
+    key = extract(owner, secret="old").save(tmp_path / "old.key")
+    with KeyStore(tmp_path / "new.db") as reg:
+        reg.add(key, secret="old")
+        vectors = reg.groups()[next(iter(reg.groups()))].vectors
+    stolen = Compose([BlockPermutation(seed=3)])(owner).state_dict()
+    for version, trust in ((1, "bare"), (2, "verified")):
+        _old_registry(tmp_path / "new.db", tmp_path / f"v{version}.db", version)
+        with KeyStore(tmp_path / f"v{version}.db", create=False) as reg:
+            assert [e.trust for e in reg.entries()] == [trust]  # nothing in a format-1 file was checked against a secret
+            assert reg.key(1).anchor is not None  # the registry's W0 (format 2), the file's own anchor (format 1)
+            assert reg.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] == "freqprint-registry/3"
+            # the shortlist vectors are computed from the stored sketches, as an add computes them
+            torch.testing.assert_close(reg.groups()[next(iter(reg.groups()))].vectors, vectors)
+            assert [m.key for m in reg.match(stolen).found] == ["old"]
+            reg.remove("old")
+            left = [reg.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("keys", "sketches", "bodies")]
+            assert left == [0, 0, 0]
 
 
 def _cache_repo(root: Path, repo: str, revisions: dict[str, dict[str, bytes]], ref: str) -> None:
@@ -331,3 +361,70 @@ def test_scan_reads_a_hugging_face_cache_once_per_distinct_weights(tmp_path):
     assert s.done == 3, s
     status = {Path(r["path"]).relative_to(cache).parts[0]: r["status"] for r in s.records}
     assert status == {"models--mirror--copy": "match", "models--someone--bare-file": "none", "models--thief--model": "none"}
+
+
+def test_the_shortlist_vector_ranks_the_key_first_under_the_thiefs_free_rewrites():
+    """The vectors a large registry shortlists with (scan.sketch.sketch_vectors) are blind to what
+    a thief rewrites for free: filter and channel order, filter scale, the grid's symmetries,
+    added channels; they survive noise, and noise on the hidden block alone (free for a thief)
+    leaves the visible block's vector ranking the key first."""
+    from freqprint.fingerprint import initial_weight
+    from freqprint.scan.sketch import (
+        Basis,
+        _basis,
+        channel_sketch,
+        decoy_vectors,
+        shortlist,
+        shortlist_scores,
+        sketch_vectors,
+        suspect_sketch,
+    )
+    from freqprint.stats.align import DIHEDRAL
+
+    b, d, c = Basis((28, 28), 3, 1, True), 16, 8
+    keys = torch.stack([initial_weight(f"k-{i}", "conv2", d, c, 3) for i in range(300)])
+    vectors = sketch_vectors(channel_sketch(keys, b).half(), b, d, c)  # as stored: from the float16 sketch
+
+    def z_of(w: torch.Tensor) -> torch.Tensor:
+        return shortlist_scores(vectors, decoy_vectors(b, d, c), sketch_vectors(suspect_sketch(w, b), b, d, c))
+
+    g = torch.Generator().manual_seed(0)
+    for op in DIHEDRAL.values():
+        w = op(keys[7])[torch.randperm(d, generator=g)][:, torch.randperm(c, generator=g)]
+        w = w * (torch.rand(d, 1, 1, 1, generator=g) + 0.5)
+        w = torch.cat([w, w.std() * torch.randn(d, c, 3, 3, generator=g)], 1)  # as many channels again, made up
+        w = w + 0.2 * w.std() * torch.randn(w.shape, generator=g)
+        z = z_of(w)
+        assert int(z[:, 1].argmax()) == 7 and 7 in shortlist(z, 2), op  # the hidden block: the fingerprint
+    v, (_, hidden), _ = _basis(b)
+    coords = keys[7].double().reshape(d, c, -1) @ v
+    coords[..., hidden] += 4 * coords[..., hidden].std() * torch.randn(d, c, len(hidden), generator=g, dtype=torch.float64)
+    z = z_of((coords @ v.T).reshape(d, c, 3, 3).float())
+    assert int(z[:, 0].argmax()) == 7 and int(z[:, 1].argmax()) != 7  # the visible block's vector catches it
+    stranger = initial_weight("stranger", "conv2", d, c, 3)
+    assert float(z_of(stranger).max()) < 6
+
+
+def test_a_registry_larger_than_the_shortlist_still_finds_the_derived(tmp_path, monkeypatch):
+    """Past SHORTLIST keys of one shape, only the keys the vectors shortlist get the channel
+    score; every owner's derivative is still found, a stranger is not."""
+    import freqprint.scan.store as store_mod
+    from freqprint_bench.scale import _synthetic_key
+
+    monkeypatch.setattr(store_mod, "SHORTLIST", 4)
+    owners = [owner_model(f"big-{i}", 8, 16) for i in range(3)]
+    with KeyStore(tmp_path / "r.db") as reg:
+        for i, m in enumerate(owners):
+            k = extract(m, secret=f"big-{i}")
+            reg.add_key(k, k.to_bytes(), f"big-{i}", secret=f"big-{i}")
+        for i in range(40):
+            k = _synthetic_key(i, 16, 8)
+            reg.add_key(k, k.to_bytes(), f"reg-{i}", secret=f"reg-{i}", commit=False)
+        reg.commit()
+        assert len(reg.groups()) == 1  # one shape: 43 keys, more than the shortlist
+        for i, m in enumerate(owners):
+            res = reg.match(Compose([BlockPermutation(seed=i)])(m).state_dict())
+            assert [x.key for x in res.found] == [f"big-{i}"]
+            assert res.screened == 43 and 2 <= res.shortlisted <= 4  # the top 2 of each block, united
+        res = reg.match(owner_model("big-stranger", 8, 16).state_dict())
+        assert not res.found and 2 <= res.shortlisted <= 4

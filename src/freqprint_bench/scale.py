@@ -15,6 +15,10 @@ one run (docs/benchmarks.md §12).
   ``cost-resnet18`` runs the full-width ResNet-18 rows of ``cost`` alone.
 * ``registry`` — matching one suspect against 1, 100 and 10,000 registered keys (screen + full
   tests on the candidates), the registry's size on disk.  Goal < 1 s at 10,000 on 2 cores.
+* ``million`` — one suspect against 1,000,000 keys (one real, the rest synthetic index rows from
+  real W₀ draws: :mod:`freqprint_bench.million`), the registry's bytes per key, and the miss rate
+  of its shortlist under noise.  Goal < 1 s per suspect, ≤ 10 KB of index per key.  Run by name
+  only (a 3 GB registry).
 * ``poisoning`` — keys a forger builds from innocent uploads (lifted modules, a conv layer passed
   off as a module, chimeras under the forger's own secret): innocent uploads accused when keys
   are registered bare and by the default rule (the secret checked, matches against W₀).  Goal 0.
@@ -47,7 +51,7 @@ from freqprint_bench.report import median_seconds
 
 __all__ = ["BENCHES", "run_scale_bench", "scale_markdown"]
 
-BENCHES = ("latency", "cost", "cost-resnet18", "registry", "poisoning", "scan", "embedding")
+BENCHES = ("latency", "cost", "cost-resnet18", "registry", "poisoning", "scan", "embedding", "million")
 
 
 def _owner(secret: str, width: int, filters: int):
@@ -501,12 +505,12 @@ def bench_embedding(data_root: str | None, limit: int = 6000, epochs: int = 3, l
 
 
 def select_benches(which: str) -> tuple[str, ...]:
-    """The benchmarks ``--which`` names: ``all`` (``cost`` holds ``cost-resnet18``), or a
-    comma-separated list of :data:`BENCHES`."""
+    """The benchmarks ``--which`` names: ``all`` (``cost`` holds ``cost-resnet18``; ``million``,
+    which writes a 3 GB registry, only by name), or a comma-separated list of :data:`BENCHES`."""
     from freqprint.errors import InvalidArgument
 
     if which == "all":
-        return tuple(b for b in BENCHES if b != "cost-resnet18")
+        return tuple(b for b in BENCHES if b not in ("cost-resnet18", "million"))
     names = tuple(w.strip() for w in which.split(","))
     bad = [w for w in names if w not in BENCHES]
     if bad:
@@ -542,6 +546,10 @@ def run_scale_bench(
                 res[name] = bench_scan(work, log=log)
             elif name == "embedding":
                 res[name] = bench_embedding(data_root, log=log)
+            elif name == "million":
+                from freqprint_bench.million import bench_million
+
+                res[name] = bench_million(work, log=log)
             res[name]["seconds"] = time.perf_counter() - t0
     return res
 
@@ -605,6 +613,10 @@ def scale_markdown(r: dict[str, Any]) -> str:
             for x in r["registry"]["rows"]
         ]
         out.append("")
+    if "million" in r:
+        from freqprint_bench.million import million_markdown
+
+        out += million_markdown(r["million"])
     if "poisoning" in r:
         out += [
             f"## registry poisoning: forged keys of innocent uploads (goal: {r['poisoning']['goal']})",

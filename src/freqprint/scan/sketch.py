@@ -36,6 +36,27 @@ suspect cheap, the decoys are scored in two steps (:func:`score`: the first :dat
 then all of them only where a key comes within half the threshold), and a suspect is sketched in
 float32 (keys in float64).
 
+**The shortlist (large registries).**  Scoring every key's channels costs ``C·C′·dims`` per key
+and symmetry: fine at 10,000 keys, not at a million.  So each key also has one *vector* of
+:data:`VECTOR_DIMS` numbers per block, and the keys a suspect's channels are scored against are
+first shortlisted by an inner product with it.  Per block, with ``x_c`` the key's channel sketch
+whitened by the covariance ``Σ`` of channel sketches of public W₀ draws of the key's shape
+(``x_c = unit(Σ^{-1/2} s_c)``)::
+
+    v = Rᵀ · ( sym( Σ_c x_c x_cᵀ ) − μ )
+
+``sym`` the isometric triangle, ``μ`` the mean of the same over those public draws, ``R`` a fixed
+Gaussian projection (Johnson–Lindenstrauss).  Then ``⟨v(key), v(suspect)⟩ ≈ Σ_{c,c′} ⟨x_c,
+x′_c′⟩² − (what unrelated pairs give on average)``: a key whose channels reappear among the
+suspect's scores about ``C`` above the rest, whatever the order and number of the suspect's
+channels (the sum over c′ is a set's).  Like the channel score it is standardised against the
+decoys (per query and block) and maximised over the eight symmetries and the suspect's readings;
+the top ``SHORTLIST / 2`` keys of each block (:func:`shortlist`) go on to the channel score,
+which decides as above.  Below :data:`SHORTLIST` keys of a shape there is no shortlist: every key
+is scored.  The vector loses information the channel score keeps (a sum of squares instead of a
+max, then a projection), so the shortlist misses a derivative earlier than the channel score
+does: docs/benchmarks.md §12g measures by how much.
+
 **What the screen does not promise.**  It is a fast necessary-looking condition, not a bound: a
 suspect whose kernels carry heavy independent noise (per-kernel cosine ≲ 0.7 to the key) can still
 be found by the full test and be screened out.  docs/benchmarks.md §12 measures where each gives up; the
@@ -59,11 +80,33 @@ from freqprint.stats.align import DIHEDRAL, unit
 from freqprint.stats.spectral import kernel_basis
 from freqprint.verification.verifier import VISIBLE_GAIN
 
-__all__ = ["DECOYS", "MAX_DIM", "Z_PASS", "Basis", "basis_of", "channel_sketch", "decoy_sketches", "score", "suspect_sketch"]
+__all__ = [
+    "DECOYS",
+    "MAX_DIM",
+    "SHORTLIST",
+    "VECTOR_DIMS",
+    "Z_PASS",
+    "Basis",
+    "basis_of",
+    "channel_sketch",
+    "decoy_sketches",
+    "decoy_vectors",
+    "score",
+    "shortlist",
+    "shortlist_scores",
+    "sketch_vectors",
+    "suspect_sketch",
+    "vector_blocks",
+]
 
 MAX_DIM = 48  # a block's sketch is projected to this many coordinates when larger
 DECOYS = 128  # decoy keys per shape group
 FIRST_DECOYS = 16  # decoys scored first; all DECOYS only where a key's z against these reaches Z_PASS / 2
+VECTOR_DIMS = (64, 512)  # shortlist vector coordinates per block (visible, hidden): 2.25 KB per key in float32
+VECTOR_VERSION = "freqprint-sketch-vector/1"  # stored vectors of another version are recomputed from the sketches
+SHORTLIST = 1024  # keys per shape group that reach the channel score when the group is larger
+WHITEN_DRAWS = 256  # public W₀ draws that whiten the channel sketches of a shape group (at most)
+WHITEN_ELEMENTS = 1 << 22  # ... and no more weights than this in all, unless that leaves fewer than 8 draws
 Z_PASS = 6.0  # a key passes the screen at this many decoy standard deviations (z ≥ 4 let 0.2 % of 10,000 unrelated keys through)
 
 
@@ -135,26 +178,28 @@ def _sym(u: torch.Tensor) -> torch.Tensor:
 
 
 def _moments(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float64) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per block, the raw moments of kernels ``w`` ``[D, C, K, K]`` over the filters: with
-    ``o = _sym(unit kernel coordinates)``, ``m₁ = mean_d o`` ``[C, s]`` and ``M₂ = mean_d o·oᵀ``
-    ``[C, s, s]`` (one batched product, never a ``[D, C, s(s+1)/2]`` tensor).  Keys are sketched in
-    float64; a suspect in float32 (``dtype``): a screen's score needs no more, at half the cost."""
+    """Per block, the raw moments of kernels ``w`` ``[..., D, C, K, K]`` over the filters: with
+    ``o = _sym(unit kernel coordinates)``, ``m₁ = mean_d o`` ``[..., C, s]`` and ``M₂ = mean_d o·oᵀ``
+    ``[..., C, s, s]`` (one batched product, never a ``[D, C, s(s+1)/2]`` tensor).  Leading axes are
+    a batch of keys.  Keys are sketched in float64; a suspect in float32 (``dtype``): a screen's
+    score needs no more, at half the cost."""
     v, blocks, _ = _basis(b)
-    d, c = w.shape[:2]
+    d, c = w.shape[-4:-2]
+    lead = w.shape[:-4]
     if dtype != torch.float64 and w.dtype == torch.float64:  # each filter to a unit scale first: no overflow
-        w = w / w.abs().amax(tuple(range(1, w.dim())), keepdim=True).clamp_min(1e-300)
-    z = w.detach().to("cpu", dtype).reshape(d, c, -1) @ v.to(dtype)
+        w = w / w.abs().amax((-3, -2, -1), keepdim=True).clamp_min(1e-300)
+    z = w.detach().to("cpu", dtype).reshape(*lead, d, c, -1) @ v.to(dtype)
     out = []
     for idx in blocks:
         o = _sym(unit(z[..., idx]))
-        out.append((o.mean(0), torch.einsum("dci,dcj->cij", o, o) / d))
+        out.append((o.mean(-3), torch.einsum("...dci,...dcj->...cij", o, o) / d))
     return out
 
 
 def _features(
     moments: list[tuple[torch.Tensor, torch.Tensor]], b: Basis, lifts: tuple[torch.Tensor, ...] | None = None
 ) -> torch.Tensor:
-    """The sketch ``[C, dims]`` from raw moments: per block ``[m₁ | isometric triangle of M₂]``,
+    """The sketch ``[..., C, dims]`` from raw moments: per block ``[m₁ | isometric triangle of M₂]``,
     projected when large, centred over channels, unit length.  With a symmetry's ``lifts`` the
     moments are first moved to that symmetry (``m₁ → L·m₁``, ``M₂ → L·M₂·Lᵀ``)."""
     _, _, projs = _basis(b)
@@ -164,15 +209,16 @@ def _features(
             lift = lifts[bi].to(m1.dtype)
             m1, m2 = m1 @ lift.T, lift @ m2 @ lift.T
         i, j, wt = _sym_index(m1.shape[-1])
-        f = torch.cat([m1, m2[:, i, j] * wt.to(m1.dtype)], 1)  # [C, s + s(s+1)/2]
+        f = torch.cat([m1, m2[..., i, j] * wt.to(m1.dtype)], -1)  # [..., C, s + s(s+1)/2]
         if proj is not None:
             f = f @ proj.to(f.dtype)
-        parts.append(unit(f - f.mean(0, keepdim=True)))
-    return torch.cat(parts, 1)
+        parts.append(unit(f - f.mean(-2, keepdim=True)))
+    return torch.cat(parts, -1)
 
 
 def channel_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
-    """The sketch ``[C, d_visible + d_hidden]`` of kernels ``w`` ``[D, C, K, K]`` (module docstring)."""
+    """The sketch ``[C, d_visible + d_hidden]`` of kernels ``w`` ``[D, C, K, K]`` (module docstring);
+    ``[..., C, dims]`` for a batch of keys ``[..., D, C, K, K]``."""
     return _features(_moments(w, b), b)
 
 
@@ -273,3 +319,124 @@ def score(keys: torch.Tensor, decoys: torch.Tensor, sus: torch.Tensor, dims: tup
     if bool(need.any()) and len(decoys) > FIRST_DECOYS:
         z = torch.where(need, z_against(torch.cat([first, block_scores(decoys[FIRST_DECOYS:], sus, dims)])), z)
     return z
+
+
+# ---------------------------------------------------------------------------------------------
+# the shortlist's vectors (module docstring)
+
+
+def _second_moment(x: torch.Tensor, wh: torch.Tensor) -> torch.Tensor:
+    """``sym(Σ_c y_c y_cᵀ)`` with ``y_c = unit(x_c·W)``: channel sketches ``[..., C, n]`` →
+    ``[..., n(n+1)/2]``."""
+    y = unit(x @ wh)
+    m = y.transpose(-1, -2) @ y
+    i, j, w = _sym_index(m.shape[-1])
+    return m[..., i, j] * w
+
+
+@lru_cache(maxsize=32)
+def _vector_maps(b: Basis, filters: int, channels: int) -> tuple[tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor], ...]:
+    """Per block ``(offset, n, W, μ, R)``: the whitening ``W = Σ^{-1/2}`` of the channel sketches of
+    public W₀ draws of shape ``[filters, channels, K, K]`` (eigenvalues floored at 1e-3 of the
+    largest), the mean ``μ`` of their second moments, and the projection ``R``, all from public
+    seeds.  :data:`WHITEN_DRAWS` draws, fewer for a large shape (about :data:`WHITEN_ELEMENTS`
+    weights in all, at least 8: a 256 × 512 module's C = 512 channels per draw are samples
+    enough), sketched a few at a time."""
+    size = filters * channels * b.kernel_size**2
+    n = int(min(WHITEN_DRAWS, max(8, math.ceil(WHITEN_ELEMENTS / size))))
+    step = max(1, (1 << 18) // size)  # draws sketched at once: float64 moments of about 2^18 weights (40 MB)
+    sk = torch.cat(
+        [
+            channel_sketch(
+                torch.stack(
+                    [
+                        initial_weight(f"freqprint-registry-white-{i}", "white", filters, channels, b.kernel_size)
+                        for i in range(lo, min(n, lo + step))
+                    ]
+                ),
+                b,
+            )
+            for lo in range(0, n, step)
+        ]
+    )
+    out = []
+    lo = 0
+    for name, n, p in zip(("visible", "hidden"), block_dims(b), VECTOR_DIMS):
+        x = sk[..., lo : lo + n]
+        e, v = torch.linalg.eigh(x.reshape(-1, n).T @ x.reshape(-1, n) / (x.shape[0] * x.shape[1]))
+        wh = v @ torch.diag(e.clamp_min(float(e.max()) * 1e-3).rsqrt()) @ v.T
+        mu = _second_moment(x, wh).mean(0)
+        seed = int.from_bytes(
+            hashlib.sha256(f"freqprint-vector/{b.name}/{name}/{filters}x{channels}".encode()).digest()[:8], "little"
+        )
+        r = torch.randn(mu.numel(), p, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) / math.sqrt(p)
+        out.append((lo, n, wh, mu, r))
+        lo += n
+    return tuple(out)
+
+
+def sketch_vectors(sketches: torch.Tensor, b: Basis, filters: int, channels: int, chunk: int = 4096) -> torch.Tensor:
+    """The shortlist vectors ``[..., sum(VECTOR_DIMS)]`` (float32) of channel sketches
+    ``[..., C, dims]`` — keys' (stored float16 or not) or a suspect's under each symmetry — for the
+    shape group ``(b, filters, channels)`` whose whitening they use.  In chunks of ``chunk``."""
+    lead = sketches.shape[:-2]
+    flat = sketches.reshape(-1, *sketches.shape[-2:])
+    maps = _vector_maps(b, filters, channels)
+    out = torch.empty(flat.shape[0], sum(VECTOR_DIMS))
+    for a in range(0, flat.shape[0], chunk):
+        x = flat[a : a + chunk].double()
+        out[a : a + chunk] = torch.cat(
+            [(_second_moment(x[..., lo : lo + n], wh) - mu) @ r for lo, n, wh, mu, r in maps], -1
+        ).float()
+    return out.reshape(*lead, -1)
+
+
+@lru_cache(maxsize=32)
+def decoy_vectors(b: Basis, filters: int, channels: int) -> torch.Tensor:
+    """``[DECOYS, sum(VECTOR_DIMS)]``: the decoys' shortlist vectors (:func:`decoy_sketches`)."""
+    return sketch_vectors(decoy_sketches(b, filters, channels), b, filters, channels)
+
+
+def vector_blocks(vectors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Vectors ``[N, P]`` split into their blocks' coordinates, each contiguous float32 (a product
+    with a contiguous block is about 10 % faster than with a strided slice)."""
+    out, lo = [], 0
+    for p in VECTOR_DIMS:
+        out.append(vectors[:, lo : lo + p].float().contiguous())
+        lo += p
+    return tuple(out)
+
+
+def shortlist_scores(
+    vectors: torch.Tensor | tuple[torch.Tensor, ...], decoys: torch.Tensor, queries: torch.Tensor, chunk: int = 1 << 16
+) -> torch.Tensor:
+    """Each key's shortlist z-scores ``[N, 2]``, one per block: the inner products of the keys'
+    vectors (``[N, P]``, or :func:`vector_blocks` of them) with each query ``[Q, P]`` (the suspect's
+    readings under the eight symmetries), standardised by the decoys' ``[DECOYS, P]``, maximised
+    over queries.  A float32 product over the keys in chunks of ``chunk`` rows: memory
+    ``chunk·Q`` floats beside the keys."""
+    blocks = vector_blocks(vectors) if isinstance(vectors, torch.Tensor) else vectors
+    qs, ds = vector_blocks(queries), vector_blocks(decoys)
+    stats = []
+    for q, dec in zip(qs, ds):
+        d = dec @ q.T
+        stats.append((q.T.contiguous(), d.mean(0), d.std(0).clamp_min(1e-12)))
+    n = blocks[0].shape[0]
+    out = torch.empty(n, len(stats))
+    for a in range(0, n, chunk):
+        for j, (v, (qt, mu, sd)) in enumerate(zip(blocks, stats)):
+            out[a : a + chunk, j] = ((v[a : a + chunk] @ qt - mu) / sd).amax(1)
+    return out
+
+
+def shortlist(z: torch.Tensor, size: int) -> list[int]:
+    """The rows :func:`shortlist_scores` ``z`` ``[N, 2]`` puts first: the top ``size // 2`` of
+    each block, united (at most ``size``; all rows when ``N ≤ size``), in row order.  Per block,
+    because each catches what the other misses: noise on the hidden block (free for a thief) sinks
+    the hidden vector's rank and leaves the visible one first, and the visible block's sketch
+    (fewer coordinates, more alike across unrelated channels) ranks a noisy derivative lower than
+    the hidden one does (docs/benchmarks.md §12g)."""
+    if z.shape[0] <= size:
+        return list(range(z.shape[0]))
+    k = size // z.shape[1]
+    return sorted({int(i) for j in range(z.shape[1]) for i in z[:, j].topk(k).indices})

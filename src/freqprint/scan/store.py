@@ -1,8 +1,17 @@
 """The fingerprint registry: owner keys and claim bundles in one SQLite file, with a screen.
 
-One table row per registered key: its name, kind (``key`` or ``claim``), commitment, shape, the
-key file's bytes (so the registry is one self-contained file, copied or backed up as such) and its
-channel sketch (:mod:`freqprint.scan.sketch`).  Nothing runs beside it: SQLite is embedded.
+Three tables, one row per registered key in each (so the registry is one self-contained file,
+copied or backed up as such; nothing runs beside it, SQLite is embedded):
+
+* ``keys``, the index: name, kind (``key`` or ``claim``), commitment, shape, trust, and the key's
+  shortlist vector (:func:`~freqprint.scan.sketch.sketch_vectors`, 640 bytes);
+* ``sketches``: its channel sketch (:mod:`freqprint.scan.sketch`, ``C × dims`` float16), read when
+  the key is scored;
+* ``bodies``: the key file's bytes and the W₀ the registry regenerated (verified keys), read only
+  for a key that gets the full test.
+
+A million keys of 16 channels take about 3.6 KB of index each (``keys`` and ``sketches``) and
+1.25 KB of memory each once open (the vectors); bodies are apart (docs/benchmarks.md §12g).
 
 **Trust.**  A key file proves nothing by itself: anyone can extract a "key" from an innocent
 model (someone else's fingerprinted model, or any conv layer) and it would match that model.  So
@@ -21,8 +30,10 @@ match.  Keys without a secret are ``bare``: accepted only on request, marked in 
 1. the suspect is opened lazily (:func:`freqprint.io.checkpoint.open_tensors`): shapes from the header;
 2. for every shape group of keys (same kernel basis, D and C), every suspect tensor that reads as
    ``[D′, C′, K, K]`` with ``2·C′ ≥ C`` — the verifier's own candidates — is loaded once and
-   sketched under the eight symmetries; all keys of the group are scored in one batched product
-   and the keys whose score passes (``z ≥ Z_PASS``) become candidates;
+   sketched under the eight symmetries; a group of more than
+   :data:`~freqprint.scan.sketch.SHORTLIST` keys is first shortlisted by one product of its
+   vectors with the suspect's; the group's keys (or its shortlist) are scored in one batched
+   product and the keys whose score passes (``z ≥ Z_PASS``) become candidates;
 3. each candidate (and each key registered ``always_test``) gets the full calibrated test,
    :func:`freqprint.verification.verifier.verify`, on the same open file.
 
@@ -49,6 +60,9 @@ from typing_extensions import Self
 from freqprint.errors import FreqprintError, UnreadableFile
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors
 from freqprint.scan.sketch import (
+    SHORTLIST,
+    VECTOR_DIMS,
+    VECTOR_VERSION,
     Z_PASS,
     Basis,
     basis_from_json,
@@ -56,7 +70,11 @@ from freqprint.scan.sketch import (
     block_dims,
     channel_sketch,
     decoy_sketches,
+    decoy_vectors,
     score,
+    shortlist,
+    shortlist_scores,
+    sketch_vectors,
     suspect_sketch,
 )
 from freqprint.stats.align import reading_shapes, readings
@@ -65,8 +83,7 @@ from freqprint.verification.verifier import verify
 
 __all__ = ["Entry", "Match", "MatchResult", "KeyStore"]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS keys (
+_KEYS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     id INTEGER PRIMARY KEY,
     name TEXT UNIQUE NOT NULL,
     kind TEXT NOT NULL,
@@ -80,14 +97,20 @@ CREATE TABLE IF NOT EXISTS keys (
     always_test INTEGER NOT NULL,
     added TEXT NOT NULL,
     trust TEXT NOT NULL DEFAULT 'bare',
-    anchor BLOB,
-    sketch BLOB NOT NULL,
-    blob BLOB NOT NULL
-);
+    vector BLOB
+)"""
+SCHEMA = (
+    _KEYS_TABLE.format(name="keys")
+    + """;
+CREATE TABLE IF NOT EXISTS sketches (id INTEGER PRIMARY KEY, sketch BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, anchor BLOB, blob BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
-FORMAT = "freqprint-registry/2"
-OLD_FORMATS = ("freqprint-registry/1",)  # migrated on open: their keys become "bare" (none was checked against a secret)
+)
+FORMAT = "freqprint-registry/3"
+# migrated on open.  1: no trust (its keys become "bare": none was checked against a secret);
+# 1 and 2: sketches and bodies in the keys table (moved to tables of their own)
+OLD_FORMATS = ("freqprint-registry/1", "freqprint-registry/2")
 VERIFIED, BARE = "verified", "bare"
 _COLUMNS = "name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added, trust"
 
@@ -131,6 +154,7 @@ class MatchResult:
     screened: int  # keys scored by the screen
     tested: int  # keys that got the full test
     seconds: float = 0.0
+    shortlisted: int = 0  # keys that got the screen's channel score (all it scored, below SHORTLIST keys per shape)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -139,6 +163,19 @@ class MatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class _Group:
+    """Registered keys of one shape (basis, D, C): what :meth:`KeyStore.screen` scores at once."""
+
+    basis: Basis
+    filters: int
+    channels: int
+    ids: list[int]
+    vectors: tuple[torch.Tensor, ...]  # per block [N, p] float32: the shortlist's (sketch.vector_blocks)
+    layers: set[str]  # the layers its keys point at
+    sketches: torch.Tensor | None = None  # [N, C, dims] float16, kept for a group of at most SHORTLIST keys
 
 
 class KeyStore:
@@ -158,24 +195,70 @@ class KeyStore:
             ):
                 self.db.close()  # an empty file or another program's database: never written into
                 raise FreqprintError(f"{self.path} is not a freqprint registry (no registry tables)")
+            # a new file: 16 KB pages, so that sketches of 2–10 KB share pages (4 KB pages hold one each)
+            self.db.execute("PRAGMA page_size=16384")
             self.db.executescript(SCHEMA)
             row = self.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
                 self.db.commit()
             elif row[0] in OLD_FORMATS:
-                # one transaction: the column and the new format together.  The column lands after
-                # the blob (a fresh file has it before: the blob last lets SQLite write it in place)
-                with self.db:
-                    self.db.execute(f"ALTER TABLE keys ADD COLUMN trust TEXT NOT NULL DEFAULT '{BARE}'")
-                    self.db.execute("ALTER TABLE keys ADD COLUMN anchor BLOB")
-                    self.db.execute("UPDATE meta SET v=? WHERE k='format'", (FORMAT,))
+                self._migrate()
             elif row[0] != FORMAT:
                 raise FreqprintError(f"{self.path}: unsupported registry format {row[0]!r}")
+            self._refresh_vectors()
         except sqlite3.DatabaseError as e:
             raise FreqprintError(f"{self.path} is not a freqprint registry ({e})") from None
-        self._groups: dict[tuple[str, int, int], tuple[Basis, list[int], torch.Tensor]] | None = None
+        self._groups: dict[tuple[str, int, int], _Group] | None = None
+        self._always: list[int] = []  # keys registered always_test (read with the groups)
         self._keys: dict[int, FingerprintKey] = {}
+
+    def _migrate(self) -> None:
+        """Formats 1 and 2 to 3, in one transaction: sketches and bodies move to their own tables
+        (a format-1 file has no trust column: its keys become bare, none was checked against a
+        secret; nor an anchor column).  The pages the bodies leave are reused by later adds
+        (``VACUUM`` returns them to the file system)."""
+        self.db.commit()
+        self.db.execute("BEGIN IMMEDIATE")  # one writer: a second process opening the file waits, then finds it migrated
+        try:
+            if self.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] in OLD_FORMATS:
+                cols = {r[1] for r in self.db.execute("PRAGMA table_info(keys)")}
+                trust = "trust" if "trust" in cols else f"'{BARE}'"
+                anchor = "anchor" if "anchor" in cols else "NULL"
+                for statement in (
+                    "INSERT INTO sketches SELECT id, sketch FROM keys",
+                    f"INSERT INTO bodies SELECT id, {anchor}, blob FROM keys",
+                    _KEYS_TABLE.format(name="keys_new"),
+                    f"INSERT INTO keys_new SELECT id, {_COLUMNS.replace(', trust', '')}, {trust}, NULL FROM keys",
+                    "DROP TABLE keys",
+                    "ALTER TABLE keys_new RENAME TO keys",
+                    f"UPDATE meta SET v='{FORMAT}' WHERE k='format'",
+                ):
+                    self.db.execute(statement)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _refresh_vectors(self) -> None:
+        """Compute every key's shortlist vector (:func:`~freqprint.scan.sketch.sketch_vectors`) from
+        its stored sketch when the file's vectors are of another version or none (a migrated
+        file): the meta row ``vectors`` names the version.  Nothing to do on a current file."""
+        row = self.db.execute("SELECT v FROM meta WHERE k='vectors'").fetchone()
+        if row is not None and row[0] == VECTOR_VERSION:  # every add writes its vector: none is missing
+            return
+        todo: dict[tuple[str, int, int], list[tuple[int, bytes]]] = {}
+        for kid, basis, d, c, sk in self.db.execute(
+            "SELECT k.id, k.basis, k.filters, k.channels, s.sketch FROM keys k JOIN sketches s ON s.id = k.id"
+        ):
+            todo.setdefault((basis, d, c), []).append((kid, sk))
+        with self.db:
+            for (basis, d, c), rows in todo.items():
+                b = basis_from_json(basis)
+                sks = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16).reshape(len(rows), c, -1)
+                vecs = sketch_vectors(torch.from_numpy(sks.copy()), b, d, c).to(torch.float16).numpy()
+                self.db.executemany("UPDATE keys SET vector=? WHERE id=?", [(v.tobytes(), r[0]) for v, r in zip(vecs, rows)])
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('vectors', ?)", (VECTOR_VERSION,))
 
     def close(self) -> None:
         self.db.close()
@@ -271,46 +354,27 @@ class KeyStore:
                 "or register it unverified with --allow-bare (marked bare in every match)"
             )
         b = basis_of(stored)
-        sk = channel_sketch(stored.decision_kernels(), b).to(torch.float16).numpy().tobytes()
+        sketch = channel_sketch(stored.decision_kernels(), b).to(torch.float16)
+        vector = sketch_vectors(sketch, b, key.filters, key.channels).to(torch.float16)
         added = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-        # Python >= 3.11 writes the blob in pieces (sqlite3 Blob I/O): binding it whole makes
-        # SQLite copy the key file once more in memory
-        blobopen = getattr(self.db, "blobopen", None)
-        incremental = blobopen is not None
-        try:
-            cur = self.db.execute(
-                f"INSERT INTO keys ({_COLUMNS}, anchor, sketch, blob) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                + ("zeroblob(?))" if incremental else "?)"),
-                (
-                    name,
-                    kind,
-                    key.commitment,
-                    key.layer,
-                    key.filters,
-                    key.channels,
-                    key.kernel_size,
-                    json.dumps(asdict(b)),
-                    int(stored.anchored),
-                    int(always_test),
-                    added,
-                    trust,
-                    anchor,
-                    sk,
-                    len(data) if incremental else data,
-                ),
-            )
-            if blobopen is not None:
-                with memoryview(data) as view, blobopen("keys", "blob", cur.lastrowid) as blob:
-                    for i in range(0, len(view), 1 << 20):
-                        blob.write(view[i : i + (1 << 20)])
-            if commit:
-                self.db.commit()
-        except sqlite3.IntegrityError:
-            raise FreqprintError(
-                f"{name}: a key named {name!r} or with commitment {key.commitment[:12]}… is already registered"
-            ) from None
+        fields = (
+            name,
+            kind,
+            key.commitment,
+            key.layer,
+            key.filters,
+            key.channels,
+            key.kernel_size,
+            json.dumps(asdict(b)),
+            int(stored.anchored),
+            int(always_test),
+            added,
+            trust,
+        )
+        self._insert(fields, sketch.numpy().tobytes(), vector.numpy().tobytes(), data, anchor)
+        if commit:
+            self.db.commit()
         self._groups = None
-        self.__dict__.pop("_layer_of", None)
         return Entry(
             name,
             kind,
@@ -325,6 +389,37 @@ class KeyStore:
             added,
             trust,
         )
+
+    def _insert(
+        self, fields: tuple, sketch: bytes, vector: bytes, data: bytes | bytearray | None, anchor: bytes | None = None
+    ) -> int:
+        """One key's rows: its entry (``fields`` in :data:`_COLUMNS` order) with its shortlist
+        vector, its sketch, and its body (the key file's bytes and the verified anchor) unless
+        ``data`` is None (a body kept elsewhere: :meth:`_body`).  No commit."""
+        try:
+            kid = self.db.execute(
+                f"INSERT INTO keys ({_COLUMNS}, vector) VALUES ({', '.join('?' * 13)})", (*fields, vector)
+            ).lastrowid
+        except sqlite3.IntegrityError:
+            raise FreqprintError(
+                f"{fields[0]}: a key named {fields[0]!r} or with commitment {fields[2][:12]}… is already registered"
+            ) from None
+        assert kid is not None
+        self.db.execute("INSERT INTO sketches VALUES (?, ?)", (kid, sketch))
+        if data is not None:
+            # Python >= 3.11 writes the blob in pieces (sqlite3 Blob I/O): binding it whole makes
+            # SQLite copy the key file once more in memory
+            blobopen = getattr(self.db, "blobopen", None)
+            self.db.execute(
+                "INSERT INTO bodies VALUES (?, ?, " + ("zeroblob(?))" if blobopen else "?)"),
+                (kid, anchor, len(data) if blobopen else data),
+            )
+            if blobopen is not None:
+                with memoryview(data) as view, blobopen("bodies", "blob", kid) as blob:
+                    for i in range(0, len(view), 1 << 20):
+                        blob.write(view[i : i + (1 << 20)])
+        self._groups = None
+        return kid
 
     def commit(self) -> None:
         self.db.commit()
@@ -346,10 +441,12 @@ class KeyStore:
 
     def remove(self, name: str) -> Entry:
         e = self.entry(name)
-        self.db.execute("DELETE FROM keys WHERE name=?", (e.name,))
-        self.db.commit()
+        with self.db:
+            (kid,) = self.db.execute("SELECT id FROM keys WHERE name=?", (e.name,)).fetchone()
+            for table in ("keys", "sketches", "bodies"):
+                self.db.execute(f"DELETE FROM {table} WHERE id=?", (kid,))
+        self._keys.pop(kid, None)
         self._groups = None
-        self.__dict__.pop("_layer_of", None)
         return e
 
     def __len__(self) -> int:
@@ -357,7 +454,7 @@ class KeyStore:
 
     def key(self, key_id: int) -> FingerprintKey:
         if key_id not in self._keys:
-            data, anchor = self.db.execute("SELECT blob, anchor FROM keys WHERE id=?", (key_id,)).fetchone()
+            data, anchor = self._body(key_id)
             key = FingerprintKey.from_bytes(data, f"{self.path}#{key_id}")
             if anchor is not None:  # the W₀ the registry regenerated from the secret (a verified key)
                 w0 = torch.frombuffer(bytearray(anchor), dtype=torch.float32)
@@ -367,37 +464,75 @@ class KeyStore:
                 self._keys.pop(next(iter(self._keys)))
         return self._keys[key_id]
 
+    def _body(self, key_id: int) -> tuple[bytes, bytes | None]:
+        """``(key file bytes, verified anchor or None)`` of a key: fetched only for a key that
+        gets the full test."""
+        row = self.db.execute("SELECT blob, anchor FROM bodies WHERE id=?", (key_id,)).fetchone()
+        if row is None:
+            raise FreqprintError(f"{self.path}: key #{key_id} has no stored body (a damaged registry)")
+        return row[0], row[1]
+
     # -----------------------------------------------------------------------------------------
     # matching
 
-    def groups(self) -> dict[tuple[str, int, int], tuple[Basis, list[int], torch.Tensor]]:
-        """Sketches grouped by (basis, D, C): ``(basis, key ids, sketches [N, C, dims] float16)``,
-        loaded once per registry object."""
+    def groups(self) -> dict[tuple[str, int, int], _Group]:
+        """Keys grouped by shape (basis, D, C), loaded once per registry object (until an add or
+        remove): their ids, layers and shortlist vectors (per block ``[N, p]`` float32,
+        :data:`~freqprint.scan.sketch.VECTOR_DIMS`); the channel sketches are read when scored
+        (:meth:`_sketches`).  Keys registered ``always_test`` are kept apart (``_always``)."""
         if self._groups is None:
-            acc: dict[tuple[str, int, int], tuple[Basis, list[int], list[np.ndarray]]] = {}
-            for kid, basis, d, c, sk in self.db.execute(
-                "SELECT id, basis, filters, channels, sketch FROM keys WHERE always_test=0"
+            acc: dict[tuple[str, int, int], tuple[Basis, list[int], list[bytes], set[str]]] = {}
+            bases: dict[str, Basis] = {}  # a registry has a few bases and up to millions of rows
+            self._always = []
+            for kid, basis, d, c, layer, always, vec in self.db.execute(
+                "SELECT id, basis, filters, channels, layer, always_test, vector FROM keys ORDER BY id"
             ):
-                b = basis_from_json(basis)
-                g = acc.setdefault((b.name, d, c), (b, [], []))
+                if always:
+                    self._always.append(kid)
+                    continue
+                b = bases.get(basis) or bases.setdefault(basis, basis_from_json(basis))
+                g = acc.setdefault((b.name, d, c), (b, [], [], set()))
                 g[1].append(kid)
-                g[2].append(np.frombuffer(sk, dtype=np.float16))
+                g[2].append(vec)
+                g[3].add(layer)
             self._groups = {}
-            for gk, (b, ids, sks) in acc.items():
-                arr = torch.from_numpy(np.stack(sks)).reshape(len(ids), gk[2], sum(block_dims(b)))
-                self._groups[gk] = (b, ids, arr)
+            for gk, (b, ids, vecs, layers) in acc.items():
+                arr = np.frombuffer(b"".join(vecs), dtype=np.float16).reshape(len(ids), -1)
+                cuts = np.cumsum((0, *VECTOR_DIMS))  # per block, a contiguous float32 copy (sketch.vector_blocks)
+                blocks = tuple(torch.from_numpy(arr[:, lo:hi].astype(np.float32)) for lo, hi in zip(cuts[:-1], cuts[1:]))
+                self._groups[gk] = _Group(b, gk[1], gk[2], ids, blocks, layers)
         return self._groups
 
-    def screen(self, store: TensorStore) -> tuple[dict[int, float], int]:
-        """``({key id: z}, keys scored)``: the keys whose screen z-score passes against any of the
-        suspect's tensors, and how many keys were scored."""
+    def _sketches(self, g: _Group, rows: list[int]) -> torch.Tensor:
+        """The channel sketches ``[len(rows), C, dims]`` (float16) of a group's keys at ``rows``: a
+        small group's are read once and kept, a large group's read for each shortlist."""
+        if len(g.ids) <= SHORTLIST:  # rows: the whole group
+            if g.sketches is None:
+                g.sketches = self._read_sketches(g, g.ids)
+            return g.sketches
+        return self._read_sketches(g, [g.ids[r] for r in rows])
+
+    def _read_sketches(self, g: _Group, ids: list[int]) -> torch.Tensor:
+        got: dict[int, bytes] = {}
+        for lo in range(0, len(ids), 500):
+            part = ids[lo : lo + 500]
+            got.update(self.db.execute(f"SELECT id, sketch FROM sketches WHERE id IN ({', '.join('?' * len(part))})", part))
+        arr = np.frombuffer(b"".join(got[i] for i in ids), dtype=np.float16)
+        return torch.from_numpy(arr.reshape(len(ids), g.channels, sum(block_dims(g.basis))).copy())
+
+    def screen(self, store: TensorStore) -> tuple[dict[int, float], int, int]:
+        """``({key id: z}, keys scored, keys shortlisted)``: the keys whose screen z-score passes
+        against any of the suspect's tensors, how many keys were scored, and how many of them got
+        the channel score: in a shape group of more than :data:`~freqprint.scan.sketch.SHORTLIST`
+        keys, only its shortlist does (:mod:`freqprint.scan.sketch`)."""
         passed: dict[int, float] = {}
-        scored = 0
+        scored = shortlisted = 0
         loaded: dict[str, torch.Tensor | None] = {}
-        for (_, d, c), (b, ids, sketches) in self.groups().items():
+        for (_, d, c), g in self.groups().items():
+            b, ids = g.basis, g.ids
             scored += len(ids)
             k = b.kernel_size
-            best = torch.full((len(ids),), -math.inf)
+            suspects = []  # the suspect's readings that could hold this group's module, sketched
             for name, (shape, floating) in store.shapes.items():
                 if not floating or math.prod(shape) < k * k * max(1, c // 2):
                     continue
@@ -409,23 +544,29 @@ class KeyStore:
                         loaded[name] = got if all_finite(got) else None
                     t = loaded[name]
                     if t is None:
-                        if name in self._layers(ids):  # as verify: NaN where a key points is an error, elsewhere skipped
+                        if name in g.layers:  # as verify: NaN where a key points is an error, elsewhere skipped
                             raise FreqprintError(
                                 f"{store.name}: tensor {name!r}, where a registered key points, contains NaN or Inf values"
                             )
                         continue
-                    ws = dict(readings(t, c, k, dihedral=False))[layout]
-                    z = score(sketches, decoy_sketches(b, d, c), suspect_sketch(ws, b), block_dims(b))
-                    best = torch.fmax(best, z)  # a NaN score (a degenerate reading) never hides another's
-            for kid, z in zip(ids, best.tolist()):
+                    suspects.append(suspect_sketch(dict(readings(t, c, k, dihedral=False))[layout], b))
+            if not suspects:
+                continue
+            if len(ids) > SHORTLIST:
+                queries = torch.cat([sketch_vectors(sus, b, d, c) for sus in suspects])
+                rows = shortlist(shortlist_scores(g.vectors, decoy_vectors(b, d, c), queries), SHORTLIST)
+            else:
+                rows = list(range(len(ids)))
+            shortlisted += len(rows)
+            sketches = self._sketches(g, rows)
+            best = torch.full((len(rows),), -math.inf)
+            for sus in suspects:
+                z = score(sketches, decoy_sketches(b, d, c), sus, block_dims(b))
+                best = torch.fmax(best, z)  # a NaN score (a degenerate reading) never hides another's
+            for r, z in zip(rows, best.tolist()):
                 if z >= Z_PASS:
-                    passed[kid] = z
-        return passed, scored
-
-    def _layers(self, ids: list[int]) -> set[str]:
-        if not hasattr(self, "_layer_of"):
-            self._layer_of = dict(self.db.execute("SELECT id, layer FROM keys").fetchall())
-        return {self._layer_of.get(i, "") for i in ids}
+                    passed[ids[r]] = z
+        return passed, scored, shortlisted
 
     def match(self, suspect: Any, alpha: float = 1e-6, screen: bool = True) -> MatchResult:
         """Every registered key a suspect (file, folder, model or state dict) carries: screen, then
@@ -433,15 +574,16 @@ class KeyStore:
         match gives an empty result; an unreadable one raises :class:`FreqprintError`."""
         t0 = time.perf_counter()
         store = open_tensors(suspect)
-        n_keys = len(self)
-        always = [r[0] for r in self.db.execute("SELECT id FROM keys WHERE always_test=1")]
+        groups = self.groups()  # one pass over the index, kept: a million rows are not read per suspect
+        always = self._always
+        n_keys = len(always) + sum(len(g.ids) for g in groups.values())
         passed: dict[int, float | None]
         if screen:
-            zs, scored = self.screen(store)
+            zs, scored, shortlisted = self.screen(store)
             passed = dict(zs.items())
         else:
-            passed = {r[0]: None for r in self.db.execute("SELECT id FROM keys WHERE always_test=0")}
-            scored = 0
+            passed = {kid: None for g in groups.values() for kid in g.ids}
+            scored = shortlisted = 0
         todo: dict[int, float | None] = {**passed, **{k: None for k in always}}
         matches = []
         for kid in sorted(todo, key=lambda i: -(todo[i] or math.inf)):
@@ -467,4 +609,4 @@ class KeyStore:
                 )
             )
         matches.sort(key=lambda m: m.log10_p)
-        return MatchResult(store.name, matches, n_keys, scored, len(todo), time.perf_counter() - t0)
+        return MatchResult(store.name, matches, n_keys, scored, len(todo), time.perf_counter() - t0, shortlisted=shortlisted)
