@@ -77,13 +77,24 @@ def test_scan_through_a_local_ray_cluster(corpus, tmp_path):
     assert again.skipped == len(labels) and again.done == 0
 
 
-def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path):
+def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path, monkeypatch):
     """Every suspect the attack suite derives (under every stored layout) that the full test
-    finds passes the screen; independent models do not."""
+    finds passes the screen, and the shortlist of a registry larger than it; independent models
+    do not."""
+    import freqprint.scan.store as store_mod
+    from freqprint_bench.scale import _synthetic_key
+
     owner = owner_model("screen-owner", 8, 32)
     key = extract(owner, secret="screen-owner").save(tmp_path / "o.key")
-    with KeyStore(tmp_path / "r.db") as reg:
+    monkeypatch.setattr(store_mod, "SHORTLIST", 8)  # the top 4 of 201 per block (a million keys: the top 512 per block)
+    with KeyStore(tmp_path / "r.db") as reg, KeyStore(tmp_path / "big.db") as big:
         reg.add(key, secret="screen-owner")
+        big.add(key, secret="screen-owner")
+        for i in range(200):
+            k = _synthetic_key(i, 32, 8)
+            big.add_key(k, k.to_bytes(), f"reg-{i}", secret=f"reg-{i}", commit=False)
+        big.commit()
+        assert len(big.groups()) == 1
         found = 0
         for i, spec in enumerate(DERIVING_ATTACKS + ("mix-filters", "redraw-nullspace", "overwrite", "remove-module")):
             try:
@@ -104,9 +115,11 @@ def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path):
                 except FreqprintError:
                     full = False
                 passed, _, _ = reg.screen(open_tensors(sd))
+                passed_big, _, n = big.screen(open_tensors(sd))
                 if full:
                     found += 1
                     assert passed and min(passed.values()) >= Z_PASS, (spec, layout)
+                    assert 1 in passed_big and n <= 8, (spec, layout)  # id 1: the owner's key, the first added
         assert found >= 60
         for j in range(4):
             passed, _, _ = reg.screen(open_tensors(owner_model(f"stranger-{j}", 8, 32).state_dict()))

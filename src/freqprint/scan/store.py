@@ -49,7 +49,7 @@ import json
 import math
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -357,25 +357,7 @@ class KeyStore:
         sketch = channel_sketch(stored.decision_kernels(), b).to(torch.float16)
         vector = sketch_vectors(sketch, b, key.filters, key.channels).to(torch.float16)
         added = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-        fields = (
-            name,
-            kind,
-            key.commitment,
-            key.layer,
-            key.filters,
-            key.channels,
-            key.kernel_size,
-            json.dumps(asdict(b)),
-            int(stored.anchored),
-            int(always_test),
-            added,
-            trust,
-        )
-        self._insert(fields, sketch.numpy().tobytes(), vector.numpy().tobytes(), data, anchor)
-        if commit:
-            self.db.commit()
-        self._groups = None
-        return Entry(
+        entry = Entry(
             name,
             kind,
             key.commitment,
@@ -389,6 +371,12 @@ class KeyStore:
             added,
             trust,
         )
+        fields = list(astuple(entry))  # the row: the basis as JSON, the flags as integers
+        fields[7:10] = [json.dumps(asdict(b)), int(stored.anchored), int(always_test)]
+        self._insert(tuple(fields), sketch.numpy().tobytes(), vector.numpy().tobytes(), data, anchor)
+        if commit:
+            self.db.commit()
+        return entry
 
     def _insert(
         self, fields: tuple, sketch: bytes, vector: bytes, data: bytes | bytearray | None, anchor: bytes | None = None
