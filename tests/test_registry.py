@@ -126,6 +126,28 @@ def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path, monkeypatch)
             assert not passed
 
 
+def test_a_damaged_index_is_an_error_not_a_crash(tmp_path):
+    """A registry whose vector or sketch rows were cut (a damaged file, or someone else's
+    writing) is refused with one message, through the library and the command line."""
+    import sqlite3
+
+    key = extract(owner_model("dmg", 8, 16), secret="dmg").save(tmp_path / "k.key")
+    suspect = tmp_path / "s.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in owner_model("dmg", 8, 16).state_dict().items()}, str(suspect))
+    for table, column in (("keys", "vector"), ("sketches", "sketch")):
+        db = tmp_path / f"{table}.db"
+        with KeyStore(db) as reg:
+            reg.add(key, secret="dmg")
+        con = sqlite3.connect(db)
+        con.execute(f"UPDATE {table} SET {column} = substr({column}, 1, 10)")
+        con.commit()
+        con.close()
+        with KeyStore(db, create=False) as reg, pytest.raises(FreqprintError, match="a damaged registry"):
+            reg.match(suspect)
+
+
 def test_registry_add_list_remove_and_bad_entries(tmp_path):
     owner = owner_model("alice", 8, 16)
     key = extract(owner, secret="alice").save(tmp_path / "alice.key")

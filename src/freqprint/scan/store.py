@@ -478,6 +478,10 @@ class KeyStore:
                 if always:
                     self._always.append(kid)
                     continue
+                if not isinstance(vec, bytes) or len(vec) != 2 * sum(VECTOR_DIMS):
+                    raise FreqprintError(
+                        f"{self.path}: key #{kid}'s shortlist vector is not {sum(VECTOR_DIMS)} float16 numbers (a damaged registry)"
+                    )
                 b = bases.get(basis) or bases.setdefault(basis, basis_from_json(basis))
                 g = acc.setdefault((b.name, d, c), (b, [], [], set()))
                 g[1].append(kid)
@@ -505,6 +509,10 @@ class KeyStore:
         for lo in range(0, len(ids), 500):
             part = ids[lo : lo + 500]
             got.update(self.db.execute(f"SELECT id, sketch FROM sketches WHERE id IN ({', '.join('?' * len(part))})", part))
+        size = 2 * g.channels * sum(block_dims(g.basis))
+        bad = next((i for i in ids if not isinstance(got.get(i), bytes) or len(got[i]) != size), None)
+        if bad is not None:
+            raise FreqprintError(f"{self.path}: key #{bad}'s sketch is missing or not {size} bytes (a damaged registry)")
         arr = np.frombuffer(b"".join(got[i] for i in ids), dtype=np.float16)
         return torch.from_numpy(arr.reshape(len(ids), g.channels, sum(block_dims(g.basis))).copy())
 
