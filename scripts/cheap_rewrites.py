@@ -1,9 +1,21 @@
 """Far negatives and a README-reader's zero-cost rewrites against `verify` (docs/security.md, "What the
-fingerprint survives").  Run: .venv/bin/python scripts/cheap_rewrites.py"""
+fingerprint survives").  Run: .venv/bin/python scripts/cheap_rewrites.py [--registry]
+
+With ``--registry`` each row also says what a registry matches: one holding only the owner's key
+(the screen scores every key), and one holding it among 200 other keys of its shape whose
+shortlist keeps the top 4 per block (``SHORTLIST = 8``; a million keys keep the top 512 per block,
+docs/benchmarks.md §12g)."""
+
+import sys
+import tempfile
+from pathlib import Path
 
 import torch
 
+import freqprint.scan.store as store_mod
 from freqprint import FingerprintConfig, attach, create_model, extract, verify
+from freqprint.scan import KeyStore
+from freqprint_bench.scale import _synthetic_key
 
 torch.manual_seed(0)
 own = create_model("smallcnn", num_classes=10, in_channels=1, width=8).eval()
@@ -13,12 +25,34 @@ sd = {k: v.clone() for k, v in own.state_dict().items()}
 w = sd["conv2.fingerprint.weight"]
 
 
+REGISTRIES = []
+if "--registry" in sys.argv:
+    store_mod.SHORTLIST = 8
+    tmp = Path(tempfile.mkdtemp())
+    key.save(tmp / "alice.key")
+    for name, others in (("one", 0), ("big", 200)):
+        reg = KeyStore(tmp / f"{name}.db")
+        reg.add(tmp / "alice.key", secret="alice")
+        for i in range(others):
+            k = _synthetic_key(i, key.filters, key.channels)
+            reg.add_key(k, k.to_bytes(), f"reg-{i}", secret=f"reg-{i}", commit=False)
+        reg.commit()
+        REGISTRIES.append(reg)
+
+
 def show(name, s):
     try:
         r = verify(key, s)
-        print(f"{name:45s} found={r.found} log10p={r.log10_p:.1f}")
+        line = f"{name:45s} found={r.found} log10p={r.log10_p:.1f}"
     except Exception as e:
-        print(f"{name:45s} {type(e).__name__}: {str(e)[:90]}")
+        line = f"{name:45s} {type(e).__name__}: {str(e)[:90]}"
+    for label, reg in zip(("registry of 1", "of 201, shortlisted"), REGISTRIES):
+        try:
+            m = reg.match(s)
+            line += f"  | {label}: {', '.join(x.key for x in m.found) or '-'}"
+        except Exception as e:
+            line += f"  | {label}: {type(e).__name__}"
+    print(line)
 
 
 show("owner", sd)

@@ -463,3 +463,23 @@ def test_a_registry_larger_than_the_shortlist_still_finds_the_derived(tmp_path, 
             assert res.screened == 43 and 2 <= res.shortlisted <= 4  # the top 2 of each block, united
         res = reg.match(owner_model("big-stranger", 8, 16).state_dict())
         assert not res.found and 2 <= res.shortlisted <= 4
+
+
+def test_the_screen_reads_a_widened_layer_through_its_merged_view(tmp_path):
+    """A thief stores conv1 twice and splits every reader over the copy pair ([W+N, −N]): the
+    function is unchanged and verify reads the module through its merged view.  The registry's
+    screen must read that view too (before 0.15 it did not, and the upload went unmatched)."""
+    owner = owner_model("wide", 8, 16)
+    sd = {k: v.clone() for k, v in owner.state_dict().items()}
+    wide = dict(sd)
+    for k in ("conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"):
+        wide[k] = torch.cat([sd[k], sd[k]])
+    g = torch.Generator().manual_seed(0)
+    for k in ("conv2.base.weight", "conv2.fingerprint.weight"):
+        n = torch.randn(sd[k].shape, generator=g) * 3 * sd[k].norm() / sd[k].numel() ** 0.5
+        wide[k] = torch.cat([sd[k] + n, -n], 1)
+    key = extract(owner, secret="wide")
+    assert verify(key, wide).found
+    with KeyStore(tmp_path / "r.db") as reg:
+        reg.add_key(key, key.to_bytes(), "wide", secret="wide")
+        assert [m.key for m in reg.match(wide).found] == ["wide"]

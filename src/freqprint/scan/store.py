@@ -524,6 +524,10 @@ class KeyStore:
         passed: dict[int, float] = {}
         scored = shortlisted = 0
         loaded: dict[str, torch.Tensor | None] = {}
+        if self.groups():
+            # the verifier's own merged-channel views: a layer stored twice with its readers split
+            # [W+N, −N] (a widening that leaves the function unchanged) reads as the module only there
+            store.add_channel_merges()
         for (_, d, c), g in self.groups().items():
             b, ids = g.basis, g.ids
             scored += len(ids)
