@@ -54,7 +54,7 @@ def main() -> None:
             S.channel_sketch(torch.stack([initial_weight(f"reg-{i}", "conv2", D, C, 3) for i in range(lo, min(N, lo + 4096))]), b)
             for lo in range(0, N, 4096)
         ]
-    ).half()
+    ).float()  # a registry computes a key's vector from its unrounded sketch (KeyStore.add_key)
     owner = _owner("reg-0", C, D)
     noisy = {
         sigma: [

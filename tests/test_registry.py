@@ -296,10 +296,30 @@ _OLD_KEYS = """CREATE TABLE keys (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT N
     added TEXT NOT NULL{extra}, sketch BLOB NOT NULL, blob BLOB NOT NULL)"""
 
 
+def _float16(sketch: bytes, basis: str, channels: int) -> bytes:
+    """A stored sketch as formats 1–3 stored it (all float16)."""
+    from freqprint.scan.sketch import basis_from_json, block_dims, decode_sketch
+
+    raw = torch.frombuffer(bytearray(sketch), dtype=torch.uint8)
+    return decode_sketch(raw, channels, block_dims(basis_from_json(basis))).half().numpy().tobytes()
+
+
 def _old_registry(new: Path, old: Path, version: int) -> None:
-    """What 0.13 (format 1: no trust, no anchor) or 0.14 (format 2) wrote for the keys in ``new``:
-    one table holding entries, sketches and bodies."""
+    """What 0.13 (format 1: no trust, no anchor), 0.14 (format 2) or 0.15 (format 3: today's
+    tables, float16 sketches) wrote for the keys in ``new``; for 1 and 2, one table holding
+    entries, sketches and bodies."""
+    import shutil
     import sqlite3
+
+    if version == 3:
+        shutil.copy(new, old)
+        db = sqlite3.connect(old)
+        rows = db.execute("SELECT k.id, s.sketch, k.basis, k.channels FROM keys k JOIN sketches s ON s.id = k.id").fetchall()
+        db.executemany("UPDATE sketches SET sketch=? WHERE id=?", [(_float16(*r[1:]), r[0]) for r in rows])
+        db.execute("UPDATE meta SET v='freqprint-registry/3' WHERE k='format'")
+        db.commit()
+        db.close()
+        return
 
     cols = "k.id, name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added"
     src = sqlite3.connect(new)
@@ -312,6 +332,7 @@ def _old_registry(new: Path, old: Path, version: int) -> None:
     db.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
     db.execute("INSERT INTO meta VALUES ('format', ?)", (f"freqprint-registry/{version}",))
     for r in rows:
+        r = (*r[:14], _float16(r[14], r[8], r[6]), r[15])
         r = r if version == 2 else r[:12] + r[14:]
         db.execute(f"INSERT INTO keys VALUES ({', '.join('?' * len(r))})", r)
     db.commit()
@@ -324,15 +345,20 @@ def test_registries_of_the_previous_formats_are_migrated(tmp_path):
     with KeyStore(tmp_path / "new.db") as reg:
         reg.add(key, secret="old")
         vectors = reg.groups()[next(iter(reg.groups()))].vectors
+        sketch = reg.db.execute("SELECT sketch FROM sketches").fetchone()[0]
     stolen = Compose([BlockPermutation(seed=3)])(owner).state_dict()
-    for version, trust in ((1, "bare"), (2, "verified")):
+    for version, trust in ((1, "bare"), (2, "verified"), (3, "verified")):
         _old_registry(tmp_path / "new.db", tmp_path / f"v{version}.db", version)
         with KeyStore(tmp_path / f"v{version}.db", create=False) as reg:
             assert [e.trust for e in reg.entries()] == [trust]  # nothing in a format-1 file was checked against a secret
             assert reg.key(1).anchor is not None  # the registry's W0 (format 2), the file's own anchor (format 1)
-            assert reg.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] == "freqprint-registry/3"
-            # the shortlist vectors are computed from the stored sketches, as an add computes them
-            torch.testing.assert_close(reg.groups()[next(iter(reg.groups()))].vectors, vectors)
+            assert reg.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] == "freqprint-registry/4"
+            # the sketch re-encoded byte for byte as an add encodes it; the shortlist vectors
+            # computed from it (formats 1, 2: an add's come from the unrounded sketch) or kept (3)
+            assert reg.db.execute("SELECT sketch FROM sketches").fetchone()[0] == sketch
+            for got, want in zip(reg.groups()[next(iter(reg.groups()))].vectors, vectors, strict=True):
+                cos = torch.nn.functional.cosine_similarity(got, want).min()
+                assert got.equal(want) if version == 3 else cos > 0.999, (version, cos)
             assert [m.key for m in reg.match(stolen).found] == ["old"]
             reg.remove("old")
             left = [reg.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("keys", "sketches", "bodies")]
@@ -418,7 +444,7 @@ def test_the_shortlist_vector_ranks_the_key_first_under_the_thiefs_free_rewrites
 
     b, d, c = Basis((28, 28), 3, 1, True), 16, 8
     keys = torch.stack([initial_weight(f"k-{i}", "conv2", d, c, 3) for i in range(300)])
-    vectors = sketch_vectors(channel_sketch(keys, b).half(), b, d, c)  # as stored: from the float16 sketch
+    vectors = sketch_vectors(channel_sketch(keys, b), b, d, c)  # as an add computes them: from the unrounded sketch
 
     def z_of(w: torch.Tensor) -> torch.Tensor:
         return shortlist_scores(vectors, decoy_vectors(b, d, c), sketch_vectors(suspect_sketch(w, b), b, d, c))
@@ -483,3 +509,20 @@ def test_the_screen_reads_a_widened_layer_through_its_merged_view(tmp_path):
     with KeyStore(tmp_path / "r.db") as reg:
         reg.add_key(key, key.to_bytes(), "wide", secret="wide")
         assert [m.key for m in reg.match(wide).found] == ["wide"]
+
+
+def test_stored_sketches_keep_the_visible_block_in_float16_and_round_the_hidden_one_to_int8():
+    """Format 4's sketch (scan.sketch.encode_sketch): C·(2·d_v + d_h) bytes, the visible block
+    as float16 exactly, the hidden block within half an int8 step (1/254) of the sketch."""
+    from freqprint.fingerprint import initial_weight
+    from freqprint.scan.sketch import Basis, block_dims, channel_sketch, decode_sketch, encode_sketch, sketch_bytes
+
+    b, c = Basis((28, 28), 3, 1, True), 16
+    s = channel_sketch(torch.stack([initial_weight(f"k-{i}", "conv2", 32, c, 3) for i in range(3)]), b)
+    dv, dh = block_dims(b)
+    raw = encode_sketch(s, (dv, dh))
+    assert raw.dtype == torch.uint8 and raw.shape == (3, sketch_bytes(b, c)) == (3, c * (2 * dv + dh))
+    back = decode_sketch(raw, c, (dv, dh))
+    assert back[..., :dv].equal(s[..., :dv].half().float())
+    assert (back[..., dv:] - s[..., dv:]).abs().max() <= 0.5 / 127 + 1e-6
+    assert not torch.equal(back[..., dv:], s[..., dv:].float())  # it is rounded: the bytes are not a float copy

@@ -39,6 +39,7 @@ from freqprint_bench.report import median_seconds
 __all__ = ["bench_million", "million_markdown"]
 
 NOISE = (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0)
+REWRITE_NOISE = (0.0, 0.4)  # each rewrite of :data:`freqprint_bench.rewrites.REWRITES` on top of this noise
 DRAWS = 4  # suspects per noise level: the owner permuted with another seed, another noise draw
 
 
@@ -69,7 +70,7 @@ def _registry_class():
 def _fill(reg, n: int, filters: int, channels: int, log, batch: int = 4096) -> float:
     """Rows for synthetic keys ``reg-1 … reg-(n−1)`` (module docstring); returns seconds."""
     from freqprint.fingerprint import initial_weight
-    from freqprint.scan.sketch import basis_from_json, channel_sketch, sketch_vectors
+    from freqprint.scan.sketch import basis_from_json, block_dims, channel_sketch, encode_sketch, sketch_vectors
 
     layer, basis = reg.db.execute("SELECT layer, basis FROM keys WHERE name='reg-0'").fetchone()
     b = basis_from_json(basis)
@@ -78,8 +79,9 @@ def _fill(reg, n: int, filters: int, channels: int, log, batch: int = 4096) -> f
     for lo in range(1, n, batch):
         ids = range(lo, min(n, lo + batch))
         w = torch.stack([initial_weight(f"reg-{i}", "conv2", filters, channels, 3) for i in ids])
-        sk = channel_sketch(w, b).to(torch.float16)
-        vec = sketch_vectors(sk, b, filters, channels).to(torch.float16)
+        exact = channel_sketch(w, b)
+        sk = encode_sketch(exact, block_dims(b))  # as KeyStore.add_key stores them
+        vec = sketch_vectors(exact, b, filters, channels).to(torch.float16)
         for i, s, v in zip(ids, sk.numpy(), vec.numpy()):
             fields = (f"reg-{i}", "key", f"synthetic-{i}", layer, filters, channels, 3, basis, 1, 0, added, "verified")
             reg._insert(fields, s.tobytes(), v.tobytes(), None)
@@ -99,10 +101,48 @@ def _noisy(sd: dict[str, torch.Tensor], sigma: float, seed: int) -> dict[str, to
     return out
 
 
+def _tally(hits: dict[str, int], reg, one, key, sd: dict[str, torch.Tensor]) -> None:
+    """One derived suspect counted: the full test, the registry of ``reg-0`` alone (every key
+    scored), the million-key registry (shortlist), a wrong key matched, synthetic bodies fetched."""
+    from freqprint.verification.verifier import verify
+
+    reg.fetched.clear()
+    found = [m.key for m in reg.match(sd).found]
+    hits["verify"] += verify(key, sd, describe=False).found
+    hits["screen"] += bool(one.match(sd).found)
+    hits["million"] += found == ["reg-0"]
+    hits["wrong"] += any(k != "reg-0" for k in found)
+    hits["bodies_fetched"] += len(reg.fetched)
+
+
+def _rewrite_sweep(reg, one, owner, key, log) -> list[dict[str, Any]]:
+    """Per rewrite of :mod:`freqprint_bench.rewrites` (each of :data:`REWRITE_NOISE`) and for
+    fine-tuning: :data:`DRAWS` derived suspects (the owner permuted with another seed, noised,
+    rewritten; or fine-tuned with another seed), counted as the noise sweep counts them."""
+    from freqprint_bench.rewrites import REWRITES, fine_tuned
+    from freqprint_bench.scale import _derived
+
+    cases: list[tuple[str, float, Any]] = [(n, s, f) for n, f in REWRITES.items() for s in REWRITE_NOISE]
+    cases.append(("fine-tuned: 1 epoch of SGD on 2,000 Fashion-MNIST images", 0.0, None))
+    out = []
+    for name, sigma, f in cases:
+        hits = {"verify": 0, "screen": 0, "million": 0, "bodies_fetched": 0, "wrong": 0}
+        for draw in range(DRAWS):
+            model = _derived(owner, seed=1 + draw)
+            if f is None:
+                model = fine_tuned(model, seed=draw)
+            sd = _noisy({k: v.contiguous() for k, v in model.state_dict().items()}, sigma, seed=1000 * draw + int(sigma * 100))
+            if f is not None:
+                sd = f(sd, torch.Generator().manual_seed(draw))
+            _tally(hits, reg, one, key, sd)
+        out.append({"rewrite": name, "sigma": sigma, "draws": DRAWS, **hits})
+        log(f"million rewrite {out[-1]}")
+    return out
+
+
 def bench_million(work: Path, n: int = 1_000_000, filters: int = 32, channels: int = 16, log=print) -> dict[str, Any]:
     from freqprint.scan import KeyStore
     from freqprint.scan.sketch import SHORTLIST, VECTOR_DIMS
-    from freqprint.verification.verifier import verify
     from freqprint_bench.scale import _derived, _owner, _synthetic_key
 
     owner = _owner("reg-0", channels, filters)
@@ -142,15 +182,10 @@ def bench_million(work: Path, n: int = 1_000_000, filters: int = 32, channels: i
             for draw in range(DRAWS):
                 base = {k: v.contiguous() for k, v in _derived(owner, seed=1 + draw).state_dict().items()}
                 sd = _noisy(base, sigma, seed=1000 * draw + int(sigma * 100))
-                reg.fetched.clear()
-                found = [m.key for m in reg.match(sd).found]
-                hits["verify"] += verify(key, sd, describe=False).found
-                hits["screen"] += bool(one.match(sd).found)
-                hits["million"] += found == ["reg-0"]
-                hits["wrong"] += any(k != "reg-0" for k in found)
-                hits["bodies_fetched"] += len(reg.fetched)
+                _tally(hits, reg, one, key, sd)
             sweep.append({"sigma": sigma, "draws": DRAWS, **hits})
             log(f"million sweep {sweep[-1]}")
+        rewrites = _rewrite_sweep(reg, one, owner, key, log)
     tables = dict(reg.db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
     reg.close()
     index = sum(v for k, v in tables.items() if k != "bodies")
@@ -163,11 +198,12 @@ def bench_million(work: Path, n: int = 1_000_000, filters: int = 32, channels: i
         "file_gb": db.stat().st_size / 2**30,
         "shortlist": SHORTLIST,
         "sweep": sweep,
+        "rewrites": rewrites,
         "key_shape": [filters, channels, 3, 3],
         "goal": "< 1 s per suspect at 1,000,000 keys; <= 10 KB of index per key",
         "threads": torch.get_num_threads(),
     }
-    log(f"million {json.dumps({k: v for k, v in result.items() if k != 'sweep'}, default=str)}")
+    log(f"million {json.dumps({k: v for k, v in result.items() if k not in ('sweep', 'rewrites')}, default=str)}")
     db.unlink()
     small.unlink()
     return result
@@ -202,5 +238,16 @@ def million_markdown(m: dict[str, Any]) -> list[str]:
         f"{x['bodies_fetched']} |"
         for x in m["sweep"]
     ]
+    if m.get("rewrites"):
+        out += [
+            "",
+            f"| rewrite | noise σ | full test | screen, every key scored | {r['keys']:,} keys | another key matched | synthetic bodies fetched |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {x['rewrite']} | {x['sigma']} | {x['verify']}/{x['draws']} | {x['screen']}/{x['draws']} | {x['million']}/{x['draws']} | "
+            f"{x['wrong']} | {x['bodies_fetched']} |"
+            for x in m["rewrites"]
+        ]
     out.append("")
     return out

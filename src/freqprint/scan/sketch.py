@@ -16,7 +16,12 @@ positive scale of the channel itself, and to dummy filters only up to dilution (
 mean).  The key's sketch is the set ``{s_c}`` of its C channels — a set, so a permutation of the
 channels is free too.  Hidden blocks of more than :data:`MAX_DIM` coordinates are projected to
 :data:`MAX_DIM` by a fixed Gaussian matrix (Johnson–Lindenstrauss: inner products kept to about
-``1/√MAX_DIM``).  Stored as float16: ``C × (d_visible + d_hidden)`` numbers per key.
+``1/√MAX_DIM``).  Stored (:func:`encode_sketch`) as float16 in the visible block and as int8,
+``round(127·s)``, in the hidden one (every number of a unit vector lies in [−1, 1]):
+``C × (2·d_visible + d_hidden)`` bytes per key.  The visible block stays float16 because the
+shortlist's vector whitens it, which magnifies int8's rounding (a vector recomputed from an
+all-int8 sketch moved by up to 0.17 in a coordinate); the hidden block's 64 numbers per channel
+are most of the bytes.
 
 **The score.**  A suspect tensor read as ``[D′, C′, K, K]`` is sketched the same way, once under
 each of the eight symmetries of the square (a thief may run the module on a transposed or flipped
@@ -157,6 +162,32 @@ def _sym_dim(k: int) -> int:
 
 def _moment_dim(k: int) -> int:
     return _sym_dim(k) + _sym_dim(_sym_dim(k))
+
+
+def encode_sketch(s: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
+    """Sketches ``[..., C, d_v + d_h]`` as stored (module docstring): ``[..., C·(2·d_v + d_h)]``
+    bytes (uint8), every channel's visible block in float16, then every channel's hidden block as
+    int8 ``round(127·s)``."""
+    dv = dims[0]
+    vis = s[..., :dv].to(torch.float16).contiguous().view(torch.uint8).flatten(-2)
+    hid = torch.round(s[..., dv:].to(torch.float32) * 127).clamp(-127, 127).to(torch.int8).contiguous()
+    return torch.cat([vis, hid.view(torch.uint8).flatten(-2)], -1)
+
+
+def decode_sketch(raw: torch.Tensor, channels: int, dims: tuple[int, int]) -> torch.Tensor:
+    """:func:`encode_sketch`'s inverse up to its rounding: ``[..., C·(2·d_v + d_h)]`` uint8 →
+    ``[..., C, d_v + d_h]`` float32."""
+    dv, dh = dims
+    lead, n = raw.shape[:-1], channels * 2 * dv
+    vis = raw[..., :n].contiguous().view(torch.float16).reshape(*lead, channels, dv)
+    hid = raw[..., n:].contiguous().view(torch.int8).reshape(*lead, channels, dh)
+    return torch.cat([vis.to(torch.float32), hid.to(torch.float32) / 127], -1)
+
+
+def sketch_bytes(b: Basis, channels: int) -> int:
+    """Bytes of one key's stored sketch (:func:`encode_sketch`)."""
+    dv, dh = block_dims(b)
+    return channels * (2 * dv + dh)
 
 
 def block_dims(b: Basis) -> tuple[int, int]:

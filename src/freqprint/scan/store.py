@@ -5,13 +5,13 @@ copied or backed up as such; nothing runs beside it, SQLite is embedded):
 
 * ``keys``, the index: name, kind (``key`` or ``claim``), commitment, shape, trust, and the key's
   shortlist vector (:func:`~freqprint.scan.sketch.sketch_vectors`, 640 bytes);
-* ``sketches``: its channel sketch (:mod:`freqprint.scan.sketch`, ``C × dims`` float16), read when
-  the key is scored;
+* ``sketches``: its channel sketch (:mod:`freqprint.scan.sketch`, ``C × dims`` numbers: the
+  visible block in float16, the hidden one in int8), read when the key is scored;
 * ``bodies``: the key file's bytes and the W₀ the registry regenerated (verified keys), read only
   for a key that gets the full test.
 
-A million keys of 16 channels take about 3.6 KB of index each (``keys`` and ``sketches``) and
-1.25 KB of memory each once open (the vectors); bodies are apart (docs/benchmarks.md §12g).
+A million keys of 16 channels take about 3.2 KB of index each (``keys`` and ``sketches``) and
+2.3 KB of memory each once open (the vectors); bodies are apart (docs/benchmarks.md §12g).
 
 **Trust.**  A key file proves nothing by itself: anyone can extract a "key" from an innocent
 model (someone else's fingerprinted model, or any conv layer) and it would match that model.  So
@@ -45,6 +45,7 @@ the family-wise false-positive probability of the whole scan under ``alpha``.  `
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import sqlite3
@@ -69,11 +70,14 @@ from freqprint.scan.sketch import (
     basis_of,
     block_dims,
     channel_sketch,
+    decode_sketch,
     decoy_sketches,
     decoy_vectors,
+    encode_sketch,
     score,
     shortlist,
     shortlist_scores,
+    sketch_bytes,
     sketch_vectors,
     suspect_sketch,
 )
@@ -82,6 +86,22 @@ from freqprint.verification.key import MAX_KEY_BYTES, FingerprintKey
 from freqprint.verification.verifier import verify
 
 __all__ = ["Entry", "Match", "MatchResult", "KeyStore"]
+
+
+@functools.lru_cache(maxsize=64)
+def _dims(basis: str) -> tuple[int, int]:
+    return block_dims(basis_from_json(basis))
+
+
+def _reencoded(basis: str, channels: int, blob: Any) -> Any:
+    """A sketch of formats 1–3 (all float16) as format 4 stores it; a blob of another size (a
+    damaged row) stays as it was, to be refused when read."""
+    dims = _dims(basis)
+    if not isinstance(blob, bytes) or len(blob) != 2 * channels * sum(dims):
+        return blob
+    s = torch.from_numpy(np.frombuffer(blob, dtype=np.float16).reshape(channels, -1).copy())
+    return encode_sketch(s, dims).numpy().tobytes()
+
 
 _KEYS_TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     id INTEGER PRIMARY KEY,
@@ -107,10 +127,13 @@ CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, anchor BLOB, blob BLO
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
 )
-FORMAT = "freqprint-registry/3"
+FORMAT = "freqprint-registry/4"
 # migrated on open.  1: no trust (its keys become "bare": none was checked against a secret);
-# 1 and 2: sketches and bodies in the keys table (moved to tables of their own)
-OLD_FORMATS = ("freqprint-registry/1", "freqprint-registry/2")
+# 1 and 2: sketches and bodies in the keys table (moved to tables of their own); 1 to 3:
+# sketches all float16 (the hidden block re-encoded as int8)
+OLD_FORMATS = ("freqprint-registry/1", "freqprint-registry/2", "freqprint-registry/3")
+_SHARED_TABLES = OLD_FORMATS[:2]
+_BATCH = 8192  # rows re-encoded or re-vectorised at a time: memory stays bounded at a million keys
 VERIFIED, BARE = "verified", "bare"
 _COLUMNS = "name, kind, commitment, layer, filters, channels, kernel_size, basis, anchored, always_test, added, trust"
 
@@ -175,7 +198,7 @@ class _Group:
     ids: list[int]
     vectors: tuple[torch.Tensor, ...]  # per block [N, p] float32: the shortlist's (sketch.vector_blocks)
     layers: set[str]  # the layers its keys point at
-    sketches: torch.Tensor | None = None  # [N, C, dims] float16, kept for a group of at most SHORTLIST keys
+    sketches: torch.Tensor | None = None  # [N, C, dims] float32 (decoded), kept for a group of at most SHORTLIST keys
 
 
 class KeyStore:
@@ -214,14 +237,17 @@ class KeyStore:
         self._keys: dict[int, FingerprintKey] = {}
 
     def _migrate(self) -> None:
-        """Formats 1 and 2 to 3, in one transaction: sketches and bodies move to their own tables
-        (a format-1 file has no trust column: its keys become bare, none was checked against a
-        secret; nor an anchor column).  The pages the bodies leave are reused by later adds
-        (``VACUUM`` returns them to the file system)."""
+        """Formats 1, 2 and 3 to 4, in one transaction.  1 and 2: sketches and bodies move to
+        their own tables (a format-1 file has no trust column: its keys become bare, none was
+        checked against a secret; nor an anchor column); the pages the bodies leave are reused by
+        later adds (``VACUUM`` returns them to the file system).  1 to 3: each float16 sketch is
+        re-encoded as an add encodes it (:func:`~freqprint.scan.sketch.encode_sketch`); the
+        shortlist vectors a format-3 file holds are kept."""
         self.db.commit()
         self.db.execute("BEGIN IMMEDIATE")  # one writer: a second process opening the file waits, then finds it migrated
         try:
-            if self.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0] in OLD_FORMATS:
+            version = self.db.execute("SELECT v FROM meta WHERE k='format'").fetchone()[0]
+            if version in _SHARED_TABLES:
                 cols = {r[1] for r in self.db.execute("PRAGMA table_info(keys)")}
                 trust = "trust" if "trust" in cols else f"'{BARE}'"
                 anchor = "anchor" if "anchor" in cols else "NULL"
@@ -232,9 +258,18 @@ class KeyStore:
                     f"INSERT INTO keys_new SELECT id, {_COLUMNS.replace(', trust', '')}, {trust}, NULL FROM keys",
                     "DROP TABLE keys",
                     "ALTER TABLE keys_new RENAME TO keys",
-                    f"UPDATE meta SET v='{FORMAT}' WHERE k='format'",
                 ):
                     self.db.execute(statement)
+            if version in OLD_FORMATS:
+                last = -1
+                while rows := self.db.execute(
+                    "SELECT k.id, k.basis, k.channels, s.sketch FROM keys k JOIN sketches s ON s.id = k.id "
+                    "WHERE k.id > ? ORDER BY k.id LIMIT ?",
+                    (last, _BATCH),
+                ).fetchall():
+                    self.db.executemany("UPDATE sketches SET sketch=? WHERE id=?", [(_reencoded(*r[1:]), r[0]) for r in rows])
+                    last = rows[-1][0]
+                self.db.execute(f"UPDATE meta SET v='{FORMAT}' WHERE k='format'")
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -242,22 +277,28 @@ class KeyStore:
 
     def _refresh_vectors(self) -> None:
         """Compute every key's shortlist vector (:func:`~freqprint.scan.sketch.sketch_vectors`) from
-        its stored sketch when the file's vectors are of another version or none (a migrated
-        file): the meta row ``vectors`` names the version.  Nothing to do on a current file."""
+        its stored sketch when the file's vectors are of another version or none (a file of
+        format 1 or 2): the meta row ``vectors`` names the version.  Nothing to do on a current
+        file.  (An add computes its vector from the unrounded sketch.)"""
         row = self.db.execute("SELECT v FROM meta WHERE k='vectors'").fetchone()
         if row is not None and row[0] == VECTOR_VERSION:  # every add writes its vector: none is missing
             return
-        todo: dict[tuple[str, int, int], list[tuple[int, bytes]]] = {}
-        for kid, basis, d, c, sk in self.db.execute(
-            "SELECT k.id, k.basis, k.filters, k.channels, s.sketch FROM keys k JOIN sketches s ON s.id = k.id"
-        ):
-            todo.setdefault((basis, d, c), []).append((kid, sk))
         with self.db:
-            for (basis, d, c), rows in todo.items():
-                b = basis_from_json(basis)
-                sks = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16).reshape(len(rows), c, -1)
-                vecs = sketch_vectors(torch.from_numpy(sks.copy()), b, d, c).to(torch.float16).numpy()
-                self.db.executemany("UPDATE keys SET vector=? WHERE id=?", [(v.tobytes(), r[0]) for v, r in zip(vecs, rows)])
+            last = -1  # in batches of rows: memory stays bounded at a million keys
+            while rows := self.db.execute(
+                "SELECT k.id, k.basis, k.filters, k.channels, s.sketch FROM keys k JOIN sketches s ON s.id = k.id "
+                "WHERE k.id > ? ORDER BY k.id LIMIT ?",
+                (last, _BATCH),
+            ).fetchall():
+                last = rows[-1][0]
+                todo: dict[tuple[str, int, int], list[tuple[int, bytes]]] = {}
+                for kid, basis, d, c, sk in rows:
+                    todo.setdefault((basis, d, c), []).append((kid, sk))
+                for (basis, d, c), group in todo.items():
+                    b = basis_from_json(basis)
+                    sks = self._decoded([r[1] for r in group], [r[0] for r in group], b, c)
+                    vecs = sketch_vectors(sks, b, d, c).to(torch.float16).numpy()
+                    self.db.executemany("UPDATE keys SET vector=? WHERE id=?", [(v.tobytes(), r[0]) for v, r in zip(vecs, group)])
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('vectors', ?)", (VECTOR_VERSION,))
 
     def close(self) -> None:
@@ -354,8 +395,9 @@ class KeyStore:
                 "or register it unverified with --allow-bare (marked bare in every match)"
             )
         b = basis_of(stored)
-        sketch = channel_sketch(stored.decision_kernels(), b).to(torch.float16)
-        vector = sketch_vectors(sketch, b, key.filters, key.channels).to(torch.float16)
+        exact = channel_sketch(stored.decision_kernels(), b)
+        sketch = encode_sketch(exact, block_dims(b))
+        vector = sketch_vectors(exact, b, key.filters, key.channels).to(torch.float16)
         added = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
         entry = Entry(
             name,
@@ -496,7 +538,7 @@ class KeyStore:
         return self._groups
 
     def _sketches(self, g: _Group, rows: list[int]) -> torch.Tensor:
-        """The channel sketches ``[len(rows), C, dims]`` (float16) of a group's keys at ``rows``: a
+        """The channel sketches ``[len(rows), C, dims]`` (float32, decoded) of a group's keys at ``rows``: a
         small group's are read once and kept, a large group's read for each shortlist."""
         if len(g.ids) <= SHORTLIST:  # rows: the whole group
             if g.sketches is None:
@@ -509,12 +551,19 @@ class KeyStore:
         for lo in range(0, len(ids), 500):
             part = ids[lo : lo + 500]
             got.update(self.db.execute(f"SELECT id, sketch FROM sketches WHERE id IN ({', '.join('?' * len(part))})", part))
-        size = 2 * g.channels * sum(block_dims(g.basis))
-        bad = next((i for i in ids if not isinstance(got.get(i), bytes) or len(got[i]) != size), None)
+        return self._decoded([got.get(i) for i in ids], ids, g.basis, g.channels)
+
+    def _decoded(self, blobs: list[Any], ids: list[int], b: Basis, channels: int) -> torch.Tensor:
+        """Stored sketches ``[len(blobs), C, dims]`` (float32), each of the size its shape gives, or
+        a one-line error naming a damaged row."""
+        size = sketch_bytes(b, channels)
+        if not blobs:
+            return torch.zeros(0, channels, sum(block_dims(b)))
+        bad = next((i for i, x in zip(ids, blobs) if not isinstance(x, bytes) or len(x) != size), None)
         if bad is not None:
             raise FreqprintError(f"{self.path}: key #{bad}'s sketch is missing or not {size} bytes (a damaged registry)")
-        arr = np.frombuffer(b"".join(got[i] for i in ids), dtype=np.float16)
-        return torch.from_numpy(arr.reshape(len(ids), g.channels, sum(block_dims(g.basis))).copy())
+        raw = torch.frombuffer(bytearray(b"".join(blobs)), dtype=torch.uint8).reshape(len(blobs), size)
+        return decode_sketch(raw, channels, block_dims(b))
 
     def screen(self, store: TensorStore) -> tuple[dict[int, float], int, int]:
         """``({key id: z}, keys scored, keys shortlisted)``: the keys whose screen z-score passes
