@@ -4,7 +4,7 @@ Three tables, one row per registered key in each (so the registry is one self-co
 copied or backed up as such; nothing runs beside it, SQLite is embedded):
 
 * ``keys``, the index: name, kind (``key`` or ``claim``), commitment, shape, trust, and the key's
-  shortlist vector (:func:`~freqprint.scan.sketch.sketch_vectors`, 640 bytes);
+  shortlist vector (:func:`~freqprint.scan.sketch.sketch_vectors`, 576 float16 numbers);
 * ``sketches``: its channel sketch (:mod:`freqprint.scan.sketch`, ``C × dims`` numbers: the
   visible block in float16, the hidden one in int8), read when the key is scored;
 * ``bodies``: the key file's bytes and the W₀ the registry regenerated (verified keys), read only
