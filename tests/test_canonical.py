@@ -219,3 +219,38 @@ def test_the_batched_copy_screen_equals_the_one_product_screen():
         if a > 2 and t % 4 == 3:
             c[:, 1] = 2.5 * c[:, 0] + 1e-3  # close, not parallel
         assert _may_copy_each(c) == [_may_copy_reference(c[i]) for i in range(6)]
+
+
+def test_near_pairs_are_the_sorted_neighbours_within_eight_that_agree():
+    """:func:`_near` (one batched comparison) lists exactly the pairs a loop over the 8 successors
+    in sorted order lists, ties and short inputs included."""
+    from freqprint.io.canonical import _near
+
+    g = torch.Generator().manual_seed(0)
+    for n in (1, 2, 3, 9, 10, 40, 200):
+        for _ in range(5):
+            coords = torch.randint(0, 3, (n, 3), generator=g).double() * 6e-5
+            order = torch.sort(coords[:, 0], stable=True).indices
+            want = {
+                (int(order[p]), int(order[p + s]))
+                for s in range(1, 9)
+                for p in range(n - s)
+                if float((coords[order[p]] - coords[order[p + s]]).abs().max()) <= 1e-4
+            }
+            got = {(int(a), int(b)) for x, y in _near(coords) for a, b in zip(x, y)}
+            assert got == want
+
+
+def test_near_any_flags_exactly_the_tensors_near_would_find_a_pair_in():
+    """:func:`_near_any` (every tensor's rows in one sort) flags a tensor exactly when
+    :func:`_near` on it alone lists a pair: no pair across tensors, none lost to the others' rows."""
+    from freqprint.io.canonical import _near, _near_any
+
+    g = torch.Generator().manual_seed(1)
+    for _ in range(30):
+        coords = [
+            torch.randint(0, 4, (int(torch.randint(1, 30, (1,), generator=g)), 3), generator=g).double() * 7e-5
+            + torch.rand(1, generator=g).double() * 1e-3
+            for _ in range(int(torch.randint(1, 6, (1,), generator=g)))
+        ]
+        assert _near_any(coords) == [bool(_near(c)) for c in coords]

@@ -114,15 +114,15 @@ def test_the_screen_never_drops_a_key_the_full_test_finds(tmp_path, monkeypatch)
                     full = verify(key, sd).found
                 except FreqprintError:
                     full = False
-                passed, _, _ = reg.screen(open_tensors(sd))
-                passed_big, _, n = big.screen(open_tensors(sd))
+                passed = reg.screen(open_tensors(sd)).passed
+                passed_big, _, n, *_ = big.screen(open_tensors(sd))
                 if full:
                     found += 1
                     assert passed and min(passed.values()) >= Z_PASS, (spec, layout)
                     assert 1 in passed_big and n <= 8, (spec, layout)  # id 1: the owner's key, the first added
         assert found >= 60
         for j in range(4):
-            passed, _, _ = reg.screen(open_tensors(owner_model(f"stranger-{j}", 8, 32).state_dict()))
+            passed = reg.screen(open_tensors(owner_model(f"stranger-{j}", 8, 32).state_dict())).passed
             assert not passed
 
 
@@ -526,3 +526,58 @@ def test_stored_sketches_keep_the_visible_block_in_float16_and_round_the_hidden_
     assert back[..., :dv].equal(s[..., :dv].half().float())
     assert (back[..., dv:] - s[..., dv:]).abs().max() <= 0.5 / 127 + 1e-6
     assert not torch.equal(back[..., dv:], s[..., dv:].float())  # it is rounded: the bytes are not a float copy
+
+
+def test_the_probe_reads_a_few_channels_of_a_wide_reading_and_still_finds_the_derived(tmp_path):
+    """Readings of more than 2·PROBE_CHANNELS channels are first probed on a few random channels:
+    a derivative (permuted, rewritten, the module widened through a producer copy) is still found
+    under every probe seed tried, an unrelated model's wide readings are stopped at the probe, a
+    seed reproduces its draw, and ``probe=0`` sketches every reading whole."""
+    from freqprint_bench.rewrites import REWRITES
+
+    owner = owner_model("probe-owner", 64, 64)  # the module: 64 filters on 64 channels
+    key = extract(owner, secret="probe-owner")
+    derived = {k: v.contiguous() for k, v in Compose([BlockPermutation(seed=1)])(owner).state_dict().items()}
+    suspects = {name: REWRITES[name](derived, torch.Generator().manual_seed(0)) for name in REWRITES}
+    suspects["permuted"] = derived
+    with KeyStore(tmp_path / "r.db") as reg:
+        reg.add_key(key, key.to_bytes(), "owner", secret="probe-owner")
+        for name, sd in suspects.items():
+            for seed in range(3):
+                res = reg.match(sd, seed=seed)
+                assert [m.key for m in res.found] == ["owner"], (name, seed)
+                assert res.probed >= 1 and res.probe_seed == seed, name
+        stranger = owner_model("probe-stranger", 64, 64).state_dict()
+        for seed in range(3):
+            res = reg.match(stranger, seed=seed)
+            assert not res.found and res.tested == 0
+            assert res.probed >= 2 and res.sketched < res.probed  # its wide readings stop at the probe
+        again = reg.match(stranger, seed=2)
+        assert (again.probed, again.sketched) == (res.probed, res.sketched)
+        drawn = reg.match(stranger)
+        assert drawn.probe_seed is not None  # a fresh seed, reported
+        whole = reg.match(stranger, probe=0)
+        assert whole.probed == 0 and whole.sketched >= res.probed and whole.probe_seed is None
+        assert [m.key for m in reg.match(derived, probe=0).found] == ["owner"]
+
+
+def test_probe_scores_of_a_batch_of_readings_equal_those_of_each_reading():
+    """:func:`score` on a batch ``[R, 8, C′, dims]`` standardises each reading by the decoys' scores
+    on it: the same z as each reading scored alone (the two decoy steps included)."""
+    from freqprint.scan.sketch import Basis, block_dims, channel_sketch, decoy_sketches, score, suspect_sketch
+
+    b = Basis((28, 28), 3, 1, False)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(32, 64, 3, 3, generator=g, dtype=torch.float64)
+    keys = torch.stack(
+        [channel_sketch(w, b), channel_sketch(torch.randn(32, 64, 3, 3, generator=g, dtype=torch.float64), b)]
+    ).float()
+    parts = [w[:, :16] + 0.2 * torch.randn(32, 16, 3, 3, generator=g, dtype=torch.float64)]
+    parts += [torch.randn(32, 16, 3, 3, generator=g, dtype=torch.float64) for _ in range(3)]
+    batch = suspect_sketch(torch.stack(parts), b)
+    assert batch.shape == (4, 8, 16, sum(block_dims(b)))
+    decoys = decoy_sketches(b, 32, 64)
+    z = score(keys, decoys, batch, block_dims(b), probe=True)
+    alone = torch.stack([score(keys, decoys, suspect_sketch(p, b), block_dims(b), probe=True) for p in parts], 1)
+    assert torch.allclose(z, alone, atol=1e-4)
+    assert z[0, 0] > 6 and z[1, 0] < 4  # the owner's channels among the probe's; the other key's not

@@ -51,7 +51,7 @@ from freqprint_bench.report import median_seconds
 
 __all__ = ["BENCHES", "run_scale_bench", "scale_markdown"]
 
-BENCHES = ("latency", "cost", "cost-resnet18", "registry", "poisoning", "scan", "embedding", "million")
+BENCHES = ("latency", "cost", "cost-resnet18", "registry", "poisoning", "scan", "embedding", "million", "probe")
 
 
 def _owner(secret: str, width: int, filters: int):
@@ -185,20 +185,14 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
     owner with every weight perturbed by 5 % noise (as fine-tuning would move it, file rewritten),
     the independent one another seed and secret."""
     from freqprint.data import load_dataset
-    from freqprint.fingerprint import FingerprintConfig, attach
-    from freqprint.io.checkpoint import load_model, save_model
+    from freqprint.fingerprint import FingerprintConfig
+    from freqprint.io.checkpoint import load_model, open_tensors, save_model
     from freqprint.methods.base import MethodContext
     from freqprint.methods.representation import CKAFingerprint
-    from freqprint.models import create_model
     from freqprint.scan import KeyStore
     from freqprint.verification.key import extract
     from freqprint.verification.verifier import verify
-
-    def build(secret: str, seed: int):
-        torch.manual_seed(seed)
-        m = create_model("resnet18", num_classes=10, in_channels=1, width=1.0).eval()
-        attach(m, FingerprintConfig(target="layer1.1.conv2", secret=secret), torch.zeros(2, 1, 28, 28))
-        return m
+    from freqprint_bench.probe import resnet_owner as build
 
     recipe = {
         "model": "resnet18",
@@ -239,10 +233,21 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
         def registry() -> None:
             last["match"] = reg.match(path)
 
+        def registry_whole() -> None:  # every reading sketched whole: the screen before 0.17
+            reg.match(path, probe=0)
+
+        def floor() -> None:  # the bytes a not-found screen needs: every tensor read once
+            store = open_tensors(path)
+            for n, (_, ok) in list(store.shapes.items()):
+                if ok and "@" not in n:
+                    store.get(n).sum()
+
         t: dict[str, Any] = {
             "suspect": name,
             "ours_verify_s": median_seconds(ours, 9, once_above=1.0),
-            "ours_registry_s": median_seconds(registry, 3, once_above=1.0),
+            "ours_registry_s": median_seconds(registry, 7, once_above=1.0),
+            "ours_registry_whole_s": median_seconds(registry_whole, 3, once_above=1.0),
+            "read_floor_s": median_seconds(floor, 7),
             "cka_s": median_seconds(cka_cost, 3),
             "file_mb": path.stat().st_size / 2**20,
         }
@@ -255,6 +260,7 @@ def bench_cost_resnet(work: Path, data_root: str | None = None, log=print) -> di
             registry_found=[m.key for m in last["match"].found],
         )
         t["cka_over_ours"] = t["cka_s"] / t["ours_verify_s"]
+        t["registry_over_cka"] = t["ours_registry_s"] / t["cka_s"]
         rows.append(t)
         log(f"cost resnet18 {t}")
     reg.close()
@@ -506,11 +512,12 @@ def bench_embedding(data_root: str | None, limit: int = 6000, epochs: int = 3, l
 
 def select_benches(which: str) -> tuple[str, ...]:
     """The benchmarks ``--which`` names: ``all`` (``cost`` holds ``cost-resnet18``; ``million``,
-    which writes a 3 GB registry, only by name), or a comma-separated list of :data:`BENCHES`."""
+    which writes a 3 GB registry, and ``probe``, a sweep of some 1,400 screens, only by name), or
+    a comma-separated list of :data:`BENCHES`."""
     from freqprint.errors import InvalidArgument
 
     if which == "all":
-        return tuple(b for b in BENCHES if b not in ("cost-resnet18", "million"))
+        return tuple(b for b in BENCHES if b not in ("cost-resnet18", "million", "probe"))
     names = tuple(w.strip() for w in which.split(","))
     bad = [w for w in names if w not in BENCHES]
     if bad:
@@ -550,6 +557,10 @@ def run_scale_bench(
                 from freqprint_bench.million import bench_million
 
                 res[name] = bench_million(work, log=log)
+            elif name == "probe":
+                from freqprint_bench.probe import bench_probe
+
+                res[name] = bench_probe(work, log=log)
             res[name]["seconds"] = time.perf_counter() - t0
     return res
 
@@ -591,12 +602,15 @@ def scale_markdown(r: dict[str, Any]) -> str:
         out += [
             f"## cost per suspect on a full-width ResNet-18 ({c['model']})",
             "",
-            "| suspect | file MB | ours: verdict ms | stage | aligned / readings | found | ours: registry ms | CKA ms | CKA / ours (verdict) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| suspect | file MB | ours: verdict ms | stage | aligned / readings | found | ours: registry ms | registry, no probe ms "
+            "| read floor ms | CKA ms | CKA / ours (verdict) | registry / CKA (goal ≤ 0.1) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         out += [
             f"| {x['suspect']} | {x['file_mb']:.1f} | {x['ours_verify_s'] * 1e3:.2f} | {x['stage']} | {x['fitted']} / {x['layers_searched']} | "
-            f"{x['found']} | {x['ours_registry_s'] * 1e3:.1f} | {x['cka_s'] * 1e3:.1f} | {x['cka_over_ours']:.2f}x |"
+            f"{x['found']} | {x['ours_registry_s'] * 1e3:.1f} | {x.get('ours_registry_whole_s', float('nan')) * 1e3:.1f} | "
+            f"{x.get('read_floor_s', float('nan')) * 1e3:.1f} | {x['cka_s'] * 1e3:.1f} | {x['cka_over_ours']:.2f}x | "
+            f"{x['ours_registry_s'] / x['cka_s']:.3f} |"
             for x in c["rows"]
         ]
         out.append("")
@@ -617,6 +631,10 @@ def scale_markdown(r: dict[str, Any]) -> str:
         from freqprint_bench.million import million_markdown
 
         out += million_markdown(r["million"])
+    if "probe" in r:
+        from freqprint_bench.probe import probe_markdown
+
+        out += probe_markdown(r["probe"])
     if "poisoning" in r:
         out += [
             f"## registry poisoning: forged keys of innocent uploads (goal: {r['poisoning']['goal']})",

@@ -479,8 +479,8 @@ def bench_cost_cmd(
 def bench_scale_cmd(
     which: str = typer.Option(
         "all",
-        help="comma-separated: latency, cost, cost-resnet18, registry, poisoning, scan, embedding, million "
-        "(or all: every one but cost-resnet18, which cost holds, and million, a 3.9 GB registry)",
+        help="comma-separated: latency, cost, cost-resnet18, registry, poisoning, scan, embedding, million, probe "
+        "(or all: every one but cost-resnet18, which cost holds, million, a 3 GB registry, and probe, a sweep of screens)",
     ),
     demo_dir: Path = typer.Option(Path("demo-output"), help="the demo's models (for cost)"),
     metav_claim: Path = typer.Option(

@@ -115,6 +115,12 @@ def scan_cmd(
     no_screen: bool = typer.Option(
         False, "--no-screen", help="run the full test against every key (slow; never misses what the test finds)"
     ),
+    no_probe: bool = typer.Option(
+        False,
+        "--no-probe",
+        help="screen every wide tensor whole instead of probing a few random channels first "
+        "(about 10x slower on a ResNet-18; no probe misses: docs/benchmarks.md §12h)",
+    ),
 ) -> None:
     """Match every checkpoint under PATHS against the registry.  Exit 0 = done (matches or not), 2 = error."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -150,6 +156,7 @@ def scan_cmd(
             out,
             alpha=alpha,
             screen=not no_screen,
+            probe=not no_probe,
             executor=executor,
             workers=workers,
             address=address,

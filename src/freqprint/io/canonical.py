@@ -247,22 +247,42 @@ def depth_to_space_views(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> dic
     }
 
 
-def depth_to_space(t: torch.Tensor) -> torch.Tensor:
-    """The ``[D, C, K, K]`` kernel (K = 2k′−1) a ``[4D, 4C, k′, k′]`` conv on a grid unshuffled
-    by 2 computes on the original grid (:func:`depth_to_space_views`), read from its output
-    sub-position (0, 0); all NaN when the tensor lacks the zeros every re-indexed kernel has there
-    (the block rows and sub-rows no kernel row reaches)."""
+def _reindexed(t: torch.Tensor) -> tuple[torch.Tensor, list[tuple[int, int, int]]] | None:
+    """``(w6, rows)`` for :func:`depth_to_space`: the tensor's sub-position (0, 0) as
+    ``[D, C, qy, qx, a, b]`` (a view, as stored) and the kernel rows' offsets; None when the
+    tensor lacks the zeros every re-indexed kernel has (the block rows and sub-rows no kernel row
+    reaches).  Checked in the stored precision (an absolute maximum is exact in it), so a tensor
+    that is not a re-indexed kernel, the common case, is refused without a float64 copy."""
     ds, cs, kp = t.shape[0], t.shape[1], t.shape[2]
     d, c, size = ds // 4, cs // 4, 2 * kp - 1
-    w6 = t.to(torch.float64).reshape(d, 2, 2, c, 2, 2, kp, kp)[:, 0, 0]  # [D, C, qy, qx, a, b]
+    w6 = t.reshape(d, 2, 2, c, 2, 2, kp, kp)[:, 0, 0]
     _, rows = _s2d_offsets(size)
     used = torch.zeros(2, kp, dtype=torch.bool)  # [q, a] reached by some kernel row
     for _, a, q in rows:
         used[q, a] = True
     reached = used[:, None, :, None] & used[None, :, None, :]  # [qy, qx, a, b]
-    scale = float(w6.abs().max())
-    if scale == 0.0 or float(w6[:, :, ~reached].abs().max()) > 1e-6 * scale:
+    top = w6.abs().amax((0, 1)) if w6.numel() else torch.zeros(reached.shape)  # [qy, qx, a, b]: one pass
+    scale = float(top.max())
+    if scale == 0.0 or float(top[~reached].max()) > 1e-6 * scale:
+        return None
+    return w6, rows
+
+
+def is_reindexed(t: torch.Tensor) -> bool:
+    """Whether :func:`depth_to_space` reads ``t`` as a kernel (and not as all NaN)."""
+    return _reindexed(t) is not None
+
+
+def depth_to_space(t: torch.Tensor) -> torch.Tensor:
+    """The ``[D, C, K, K]`` kernel (K = 2k′−1) a ``[4D, 4C, k′, k′]`` conv on a grid unshuffled
+    by 2 computes on the original grid (:func:`depth_to_space_views`), read from its output
+    sub-position (0, 0); all NaN when the tensor lacks the zeros every re-indexed kernel has there
+    (the block rows and sub-rows no kernel row reaches)."""
+    d, c, size = t.shape[0] // 4, t.shape[1] // 4, 2 * t.shape[2] - 1
+    found = _reindexed(t)
+    if found is None:
         return torch.full((d, c, size, size), math.nan, dtype=torch.float64)
+    w6, rows = found[0].to(torch.float64), found[1]
     out = torch.zeros(d, c, size, size, dtype=torch.float64)
     for u, a, qy in rows:
         for v, b, qx in rows:
@@ -402,16 +422,20 @@ def _near(coords: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Index pairs (into ``coords`` [n, 3], unit rows' coordinates on :func:`_directions`) that
     may be parallel: rows sorted by the first coordinate, each compared with its 8 successors,
     kept where all 3 coordinates agree within 1e-4."""
-    order = torch.argsort(coords[:, 0])
-    out = []
-    for step in range(1, 9):
-        a, b = order[:-step], order[step:]
-        if len(a) == 0:
-            break
-        near = ((coords[a] - coords[b]).abs().amax(1) <= 1e-4).nonzero().squeeze(1)
-        if len(near):
-            out.append((a[near], b[near]))
-    return out
+    order = torch.sort(coords[:, 0], stable=True).indices  # ties in file order (as :func:`_near_any`)
+    n = len(order)
+    steps = min(8, n - 1)
+    if steps < 1:
+        return []
+    # all 8 successors at once: position p against p + step, for p + step < n
+    pos = torch.arange(n - 1)[:, None] + torch.arange(1, steps + 1)[None, :]  # [n − 1, steps]
+    valid = pos < n
+    s = coords[order]
+    near = ((s[: n - 1, None, :] - s[pos.clamp_max(n - 1)]).abs().amax(2) <= 1e-4) & valid
+    p, step = near.T.nonzero().unbind(1)[::-1]  # step-major order, as the loop over steps gave
+    if len(p) == 0:
+        return []
+    return [(order[p], order[p + step + 1])]
 
 
 def _may_copy_each(coords: torch.Tensor) -> list[bool]:
@@ -435,13 +459,44 @@ def _may_copy_each(coords: torch.Tensor) -> list[bool]:
     return (dead | near).tolist()
 
 
-def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[float, ...]] | None:
-    """Groups of positively proportional rows of ``rows`` [n, m] (:class:`ChannelMerge`) and each
-    row's scale, or None when every row is its own group and none is zero.  Two rows are linked
-    when their cosine is within 1e-6 of 1.  Candidates come from one pass: every unit row's
-    coordinates on 3 fixed random directions; rows are sorted by the first and each is compared
-    with its 8 successors, full cosines only where all 3 coordinates agree — O(n log n + n·m), a
-    pure function of the rows."""
+def _near_any(coords: list[torch.Tensor]) -> list[bool]:
+    """For each tensor's unit coordinates ``coords[i]`` [n_i, 3], whether :func:`_near` would list
+    a pair in it: one sort and one comparison for all of them (rows sorted by tensor, then by the
+    first coordinate, both stably, so each tensor's rows fall in :func:`_near`'s order; pairs
+    across tensors are discarded)."""
+    if not coords:
+        return []
+    c = torch.cat(coords)
+    pid = torch.repeat_interleave(torch.arange(len(coords)), torch.tensor([len(x) for x in coords]))
+    first = torch.sort(c[:, 0], stable=True).indices
+    order = first[torch.sort(pid[first], stable=True).indices]
+    s, p = c[order], pid[order]
+    n = len(order)
+    steps = min(8, n - 1)
+    hit = torch.zeros(len(coords), dtype=torch.bool)
+    if steps >= 1:
+        pos = torch.arange(n - 1)[:, None] + torch.arange(1, steps + 1)[None, :]
+        at = pos.clamp_max(n - 1)
+        near = ((s[: n - 1, None, :] - s[at]).abs().amax(2) <= 1e-4) & (pos < n) & (p[: n - 1, None] == p[at])
+        hit[p[: n - 1][near.any(1)]] = True
+    return hit.tolist()
+
+
+@dataclass
+class _Rows:
+    """:func:`copy_groups`' one pass over a tensor's rows: the rows (float), their norms, which are
+    alive, and the live rows' unit coordinates on :func:`_directions`."""
+
+    x: torch.Tensor
+    norm: torch.Tensor
+    alive: torch.Tensor
+    idx: torch.Tensor
+    coords: torch.Tensor
+
+
+def _row_pass(rows: torch.Tensor) -> _Rows | None:
+    """:func:`copy_groups`' first pass, or None where it returns None before comparing any rows
+    (fewer than 2 rows, rows too short, every row zero)."""
     n = rows.shape[0]
     if n < 2 or rows[0].numel() < _MIN_ROW:
         return None
@@ -455,6 +510,20 @@ def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[
     # screening coordinates in the stored precision; the cosine that decides in float64
     coords = (x @ _directions(x.shape[1], x.dtype)).to(torch.float64)  # every row's, then the live ones' (no copy of x)
     coords = (coords if len(idx) == n else coords[idx]) / norm[idx, None]
+    return _Rows(x, norm, alive, idx, coords)
+
+
+def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[float, ...]] | None:
+    """Groups of positively proportional rows of ``rows`` [n, m] (:class:`ChannelMerge`) and each
+    row's scale, or None when every row is its own group and none is zero.  Two rows are linked
+    when their cosine is within 1e-6 of 1.  Candidates come from one pass: every unit row's
+    coordinates on 3 fixed random directions; rows are sorted by the first and each is compared
+    with its 8 successors, full cosines only where all 3 coordinates agree — O(n log n + n·m), a
+    pure function of the rows."""
+    first = _row_pass(rows)
+    if first is None:
+        return None
+    n, x, norm, alive, idx, coords = rows.shape[0], first.x, first.norm, first.alive, first.idx, first.coords
     pairs = []
     for a, b in _near(coords):
         a, b = idx[a], idx[b]
@@ -588,17 +657,23 @@ def channel_merges(
     products = [(label, q, y, a) for label, q, y, a in composed_producers(shapes)[:MAX_PRODUCTS] if a in widths]
     ys = {y for _, _, y, _ in products if math.prod(shapes[y][0][1:]) >= _MIN_ROW}
     proj: dict[str, torch.Tensor] = {}  # each Y's projections [rows, 3], taken while Y is read
+    passes: list[tuple[str, int, torch.Tensor, bool]] = []  # each producer's first pass: coordinates kept, rows not
     for name, (shape, ok) in shapes.items():
         producer = _producer(name, shape, ok) and shape[0] in widths  # else not a producer, or nothing reads its width
         if not producer and name not in ys:
             continue
         r = rows(name)  # one tensor in memory at a time, each read once here
-        if producer and (found := copy_groups(r)) is not None:
-            record(name, name, shape[0], found)
+        if producer and (first := _row_pass(r)) is not None:
+            passes.append((name, shape[0], first.coords, bool(first.alive.all())))
         if name in ys:
             ry = r.to(torch.float64)
             proj[name] = ry @ _directions(ry.shape[1])
         del r
+    # the candidate pairs of every producer in one comparison; copy_groups (the tensor read again)
+    # only for a producer with a candidate pair or a dead row, the rare case: as if each were run
+    for (name, n, _, all_alive), near in zip(passes, _near_any([c for _, _, c, _ in passes]), strict=True):
+        if (near or not all_alive) and (found := copy_groups(rows(name))) is not None:
+            record(name, name, n, found)
     by_q: dict[str, list[int]] = {}
     for i, (_, q, y, _) in enumerate(products):
         if y in proj:

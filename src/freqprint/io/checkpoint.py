@@ -34,6 +34,7 @@ from freqprint.io.canonical import (
     crop_views,
     depth_to_space,
     depth_to_space_views,
+    is_reindexed,
     readable,
     separable,
     separable_shape,
@@ -359,9 +360,11 @@ class TensorStore:
         if view not in self._d2s:
             return False
         if view not in self._refused and view not in self._accepted:
-            self.get(view)  # marks it refused when it is
-            if view not in self._refused:
+            # the check alone (no view built), as get() would make it: a NaN view is refused too
+            if is_reindexed(t := self.get(self._d2s[view])) and bool(torch.isfinite(depth_to_space(t)).any()):
                 self._accepted.add(view)
+            else:
+                self._refused.add(view)
         return view in self._refused
 
     def join(self, members: tuple[str, ...], dim: int) -> str:

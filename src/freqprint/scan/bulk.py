@@ -16,7 +16,9 @@
 the file, or for a folder of its index and every shard it names), ``status`` (``match``, ``none``
 or ``error``), the ``matches`` with their p-values and each key's ``trust`` (``verified`` or
 ``bare``: :mod:`freqprint.scan.store`), the one-line ``error``, the registry ``state`` (a hash of
-the registered commitments, flags and trust) and the seconds spent.  Each record is appended as soon as
+the registered commitments, flags and trust), the screen's ``probe_seed`` (its random draw of
+channels, so that a match can be repeated: :meth:`~freqprint.scan.store.KeyStore.match`) and
+the seconds spent.  Each record is appended as soon as
 its checkpoint is done, so an interrupted scan keeps what it did; **resume**: a second run over the
 same output skips every checkpoint whose content hash already has a record made against the same
 registry state — moved or renamed files included, changed files not — and skips a file whose
@@ -44,6 +46,7 @@ from typing import Any
 
 from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
 from freqprint.executor import EXECUTORS, create_executor
+from freqprint.scan.sketch import PROBE_CHANNELS
 
 try:  # POSIX: concurrent scans on one output take turns appending (_Output)
     import fcntl
@@ -194,8 +197,10 @@ def scan_one(
     state: str = "",
     digest: str | None = None,
     signature: str | None = None,
+    probe: bool = True,
 ) -> dict[str, Any]:
-    """The record of one checkpoint (module docstring); every failure becomes ``status: error``."""
+    """The record of one checkpoint (module docstring); every failure becomes ``status: error``.
+    ``probe=False`` sketches every wide reading whole (:meth:`~freqprint.scan.store.KeyStore.screen`)."""
     from freqprint.scan.store import KeyStore
 
     t0 = time.perf_counter()
@@ -210,10 +215,11 @@ def scan_one(
             _WORKER.update(path=(registry_path, state), reg=KeyStore(registry_path, create=False))
         if rec["sha256"] is None:
             rec["sha256"] = content_hash(Path(path))
-        res = _WORKER["reg"].match(path, alpha=alpha, screen=screen)
+        res = _WORKER["reg"].match(path, alpha=alpha, screen=screen, probe=PROBE_CHANNELS if probe else 0)
         rec["matches"] = [m.__dict__ for m in res.found]
         rec["status"] = "match" if res.found else "none"
         rec["tested"], rec["screened"] = res.tested, res.screened
+        rec["probe_seed"] = res.probe_seed  # the probe's draw, so that a rerun can repeat it
     except FreqprintError as e:
         rec.update(status="error", error=str(e).splitlines()[0] if str(e) else type(e).__name__)
     except (OSError, MemoryError, RuntimeError, ValueError) as e:  # a hostile file must not stop a scan
@@ -363,9 +369,11 @@ def scan(
     address: str | None = None,
     progress: Callable[[int, dict[str, Any] | None], None] | None = None,
     keep_records: bool = False,
+    probe: bool = True,
 ) -> ScanSummary:
     """Scan checkpoints into the JSON Lines file ``out`` (appended; module docstring).
-    ``progress(total_seen, record)`` is called as checkpoints are found and finished."""
+    ``progress(total_seen, record)`` is called as checkpoints are found and finished.
+    ``probe=False``: the screen sketches every wide reading whole (slower, no probe misses)."""
     paths = check_scan_options(paths, registry, alpha, executor, workers)
     registry, out = str(Path(registry).resolve()), Path(out)
     state = registry_state(registry)
@@ -416,7 +424,7 @@ def scan(
             if digest in output.hashes:
                 skipped()
                 continue
-            pending.append(ex.submit(scan_one, registry, str(path), alpha, screen, state, digest, sig))
+            pending.append(ex.submit(scan_one, registry, str(path), alpha, screen, state, digest, sig, probe))
             while len(pending) >= 2 * workers:
                 finished, pending = ex.wait(pending)
                 for _, r in finished:

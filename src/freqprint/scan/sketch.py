@@ -41,6 +41,25 @@ suspect cheap, the decoys are scored in two steps (:func:`score`: the first :dat
 then all of them only where a key comes within half the threshold), and a suspect is sketched in
 float32 (keys in float64).
 
+**The probe (wide readings).**  Sketching a reading costs ``D′·C′`` kernels; on an unrelated
+full-width ResNet-18 sketching every reading whole was most of the screen's 0.9 s (0.16.0),
+more than CKA's 0.7 s (load the model, forward 100 probes: docs/benchmarks.md §12b).  So a reading of more than ``2·PROBE_CHANNELS`` input
+channels is first *probed*: :data:`PROBE_CHANNELS` of its channels, drawn at random
+(:func:`probe_channels`, by a generator the caller seeds: a fresh seed per scan, so a thief
+cannot know which channels will be read), are sketched, and the statistic is turned round —
+each probe channel's best correlation with any key channel, averaged over the probe (or over
+its :data:`PROBE_TOP` best channels), maximised over the symmetries::
+
+    P = max_g  mean_{c′ ∈ probe}  max_c  ⟨s_c(key), s_c′(suspect under g)⟩
+
+each statistic and block standardised by the same decoys, the largest z kept (the plain mean
+sees a weak derivative best; the top-4 mean one whose module is diluted by junk channels).
+Only a reading where some key reaches :data:`Z_PROBE` is sketched whole and scored as above;
+the probe can only remove passes.  Its price is a miss rate that depends on the draw and
+grows with the share of the reading that is not the module: a thief who pads the module's input with junk channels (near-zero kernels cost no accuracy)
+dilutes what a probe draws.  docs/benchmarks.md §12h measures it (noise, rewrites,
+fine-tuning, padding); ``probe=0`` sketches every reading whole.
+
 **The shortlist (large registries).**  Scoring every key's channels costs ``C·C′·dims`` per key
 and symmetry: fine at 10,000 keys, not at a million.  So each key also has one *vector* of
 :data:`VECTOR_DIMS` numbers per block, and the keys a suspect's channels are scored against are
@@ -88,14 +107,17 @@ from freqprint.verification.verifier import VISIBLE_GAIN
 __all__ = [
     "DECOYS",
     "MAX_DIM",
+    "PROBE_CHANNELS",
     "SHORTLIST",
     "VECTOR_DIMS",
     "Z_PASS",
+    "Z_PROBE",
     "Basis",
     "basis_of",
     "channel_sketch",
     "decoy_sketches",
     "decoy_vectors",
+    "probe_channels",
     "score",
     "shortlist",
     "shortlist_scores",
@@ -112,6 +134,9 @@ VECTOR_VERSION = "freqprint-sketch-vector/1"  # stored vectors of another versio
 SHORTLIST = 1024  # keys per shape group that reach the channel score when the group is larger
 WHITEN_DRAWS = 256  # public W₀ draws that whiten the channel sketches of a shape group (at most)
 WHITEN_ELEMENTS = 1 << 22  # ... and no more weights than this in all, unless that leaves fewer than 8 draws
+PROBE_CHANNELS = 16  # a reading of more than twice this many channels is first probed on this many, drawn at random
+PROBE_TOP = 4  # the probe's second statistic averages its best 4 channels (a thief's padding dilutes a plain mean)
+Z_PROBE = 4.0  # a probe lets a reading on to the screen at this many decoy standard deviations
 Z_PASS = 6.0  # a key passes the screen at this many decoy standard deviations (z ≥ 4 let 0.2 % of 10,000 unrelated keys through)
 
 
@@ -202,10 +227,22 @@ def _sym_index(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return iu[0], iu[1], w
 
 
+@lru_cache(maxsize=64)
+def _sym_weights(k: int, dtype: torch.dtype) -> torch.Tensor:
+    return _sym_index(k)[2].to(dtype)
+
+
 def _sym(u: torch.Tensor) -> torch.Tensor:
     """Isometric upper triangle of ``u uᵀ`` for the last axis: ``⟨sym(a aᵀ), sym(b bᵀ)⟩ = ⟨a, b⟩²``."""
-    i, j, w = _sym_index(u.shape[-1])
-    return u[..., i] * u[..., j] * w.to(u.dtype)
+    k = u.shape[-1]  # row by row of the triangle (triu_indices' order): slices, not a gather (2–3× faster)
+    return torch.cat([u[..., a : a + 1] * u[..., a:] for a in range(k)], -1) * _sym_weights(k, u.dtype)
+
+
+@lru_cache(maxsize=64)
+def _basis_as(b: Basis, dtype: torch.dtype) -> tuple[torch.Tensor, tuple[torch.Tensor | None, ...]]:
+    """:func:`_basis`'s ``V`` and projections in ``dtype`` (converted once, not per call)."""
+    v, _, projs = _basis(b)
+    return v.to(dtype), tuple(None if p is None else p.to(dtype) for p in projs)
 
 
 def _moments(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float64) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -214,12 +251,13 @@ def _moments(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float64) -> l
     ``[..., C, s, s]`` (one batched product, never a ``[D, C, s(s+1)/2]`` tensor).  Leading axes are
     a batch of keys.  Keys are sketched in float64; a suspect in float32 (``dtype``): a screen's
     score needs no more, at half the cost."""
-    v, blocks, _ = _basis(b)
+    _, blocks, _ = _basis(b)
+    v, _ = _basis_as(b, dtype)
     d, c = w.shape[-4:-2]
     lead = w.shape[:-4]
     if dtype != torch.float64 and w.dtype == torch.float64:  # each filter to a unit scale first: no overflow
         w = w / w.abs().amax((-3, -2, -1), keepdim=True).clamp_min(1e-300)
-    z = w.detach().to("cpu", dtype).reshape(*lead, d, c, -1) @ v.to(dtype)
+    z = w.detach().to("cpu", dtype).reshape(*lead, d, c, -1) @ v
     out = []
     for idx in blocks:
         o = _sym(unit(z[..., idx]))
@@ -227,24 +265,26 @@ def _moments(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float64) -> l
     return out
 
 
-def _features(
-    moments: list[tuple[torch.Tensor, torch.Tensor]], b: Basis, lifts: tuple[torch.Tensor, ...] | None = None
-) -> torch.Tensor:
-    """The sketch ``[..., C, dims]`` from raw moments: per block ``[m₁ | isometric triangle of M₂]``,
-    projected when large, centred over channels, unit length.  With a symmetry's ``lifts`` the
-    moments are first moved to that symmetry (``m₁ → L·m₁``, ``M₂ → L·M₂·Lᵀ``)."""
-    _, _, projs = _basis(b)
-    parts = []
-    for bi, ((m1, m2), proj) in enumerate(zip(moments, projs)):
-        if lifts is not None:
-            lift = lifts[bi].to(m1.dtype)
-            m1, m2 = m1 @ lift.T, lift @ m2 @ lift.T
-        i, j, wt = _sym_index(m1.shape[-1])
-        f = torch.cat([m1, m2[..., i, j] * wt.to(m1.dtype)], -1)  # [..., C, s + s(s+1)/2]
-        if proj is not None:
-            f = f @ proj.to(f.dtype)
-        parts.append(unit(f - f.mean(-2, keepdim=True)))
-    return torch.cat(parts, -1)
+def _linear(m1: torch.Tensor, m2: torch.Tensor, b: Basis, block: int, lift: torch.Tensor | None = None) -> torch.Tensor:
+    """One block's sketch before centring: ``[m₁ | isometric triangle of M₂]`` (``[..., C, s]``
+    and ``[..., C, s, s]``), projected when large; with a symmetries' ``lift`` ``[G, s, s]`` the
+    moments are first moved to each of them (``m₁ → L·m₁``, ``M₂ → L·M₂·Lᵀ``): ``[G, ..., C, d]``.
+    Linear in the moments."""
+    proj = _basis_as(b, m1.dtype)[1][block]
+    if lift is not None:  # [G, s, s], as [G, 1, …, 1, s, s] against m₁'s leading axes and C
+        lift = lift.reshape(lift.shape[0], *(1,) * (m1.dim() - 1), *lift.shape[-2:])
+        m1 = (lift @ m1.unsqueeze(-1)).squeeze(-1)
+        m2 = lift @ m2 @ lift.transpose(-1, -2)
+    i, j, _ = _sym_index(m1.shape[-1])
+    f = torch.cat([m1, m2[..., i, j] * _sym_weights(m1.shape[-1], m1.dtype)], -1)  # [..., C, s + s(s+1)/2]
+    return f if proj is None else f @ proj
+
+
+def _features(moments: list[tuple[torch.Tensor, torch.Tensor]], b: Basis) -> torch.Tensor:
+    """The sketch ``[..., C, dims]`` from raw moments (:func:`_linear` per block, centred over
+    channels, unit length)."""
+    parts = [_linear(m1, m2, b, bi) for bi, (m1, m2) in enumerate(moments)]
+    return torch.cat([unit(f - f.mean(-2, keepdim=True)) for f in parts], -1)
 
 
 def channel_sketch(w: torch.Tensor, b: Basis) -> torch.Tensor:
@@ -269,9 +309,9 @@ def _sym_lift(q: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, ...], ...] | None:
-    """Per symmetry of the square and per block, the lift ``L`` (:func:`_sym_lift`) that moves the
-    raw moments of ``W`` to those of ``g(W)``.  A
+def _dihedral_lifts(b: Basis) -> tuple[torch.Tensor, ...] | None:
+    """Per block, the lifts ``L`` (:func:`_sym_lift`) ``[8, s, s]`` that move the raw moments of
+    ``W`` to those of ``g(W)``, one per symmetry g of the square.  A
     symmetry permutes the K² kernel entries; in the basis V it is ``R = Vᵀ·P·V``.  When the gain
     is invariant under the symmetry (a square grid: the band is symmetric, a flip only shifts the
     phase), ``R`` keeps each block, ``R = diag(Q_visible, Q_hidden)``, and ``u → Q·u`` maps the
@@ -280,30 +320,58 @@ def _dihedral_lifts(b: Basis) -> tuple[tuple[torch.Tensor, ...], ...] | None:
     v, blocks, _ = _basis(b)
     k = b.kernel_size
     eye = torch.eye(k * k, dtype=torch.float64).reshape(k * k, k, k)
-    out: list[tuple[torch.Tensor, ...]] = []
+    out: list[list[torch.Tensor]] = [[] for _ in blocks]
     for op in DIHEDRAL.values():
         perm = op(eye).reshape(k * k, k * k)  # row r: g applied to the kernel with a 1 at entry r
         r = v.T @ perm @ v  # flattened kernels as rows: g(w) = w·perm, so z(g(W)) = z(W)·R
-        lifts = []
         for bi, idx in enumerate(blocks):
             other = blocks[1 - bi]
             if len(other) and float(r[other][:, idx].abs().max()) > 1e-9:
                 return None  # g mixes the blocks: no lift
-            lifts.append(_sym_lift(r[idx][:, idx].T))  # as columns: u_g = Q·u with Q = R_bbᵀ
-        out.append(tuple(lifts))
+            out[bi].append(_sym_lift(r[idx][:, idx].T))  # as columns: u_g = Q·u with Q = R_bbᵀ
+    return tuple(torch.stack(x) for x in out)
+
+
+@lru_cache(maxsize=64)
+def _lifted_maps(b: Basis, dtype: torch.dtype) -> tuple[torch.Tensor, ...] | None:
+    """Per block, the matrix ``F`` ``[s + s(s+1)/2, 8·d]`` that takes a channel's raw moments
+    ``[m₁ | isometric triangle of M₂]`` to its uncentred sketch under each of the eight
+    symmetries (:func:`_linear` with the lifts, which is linear): the eight sketches of a suspect
+    in one product.  Built in float64 from the raw coordinates' unit vectors, then cast."""
+    lifts = _dihedral_lifts(b)
+    if lifts is None:
+        return None
+    out = []
+    for bi, lift in enumerate(lifts):
+        s = lift.shape[-1]
+        i, j, w = _sym_index(s)
+        n = s + len(i)
+        e = torch.eye(n, dtype=torch.float64)
+        m2 = torch.zeros(n, s, s, dtype=torch.float64)
+        m2[:, i, j] = e[:, s:] / w
+        m2[:, j, i] = e[:, s:] / w
+        f = _linear(e[:, :s], m2, b, bi, lift)  # [8, n, d]
+        out.append(f.transpose(0, 1).reshape(n, -1).to(dtype).contiguous())
     return tuple(out)
 
 
 def suspect_sketch(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The sketch of a suspect tensor under each symmetry of the square: ``[8, C′, dims]``, in
+    """The sketch of a suspect tensor ``[D′, C′, K, K]`` under each symmetry of the square:
+    ``[8, C′, dims]`` (``[..., 8, C′, dims]`` for a batch ``[..., D′, C′, K, K]``), in
     ``dtype`` (float32: a screen's score needs no more).  On a square grid the moments are
     computed once and moved to the other symmetries by exact linear maps
-    (:func:`_dihedral_lifts`: 8× less work on a large tensor); otherwise each is recomputed."""
-    lifts = _dihedral_lifts(b)
-    if lifts is not None:
-        moments = _moments(w, b, dtype)
-        return torch.stack([_features(moments, b, g) for g in lifts])
-    return torch.stack([_features(_moments(op(w), b, dtype), b) for op in DIHEDRAL.values()])
+    (:func:`_dihedral_lifts`, folded into one product per block by :func:`_lifted_maps`: 8× less
+    work on a large tensor); otherwise each is recomputed."""
+    maps = _lifted_maps(b, dtype)
+    if maps is None:
+        return torch.stack([_features(_moments(op(w), b, dtype), b) for op in DIHEDRAL.values()], -3)
+    parts = []
+    for (m1, m2), f_map in zip(_moments(w, b, dtype), maps):
+        i, j, _ = _sym_index(m1.shape[-1])
+        raw = torch.cat([m1, m2[..., i, j] * _sym_weights(m1.shape[-1], m1.dtype)], -1)  # [..., C′, n]
+        f = (raw @ f_map).unflatten(-1, (len(DIHEDRAL), -1)).movedim(-2, -3)  # [..., 8, C′, d]
+        parts.append(unit(f - f.mean(-2, keepdim=True)))
+    return torch.cat(parts, -1)
 
 
 @lru_cache(maxsize=32)
@@ -317,39 +385,74 @@ def decoy_sketches(b: Basis, filters: int, channels: int) -> torch.Tensor:
     ).float()
 
 
-def block_scores(keys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int], chunk: int = 256) -> torch.Tensor:
-    """``S`` per key and block: ``keys`` ``[N, C, dims]``, ``sus`` ``[8, C′, dims]`` → ``[N, 2]``.
-    Computed in chunks of keys so memory stays ``chunk·C·8·C′`` floats."""
-    n, _c, _ = keys.shape
-    out = torch.empty(n, 2)
-    s = sus.float()
+def block_scores(
+    keys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int], probe: bool = False, budget: int = 1 << 24
+) -> torch.Tensor:
+    """``S`` per key and block: ``keys`` ``[N, C, dims]``, ``sus`` ``[8, C′, dims]`` → ``[N, 2]``;
+    a batch of readings ``[R, 8, C′, dims]`` → ``[N, R, 2]``.  With ``probe`` the roles of the
+    channels swap (the probe's statistics, module docstring): each suspect channel's best key
+    channel, averaged, and the mean of the :data:`PROBE_TOP` best of those: ``[N, 4]``
+    (``[N, R, 4]``), the two statistics per block.  Computed in chunks of at most 256 keys, and of fewer where needed to
+    keep ``chunk·R·8·C·C′`` under ``budget`` floats."""
+    batch = sus.dim() == 4
+    s = (sus if batch else sus[None]).float()
+    n, c, _ = keys.shape
+    r, g, cs, _ = s.shape
+    out = torch.empty(n, r, 4 if probe else 2)
     dv = dims[0]
+    chunk = max(1, min(256, budget // max(1, r * g * c * cs)))
     for lo in range(0, n, chunk):
         k = keys[lo : lo + chunk].float()
         for j, sl in enumerate((slice(0, dv), slice(dv, None))):
-            corr = torch.einsum("ncx,gex->ngce", k[..., sl], s[..., sl])  # [n, 8, C, C′]
-            out[lo : lo + chunk, j] = corr.amax(-1).mean(-1).amax(-1)
-    return out
+            if batch:
+                corr = torch.einsum("ncx,rgex->nrgce", k[..., sl], s[..., sl])  # [n, R, 8, C, C′]
+            else:  # one reading: the 4-axis product (a little faster than R = 1)
+                corr = torch.einsum("ncx,gex->ngce", k[..., sl], s[0, ..., sl])[:, None]
+            if probe:  # the best key channel per probe channel: their mean, and the mean of the PROBE_TOP best
+                best = corr.amax(-2)
+                out[lo : lo + chunk, :, j] = best.mean(-1).amax(-1)
+                out[lo : lo + chunk, :, 2 + j] = best.topk(min(PROBE_TOP, cs), -1).values.mean(-1).amax(-1)
+            else:
+                out[lo : lo + chunk, :, j] = corr.amax(-1).mean(-1).amax(-1)
+    return out if batch else out[:, 0]
 
 
-def score(keys: torch.Tensor, decoys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
+def score(
+    keys: torch.Tensor, decoys: torch.Tensor, sus: torch.Tensor, dims: tuple[int, int], probe: bool = False
+) -> torch.Tensor:
     """Each key's screen z-score against a suspect: the larger block's ``(S − mean)/sd`` over the
-    decoys (module docstring).  ``[N]``.  The decoys are scored in two steps: the first
-    :data:`FIRST_DECOYS` for every key, and all of them only when some key's z against those
-    reaches ``Z_PASS / 2`` (the keys below it keep that z: they fail the screen either way, and an
-    unrelated suspect, the common case, costs an eighth of the decoy products)."""
+    decoys (module docstring).  ``[N]``, or ``[N, R]`` for a batch of readings ``sus``
+    ``[R, 8, C′, dims]`` (each standardised by the decoys' scores on it).  With ``probe``, the
+    probe's statistic on a few of the suspect's channels (:func:`block_scores`), whose threshold
+    is :data:`Z_PROBE`.  The decoys are scored in two steps: the first :data:`FIRST_DECOYS` for
+    every key, and all of them only when some key's z against those reaches half the threshold
+    (the keys below it keep that z: they fail either way, and an unrelated suspect, the common
+    case, costs an eighth of the decoy products)."""
 
     def z_against(d: torch.Tensor) -> torch.Tensor:
         mu, sd = d.mean(0), d.std(0).clamp_min(1e-3)
-        return ((s - mu) / sd).amax(1)
+        return ((s - mu) / sd).amax(-1)
 
-    s = block_scores(keys, sus, dims)
-    first = block_scores(decoys[:FIRST_DECOYS], sus, dims)
+    s = block_scores(keys, sus, dims, probe=probe)
+    first = block_scores(decoys[:FIRST_DECOYS], sus, dims, probe=probe)
     z = z_against(first)
-    need = z >= Z_PASS / 2
+    need = z >= (Z_PROBE if probe else Z_PASS) / 2
     if bool(need.any()) and len(decoys) > FIRST_DECOYS:
-        z = torch.where(need, z_against(torch.cat([first, block_scores(decoys[FIRST_DECOYS:], sus, dims)])), z)
+        if sus.dim() == 4:  # only the readings where some key needs them
+            r = need.any(0).nonzero().squeeze(1)
+            rest = block_scores(decoys[FIRST_DECOYS:], sus[r], dims, probe=probe)
+            s, first = s[:, r], first[:, r]
+            z[:, r] = torch.where(need[:, r], z_against(torch.cat([first, rest])), z[:, r])
+        else:
+            rest = block_scores(decoys[FIRST_DECOYS:], sus, dims, probe=probe)
+            z = torch.where(need, z_against(torch.cat([first, rest])), z)
     return z
+
+
+def probe_channels(channels: int, generator: torch.Generator, count: int = PROBE_CHANNELS) -> torch.Tensor:
+    """``count`` of a reading's ``channels`` input channels, drawn without replacement by
+    ``generator`` (sorted): the channels a probe reads (module docstring)."""
+    return torch.randperm(channels, generator=generator)[:count].sort().values
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,8 +29,10 @@ match.  Keys without a secret are ``bare``: accepted only on request, marked in 
 
 1. the suspect is opened lazily (:func:`freqprint.io.checkpoint.open_tensors`): shapes from the header;
 2. for every shape group of keys (same kernel basis, D and C), every suspect tensor that reads as
-   ``[D′, C′, K, K]`` with ``2·C′ ≥ C`` — the verifier's own candidates — is loaded once and
-   sketched under the eight symmetries; a group of more than
+   ``[D′, C′, K, K]`` with ``2·C′ ≥ C`` — the verifier's own candidates — is loaded once; a
+   reading of more than ``2·PROBE_CHANNELS`` channels is first probed on a few random channels
+   and goes on only if some key shows among them (:mod:`freqprint.scan.sketch`, "The probe"); the
+   rest are sketched under the eight symmetries; a group of more than
    :data:`~freqprint.scan.sketch.SHORTLIST` keys is first shortlisted by one product of its
    vectors with the suspect's; the group's keys (or its shortlist) are scored in one batched
    product and the keys whose score passes (``z ≥ Z_PASS``) become candidates;
@@ -48,11 +50,12 @@ import datetime as _dt
 import functools
 import json
 import math
+import secrets
 import sqlite3
 import time
 from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -61,10 +64,12 @@ from typing_extensions import Self
 from freqprint.errors import FreqprintError, UnreadableFile
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors
 from freqprint.scan.sketch import (
+    PROBE_CHANNELS,
     SHORTLIST,
     VECTOR_DIMS,
     VECTOR_VERSION,
     Z_PASS,
+    Z_PROBE,
     Basis,
     basis_from_json,
     basis_of,
@@ -74,6 +79,7 @@ from freqprint.scan.sketch import (
     decoy_sketches,
     decoy_vectors,
     encode_sketch,
+    probe_channels,
     score,
     shortlist,
     shortlist_scores,
@@ -85,7 +91,7 @@ from freqprint.stats.align import reading_shapes, readings
 from freqprint.verification.key import MAX_KEY_BYTES, FingerprintKey
 from freqprint.verification.verifier import verify
 
-__all__ = ["Entry", "Match", "MatchResult", "KeyStore"]
+__all__ = ["Entry", "Match", "MatchResult", "KeyStore", "Screened"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -178,6 +184,9 @@ class MatchResult:
     tested: int  # keys that got the full test
     seconds: float = 0.0
     shortlisted: int = 0  # keys that got the screen's channel score (all it scored, below SHORTLIST keys per shape)
+    probe_seed: int | None = None  # the seed of the screen's probe channels (a rerun with it draws the same)
+    probed: int = 0  # the suspect's readings the screen probed on a few channels (per shape group of keys)
+    sketched: int = 0  # ... and those it sketched whole (probed ones that passed, and narrow ones)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -186,6 +195,19 @@ class MatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Screened(NamedTuple):
+    """What :meth:`KeyStore.screen` found: ``passed`` maps each key id that passed to its z-score;
+    ``scored`` keys were in a group the suspect could match, ``shortlisted`` of them got the
+    channel score; ``probed`` readings were probed on a few channels and ``sketched`` readings
+    sketched whole (counted per shape group of keys)."""
+
+    passed: dict[int, float]
+    scored: int
+    shortlisted: int
+    probed: int
+    sketched: int
 
 
 @dataclass
@@ -565,14 +587,25 @@ class KeyStore:
         raw = torch.frombuffer(bytearray(b"".join(blobs)), dtype=torch.uint8).reshape(len(blobs), size)
         return decode_sketch(raw, channels, block_dims(b))
 
-    def screen(self, store: TensorStore) -> tuple[dict[int, float], int, int]:
-        """``({key id: z}, keys scored, keys shortlisted)``: the keys whose screen z-score passes
-        against any of the suspect's tensors, how many keys were scored, and how many of them got
-        the channel score: in a shape group of more than :data:`~freqprint.scan.sketch.SHORTLIST`
-        keys, only its shortlist does (:mod:`freqprint.scan.sketch`)."""
+    def screen(self, store: TensorStore, probe: int = PROBE_CHANNELS, seed: int | None = None) -> Screened:
+        """The keys whose screen z-score passes against any of the suspect's readings
+        (:class:`Screened`).  A reading of more than ``2·probe`` input channels is first probed on
+        ``probe`` of them, drawn by a generator seeded with ``seed`` (None: a fresh seed), and
+        sketched whole only where some key reaches :data:`~freqprint.scan.sketch.Z_PROBE` on the
+        probe (``probe=0``: every reading is sketched whole).  In a shape group of more than
+        :data:`~freqprint.scan.sketch.SHORTLIST` keys, only its shortlist gets the channel score
+        (:mod:`freqprint.scan.sketch`)."""
         passed: dict[int, float] = {}
-        scored = shortlisted = 0
-        loaded: dict[str, torch.Tensor | None] = {}
+        scored = shortlisted = probed_n = sketched = 0
+        loaded: dict[str, torch.Tensor] = {}
+        finite: dict[str, bool] = {}
+
+        def is_finite(name: str) -> bool:  # one pass over a tensor, once
+            if name not in finite:
+                finite[name] = all_finite(loaded[name])
+            return finite[name]
+
+        gen = torch.Generator().manual_seed(secrets.randbits(63) if seed is None else seed)
         if self.groups():
             # the verifier's own merged-channel views: a layer stored twice with its readers split
             # [W+N, −N] (a widening that leaves the function unchanged) reads as the module only there
@@ -581,7 +614,8 @@ class KeyStore:
             b, ids = g.basis, g.ids
             scored += len(ids)
             k = b.kernel_size
-            suspects = []  # the suspect's readings that could hold this group's module, sketched
+            whole: list[tuple[str, torch.Tensor]] = []  # readings sketched whole: (tensor, reading)
+            probed: list[tuple[str, torch.Tensor, torch.Tensor]] = []  # readings probed first: (tensor, reading, probe)
             for name, (shape, floating) in store.shapes.items():
                 if not floating or math.prod(shape) < k * k * max(1, c // 2):
                     continue
@@ -589,16 +623,23 @@ class KeyStore:
                     if wshape[1] * 2 < c or wshape[0] < 2:
                         continue
                     if name not in loaded:
-                        got = store.get(name)
-                        loaded[name] = got if all_finite(got) else None
-                    t = loaded[name]
-                    if t is None:
-                        if name in g.layers:  # as verify: NaN where a key points is an error, elsewhere skipped
-                            raise FreqprintError(
-                                f"{store.name}: tensor {name!r}, where a registered key points, contains NaN or Inf values"
-                            )
-                        continue
-                    suspects.append(suspect_sketch(dict(readings(t, c, k, dihedral=False))[layout], b))
+                        if store.refused(name):  # a space-to-depth view of a tensor that holds no re-indexed kernel
+                            break
+                        loaded[name] = store.get(name)
+                    if name in g.layers and not is_finite(name):
+                        # as verify: NaN where a key points is an error, elsewhere skipped
+                        raise FreqprintError(
+                            f"{store.name}: tensor {name!r}, where a registered key points, contains NaN or Inf values"
+                        )
+                    w = dict(readings(loaded[name], c, k, dihedral=False))[layout]
+                    if probe and wshape[1] > 2 * probe:
+                        probed.append((name, w, w[:, probe_channels(wshape[1], gen, probe)]))
+                    else:
+                        whole.append((name, w))
+            whole += [(name, w) for (name, w, _), ok in zip(probed, self._probe(g, [p for *_, p in probed])) if ok]
+            suspects = [suspect_sketch(w, b) for name, w in whole if is_finite(name)]
+            probed_n += len(probed)
+            sketched += len(suspects)
             if not suspects:
                 continue
             if len(ids) > SHORTLIST:
@@ -615,24 +656,66 @@ class KeyStore:
             for r, z in zip(rows, best.tolist()):
                 if z >= Z_PASS:
                     passed[ids[r]] = z
-        return passed, scored, shortlisted
+        return Screened(passed, scored, shortlisted, probed_n, sketched)
 
-    def match(self, suspect: Any, alpha: float = 1e-6, screen: bool = True) -> MatchResult:
+    def _probe(self, g: _Group, parts: list[torch.Tensor]) -> list[bool]:
+        """For each probe ``[D′, P, K, K]`` (a few channels of a reading), whether some key of
+        group ``g`` reaches :data:`~freqprint.scan.sketch.Z_PROBE` on it.  Probes with the same
+        D′ are sketched in one batch and all scored in one product; in a group of more than
+        :data:`~freqprint.scan.sketch.SHORTLIST` keys, each probe against its own shortlist (by
+        the probe's vectors).  A probe holding NaN or Inf passes nothing."""
+        b, d, c = g.basis, g.filters, g.channels
+        ok = [all_finite(p) for p in parts]
+        by_rows: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(parts):
+            if ok[i]:
+                by_rows.setdefault(tuple(p.shape), []).append(i)
+        sus: dict[int, torch.Tensor] = {}
+        for idx in by_rows.values():
+            for i, sk in zip(idx, suspect_sketch(torch.stack([parts[i] for i in idx]), b)):
+                sus[i] = sk
+        out = [False] * len(parts)
+        if not sus:
+            return out
+        if len(g.ids) > SHORTLIST:
+            for i, sk in sus.items():
+                rows = shortlist(shortlist_scores(g.vectors, decoy_vectors(b, d, c), sketch_vectors(sk, b, d, c)), SHORTLIST)
+                z = score(self._sketches(g, rows), decoy_sketches(b, d, c), sk, block_dims(b), probe=True)
+                out[i] = bool((z >= Z_PROBE).any())
+            return out
+        order = list(sus)
+        batch = torch.stack([sus[i] for i in order])
+        z = score(self._sketches(g, list(range(len(g.ids)))), decoy_sketches(b, d, c), batch, block_dims(b), probe=True)
+        for i, passed in zip(order, (z >= Z_PROBE).any(0).tolist()):
+            out[i] = passed
+        return out
+
+    def match(
+        self,
+        suspect: Any,
+        alpha: float = 1e-6,
+        screen: bool = True,
+        probe: int = PROBE_CHANNELS,
+        seed: int | None = None,
+    ) -> MatchResult:
         """Every registered key a suspect (file, folder, model or state dict) carries: screen, then
-        the full test on the candidates (module docstring).  A suspect with nothing a key could
-        match gives an empty result; an unreadable one raises :class:`FreqprintError`."""
+        the full test on the candidates (module docstring).  ``probe`` and ``seed``: the screen's
+        probe (:meth:`screen`; ``seed=None`` draws a fresh one, reported as ``probe_seed``).  A
+        suspect with nothing a key could match gives an empty result; an unreadable one raises
+        :class:`FreqprintError`."""
         t0 = time.perf_counter()
+        seed = secrets.randbits(63) if seed is None else seed
         store = open_tensors(suspect)
         groups = self.groups()  # one pass over the index, kept: a million rows are not read per suspect
         always = self._always
         n_keys = len(always) + sum(len(g.ids) for g in groups.values())
         passed: dict[int, float | None]
         if screen:
-            zs, scored, shortlisted = self.screen(store)
-            passed = dict(zs.items())
+            sc = self.screen(store, probe, seed)
+            passed = dict(sc.passed.items())
         else:
             passed = {kid: None for g in groups.values() for kid in g.ids}
-            scored = shortlisted = 0
+            sc = Screened({}, 0, 0, 0, 0)
         todo: dict[int, float | None] = {**passed, **{k: None for k in always}}
         matches = []
         for kid in sorted(todo, key=lambda i: -(todo[i] or math.inf)):
@@ -658,4 +741,15 @@ class KeyStore:
                 )
             )
         matches.sort(key=lambda m: m.log10_p)
-        return MatchResult(store.name, matches, n_keys, scored, len(todo), time.perf_counter() - t0, shortlisted=shortlisted)
+        return MatchResult(
+            store.name,
+            matches,
+            n_keys,
+            sc.scored,
+            len(todo),
+            time.perf_counter() - t0,
+            shortlisted=sc.shortlisted,
+            probe_seed=seed if screen and probe else None,
+            probed=sc.probed,
+            sketched=sc.sketched,
+        )
