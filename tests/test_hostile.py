@@ -281,3 +281,27 @@ def test_sharded_checkpoints_and_hostile_indexes(files, tmp_path, monkeypatch, c
         assert rc == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, (bad, err)
     (folder / "bad.index.json").write_text("{not json")
     assert run(["verify", files["key"], folder / "bad.index.json"], monkeypatch, capsys)[0] == 2
+
+
+def test_a_store_checks_each_tensor_for_nan_once():
+    """TensorStore.finite: NaN and Inf are found, each name is read and checked once (the
+    verifier's many readings of one tensor share the answer), and a caller's re-arrangement of
+    the values is checked instead of a second read."""
+    from freqprint.io.checkpoint import TensorStore
+
+    sd = {"a": torch.randn(6, 4), "b": torch.randn(6, 4), "c": torch.randn(3)}
+    sd["b"][2, 1] = float("nan")
+    sd["c"][0] = float("-inf")
+    reads: list[str] = []
+
+    def get(name: str) -> torch.Tensor:
+        reads.append(name)
+        return sd[name]
+
+    store = TensorStore({k: (tuple(v.shape), True) for k, v in sd.items()}, get, "mem")
+    assert store.finite("a") and store.finite("a")
+    assert not store.finite("b") and not store.finite("c")
+    assert reads == ["a", "b", "c"]
+    sd["d"] = torch.randn(4, 6)
+    store.shapes["d"] = ((4, 6), True)
+    assert store.finite("d", sd["d"].T.reshape(2, 12)) and "d" not in reads

@@ -28,6 +28,7 @@ from freqprint.io.canonical import (
     PLAIN_FLOATS,
     SAFETENSORS_READABLE,
     ChannelMerge,
+    all_finite,
     canonical,
     channel_merges,
     crop,
@@ -171,33 +172,6 @@ def load_state_dict(path: str | Path, max_bytes: int | None = None) -> dict[str,
     return sd
 
 
-_FINITE_CHUNK = 1 << 20
-
-
-def _dense(v: torch.Tensor) -> bool:
-    """Whether ``v``'s entries are exactly ``numel`` consecutive entries of its storage (a
-    contiguous tensor, or a permutation or transpose of one), in some order."""
-    expect = 1
-    for stride, size in sorted((st, sz) for st, sz in zip(v.stride(), v.shape, strict=True) if sz > 1):
-        if stride != expect:
-            return False
-        expect *= size
-    return True
-
-
-def all_finite(v: torch.Tensor) -> bool:
-    """No NaN or Inf in ``v``: its smallest and largest entries, which a NaN anywhere makes NaN,
-    are finite.  One pass over the entries in storage order when they are dense (a permuted
-    view too), else a million entries at a time; no temporary the size of ``v``."""
-    if not v.is_floating_point() or v.numel() == 0:
-        return True
-    if v.ndim == 0 or _dense(v):
-        chunks: tuple[torch.Tensor, ...] | list[torch.Tensor] = (v.as_strided((v.numel(),), (1,)),)
-    else:
-        chunks = v.split(max(1, _FINITE_CHUNK // max(1, v[0].numel())))
-    return all(bool(torch.isfinite(torch.stack(torch.aminmax(c))).all()) for c in chunks)
-
-
 def check_finite(sd: dict[str, torch.Tensor], source: str) -> None:
     """Refuse weights with NaN or Inf: any score computed from them would be meaningless."""
     for k, v in sd.items():
@@ -304,6 +278,7 @@ class TensorStore:
         self._copies: set[str] = set()
         self._joins: dict[str, tuple[tuple[str, ...], int]] = {}
         self._resolved: dict[str, str] = {}
+        self._finite: dict[str, bool] = {}
 
     def resolve(self, layer: str) -> str:
         """Where a layer named by a key sits here: ``layer`` itself, else the shortest stored name
@@ -350,6 +325,15 @@ class TensorStore:
             return merge.apply(self.get(consumer))
         t = self._get(key)
         return t if t.dtype in PLAIN_FLOATS else canonical(key, t, self._get, self.shapes)
+
+    def finite(self, key: str, values: torch.Tensor | None = None) -> bool:
+        """Whether :meth:`get` of ``key`` holds no NaN or Inf (:func:`all_finite`): checked once
+        per name, so the many readings of one tensor share one pass over it.  ``values``, if
+        given, must be the tensor or a re-arrangement of all its values (a caller's reading of
+        it), checked instead of reading the tensor again."""
+        if key not in self._finite:
+            self._finite[key] = all_finite(self.get(key) if values is None else values)
+        return self._finite[key]
 
     def refused(self, name: str) -> bool:
         """Whether ``name`` is a space-to-depth view (or a view of one) whose tensor holds no

@@ -681,7 +681,10 @@ class Verifier:
         key = self.key
         w = cand.load(store, key).detach().cpu()
         w = w if as_read else w.to(torch.float64)
-        if not all_finite(w):
+        # a layout or a symmetry of the square only re-arranges the tensor's values (stats.align.
+        # read_as): its finiteness is the tensor's, checked once per tensor
+        plain = not cand.tensor and cand.layout != BAND
+        if not (store.finite(cand.name, w) if plain else all_finite(w)):
             if cand.name == store.resolve(key.layer):
                 raise FreqprintError(f"{store.name}: tensor {cand.name!r}, where the key points, contains NaN or Inf values")
             return None  # NaN elsewhere cannot block the search
