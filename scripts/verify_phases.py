@@ -6,11 +6,13 @@ opens the file anew.  Printed per run: the wall time and the seconds spent in ea
 dequantizing (``io.gguf._read``), the channel-merge views (``io.canonical.channel_merges``, its
 reads included), of which the copy groups and the product screen, and the gate's screen
 (``Verifier.screened_plan``), of which the batched scores.  A phase's time includes the
-wrappers' own (a few milliseconds).
+wrappers' own (a few milliseconds).  ``--hold`` keeps every tensor of the file dequantized in
+memory (0.5 GB) while timing, as ``bench gate`` did before 0.18 while it measured the read floor.
 
 Usage::
 
     python scripts/verify_phases.py --runs 5 > benchmarks/cpu/verify_phases.txt
+    python scripts/verify_phases.py --runs 5 --hold
 """
 
 from __future__ import annotations
@@ -53,10 +55,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hold", action="store_true", help="hold every tensor of the file, dequantized, while timing")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     path = smollm2_gguf()
     key = smollm2_key(path)
+    held = checkpoint.open_tensors(path) if args.hold else None  # kept until the end
+    if held is not None:
+        for name, (_, ok) in held.shapes.items():
+            if ok:
+                held.get(name)
     _timed(gguf_io, "_read", "dequantize")
     _timed(checkpoint, "channel_merges", "merge views")  # the name the store calls
     _timed(canonical, "copy_groups", "  copy groups")

@@ -81,16 +81,26 @@ def _tri(g: torch.Tensor) -> torch.Tensor:
     return unit(g[:, i, j] * torch.where(i == j, 1.0, math.sqrt(2.0)).to(g.dtype))
 
 
-def filter_grams(w: torch.Tensor, blocks: dict[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
+def filter_grams(w: torch.Tensor | list[torch.Tensor], blocks: dict[str, torch.Tensor]) -> dict[tuple[str, str], torch.Tensor]:
     """``{(variant, block): [D, m(m+1)/2]}`` of kernels ``w`` ``[D, C, K, K]`` (module docstring), in
-    float32; ``blocks`` maps a block's name to its basis columns ``[K², m]``."""
-    d, c = w.shape[:2]
-    x = w.reshape(d, c, -1)
-    if x.dtype == torch.float64:  # each filter to a unit scale first (g_d ignores it): no overflow in float32
-        x = x / x.abs().amax((1, 2), keepdim=True).clamp_min(1e-300)
-    x = x.to(torch.float32).contiguous()
-    u = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-30)
-    grams = {"raw": torch.bmm(x.transpose(1, 2), x), "unit": torch.bmm(u.transpose(1, 2), u)}
+    float32; ``blocks`` maps a block's name to its basis columns ``[K², m]``.  ``w`` may be a list
+    of such tensors with one ``C`` and ``K`` (their filters in order): each is reduced to its
+    ``K²×K²`` Grams on its own, while it is in cache, and only the Grams are joined."""
+    ws = [w] if isinstance(w, torch.Tensor) else w
+    c, k2 = ws[0].shape[1], math.prod(ws[0].shape[2:])
+    d = sum(x.shape[0] for x in ws)
+    grams = {"raw": torch.empty(d, k2, k2), "unit": torch.empty(d, k2, k2)}
+    at = 0
+    for piece in ws:
+        n = piece.shape[0]
+        x = piece.reshape(n, c, k2)
+        if x.dtype == torch.float64:  # each filter to a unit scale first (g_d ignores it): no overflow in float32
+            x = x / x.abs().amax((1, 2), keepdim=True).clamp_min(1e-300)
+        x = x.to(torch.float32).contiguous()
+        u = x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-30)
+        torch.bmm(x.transpose(1, 2), x, out=grams["raw"][at : at + n])
+        torch.bmm(u.transpose(1, 2), u, out=grams["unit"][at : at + n])
+        at += n
     return {(var, b): _tri(v.T @ g @ v) for var, g in grams.items() for b, v in blocks.items()}
 
 
@@ -155,7 +165,7 @@ class GramScreen:
         if any(w.shape != ws[0].shape for w in ws):
             raise ValueError("score_many takes readings of one shape")
         n_w, n = len(ws), ws[0].shape[0]
-        sus = filter_grams(ws[0] if n_w == 1 else torch.cat(ws), self.blocks)
+        sus = filter_grams(ws, self.blocks)
         names = list(DIHEDRAL)
         best = [(-math.inf, "")] * n_w
 
