@@ -121,8 +121,8 @@ def smollm2_key(path: Any) -> Any:
 
 def _read_floor(path: Any) -> float:
     """Seconds to read (dequantize) every tensor of the file once.  The tensors are dropped on
-    return: a verdict timed while the 0.5 GB they weigh is still held runs measurably slower
-    (``scripts/verify_phases.py --hold``), and that is the bench's state, not a user's."""
+    return, so the verdicts timed after it run as in a user's process, not beside 0.5 GB that
+    only the bench holds (``scripts/verify_phases.py --hold`` compares the two)."""
     from freqprint.io.checkpoint import open_tensors
 
     t = time.perf_counter()

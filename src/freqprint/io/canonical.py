@@ -617,12 +617,16 @@ def composed_producers(shapes: dict[str, tuple[tuple[int, ...], bool]]) -> list[
     and then factorised stores each conv as ``M·W·P⁻¹`` between 1×1 maps: its copied channels
     exist only in the product ``M⁻¹·(M·W·P⁻¹)``, whose rows are proportional exactly where W's
     are (a right factor never changes which rows are parallel).  Shapes only."""
+    by_rows: dict[int, list[str]] = {}  # the producers of each row count, in file order
+    for name, (shape, ok) in shapes.items():
+        if _producer(name, shape, ok):
+            by_rows.setdefault(shape[0], []).append(name)
     return [
         (f"{q}{COMPOSE}{name}", q, name, a)
         for q, a, b in pointwise(shapes)
         if "@" not in q
-        for name, (shape, ok) in shapes.items()
-        if name != q and _producer(name, shape, ok) and shape[0] == b
+        for name in by_rows.get(b, ())
+        if name != q
     ]
 
 
