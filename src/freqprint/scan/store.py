@@ -598,12 +598,9 @@ class KeyStore:
         passed: dict[int, float] = {}
         scored = shortlisted = probed_n = sketched = 0
         loaded: dict[str, torch.Tensor] = {}
-        finite: dict[str, bool] = {}
 
-        def is_finite(name: str) -> bool:  # one pass over a tensor, once
-            if name not in finite:
-                finite[name] = all_finite(loaded[name])
-            return finite[name]
+        def is_finite(name: str) -> bool:  # one pass over a tensor, once per store (TensorStore.finite)
+            return store.finite(name, loaded[name])
 
         gen = torch.Generator().manual_seed(secrets.randbits(63) if seed is None else seed)
         if self.groups():
