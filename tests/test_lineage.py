@@ -182,6 +182,7 @@ def test_trace_command_line(tmp_path, fashion_dir, monkeypatch, capsys):
     assert rep["found"] and {c["name"]: c["ran"] for c in rep["channels"]} == {
         "fingerprint": True,
         "lineage": True,
+        "parent": False,
         "metav": False,
     }
     assert run(["trace", owner, other, "--secret", "alice"], monkeypatch, capsys)[0] == 1

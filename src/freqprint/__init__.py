@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "LineageReport": "freqprint.verification.backbone",
     "OwnerInit": "freqprint.verification.backbone",
     "lineage": "freqprint.verification.backbone",
+    "ParentReport": "freqprint.verification.parent",
+    "parent_lineage": "freqprint.verification.parent",
     "ClaimBundle": "freqprint.verification.claim",
     "create_claim": "freqprint.verification.claim",
     "check_claim": "freqprint.verification.claim",
@@ -90,6 +92,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from freqprint.verification.backbone import LineageReport, OwnerInit, lineage
     from freqprint.verification.claim import ClaimBundle, check_claim, create_claim
     from freqprint.verification.key import FingerprintKey, extract
+    from freqprint.verification.parent import ParentReport, parent_lineage
     from freqprint.verification.provenance import TraceReport, trace, trace_files
     from freqprint.verification.verifier import VerificationReport, verify
     from freqprint.workflows import FitResult, embed, fit_plain
@@ -107,6 +110,7 @@ __all__ = [
     "KeyStore",
     "LineageReport",
     "OwnerInit",
+    "ParentReport",
     "Recipe",
     "TraceReport",
     "TrainConfig",
@@ -132,6 +136,7 @@ __all__ = [
     "lineage",
     "list_models",
     "load_model",
+    "parent_lineage",
     "load_state_dict",
     "revised_dft",
     "save_model",

@@ -1,5 +1,6 @@
-"""``bench gate``: the verifier's search measured (a thin command over ``freqprint_bench.gate``;
-kept apart from :mod:`freqprint.cli.bench`, which holds the other benchmarks)."""
+"""``bench gate`` (the verifier's search measured, ``freqprint_bench.gate``) and ``bench lineage``
+(parent lineage and the owner's delta, ``freqprint_bench.lineage``): thin commands kept apart from
+:mod:`freqprint.cli.bench`, which holds the other benchmarks."""
 
 from __future__ import annotations
 
@@ -26,3 +27,17 @@ def bench_gate_cmd(
         raise InvalidArgument("--unrelated and --repeats must be >= 1")
     res = run_gate_bench(unrelated=unrelated, repeats=repeats, llm=not no_llm, log=_log)
     _write_results(out, res, gate_markdown(res))
+
+
+@bench_app.command("lineage")
+def bench_lineage_cmd(
+    which: str = typer.Option(
+        "tiny", help="tiny (self-trained small decoders), smollm2 (rooted at SmolLM2-135M), comma-separated"
+    ),
+    independents: int = typer.Option(48, help="independent same-config models in the tiny panel"),
+    out: Path = typer.Option(Path("bench-results/lineage.json"), "--out"),
+) -> None:
+    """Parent lineage (`freqprint lineage`) on a tree of derivatives and independent same-config models, all trained in the run."""
+    from freqprint_bench.lineage import lineage_markdown, run_lineage_bench
+
+    _write_results(out, res := run_lineage_bench(which, independents, log=_log), lineage_markdown(res))

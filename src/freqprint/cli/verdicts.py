@@ -1,4 +1,4 @@
-"""``verify`` and ``trace``: the verdicts (:mod:`freqprint.verification`)."""
+"""``verify``, ``trace`` and ``lineage``: the verdicts (:mod:`freqprint.verification`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from freqprint.cli._shared import _secret, app, out_console
+from freqprint.cli._shared import DeviceOpt, _secret, app, out_console
 from freqprint.errors import FreqprintError
 
 
@@ -84,6 +84,9 @@ def trace_cmd(
     ),
     no_lineage: bool = typer.Option(False, "--no-lineage", help="skip the backbone-lineage channel"),
     no_fingerprint: bool = typer.Option(False, "--no-fingerprint", help="skip the frequency-fingerprint channel"),
+    parent: bool = typer.Option(
+        False, "--parent", help="add the parent-lineage channel: OWNER's released weights as evidence (decoders)"
+    ),
     alpha: float = typer.Option(1e-6, help="significance level of the combined verdict"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
@@ -109,6 +112,7 @@ def trace_cmd(
             fingerprint=not no_fingerprint,
             lineage=not no_lineage,
             alpha=alpha,
+            parent=parent,
         )
     except LineageUnavailable as e:
         raise FreqprintError(f"{e} (or --no-lineage for the fingerprint alone)") from None
@@ -132,3 +136,79 @@ def trace_cmd(
         )
         out_console.print(t)
     raise typer.Exit(0 if rep.found else 1)
+
+
+@app.command("lineage")
+def lineage_cmd(
+    parent: Path = typer.Argument(
+        ...,
+        help="the released parent decoder (.gguf, .safetensors, sharded or Hugging Face folder); with a secret: the public base",
+    ),
+    suspect: Path = typer.Argument(..., help="the suspect decoder, in any of the same formats"),
+    secret: str | None = typer.Option(
+        None, help="the owner's secret: also test for the delta seed_delta seeded into the owner's fine-tune of PARENT"
+    ),
+    secret_file: Path | None = typer.Option(None, help="file holding the owner's secret"),
+    scale: float = typer.Option(1e-3, help="the σ the owner's delta was seeded with (changes only the reported z)"),
+    alpha: float = typer.Option(1e-6, help="significance level of the exact tests"),
+    units: int = typer.Option(128, help="parent MLP units sampled per block"),
+    seed: int = typer.Option(0, help="seed of the unit and token samples"),
+    device: str = DeviceOpt,
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Does SUSPECT derive from PARENT's released weights (a Llama-architecture decoder)?  An exact
+    p-value from the MLP units' order, and a symmetry-invariant unit match whose error rate is
+    measured, not exact (docs/security.md).  With the owner's secret, PARENT is the public base the
+    owner fine-tuned, and the verdict is whether SUSPECT carries the owner's seeded delta (an exact
+    p-value; every fine-tune of the base shares its lineage).  Exit 0 = derived, 1 = not, 2 = error."""
+    from freqprint.stats.null import format_p
+    from freqprint.verification.parent import MATCH_FRACTION, MATCH_SCORE, parent_lineage
+
+    given = secret is not None or secret_file is not None
+    sec = _secret(secret, secret_file) if given else None
+    rep = parent_lineage(parent, suspect, alpha=alpha, units=units, seed=seed, device=device)
+    delta = None
+    if sec is not None:
+        from freqprint.verification.delta import delta_lineage
+
+        delta = delta_lineage(parent, suspect, sec, scale=scale, alpha=alpha, device=device)
+    found = delta.found if delta is not None else rep.found
+    if as_json:
+        doc = rep.to_dict()
+        if delta is not None:
+            doc["delta"] = delta.to_dict()
+        out_console.print_json(json.dumps(doc))
+    elif rep.reason and delta is None:
+        out_console.print(f"not derived: {suspect}\n{rep.summary()}", markup=False, highlight=False)
+    else:
+        fixed, sampled = rep.fixed
+        title = (
+            ("CARRIES THE OWNER'S DELTA" if found else "no evidence of the owner's delta")
+            if delta
+            else ("DERIVED" if found else "not derived")
+        )
+        t = Table(title=f"{title}: {suspect}", show_header=False)
+        rows = []
+        if delta is not None:
+            rows.append(("owner's delta", delta.summary()))
+        rows += [
+            (
+                "lineage" if delta is not None else "decision",
+                f"derived from {parent} ({rep.basis})" if rep.found else "no evidence of derivation",
+            ),
+            ("unit order", f"p = {format_p(rep.log10_p)} (alpha {rep.alpha:g}; exact): {fixed}/{sampled} sampled units in place"),
+            (
+                "matched units",
+                f"{rep.matched:.2f} of the median block's units score >= {MATCH_SCORE} "
+                f"({'match' if rep.matched >= MATCH_FRACTION else 'no match'} at {MATCH_FRACTION}; a measured rate, not a p-value)",
+            ),
+            (
+                "blocks",
+                f"{len(rep.blocks)} of the parent's {rep.detail.get('parent_blocks')} (suspect: {rep.detail.get('suspect_blocks')})",
+            ),
+            ("residual alignment", f"relative error {rep.alignment_residual:.3g} (embeddings, shared vocabulary)"),
+        ]
+        for k, v in rows:
+            t.add_row(k, v)
+        out_console.print(t)
+    raise typer.Exit(0 if found else 1)

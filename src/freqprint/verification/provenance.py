@@ -7,6 +7,9 @@ from the owner's model"):
   from the owner's key;
 * ``lineage`` — the backbone's initialisation (:func:`freqprint.verification.backbone.lineage`), from the
   owner's recipe and secret (or seed);
+* ``parent`` — the owner's *released* weights as evidence (:func:`freqprint.verification.parent.parent_lineage`,
+  decoders): its exact unit-order p-value is combined; its symmetry-invariant unit match, whose
+  error rate is measured rather than bounded, is reported in the channel's summary and detail;
 * ``metav`` — listed, never combined: MetaV (:mod:`freqprint.metav`, ``freqprint metav
   verify``) has a p-value, but half of it is a conformal rank, valid for a suspect drawn from
   its reference population rather than under this module's H0 for any suspect
@@ -36,11 +39,12 @@ from freqprint.io.checkpoint import TensorStore, open_tensors
 from freqprint.stats.null import format_p
 from freqprint.verification.backbone import OwnerInit, lineage
 from freqprint.verification.key import FingerprintKey
+from freqprint.verification.parent import parent_lineage
 from freqprint.verification.verifier import verify
 
 __all__ = ["CHANNELS", "ChannelResult", "LineageUnavailable", "TraceReport", "trace", "trace_files"]
 
-CHANNELS = ("fingerprint", "lineage", "metav")
+CHANNELS = ("fingerprint", "lineage", "parent", "metav")
 
 
 @dataclass
@@ -86,14 +90,17 @@ def trace(
     key: FingerprintKey | str | Path | None = None,
     owner_init: OwnerInit | None = None,
     alpha: float = 1e-6,
+    parent: nn.Module | str | Path | dict[str, torch.Tensor] | None = None,
 ) -> TraceReport:
-    """Run every channel with material (``key`` → fingerprint, ``owner_init`` → lineage) and
-    combine them.  At least one is needed."""
+    """Run every channel with material (``key`` → fingerprint, ``owner_init`` → lineage, ``parent``
+    → the released weights' parent lineage) and combine them.  At least one is needed."""
     t0 = time.perf_counter()
     if not 0 < alpha < 1:
         raise InvalidArgument("alpha must be in (0, 1)")
-    if key is None and owner_init is None:
-        raise FreqprintError("nothing to trace with: give the owner's key, the owner's model (lineage), or both")
+    if key is None and owner_init is None and parent is None:
+        raise FreqprintError(
+            "nothing to trace with: give the owner's key, the owner's model (lineage), its released weights, or more"
+        )
     store: TensorStore = open_tensors(suspect)
     results: list[ChannelResult] = []
     if key is not None:
@@ -107,6 +114,12 @@ def trace(
         results.append(ChannelResult("lineage", True, lin.log10_p, lin.found, lin.summary(), lin.to_dict(True)))
     else:
         results.append(ChannelResult("lineage", False, summary="no owner model given"))
+    if parent is not None:
+        par = parent_lineage(parent, store, alpha=alpha)
+        exact = par.log10_p <= math.log10(alpha)
+        results.append(ChannelResult("parent", True, par.log10_p, exact, par.summary(), par.to_dict(True)))
+    else:
+        results.append(ChannelResult("parent", False, summary="no released weights given"))
     results.append(
         ChannelResult(
             "metav",
@@ -140,6 +153,7 @@ def trace_files(
     fingerprint: bool = True,
     lineage: bool = True,
     alpha: float = 1e-6,
+    parent: bool = False,
 ) -> TraceReport:
     """Does ``suspect`` derive from the model in the file ``owner``?
 
@@ -147,7 +161,8 @@ def trace_files(
     the key extracted from the owner's module (anchored to W₀ when ``secret`` is given); the
     lineage channel regenerates θ₀ from the owner's recipe — from ``secret`` when the backbone
     was seeded from it, from the recorded seed otherwise, or from ``seed`` for a model whose
-    recipe predates init records.  ``fingerprint=False`` / ``lineage=False`` skip a channel.  A file
+    recipe predates init records; ``parent=True`` adds the parent-lineage channel with the owner's
+    file as the released parent (a decoder).  ``fingerprint=False`` / ``lineage=False`` skip a channel.  A file
     freqprint did not write (a Hugging Face or GGUF model trained with the module) has no recipe:
     its fingerprint channel runs, and lineage must be skipped (``lineage=False``).
     Raises :class:`LineageUnavailable` when θ₀ cannot be regenerated from what was given."""
@@ -171,4 +186,4 @@ def trace_files(
             own = OwnerInit.from_recipe(recipe, secret=secret, seed=seed)
         except FreqprintError as e:
             raise LineageUnavailable(str(e)) from None
-    return trace(suspect, key=k, owner_init=own, alpha=alpha)
+    return trace(suspect, key=k, owner_init=own, alpha=alpha, parent=owner if parent else None)

