@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +230,36 @@ def test_the_cli_with_the_owners_secret_and_trace_with_the_parent_channel(family
     assert not rep.channel("fingerprint").ran and not rep.channel("lineage").ran
     other = trace(new(21), parent=tmp_path / "owner.safetensors")
     assert not other.found and other.channel("parent").log10_p > -3
+
+
+def test_a_registry_of_released_parents_and_a_scan_of_uploads(family, tmp_path, monkeypatch, capsys):
+    """`registry add-parent` stores a sketch (not the file); `scan` reports every upload derived
+    from a registered parent — GGUF and permuted copies included — and nothing else."""
+    parent, child, independent = family
+    save_file(state(parent), tmp_path / "parent.safetensors")
+    up = tmp_path / "uploads"
+    up.mkdir()
+    save_gguf(state(child), up / "child-Q4_0.gguf", "Q4_0")
+    moved = Compose([DecoderPermutation(seed=4), DecoderRotation(seed=5)])(child)
+    save_file(state(moved), up / "moved.safetensors")
+    save_file(state(independent), up / "independent.safetensors")
+    save_file({"conv.weight": torch.randn(8, 3, 3, 3)}, up / "cnn.safetensors")
+    reg = tmp_path / "reg.db"
+    code, out, err = run(
+        ["registry", "add-parent", tmp_path / "parent.safetensors", "-r", reg, "--name", "base-v1"], monkeypatch, capsys
+    )
+    assert code == 0 and "added parent base-v1" in out, out + err
+    code, out, err = run(["registry", "list", "-r", reg, "--parents", "--json"], monkeypatch, capsys)
+    (entry,) = json.loads(out)
+    assert entry["name"] == "base-v1" and entry["blocks"] == 4 and len(entry["digest"]) == 64
+    assert entry["sketch_bytes"] < (tmp_path / "parent.safetensors").stat().st_size
+    code, out, err = run(["scan", up, "-r", reg, "-o", tmp_path / "scan.jsonl"], monkeypatch, capsys)
+    assert code == 0, out + err
+    recs = {Path(r["path"]).name: r for r in map(json.loads, (tmp_path / "scan.jsonl").read_text().splitlines())}
+    assert recs["child-Q4_0.gguf"]["status"] == "match"
+    assert recs["child-Q4_0.gguf"]["derived_from"][0]["basis"] == "unit order"
+    assert recs["moved.safetensors"]["derived_from"][0]["basis"] == "matched units"
+    assert recs["independent.safetensors"]["status"] == "none" and recs["cnn.safetensors"]["status"] == "none"
+    assert "derived: " in out and "from parent base-v1" in out
+    code, out, err = run(["registry", "rm", "base-v1", "-r", reg], monkeypatch, capsys)
+    assert code == 0 and run(["registry", "list", "-r", reg, "--parents", "--json"], monkeypatch, capsys)[1].strip() == "[]"

@@ -1,4 +1,4 @@
-"""``registry add|list|rm`` and ``scan``: the key store and bulk scans (:mod:`freqprint.scan`)."""
+"""``registry add|add-parent|list|rm`` and ``scan``: the key store and bulk scans (:mod:`freqprint.scan`)."""
 
 from __future__ import annotations
 
@@ -58,15 +58,49 @@ def registry_add_cmd(
             )
 
 
+@registry_app.command("add-parent")
+def registry_add_parent_cmd(
+    model: Path = typer.Argument(..., help="a released decoder (.gguf, .safetensors, sharded or Hugging Face folder)"),
+    registry: Path = RegistryArg,
+    name: str | None = typer.Option(None, help="the parent's name (default: the file's stem)"),
+    units: int = typer.Option(64, help="MLP units per block the stored sketch keeps"),
+) -> None:
+    """Register a released decoder as a parent: a scan then reports every upload derived from its
+    weights (`freqprint lineage`'s test; the sketch is stored, not the file)."""
+    from freqprint.scan import KeyStore
+
+    with KeyStore(registry) as reg:
+        e = reg.add_parent(model, name=name, units=units)
+    out_console.print(
+        f"added parent {e.name} ({e.blocks} blocks of width {e.width}, sketch {e.sketch_bytes / 1e6:.1f} MB, sha256 {e.digest[:12]}…)",
+        markup=False,
+        highlight=False,
+    )
+
+
 @registry_app.command("list")
-def registry_list_cmd(registry: Path = RegistryArg, as_json: bool = typer.Option(False, "--json")) -> None:
-    """The registered keys."""
+def registry_list_cmd(
+    registry: Path = RegistryArg,
+    as_json: bool = typer.Option(False, "--json"),
+    parents: bool = typer.Option(False, "--parents", help="list the registered parents instead of the keys"),
+) -> None:
+    """The registered keys (or, with --parents, the registered parents)."""
     from dataclasses import asdict
 
     from freqprint.scan import KeyStore
 
     with KeyStore(registry, create=False) as reg:
         entries = reg.entries()
+        parent_entries = reg.parent_entries()
+    if parents:
+        if as_json:
+            out_console.print_json(json.dumps([asdict(p) for p in parent_entries]))
+            return
+        t = Table("name", "blocks", "width", "sketch", "sha256", "added", title=f"{registry}: {len(parent_entries)} parents")
+        for p in parent_entries:
+            t.add_row(p.name, str(p.blocks), str(p.width), f"{p.sketch_bytes / 1e6:.1f} MB", p.digest[:12] + "…", p.added)
+        out_console.print(t)
+        return
     if as_json:
         out_console.print_json(json.dumps([asdict(e) for e in entries]))
         return
@@ -92,13 +126,14 @@ def registry_list_cmd(registry: Path = RegistryArg, as_json: bool = typer.Option
 def registry_rm_cmd(
     names: list[str] = typer.Argument(..., help="entry names or commitments"), registry: Path = RegistryArg
 ) -> None:
-    """Remove keys from the registry."""
+    """Remove keys (or registered parents, by name) from the registry."""
     from freqprint.scan import KeyStore
 
     with KeyStore(registry, create=False) as reg:
+        parent_names = {p.name for p in reg.parent_entries()}
         for n in names:
-            e = reg.remove(n)
-            out_console.print(f"removed {e.name}", markup=False, highlight=False)
+            removed = reg.remove_parent(n).name if n in parent_names else reg.remove(n).name
+            out_console.print(f"removed {removed}", markup=False, highlight=False)
 
 
 @app.command("scan")
@@ -131,6 +166,7 @@ def scan_cmd(
         raise FreqprintError(f"{registry}: no such registry (create one with: freqprint registry add KEY --registry {registry})")
     check_scan_options(paths, registry, alpha, executor, workers)  # before the progress bar draws anything
     found: list[tuple[str, str, float, str]] = []
+    derived: list[tuple[str, str, float, str]] = []
     errors: list[tuple[str, str]] = []
     with Progress(
         TextColumn("scan"),
@@ -147,6 +183,7 @@ def scan_cmd(
             bar.update(task, advance=1, last=Path(rec["path"]).name if rec else "(done before)")
             if rec and rec["status"] == "match":
                 found.extend((rec["path"], m["key"], m["log10_p"], m["trust"]) for m in rec["matches"])
+                derived.extend((rec["path"], p["parent"], p["log10_p_registry"], p["basis"]) for p in rec.get("derived_from", []))
             elif rec and rec["status"] == "error":
                 errors.append((rec["path"], rec["error"]))
 
@@ -172,5 +209,8 @@ def scan_cmd(
     for path, key, lp, trust in found:  # plain lines: paths are never wrapped
         note = "  (bare key: unverified, evidence only for its holder)" if trust != "verified" else ""
         out_console.print(f"match: {path}  key {key}  p = {format_p(lp)}{note}", markup=False, highlight=False, soft_wrap=True)
+    for path, parent, lp, basis in derived:
+        how = f"p = {format_p(lp)}" if basis == "unit order" else "matched units: a measured rate, not a p-value"
+        out_console.print(f"derived: {path}  from parent {parent}  ({how})", markup=False, highlight=False, soft_wrap=True)
     for path, err in errors[:20]:
         out_console.print(f"unreadable: {path}: {err}", markup=False, highlight=False, soft_wrap=True)

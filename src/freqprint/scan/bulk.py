@@ -15,8 +15,10 @@
 **One record per checkpoint**, one JSON object per line: ``path``, ``sha256`` (of the content:
 the file, or for a folder of its index and every shard it names), ``status`` (``match``, ``none``
 or ``error``), the ``matches`` with their p-values and each key's ``trust`` (``verified`` or
-``bare``: :mod:`freqprint.scan.store`), the one-line ``error``, the registry ``state`` (a hash of
-the registered commitments, flags and trust), the screen's ``probe_seed`` (its random draw of
+``bare``: :mod:`freqprint.scan.store`), ``derived_from``: the registered parents the checkpoint
+derives from (:func:`~freqprint.verification.parent.parent_lineage`, decoders), the one-line
+``error``, the registry ``state`` (a hash of the registered commitments, flags, trust and
+parents), the screen's ``probe_seed`` (its random draw of
 channels, so that a match can be repeated: :meth:`~freqprint.scan.store.KeyStore.match`) and
 the seconds spent.  Each record is appended as soon as
 its checkpoint is done, so an interrupted scan keeps what it did; **resume**: a second run over the
@@ -182,6 +184,7 @@ def registry_state(registry_path: str | Path) -> str:
 
     with KeyStore(registry_path, create=False) as reg:
         rows = sorted(f"{e.commitment}:{int(e.always_test)}:{e.trust}" for e in reg.entries())
+        rows += sorted(f"parent:{p.name}:{p.digest}:{p.added}" for p in reg.parent_entries())
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
 
 
@@ -217,7 +220,8 @@ def scan_one(
             rec["sha256"] = content_hash(Path(path))
         res = _WORKER["reg"].match(path, alpha=alpha, screen=screen, probe=PROBE_CHANNELS if probe else 0)
         rec["matches"] = [m.__dict__ for m in res.found]
-        rec["status"] = "match" if res.found else "none"
+        rec["derived_from"] = [p.__dict__ for p in res.derived_from]
+        rec["status"] = "match" if res.found or res.derived_from else "none"
         rec["tested"], rec["screened"] = res.tested, res.screened
         rec["probe_seed"] = res.probe_seed  # the probe's draw, so that a rerun can repeat it
     except FreqprintError as e:

@@ -91,7 +91,10 @@ from freqprint.stats.align import reading_shapes, readings
 from freqprint.verification.key import MAX_KEY_BYTES, FingerprintKey
 from freqprint.verification.verifier import verify
 
-__all__ = ["Entry", "Match", "MatchResult", "KeyStore", "Screened"]
+__all__ = ["Entry", "Match", "MatchResult", "KeyStore", "ParentEntry", "ParentMatch", "Screened"]
+
+PARENT_UNITS = 64  # MLP units per block a registered parent's sketch keeps
+PARENT_TOKENS = 4096  # token embeddings it keeps (the residual alignment)
 
 
 @functools.lru_cache(maxsize=64)
@@ -131,6 +134,10 @@ SCHEMA = (
 CREATE TABLE IF NOT EXISTS sketches (id INTEGER PRIMARY KEY, sketch BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, anchor BLOB, blob BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS parents (
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, digest TEXT NOT NULL, width INTEGER NOT NULL,
+    blocks INTEGER NOT NULL, added TEXT NOT NULL, sketch BLOB NOT NULL
+);
 """
 )
 FORMAT = "freqprint-registry/4"
@@ -176,6 +183,27 @@ class Match:
 
 
 @dataclass
+class ParentEntry:
+    name: str
+    digest: str  # SHA-256 of the parent's file as registered ("" for an in-memory model)
+    width: int
+    blocks: int
+    added: str
+    sketch_bytes: int
+
+
+@dataclass
+class ParentMatch:
+    parent: str  # registry name
+    digest: str
+    found: bool
+    basis: str  # "unit order" (exact p, with the registry's Bonferroni) or "matched units" (a measured rate)
+    log10_p: float
+    log10_p_registry: float  # × the number of registered parents
+    matched: float
+
+
+@dataclass
 class MatchResult:
     suspect: str
     matches: list[Match]  # every key that got the full test, found or not
@@ -188,10 +216,15 @@ class MatchResult:
     probed: int = 0  # the suspect's readings the screen probed on a few channels (per shape group of keys)
     sketched: int = 0  # ... and those it sketched whole (probed ones that passed, and narrow ones)
     extra: dict[str, Any] = field(default_factory=dict)
+    parents: list[ParentMatch] = field(default_factory=list)  # every registered parent tested (decoders)
 
     @property
     def found(self) -> list[Match]:
         return [m for m in self.matches if m.found]
+
+    @property
+    def derived_from(self) -> list[ParentMatch]:
+        return [p for p in self.parents if p.found]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -257,6 +290,7 @@ class KeyStore:
         self._groups: dict[tuple[str, int, int], _Group] | None = None
         self._always: list[int] = []  # keys registered always_test (read with the groups)
         self._keys: dict[int, FingerprintKey] = {}
+        self._parent_sketches: list[tuple[str, str, Any]] | None = None  # (name, digest, ParentSketch), read on first match
 
     def _migrate(self) -> None:
         """Formats 1, 2 and 3 to 4, in one transaction.  1 and 2: sketches and bodies move to
@@ -504,6 +538,70 @@ class KeyStore:
     def __len__(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM keys").fetchone()[0])
 
+    def add_parent(self, source: Any, name: str | None = None, units: int = PARENT_UNITS) -> ParentEntry:
+        """Register a released decoder (file, folder, model or state dict) as a parent: its sketch
+        (:func:`~freqprint.verification.parent.sketch_parent`, ``units`` MLP units per block and
+        :data:`PARENT_TOKENS` token embeddings, float16) is stored, the file is not.  A parent
+        entry is evidence of lineage to *those weights* (named by their SHA-256), not of who
+        owns them."""
+        from freqprint.scan.bulk import content_hash
+        from freqprint.verification.parent import sketch_parent
+
+        sk = sketch_parent(source, units=units, embed_rows=PARENT_TOKENS)
+        path = Path(source) if isinstance(source, (str, Path)) else None
+        digest = content_hash(path) if path is not None else ""
+        name = name or (path.stem if path is not None else sk.name)
+        blob = sk.to_bytes()
+        added = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        try:
+            with self.db:
+                self.db.execute(
+                    "INSERT INTO parents (name, digest, width, blocks, added, sketch) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, digest, sk.width, len(sk.picks), added, blob),
+                )
+        except sqlite3.IntegrityError:
+            raise FreqprintError(f"{self.path}: a parent named {name!r} is already registered") from None
+        self._parent_sketches = None
+        return ParentEntry(name, digest, sk.width, len(sk.picks), added, len(blob))
+
+    def parent_entries(self) -> list[ParentEntry]:
+        rows = self.db.execute("SELECT name, digest, width, blocks, added, length(sketch) FROM parents ORDER BY id").fetchall()
+        return [ParentEntry(*r) for r in rows]
+
+    def remove_parent(self, name: str) -> ParentEntry:
+        e = next((p for p in self.parent_entries() if p.name == name), None)
+        if e is None:
+            raise FreqprintError(f"{self.path}: no parent named {name!r}")
+        with self.db:
+            self.db.execute("DELETE FROM parents WHERE name=?", (name,))
+        self._parent_sketches = None
+        return e
+
+    def _match_parents(self, store: TensorStore, alpha: float) -> list[ParentMatch]:
+        """Every registered parent against a suspect that reads as a decoder (none otherwise)."""
+        from freqprint.errors import NoMaterial
+        from freqprint.verification.parent import ParentSketch, parent_lineage, read_decoder
+
+        if self._parent_sketches is None:
+            rows = self.db.execute("SELECT name, digest, sketch FROM parents ORDER BY id").fetchall()
+            self._parent_sketches = [(n, d, ParentSketch.from_bytes(b)) for n, d, b in rows]
+        if not self._parent_sketches:
+            return []
+        try:
+            read_decoder(store)
+        except NoMaterial:
+            return []
+        out = []
+        count = math.log10(len(self._parent_sketches))
+        for name, digest, sk in self._parent_sketches:
+            rep = parent_lineage(sk, store, alpha=alpha)
+            log10_reg = min(0.0, rep.log10_p + count)
+            exact = log10_reg <= math.log10(alpha)
+            found = exact or (rep.found and rep.basis == "matched units")
+            basis = "unit order" if exact else "matched units" if found else ""
+            out.append(ParentMatch(name, digest, found, basis, rep.log10_p, log10_reg, rep.matched))
+        return out
+
     def key(self, key_id: int) -> FingerprintKey:
         if key_id not in self._keys:
             data, anchor = self._body(key_id)
@@ -738,6 +836,7 @@ class KeyStore:
                 )
             )
         matches.sort(key=lambda m: m.log10_p)
+        parents = self._match_parents(store, alpha)
         return MatchResult(
             store.name,
             matches,
@@ -749,4 +848,5 @@ class KeyStore:
             probe_seed=seed if screen and probe else None,
             probed=sc.probed,
             sketched=sc.sketched,
+            parents=parents,
         )

@@ -71,7 +71,6 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,8 +87,10 @@ __all__ = [
     "BlockResult",
     "DecoderWeights",
     "ParentReport",
+    "ParentSketch",
     "parent_lineage",
     "read_decoder",
+    "sketch_parent",
     "residual_rotation",
 ]
 
@@ -267,6 +268,95 @@ def _counterparts(b: int, parent_blocks: int, suspect_blocks: int) -> list[int]:
     return [x for x in (c - 1, c, c + 1) if 0 <= x < suspect_blocks]
 
 
+@dataclass
+class ParentSketch:
+    """What the test reads of a parent, drawn once: a seeded sample of the token embeddings and,
+    per block, a seeded sample of MLP units (folded, unit rows) with their indices.  A registry
+    stores it instead of the parent's file (:meth:`to_bytes`, safetensors)."""
+
+    name: str
+    width: int
+    vocab: int
+    units: int  # sampled per block (at most)
+    seed: int
+    embed_rows: torch.Tensor  # [r] token indices, sorted
+    embed: torch.Tensor  # [r, H]
+    picks: list[torch.Tensor]  # per block: sampled unit indices [m]
+    block_units: list[int]  # per block: n
+    rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # per block: (G, U, Dᵀ) of the picks, unit rows
+
+    def to_bytes(self, dtype: torch.dtype = torch.float16) -> bytes:
+        from safetensors.torch import save
+
+        t = {"embed_rows": self.embed_rows, "embed": self.embed.to(dtype)}
+        for b, (pick, rows) in enumerate(zip(self.picks, self.rows)):
+            t[f"{b}.pick"] = pick
+            for role, x in zip(("g", "u", "d"), rows):
+                t[f"{b}.{role}"] = x.to(dtype).contiguous()
+        meta = {
+            "format": "freqprint-parent-sketch/1",
+            "name": self.name,
+            "width": str(self.width),
+            "vocab": str(self.vocab),
+            "units": str(self.units),
+            "seed": str(self.seed),
+            "block_units": ",".join(map(str, self.block_units)),
+        }
+        return save(t, metadata=meta)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> ParentSketch:
+        import json
+        import struct
+
+        from safetensors.torch import load
+
+        try:  # the header's metadata: 8 bytes of length, then JSON (the safetensors format)
+            (size,) = struct.unpack("<Q", blob[:8])
+            meta = json.loads(blob[8 : 8 + size]).get("__metadata__") or {}
+            t = load(blob)
+        except (struct.error, ValueError, UnicodeDecodeError) as e:
+            raise NoMaterial(f"not a freqprint parent sketch ({e})") from None
+        if meta.get("format") != "freqprint-parent-sketch/1":
+            raise NoMaterial("not a freqprint parent sketch")
+        n = [int(x) for x in meta["block_units"].split(",")] if meta.get("block_units") else []
+        f32 = torch.float32
+        return cls(
+            meta["name"],
+            int(meta["width"]),
+            int(meta["vocab"]),
+            int(meta["units"]),
+            int(meta["seed"]),
+            t["embed_rows"],
+            t["embed"].to(f32),
+            [t[f"{b}.pick"] for b in range(len(n))],
+            n,
+            [tuple(t[f"{b}.{r}"].to(f32) for r in ("g", "u", "d")) for b in range(len(n))],  # type: ignore[misc]
+        )
+
+
+def sketch_parent(
+    parent: Any, units: int = 128, seed: int = 0, embed_rows: int = EMBED_SAMPLE, device: str | torch.device = "cpu"
+) -> ParentSketch:
+    """Draw a parent's sketch (seeded: the same parent, units and seed give the same sketch)."""
+    if units < 1:
+        raise InvalidArgument(f"units must be >= 1, got {units}")
+    dev = torch.device(device)
+    dec = read_decoder(parent)
+    gen = torch.Generator().manual_seed(seed)
+    e = dec.store.get(dec.embed)
+    vocab = int(e.shape[0])
+    rows = torch.randperm(vocab, generator=gen)[: min(vocab, embed_rows)].sort().values
+    picks, ns, unit_rows = [], [], []
+    for b in range(len(dec.blocks)):
+        n = dec.units(b)
+        pick = torch.randperm(n, generator=gen)[: min(n, units)]
+        picks.append(pick)
+        ns.append(n)
+        unit_rows.append(tuple(_unit_rows(x[pick]) for x in dec.block(b, dev)))
+    return ParentSketch(dec.store.name, dec.width, vocab, units, seed, rows, e[rows].to(dev, torch.float32), picks, ns, unit_rows)  # type: ignore[arg-type]
+
+
 def parent_lineage(
     parent: Any,
     suspect: Any,
@@ -275,28 +365,34 @@ def parent_lineage(
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> ParentReport:
-    """Does ``suspect`` derive from ``parent``'s weights?  Both a model, state dict or file.
+    """Does ``suspect`` derive from ``parent``'s weights?  Both a model, state dict or file; the
+    parent may also be a :class:`ParentSketch` (then ``units`` and ``seed`` are the sketch's).
 
     ``units`` parent MLP units per block are sampled (seeded by ``seed``); see the module
     docstring for the two tiers and their nulls."""
     if not (0 < alpha < 1):
         raise InvalidArgument(f"alpha must be in (0, 1), got {alpha}")
-    if units < 1:
-        raise InvalidArgument(f"units must be >= 1, got {units}")
     t0 = time.perf_counter()
     dev = torch.device(device)
-    p_dec, s_dec = read_decoder(parent), read_decoder(suspect)
-    names = (p_dec.store.name, s_dec.store.name)
+    sk = parent if isinstance(parent, ParentSketch) else sketch_parent(parent, units, seed, device=dev)
+    s_dec = read_decoder(suspect)
+    names = (sk.name, s_dec.store.name)
 
     def empty(reason: str) -> ParentReport:
         return ParentReport(False, "", 0.0, alpha, 0.0, [], math.nan, *names, reason=reason, seconds=time.perf_counter() - t0)
 
-    if p_dec.width != s_dec.width:
-        return empty(f"residual widths differ ({p_dec.width} and {s_dec.width})")
-    gen = torch.Generator().manual_seed(seed)
-    rot, residual = residual_rotation(p_dec, s_dec, gen, dev)
+    if sk.width != s_dec.width:
+        return empty(f"residual widths differ ({sk.width} and {s_dec.width})")
+    e_s = s_dec.store.get(s_dec.embed)
+    keep = sk.embed_rows < e_s.shape[0]  # the shared vocabulary: token ids both have
+    if int(keep.sum()) < sk.width:
+        return empty(f"too few shared tokens to align the residual streams ({int(keep.sum())})")
+    e_p, e_s = sk.embed[keep].to(dev), e_s[sk.embed_rows[keep]].to(dev, torch.float32)
+    rot = _procrustes(e_s, e_p)
+    residual = float((e_s @ rot - e_p).norm() / e_p.norm().clamp_min(1e-30))
+    del e_s, e_p
 
-    lp, ls = len(p_dec.blocks), len(s_dec.blocks)
+    lp, ls = len(sk.picks), len(s_dec.blocks)
     suspect_cache: dict[int, tuple[torch.Tensor, ...]] = {}
 
     def suspect_block(b: int) -> tuple[torch.Tensor, ...]:
@@ -309,12 +405,11 @@ def parent_lineage(
     results: list[BlockResult] = []
     exact_min = 0.0
     for b in range(lp):
-        n = p_dec.units(b)
-        pick = torch.randperm(n, generator=gen)[: min(n, units)]
+        n, pick = sk.block_units[b], sk.picks[b]
         cands = _counterparts(b, lp, ls)
         if not cands:
             continue
-        par = tuple(_unit_rows(x[pick]) for x in p_dec.block(b, dev))
+        par = tuple(x.to(dev) for x in sk.rows[b])
         best: BlockResult | None = None
         for c in cands:
             top, arg = _scores(par, suspect_block(c)).max(dim=1)
@@ -345,10 +440,5 @@ def parent_lineage(
         parent=names[0],
         suspect=names[1],
         seconds=time.perf_counter() - t0,
-        detail={"units": units, "seed": seed, "parent_blocks": lp, "suspect_blocks": ls},
+        detail={"units": sk.units, "seed": sk.seed, "parent_blocks": lp, "suspect_blocks": ls},
     )
-
-
-def parent_lineage_files(parent: str | Path, suspect: str | Path, **kw: Any) -> ParentReport:
-    """:func:`parent_lineage` on two files (the CLI's entry)."""
-    return parent_lineage(Path(parent), Path(suspect), **kw)
