@@ -263,3 +263,20 @@ def test_a_registry_of_released_parents_and_a_scan_of_uploads(family, tmp_path, 
     assert "derived: " in out and "from parent base-v1" in out
     code, out, err = run(["registry", "rm", "base-v1", "-r", reg], monkeypatch, capsys)
     assert code == 0 and run(["registry", "list", "-r", reg, "--parents", "--json"], monkeypatch, capsys)[1].strip() == "[]"
+
+
+def test_trace_with_the_released_weights_finds_a_copy_whose_fingerprint_module_was_removed(family):
+    """The decoder thief's cheapest move against the fingerprint — deleting the module — leaves
+    the MLPs as they were: the parent channel of ``trace`` finds the copy at an exact p."""
+    from freqprint.attacks import RemoveModule
+    from freqprint.fingerprint import FingerprintConfig, attach
+    from freqprint.verification.key import extract
+    from freqprint.verification.provenance import trace
+
+    owner = copy.deepcopy(family[1])
+    attach(owner, FingerprintConfig(target="model.layers.1", secret="owner", filters=16), {"input_ids": markov(5)[:2]})
+    key = extract(owner, secret="owner")
+    stolen = RemoveModule()(owner)
+    rep = trace(state(stolen), key=key, parent=state(owner))
+    assert rep.channel("fingerprint").log10_p == 0.0  # the module is gone
+    assert rep.found and rep.channel("parent").found and rep.channel("parent").log10_p < -50

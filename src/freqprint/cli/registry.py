@@ -63,7 +63,7 @@ def registry_add_parent_cmd(
     model: Path = typer.Argument(..., help="a released decoder (.gguf, .safetensors, sharded or Hugging Face folder)"),
     registry: Path = RegistryArg,
     name: str | None = typer.Option(None, help="the parent's name (default: the file's stem)"),
-    units: int = typer.Option(64, help="MLP units per block the stored sketch keeps"),
+    units: int = typer.Option(32, help="MLP units per block the stored sketch keeps"),
 ) -> None:
     """Register a released decoder as a parent: a scan then reports every upload derived from its
     weights (`freqprint lineage`'s test; the sketch is stored, not the file)."""

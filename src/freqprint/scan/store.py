@@ -10,6 +10,12 @@ copied or backed up as such; nothing runs beside it, SQLite is embedded):
 * ``bodies``: the key file's bytes and the W₀ the registry regenerated (verified keys), read only
   for a key that gets the full test.
 
+and, beside them, ``parents``: released decoders registered by their sketch
+(:class:`~freqprint.verification.parent.ParentSketch`: 32 MLP units per block and 2,048 token
+embeddings, float16 — 5.7 MB for SmolLM2-135M, whose GGUF file is 98 MB) and their file's
+SHA-256; every suspect that reads as a decoder is tested against each
+(:func:`~freqprint.verification.parent.parent_lineage`, p × the number of parents).
+
 A million keys of 16 channels take about 3.2 KB of index each (``keys`` and ``sketches``) and
 2.3 KB of memory each once open (the vectors); bodies are apart (docs/benchmarks.md §12g).
 
@@ -93,8 +99,8 @@ from freqprint.verification.verifier import verify
 
 __all__ = ["Entry", "Match", "MatchResult", "KeyStore", "ParentEntry", "ParentMatch", "Screened"]
 
-PARENT_UNITS = 64  # MLP units per block a registered parent's sketch keeps
-PARENT_TOKENS = 4096  # token embeddings it keeps (the residual alignment)
+PARENT_UNITS = 32  # MLP units per block a registered parent's sketch keeps
+PARENT_TOKENS = 2048  # token embeddings it keeps (the residual alignment)
 
 
 @functools.lru_cache(maxsize=64)
