@@ -567,7 +567,7 @@ def run_delta_smollm2(log: Callable[[str], None] = print, steps: int = 12) -> di
         steps=steps,
         lr=3e-5,
         siblings=2,
-        secrets=500,
+        secrets=50,
         tmp=Path(tempfile.mkdtemp(prefix="freqprint-delta-smollm2-")),
         log=log,
         lora_lr=2e-4,

@@ -199,7 +199,7 @@ def lineage_cmd(
             ("unit order", f"p = {format_p(rep.log10_p)} (alpha {rep.alpha:g}; exact): {fixed}/{sampled} sampled units in place"),
             (
                 "matched units",
-                f"{rep.matched:.2f} of the median block's units score >= {MATCH_SCORE} "
+                f"{rep.matched:.2f} of the upper-quartile block's units score >= {MATCH_SCORE} "
                 f"({'match' if rep.matched >= MATCH_FRACTION else 'no match'} at {MATCH_FRACTION}; a measured rate, not a p-value)",
             ),
             (

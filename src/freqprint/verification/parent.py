@@ -46,7 +46,9 @@ So a second tier.
 
 **Tier 2, matched units (calibrated, not exact).**  ``f_ℓ`` = the fraction of block ℓ's sampled
 parent units whose best suspect unit scores ``s ≥ MATCH_SCORE``; the suspect *matches* when the
-median of f_ℓ over blocks reaches ``MATCH_FRACTION``.  Invariant to every symmetry above.  No
+upper quartile of f_ℓ over blocks reaches ``MATCH_FRACTION`` (a quartile, not the median, so a
+student that kept every other block — half the blocks match, half have no counterpart — is not
+decided by a coin's edge).  Invariant to every symmetry above.  No
 symmetry gives its null, and the pair cannot supply one: independently trained models converge
 to similar units (more so where a unit reads or writes the vocabulary's directions), so a null
 estimated from other blocks of the same pair was too small — ``bench lineage`` measured that
@@ -95,7 +97,7 @@ __all__ = [
 ]
 
 MATCH_SCORE = 0.5  # tier 2: a parent unit is matched when its best suspect unit scores this much
-MATCH_FRACTION = 0.5  # tier 2: the suspect matches when the median block has this fraction matched
+MATCH_FRACTION = 0.5  # tier 2: the suspect matches when the upper-quartile block has this fraction matched
 EMBED_SAMPLE = 16384  # tokens the residual alignment is fitted on
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|blk|h|blocks)\.(\d+)\.(.+)$")
@@ -186,7 +188,7 @@ class ParentReport:
     basis: str  # "unit order" (tier 1's exact p), "matched units" (tier 2, calibrated) or "" (not found)
     log10_p: float  # tier 1: an upper bound on the false-positive probability whatever the suspect
     alpha: float
-    matched: float  # tier 2: the median over blocks of the matched fraction
+    matched: float  # tier 2: the upper quartile over blocks of the matched fraction
     blocks: list[BlockResult]
     alignment_residual: float  # ‖E_S·R − E_P‖/‖E_P‖ on the sampled tokens
     parent: str
@@ -212,7 +214,7 @@ class ParentReport:
         fixed, sampled = self.fixed
         return (
             f"{verdict}: unit order p = {format_p(self.log10_p)} ({fixed}/{sampled} sampled units in place); "
-            f"matched units {self.matched:.2f} of the median block (at s >= {MATCH_SCORE}; matches at {MATCH_FRACTION}) "
+            f"matched units {self.matched:.2f} of the upper-quartile block (at s >= {MATCH_SCORE}; matches at {MATCH_FRACTION}) "
             f"over {len(self.blocks)} blocks"
         )
 
@@ -426,7 +428,7 @@ def parent_lineage(
     if not results:
         return empty("no block of the parent has a counterpart in the suspect")
     log_p = min(0.0, exact_min + math.log(lp))  # Bonferroni over the parent's blocks
-    matched = float(np.median([r.matched for r in results]))
+    matched = float(np.quantile([r.matched for r in results], 0.75))
     exact = log_p <= math.log(alpha)
     found = exact or matched >= MATCH_FRACTION
     return ParentReport(
