@@ -280,3 +280,27 @@ def test_trace_with_the_released_weights_finds_a_copy_whose_fingerprint_module_w
     rep = trace(state(stolen), key=key, parent=state(owner))
     assert rep.channel("fingerprint").log10_p == 0.0  # the module is gone
     assert rep.found and rep.channel("parent").found and rep.channel("parent").log10_p < -50
+
+
+def test_the_lineage_benchmark_runs_at_toy_scale(family, tmp_path):
+    """`bench lineage`'s evaluation, tree and delta sweep on the test's models (the benchmark
+    itself trains on the fortunes for minutes)."""
+    from freqprint_bench.lineage import Node, _evaluate, delta_markdown, lineage_markdown, run_delta
+
+    parent, child, independent = family
+    save_gguf(state(child), tmp_path / "child.gguf", "Q8_0")
+    nodes = {
+        "P": Node("P", state(parent)),
+        "P/child": Node("P/child", state(child), ["P"]),
+        "P/child/Q8_0": Node("P/child/Q8_0", tmp_path / "child.gguf", ["P/child"]),
+        "ind": Node("ind", state(independent)),
+    }
+    res = _evaluate(nodes, 32, lambda _: None, ["P", "P/child", "P/child/Q8_0"])
+    s = res["summary"]
+    assert s["pairs"] == 12 and s["lineage_pairs"] == 6 and s["tpr"] == 1.0 and s["false_matches"] == 0
+    assert s["tree"]["true_edges"] == 2 and "### run" in lineage_markdown({"run": res})
+    batches = [markov(s)[:8] for s in range(4)]
+    d = run_delta(parent, batches, batches, batches[:1], (0.05,), 3, 1e-3, 2, 3, tmp_path, lambda _: None)
+    assert d["null"]["pairs"] == 6 and set(d["threshold"]) >= {"owner's release", "GGUF Q4_0"}
+    d["config"] = {"model": "toy", "mlp_weights": 1, "steps": 3}
+    assert "seeded delta" in "\n".join(delta_markdown("delta", d))

