@@ -304,3 +304,21 @@ def test_the_lineage_benchmark_runs_at_toy_scale(family, tmp_path):
     assert d["null"]["pairs"] == 6 and set(d["threshold"]) >= {"owner's release", "GGUF Q4_0"}
     d["config"] = {"model": "toy", "mlp_weights": 1, "steps": 3}
     assert "seeded delta" in "\n".join(delta_markdown("delta", d))
+
+
+def test_hostile_decoders_are_refused_or_decided_without_a_bug(family, tmp_path):
+    parent, _, _ = family
+    sd = state(parent)
+    bad = {k: v.clone() for k, v in sd.items()}
+    bad["model.layers.0.mlp.gate_proj.weight"] = torch.randn(3, 4, 5)  # not a matrix
+    with pytest.raises(NoMaterial, match="not made of matrices"):
+        read_decoder(bad)
+    nan = {k: v.clone() for k, v in sd.items()}
+    for k in nan:
+        if "mlp" in k or "embed" in k:
+            nan[k].fill_(float("nan"))
+    rep = parent_lineage(parent, nan, units=32)
+    assert not rep.found and math.isfinite(rep.log10_p)
+    wide = {k: v for k, v in sd.items()}
+    wide["model.layers.0.post_attention_layernorm.weight"] = torch.ones(7)  # a gain of the wrong length: not folded
+    assert parent_lineage(parent, wide, units=32).found

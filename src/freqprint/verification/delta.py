@@ -233,10 +233,8 @@ def delta_similarity(base: Any, owner: Any, suspect: Any, device: str | torch.de
 def _raw(dec: DecoderWeights, b: int, device: torch.device) -> dict[str, torch.Tensor]:
     """The stored (unfolded) MLP weights of block b and its norm gain (ones where none is stored)."""
     names = dec.blocks[b]
-    out = {r: dec.store.get(names[r]).to(device, torch.float32) for r in ROLES}
-    out["gain"] = (
-        dec.store.get(names["norm"]).to(device, torch.float32)
-        if "norm" in names
-        else torch.ones(out["gate"].shape[1], device=device)
-    )
+    out = {r: dec.tensor(names[r], device) for r in ROLES}
+    gain = dec.tensor(names["norm"], device) if "norm" in names else None
+    width = out["gate"].shape[1]
+    out["gain"] = gain if gain is not None and gain.shape == (width,) else torch.ones(width, device=device)
     return out

@@ -128,13 +128,16 @@ class DecoderWeights:
     def block(self, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(G, U, Dᵀ) of block b, [n, H] float32 each, the MLP's norm gain folded into G and U."""
         names = self.blocks[b]
-        g = self.store.get(names["gate"]).to(device, torch.float32)
-        u = self.store.get(names["up"]).to(device, torch.float32)
-        d = self.store.get(names["down"]).to(device, torch.float32).T
+        g, u, d = (self.tensor(names[r], device) for r in ("gate", "up", "down"))
         if "norm" in names:
-            gain = self.store.get(names["norm"]).to(device, torch.float32)
-            g, u = g * gain, u * gain
-        return g, u, d
+            gain = self.tensor(names["norm"], device)
+            if gain.shape == (g.shape[1],):
+                g, u = g * gain, u * gain
+        return g, u, d.T
+
+    def tensor(self, name: str, device: torch.device) -> torch.Tensor:
+        """A stored tensor as float32, NaN and ±Inf read as 0 (a hostile file decides nothing by them)."""
+        return torch.nan_to_num(self.store.get(name).to(device, torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def read_decoder(source: Any) -> DecoderWeights:
@@ -163,7 +166,10 @@ def read_decoder(source: Any) -> DecoderWeights:
     embed = min(embeds, key=lambda n: ("base_layer" in n, len(n), n))
     width = store.shapes[embed][0][1]
     for names in blocks:
-        (n, h), (n2, h2), (h3, n3) = (store.shapes[names[r]][0] for r in ("gate", "up", "down"))
+        shapes = [tuple(store.shapes[names[r]][0]) for r in ("gate", "up", "down")]
+        if any(len(sh) != 2 for sh in shapes):
+            raise NoMaterial(f"{store.name}: the MLP of {names['gate']} is not made of matrices")
+        (n, h), (n2, h2), (h3, n3) = shapes
         if not (h == h2 == h3 == width and n == n2 == n3):
             raise NoMaterial(f"{store.name}: the MLP of {names['gate']} does not read the embedding's width {width}")
     return DecoderWeights(store, embed, blocks)
@@ -234,7 +240,7 @@ def residual_rotation(
 ) -> tuple[torch.Tensor, float]:
     """R taking the suspect's residual basis to the parent's, fitted on a seeded sample of the
     shared vocabulary's embeddings, and the relative residual ‖E_S·R − E_P‖/‖E_P‖ of the fit."""
-    e_p, e_s = parent.store.get(parent.embed), suspect.store.get(suspect.embed)
+    e_p, e_s = parent.tensor(parent.embed, torch.device("cpu")), suspect.tensor(suspect.embed, torch.device("cpu"))
     vocab = min(e_p.shape[0], e_s.shape[0])
     rows = torch.randperm(vocab, generator=gen)[: min(vocab, EMBED_SAMPLE)].sort().values
     e_p, e_s = e_p[rows].to(device, torch.float32), e_s[rows].to(device, torch.float32)
@@ -346,7 +352,7 @@ def sketch_parent(
     dev = torch.device(device)
     dec = read_decoder(parent)
     gen = torch.Generator().manual_seed(seed)
-    e = dec.store.get(dec.embed)
+    e = dec.tensor(dec.embed, torch.device("cpu"))
     vocab = int(e.shape[0])
     rows = torch.randperm(vocab, generator=gen)[: min(vocab, embed_rows)].sort().values
     picks, ns, unit_rows = [], [], []
@@ -385,7 +391,7 @@ def parent_lineage(
 
     if sk.width != s_dec.width:
         return empty(f"residual widths differ ({sk.width} and {s_dec.width})")
-    e_s = s_dec.store.get(s_dec.embed)
+    e_s = s_dec.tensor(s_dec.embed, torch.device("cpu"))
     keep = sk.embed_rows < e_s.shape[0]  # the shared vocabulary: token ids both have
     if int(keep.sum()) < sk.width:
         return empty(f"too few shared tokens to align the residual streams ({int(keep.sum())})")
