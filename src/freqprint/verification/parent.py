@@ -5,6 +5,10 @@ pruned or merged model — "is this derived from that released decoder?".  There
 parent's weights are the evidence, and a thief holds the decoder's whole symmetry group
 (:mod:`freqprint.attacks.decoder`).
 
+**The parent is read once into a sketch** (:func:`sketch_parent`, :class:`ParentSketch`): the
+seeded samples of its token embeddings and of each block's units — what a registry stores
+instead of the file.
+
 **Reading** (:func:`read_decoder`).  Both files are read as Llama-architecture decoders by their
 tensor names (Hugging Face, llama.cpp's GGUF, peft's ``base_layer``, any prefix): the token
 embedding E ∈ R^{V×H} and, per block ℓ, the MLP's gate and up rows with the MLP's RMSNorm gain
@@ -14,8 +18,8 @@ Folding cancels the per-channel scaling through the norms.
 **Residual alignment.**  A thief may rotate the residual stream (E ← E·Qᵀ, readers W ← W·Qᵀ,
 writers D ← Q·D: any orthogonal Q once the gains are folded).  The vocabulary is shared, so
 ``R = argmin_{RᵀR = I} ‖E_S·R − E_P‖_F`` (orthogonal Procrustes, ``R = U·Vᵀ`` from the SVD of
-``E_Sᵀ·E_P`` over a seeded sample of the first ``min(V_P, V_S)`` tokens) brings G_S·R, U_S·R and
-D_Sᵀ·R into the parent's basis.  R depends on the embeddings only, so the MLP units' permutations
+``E_Sᵀ·E_P`` over a seeded sample of the parent's tokens that the suspect also has, ids below
+V_S) brings G_S·R, U_S·R and D_Sᵀ·R into the parent's basis.  R depends on the embeddings only, so the MLP units' permutations
 leave it unchanged (what tier 1 needs).
 
 **Unit score.**  For parent unit i and suspect unit j of one block (rows normalised)::
@@ -36,7 +40,9 @@ points ``F = #{i : a(i) = i}`` satisfies, for every k,
     P[F ≥ k] ≤ C(m, k)·(n − k)!/n!
 
 (a union over the k-sets of sampled units: each is fixed with probability (n − k)!/n! by a uniform
-permutation, or 0 when a repeats a value).  Across blocks: Bonferroni.  Every derivative that
+permutation, or 0 when a repeats a value).  A suspect of another depth (a layer-dropped student)
+offers each parent block up to three counterpart blocks at the same relative depth: the block
+pays for them.  Across blocks: Bonferroni.  Every derivative that
 keeps the unit order — fine-tunes, LoRA merges, quantization, pruning, merges of two children,
 a rotated or rescaled stream — has F close to m, so p ≈ n^{−m} per block.
 
