@@ -322,3 +322,37 @@ def test_hostile_decoders_are_refused_or_decided_without_a_bug(family, tmp_path)
     wide = {k: v for k, v in sd.items()}
     wide["model.layers.0.post_attention_layernorm.weight"] = torch.ones(7)  # a gain of the wrong length: not folded
     assert parent_lineage(parent, wide, units=32).found
+
+
+def widen(model: LlamaForCausalLM, k: int = 16) -> LlamaForCausalLM:
+    """A thief's zero-cost widening: k units of every MLP split in two, the down column shared out."""
+    cfg = copy.deepcopy(model.config)
+    cfg.intermediate_size += k
+    wide = LlamaForCausalLM(cfg).eval()
+    sd = {}
+    for key, v in model.state_dict().items():
+        if "gate_proj" in key or "up_proj" in key:
+            v = torch.cat([v, v[:k]], 0)
+        elif "down_proj" in key:
+            v = torch.cat([v, v[:, :k] / 2], 1)
+            v[:, :k] /= 2
+        sd[key] = v
+    wide.load_state_dict(sd)
+    return wide
+
+
+def test_widened_mlps_are_merged_back_for_both_tests(family):
+    """Splitting units (the function unchanged) once set the unit-order p to 1 and made the delta
+    test refuse the suspect: split units are merged back before either test reads them."""
+    from freqprint.verification.delta import delta_lineage, seed_delta
+
+    base, child, independent = family
+    wide = widen(child)
+    x = markov(9)[:2]
+    with torch.no_grad():
+        assert torch.allclose(wide(input_ids=x).logits, child(input_ids=x).logits, atol=1e-4)
+    rep = parent_lineage(base, wide, units=64)
+    assert rep.found and rep.basis == "unit order" and rep.log10_p < -50
+    owner = train(seed_delta(copy.deepcopy(base), "owner secret", 0.02), 20, seed=1, lr=1e-3)
+    assert delta_lineage(base, widen(owner), "owner secret").log10_p < -20
+    assert not parent_lineage(base, widen(independent), units=64).found

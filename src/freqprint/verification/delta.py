@@ -137,7 +137,7 @@ def delta_lineage(
     def empty(reason: str) -> DeltaReport:
         return DeltaReport(False, 0.0, 0.0, alpha, scale, 0, math.nan, *names, reason=reason, seconds=time.perf_counter() - t0)
 
-    if b_dec.width != s_dec.width or len(b_dec.blocks) != len(s_dec.blocks):
+    if b_dec.width != s_dec.width or len(b_dec.blocks) != len(s_dec.blocks):  # unit counts may differ: matched below
         return empty(
             f"the suspect's shape differs from the base's ({len(s_dec.blocks)} blocks of width {s_dec.width} "
             f"against {len(b_dec.blocks)} of {b_dec.width})"
@@ -166,7 +166,7 @@ def delta_lineage(
             size += float(b_w.double().square().sum())
         tested += 1
     if tested == 0:
-        return empty("no block of the suspect has the base's width")
+        return empty("no block to compare")
     if moved <= 1e-12 * size:  # float rounding of the alignment: no change to test
         return empty("the suspect equals the base (to float rounding)")
     z = num / math.sqrt(var)
@@ -188,14 +188,13 @@ def delta_lineage(
 def _aligned_blocks(
     b_dec: DecoderWeights, s_dec: DecoderWeights, rot: torch.Tensor, dev: torch.device
 ) -> Iterator[tuple[int, dict[str, torch.Tensor], list[tuple[str, torch.Tensor, torch.Tensor]]]]:
-    """Per block of equal width: the base's raw weights and, per role, the suspect's folded
+    """Per block: the base's raw weights and, per role, the suspect's folded
     weights in the base's basis, unit order and unit scale, beside the base's folded weights —
     every step a function of the suspect and the base alone."""
-    for b in range(len(b_dec.blocks)):
-        if b >= len(s_dec.blocks) or b_dec.units(b) != s_dec.units(b):
-            continue
-        raw_b = _raw(b_dec, b, dev)
-        g_b, u_b, d_b = b_dec.block(b, dev)  # folded: W·diag(gain), Dᵀ
+    for b in range(min(len(b_dec.blocks), len(s_dec.blocks))):
+        gate, up, down_t, gain = b_dec.raw_block(b, dev)
+        raw_b = {"gate": gate, "up": up, "down": down_t.T, "gain": gain}
+        g_b, u_b, d_b = gate * gain, up * gain, down_t  # folded: W·diag(gain), Dᵀ
         g_s, u_s, d_s = (x @ rot for x in s_dec.block(b, dev))
         # the suspect's units in the base's order: best score (S is close to B when derived)
         par = tuple(_unit_rows(x) for x in (g_b, u_b, d_b))
@@ -228,13 +227,3 @@ def delta_similarity(base: Any, owner: Any, suspect: Any, device: str | torch.de
     n0 = math.sqrt(sum(float(changes[0][k].double().square().sum()) for k in keys))
     n1 = math.sqrt(sum(float(changes[1][k].double().square().sum()) for k in keys))
     return dot / max(n0 * n1, 1e-300)
-
-
-def _raw(dec: DecoderWeights, b: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """The stored (unfolded) MLP weights of block b and its norm gain (ones where none is stored)."""
-    names = dec.blocks[b]
-    out = {r: dec.tensor(names[r], device) for r in ROLES}
-    gain = dec.tensor(names["norm"], device) if "norm" in names else None
-    width = out["gate"].shape[1]
-    out["gain"] = gain if gain is not None and gain.shape == (width,) else torch.ones(width, device=device)
-    return out

@@ -131,19 +131,47 @@ class DecoderWeights:
     def units(self, b: int) -> int:
         return int(self.store.shapes[self.blocks[b]["gate"]][0][0])
 
-    def block(self, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(G, U, Dᵀ) of block b, [n, H] float32 each, the MLP's norm gain folded into G and U."""
+    def raw_block(self, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W_gate, W_up, W_downᵀ, gain) of block b as stored, [n, H] float32 and [H] (ones where
+        no gain of the right length is stored), with split units merged back (:func:`merge_split_units`)."""
         names = self.blocks[b]
         g, u, d = (self.tensor(names[r], device) for r in ("gate", "up", "down"))
-        if "norm" in names:
-            gain = self.tensor(names["norm"], device)
-            if gain.shape == (g.shape[1],):
-                g, u = g * gain, u * gain
-        return g, u, d.T
+        gain = self.tensor(names["norm"], device) if "norm" in names else None
+        if gain is None or gain.shape != (g.shape[1],):
+            gain = torch.ones(g.shape[1], device=device)
+        g, u, dt = merge_split_units(g, u, d.T)
+        return g, u, dt, gain
+
+    def block(self, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(G, U, Dᵀ) of block b, [n, H] float32 each, the MLP's norm gain folded into G and U."""
+        g, u, dt, gain = self.raw_block(b, device)
+        return g * gain, u * gain, dt
 
     def tensor(self, name: str, device: torch.device) -> torch.Tensor:
         """A stored tensor as float32, NaN and ±Inf read as 0 (a hostile file decides nothing by them)."""
         return torch.nan_to_num(self.store.get(name).to(device, torch.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def merge_split_units(g: torch.Tensor, u: torch.Tensor, dt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A widened MLP read back: units that share a gate row exactly and whose up rows are parallel
+    (``u_k = a_k·u_r``) compute ``silu(g·x)·(u_r·x)`` times ``a_k``, so one unit with down column
+    ``Σ_k a_k·d_k`` computes their sum — a thief's zero-cost widening (a unit split in two with
+    its down column shared out) undone.  Kept first-occurrence order; independently trained
+    units never share a gate row, so the tiers' nulls are untouched."""
+    uniq, inverse, counts = torch.unique(g, dim=0, return_inverse=True, return_counts=True)
+    if uniq.shape[0] == g.shape[0]:
+        return g, u, dt
+    n = g.shape[0]
+    first = torch.full((uniq.shape[0],), n, dtype=torch.long).scatter_reduce(0, inverse, torch.arange(n), "amin")
+    rep = first[inverse]  # each unit's group representative
+    a = (u * u[rep]).sum(1) / u[rep].square().sum(1).clamp_min(1e-30)
+    parallel = (u - a[:, None] * u[rep]).norm(dim=1) <= 1e-3 * u.norm(dim=1).clamp_min(1e-30)
+    ok = torch.ones(uniq.shape[0], dtype=torch.bool).scatter_reduce(0, inverse, parallel, "amin")
+    merge = ok[inverse] & (counts[inverse] > 1)  # units of groups merged as a whole
+    target = torch.where(merge, rep, torch.arange(n))
+    d_new = torch.zeros_like(dt).index_add_(0, target, dt * torch.where(merge, a, torch.ones_like(a))[:, None])
+    keep = ~merge | (rep == torch.arange(n))
+    return g[keep], u[keep], d_new[keep]
 
 
 def read_decoder(source: Any) -> DecoderWeights:
@@ -427,7 +455,7 @@ def parent_lineage(
         best: BlockResult | None = None
         for c in cands:
             top, arg = _scores(par, suspect_block(c)).max(dim=1)
-            same = s_dec.units(c) == n  # the unit order means something only at equal width
+            same = suspect_block(c)[0].shape[0] == n  # the unit order means something only at equal width (split units merged)
             fixed = int((arg.cpu() == pick).sum()) if same else 0
             lfix = min(0.0, log_fixed_tail(fixed, len(pick), n) + math.log(len(cands))) if same else 0.0
             matched = float((top >= MATCH_SCORE).float().mean())
