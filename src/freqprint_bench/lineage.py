@@ -55,6 +55,12 @@ class Node:
     kind: str = ""
 
 
+def _add(nodes: dict[str, Node], name: str, model_or_sd: Any, parents: list[str], kind: str) -> None:
+    """A tree node from a model (its state copied) or a state dict."""
+    sd = _state(model_or_sd) if isinstance(model_or_sd, nn.Module) else model_or_sd
+    nodes[name] = Node(name, sd, parents, kind)
+
+
 def _byte_batches(texts: list[str], length: int, batch: int, seed: int) -> list[torch.Tensor]:
     """The texts as one UTF-8 byte stream, cut into [batch, length] token blocks (seeded order)."""
     data = np.frombuffer("\n".join(texts).encode("utf-8"), dtype=np.uint8).astype(np.int64)
@@ -309,8 +315,7 @@ def run_tiny(
     nodes: dict[str, Node] = {}
 
     def add(name: str, model_or_sd: Any, parents: list[str], kind: str) -> None:
-        sd = _state(model_or_sd) if isinstance(model_or_sd, nn.Module) else model_or_sd
-        nodes[name] = Node(name, sd, parents, kind)
+        _add(nodes, name, model_or_sd, parents, kind)
 
     a = _train(_new(cfg, 0), own, steps, 3e-3, seed=0)
     add("A", a, [], "root, trained from scratch")
@@ -385,8 +390,7 @@ def run_smollm2(tmp: Path, steps: int = 12, units: int = 128, log: Callable[[str
     nodes: dict[str, Node] = {"SmolLM2": Node("SmolLM2", path, [], "the released GGUF (Q4_1)")}
 
     def add(name: str, model_or_sd: Any, parents: list[str], kind: str) -> None:
-        sd = _state(model_or_sd) if isinstance(model_or_sd, nn.Module) else model_or_sd
-        nodes[name] = Node(name, sd, parents, kind)
+        _add(nodes, name, model_or_sd, parents, kind)
 
     c1 = _train(copy.deepcopy(base), foreign, steps, 3e-5, seed=1)
     add("S/sft-foreign", c1, ["SmolLM2"], f"SFT {steps} AdamW steps on de/it/es fortunes")
@@ -456,6 +460,7 @@ def run_delta(
     ]
     plain = _train(copy.deepcopy(base), owner_data, steps, lr, seed=7)  # the owner's fine-tune without a delta
     plain_bits = _bits_per_token(plain, held_out)
+    owner_change = _state(plain)  # the raw change an owner without a delta has (the siblings' cosines)
     del plain
     rows: list[dict[str, Any]] = []
     for scale in scales:
@@ -499,7 +504,6 @@ def run_delta(
         for j in range(secrets):
             zs.append(delta_lineage(base, sd, f"null secret {i}/{j}").z)
     zs_arr = np.asarray(zs)
-    owner_change = _state(_train(copy.deepcopy(base), owner_data, steps, lr, seed=7))
     sib_cos = [delta_similarity(base, owner_change, sd) for sd in sib]
     copy_names = [r["copy"] for r in rows if r["copy"] != "(cost)" and r["copy"] != "owner's release"]
     threshold = {
