@@ -35,6 +35,8 @@ _EXPORTS: dict[str, str] = {
     "lineage": "freqprint.verification.backbone",
     "ParentReport": "freqprint.verification.parent",
     "parent_lineage": "freqprint.verification.parent",
+    "LineageTree": "freqprint.verification.tree",
+    "lineage_tree": "freqprint.verification.tree",
     "ClaimBundle": "freqprint.verification.claim",
     "create_claim": "freqprint.verification.claim",
     "check_claim": "freqprint.verification.claim",
@@ -94,6 +96,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from freqprint.verification.key import FingerprintKey, extract
     from freqprint.verification.parent import ParentReport, parent_lineage
     from freqprint.verification.provenance import TraceReport, trace, trace_files
+    from freqprint.verification.tree import LineageTree, lineage_tree
     from freqprint.verification.verifier import VerificationReport, verify
     from freqprint.workflows import FitResult, embed, fit_plain
 
@@ -109,6 +112,7 @@ __all__ = [
     "InvalidArgument",
     "KeyStore",
     "LineageReport",
+    "LineageTree",
     "OwnerInit",
     "ParentReport",
     "Recipe",
@@ -134,6 +138,7 @@ __all__ = [
     "invariant_frequencies",
     "inverse_revised_dft",
     "lineage",
+    "lineage_tree",
     "list_models",
     "load_model",
     "parent_lineage",

@@ -212,3 +212,41 @@ def lineage_cmd(
             t.add_row(k, v)
         out_console.print(t)
     raise typer.Exit(0 if found else 1)
+
+
+@app.command("lineage-tree")
+def lineage_tree_cmd(
+    models: list[Path] = typer.Argument(..., help="two or more decoders (.gguf, .safetensors, sharded or Hugging Face folders)"),
+    alpha: float = typer.Option(1e-6, help="significance level of the pairwise test that joins models into families"),
+    units: int = typer.Option(256, help="reference MLP units sampled per block for the coordinates"),
+    seed: int = typer.Option(0, help="seed of the unit samples"),
+    device: str = DeviceOpt,
+    as_json: bool = typer.Option(False, "--json", help="print the tree as JSON"),
+) -> None:
+    """Which of MODELS derives from which: families by `freqprint lineage`'s test, then each
+    family's tree (direct parents, merges, the root) estimated from aligned weight distances and
+    direction cues (depth, pruning, quantization, kurtosis).  An estimate, not a p-value:
+    docs/benchmarks.md §14e measures its edge accuracy.
+    Exit 0 = some model derives from another, 1 = none does, 2 = error."""
+    from freqprint.verification.tree import lineage_tree
+
+    tree = lineage_tree({str(m): m for m in models}, alpha=alpha, units=units, seed=seed, device=device)
+    if as_json:
+        out_console.print_json(json.dumps(tree.to_dict()))
+    else:
+        t = Table(title="lineage tree", show_header=True)
+        for col in ("model", "parent", "distance", "direction cue"):
+            t.add_column(col)
+        by_child = {e.child: e for e in tree.edges}
+        for fam in tree.families:
+            for n in fam:
+                e = by_child.get(n)
+                if e is None:
+                    t.add_row(n, "(root)" if len(fam) > 1 else "(unrelated to the others)", "", "")
+                else:
+                    t.add_row(
+                        n, " + ".join(tree.parents[n]) + (" (merge)" if e.merge else ""), f"{e.distance:.4f}", e.cue or "none"
+                    )
+            t.add_section()
+        out_console.print(t)
+    raise typer.Exit(0 if tree.edges else 1)

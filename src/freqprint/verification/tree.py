@@ -1,0 +1,512 @@
+"""Lineage trees: which of a set of decoders derives from which (MoTHer's question, Horwitz et al. 2025).
+
+:func:`~freqprint.verification.parent.parent_lineage` answers "is B derived from A?" with a
+p-value.  A hub holding many uploads asks for the tree: the *direct* parent of each.  No test gives
+that an exact error probability — it is an estimate, and this module says which evidence it
+weighs and where it fails (docs/benchmarks.md §14e measures it).
+
+1. **Families.**  Models are joined when ``parent_lineage`` finds one derived from the other (in
+   either direction); each connected component is a family, and each family gets its own tree.
+2. **Common coordinates.**  Every member is brought into the basis of the family's reference
+   (the member related to most others): the residual rotation from the shared vocabulary's
+   embeddings, each sampled reference unit's best-scoring unit (``s`` of ``parent.py``) with its
+   up/down scale fitted back, then the rotation refitted by Procrustes on the matched MLP rows.
+   A member whose stored coordinates are as close as the fitted ones (within ``SNAP``) keeps
+   them: a fine-tune does not rotate its parent, and a fitted rotation only adds noise.  A member
+   of other depth has its blocks mapped one-to-one to the reference blocks they match best.
+3. **Distance.**  ``d(u, v) = ‖x_u − x_v‖ / ‖x_ref‖`` over the blocks both have (MLP gate, up and
+   down rows, norm gains folded).  A pair with a *fitted* member is aligned directly, one into
+   the other's coordinates: two rotations fitted to the reference each carry their own error,
+   which can exceed a rotated copy's true distance to its source (zero).
+4. **Merges.**  ``m`` is a linear merge of ``p`` and ``q`` when ``x_m = α·x_p + (1 − α)·x_q + r``
+   with ``α ∈ [0.1, 0.9]`` and ``‖r‖ ≤ MERGE_RESIDUAL·min_j d(m, j)`` (the smallest residual;
+   among exact ties, the nearer pair: a linear and a task-arithmetic merge of one pair make a
+   parallelogram whose two diagonals both pass through m).  Its parents are then ``p`` and ``q``,
+   its in-edge may come from them only, and it is a parent of another member only if that member
+   is ``MERGE_CHILD`` times nearer to it than to any other: a midpoint is near every relative of
+   its parents, so nearness alone makes it a false hub.  A task-arithmetic merge ``p + q − o`` is
+   not singled out (each corner of that parallelogram is the same combination of the other
+   three); the arborescence puts it under the nearer of its parents.
+5. **Direction cues**, each read only where it means something: *depth* (a member with more
+   distinct blocks comes first — a layer-dropped student keeps a subset of its teacher's blocks;
+   duplicated blocks, as depth up-scaling makes, do not count); *pruning* (between members read
+   in their stored coordinates: v has more exact zeros and every other sampled weight
+   bit-identical to u's — a fine-tune of the pruned model moves them all, so it is not taken
+   for the parent); then *excess kurtosis* of the stored weights, gains folded: a fine-tune
+   adds a change N lighter-tailed than the weights X, and for independent X and N
+   ``κ(X + N) = (κ_X·σ_X⁴ + κ_N·σ_N⁴)/(σ_X² + σ_N²)²``, below κ_X when κ_N < κ_X — the child is
+   flatter (a quantization adds uniform noise, κ = −1.2: flatter too).  Across a change of basis
+   the same statistic says which copy is in the basis training made: Adam's per-coordinate
+   steps leave a trained decoder heavy-tailed in its own basis, and a random rotation of the
+   residual stream makes the copy's weights more Gaussian.  The premise fails for a parent in its
+   first steps of training (its fine-tune goes on the same trajectory: N is not independent of
+   X); ``scripts/tree_kurtosis.py`` measures where.
+6. **Events.**  An edge costs its distance plus the family's largest distance for each event it
+   needs: against its direction cue, a change of basis (members whose coordinates were fitted
+   form classes of equal transforms), a change of depth, a merge as a far parent.  A thief's
+   rotation is one event, and the tree with the fewest events is preferred.
+7. The **minimum spanning arborescence** (Edmonds, ``networkx``) of these costs: each member's
+   parent, and the root (a root pays no in-edge, so the member whose every in-edge needs an
+   event is the root).
+
+What it cannot see: the direction between function-identical copies in different bases (no cue
+is read across a basis change; parsimony puts the copy under its source), a continued training
+that passed near a sibling trained on the same text (it reads as the sibling's child: the one
+error in the fixed tiny tree), an early-training parent (step 5), and anything made without
+inheriting weights (distillation into a fresh student).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from freqprint.errors import InvalidArgument
+from freqprint.verification.parent import (
+    DecoderWeights,
+    _counterparts,
+    _procrustes,
+    _scores,
+    _unit_rows,
+    parent_lineage,
+    read_decoder,
+    residual_rotation,
+)
+
+__all__ = ["LineageTree", "TreeEdge", "lineage_tree"]
+
+SNAP = 1.05  # keep the stored coordinates when they are within 5 % of the fitted ones
+MERGE_RESIDUAL = 0.5  # a merge's residual, relative to its nearest member
+ZERO_CUE = 1e-3  # a pruned child has at least this fraction more exact zeros than its parent
+KURTOSIS_CUE = 1e-6  # a relative difference in excess kurtosis that decides it (float64 sums: far above rounding)
+KURTOSIS_BASIS_CUE = 0.25  # ... between two bases (two random rotations of one model differ by 10 % and more by chance)
+KURTOSIS_BASIS_FLOOR = 0.1  # ... and at least this much (near-Gaussian weights: no native basis to tell)
+MERGE_CHILD = 0.5  # a merge is a parent only of a member this much nearer to it than to any other
+
+
+@dataclass
+class TreeEdge:
+    parent: str
+    child: str
+    distance: float
+    cue: str  # "depth", "pruning", "quantization", "kurtosis", "merge" or "" (none): what says the parent came first
+    merge: bool = False  # the child is a linear merge of this parent and another
+
+
+@dataclass
+class LineageTree:
+    families: list[list[str]]  # connected by parent_lineage's verdicts; singletons included
+    parents: dict[str, list[str]]  # each model's direct parents (two for a merge); [] for a root
+    edges: list[TreeEdge]
+    distances: dict[str, dict[str, float]]  # within each family
+    reference: dict[str, str]  # each model's family reference
+    fitted: list[str]  # members brought into the reference's basis by a fitted transform
+    seconds: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def roots(self) -> list[str]:
+        return [n for n, p in self.parents.items() if not p]
+
+    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not include_timing:
+            d.pop("seconds")
+        return d
+
+    def summary(self) -> str:
+        lines = []
+        for fam in self.families:
+            lines.append(f"family of {len(fam)} (reference {self.reference[fam[0]]}):")
+            for n in fam:
+                p = self.parents[n]
+                lines.append(f"  {n}  <-  {' + '.join(p) if p else '(root)'}")
+        return "\n".join(lines)
+
+
+@dataclass
+class _Member:
+    name: str
+    blocks: dict[int, torch.Tensor]  # reference block -> [m, 3H] aligned rows of the sampled units
+    zeros: dict[int, float]  # per reference block, of the stored MLP weights
+    kurtosis: dict[int, float]  # as stored
+    kurtosis_folded: dict[int, float]  # norm gains folded
+    fitted: bool
+    distinct: int  # blocks that are not copies of another of its blocks
+    raw: dict[int, torch.Tensor]  # reference block -> [m, 2H] gate and up rows as stored (units at the picks)
+    transform: tuple[torch.Tensor, dict[int, torch.Tensor]] | None  # (rotation, unit order per reference block)
+
+
+def _kurtosis(w: torch.Tensor) -> float:
+    c = w - w.mean()
+    var = float(c.square().mean())
+    return float(c.pow(4).mean()) / var**2 - 3.0 if var > 0 else 0.0
+
+
+def _stats(g: torch.Tensor, u: torch.Tensor, dt: torch.Tensor, gain: torch.Tensor) -> tuple[float, float, float]:
+    """(fraction of exact zeros, excess kurtosis as stored, excess kurtosis with the norm gains
+    folded) of one block's MLP weights.  Folded, the norm-scaling symmetry changes nothing (the
+    statistic across bases); as stored, a fine-tune's change is N added to W (within a basis: a
+    fine-tune also moves the gains, and folding multiplies W by that move, which the premise of
+    step 5 does not cover)."""
+    raw = torch.cat([g.flatten(), u.flatten(), dt.flatten()]).double()
+    folded = torch.cat([(g * gain).flatten(), (u * gain).flatten(), dt.flatten()]).double()
+    return float((raw == 0).double().mean()), _kurtosis(raw), _kurtosis(folded)
+
+
+def _stored_stats(dec: DecoderWeights, b: int, dev: torch.device) -> tuple[float, float, float]:
+    """:func:`_stats` of block b as stored."""
+    return _stats(*dec.raw_block(b, dev))
+
+
+def _rows(g: torch.Tensor, u: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    return torch.cat([g, u, d], dim=1)
+
+
+def _member(
+    name: str,
+    ref: DecoderWeights,
+    dec: DecoderWeights,
+    picks: list[torch.Tensor],
+    ref_rows: list[torch.Tensor],
+    dev: torch.device,
+) -> _Member:
+    """``dec`` in ``ref``'s coordinates (module docstring, step 2)."""
+    rot0, _ = residual_rotation(ref, dec, torch.Generator().manual_seed(0), dev)
+    lr, lm = len(ref.blocks), len(dec.blocks)
+    h = dec.width
+    ref_units = [tuple(r.split(h, dim=1)) for r in ref_rows]  # the reference's sampled (G, U, Dᵀ) rows
+    blocks, stored_stats, stored_rows = [], [], []
+    for k in range(lm):  # each block read once
+        g, u, dt, gain = dec.raw_block(k, dev)
+        blocks.append((g * gain, u * gain, dt))
+        stored_stats.append(_stats(g, u, dt, gain))
+        stored_rows.append((g, u))
+    # each member block -> the reference block (among its counterparts) it matches best
+    best: dict[int, tuple[float, int]] = {}  # member block -> (score, reference block)
+    for b in range(lr):
+        par = tuple(_unit_rows(x) for x in ref_units[b])
+        for k in _counterparts(b, lr, lm):
+            s = float(_scores(par, tuple(_unit_rows(x @ rot0) for x in blocks[k])).max(dim=1).values.mean())
+            if s > best.get(k, (-math.inf, -1))[0]:
+                best[k] = (s, b)
+    winner: dict[int, tuple[float, int]] = {}  # reference block -> (score, member block): one each
+    for k, (s, b) in best.items():
+        if s > winner.get(b, (-math.inf, -1))[0]:
+            winner[b] = (s, k)
+    mapping = {k: b for b, (_, k) in sorted(winner.items())}
+
+    def aligned(rot: torch.Tensor) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        out, orders = {}, {}
+        for k, b in mapping.items():
+            g, u, d = (x @ rot for x in blocks[k])
+            gr, ur, dr = ref_units[b]
+            order = _scores(tuple(_unit_rows(x) for x in (gr, ur, dr)), tuple(_unit_rows(x) for x in (g, u, d))).argmax(dim=1)
+            g, u, d = g[order], u[order], d[order]
+            a = (u * ur).sum(1) / (ur * ur).sum(1).clamp_min(1e-30)
+            a = torch.where(a.abs() > 1e-6, a, torch.ones_like(a))
+            out[b] = _rows(g, u / a[:, None], d * a[:, None])
+            orders[b] = order
+        return out, orders
+
+    def dist(x: dict[int, torch.Tensor]) -> float:
+        return math.sqrt(sum(float((x[b] - ref_rows[b]).double().square().sum()) for b in x))
+
+    fit, orders = aligned(rot0)
+    # refit the rotation on the matched MLP rows (the embeddings move under fine-tuning)
+    src = torch.cat([fit[b].reshape(-1, h) for b in fit])
+    dst = torch.cat([ref_rows[b].reshape(-1, h) for b in fit])
+    rot = rot0 @ _procrustes(src, dst)
+    fit, orders = aligned(rot)
+    same_units = all(dec.units(k) == ref.units(b) for k, b in mapping.items())
+    raw = {b: torch.cat([x[picks[b]] for x in stored_rows[k]], dim=1) for k, b in mapping.items()} if same_units else {}
+    if same_units:
+        stored = {b: _rows(*(x[picks[b]] for x in blocks[k])) for k, b in mapping.items()}
+        fitted = dist(stored) > SNAP * dist(fit) + 1e-12
+        if not fitted:
+            fit, rot, orders = stored, torch.eye(h, device=dev), {b: picks[b] for b in mapping.values()}
+    else:
+        fitted = True
+    stats = {b: stored_stats[k] for k, b in mapping.items()}
+    gates = [x[0] for x in blocks]
+    copies = sum(
+        any(
+            gates[j].shape == gates[k].shape and float((gates[j] - gates[k]).norm()) <= 1e-3 * float(gates[k].norm())
+            for j in range(k)
+        )
+        for k in range(lm)
+    )
+    return _Member(
+        name,
+        fit,
+        {b: s[0] for b, s in stats.items()},
+        {b: s[1] for b, s in stats.items()},
+        {b: s[2] for b, s in stats.items()},
+        fitted,
+        lm - copies,
+        raw,
+        (rot, orders) if fitted else None,
+    )
+
+
+def _frame(dec: DecoderWeights, units: int, seed: int, dev: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """A decoder's sampled units (seeded) per block and their folded rows: coordinates to align others into."""
+    gen = torch.Generator().manual_seed(seed)
+    picks = [torch.randperm(dec.units(b), generator=gen)[: min(units, dec.units(b))] for b in range(len(dec.blocks))]
+    return picks, [_rows(*(x[picks[b]] for x in dec.block(b, dev))) for b in range(len(dec.blocks))]
+
+
+def _distance(u: _Member, v: _Member, ref_norm: dict[int, float]) -> float:
+    common = u.blocks.keys() & v.blocks.keys()
+    if not common:
+        return math.inf
+    num = sum(float((u.blocks[b] - v.blocks[b]).double().square().sum()) for b in common)
+    return math.sqrt(num / max(sum(ref_norm[b] for b in common), 1e-300))
+
+
+def _mean(x: dict[int, float]) -> float:
+    return sum(x.values()) / max(len(x), 1)
+
+
+def _flat(rows: dict[int, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([rows[b].flatten() for b in sorted(rows)])
+
+
+def _pruned(u: _Member, v: _Member) -> bool:
+    """v is a pruning of u: more exact zeros, and every other sampled weight bit-identical to u's
+    (members stored in one basis)."""
+    if not u.raw or u.raw.keys() != v.raw.keys() or not _same_basis(u, v):
+        return False
+    xu, xv = _flat(u.raw), _flat(v.raw)
+    zero = xv == 0
+    if float(zero.float().mean() - (xu == 0).float().mean()) <= ZERO_CUE:
+        return False
+    return float((xv[~zero] == xu[~zero]).float().mean()) >= 0.99
+
+
+def _grid_steps(x: torch.Tensor) -> torch.Tensor | None:
+    """Per block of 32 consecutive stored weights, the step of the grid the block lies on (GGUF's
+    quantizations store ``d·q (+ m)`` per block: every difference is a multiple of d; the smallest
+    gap seen may be many steps — a requantized model keeps its old grid's clusters — so its divisions
+    by 1…32 are tried), or None when under 80 % of the
+    blocks lie on one."""
+    if x.numel() % 32:
+        return None
+    blocks = x.double().reshape(-1, 32).sort(dim=1).values
+    gaps = blocks.diff(dim=1)
+    gap = torch.where(gaps > 0, gaps, torch.full_like(gaps, math.inf)).min(dim=1).values
+    step = torch.full_like(gap, math.nan)
+    for m in range(32, 0, -1):  # the coarsest division that fits wins (written last)
+        k = (blocks - blocks[:, :1]) / (gap / m)[:, None]
+        on = torch.isfinite(gap) & ((k - k.round()).abs() < 1e-3).all(dim=1)
+        step = torch.where(on, gap / m, step)
+    return step if float(torch.isfinite(step).double().mean()) >= 0.8 else None
+
+
+def _quantized(u: _Member, v: _Member) -> int:
+    """Between a stored-quantized member v and a full-precision u of one basis: +1 when v is u
+    rounded to v's grid (the residual fills the grid's cells: mean |u − v| about a quarter step,
+    none beyond half a step), −1 when u is v moved a little (the residual far inside the cells:
+    a fine-tune of the quantized release), 0 otherwise."""
+    if not u.raw or u.raw.keys() != v.raw.keys() or not _same_basis(u, v):
+        return 0
+    xu, xv = _flat(u.raw), _flat(v.raw)
+    sv, su = _grid_steps(xv), _grid_steps(xu)
+    if sv is None or su is not None:
+        return 0
+    ok = torch.isfinite(sv)
+    r = ((xu - xv).double().reshape(-1, 32)[ok].abs() / sv[ok][:, None]).flatten()
+    mean, beyond = float(r.mean()), float((r > 0.505).double().mean())
+    if beyond < 0.01 and 0.15 <= mean <= 0.35:
+        return 1
+    return -1 if mean < 0.1 else 0
+
+
+def _cue(u: _Member, v: _Member) -> tuple[int, str]:
+    """+1 when the weights say u came before v, −1 after, 0 undecided (step 5)."""
+    if u.distinct != v.distinct:  # a layer-dropped student keeps a subset of its teacher's blocks
+        return (1 if u.distinct > v.distinct else -1), "depth"
+    if _pruned(u, v):
+        return 1, "pruning"
+    if _pruned(v, u):
+        return -1, "pruning"
+    q = _quantized(u, v) or -_quantized(v, u)
+    if q:
+        return q, "quantization"
+    same = _same_basis(u, v)
+    ka, kb = (u.kurtosis, v.kurtosis) if same else (u.kurtosis_folded, v.kurtosis_folded)
+    common = sorted(ka.keys() & kb.keys())
+    if not common:
+        return 0, ""
+    ku = sum(ka[b] for b in common) / len(common)
+    kv = sum(kb[b] for b in common) / len(common)
+    scale = max(abs(ku), abs(kv), 1e-12)
+    if abs(ku - kv) > (KURTOSIS_CUE * scale if same else max(KURTOSIS_BASIS_CUE * scale, KURTOSIS_BASIS_FLOOR)):
+        return (1 if ku > kv else -1), "kurtosis"
+    return 0, ""
+
+
+def _same_basis(u: _Member, v: _Member) -> bool:
+    if not u.fitted and not v.fitted:
+        return True
+    if u.fitted != v.fitted or u.transform is None or v.transform is None:
+        return False
+    (ru, ou), (rv, ov) = u.transform, v.transform
+    common = sorted(ou.keys() & ov.keys())
+    if not common or float((ru - rv).norm()) / math.sqrt(ru.shape[0]) >= 0.1:
+        return False
+    return float(torch.cat([(ou[b] == ov[b]).float() for b in common]).mean()) > 0.9
+
+
+def _merges(members: list[_Member], dist: dict[tuple[str, str], float], ref_norm: dict[int, float]) -> dict[str, tuple[str, str]]:
+    """Linear merges among the members that have every reference block (step 4)."""
+    full = [m for m in members if m.blocks.keys() == ref_norm.keys()]
+    if len(full) < 3:
+        return {}
+    x = torch.stack([torch.cat([m.blocks[b].flatten() for b in sorted(ref_norm)]).double() for m in full])
+    gram = x @ x.T
+    out: dict[str, tuple[str, str]] = {}
+    scale = sum(ref_norm.values())
+    for i, m in enumerate(full):
+        nearest = min(dist[(m.name, o.name)] for o in full if o is not m)
+        if not math.isfinite(nearest) or nearest <= 0:
+            continue
+        cands: list[tuple[float, float, str, str]] = []
+        for j, k in itertools.combinations([t for t in range(len(full)) if t != i], 2):
+            # x_m − x_k = α (x_j − x_k) + r: one-dimensional least squares through the Gram matrix
+            dd = float(gram[j, j] - 2 * gram[j, k] + gram[k, k])
+            if dd <= 0:
+                continue
+            alpha = float(gram[i, j] - gram[i, k] - gram[j, k] + gram[k, k]) / dd
+            if not 0.1 <= alpha <= 0.9:
+                continue
+            yy = float(gram[i, i] - 2 * gram[i, k] + gram[k, k])
+            r = math.sqrt(max(yy - alpha**2 * dd, 0.0) / scale)
+            if r <= MERGE_RESIDUAL * nearest:
+                cands.append((r, dd, full[j].name, full[k].name))
+        if cands:
+            r0 = min(c[0] for c in cands)
+            # a parallelogram (a linear and a task-arithmetic merge of one pair) has two diagonals
+            # through m: the parents are the nearer pair, a merge's usual siblings
+            best = min((c for c in cands if c[0] <= r0 + 1e-3 * nearest), key=lambda c: c[1])
+            out[m.name] = (best[2], best[3])
+    return out
+
+
+def lineage_tree(
+    models: Mapping[str, Any] | Sequence[Any],
+    alpha: float = 1e-6,
+    units: int = 256,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> LineageTree:
+    """The lineage tree of ``models`` (a mapping name → model, state dict or file; or a sequence,
+    named by position).  ``units`` reference units per block are sampled (seeded) for the
+    coordinates; ``alpha`` is ``parent_lineage``'s threshold for joining families."""
+    if not (0 < alpha < 1):
+        raise InvalidArgument(f"alpha must be in (0, 1), got {alpha}")
+    if units < 1:
+        raise InvalidArgument(f"units must be >= 1, got {units}")
+    import networkx as nx
+
+    t0 = time.perf_counter()
+    named = dict(models) if isinstance(models, Mapping) else {str(i): m for i, m in enumerate(models)}
+    if len(named) < 2:
+        raise InvalidArgument("a lineage tree needs at least two models")
+    dev = torch.device(device)
+    names = list(named)
+    related = nx.Graph()
+    related.add_nodes_from(names)
+    for a, b in itertools.combinations(names, 2):
+        if parent_lineage(named[a], named[b], alpha=alpha, units=min(units, 128), seed=seed, device=dev).found:
+            related.add_edge(a, b)
+    families = [sorted(c, key=names.index) for c in nx.connected_components(related)]
+    families.sort(key=lambda f: names.index(f[0]))
+    parents: dict[str, list[str]] = {n: [] for n in names}
+    edges: list[TreeEdge] = []
+    distances: dict[str, dict[str, float]] = {}
+    reference: dict[str, str] = {}
+    fitted: list[str] = []
+    stats: dict[str, dict[str, float]] = {}
+    merges_all: dict[str, list[str]] = {}
+    for fam in families:
+        ref_name = max(fam, key=lambda n: (related.degree(n), -names.index(n)))
+        for n in fam:
+            reference[n] = ref_name
+        if len(fam) == 1:
+            continue
+        decs = {n: read_decoder(named[n]) for n in fam}
+        picks, ref_rows = _frame(decs[ref_name], units, seed, dev)
+        ref_norm = {b: float(r.double().square().sum()) for b, r in enumerate(ref_rows)}
+        members = [_member(n, decs[ref_name], decs[n], picks, ref_rows, dev) for n in fam]
+        fitted += [m.name for m in members if m.fitted]
+        for m in members:
+            stats[m.name] = {
+                "zeros": sum(m.zeros.values()) / len(m.zeros),
+                "excess_kurtosis": _mean(m.kurtosis),
+                "excess_kurtosis_folded": _mean(m.kurtosis_folded),
+                "blocks": len(m.blocks),
+            }
+        dist = {(u.name, v.name): _distance(u, v, ref_norm) for u in members for v in members if u is not v}
+        frames: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        for u, v in itertools.combinations(members, 2):
+            if u.fitted or v.fitted:  # each fitted to the reference on its own: measure the pair directly
+                host, moved = (v, u) if v.fitted else (u, v)  # a fitted one into the other's coordinates
+                if host.name not in frames:
+                    frames[host.name] = _frame(decs[host.name], units, seed, dev)
+                fp, fr = frames[host.name]
+                x = _member(moved.name, decs[host.name], decs[moved.name], fp, fr, dev).blocks
+                num = sum(float((x[k] - fr[k]).double().square().sum()) for k in x)
+                den = sum(float(fr[k].double().square().sum()) for k in x)
+                dist[(u.name, v.name)] = dist[(v.name, u.name)] = math.sqrt(num / max(den, 1e-300)) if x else math.inf
+        for u in members:
+            distances[u.name] = {v.name: dist[(u.name, v.name)] for v in members if v is not u}
+        merges = _merges(members, dist, ref_norm)
+        merges_all.update({k: list(v) for k, v in merges.items()})
+        top = max((d for d in dist.values() if math.isfinite(d)), default=1.0)
+        kmax = max(_mean(m.kurtosis_folded) for m in members)
+        kscale = max(kmax - min(_mean(m.kurtosis_folded) for m in members), 1e-12)
+        g = nx.DiGraph()
+        g.add_nodes_from(fam)
+        cues: dict[tuple[str, str], str] = {}
+        for u, v in itertools.permutations(members, 2):
+            d = dist[(u.name, v.name)]
+            if not math.isfinite(d):
+                continue
+            if v.name in merges and u.name not in merges[v.name]:
+                continue  # a merge's in-edge comes from its parents
+            if u.name in merges and v.name in merges[u.name]:
+                continue
+            merge_edge = v.name in merges
+            sign, cue = (1, "merge") if merge_edge else _cue(u, v)
+            hub = u.name in merges and d > MERGE_CHILD * min(dist[(w.name, v.name)] for w in members if w is not u and w is not v)
+            events = (sign < 0) + (not _same_basis(u, v)) + (u.blocks.keys() != v.blocks.keys()) + hub
+            # among equally near parents, the one in the most native basis (heaviest-tailed) first
+            cost = d + top * events + 1e-6 * top * (kmax - _mean(u.kurtosis_folded)) / kscale
+            cues[(u.name, v.name)] = cue if sign > 0 else ""
+            g.add_edge(u.name, v.name, weight=cost)
+        try:
+            arb = nx.minimum_spanning_arborescence(g, attr="weight", preserve_attrs=True)
+        except nx.NetworkXException:  # no spanning arborescence (a member comparable to none)
+            arb = nx.DiGraph()
+        tree_parent = {v: u for u, v in arb.edges()}
+        for v, u in sorted(tree_parent.items(), key=lambda e: (names.index(e[0]), e[1])):
+            merge = v in merges
+            parents[v] = list(merges[v]) if merge else [u]
+            edges.append(TreeEdge(u, v, dist[(u, v)], cues.get((u, v), ""), merge))
+    return LineageTree(
+        families,
+        parents,
+        edges,
+        distances,
+        reference,
+        fitted,
+        seconds=time.perf_counter() - t0,
+        detail={"units": units, "seed": seed, "alpha": alpha, "stored": stats, "merges": merges_all},
+    )

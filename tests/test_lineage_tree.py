@@ -1,0 +1,90 @@
+"""Lineage trees (`freqprint lineage-tree`, :mod:`freqprint.verification.tree`) on tiny Llama
+decoders built in the test: an unrelated model kept apart, a GGUF export, a pruned copy, a linear
+merge and a symmetry-group copy each put under its own parent, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from safetensors.torch import save_file
+
+from cli_helpers import run
+
+pytest.importorskip("transformers")
+from freqprint.attacks import Compose, DecoderPermutation, DecoderRotation, NormScaling, Prune
+from freqprint.errors import InvalidArgument
+from freqprint.io.gguf import save_gguf
+from freqprint.verification.tree import lineage_tree
+from test_parent_lineage import new, state, train
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("zoo")
+    base = train(new(0), 200, seed=0)  # past its first steps: the kurtosis cue's premise (scripts/tree_kurtosis.py)
+    c1 = train(copy.deepcopy(base), 20, seed=1, lr=1e-3)
+    c2 = train(copy.deepcopy(base), 20, seed=2, lr=1e-3)
+    s1, s2 = state(c1), state(c2)
+    models = {
+        "base": state(base),
+        "c1": s1,
+        "c2": s2,
+        "c1.Q8_0": save_gguf(s1, tmp / "c1-q8.gguf", "Q8_0"),
+        "pruned": state(Prune(rate=0.3)(copy.deepcopy(base))),
+        "merge": {k: (s1[k] + s2[k]) / 2 for k in s1},
+        "c2.moved": state(Compose([NormScaling(seed=1), DecoderPermutation(seed=1), DecoderRotation(seed=2)])(copy.deepcopy(c2))),
+        "other": state(train(new(7), 200, seed=0)),
+    }
+    return models, tmp
+
+
+def test_the_tree_puts_exports_copies_and_merges_under_their_parents(zoo):
+    models, _ = zoo
+    tree = lineage_tree(models, units=64)
+    assert ["other"] in tree.families and len(tree.families) == 2, tree.summary()
+    assert tree.parents["other"] == []
+    assert tree.parents["c1.Q8_0"] == ["c1"], tree.summary()  # the export's exact zeros
+    assert tree.parents["pruned"] == ["base"], tree.summary()  # pruning's zeros
+    assert sorted(tree.parents["merge"]) == ["c1", "c2"], tree.summary()  # the convex combination
+    assert tree.parents["c2.moved"] == ["c2"], tree.summary()  # one change of basis, from its source
+    assert tree.fitted == ["c2.moved"]
+    assert tree.distances["c2"]["c2.moved"] < 0.05 < tree.distances["c2"]["c1"]
+    assert tree.roots == ["base", "other"], tree.summary()
+    # deterministic: the same models and seed give the same tree
+    assert lineage_tree(models, units=64).to_dict() == tree.to_dict()
+
+
+def test_a_quantized_release_comes_before_its_fine_tune_and_after_its_source(zoo):
+    """The quantization cue both ways: a GGUF Q4_0 release is its source rounded to the grid (the
+    residual fills the cells), and a short fine-tune of the release sits far inside them."""
+    models, tmp = zoo
+    from freqprint.io.gguf import load_gguf
+
+    release = save_gguf(models["c1"], tmp / "c1-q4.gguf", "Q4_0")
+    tuned = new(0)
+    tuned.load_state_dict(load_gguf(release), strict=False)
+    tuned = train(tuned, 10, seed=3, lr=1e-5)
+    tree = lineage_tree({"c1": models["c1"], "release": release, "tuned": state(tuned)}, units=64)
+    assert tree.parents == {"c1": [], "release": ["c1"], "tuned": ["release"]}, tree.summary()
+    assert {e.child: e.cue for e in tree.edges} == {"release": "quantization", "tuned": "quantization"}
+
+
+def test_the_cli_prints_the_tree_and_exits_by_what_it_found(zoo, monkeypatch, capsys):
+    models, tmp = zoo
+    paths = {}
+    for name in ("base", "c1", "pruned", "other"):
+        paths[name] = tmp / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in models[name].items() if "lm_head" not in k}, str(paths[name]))
+    rc, out, _ = run(["lineage-tree", *map(str, paths.values()), "--units", "64", "--json"], monkeypatch, capsys)
+    assert rc == 0
+    doc = json.loads(out)
+    assert doc["parents"][str(paths["pruned"])] == [str(paths["base"])]
+    assert doc["parents"][str(paths["other"])] == []
+    rc, out, _ = run(["lineage-tree", str(paths["base"]), str(paths["other"]), "--units", "64"], monkeypatch, capsys)
+    assert rc == 1 and "unrelated" in out
+    rc, _, err = run(["lineage-tree", str(paths["base"])], monkeypatch, capsys)
+    assert rc == 2 and err.startswith("error:")
+    with pytest.raises(InvalidArgument):
+        lineage_tree(models, units=0)
