@@ -298,7 +298,9 @@ def test_the_lineage_benchmark_runs_at_toy_scale(family, tmp_path):
     res = _evaluate(nodes, 32, lambda _: None, ["P", "P/child", "P/child/Q8_0"])
     s = res["summary"]
     assert s["pairs"] == 12 and s["lineage_pairs"] == 6 and s["tpr"] == 1.0 and s["false_matches"] == 0
-    assert s["tree"]["true_edges"] == 2 and "### run" in lineage_markdown({"run": res})
+    tree = s["tree"]
+    assert tree["children"] == 2 and tree["families_correct"] and "### run" in lineage_markdown({"run": res})
+    assert next(r for r in tree["rows"] if r["model"] == "P/child/Q8_0")["correct"]  # the quantization cue
     batches = [markov(s)[:8] for s in range(4)]
     d = run_delta(parent, batches, batches, batches[:1], (0.05,), 3, 1e-3, 2, 3, tmp_path, lambda _: None)
     assert d["null"]["pairs"] == 6 and set(d["threshold"]) >= {"owner's release", "GGUF Q4_0"}

@@ -19,7 +19,13 @@ same-config negatives: random initialisations and one trained from scratch.
 (:mod:`freqprint.verification.delta`) swept over σ on the tiny base and on SmolLM2, a thief's
 copies of each owner release, and the null (independent fine-tunes of the base × secrets).
 
-Every ordered pair of distinct models is tested.  Labels: *lineage* when one is an ancestor of
+**trees** (held out, about 6 min): three roots of the tiny config grown by ten operations each,
+drawn at random (seeded) — SFT, LoRA, GGUF, pruning, merges, task arithmetic, the symmetry group,
+a half-depth student, with random parents and settings — for ``lineage-tree`` only.
+
+Every ordered pair of distinct models is tested (tiny, smollm2), and ``lineage-tree`` is scored on
+the tree's models beside a few independent ones (every child under a true parent?  the roots?
+the families?).  Labels: *lineage* when one is an ancestor of
 the other, *shared* when they only share an ancestor (siblings, cousins: the shared-base question,
 reported apart), *independent* otherwise.
 """
@@ -211,19 +217,43 @@ def _upper95(k: int, n: int) -> float:
     return float(beta.ppf(0.95, k + 1, n - k)) if n > k else 1.0
 
 
-def _tree_recovery(nodes: dict[str, Node], similarity: dict[tuple[str, str], float], tree: list[str]) -> dict[str, Any]:
-    """A maximum spanning tree (networkx) over the tree's models, each pair weighted by its graded
-    similarity (the mean best unit score, the larger of the two directions).  The test does not
-    say which of two related models is the parent, so edges are scored undirected; a merge has two
-    true parents and a tree keeps one."""
-    import networkx as nx
+def _tree_recovery(nodes: dict[str, Node], names: list[str], log: Callable[[str], None]) -> dict[str, Any]:
+    """:func:`~freqprint.verification.tree.lineage_tree` over ``names`` scored against the truth: a
+    model's predicted parent is correct when it is one of its true parents (a merge has two; a
+    predicted merge is correct when its pair is the true one), a root when none is predicted;
+    families must equal the true connected trees."""
+    from freqprint.verification.tree import lineage_tree
 
-    g = nx.Graph()
-    for a, b in itertools.combinations(tree, 2):
-        g.add_edge(a, b, weight=max(similarity[(a, b)], similarity[(b, a)]))
-    got = {frozenset(e) for e in nx.maximum_spanning_tree(g).edges()}
-    true = {frozenset((p, n)) for n in tree for p in nodes[n].parents if p in tree}
-    return {"edges": len(got), "true_edges": len(true), "correct": len(got & true), "wrong": sorted(map(sorted, got - true))}
+    t = time.perf_counter()
+    tree = lineage_tree({n: nodes[n].source for n in names})
+    sec = time.perf_counter() - t
+    anc = _ancestors(nodes)
+    true_fams = sorted(sorted(n for n in names if ({n} | anc[n]) & ({r} | anc[r])) for r in names if not nodes[r].parents)
+    rows: list[dict[str, Any]] = []
+    for n in names:
+        truth = [p for p in nodes[n].parents if p in names]
+        got = tree.parents[n]
+        ok = set(got) == set(truth) if len(got) != 1 else got[0] in truth
+        rows.append({"model": n, "kind": nodes[n].kind, "true": truth, "predicted": got, "correct": ok})
+    children = [r for r in rows if r["true"]]
+    merged_fams = sorted(sorted(f) for f in tree.families)
+    out = {
+        "models": len(names),
+        "children": len(children),
+        "correct": sum(r["correct"] for r in children),
+        "roots": sum(not r["true"] for r in rows),
+        "roots_correct": sum(r["correct"] for r in rows if not r["true"]),
+        "edges_correct": sum(r["correct"] for r in rows),
+        "families_correct": merged_fams == true_fams,
+        "families": len(tree.families),
+        "wrong": [r for r in rows if not r["correct"]],
+        "rows": rows,
+        "seconds": sec,
+    }
+    log(
+        f"  tree: {out['correct']}/{out['children']} parents, {out['roots_correct']}/{out['roots']} roots, families {'right' if out['families_correct'] else 'WRONG'} ({sec:.0f} s)"
+    )
+    return out
 
 
 def _evaluate(nodes: dict[str, Node], units: int, log: Callable[[str], None], tree: list[str]) -> dict[str, Any]:
@@ -231,14 +261,12 @@ def _evaluate(nodes: dict[str, Node], units: int, log: Callable[[str], None], tr
 
     anc = _ancestors(nodes)
     rows: list[dict[str, Any]] = []
-    scores: dict[tuple[str, str], float] = {}
     names = list(nodes)
     for a, b in itertools.permutations(names, 2):
         t = time.perf_counter()
         r = parent_lineage(nodes[a].source, nodes[b].source, alpha=ALPHA, units=units)
         sec = time.perf_counter() - t
         rel = _relation(a, b, anc)
-        scores[(a, b)] = float(np.mean([x.mean_score for x in r.blocks])) if r.blocks else 0.0
         rows.append(
             {
                 "parent": a,
@@ -250,7 +278,7 @@ def _evaluate(nodes: dict[str, Node], units: int, log: Callable[[str], None], tr
                 "basis": r.basis,
                 "fixed": list(r.fixed),
                 "median_score": float(np.median([x.median_score for x in r.blocks])) if r.blocks else 0.0,
-                "mean_score": scores[(a, b)],
+                "mean_score": float(np.mean([x.mean_score for x in r.blocks])) if r.blocks else 0.0,
                 "seconds": sec,
             }
         )
@@ -284,7 +312,7 @@ def _evaluate(nodes: dict[str, Node], units: int, log: Callable[[str], None], tr
         "smallest_lineage_matched": float(min(r["matched"] for r in lin)) if lin else math.nan,
         "largest_lineage_log10_p": float(max(r["log10_p"] for r in lin)) if lin else math.nan,
         "seconds_per_pair_median": float(np.median([r["seconds"] for r in rows])),
-        "tree": _tree_recovery(nodes, scores, tree) if len(tree) > 1 else {},
+        "tree": _tree_recovery(nodes, tree, log) if len(tree) > 1 else {},
     }
     log(
         f"  {len(rows)} pairs: AUC {summary['auc']:.4f}, TPR {summary['tpr']:.3f}, "
@@ -355,7 +383,7 @@ def run_tiny(
                 "same config, " + ("same text" if i % 2 == 0 else "de/it/es text") + ", other seed",
             )
     log(f"tiny: {len(nodes)} models in {time.perf_counter() - t0:.0f} s")
-    res = _evaluate(nodes, units, log, [n for n in tree if n.startswith("A")])
+    res = _evaluate(nodes, units, log, tree + [n for n in nodes if n.startswith("ind")][:6])
     res["config"] = {
         "hidden": 64,
         "intermediate": 192,
@@ -415,10 +443,145 @@ def run_smollm2(tmp: Path, steps: int = 12, units: int = 128, log: Callable[[str
     add("scratch", scratch, [], f"same config, {2 * steps} AdamW steps from scratch")
     del scratch, base, c1
     log(f"smollm2: {len(nodes)} models in {time.perf_counter() - t0:.0f} s")
-    res = _evaluate(nodes, units, log, [n for n in nodes if n == "SmolLM2" or n.startswith("S/")])
+    res = _evaluate(nodes, units, log, list(nodes))
     res["config"] = {"model": path.name, "steps": steps, "units": units}
     res["seconds"] = time.perf_counter() - t0
     return res
+
+
+OPERATIONS = ("sft", "lora", "gguf", "prune", "merge", "task-arith", "symmetries", "half-depth")
+
+
+def run_trees(
+    tmp: Path, trees: int = 3, operations: int = 10, seed: int = 2027, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Held-out trees for ``lineage-tree``: ``trees`` roots of the tiny config trained from scratch
+    (other seeds), each grown by ``operations`` operations drawn at random (seeded) from
+    :data:`OPERATIONS` with random parents, corpora, step counts, learning rates, pruning rates and
+    merge weights — trees nobody designed, scored like the fixed ones."""
+    from freqprint.data.text import load_fortunes
+    from freqprint.io.gguf import save_gguf
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    cfg, half_cfg = _tiny_config(), _tiny_config(layers=2)
+    topic = load_fortunes("fortunes-topic", "train", per_class=600).texts
+    lang = load_fortunes("fortunes-language", "train", per_class=600)
+    corpora = {
+        "English": _byte_batches(topic, 64, 16, 10),
+        "de/it/es": _byte_batches([t for t, y in zip(lang.texts, lang.labels) if y != 0], 64, 16, 11),
+        "half the English": _byte_batches(topic[len(topic) // 2 :], 64, 16, 12),
+    }
+    nodes: dict[str, Node] = {}
+    depth: dict[str, int] = {}
+    basis: dict[str, str] = {}  # the symmetry copy a model's coordinates come from (its root's if none)
+    performed: dict[str, str] = {}
+
+    def model(name: str) -> nn.Module:
+        return _load_state(cfg if depth[name] == 4 else half_cfg, nodes[name].source)
+
+    for t in range(trees):
+        root = f"T{t}"
+        _add(
+            nodes,
+            root,
+            _train(_new(cfg, 3000 + t), corpora["English"], 400, 3e-3, seed=3000 + t),
+            [],
+            "root, trained from scratch",
+        )
+        depth[root], basis[root] = 4, root
+        members = [root]
+        for i in range(operations):
+            op = str(rng.choice(OPERATIONS))
+            live = [n for n in members if isinstance(nodes[n].source, dict)]  # GGUF files are leaves
+            full = [n for n in live if depth[n] == 4]
+            par = str(rng.choice(live))
+            step_seed = int(rng.integers(1 << 30))
+            # merges combine models of one basis (a merge across a rotation computes nothing)
+            # (and never twice of the same parents: identical uploads have no order to recover)
+            made = {frozenset(nodes[n].parents) for n in members if len(nodes[n].parents) == 2}
+            pairs = [(a, b) for a, b in itertools.combinations(full, 2) if basis[a] == basis[b] and {a, b} not in made]
+            bases = [
+                r
+                for r in full
+                if len([c for c in full if nodes[c].parents == [r] and basis[c] == basis[r]]) >= 2
+                and not any({a, b} in made for a, b in itertools.combinations([c for c in full if nodes[c].parents == [r]], 2))
+            ]
+            if op == "merge" and not pairs or op == "task-arith" and not bases or op == "half-depth" and not full:
+                op = "sft"
+            name = f"T{t}/{i}-{op}"
+            if op == "merge":
+                a, b = pairs[int(rng.integers(len(pairs)))]
+                w = float(rng.choice([0.3, 0.5, 0.7]))
+                sa, sb = nodes[a].source, nodes[b].source
+                _add(nodes, name, {k: w * sa[k] + (1 - w) * sb[k] for k in sa}, [a, b], f"linear merge {w:g}/{1 - w:g}")
+                par = a
+            elif op == "task-arith":
+                r = str(rng.choice(bases))
+                kids = [c for c in full if nodes[c].parents == [r] and basis[c] == basis[r]]
+                a, b = (str(x) for x in rng.choice(kids, 2, replace=False))
+                sa, sb, sr = nodes[a].source, nodes[b].source, nodes[r].source
+                _add(nodes, name, {k: sa[k] + sb[k] - sr[k] for k in sr}, [a, b], f"task arithmetic over {r}")
+                par = a
+            elif op == "lora":
+                _add(
+                    nodes,
+                    name,
+                    _lora_merged(model(par), corpora[str(rng.choice(list(corpora)))], 100, 3e-3),
+                    [par],
+                    "LoRA r=4, merged",
+                )
+            elif op == "gguf":
+                q = str(rng.choice(["Q8_0", "Q4_0"]))
+                nodes[name] = Node(
+                    name, save_gguf(nodes[par].source, tmp / f"{name.replace('/', '_')}.gguf", q), [par], f"GGUF {q}"
+                )
+            elif op == "prune":
+                from freqprint.attacks import Prune
+
+                rate = float(rng.choice([0.2, 0.3, 0.5]))
+                _add(nodes, name, Prune(rate=rate)(model(par)), [par], f"magnitude pruning {rate:.0%}")
+            elif op == "symmetries":
+                _add(
+                    nodes,
+                    name,
+                    _symmetries(model(par), step_seed % 10000),
+                    [par],
+                    "norm scaling, head/unit permutation, rotation",
+                )
+            elif op == "half-depth":
+                par = str(rng.choice(full))
+                _add(nodes, name, _half_depth(cfg, model(par), corpora["English"], 100, 1e-3), [par], "even blocks, distilled")
+            else:
+                corpus = str(rng.choice(list(corpora)))
+                steps, lr = int(rng.choice([50, 150, 400])), float(rng.choice([3e-4, 1e-3]))
+                _add(
+                    nodes,
+                    name,
+                    _train(model(par), corpora[corpus], steps, lr, seed=step_seed),
+                    [par],
+                    f"SFT {steps} steps at {lr:g} on {corpus}",
+                )
+            depth[name] = 2 if op == "half-depth" else depth[par]
+            basis[name] = name if op == "symmetries" else basis[par]
+            performed[name] = op
+            members.append(name)
+        log(f"trees: tree {t} of {len(members)} models in {time.perf_counter() - t0:.0f} s")
+    tree = _tree_recovery(nodes, list(nodes), log)
+    by_op: dict[str, list[int]] = {}
+    for row in tree["rows"]:
+        if row["true"]:
+            c = by_op.setdefault(performed[row["model"]], [0, 0])
+            c[0] += 1
+            c[1] += int(row["correct"])
+    return {
+        "trees": trees,
+        "operations": operations,
+        "seed": seed,
+        "tree": tree,
+        "by_operation": by_op,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def _bits_per_token(model: nn.Module, batches: list[torch.Tensor]) -> float:
@@ -590,6 +753,7 @@ def run_lineage_bench(which: str = "tiny", independents: int = 48, log: Callable
         "smollm2": lambda tmp: run_smollm2(tmp, log=log),
         "delta": lambda tmp: run_delta_tiny(tmp, log=log),
         "smollm2-delta": lambda tmp: run_delta_smollm2(tmp, log=log),
+        "trees": lambda tmp: run_trees(tmp, log=log),
     }
     for w in [x.strip() for x in which.split(",") if x.strip()]:
         if w not in parts:
@@ -628,9 +792,36 @@ def delta_markdown(part: str, r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _tree_line(tr: dict[str, Any]) -> str:
+    wrong = "; ".join(f"{w['model']} ({w['kind']}) put under {' + '.join(w['predicted']) or 'nothing'}" for w in tr["wrong"])
+    return (
+        f"- lineage tree (`freqprint lineage-tree`) over {tr['models']} models: {tr['correct']}/{tr['children']} "
+        f"derived models under a true parent, {tr['roots_correct']}/{tr['roots']} roots, families "
+        f"{'all right' if tr['families_correct'] else 'wrong'} ({tr['seconds']:.0f} s)" + (f"; wrong: {wrong}" if wrong else "")
+    )
+
+
+def trees_markdown(r: dict[str, Any]) -> list[str]:
+    tr = r["tree"]
+    lines = [
+        f"### trees: {r['trees']} random trees of the tiny config, {tr['models']} models (seed {r['seed']})",
+        "",
+        _tree_line(tr),
+        "",
+        "| operation | models | under a true parent |",
+        "|---|---|---|",
+    ]
+    for kind, (n, ok) in sorted(r["by_operation"].items()):
+        lines.append(f"| {kind} | {n} | {ok} |")
+    return [*lines, ""]
+
+
 def lineage_markdown(res: dict[str, Any]) -> str:
     lines: list[str] = []
     for part, r in res.items():
+        if part == "trees":
+            lines += trees_markdown(r)
+            continue
         if "summary" not in r:
             lines += delta_markdown(part, r)
             continue
@@ -650,10 +841,7 @@ def lineage_markdown(res: dict[str, Any]) -> str:
             f"- {s['seconds_per_pair_median']:.3f} s per pair (median, reading both models included)",
         ]
         if tr:
-            lines.append(
-                f"- tree ({tr['true_edges']} true parent edges, a merge has two): {tr['correct']} of the "
-                f"{tr['edges']} edges of the maximum spanning tree are true (undirected)"
-            )
+            lines.append(_tree_line(tr))
         lines += [
             "",
             "| level | independent pairs with unit-order p ≤ level |",

@@ -32,12 +32,14 @@ def bench_gate_cmd(
 @bench_app.command("lineage")
 def bench_lineage_cmd(
     which: str = typer.Option(
-        "tiny", help="tiny (self-trained small decoders), smollm2 (rooted at SmolLM2-135M), comma-separated"
+        "tiny",
+        help="tiny (self-trained small decoders), smollm2 (rooted at SmolLM2-135M), delta, smollm2-delta (the owner's "
+        "seeded delta), trees (random held-out trees for lineage-tree); comma-separated",
     ),
     independents: int = typer.Option(48, help="independent same-config models in the tiny panel"),
     out: Path = typer.Option(Path("bench-results/lineage.json"), "--out"),
 ) -> None:
-    """Parent lineage (`freqprint lineage`) on a tree of derivatives and independent same-config models, all trained in the run."""
+    """Parent lineage (`freqprint lineage`, `freqprint lineage-tree`) on trees of derivatives and independent same-config models, all trained in the run."""
     from freqprint_bench.lineage import lineage_markdown, run_lineage_bench
 
     _write_results(out, res := run_lineage_bench(which, independents, log=_log), lineage_markdown(res))
