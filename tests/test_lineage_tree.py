@@ -8,6 +8,7 @@ import copy
 import json
 
 import pytest
+import torch
 from safetensors.torch import save_file
 
 from cli_helpers import run
@@ -16,8 +17,15 @@ pytest.importorskip("transformers")
 from freqprint.attacks import Compose, DecoderPermutation, DecoderRotation, NormScaling, Prune
 from freqprint.errors import InvalidArgument
 from freqprint.io.gguf import save_gguf
+from freqprint.verification.parent import parent_lineage
 from freqprint.verification.tree import lineage_tree
-from test_parent_lineage import new, state, train
+from test_parent_lineage import new, state, train, widen
+
+
+def _model(sd):
+    m = new(0)
+    m.load_state_dict(sd)
+    return m
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +62,25 @@ def test_the_tree_puts_exports_copies_and_merges_under_their_parents(zoo):
     assert tree.roots == ["base", "other"], tree.summary()
     # deterministic: the same models and seed give the same tree
     assert lineage_tree(models, units=64).to_dict() == tree.to_dict()
+
+
+def test_a_thiefs_widening_and_far_negatives(zoo):
+    """A widened copy (units split in two, the function unchanged) read back and put under its
+    source — also as the sketched side of a pair, where it once crashed the sampling of units —
+    and information-free models (zeros, a constant) left alone."""
+    models, _ = zoo
+    wide = widen(_model(models["c1"]))
+    assert parent_lineage(state(wide), models["c1"], units=64).found  # the widened one as parent
+    zoo_ = {
+        "c1": models["c1"],
+        "c2": models["c2"],
+        "c1.widened": state(wide),
+        "zeros": {k: torch.zeros_like(v) for k, v in models["c1"].items()},
+        "constant": {k: torch.full_like(v, 0.01) for k, v in models["c1"].items()},
+    }
+    tree = lineage_tree(zoo_, units=64)
+    assert ["zeros"] in tree.families and ["constant"] in tree.families, tree.summary()
+    assert tree.parents["c1.widened"] == ["c1"], tree.summary()
 
 
 def test_a_quantized_release_comes_before_its_fine_tune_and_after_its_source(zoo):

@@ -128,9 +128,6 @@ class DecoderWeights:
     def width(self) -> int:
         return int(self.store.shapes[self.embed][0][1])
 
-    def units(self, b: int) -> int:
-        return int(self.store.shapes[self.blocks[b]["gate"]][0][0])
-
     def raw_block(self, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(W_gate, W_up, W_downᵀ, gain) of block b as stored, [n, H] float32 and [H] (ones where
         no gain of the right length is stored), with split units merged back (:func:`merge_split_units`)."""
@@ -391,11 +388,12 @@ def sketch_parent(
     rows = torch.randperm(vocab, generator=gen)[: min(vocab, embed_rows)].sort().values
     picks, ns, unit_rows = [], [], []
     for b in range(len(dec.blocks)):
-        n = dec.units(b)
+        block = dec.block(b, dev)
+        n = block[0].shape[0]  # the units as read: split units merged back (not the stored count)
         pick = torch.randperm(n, generator=gen)[: min(n, units)]
         picks.append(pick)
         ns.append(n)
-        unit_rows.append(tuple(_unit_rows(x[pick]) for x in dec.block(b, dev)))
+        unit_rows.append(tuple(_unit_rows(x[pick]) for x in block))
     return ParentSketch(dec.store.name, dec.width, vocab, units, seed, rows, e[rows].to(dev, torch.float32), picks, ns, unit_rows)  # type: ignore[arg-type]
 
 

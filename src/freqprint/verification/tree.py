@@ -173,11 +173,11 @@ def _member(
     name: str,
     ref: DecoderWeights,
     dec: DecoderWeights,
-    picks: list[torch.Tensor],
-    ref_rows: list[torch.Tensor],
+    frame: tuple[list[torch.Tensor], list[torch.Tensor], list[int]],
     dev: torch.device,
 ) -> _Member:
-    """``dec`` in ``ref``'s coordinates (module docstring, step 2)."""
+    """``dec`` in the coordinates of ``ref``'s :func:`_frame` (module docstring, step 2)."""
+    picks, ref_rows, counts = frame
     rot0, _ = residual_rotation(ref, dec, torch.Generator().manual_seed(0), dev)
     lr, lm = len(ref.blocks), len(dec.blocks)
     h = dec.width
@@ -224,7 +224,7 @@ def _member(
     dst = torch.cat([ref_rows[b].reshape(-1, h) for b in fit])
     rot = rot0 @ _procrustes(src, dst)
     fit, orders = aligned(rot)
-    same_units = all(dec.units(k) == ref.units(b) for k, b in mapping.items())
+    same_units = all(blocks[k][0].shape[0] == counts[b] for k, b in mapping.items())
     raw = {b: torch.cat([x[picks[b]] for x in stored_rows[k]], dim=1) for k, b in mapping.items()} if same_units else {}
     if same_units:
         stored = {b: _rows(*(x[picks[b]] for x in blocks[k])) for k, b in mapping.items()}
@@ -255,11 +255,20 @@ def _member(
     )
 
 
-def _frame(dec: DecoderWeights, units: int, seed: int, dev: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """A decoder's sampled units (seeded) per block and their folded rows: coordinates to align others into."""
+def _frame(
+    dec: DecoderWeights, units: int, seed: int, dev: torch.device
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
+    """A decoder's sampled units (seeded) per block, their folded rows and each block's unit count
+    as read (split units merged back): coordinates to align others into."""
     gen = torch.Generator().manual_seed(seed)
-    picks = [torch.randperm(dec.units(b), generator=gen)[: min(units, dec.units(b))] for b in range(len(dec.blocks))]
-    return picks, [_rows(*(x[picks[b]] for x in dec.block(b, dev))) for b in range(len(dec.blocks))]
+    picks, rows, counts = [], [], []
+    for b in range(len(dec.blocks)):
+        block = dec.block(b, dev)
+        n = block[0].shape[0]
+        picks.append(torch.randperm(n, generator=gen)[: min(units, n)])
+        rows.append(_rows(*(x[picks[-1]] for x in block)))
+        counts.append(n)
+    return picks, rows, counts
 
 
 def _distance(u: _Member, v: _Member, ref_norm: dict[int, float]) -> float:
@@ -434,7 +443,6 @@ def lineage_tree(
     reference: dict[str, str] = {}
     fitted: list[str] = []
     stats: dict[str, dict[str, float]] = {}
-    merges_all: dict[str, list[str]] = {}
     for fam in families:
         ref_name = max(fam, key=lambda n: (related.degree(n), -names.index(n)))
         for n in fam:
@@ -442,9 +450,9 @@ def lineage_tree(
         if len(fam) == 1:
             continue
         decs = {n: read_decoder(named[n]) for n in fam}
-        picks, ref_rows = _frame(decs[ref_name], units, seed, dev)
-        ref_norm = {b: float(r.double().square().sum()) for b, r in enumerate(ref_rows)}
-        members = [_member(n, decs[ref_name], decs[n], picks, ref_rows, dev) for n in fam]
+        frame = _frame(decs[ref_name], units, seed, dev)
+        ref_norm = {b: float(r.double().square().sum()) for b, r in enumerate(frame[1])}
+        members = [_member(n, decs[ref_name], decs[n], frame, dev) for n in fam]
         fitted += [m.name for m in members if m.fitted]
         for m in members:
             stats[m.name] = {
@@ -454,21 +462,20 @@ def lineage_tree(
                 "blocks": len(m.blocks),
             }
         dist = {(u.name, v.name): _distance(u, v, ref_norm) for u in members for v in members if u is not v}
-        frames: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        frames: dict[str, tuple[list[torch.Tensor], list[torch.Tensor], list[int]]] = {}
         for u, v in itertools.combinations(members, 2):
             if u.fitted or v.fitted:  # each fitted to the reference on its own: measure the pair directly
                 host, moved = (v, u) if v.fitted else (u, v)  # a fitted one into the other's coordinates
                 if host.name not in frames:
                     frames[host.name] = _frame(decs[host.name], units, seed, dev)
-                fp, fr = frames[host.name]
-                x = _member(moved.name, decs[host.name], decs[moved.name], fp, fr, dev).blocks
+                fr = frames[host.name][1]
+                x = _member(moved.name, decs[host.name], decs[moved.name], frames[host.name], dev).blocks
                 num = sum(float((x[k] - fr[k]).double().square().sum()) for k in x)
                 den = sum(float(fr[k].double().square().sum()) for k in x)
                 dist[(u.name, v.name)] = dist[(v.name, u.name)] = math.sqrt(num / max(den, 1e-300)) if x else math.inf
         for u in members:
             distances[u.name] = {v.name: dist[(u.name, v.name)] for v in members if v is not u}
         merges = _merges(members, dist, ref_norm)
-        merges_all.update({k: list(v) for k, v in merges.items()})
         top = max((d for d in dist.values() if math.isfinite(d)), default=1.0)
         kmax = max(_mean(m.kurtosis_folded) for m in members)
         kscale = max(kmax - min(_mean(m.kurtosis_folded) for m in members), 1e-12)
@@ -508,5 +515,5 @@ def lineage_tree(
         reference,
         fitted,
         seconds=time.perf_counter() - t0,
-        detail={"units": units, "seed": seed, "alpha": alpha, "stored": stats, "merges": merges_all},
+        detail={"units": units, "seed": seed, "alpha": alpha, "stored": stats},
     )
