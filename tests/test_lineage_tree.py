@@ -115,3 +115,52 @@ def test_the_cli_prints_the_tree_and_exits_by_what_it_found(zoo, monkeypatch, ca
     assert rc == 2 and err.startswith("error:")
     with pytest.raises(InvalidArgument):
         lineage_tree(models, units=0)
+
+
+def _merged_lora(model, steps: int = 30, seed: int = 4):
+    """A LoRA (r = 2 on every projection) trained on the tests' Markov text and merged."""
+    peft = pytest.importorskip("peft")
+    cfg = peft.LoraConfig(
+        r=2,
+        lora_alpha=4,
+        lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    )
+    torch.manual_seed(seed)
+    lora = train(peft.get_peft_model(copy.deepcopy(model), cfg), steps, seed=seed, lr=3e-3)
+    return state(lora.merge_and_unload())
+
+
+def test_a_merged_lora_is_put_under_its_parent_and_not_under_a_nearer_sibling(zoo):
+    """The low-rank cue: a merged LoRA is one rank-r update from its parent, exactly (float32 aside).
+    A short fine-tune of the parent on the LoRA's own text starts down the same road and is nearer
+    to the LoRA than their parent is: distance and kurtosis alone put the LoRA under that sibling
+    (as in the held-out trees of seed 2027, §14e)."""
+    from freqprint.verification import tree as tree_mod
+
+    models, _ = zoo
+    base = models["base"]
+    lora = _merged_lora(_model(base))
+    near = state(train(_model(base), 20, seed=4, lr=3e-4))  # the LoRA's text, a few full-rank steps
+    zoo_ = {"base": base, "lora": lora, "near": near}
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.distances["lora"]["near"] < tree.distances["lora"]["base"]
+    assert tree.parents["lora"] == ["base"] and tree.roots == ["base"], tree.summary()
+    # the relation itself: rank 2 from the parent, none from the near sibling nor between others
+    ref = tree_mod.read_decoder(base)
+    frame = tree_mod._frame(ref, 64, 0, torch.device("cpu"))
+    m = {n: tree_mod._member(n, ref, tree_mod.read_decoder(sd), frame, torch.device("cpu")) for n, sd in zoo_.items()}
+    assert tree_mod._low_rank(m["base"], m["lora"]) == 2
+    assert tree_mod._low_rank(m["near"], m["lora"]) == 0 and tree_mod._low_rank(m["base"], m["near"]) == 0
+    assert tree_mod._low_rank(m["base"], m["base"]) == 0  # identical rows are no update
+
+
+def test_a_quantized_merge_is_put_under_the_merge(zoo):
+    """An exact relation outranks the rule that keeps a merge from becoming a false hub: a GGUF
+    Q4_0 export of a merge is the merge rounded, whatever its distance to the merge's parents."""
+    models, tmp = zoo
+    zoo_ = {k: models[k] for k in ("base", "c1", "c2", "merge")}
+    zoo_["merge.Q4_0"] = save_gguf(models["merge"], tmp / "merge-q4.gguf", "Q4_0")
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.parents["merge.Q4_0"] == ["merge"], tree.summary()
+    assert sorted(tree.parents["merge"]) == ["c1", "c2"], tree.summary()

@@ -137,12 +137,21 @@ def _load_state(config: Any, sd: dict[str, torch.Tensor]) -> nn.Module:
     return m
 
 
-def _lora_merged(model: nn.Module, batches: list[torch.Tensor], steps: int, lr: float) -> dict[str, torch.Tensor]:
+def _lora_merged(
+    model: nn.Module, batches: list[torch.Tensor], steps: int, lr: float, seed: int | None = None
+) -> dict[str, torch.Tensor]:
+    """A LoRA (r = 4, every projection) trained and merged; ``seed`` seeds the adapters' init and
+    the batch order (None: peft's init draws from the global generator, as the fixed trees did)."""
     import peft
 
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0)
-    lora = _train(peft.get_peft_model(copy.deepcopy(model), cfg), batches, steps, lr)
+    if seed is None:
+        lora = _train(peft.get_peft_model(copy.deepcopy(model), cfg), batches, steps, lr)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            lora = _train(peft.get_peft_model(copy.deepcopy(model), cfg), batches, steps, lr, seed=seed)
     return _state(lora.merge_and_unload())  # type: ignore[operator]
 
 
@@ -217,15 +226,21 @@ def _upper95(k: int, n: int) -> float:
     return float(beta.ppf(0.95, k + 1, n - k)) if n > k else 1.0
 
 
-def _tree_recovery(nodes: dict[str, Node], names: list[str], log: Callable[[str], None]) -> dict[str, Any]:
+def _tree_recovery(
+    nodes: dict[str, Node], names: list[str], log: Callable[[str], None], found: dict[tuple[str, str], bool] | None = None
+) -> dict[str, Any]:
     """:func:`~freqprint.verification.tree.lineage_tree` over ``names`` scored against the truth: a
     model's predicted parent is correct when it is one of its true parents (a merge has two; a
     predicted merge is correct when its pair is the true one), a root when none is predicted;
-    families must equal the true connected trees."""
+    families must equal the true connected trees.  ``found``: ``parent_lineage`` verdicts already
+    computed for ordered pairs (the tree's own test, in the order of ``names``: not rerun)."""
     from freqprint.verification.tree import lineage_tree
 
+    related = None
+    if found is not None:
+        related = [(a, b) for a, b in itertools.combinations(names, 2) if found[(a, b)]]
     t = time.perf_counter()
-    tree = lineage_tree({n: nodes[n].source for n in names})
+    tree = lineage_tree({n: nodes[n].source for n in names}, related=related)
     sec = time.perf_counter() - t
     anc = _ancestors(nodes)
     true_fams = sorted(sorted(n for n in names if ({n} | anc[n]) & ({r} | anc[r])) for r in names if not nodes[r].parents)
@@ -312,7 +327,9 @@ def _evaluate(nodes: dict[str, Node], units: int, log: Callable[[str], None], tr
         "smallest_lineage_matched": float(min(r["matched"] for r in lin)) if lin else math.nan,
         "largest_lineage_log10_p": float(max(r["log10_p"] for r in lin)) if lin else math.nan,
         "seconds_per_pair_median": float(np.median([r["seconds"] for r in rows])),
-        "tree": _tree_recovery(nodes, tree, log) if len(tree) > 1 else {},
+        "tree": _tree_recovery(nodes, tree, log, {(r["parent"], r["suspect"]): r["found"] for r in rows})
+        if len(tree) > 1
+        else {},
     }
     log(
         f"  {len(rows)} pairs: AUC {summary['auc']:.4f}, TPR {summary['tpr']:.3f}, "
@@ -527,7 +544,7 @@ def run_trees(
                 _add(
                     nodes,
                     name,
-                    _lora_merged(model(par), corpora[str(rng.choice(list(corpora)))], 100, 3e-3),
+                    _lora_merged(model(par), corpora[str(rng.choice(list(corpora)))], 100, 3e-3, seed=step_seed),
                     [par],
                     "LoRA r=4, merged",
                 )
@@ -538,9 +555,15 @@ def run_trees(
                 )
             elif op == "prune":
                 from freqprint.attacks import Prune
+                from freqprint.attacks.compress import prunable_weights
 
                 rate = float(rng.choice([0.2, 0.3, 0.5]))
-                _add(nodes, name, Prune(rate=rate)(model(par)), [par], f"magnitude pruning {rate:.0%}")
+                m = model(par)
+                kept = torch.cat([x.detach().flatten() for _, x in prunable_weights(m)])
+                # a pruning of a pruned model zeroes more than it has (else it is an identical copy:
+                # identical uploads have no order to recover)
+                rate = max(rate, round(float((kept == 0).double().mean()), 2) + 0.1)
+                _add(nodes, name, Prune(rate=rate)(m), [par], f"magnitude pruning {rate:.0%}")
             elif op == "symmetries":
                 _add(
                     nodes,
@@ -746,14 +769,16 @@ def run_delta_smollm2(tmp: Path, log: Callable[[str], None] = print, steps: int 
     return res
 
 
-def run_lineage_bench(which: str = "tiny", independents: int = 48, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_lineage_bench(
+    which: str = "tiny", independents: int = 48, seed: int = 2027, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     parts = {
         "tiny": lambda tmp: run_tiny(tmp, independents=independents, log=log),
         "smollm2": lambda tmp: run_smollm2(tmp, log=log),
         "delta": lambda tmp: run_delta_tiny(tmp, log=log),
         "smollm2-delta": lambda tmp: run_delta_smollm2(tmp, log=log),
-        "trees": lambda tmp: run_trees(tmp, log=log),
+        "trees": lambda tmp: run_trees(tmp, seed=seed, log=log),
     }
     for w in [x.strip() for x in which.split(",") if x.strip()]:
         if w not in parts:

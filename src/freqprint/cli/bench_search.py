@@ -37,9 +37,10 @@ def bench_lineage_cmd(
         "seeded delta), trees (random held-out trees for lineage-tree); comma-separated",
     ),
     independents: int = typer.Option(48, help="independent same-config models in the tiny panel"),
+    seed: int = typer.Option(2027, help="the random trees' generator seed (trees): a seed not run before is a held-out measure"),
     out: Path = typer.Option(Path("bench-results/lineage.json"), "--out"),
 ) -> None:
     """Parent lineage (`freqprint lineage`, `freqprint lineage-tree`) on trees of derivatives and independent same-config models, all trained in the run."""
     from freqprint_bench.lineage import lineage_markdown, run_lineage_bench
 
-    _write_results(out, res := run_lineage_bench(which, independents, log=_log), lineage_markdown(res))
+    _write_results(out, res := run_lineage_bench(which, independents, seed=seed, log=_log), lineage_markdown(res))

@@ -19,9 +19,14 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    the other's coordinates: two rotations fitted to the reference each carry their own error,
    which can exceed a rotated copy's true distance to its source (zero).
 4. **Merges.**  ``m`` is a linear merge of ``p`` and ``q`` when ``x_m = α·x_p + (1 − α)·x_q + r``
-   with ``α ∈ [0.1, 0.9]`` and ``‖r‖ ≤ MERGE_RESIDUAL·min_j d(m, j)`` (the smallest residual;
-   among exact ties, the nearer pair: a linear and a task-arithmetic merge of one pair make a
-   parallelogram whose two diagonals both pass through m).  Its parents are then ``p`` and ``q``,
+   with ``α ∈ [0.1, 0.9]`` and ``‖r‖ ≤ MERGE_RESIDUAL·min_j d(m, j)`` over the members j that
+   are not copies of m (the smallest residual; among exact ties, the nearer pair: a linear and a
+   task-arithmetic merge of one pair make a parallelogram whose two diagonals both pass through
+   m).  ``p`` and ``q`` are in m's basis and no copies of it: a merge across a rotation computes
+   nothing, and a symmetry copy of a merge is the merge's child.  ``MERGE_RESIDUAL`` (0.2) sits
+   between what bf16 storage leaves of a merge (≤ 0.08 measured) and a fine-tune that passed near
+   the line between its parent and a sibling trained on the same text (0.40: a false merge).
+   Its parents are then ``p`` and ``q``,
    its in-edge may come from them only, and it is a parent of another member only if that member
    is ``MERGE_CHILD`` times nearer to it than to any other: a midpoint is near every relative of
    its parents, so nearness alone makes it a false hub.  A task-arithmetic merge ``p + q − o`` is
@@ -41,19 +46,31 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    residual stream makes the copy's weights more Gaussian.  The premise fails for a parent in its
    first steps of training (its fine-tune goes on the same trajectory: N is not independent of
    X); ``scripts/tree_kurtosis.py`` measures where.
-6. **Events.**  An edge costs its distance plus the family's largest distance for each event it
+6. **Exact relations** single out a member's parent among nearer candidates: a pruning or a
+   rounding (step 5) of u, and a **low-rank update** — a merged LoRA is ``W + B·A``, so the
+   difference of its stored gate and up rows from its parent's has rank r (≤ 1/8 of the matrix's)
+   to float32 rounding, while any fine-tune's difference is full rank.  The update's side is the
+   later one by the pair's direction cue (kurtosis: a merged LoRA is flatter than its parent, as
+   step 5 expects); among several such partners, those of the smallest rank (a LoRA's sibling is
+   2r away).  A sibling fine-tuned on the same text can sit nearer to a LoRA than its parent does.
+7. **Events.**  An edge costs its distance plus the family's largest distance for each event it
    needs: against its direction cue, a change of basis (members whose coordinates were fitted
-   form classes of equal transforms), a change of depth, a merge as a far parent.  A thief's
-   rotation is one event, and the tree with the fewest events is preferred.
-7. The **minimum spanning arborescence** (Edmonds, ``networkx``) of these costs: each member's
+   form classes of equal transforms), a merge as a far parent (not when the
+   edge is an exact relation: a GGUF of a merge is the merge rounded), a parent other than the
+   member's exact relations of step 6.  A thief's rotation is one event, and the tree with the
+   fewest events is preferred.
+8. The **minimum spanning arborescence** (Edmonds, ``networkx``) of these costs: each member's
    parent, and the root (a root pays no in-edge, so the member whose every in-edge needs an
    event is the root).
 
 What it cannot see: the direction between function-identical copies in different bases (no cue
-is read across a basis change; parsimony puts the copy under its source), a continued training
-that passed near a sibling trained on the same text (it reads as the sibling's child: the one
-error in the fixed tiny tree), an early-training parent (step 5), and anything made without
-inheriting weights (distillation into a fresh student).
+is read across a basis change; parsimony puts the copy under its source); a fine-tune that
+passed near a sibling trained on the same text (it reads as the sibling's child —
+``scripts/tree_siblings.py`` measures it), or that went back toward its grandparent's text (it
+reads as its parent's parent); an early-training parent (step 5); identical copies (no order);
+an exact relation once any full-rank noise covers it (a GGUF export of a LoRA is no longer a
+low-rank update of anything: distance decides); and anything made without inheriting weights
+(distillation into a fresh student).
 """
 
 from __future__ import annotations
@@ -61,7 +78,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,12 +99,15 @@ from freqprint.verification.parent import (
 __all__ = ["LineageTree", "TreeEdge", "lineage_tree"]
 
 SNAP = 1.05  # keep the stored coordinates when they are within 5 % of the fitted ones
-MERGE_RESIDUAL = 0.5  # a merge's residual, relative to its nearest member
+MERGE_RESIDUAL = 0.2  # a merge's residual, relative to its nearest member (step 4)
+COPY = 1e-4  # a distance this small is a copy (a symmetry's rewrite aligned back), not a neighbour
 ZERO_CUE = 1e-3  # a pruned child has at least this fraction more exact zeros than its parent
 KURTOSIS_CUE = 1e-6  # a relative difference in excess kurtosis that decides it (float64 sums: far above rounding)
 KURTOSIS_BASIS_CUE = 0.25  # ... between two bases (two random rotations of one model differ by 10 % and more by chance)
 KURTOSIS_BASIS_FLOOR = 0.1  # ... and at least this much (near-Gaussian weights: no native basis to tell)
 MERGE_CHILD = 0.5  # a merge is a parent only of a member this much nearer to it than to any other
+LOW_RANK_TOL = 1e-4  # a low-rank update's residual past its rank, relative to the update
+LOW_RANK_FRACTION = 8  # ... whose rank is at most this fraction of the matrix's
 
 
 @dataclass
@@ -141,6 +161,14 @@ class _Member:
     distinct: int  # blocks that are not copies of another of its blocks
     raw: dict[int, torch.Tensor]  # reference block -> [m, 2H] gate and up rows as stored (units at the picks)
     transform: tuple[torch.Tensor, dict[int, torch.Tensor]] | None  # (rotation, unit order per reference block)
+    grid: list[torch.Tensor | None] = field(default_factory=list)  # _grid_steps of the raw rows, once read
+
+
+def _grid(m: _Member) -> torch.Tensor | None:
+    """:func:`_grid_steps` of a member's raw rows, computed once."""
+    if not m.grid:
+        m.grid.append(_grid_steps(_flat(m.raw)))
+    return m.grid[0]
 
 
 def _kurtosis(w: torch.Tensor) -> float:
@@ -326,7 +354,7 @@ def _quantized(u: _Member, v: _Member) -> int:
     if not u.raw or u.raw.keys() != v.raw.keys() or not _same_basis(u, v):
         return 0
     xu, xv = _flat(u.raw), _flat(v.raw)
-    sv, su = _grid_steps(xv), _grid_steps(xu)
+    sv, su = _grid(v), _grid(u)
     if sv is None or su is not None:
         return 0
     ok = torch.isfinite(sv)
@@ -335,6 +363,31 @@ def _quantized(u: _Member, v: _Member) -> int:
     if beyond < 0.01 and 0.15 <= mean <= 0.35:
         return 1
     return -1 if mean < 0.1 else 0
+
+
+def _low_rank(u: _Member, v: _Member) -> int:
+    """The rank of ``v − u`` when it is exactly low (a merged LoRA: ``W + B·A``), else 0.  Read on
+    the stored gate and up rows of members of one basis: per block and matrix, the fewest singular
+    values that leave a residual of at most ``LOW_RANK_TOL`` of the difference (and of float32
+    rounding of the weights); it must be at most 1/``LOW_RANK_FRACTION`` of the matrix's rank in
+    every block.  Identical rows (rank 0) are not a low-rank update."""
+    if not u.raw or u.raw.keys() != v.raw.keys() or not _same_basis(u, v):
+        return 0
+    worst = 0
+    for b in sorted(u.raw):
+        for xu, xv in zip(u.raw[b].double().chunk(2, dim=1), v.raw[b].double().chunk(2, dim=1)):
+            d = xv - xu
+            norm = float(d.norm())
+            if norm == 0:
+                return 0
+            tol = max(LOW_RANK_TOL * norm, 1e-6 * float(xu.norm()))
+            s = torch.linalg.svdvals(d)
+            beyond = s.square().flip(0).cumsum(0).flip(0).sqrt()  # beyond[k]: the residual past k values
+            k = int((beyond > tol).sum())
+            if k == 0 or k > max(min(d.shape) // LOW_RANK_FRACTION, 1):
+                return 0
+            worst = max(worst, k)
+    return worst
 
 
 def _cue(u: _Member, v: _Member) -> tuple[int, str]:
@@ -373,6 +426,35 @@ def _same_basis(u: _Member, v: _Member) -> bool:
     return float(torch.cat([(ou[b] == ov[b]).float() for b in common]).mean()) > 0.9
 
 
+def _exact_relations(
+    members: list[_Member], merges: dict[str, tuple[str, str]], cues: dict[tuple[str, str], tuple[int, str]]
+) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Relations that single out a member's parent (step 6): ``exact[v]``, the members v is a
+    pruning or a rounding of; ``partners[v]``, the members v is one low-rank update of (a merged
+    LoRA; those of its smallest such rank: a LoRA's sibling or grandchild is two updates away,
+    rank 2r), the update's direction taken from the pair's cue (``cues``, :func:`_cue` per
+    ordered pair).  A merge's own parents are known; it can be an exact parent (a GGUF of a merge)
+    and is nobody's low-rank partner (a merge with its LoRA parent is one update from each)."""
+    exact: dict[str, set[str]] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    plain = [m for m in members if m.name not in merges]
+    for u, v in itertools.permutations(members, 2):
+        if v.name not in merges and (_pruned(u, v) or _quantized(u, v) == 1):
+            exact.setdefault(v.name, set()).add(u.name)
+    for u, v in itertools.combinations(plain, 2):
+        r = _low_rank(u, v)
+        if r:
+            # the update's side: the later one by the direction cue (both when it is silent) — the
+            # earlier one keeps its own parent
+            sign = cues[(u.name, v.name)][0]
+            if sign >= 0:
+                ranks.setdefault(v.name, {})[u.name] = r
+            if sign <= 0:
+                ranks.setdefault(u.name, {})[v.name] = r
+    partners = {v: {u for u, r in rs.items() if r == min(rs.values())} for v, rs in ranks.items()}
+    return exact, partners
+
+
 def _merges(members: list[_Member], dist: dict[tuple[str, str], float], ref_norm: dict[int, float]) -> dict[str, tuple[str, str]]:
     """Linear merges among the members that have every reference block (step 4)."""
     full = [m for m in members if m.blocks.keys() == ref_norm.keys()]
@@ -383,14 +465,17 @@ def _merges(members: list[_Member], dist: dict[tuple[str, str], float], ref_norm
     out: dict[str, tuple[str, str]] = {}
     scale = sum(ref_norm.values())
     for i, m in enumerate(full):
-        nearest = min(dist[(m.name, o.name)] for o in full if o is not m)
-        if not math.isfinite(nearest) or nearest <= 0:
+        nearest = min((dist[(m.name, o.name)] for o in full if o is not m and dist[(m.name, o.name)] > COPY), default=math.inf)
+        if not math.isfinite(nearest):
             continue
         cands: list[tuple[float, float, str, str]] = []
-        for j, k in itertools.combinations([t for t in range(len(full)) if t != i], 2):
+        # candidate parents: members of m's own basis (a merge across a rotation computes nothing;
+        # a symmetry copy of a merge is the merge's child), none a copy of m
+        others = [t for t in range(len(full)) if t != i and dist[(m.name, full[t].name)] > COPY and _same_basis(m, full[t])]
+        for j, k in itertools.combinations(others, 2):
             # x_m − x_k = α (x_j − x_k) + r: one-dimensional least squares through the Gram matrix
             dd = float(gram[j, j] - 2 * gram[j, k] + gram[k, k])
-            if dd <= 0:
+            if dd <= COPY**2 * scale:  # two copies of one model span no line
                 continue
             alpha = float(gram[i, j] - gram[i, k] - gram[j, k] + gram[k, k]) / dd
             if not 0.1 <= alpha <= 0.9:
@@ -414,10 +499,14 @@ def lineage_tree(
     units: int = 256,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    related: Iterable[tuple[str, str]] | None = None,
 ) -> LineageTree:
     """The lineage tree of ``models`` (a mapping name → model, state dict or file; or a sequence,
     named by position).  ``units`` reference units per block are sampled (seeded) for the
-    coordinates; ``alpha`` is ``parent_lineage``'s threshold for joining families."""
+    coordinates; ``alpha`` is ``parent_lineage``'s threshold for joining families.  ``related``:
+    the pairs already found derived one from the other (``parent_lineage`` at ``alpha``, either
+    order), when the caller has tested them — families are then their connected components and no
+    pair is tested again."""
     if not (0 < alpha < 1):
         raise InvalidArgument(f"alpha must be in (0, 1), got {alpha}")
     if units < 1:
@@ -430,12 +519,19 @@ def lineage_tree(
         raise InvalidArgument("a lineage tree needs at least two models")
     dev = torch.device(device)
     names = list(named)
-    related = nx.Graph()
-    related.add_nodes_from(names)
-    for a, b in itertools.combinations(names, 2):
-        if parent_lineage(named[a], named[b], alpha=alpha, units=min(units, 128), seed=seed, device=dev).found:
-            related.add_edge(a, b)
-    families = [sorted(c, key=names.index) for c in nx.connected_components(related)]
+    graph = nx.Graph()
+    graph.add_nodes_from(names)
+    if related is None:
+        for a, b in itertools.combinations(names, 2):
+            if parent_lineage(named[a], named[b], alpha=alpha, units=min(units, 128), seed=seed, device=dev).found:
+                graph.add_edge(a, b)
+    else:
+        for a, b in related:
+            if a not in named or b not in named:
+                raise InvalidArgument(f"related pair ({a!r}, {b!r}) names a model not given")
+            if a != b:
+                graph.add_edge(a, b)
+    families = [sorted(c, key=names.index) for c in nx.connected_components(graph)]
     families.sort(key=lambda f: names.index(f[0]))
     parents: dict[str, list[str]] = {n: [] for n in names}
     edges: list[TreeEdge] = []
@@ -444,7 +540,7 @@ def lineage_tree(
     fitted: list[str] = []
     stats: dict[str, dict[str, float]] = {}
     for fam in families:
-        ref_name = max(fam, key=lambda n: (related.degree(n), -names.index(n)))
+        ref_name = max(fam, key=lambda n: (graph.degree(n), -names.index(n)))
         for n in fam:
             reference[n] = ref_name
         if len(fam) == 1:
@@ -479,6 +575,8 @@ def lineage_tree(
         top = max((d for d in dist.values() if math.isfinite(d)), default=1.0)
         kmax = max(_mean(m.kurtosis_folded) for m in members)
         kscale = max(kmax - min(_mean(m.kurtosis_folded) for m in members), 1e-12)
+        pair_cues = {(u.name, v.name): _cue(u, v) for u, v in itertools.permutations(members, 2)}
+        exact, partners = _exact_relations(members, merges, pair_cues)
         g = nx.DiGraph()
         g.add_nodes_from(fam)
         cues: dict[tuple[str, str], str] = {}
@@ -491,9 +589,17 @@ def lineage_tree(
             if u.name in merges and v.name in merges[u.name]:
                 continue
             merge_edge = v.name in merges
-            sign, cue = (1, "merge") if merge_edge else _cue(u, v)
-            hub = u.name in merges and d > MERGE_CHILD * min(dist[(w.name, v.name)] for w in members if w is not u and w is not v)
-            events = (sign < 0) + (not _same_basis(u, v)) + (u.blocks.keys() != v.blocks.keys()) + hub
+            sign, cue = (1, "merge") if merge_edge else pair_cues[(u.name, v.name)]
+            exact_edge = u.name in exact.get(v.name, ())
+            hub = (
+                u.name in merges
+                and not exact_edge
+                and d > MERGE_CHILD * min(dist[(w.name, v.name)] for w in members if w is not u and w is not v)
+            )
+            # a member with an exact parent (pruning, rounding) or a low-rank partner (a merged LoRA)
+            # takes any other parent only at one event's cost
+            unrelated = (v.name in exact and not exact_edge) + (v.name in partners and u.name not in partners[v.name])
+            events = (sign < 0) + (not _same_basis(u, v)) + hub + unrelated
             # among equally near parents, the one in the most native basis (heaviest-tailed) first
             cost = d + top * events + 1e-6 * top * (kmax - _mean(u.kurtosis_folded)) / kscale
             cues[(u.name, v.name)] = cue if sign > 0 else ""
