@@ -164,3 +164,14 @@ def test_a_quantized_merge_is_put_under_the_merge(zoo):
     tree = lineage_tree(zoo_, units=64)
     assert tree.parents["merge.Q4_0"] == ["merge"], tree.summary()
     assert sorted(tree.parents["merge"]) == ["c1", "c2"], tree.summary()
+
+
+def test_a_copy_of_a_merge_is_no_hub_either(zoo):
+    """A GGUF export of a midpoint merge is a midpoint too: the merge's parent must not be put
+    under it (the merge-hub rule holds for a merge's copies)."""
+    models, tmp = zoo
+    mid = {k: (models["base"][k] + models["c1"][k]) / 2 for k in models["base"]}
+    zoo_ = {"base": models["base"], "c1": models["c1"], "mid": mid, "mid.Q8_0": save_gguf(mid, tmp / "mid-q8.gguf", "Q8_0")}
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.parents["c1"] == ["base"] and tree.parents["mid.Q8_0"] == ["mid"], tree.summary()
+    assert sorted(tree.parents["mid"]) == ["base", "c1"], tree.summary()

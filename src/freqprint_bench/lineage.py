@@ -155,9 +155,11 @@ def _lora_merged(
     return _state(lora.merge_and_unload())  # type: ignore[operator]
 
 
-def _half_depth(config: Any, teacher: nn.Module, batches: list[torch.Tensor], steps: int, lr: float) -> dict[str, torch.Tensor]:
+def _half_depth(
+    config: Any, teacher: nn.Module, batches: list[torch.Tensor], steps: int, lr: float, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A student of half the blocks, initialised from the teacher's even blocks (the rest of the
-    weights copied), then distilled on the teacher's logits."""
+    weights copied), then distilled on the teacher's logits (batch order from ``seed``)."""
     small_cfg = copy.deepcopy(config)
     small_cfg.num_hidden_layers = config.num_hidden_layers // 2
     student = _new(small_cfg, 0)
@@ -173,7 +175,7 @@ def _half_depth(config: Any, teacher: nn.Module, batches: list[torch.Tensor], st
             parts[i] = str(b // 2)
         keep[".".join(parts)] = v.clone()
     student.load_state_dict(keep, strict=False)
-    return _state(_train(student, batches, steps, lr, teacher=teacher))
+    return _state(_train(student, batches, steps, lr, teacher=teacher, seed=seed))
 
 
 def _symmetries(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -574,7 +576,13 @@ def run_trees(
                 )
             elif op == "half-depth":
                 par = str(rng.choice(full))
-                _add(nodes, name, _half_depth(cfg, model(par), corpora["English"], 100, 1e-3), [par], "even blocks, distilled")
+                _add(
+                    nodes,
+                    name,
+                    _half_depth(cfg, model(par), corpora["English"], 100, 1e-3, seed=step_seed),
+                    [par],
+                    "even blocks, distilled",
+                )
             else:
                 corpus = str(rng.choice(list(corpora)))
                 steps, lr = int(rng.choice([50, 150, 400])), float(rng.choice([3e-4, 1e-3]))

@@ -29,7 +29,9 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    Its parents are then ``p`` and ``q``,
    its in-edge may come from them only, and it is a parent of another member only if that member
    is ``MERGE_CHILD`` times nearer to it than to any other: a midpoint is near every relative of
-   its parents, so nearness alone makes it a false hub.  A task-arithmetic merge ``p + q − o`` is
+   its parents, so nearness alone makes it a false hub.  So are its copies (a GGUF export, a
+   pruning, a symmetry rewrite of a merge) — they are midpoints too — except for their own
+   exact children.  A task-arithmetic merge ``p + q − o`` is
    not singled out (each corner of that parallelogram is the same combination of the other
    three); the arborescence puts it under the nearer of its parents.
 5. **Direction cues**, each read only where it means something: *depth* (a member with more
@@ -577,6 +579,13 @@ def lineage_tree(
         kscale = max(kmax - min(_mean(m.kurtosis_folded) for m in members), 1e-12)
         pair_cues = {(u.name, v.name): _cue(u, v) for u, v in itertools.permutations(members, 2)}
         exact, partners = _exact_relations(members, merges, pair_cues)
+
+        def clones(a: str, b: str) -> bool:  # b is a (rounded, pruned or rewritten) copy of a, or a of b
+            return a in exact.get(b, ()) or b in exact.get(a, ()) or dist[(a, b)] <= COPY
+
+        hubs = set(merges)  # merges and their copies: midpoints near every relative of their parents
+        while grown := {m.name for m in members if m.name not in hubs and any(clones(h, m.name) for h in hubs)}:
+            hubs |= grown
         g = nx.DiGraph()
         g.add_nodes_from(fam)
         cues: dict[tuple[str, str], str] = {}
@@ -592,9 +601,14 @@ def lineage_tree(
             sign, cue = (1, "merge") if merge_edge else pair_cues[(u.name, v.name)]
             exact_edge = u.name in exact.get(v.name, ())
             hub = (
-                u.name in merges
+                u.name in hubs
                 and not exact_edge
-                and d > MERGE_CHILD * min(dist[(w.name, v.name)] for w in members if w is not u and w is not v)
+                and d
+                > MERGE_CHILD
+                * min(
+                    (dist[(w.name, v.name)] for w in members if w is not u and w is not v and not clones(u.name, w.name)),
+                    default=math.inf,
+                )
             )
             # a member with an exact parent (pruning, rounding) or a low-rank partner (a merged LoRA)
             # takes any other parent only at one event's cost
