@@ -15,7 +15,13 @@ kurtosis of the update from each candidate, and the parent `lineage_tree` picks 
 If the sibling's and the continuation's numbers overlap, no rule on these statistics separates
 them: the miss is a property of the endpoints, not of the tree's rules.
 
-A second table prices ``MERGE_RESIDUAL`` (step 4 of ``freqprint.verification.tree``): the
+A second table checks the low-rank rule's two premises on a merged LoRA of P (r = 4, 100 steps
+on A, as the bench makes them): the rank ``_low_rank`` reads between it and P (and, for
+contrast, between P and S2, and between S1 and the LoRA — 0 means "not an exact low-rank
+update"), and whether it is flatter than P (the excess kurtosis of the stored MLP weights), which
+orients the pair.
+
+A third table prices ``MERGE_RESIDUAL`` (step 4 of ``freqprint.verification.tree``): the
 residual of the best linear-merge fit, relative to the nearest other model, for S1 against
 (P, S2) — a fine-tune near the line between its parent and a same-text sibling, which must *not*
 read as a merge — and for true merges of these models stored in float32, float16 and bfloat16.
@@ -27,12 +33,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+from typing import Any
 
 import torch
 
 from freqprint.data.text import load_fortunes
-from freqprint.verification.tree import lineage_tree
-from freqprint_bench.lineage import _byte_batches, _new, _state, _tiny_config, _train
+from freqprint.verification.tree import _low_rank, _mean, lineage_tree
+from freqprint_bench.lineage import _byte_batches, _lora_merged, _new, _state, _tiny_config, _train
 
 
 def _kurtosis(x: torch.Tensor) -> float:
@@ -64,6 +71,15 @@ def _merge_ratio(models: dict[str, dict[str, torch.Tensor]], m: str, p: str, q: 
     return alpha, r / nearest
 
 
+def _members(models: dict[str, dict[str, torch.Tensor]], ref: str) -> dict[str, Any]:
+    from freqprint.verification import tree as t
+
+    dev = torch.device("cpu")
+    dec = t.read_decoder(models[ref])
+    frame = t._frame(dec, 192, 0, dev)
+    return {n: t._member(n, dec, t.read_decoder(sd), frame, dev) for n, sd in models.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=4)
@@ -88,6 +104,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     tally: dict[str, list[int]] = {}
     ratios: list[tuple[int, str, tuple[float, float]]] = []
+    lows: list[tuple[int, int, int, int, float, float]] = []
     for rep in range(args.reps):
         s1 = tune(root, text_a, args.short, 100 + rep)
         cases = {
@@ -108,6 +125,20 @@ def main() -> None:
                 f"| {rep} | {name} | {truth} | {ds / dp:.3f} | {kp:.3f} | {ks:.3f} | {'+'.join(got) or '(root)'}{'' if ok else ' ✗'} |"
             )
         s2 = cases["sibling, same text"][0]
+        m = _new(cfg, 0)
+        m.load_state_dict(copy.deepcopy(root))
+        lora = _lora_merged(m, text_a, 100, 3e-3, seed=500 + rep)
+        mem = _members({"P": root, "S1": s1, "S2": s2, "LoRA": lora}, "P")
+        lows.append(
+            (
+                rep,
+                _low_rank(mem["P"], mem["LoRA"]),
+                _low_rank(mem["P"], mem["S2"]),
+                _low_rank(mem["S1"], mem["LoRA"]),
+                _mean(mem["P"].kurtosis),
+                _mean(mem["LoRA"].kurtosis),
+            )
+        )
         ratios.append((rep, "S1 against (P, S2): not a merge", _merge_ratio({"P": root, "S1": s1, "S2": s2}, "S1", "P", "S2")))
         for dtype in (torch.float32, torch.float16, torch.bfloat16):
             for w, (a, b) in ((0.7, ("P", "S1")), (0.5, ("S1", "S2"))):
@@ -119,6 +150,9 @@ def main() -> None:
     print()
     for name, (ok, n) in tally.items():
         print(f"{name}: tree right {ok}/{n}")
+    print("\n| rep | rank LoRA − P | rank S2 − P | rank LoRA − S1 | excess kurtosis P → LoRA |\n|---|---|---|---|---|")
+    for rep, a, b, c, kp, kl in lows:
+        print(f"| {rep} | {a} | {b} | {c} | {kp:.4f} → {kl:.4f}{'' if kl < kp else ' (heavier)'} |")
     print("\n| rep | model | α | merge residual / nearest |\n|---|---|---|---|")
     for rep, name, (alpha, ratio) in ratios:
         print(f"| {rep} | {name} | {alpha:.3f} | {ratio:.4f} |")
