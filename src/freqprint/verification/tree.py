@@ -24,8 +24,10 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    task-arithmetic merge of one pair make a parallelogram whose two diagonals both pass through
    m).  ``p`` and ``q`` are in m's basis and no copies of it: a merge across a rotation computes
    nothing, and a symmetry copy of a merge is the merge's child.  ``MERGE_RESIDUAL`` (0.2) sits
-   between what bf16 storage leaves of a merge (≤ 0.08 measured) and a fine-tune that passed near
-   the line between its parent and a sibling trained on the same text (0.40: a false merge).
+   above what bf16 storage leaves of a merge of 150- and 400-step fine-tunes (≤ 0.034,
+   ``scripts/tree_siblings.py``; shorter fine-tunes' changes are nearer bf16's rounding and leave
+   more) and below the 0.5 at which fine-tunes trained on a sibling's text read as merges of it
+   and their parent (held-out seed 2028, docs/benchmarks.md §14e).
    Its parents are then ``p`` and ``q``,
    its in-edge may come from them only, and it is a parent of another member only if that member
    is ``MERGE_CHILD`` times nearer to it than to any other: a midpoint is near every relative of
