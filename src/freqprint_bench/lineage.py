@@ -19,7 +19,7 @@ same-config negatives: random initialisations and one trained from scratch.
 (:mod:`freqprint.verification.delta`) swept over σ on the tiny base and on SmolLM2, a thief's
 copies of each owner release, and the null (independent fine-tunes of the base × secrets).
 
-**trees** (held out, about 6 min): three roots of the tiny config grown by ten operations each,
+**trees** (held out, about 3 min): three roots of the tiny config grown by ten operations each,
 drawn at random (seeded) — SFT, LoRA, GGUF, pruning, merges, task arithmetic, the symmetry group,
 a half-depth student, with random parents and settings — for ``lineage-tree`` only.
 
