@@ -73,8 +73,9 @@ passed near a sibling trained on the same text (it reads as the sibling's child 
 ``scripts/tree_siblings.py`` measures it), or that went back toward its grandparent's text (it
 reads as its parent's parent); an early-training parent (step 5); identical copies (no order);
 an exact relation once any full-rank noise covers it (a GGUF export of a LoRA is no longer a
-low-rank update of anything: distance decides); and anything made without inheriting weights
-(distillation into a fresh student).
+low-rank update of anything: distance decides); a LoRA on the attention projections only (the
+MLP rows read here do not move: it reads as a copy of its parent, with no direction); and
+anything made without inheriting weights (distillation into a fresh student).
 """
 
 from __future__ import annotations
