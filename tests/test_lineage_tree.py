@@ -175,3 +175,43 @@ def test_a_copy_of_a_merge_is_no_hub_either(zoo):
     tree = lineage_tree(zoo_, units=64)
     assert tree.parents["c1"] == ["base"] and tree.parents["mid.Q8_0"] == ["mid"], tree.summary()
     assert sorted(tree.parents["mid"]) == ["base", "c1"], tree.summary()
+
+
+def test_a_coarse_rounding_does_not_make_a_merges_relatives_hubs(zoo):
+    """Fine-tunes shorter than a Q4_0 step: the Q4_0 export of one is a rounding of all its
+    relatives at once, the merge among them.  The merge-hub rule spreads from a merge to its own
+    copies only (each copy's nearest source), never back to the models the copy also rounds: on
+    0.21.0 the root went under the merge (the SmolLM2 tree's miss, §14b)."""
+    models, tmp = zoo
+    base = models["base"]
+    c1, c2 = (state(train(_model(base), 3, seed=s, lr=1e-5)) for s in (1, 2))
+    zoo_ = {
+        "base": base,
+        "c1": c1,
+        "c2": c2,
+        "merge": {k: (c1[k] + c2[k]) / 2 for k in c1},
+        "task": {k: c1[k] + c2[k] - base[k] for k in c1},
+        "c1.Q4_0": save_gguf(c1, tmp / "c1-tiny-q4.gguf", "Q4_0"),
+    }
+    tree = lineage_tree(zoo_, units=64)
+    assert sorted(tree.parents["merge"]) == ["c1", "c2"], tree.summary()
+    assert all("merge" not in tree.parents[n] for n in ("base", "c1", "c2", "task")), tree.summary()
+
+
+def test_a_lora_of_a_rewritten_merge_is_not_taken_for_the_root(zoo):
+    """A merge's symmetry copy is a hub (a midpoint in another basis); a merged LoRA of it, far from
+    everything, with a pruning of its own nearer than its parent: the LoRA's exact relation to the
+    copy outranks the hub rule, the LoRA's own pruning is no rival parent, and a member with a
+    known parent is no root (on 0.21.0 the LoRA became the root, as in held-out seed 2030)."""
+    models, _ = zoo
+    base = models["base"]
+    c1, c2 = (state(train(_model(base), 10, seed=s, lr=2e-4)) for s in (1, 2))
+    mid = {k: (base[k] + c1[k]) / 2 for k in base}
+    moved = state(Compose([NormScaling(seed=1), DecoderPermutation(seed=1), DecoderRotation(seed=2)])(_model(mid)))
+    lora = _merged_lora(_model(moved), steps=60)
+    zoo_ = {"base": base, "c1": c1, "c2": c2, "mid": mid, "mid.moved": moved, "lora": lora}
+    zoo_["lora.pruned"] = state(Prune(rate=0.3)(_model(lora)))
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.parents["lora"] == ["mid.moved"] and tree.parents["mid.moved"] == ["mid"], tree.summary()
+    assert tree.parents["lora.pruned"] == ["lora"] and sorted(tree.parents["mid"]) == ["base", "c1"], tree.summary()
+    assert len(tree.roots) == 1 and tree.roots[0] in ("base", "c1", "c2"), tree.summary()

@@ -28,14 +28,18 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    ``scripts/tree_siblings.py``; shorter fine-tunes' changes are nearer bf16's rounding and leave
    more) and below the 0.5 at which fine-tunes trained on a sibling's text read as merges of it
    and their parent (held-out seed 2028, docs/benchmarks.md §14e).
-   Its parents are then ``p`` and ``q``,
-   its in-edge may come from them only, and it is a parent of another member only if that member
-   is ``MERGE_CHILD`` times nearer to it than to any other: a midpoint is near every relative of
-   its parents, so nearness alone makes it a false hub.  So are its copies (a GGUF export, a
-   pruning, a symmetry rewrite of a merge) — they are midpoints too — except for their own
-   exact children.  A task-arithmetic merge ``p + q − o`` is
-   not singled out (each corner of that parallelogram is the same combination of the other
-   three); the arborescence puts it under the nearer of its parents.
+   Its parents are then ``p`` and ``q``, its in-edge may come from them only, and it is a parent
+   of another member only if that member is ``MERGE_CHILD`` times nearer to it than to any other
+   (not counting the members known to derive from that member, step 6): a midpoint is near every
+   relative of its parents, so nearness alone makes it a false hub.  So are its copies (a GGUF
+   export, a pruning, a symmetry rewrite of a merge) — they are midpoints too — except for their
+   own exact children and low-rank updates.  The rule spreads downstream only: a member is a
+   merge's copy when its own source (the nearest member it is a pruning or rounding of) is a
+   merge or a copy, or when it is one at distance ≤ ``COPY`` — a Q4_0 export of a short
+   fine-tune is a rounding of its relatives too, the merge among them, and they are no copies of
+   the merge.  A task-arithmetic merge ``p + q − o`` is not singled out (each corner of that
+   parallelogram is the same combination of the other three); the arborescence puts it under
+   the nearer of its parents.
 5. **Direction cues**, each read only where it means something: *depth* (a member with more
    distinct blocks comes first — a layer-dropped student keeps a subset of its teacher's blocks;
    duplicated blocks, as depth up-scaling makes, do not count); *pruning* (between members read
@@ -59,13 +63,14 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    2r away).  A sibling fine-tuned on the same text can sit nearer to a LoRA than its parent does.
 7. **Events.**  An edge costs its distance plus the family's largest distance for each event it
    needs: against its direction cue, a change of basis (members whose coordinates were fitted
-   form classes of equal transforms), a merge as a far parent (not when the
-   edge is an exact relation: a GGUF of a merge is the merge rounded), a parent other than the
-   member's exact relations of step 6.  A thief's rotation is one event, and the tree with the
-   fewest events is preferred.
-8. The **minimum spanning arborescence** (Edmonds, ``networkx``) of these costs: each member's
-   parent, and the root (a root pays no in-edge, so the member whose every in-edge needs an
-   event is the root).
+   form classes of equal transforms), a merge as a far parent (not when the edge is an exact
+   relation or a low-rank update: a GGUF of a merge is the merge rounded), a parent other than
+   the member's exact relations of step 6.  A thief's rotation is one event, and the tree with
+   the fewest events is preferred.
+8. The **minimum spanning arborescence** (Edmonds, ``networkx``) of these costs, from a node above
+   the family whose edge into any member costs more than any other edge (so one root), plus one
+   event into a member with a known parent (a merge, a pruning or rounding, a low-rank update):
+   each member's parent, and the root — the member whose every in-edge needs an event.
 
 What it cannot see: the direction between function-identical copies in different bases (no cue
 is read across a basis change; parsimony puts the copy under its source); a fine-tune that
@@ -73,9 +78,14 @@ passed near a sibling trained on the same text (it reads as the sibling's child 
 ``scripts/tree_siblings.py`` measures it), or that went back toward its grandparent's text (it
 reads as its parent's parent); an early-training parent (step 5); identical copies (no order);
 an exact relation once any full-rank noise covers it (a GGUF export of a LoRA is no longer a
-low-rank update of anything: distance decides); a LoRA on the attention projections only (the
-MLP rows read here do not move: it reads as a copy of its parent, with no direction); and
-anything made without inheriting weights (distillation into a fresh student).
+low-rank update of anything: distance decides); which of several members a coarse rounding
+rounds when they differ by far less than its step (the nearest is taken, and the rounding's own
+noise can make that the source's parent); a LoRA's direction where the weights have no heavy
+tails to lose (a rotated copy of a near-Gaussian model: the update, a product of two factors, is
+heavier-tailed than the copy, and the LoRA reads as its parent's parent); a LoRA on the
+attention projections only (the MLP rows read here do not move: it reads as a copy of its
+parent, with no direction); and anything made without inheriting weights (distillation into a
+fresh student).
 """
 
 from __future__ import annotations
@@ -113,6 +123,7 @@ KURTOSIS_BASIS_FLOOR = 0.1  # ... and at least this much (near-Gaussian weights:
 MERGE_CHILD = 0.5  # a merge is a parent only of a member this much nearer to it than to any other
 LOW_RANK_TOL = 1e-4  # a low-rank update's residual past its rank, relative to the update
 LOW_RANK_FRACTION = 8  # ... whose rank is at most this fraction of the matrix's
+_ROOT = ("root",)  # the node above every family's root (no model name is a tuple)
 
 
 @dataclass
@@ -586,8 +597,15 @@ def lineage_tree(
         def clones(a: str, b: str) -> bool:  # b is a (rounded, pruned or rewritten) copy of a, or a of b
             return a in exact.get(b, ()) or b in exact.get(a, ()) or dist[(a, b)] <= COPY
 
-        hubs = set(merges)  # merges and their copies: midpoints near every relative of their parents
-        while grown := {m.name for m in members if m.name not in hubs and any(clones(h, m.name) for h in hubs)}:
+        # each member's own exact parent: the nearest of those it is a pruning or rounding of (a coarse
+        # rounding of a short fine-tune is a rounding of its relatives too)
+        source = {v: min(us, key=lambda u: dist[(u, v)]) for v, us in exact.items()}
+        # the members known to derive from v (its own prunings, roundings and low-rank updates)
+        offspring = {v: {w for w, s in source.items() if s == v} | {w for w, ps in partners.items() if v in ps} for v in fam}
+        # merges and their copies (midpoints near every relative of their parents), spread downstream
+        # only: a copy of a merge is a hub, the members a merge is itself a rounding of are not
+        hubs = set(merges)
+        while grown := {m for m in fam if m not in hubs and (source.get(m) in hubs or any(dist[(h, m)] <= COPY for h in hubs))}:
             hubs |= grown
         g = nx.DiGraph()
         g.add_nodes_from(fam)
@@ -603,29 +621,32 @@ def lineage_tree(
             merge_edge = v.name in merges
             sign, cue = (1, "merge") if merge_edge else pair_cues[(u.name, v.name)]
             exact_edge = u.name in exact.get(v.name, ())
+            partner_edge = u.name in partners.get(v.name, ())
+            # v's other candidate parents: neither u's copies nor members known to derive from v
+            rivals = [w.name for w in members if w is not u and w is not v and not clones(u.name, w.name)]
             hub = (
                 u.name in hubs
                 and not exact_edge
-                and d
-                > MERGE_CHILD
-                * min(
-                    (dist[(w.name, v.name)] for w in members if w is not u and w is not v and not clones(u.name, w.name)),
-                    default=math.inf,
-                )
+                and not partner_edge
+                and d > MERGE_CHILD * min((dist[(w, v.name)] for w in rivals if w not in offspring[v.name]), default=math.inf)
             )
             # a member with an exact parent (pruning, rounding) or a low-rank partner (a merged LoRA)
             # takes any other parent only at one event's cost
-            unrelated = (v.name in exact and not exact_edge) + (v.name in partners and u.name not in partners[v.name])
+            unrelated = (v.name in exact and not exact_edge) + (v.name in partners and not partner_edge)
             events = (sign < 0) + (not _same_basis(u, v)) + hub + unrelated
             # among equally near parents, the one in the most native basis (heaviest-tailed) first
             cost = d + top * events + 1e-6 * top * (kmax - _mean(u.kurtosis_folded)) / kscale
             cues[(u.name, v.name)] = cue if sign > 0 else ""
             g.add_edge(u.name, v.name, weight=cost)
-        try:
-            arb = nx.minimum_spanning_arborescence(g, attr="weight", preserve_attrs=True)
-        except nx.NetworkXException:  # no spanning arborescence (a member comparable to none)
-            arb = nx.DiGraph()
-        tree_parent = {v: u for u, v in arb.edges()}
+        # a root above the family: its edge into a member costs more than any other edge (one root,
+        # unless some member has no in-edge at all), plus an event for a member with a known parent
+        # (a merge, a pruning or rounding, a low-rank update): a root has none
+        top_edge = max((w for _, _, w in g.edges(data="weight")), default=0.0)
+        known = set(merges) | set(exact) | set(partners)
+        for n in fam:
+            g.add_edge(_ROOT, n, weight=2 * top_edge + top + top * (n in known))
+        arb = nx.minimum_spanning_arborescence(g, attr="weight", preserve_attrs=True)
+        tree_parent = {v: u for u, v in arb.edges() if u != _ROOT}
         for v, u in sorted(tree_parent.items(), key=lambda e: (names.index(e[0]), e[1])):
             merge = v in merges
             parents[v] = list(merges[v]) if merge else [u]
