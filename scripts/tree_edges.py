@@ -1,8 +1,14 @@
 """Why `lineage-tree` put a model where it did: the SmolLM2 tree of `bench lineage --which
 smollm2` rebuilt (same seeds), then the tree's merges, exact relations, low-rank partners, the
-direction cues into MODEL and the cost of every in-edge of MODEL (docs/benchmarks.md §14b).
+direction cues into MODEL and the cost of every in-edge of MODEL (docs/benchmarks.md §14b).  The
+tree's edge from ``('root',)`` is the node above the family (its cost: what a root pays).
 
-    .venv/bin/python scripts/tree_edges.py [MODEL]      # default S/task-arith; 7 min 15 s, peak RSS 15.4 GB
+    .venv/bin/python scripts/tree_edges.py [MODEL]      # default S/task-arith; 8 min 47 s, peak RSS 15.5 GB (0.22.0)
+
+With ``--trees SEED`` it rebuilds the random trees of ``bench lineage --which trees --seed SEED``
+instead (§14e; 2 min 25 s, peak RSS 0.57 GB for seed 2031):
+
+    .venv/bin/python scripts/tree_edges.py T1/2-half-depth --trees 2031
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import networkx as nx
 import freqprint.verification.tree as tree
 import freqprint_bench.lineage as bench
 
-TARGET = sys.argv[1] if len(sys.argv) > 1 else "S/task-arith"
+ARGS = [a for a in sys.argv[1:] if a != "--trees"]
+SEED = int(ARGS.pop()) if "--trees" in sys.argv[1:] else None
+TARGET = ARGS[0] if ARGS else "S/task-arith"
 _arborescence = nx.minimum_spanning_arborescence
 _relations = tree._exact_relations
 
@@ -52,8 +60,21 @@ def _tree_only(nodes: Any, units: int, log: Any, names: list[str]) -> dict[str, 
     return {}
 
 
+def _trees_only(nodes: Any, names: list[str], log: Any, found: Any = None) -> dict[str, Any]:
+    family = [n for n in names if n.split("/")[0] == TARGET.split("/")[0]]
+    t = tree.lineage_tree({n: nodes[n].source for n in family})
+    for n in family:
+        print(f"{n}: parents {t.parents[n]}, true {nodes[n].parents}, stored zeros {t.detail['stored'][n]['zeros']:.3f}")
+    print(f"distances from {TARGET}:", {k: round(v, 4) for k, v in sorted(t.distances[TARGET].items(), key=lambda e: e[1])})
+    return {"rows": []}
+
+
 nx.minimum_spanning_arborescence = _spy_arborescence
 tree._exact_relations = _spy_relations
 bench._evaluate = _tree_only
+bench._tree_recovery = _trees_only
 with tempfile.TemporaryDirectory() as d:
-    bench.run_smollm2(Path(d))
+    if SEED is None:
+        bench.run_smollm2(Path(d))
+    else:
+        bench.run_trees(Path(d), seed=SEED)
