@@ -181,7 +181,7 @@ def test_a_coarse_rounding_does_not_make_a_merges_relatives_hubs(zoo):
     """Fine-tunes shorter than a Q4_0 step: the Q4_0 export of one is a rounding of all its
     relatives at once, the merge among them.  The merge-hub rule spreads from a merge to its own
     copies only (each copy's nearest source), never back to the models the copy also rounds: on
-    0.21.0 the root went under the merge (the SmolLM2 tree's miss, §14b)."""
+    0.21.0 the root went under the merge (the mechanism of the SmolLM2 tree's miss, §14b)."""
     models, tmp = zoo
     base = models["base"]
     c1, c2 = (state(train(_model(base), 3, seed=s, lr=1e-5)) for s in (1, 2))

@@ -603,7 +603,7 @@ def lineage_tree(
         # the members known to derive from v (its own prunings, roundings and low-rank updates)
         offspring = {v: {w for w, s in source.items() if s == v} | {w for w, ps in partners.items() if v in ps} for v in fam}
         # merges and their copies (midpoints near every relative of their parents), spread downstream
-        # only: a copy of a merge is a hub, the members a merge is itself a rounding of are not
+        # only: a copy of a merge is a hub, the other members that copy is also a rounding of are not
         hubs = set(merges)
         while grown := {m for m in fam if m not in hubs and (source.get(m) in hubs or any(dist[(h, m)] <= COPY for h in hubs))}:
             hubs |= grown
