@@ -1,0 +1,38 @@
+"""A thief who wants `lineage-tree` to call the original his child (docs/security.md, "Lineage
+trees"): X = P − s·max|W|·u·vᵀ on every MLP matrix of the original P, u and v with four ones each
+(a rank-1, sparse — heavy-tailed — change).  P is then a low-rank update of X, and the update's
+side is read from kurtosis (step 6 of `freqprint.verification.tree`): X is put above P.
+
+    .venv/bin/python scripts/tree_forgery.py     # 9 s on 2 cores; output benchmarks/cpu/tree-forgery.txt
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from freqprint.verification.tree import lineage_tree
+from test_parent_lineage import new, state, train
+
+base = train(new(0), 200, seed=0)
+original = state(base)
+child = state(train(copy.deepcopy(base), 20, seed=1, lr=1e-3))
+g = torch.Generator().manual_seed(9)
+
+
+def spike(w: torch.Tensor, scale: float) -> torch.Tensor:
+    u, v = torch.zeros(w.shape[0]), torch.zeros(w.shape[1])
+    u[torch.randperm(w.shape[0], generator=g)[:4]] = 1.0
+    v[torch.randperm(w.shape[1], generator=g)[:4]] = 1.0
+    return w - scale * float(w.abs().max()) * torch.outer(u, v)
+
+
+for scale in (0.05, 0.5, 2.0):
+    thief = {k: (spike(w, scale) if "mlp" in k and w.dim() == 2 else w.clone()) for k, w in original.items()}
+    change = sum(float((thief[k] - original[k]).norm()) for k in original) / sum(float(w.norm()) for w in original.values())
+    t = lineage_tree({"original": original, "thief": thief, "child": child}, units=64)
+    print(f"s = {scale}: ‖X − P‖/‖P‖ = {change:.4f}; parents {t.parents}; roots {t.roots}")
