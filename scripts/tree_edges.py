@@ -13,7 +13,7 @@ instead (§14e; 2 min 25 s, peak RSS 0.57 GB for seed 2031):
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,12 @@ import networkx as nx
 import freqprint.verification.tree as tree
 import freqprint_bench.lineage as bench
 
-ARGS = [a for a in sys.argv[1:] if a != "--trees"]
-SEED = int(ARGS.pop()) if "--trees" in sys.argv[1:] else None
-TARGET = ARGS[0] if ARGS else "S/task-arith"
+_parser = argparse.ArgumentParser(description="Why lineage-tree put MODEL where it did.")
+_parser.add_argument("model", nargs="?", default="S/task-arith")
+_parser.add_argument("--trees", type=int, metavar="SEED", help="the random trees of `bench lineage --which trees --seed SEED`")
+_args = _parser.parse_args()
+SEED: int | None = _args.trees
+TARGET: str = _args.model
 _arborescence = nx.minimum_spanning_arborescence
 _relations = tree._exact_relations
 
