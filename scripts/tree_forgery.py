@@ -3,6 +3,10 @@ trees"): X = P − s·max|W|·u·vᵀ on every MLP matrix of the original P, u a
 (a rank-1, sparse — heavy-tailed — change).  P is then a low-rank update of X, and the update's
 side is read from kurtosis (step 6 of `freqprint.verification.tree`): X is put above P.
 
+Second, a half-depth student S of a public teacher T: X = S + t·(T_even − S), T's even blocks
+(S's initialisation) mixed in by a fraction t.  X is nearer to the teacher's line, and the anchor
+cue (step 5) puts X between T and S.
+
     .venv/bin/python scripts/tree_forgery.py     # 9 s on 2 cores; output benchmarks/cpu/tree-forgery.txt
 """
 
@@ -16,12 +20,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from freqprint.verification.tree import lineage_tree
+from test_lineage_tree import _student
 from test_parent_lineage import new, state, train
 
 base = train(new(0), 200, seed=0)
 original = state(base)
 child = state(train(copy.deepcopy(base), 20, seed=1, lr=1e-3))
 g = torch.Generator().manual_seed(9)
+
+
+def _block(key: str) -> int:
+    return int(key.split(".layers.")[1].split(".")[0]) if ".layers." in key else -1
 
 
 def spike(w: torch.Tensor, scale: float) -> torch.Tensor:
@@ -36,3 +45,11 @@ for scale in (0.05, 0.5, 2.0):
     change = sum(float((thief[k] - original[k]).norm()) for k in original) / sum(float(w.norm()) for w in original.values())
     t = lineage_tree({"original": original, "thief": thief, "child": child}, units=64)
     print(f"s = {scale}: ‖X − P‖/‖P‖ = {change:.4f}; parents {t.parents}; roots {t.roots}")
+
+student = state(_student(original))
+even = {k: original[k.replace(f".layers.{b}.", f".layers.{2 * b}.")] for k in student for b in [_block(k)]}
+for t in (0.001, 0.01, 0.1):
+    thief = {k: student[k] + t * (even[k] - student[k]) for k in student}
+    change = sum(float((thief[k] - student[k]).norm()) for k in student) / sum(float(w.norm()) for w in student.values())
+    t_ = lineage_tree({"teacher": original, "student": student, "thief": thief}, units=64)
+    print(f"t = {t}: ‖X − S‖/‖S‖ = {change:.4f}; parents {t_.parents}; roots {t_.roots}")

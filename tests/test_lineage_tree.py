@@ -19,7 +19,7 @@ from freqprint.errors import InvalidArgument
 from freqprint.io.gguf import save_gguf
 from freqprint.verification.parent import parent_lineage
 from freqprint.verification.tree import lineage_tree
-from test_parent_lineage import new, state, train, widen
+from test_parent_lineage import markov, new, state, train, widen
 
 
 def _model(sd):
@@ -215,3 +215,66 @@ def test_a_lora_of_a_rewritten_merge_is_not_taken_for_the_root(zoo):
     assert tree.parents["lora"] == ["mid.moved"] and tree.parents["mid.moved"] == ["mid"], tree.summary()
     assert tree.parents["lora.pruned"] == ["lora"] and sorted(tree.parents["mid"]) == ["base", "c1"], tree.summary()
     assert len(tree.roots) == 1 and tree.roots[0] in ("base", "c1", "c2"), tree.summary()
+
+
+def test_a_pruning_merged_with_its_source_stays_a_parent(zoo):
+    """A 50 % pruning P and the merge (base + P)/2 agree wherever P is not zero, so P reads as a
+    pruning of the merge as well.  The merge must not become P's exact parent: on 0.22.0 it did, P
+    was taken for a merge's copy (a hub), its own fine-tune lost P as a parent and became the
+    root, the base under it (the mechanism of held-out seed 2031's miss, §14e)."""
+    models, _ = zoo
+    base = models["base"]
+    pruned = state(Prune(rate=0.5)(_model(base)))
+    tuned = state(train(_model(pruned), 30, seed=5))
+    zoo_ = {
+        "base": base,
+        "c1": models["c1"],
+        "pruned": pruned,
+        "merge": {k: (base[k] + pruned[k]) / 2 for k in base},
+        "pruned.tuned": tuned,
+    }
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.parents["pruned"] == ["base"] and sorted(tree.parents["merge"]) == ["base", "pruned"], tree.summary()
+    assert tree.parents["pruned.tuned"] == ["pruned"] and tree.roots == ["base"], tree.summary()
+
+
+def _student(teacher, steps: int = 100, lr: float = 1e-3, seed: int = 6):
+    """A half-depth student: the teacher's even blocks, distilled on its logits (KL, AdamW)."""
+    small = new(3, layers=2)
+    keep = {}
+    for k, v in teacher.items():
+        if ".layers." in k:
+            b = int(k.split(".layers.")[1].split(".")[0])
+            if b % 2:
+                continue
+            k = k.replace(f".layers.{b}.", f".layers.{b // 2}.")
+        keep[k] = v
+    small.load_state_dict(keep)
+    teacher_model, data = _model(teacher), markov(seed)
+    opt = torch.optim.AdamW(small.parameters(), lr=lr)
+    small.train()
+    for s in range(steps):
+        x = data[(s * 8) % 64 : (s * 8) % 64 + 8]
+        with torch.no_grad():
+            target = teacher_model(input_ids=x).logits.log_softmax(-1)
+        loss = torch.nn.functional.kl_div(
+            small(input_ids=x).logits.log_softmax(-1), target, log_target=True, reduction="batchmean"
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return small.eval()
+
+
+def test_a_fine_tune_of_a_fresh_student_comes_after_it(zoo):
+    """A freshly distilled student is still on its training's trajectory: its fine-tune goes on
+    and grows heavier-tailed, so kurtosis alone read the fine-tune as the student's parent (on
+    0.22.0: the student under its own fine-tune, as in seeds 2029 and 2031, §14e).  The anchor cue
+    orders them: the fine-tune is farther from the teacher's (deeper) line."""
+    models, _ = zoo
+    student = _student(models["base"])
+    tuned = state(train(copy.deepcopy(student), 30, seed=5, lr=1e-3))
+    zoo_ = {"base": models["base"], "c1": models["c1"], "student": state(student), "student.sft": tuned}
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.parents["student"] == ["base"] and tree.parents["student.sft"] == ["student"], tree.summary()
+    assert {e.child: e.cue for e in tree.edges}["student.sft"] == "anchor"

@@ -225,8 +225,8 @@ def lineage_tree_cmd(
 ) -> None:
     """Which of MODELS derives from which: families by `freqprint lineage`'s test, then each
     family's tree (direct parents, merges, the root) estimated from aligned weight distances and
-    direction cues (depth, pruning, quantization, kurtosis).  An estimate, not a p-value:
-    docs/benchmarks.md §14e measures its edge accuracy.
+    direction cues (depth, pruning, quantization, a student's distance to its teacher's line,
+    kurtosis).  An estimate, not a p-value: docs/benchmarks.md §14e measures its edge accuracy.
     Exit 0 = some model derives from another, 1 = none does, 2 = error."""
     from freqprint.verification.tree import lineage_tree
 

@@ -53,7 +53,12 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    steps leave a trained decoder heavy-tailed in its own basis, and a random rotation of the
    residual stream makes the copy's weights more Gaussian.  The premise fails for a parent in its
    first steps of training (its fine-tune goes on the same trajectory: N is not independent of
-   X); ``scripts/tree_kurtosis.py`` measures where.
+   X); ``scripts/tree_kurtosis.py`` measures where.  A freshly distilled student is such a
+   parent, so between two members of the same basis and depth, both shallower than another
+   member, the *anchor* decides before kurtosis: the one nearer to the deeper members (their
+   teacher's line) came first.  A fine-tune F of a student S adds an independent change N, so
+   ``a_F² ≈ a_S² + ‖N‖² = a_S² + d(S, F)²`` with ``a`` a member's distance to the nearest deeper
+   member; it is read when ``|a_u² − a_v²| > ANCHOR_CUE · d(u, v)²`` (else kurtosis).
 6. **Exact relations** single out a member's parent among nearer candidates: a pruning or a
    rounding (step 5) of u, and a **low-rank update** — a merged LoRA is ``W + B·A``, so the
    difference of its stored gate and up rows from its parent's has rank r (≤ 1/8 of the matrix's)
@@ -61,6 +66,9 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    later one by the pair's direction cue (kurtosis: a merged LoRA is flatter than its parent, as
    step 5 expects); among several such partners, those of the smallest rank (a LoRA's sibling is
    2r away).  A sibling fine-tuned on the same text can sit nearer to a LoRA than its parent does.
+   A merge is no exact parent of its own parent: a pruning P of u and the merge
+   ``M = (u + P)/2`` agree wherever P is not zero, so P reads as a pruning of M as well; M, the
+   nearer, would become P's source and P a merge's copy, a hub (step 7).
 7. **Events.**  An edge costs its distance plus the family's largest distance for each event it
    needs: against its direction cue, a change of basis (members whose coordinates were fitted
    form classes of equal transforms), a merge as a far parent (not when the edge is an exact
@@ -121,6 +129,7 @@ KURTOSIS_CUE = 1e-6  # a relative difference in excess kurtosis that decides it 
 KURTOSIS_BASIS_CUE = 0.25  # ... between two bases (two random rotations of one model differ by 10 % and more by chance)
 KURTOSIS_BASIS_FLOOR = 0.1  # ... and at least this much (near-Gaussian weights: no native basis to tell)
 MERGE_CHILD = 0.5  # a merge is a parent only of a member this much nearer to it than to any other
+ANCHOR_CUE = 0.25  # the anchor cue's margin, as a fraction of the pair's d² (its premise: a fraction of 1)
 LOW_RANK_TOL = 1e-4  # a low-rank update's residual past its rank, relative to the update
 LOW_RANK_FRACTION = 8  # ... whose rank is at most this fraction of the matrix's
 _ROOT = ("root",)  # the node above every family's root (no model name is a tuple)
@@ -131,7 +140,7 @@ class TreeEdge:
     parent: str
     child: str
     distance: float
-    cue: str  # "depth", "pruning", "quantization", "kurtosis", "merge" or "" (none): what says the parent came first
+    cue: str  # "depth", "pruning", "quantization", "anchor", "kurtosis", "merge" or "" (none): what says the parent came first
     merge: bool = False  # the child is a linear merge of this parent and another
 
 
@@ -430,6 +439,26 @@ def _cue(u: _Member, v: _Member) -> tuple[int, str]:
     return 0, ""
 
 
+def _anchor_cues(
+    members: list[_Member], dist: dict[tuple[str, str], float], cues: dict[tuple[str, str], tuple[int, str]]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """The anchor cue (step 5) for the ordered pairs of members of one depth and basis, shallower
+    than another member, that no exact cue (depth, pruning, rounding) orders: +1 when u is nearer
+    to the deeper members than v by ``|a_u² − a_v²| > ANCHOR_CUE · d(u, v)²``, −1 when v is."""
+    deepest = max(m.distinct for m in members)
+    anchor = {
+        m.name: min((dist[(m.name, w.name)] for w in members if w.distinct > m.distinct), default=math.inf) for m in members
+    }
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    for u, v in itertools.permutations(members, 2):
+        au, av, d = anchor[u.name], anchor[v.name], dist[(u.name, v.name)]
+        if u.distinct != v.distinct or u.distinct == deepest or cues[(u.name, v.name)][1] not in ("kurtosis", ""):
+            continue
+        if math.isfinite(au + av + d) and abs(au**2 - av**2) > ANCHOR_CUE * d**2 and _same_basis(u, v):
+            out[(u.name, v.name)] = (1 if au < av else -1), "anchor"
+    return out
+
+
 def _same_basis(u: _Member, v: _Member) -> bool:
     if not u.fitted and not v.fitted:
         return True
@@ -449,13 +478,13 @@ def _exact_relations(
     pruning or a rounding of; ``partners[v]``, the members v is one low-rank update of (a merged
     LoRA; those of its smallest such rank: a LoRA's sibling or grandchild is two updates away,
     rank 2r), the update's direction taken from the pair's cue (``cues``, :func:`_cue` per
-    ordered pair).  A merge's own parents are known; it can be an exact parent (a GGUF of a merge)
-    and is nobody's low-rank partner (a merge with its LoRA parent is one update from each)."""
+    ordered pair).  A merge's own parents are known: it can be an exact parent (a GGUF of a merge)
+    but not of one of its parents, and is nobody's low-rank partner (a merge with its LoRA parent is one update from each)."""
     exact: dict[str, set[str]] = {}
     ranks: dict[str, dict[str, int]] = {}
     plain = [m for m in members if m.name not in merges]
     for u, v in itertools.permutations(members, 2):
-        if v.name not in merges and (_pruned(u, v) or _quantized(u, v) == 1):
+        if v.name not in merges and v.name not in merges.get(u.name, ()) and (_pruned(u, v) or _quantized(u, v) == 1):
             exact.setdefault(v.name, set()).add(u.name)
     for u, v in itertools.combinations(plain, 2):
         r = _low_rank(u, v)
@@ -592,6 +621,7 @@ def lineage_tree(
         kmax = max(_mean(m.kurtosis_folded) for m in members)
         kscale = max(kmax - min(_mean(m.kurtosis_folded) for m in members), 1e-12)
         pair_cues = {(u.name, v.name): _cue(u, v) for u, v in itertools.permutations(members, 2)}
+        pair_cues.update(_anchor_cues(members, dist, pair_cues))
         exact, partners = _exact_relations(members, merges, pair_cues)
 
         def clones(a: str, b: str) -> bool:  # b is a (rounded, pruned or rewritten) copy of a, or a of b
