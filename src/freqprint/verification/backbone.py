@@ -70,7 +70,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ from freqprint.io.canonical import COMPOSE, JOIN, MERGE, compose, compositions, 
 from freqprint.io.checkpoint import TensorStore, all_finite, open_tensors, read_recipe
 from freqprint.stats.align import descriptor, fit, hungarian, read_as, reading_shapes, readings, score_filters, segment_fit, unit
 from freqprint.stats.null import LN10, format_p, log_binom_tail, log_injections, projection_hit_probability, projection_thresholds
+from freqprint.verification.report import TimedReport
 from freqprint.verification.search import best_first
 
 __all__ = ["LineageReport", "OwnerInit", "init_seed", "lineage", "regenerate_init"]
@@ -237,7 +238,7 @@ class LayerResult:
 
 
 @dataclass
-class LineageReport:
+class LineageReport(TimedReport):
     found: bool
     log10_p: float  # log₁₀ of the p-value (the p-value itself underflows for strong matches)
     alpha: float
@@ -246,12 +247,6 @@ class LineageReport:
     suspect: str
     init: dict[str, Any]
     seconds: float = field(default=0.0)
-
-    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not include_timing:
-            d.pop("seconds")
-        return d
 
     def summary(self) -> str:
         if not any(r.candidates for r in self.layers):

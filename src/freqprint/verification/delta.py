@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -50,6 +50,7 @@ from freqprint.errors import InvalidArgument
 from freqprint.fingerprint.seeding import secret_seed
 from freqprint.stats.null import LN10, format_p
 from freqprint.verification.parent import DecoderWeights, _scores, _unit_rows, read_decoder, residual_rotation
+from freqprint.verification.report import TimedReport
 
 __all__ = ["DeltaReport", "delta_direction", "delta_lineage", "delta_similarity", "seed_delta"]
 
@@ -84,7 +85,7 @@ def seed_delta(model: nn.Module, secret: str | bytes, scale: float = 1e-3) -> nn
 
 
 @dataclass
-class DeltaReport:
+class DeltaReport(TimedReport):
     found: bool
     log10_p: float  # exact under H0′ (module docstring)
     z: float
@@ -97,12 +98,6 @@ class DeltaReport:
     reason: str = ""
     seconds: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not include_timing:
-            d.pop("seconds")
-        return d
 
     def summary(self) -> str:
         if self.reason:

@@ -78,7 +78,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -88,6 +88,7 @@ from scipy.special import gammaln
 from freqprint.errors import InvalidArgument, NoMaterial
 from freqprint.io.checkpoint import TensorStore, open_tensors
 from freqprint.stats.null import LN10, format_p
+from freqprint.verification.report import TimedReport
 
 __all__ = [
     "MATCH_FRACTION",
@@ -220,7 +221,7 @@ class BlockResult:
 
 
 @dataclass
-class ParentReport:
+class ParentReport(TimedReport):
     found: bool
     basis: str  # "unit order" (tier 1's exact p), "matched units" (tier 2, calibrated) or "" (not found)
     log10_p: float  # tier 1: an upper bound on the false-positive probability whatever the suspect
@@ -233,12 +234,6 @@ class ParentReport:
     reason: str = ""  # why nothing could be compared, when nothing was
     seconds: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not include_timing:
-            d.pop("seconds")
-        return d
 
     @property
     def fixed(self) -> tuple[int, int]:

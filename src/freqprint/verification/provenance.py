@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from freqprint.stats.null import format_p
 from freqprint.verification.backbone import OwnerInit, lineage
 from freqprint.verification.key import FingerprintKey
 from freqprint.verification.parent import parent_lineage
+from freqprint.verification.report import TimedReport
 from freqprint.verification.verifier import verify
 
 __all__ = ["CHANNELS", "ChannelResult", "LineageUnavailable", "TraceReport", "trace", "trace_files"]
@@ -58,7 +59,7 @@ class ChannelResult:
 
 
 @dataclass
-class TraceReport:
+class TraceReport(TimedReport):
     found: bool
     log10_p: float
     alpha: float
@@ -68,9 +69,8 @@ class TraceReport:
     seconds: float = 0.0
 
     def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
-        d = asdict(self)
+        d = super().to_dict(include_timing)
         if not include_timing:
-            d.pop("seconds")
             for c in d["channels"]:
                 c["detail"].pop("seconds", None)
         return d

@@ -96,7 +96,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +123,7 @@ from freqprint.stats.null import LN10, auto_hit_threshold, format_p, hit_probabi
 from freqprint.stats.screen import FIRST_Z, GATE_Z, GramScreen
 from freqprint.stats.spectral import band_reading, complex_cosine, kernel_basis, revised_dft_at
 from freqprint.verification.key import FingerprintKey
+from freqprint.verification.report import TimedReport
 from freqprint.verification.search import Search, best_first
 
 __all__ = [
@@ -168,7 +169,7 @@ class Candidate:
 
 
 @dataclass
-class VerificationReport:
+class VerificationReport(TimedReport):
     found: bool
     log10_p: float  # log₁₀ of the p-value: a strong match's p underflows any float (1e-400), its log does not
     alpha: float
@@ -195,14 +196,6 @@ class VerificationReport:
     extra: dict[str, Any] = field(default_factory=dict)
     anchored: bool = False  # decided against the secret's W₀ (exact null) rather than the trained kernels
     stage: str = "full"  # the alignment stage that produced the verdict (module docstring, "Stages")
-
-    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
-        """The report as plain data.  Without ``include_timing`` it is a pure function of the key
-        and the suspect: the same inputs give byte-identical JSON on any run and thread count."""
-        d = asdict(self)
-        if not include_timing:
-            d.pop("seconds")
-        return d
 
     def summary(self) -> str:
         if self.layers_searched == 0:
