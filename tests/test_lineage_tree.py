@@ -278,3 +278,15 @@ def test_a_fine_tune_of_a_fresh_student_comes_after_it(zoo):
     tree = lineage_tree(zoo_, units=64)
     assert tree.parents["student"] == ["base"] and tree.parents["student.sft"] == ["student"], tree.summary()
     assert {e.child: e.cue for e in tree.edges}["student.sft"] == "anchor"
+
+
+def test_a_lora_of_a_merge_is_put_under_the_merge(zoo):
+    """A merged LoRA of a merge is one low-rank update from the merge: the merge is a partner on the
+    update's earlier side (0.22.0 let no merge be one, and the merge-hub rule put the LoRA under a
+    parent of the merge, or at 100 steps made it the root — held-out seed 2032, §14e)."""
+    models, _ = zoo
+    zoo_ = {k: models[k] for k in ("base", "c1", "c2", "merge")}
+    zoo_["lora"] = _merged_lora(_model(models["merge"]))
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.parents["lora"] == ["merge"] and tree.roots == ["base"], tree.summary()
+    assert sorted(tree.parents["merge"]) == ["c1", "c2"], tree.summary()

@@ -68,7 +68,9 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    2r away).  A sibling fine-tuned on the same text can sit nearer to a LoRA than its parent does.
    A merge is no exact parent of its own parent: a pruning P of u and the merge
    ``M = (u + P)/2`` agree wherever P is not zero, so P reads as a pruning of M as well; M, the
-   nearer, would become P's source and P a merge's copy, a hub (step 7).
+   nearer, would become P's source and P a merge's copy, a hub (step 7).  A merge is the earlier
+   side of a low-rank update (a LoRA of the merge) and never the later (a merge of u with u's
+   LoRA is half an update from each parent).
 7. **Events.**  An edge costs its distance plus the family's largest distance for each event it
    needs: against its direction cue, a change of basis (members whose coordinates were fitted
    form classes of equal transforms), a merge as a far parent (not when the edge is an exact
@@ -102,7 +104,7 @@ import itertools
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -118,6 +120,7 @@ from freqprint.verification.parent import (
     read_decoder,
     residual_rotation,
 )
+from freqprint.verification.report import TimedReport
 
 __all__ = ["LineageTree", "TreeEdge", "lineage_tree"]
 
@@ -145,7 +148,7 @@ class TreeEdge:
 
 
 @dataclass
-class LineageTree:
+class LineageTree(TimedReport):
     families: list[list[str]]  # connected by parent_lineage's verdicts; singletons included
     parents: dict[str, list[str]]  # each model's direct parents (two for a merge); [] for a root
     edges: list[TreeEdge]
@@ -158,12 +161,6 @@ class LineageTree:
     @property
     def roots(self) -> list[str]:
         return [n for n, p in self.parents.items() if not p]
-
-    def to_dict(self, include_timing: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not include_timing:
-            d.pop("seconds")
-        return d
 
     def summary(self) -> str:
         lines = []
@@ -479,13 +476,17 @@ def _exact_relations(
     LoRA; those of its smallest such rank: a LoRA's sibling or grandchild is two updates away,
     rank 2r), the update's direction taken from the pair's cue (``cues``, :func:`_cue` per
     ordered pair).  A merge's own parents are known: it can be an exact parent (a GGUF of a merge)
-    but not of one of its parents, and is nobody's low-rank partner (a merge with its LoRA parent is one update from each)."""
+    but not of one of its parents, and a low-rank partner as the update's earlier side only (a LoRA
+    of a merge; a merge of a model with its LoRA is one update from each of its parents)."""
     exact: dict[str, set[str]] = {}
     ranks: dict[str, dict[str, int]] = {}
     plain = [m for m in members if m.name not in merges]
     for u, v in itertools.permutations(members, 2):
         if v.name not in merges and v.name not in merges.get(u.name, ()) and (_pruned(u, v) or _quantized(u, v) == 1):
             exact.setdefault(v.name, set()).add(u.name)
+    for u, v in itertools.product(members, plain):
+        if u.name in merges and v.name not in merges[u.name] and (r := _low_rank(u, v)):
+            ranks.setdefault(v.name, {})[u.name] = r  # a LoRA of a merge (not one of the merge's own parents)
     for u, v in itertools.combinations(plain, 2):
         r = _low_rank(u, v)
         if r:
