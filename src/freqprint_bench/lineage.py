@@ -59,6 +59,9 @@ class Node:
     source: Any  # a state dict or a file path
     parents: list[str] = field(default_factory=list)  # direct parents (a merge has two)
     kind: str = ""
+    # other models that give this one bit for bit by the same operation (a magnitude pruning of a
+    # lighter pruning of its parent): parents no reading of the weights can tell from the true one
+    equivalent: list[str] = field(default_factory=list)
 
 
 def _add(nodes: dict[str, Node], name: str, model_or_sd: Any, parents: list[str], kind: str) -> None:
@@ -235,7 +238,8 @@ def _tree_recovery(
     model's predicted parent is correct when it is one of its true parents (a merge has two; a
     predicted merge is correct when its pair is the true one), a root when none is predicted;
     families must equal the true connected trees.  ``found``: ``parent_lineage`` verdicts already
-    computed for ordered pairs (the tree's own test, in the order of ``names``: not rerun)."""
+    computed for ordered pairs (the tree's own test, in the order of ``names``: not rerun).  A
+    predicted parent in the node's ``equivalent`` list is scored correct too, and counted apart."""
     from freqprint.verification.tree import lineage_tree
 
     related = None
@@ -251,13 +255,25 @@ def _tree_recovery(
         truth = [p for p in nodes[n].parents if p in names]
         got = tree.parents[n]
         ok = set(got) == set(truth) if len(got) != 1 else got[0] in truth
-        rows.append({"model": n, "kind": nodes[n].kind, "true": truth, "predicted": got, "correct": ok})
+        same = not ok and len(got) == 1 and got[0] in nodes[n].equivalent
+        rows.append(
+            {
+                "model": n,
+                "kind": nodes[n].kind,
+                "true": truth,
+                "equivalent": nodes[n].equivalent,
+                "predicted": got,
+                "correct": ok or same,
+                "by_equivalent": same,
+            }
+        )
     children = [r for r in rows if r["true"]]
     merged_fams = sorted(sorted(f) for f in tree.families)
     out = {
         "models": len(names),
         "children": len(children),
         "correct": sum(r["correct"] for r in children),
+        "correct_by_equivalent": sum(r["by_equivalent"] for r in children),
         "roots": sum(not r["true"] for r in rows),
         "roots_correct": sum(r["correct"] for r in rows if not r["true"]),
         "edges_correct": sum(r["correct"] for r in rows),
@@ -268,7 +284,7 @@ def _tree_recovery(
         "seconds": sec,
     }
     log(
-        f"  tree: {out['correct']}/{out['children']} parents, {out['roots_correct']}/{out['roots']} roots, families {'right' if out['families_correct'] else 'WRONG'} ({sec:.0f} s)"
+        f"  tree: {out['correct']}/{out['children']} parents ({out['correct_by_equivalent']} by an equivalent one), {out['roots_correct']}/{out['roots']} roots, families {'right' if out['families_correct'] else 'WRONG'} ({sec:.0f} s)"
     )
     return out
 
@@ -495,6 +511,7 @@ def run_trees(
     depth: dict[str, int] = {}
     basis: dict[str, str] = {}  # the symmetry copy a model's coordinates come from (its root's if none)
     performed: dict[str, str] = {}
+    rates: dict[str, float] = {}  # each pruning's rate
 
     def model(name: str) -> nn.Module:
         return _load_state(cfg if depth[name] == 4 else half_cfg, nodes[name].source)
@@ -566,6 +583,7 @@ def run_trees(
                 # identical uploads have no order to recover)
                 rate = max(rate, round(float((kept == 0).double().mean()), 2) + 0.1)
                 _add(nodes, name, Prune(rate=rate)(m), [par], f"magnitude pruning {rate:.0%}")
+                rates[name] = rate
             elif op == "symmetries":
                 _add(
                     nodes,
@@ -598,6 +616,7 @@ def run_trees(
             performed[name] = op
             members.append(name)
         log(f"trees: tree {t} of {len(members)} models in {time.perf_counter() - t0:.0f} s")
+    _equivalent_prunings(nodes, rates, depth, model)
     tree = _tree_recovery(nodes, list(nodes), log)
     by_op: dict[str, list[int]] = {}
     for row in tree["rows"]:
@@ -613,6 +632,29 @@ def run_trees(
         "by_operation": by_op,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _equivalent_prunings(
+    nodes: dict[str, Node], rates: dict[str, float], depth: dict[str, int], model: Callable[[str], nn.Module]
+) -> None:
+    """Fill each pruning's ``equivalent`` parents: the other models of its tree and depth that the
+    same magnitude pruning turns into it bit for bit.  Magnitude pruning takes the smallest weights
+    first, so a 50 % pruning of P is also the 50 % pruning of P's 30 % pruning (and of an identical
+    sibling): the weights cannot say which one it was made from.  The pruning's own descendants
+    are left out."""
+    from freqprint.attacks import Prune
+
+    anc = _ancestors(nodes)
+    for n, rate in rates.items():
+        target = nodes[n].source
+        for q, node in nodes.items():
+            if q == n or q in nodes[n].parents or n in anc[q] or q.split("/")[0] != n.split("/")[0]:
+                continue  # descendants excluded (a merge of the pruning with its parent prunes back to it)
+            if not isinstance(node.source, dict) or depth[q] != depth[n]:
+                continue
+            pruned = _state(Prune(rate=rate)(model(q)))
+            if pruned.keys() == target.keys() and all(torch.equal(pruned[k], target[k]) for k in target):
+                nodes[n].equivalent.append(q)
 
 
 def _bits_per_token(model: nn.Module, batches: list[torch.Tensor]) -> float:
@@ -827,9 +869,12 @@ def delta_markdown(part: str, r: dict[str, Any]) -> list[str]:
 
 def _tree_line(tr: dict[str, Any]) -> str:
     wrong = "; ".join(f"{w['model']} ({w['kind']}) put under {' + '.join(w['predicted']) or 'nothing'}" for w in tr["wrong"])
+    same = [f"{w['model']} under {w['predicted'][0]}" for w in tr["rows"] if w.get("by_equivalent")]
     return (
         f"- lineage tree (`freqprint lineage-tree`) over {tr['models']} models: {tr['correct']}/{tr['children']} "
-        f"derived models under a true parent, {tr['roots_correct']}/{tr['roots']} roots, families "
+        f"derived models under a true parent"
+        + (f" ({len(same)} under an equivalent one, the same pruning of it bit for bit: {'; '.join(same)})" if same else "")
+        + f", {tr['roots_correct']}/{tr['roots']} roots, families "
         f"{'all right' if tr['families_correct'] else 'wrong'} ({tr['seconds']:.0f} s)" + (f"; wrong: {wrong}" if wrong else "")
     )
 
