@@ -290,3 +290,24 @@ def test_a_lora_of_a_merge_is_put_under_the_merge(zoo):
     tree = lineage_tree(zoo_, units=64)
     assert tree.parents["lora"] == ["merge"] and tree.roots == ["base"], tree.summary()
     assert sorted(tree.parents["merge"]) == ["c1", "c2"], tree.summary()
+
+
+def test_the_benchmark_scores_a_pruning_under_a_lighter_pruning_as_equivalent(zoo):
+    """Magnitude pruning takes the smallest weights first: a 50 % pruning of the base is, bit for
+    bit, the 50 % pruning of the base's 30 % pruning, so `bench lineage --which trees` counts that
+    parent as equivalent (apart) — and not the pruning's own descendants, nor other models."""
+    from freqprint_bench.lineage import Node, _equivalent_prunings
+
+    models, _ = zoo
+    base = models["base"]
+    p30, p50 = (state(Prune(rate=r)(_model(base))) for r in (0.3, 0.5))
+    nodes = {
+        "T0": Node("T0", base),
+        "T0/p30": Node("T0/p30", p30, ["T0"]),
+        "T0/p50": Node("T0/p50", p50, ["T0"]),
+        "T0/c1": Node("T0/c1", models["c1"], ["T0"]),
+        "T0/merge": Node("T0/merge", {k: (base[k] + p50[k]) / 2 for k in base}, ["T0", "T0/p50"]),
+    }
+    _equivalent_prunings(nodes, {"T0/p30": 0.3, "T0/p50": 0.5}, dict.fromkeys(nodes, 4), lambda n: _model(nodes[n].source))
+    assert nodes["T0/p50"].equivalent == ["T0/p30"]  # the merge prunes back to it too, but is its child
+    assert nodes["T0/p30"].equivalent == []
