@@ -7,7 +7,7 @@ Second, a half-depth student S of a public teacher T: X = S + t·(T_even − S),
 (S's initialisation) mixed in by a fraction t.  X is nearer to the teacher's line, and the anchor
 cue (step 5) puts X between T and S.
 
-    .venv/bin/python scripts/tree_forgery.py     # 9 s on 2 cores; output benchmarks/cpu/tree-forgery.txt
+    .venv/bin/python scripts/tree_forgery.py     # 13 s on 2 cores (0.23.0); output benchmarks/cpu/tree-forgery.txt
 """
 
 from __future__ import annotations
