@@ -21,16 +21,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from freqprint.verification.tree import lineage_tree
 from test_lineage_tree import _student
-from test_parent_lineage import new, state, train
+from test_parent_lineage import even_blocks, new, state, train
 
 base = train(new(0), 200, seed=0)
 original = state(base)
 child = state(train(copy.deepcopy(base), 20, seed=1, lr=1e-3))
 g = torch.Generator().manual_seed(9)
-
-
-def _block(key: str) -> int:
-    return int(key.split(".layers.")[1].split(".")[0]) if ".layers." in key else -1
 
 
 def spike(w: torch.Tensor, scale: float) -> torch.Tensor:
@@ -47,7 +43,7 @@ for scale in (0.05, 0.5, 2.0):
     print(f"s = {scale}: ‖X − P‖/‖P‖ = {change:.4f}; parents {t.parents}; roots {t.roots}")
 
 student = state(_student(original))
-even = {k: original[k.replace(f".layers.{b}.", f".layers.{2 * b}.")] for k in student for b in [_block(k)]}
+even = even_blocks(original)
 for t in (0.001, 0.01, 0.1):
     thief = {k: student[k] + t * (even[k] - student[k]) for k in student}
     change = sum(float((thief[k] - student[k]).norm()) for k in student) / sum(float(w.norm()) for w in student.values())

@@ -19,7 +19,7 @@ from freqprint.errors import InvalidArgument
 from freqprint.io.gguf import save_gguf
 from freqprint.verification.parent import parent_lineage
 from freqprint.verification.tree import lineage_tree
-from test_parent_lineage import markov, new, state, train, widen
+from test_parent_lineage import even_blocks, new, state, train, widen
 
 
 def _model(sd):
@@ -241,29 +241,8 @@ def test_a_pruning_merged_with_its_source_stays_a_parent(zoo):
 def _student(teacher, steps: int = 100, lr: float = 1e-3, seed: int = 6):
     """A half-depth student: the teacher's even blocks, distilled on its logits (KL, AdamW)."""
     small = new(3, layers=2)
-    keep = {}
-    for k, v in teacher.items():
-        if ".layers." in k:
-            b = int(k.split(".layers.")[1].split(".")[0])
-            if b % 2:
-                continue
-            k = k.replace(f".layers.{b}.", f".layers.{b // 2}.")
-        keep[k] = v
-    small.load_state_dict(keep)
-    teacher_model, data = _model(teacher), markov(seed)
-    opt = torch.optim.AdamW(small.parameters(), lr=lr)
-    small.train()
-    for s in range(steps):
-        x = data[(s * 8) % 64 : (s * 8) % 64 + 8]
-        with torch.no_grad():
-            target = teacher_model(input_ids=x).logits.log_softmax(-1)
-        loss = torch.nn.functional.kl_div(
-            small(input_ids=x).logits.log_softmax(-1), target, log_target=True, reduction="batchmean"
-        )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return small.eval()
+    small.load_state_dict(even_blocks(teacher))
+    return train(small, steps, seed=seed, lr=lr, teacher=_model(teacher))
 
 
 def test_a_fine_tune_of_a_fresh_student_comes_after_it(zoo):
@@ -274,9 +253,12 @@ def test_a_fine_tune_of_a_fresh_student_comes_after_it(zoo):
     models, _ = zoo
     student = _student(models["base"])
     tuned = state(train(copy.deepcopy(student), 30, seed=5, lr=1e-3))
-    zoo_ = {"base": models["base"], "c1": models["c1"], "student": state(student), "student.sft": tuned}
+    # and the thief's function-preserving rewrite of the student: the anchor is read in one basis only
+    moved = state(Compose([NormScaling(seed=1), DecoderPermutation(seed=1), DecoderRotation(seed=2)])(copy.deepcopy(student)))
+    zoo_ = {"base": models["base"], "c1": models["c1"], "student": state(student), "student.sft": tuned, "student.moved": moved}
     tree = lineage_tree(zoo_, units=64)
     assert tree.parents["student"] == ["base"] and tree.parents["student.sft"] == ["student"], tree.summary()
+    assert tree.parents["student.moved"] == ["student"], tree.summary()
     assert {e.child: e.cue for e in tree.edges}["student.sft"] == "anchor"
 
 

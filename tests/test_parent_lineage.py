@@ -54,13 +54,22 @@ def markov(seed: int, n: int = 64, length: int = 24) -> torch.Tensor:
     return x
 
 
-def train(model: LlamaForCausalLM, steps: int, seed: int, lr: float = 3e-3) -> LlamaForCausalLM:
+def train(
+    model: LlamaForCausalLM, steps: int, seed: int, lr: float = 3e-3, teacher: LlamaForCausalLM | None = None
+) -> LlamaForCausalLM:
+    """AdamW on the Markov text: next-token loss, or with ``teacher`` distillation on its logits (KL)."""
     data = markov(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
     for s in range(steps):
         x = data[(s * 8) % 64 : (s * 8) % 64 + 8]
-        loss = torch.nn.functional.cross_entropy(model(input_ids=x).logits[:, :-1].flatten(0, 1), x[:, 1:].flatten())
+        logits = model(input_ids=x).logits
+        if teacher is None:
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten())
+        else:
+            with torch.no_grad():
+                target = teacher(input_ids=x).logits.log_softmax(-1)
+            loss = torch.nn.functional.kl_div(logits.log_softmax(-1), target, log_target=True, reduction="batchmean")
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -74,6 +83,19 @@ def new(seed: int, **kw) -> LlamaForCausalLM:
 
 def state(m: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone().contiguous() for k, v in m.state_dict().items()}
+
+
+def even_blocks(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict's even blocks renumbered 0, 1, …: a half-depth student's initialisation."""
+    keep = {}
+    for k, v in sd.items():
+        if ".layers." in k:
+            b = int(k.split(".layers.")[1].split(".")[0])
+            if b % 2:
+                continue
+            k = k.replace(f".layers.{b}.", f".layers.{b // 2}.")
+        keep[k] = v
+    return keep
 
 
 @pytest.fixture(scope="module")
@@ -134,17 +156,8 @@ def test_the_unit_order_bound_holds_for_uniform_permutations():
 
 def test_a_half_depth_student_is_compared_block_to_block_and_other_widths_are_not_comparable(family):
     parent, _, _ = family
-    sd = parent.state_dict()
     small = new(3, layers=2)
-    keep = {}
-    for k, v in sd.items():
-        if ".layers." in k:
-            b = int(k.split(".layers.")[1].split(".")[0])
-            if b % 2:
-                continue
-            k = k.replace(f".layers.{b}.", f".layers.{b // 2}.")
-        keep[k] = v
-    small.load_state_dict(keep)
+    small.load_state_dict(even_blocks(parent.state_dict()))
     rep = parent_lineage(parent, small, units=64)
     assert rep.found and {b.suspect_block for b in rep.blocks} == {0, 1}
     wide = new(4, hidden=96)
