@@ -7,7 +7,11 @@ Second, a half-depth student S of a public teacher T: X = S + t·(T_even − S),
 (S's initialisation) mixed in by a fraction t.  X is nearer to the teacher's line, and the anchor
 cue (step 5) puts X between T and S.
 
-    .venv/bin/python scripts/tree_forgery.py     # 13 s on 2 cores (0.23.0); output benchmarks/cpu/tree-forgery.txt
+Third, three uploads that make the original a task-arithmetic merge of two of them (0.24.0, step
+4): A and B two sparse rank-1 changes of P (as the first forgery), O = A + B − P.  Then
+P = A + B − O exactly, and each spike adds heavy tails, so the cues read O first and P last.
+
+    .venv/bin/python scripts/tree_forgery.py     # 14 s on 2 cores (0.24.0); output benchmarks/cpu/tree-forgery.txt
 """
 
 from __future__ import annotations
@@ -49,3 +53,14 @@ for t in (0.001, 0.01, 0.1):
     change = sum(float((thief[k] - student[k]).norm()) for k in student) / sum(float(w.norm()) for w in student.values())
     t_ = lineage_tree({"teacher": original, "student": student, "thief": thief}, units=64)
     print(f"t = {t}: ‖X − S‖/‖S‖ = {change:.4f}; parents {t_.parents}; roots {t_.roots}")
+
+for scale in (0.05, 0.5):
+    a = {k: (spike(w, scale) if "mlp" in k and w.dim() == 2 else w.clone()) for k, w in original.items()}
+    b = {k: (spike(w, scale) if "mlp" in k and w.dim() == 2 else w.clone()) for k, w in original.items()}
+    o = {k: a[k] + b[k] - original[k] for k in original}
+    change = sum(float((a[k] - original[k]).norm()) for k in original) / sum(float(w.norm()) for w in original.values())
+    t_ = lineage_tree({"original": original, "A": a, "B": b, "O": o, "child": child}, units=64)
+    print(
+        f"task arithmetic, s = {scale}: ‖A − P‖/‖P‖ = {change:.4f}; parents {t_.parents}; "
+        f"origins {t_.detail['task_arithmetic']}; roots {t_.roots}"
+    )

@@ -293,3 +293,20 @@ def test_the_benchmark_scores_a_pruning_under_a_lighter_pruning_as_equivalent(zo
     _equivalent_prunings(nodes, {"T0/p30": 0.3, "T0/p50": 0.5}, dict.fromkeys(nodes, 4), lambda n: _model(nodes[n].source))
     assert nodes["T0/p50"].equivalent == ["T0/p30"]  # the merge prunes back to it too, but is its child
     assert nodes["T0/p30"].equivalent == []
+
+
+def test_a_task_arithmetic_merge_is_put_under_both_its_parents(zoo):
+    """``c1 + c2 − base`` lies beyond its parents, the far corner of the parallelogram whose other
+    corners are the base and the two fine-tunes: no linear merge of any pair, and on 0.23.0 it went
+    under one parent alone.  Its quad is read with the cues (base first, the merge last), also
+    beside a linear merge of the same pair (the parallelogram's centre) and a Q8_0 export of a
+    parent (a second, rounded quad)."""
+    models, _ = zoo
+    base, c1, c2 = models["base"], models["c1"], models["c2"]
+    zoo_ = {k: models[k] for k in ("base", "c1", "c2", "merge", "c1.Q8_0", "pruned")}
+    zoo_["task"] = {k: c1[k] + c2[k] - base[k] for k in base}
+    tree = lineage_tree(zoo_, units=64)
+    assert sorted(tree.parents["task"]) == ["c1", "c2"], tree.summary()
+    assert tree.detail["task_arithmetic"] == {"task": "base"}, tree.summary()
+    assert sorted(tree.parents["merge"]) == ["c1", "c2"] and tree.parents["c1.Q8_0"] == ["c1"], tree.summary()
+    assert tree.roots == ["base"] and all("task" not in p for p in tree.parents.values()), tree.summary()

@@ -536,7 +536,13 @@ def run_trees(
             # merges combine models of one basis (a merge across a rotation computes nothing)
             # (and never twice of the same parents: identical uploads have no order to recover)
             made = {frozenset(nodes[n].parents) for n in members if len(nodes[n].parents) == 2}
-            pairs = [(a, b) for a, b in itertools.combinations(full, 2) if basis[a] == basis[b] and {a, b} not in made]
+            # (nor a linear merge with one of its own parents: the result lies on the line through
+            # that parent and the other, a merge of either pair — no reading of the weights can tell which)
+            pairs = [
+                (a, b)
+                for a, b in itertools.combinations(full, 2)
+                if basis[a] == basis[b] and {a, b} not in made and not _merge_with_parent(nodes, a, b)
+            ]
             bases = [
                 r
                 for r in full
@@ -582,6 +588,9 @@ def run_trees(
                 # a pruning of a pruned model zeroes more than it has (else it is an identical copy:
                 # identical uploads have no order to recover)
                 rate = max(rate, round(float((kept == 0).double().mean()), 2) + 0.1)
+                # nor at a rate a sibling pruning already has (the same weights zeroed: an identical copy)
+                while any(round(rates.get(c, -1.0), 2) == round(rate, 2) for c in members if nodes[c].parents == [par]):
+                    rate = round(rate + 0.1, 2)
                 _add(nodes, name, Prune(rate=rate)(m), [par], f"magnitude pruning {rate:.0%}")
                 rates[name] = rate
             elif op == "symmetries":
@@ -632,6 +641,13 @@ def run_trees(
         "by_operation": by_op,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _merge_with_parent(nodes: dict[str, Node], a: str, b: str) -> bool:
+    """One of a and b is a linear merge and the other one of its parents: a merge of them is a
+    merge of that parent and the linear merge's other parent too (a task-arithmetic merge is no
+    point of a line through its parents, and a merge with one of them is no other pair's)."""
+    return any(nodes[x].kind.startswith("linear merge") and y in nodes[x].parents for x, y in ((a, b), (b, a)))
 
 
 def _equivalent_prunings(

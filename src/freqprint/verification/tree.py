@@ -37,9 +37,16 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    merge's copy when its own source (the nearest member it is a pruning or rounding of) is a
    merge or a copy, or when it is one at distance ≤ ``COPY`` — a Q4_0 export of a short
    fine-tune is a rounding of its relatives too, the merge among them, and they are no copies of
-   the merge.  A task-arithmetic merge ``p + q − o`` is not singled out (each corner of that
-   parallelogram is the same combination of the other three); the arborescence puts it under
-   the nearer of its parents.
+   the merge.  A **task-arithmetic** merge ``x_m = x_p + x_q − x_o`` lies beyond its parents, on
+   no segment: four members of one basis, none a copy of another, whose diagonals have equal
+   sums, ``‖x_a + x_b − x_c − x_d‖ ≤ TASK_RESIDUAL`` (0.05) times the quad's shortest side (not
+   zero: the rows carry folded norm gains, and a merge of the stored weights is not a merge of
+   their products; 0–0.029 measured on the benchmark's task-arithmetic merges).  Each corner of
+   a parallelogram is the same combination of the other three, so the cues choose: the reading
+   (which diagonal joins origin and merge, which end is the origin) whose cues of o→p, o→q, p→m
+   and q→m agree most (an exact cue counts twice), none when two readings tie; per merge, the
+   quad of smallest residual.  Its parents are p and q (o is reported); it is no hub — it is as
+   far from each parent as the other is from o, not a midpoint.
 5. **Direction cues**, each read only where it means something: *depth* (a member with more
    distinct blocks comes first — a layer-dropped student keeps a subset of its teacher's blocks;
    duplicated blocks, as depth up-scaling makes, do not count); *pruning* (between members read
@@ -126,6 +133,7 @@ __all__ = ["LineageTree", "TreeEdge", "lineage_tree"]
 
 SNAP = 1.05  # keep the stored coordinates when they are within 5 % of the fitted ones
 MERGE_RESIDUAL = 0.2  # a merge's residual, relative to its nearest member (step 4)
+TASK_RESIDUAL = 0.05  # a task-arithmetic merge's residual, relative to its quad's shortest side (step 4)
 COPY = 1e-4  # a distance this small is a copy (a symmetry's rewrite aligned back), not a neighbour
 ZERO_CUE = 1e-3  # a pruned child has at least this fraction more exact zeros than its parent
 KURTOSIS_CUE = 1e-6  # a relative difference in excess kurtosis that decides it (float64 sums: far above rounding)
@@ -168,7 +176,9 @@ class LineageTree(TimedReport):
             lines.append(f"family of {len(fam)} (reference {self.reference[fam[0]]}):")
             for n in fam:
                 p = self.parents[n]
-                lines.append(f"  {n}  <-  {' + '.join(p) if p else '(root)'}")
+                origin = self.detail.get("task_arithmetic", {}).get(n)
+                over = f" - {origin} (task arithmetic)" if origin else ""
+                lines.append(f"  {n}  <-  {' + '.join(p) if p else '(root)'}{over}")
         return "\n".join(lines)
 
 
@@ -539,6 +549,67 @@ def _merges(members: list[_Member], dist: dict[tuple[str, str], float], ref_norm
     return out
 
 
+def _task_arithmetic(
+    members: list[_Member],
+    dist: dict[tuple[str, str], float],
+    ref_norm: dict[int, float],
+    cues: dict[tuple[str, str], tuple[int, str]],
+    merges: Mapping[str, tuple[str, str]],
+) -> dict[str, tuple[str, str, str]]:
+    """Task-arithmetic merges ``x_m = x_p + x_q − x_o`` (step 4) among the full members of one
+    basis that are no linear merges: four members, none a copy of another, whose two diagonals
+    have equal sums, ``‖x_a + x_b − x_c − x_d‖ ≤ TASK_RESIDUAL`` times the quad's shortest side.
+    One diagonal is the origin and the merge, the other the merge's parents; which, and which end
+    is the origin, is read from the cues of o→p, o→q, p→m and q→m (an exact cue — depth, pruning,
+    rounding — counts twice).  Each merge keeps its quad of smallest residual (a Q8_0 copy of a
+    parent makes a second quad, with the rounding in its residual).  Returns m → (p, q, o)."""
+    full = [m for m in members if m.blocks.keys() == ref_norm.keys()]
+    if len(full) < 4:
+        return {}
+    x = torch.stack([torch.cat([m.blocks[b].flatten() for b in sorted(ref_norm)]).double() for m in full])
+    gram = x @ x.T
+    scale = sum(ref_norm.values())
+    names = [m.name for m in full]
+
+    def weight(u: str, v: str) -> int:
+        sign, cue = cues[(u, v)]
+        return sign * (2 if cue in ("depth", "pruning", "quantization") else 1)
+
+    best: dict[str, tuple[float, str, str, str]] = {}
+    for quad in itertools.combinations(range(len(full)), 4):
+        if any(
+            dist[(names[i], names[j])] <= COPY or not _same_basis(full[i], full[j]) for i, j in itertools.combinations(quad, 2)
+        ):
+            continue
+        i0, rest = quad[0], quad[1:]
+        for k in rest:  # the three ways to pair four members into two diagonals
+            a, b = i0, k
+            c, d = (t for t in rest if t != k)
+            rr = float(
+                gram[a, a]
+                + gram[b, b]
+                + gram[c, c]
+                + gram[d, d]
+                + 2 * (gram[a, b] + gram[c, d] - gram[a, c] - gram[a, d] - gram[b, c] - gram[b, d])
+            )
+            r = math.sqrt(max(rr, 0.0) / scale)
+            side = min(dist[(names[s], names[t])] for s in (a, b) for t in (c, d))
+            if r > TASK_RESIDUAL * side:
+                continue
+            # (origin, merge, parents): either diagonal, either end
+            options = [(o, m, pq) for diag, pq in (((a, b), (c, d)), ((c, d), (a, b))) for o, m in (diag, diag[::-1])]
+            scores = [sum(weight(names[o], names[p]) + weight(names[p], names[m]) for p in pq) for o, m, pq in options]
+            top = max(scores)
+            if scores.count(top) > 1 or top <= 0:
+                continue  # the cues do not say which corner is the merge
+            o, m, (p, q) = options[scores.index(top)]
+            if names[m] in merges:
+                continue
+            if names[m] not in best or r < best[names[m]][0]:
+                best[names[m]] = (r, names[p], names[q], names[o])
+    return {m: (p, q, o) for m, (_, p, q, o) in best.items()}
+
+
 def lineage_tree(
     models: Mapping[str, Any] | Sequence[Any],
     alpha: float = 1e-6,
@@ -585,6 +656,7 @@ def lineage_tree(
     reference: dict[str, str] = {}
     fitted: list[str] = []
     stats: dict[str, dict[str, float]] = {}
+    task_origins: dict[str, str] = {}  # each task-arithmetic merge's origin o (x_m = x_p + x_q − x_o)
     for fam in families:
         ref_name = max(fam, key=lambda n: (graph.degree(n), -names.index(n)))
         for n in fam:
@@ -623,6 +695,9 @@ def lineage_tree(
         kscale = max(kmax - min(_mean(m.kurtosis_folded) for m in members), 1e-12)
         pair_cues = {(u.name, v.name): _cue(u, v) for u, v in itertools.permutations(members, 2)}
         pair_cues.update(_anchor_cues(members, dist, pair_cues))
+        arithmetic = _task_arithmetic(members, dist, ref_norm, pair_cues, merges)
+        task_origins.update({m: o for m, (_, _, o) in arithmetic.items()})
+        merges.update({m: (p, q) for m, (p, q, _) in arithmetic.items()})
         exact, partners = _exact_relations(members, merges, pair_cues)
 
         def clones(a: str, b: str) -> bool:  # b is a (rounded, pruned or rewritten) copy of a, or a of b
@@ -635,7 +710,9 @@ def lineage_tree(
         offspring = {v: {w for w, s in source.items() if s == v} | {w for w, ps in partners.items() if v in ps} for v in fam}
         # merges and their copies (midpoints near every relative of their parents), spread downstream
         # only: a copy of a merge is a hub, the other members that copy is also a rounding of are not
-        hubs = set(merges)
+        # (a task-arithmetic merge is no midpoint: it lies beyond its parents, as far from each as the
+        # other from their origin)
+        hubs = set(merges) - set(arithmetic)
         while grown := {m for m in fam if m not in hubs and (source.get(m) in hubs or any(dist[(h, m)] <= COPY for h in hubs))}:
             hubs |= grown
         g = nx.DiGraph()
@@ -690,5 +767,5 @@ def lineage_tree(
         reference,
         fitted,
         seconds=time.perf_counter() - t0,
-        detail={"units": units, "seed": seed, "alpha": alpha, "stored": stats},
+        detail={"units": units, "seed": seed, "alpha": alpha, "stored": stats, "task_arithmetic": task_origins},
     )
