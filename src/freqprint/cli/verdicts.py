@@ -244,9 +244,9 @@ def lineage_tree_cmd(
                 if e is None:
                     t.add_row(n, "(root)" if len(fam) > 1 else "(unrelated to the others)", "", "")
                 else:
-                    t.add_row(
-                        n, " + ".join(tree.parents[n]) + (" (merge)" if e.merge else ""), f"{e.distance:.4f}", e.cue or "none"
-                    )
+                    origin = tree.detail.get("task_arithmetic", {}).get(n)
+                    kind = f" − {origin} (task arithmetic)" if origin else " (merge)" if e.merge else ""
+                    t.add_row(n, " + ".join(tree.parents[n]) + kind, f"{e.distance:.4f}", e.cue or "none")
             t.add_section()
         out_console.print(t)
     raise typer.Exit(0 if tree.edges else 1)

@@ -82,8 +82,12 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    needs: against its direction cue, a change of basis (members whose coordinates were fitted
    form classes of equal transforms), a merge as a far parent (not when the edge is an exact
    relation or a low-rank update: a GGUF of a merge is the merge rounded), a parent other than
-   the member's exact relations of step 6.  A thief's rotation is one event, and the tree with
-   the fewest events is preferred.
+   the member's exact relations of step 6, and a parent of the member's own depth, both shallower
+   than another member, in its basis, when the anchor cue is silent and no exact relation joins
+   them: two students distilled by one recipe from near-identical teachers are nearer to each
+   other than to any teacher, and a fine-tune of a student would have moved away from the
+   teacher's line by about its own length (step 5) — co-students go under deeper members.  A
+   thief's rotation is one event, and the tree with the fewest events is preferred.
 8. The **minimum spanning arborescence** (Edmonds, ``networkx``) of these costs, from a node above
    the family whose edge into any member costs more than any other edge (so one root), plus one
    event into a member with a known parent (a merge, a pruning or rounding, a low-rank update):
@@ -101,7 +105,9 @@ noise can make that the source's parent); a LoRA's direction where the weights h
 tails to lose (a rotated copy of a near-Gaussian model: the update, a product of two factors, is
 heavier-tailed than the copy, and the LoRA reads as its parent's parent); a LoRA on the
 attention projections only (the MLP rows read here do not move: it reads as a copy of its
-parent, with no direction); and anything made without inheriting weights (distillation into a
+parent, with no direction); a task-arithmetic merge whose quad's readings tie (of two nested
+prunings of one model, the heavier is also a pruning of the merge: two readings score alike, and
+it is left to distance); and anything made without inheriting weights (distillation into a
 fresh student).
 """
 
@@ -718,6 +724,7 @@ def lineage_tree(
         g = nx.DiGraph()
         g.add_nodes_from(fam)
         cues: dict[tuple[str, str], str] = {}
+        deepest = max(m.distinct for m in members)
         for u, v in itertools.permutations(members, 2):
             d = dist[(u.name, v.name)]
             if not math.isfinite(d):
@@ -741,7 +748,16 @@ def lineage_tree(
             # a member with an exact parent (pruning, rounding) or a low-rank partner (a merged LoRA)
             # takes any other parent only at one event's cost
             unrelated = (v.name in exact and not exact_edge) + (v.name in partners and not partner_edge)
-            events = (sign < 0) + (not _same_basis(u, v)) + hub + unrelated
+            # two students of one depth whose anchor is silent are co-students (of one teacher or of
+            # near-identical ones), not a student and its fine-tune: a fresh student's parent is deeper
+            # (in one basis: the anchor is read in one only)
+            co_student = (
+                u.distinct == v.distinct < deepest
+                and cue in ("kurtosis", "")
+                and not (exact_edge or partner_edge)
+                and _same_basis(u, v)
+            )
+            events = (sign < 0) + (not _same_basis(u, v)) + hub + unrelated + co_student
             # among equally near parents, the one in the most native basis (heaviest-tailed) first
             cost = d + top * events + 1e-6 * top * (kmax - _mean(u.kurtosis_folded)) / kscale
             cues[(u.name, v.name)] = cue if sign > 0 else ""
