@@ -3,10 +3,10 @@ smollm2` rebuilt (same seeds), then the tree's merges, exact relations, low-rank
 direction cues into MODEL and the cost of every in-edge of MODEL (docs/benchmarks.md §14b).  The
 tree's edge from ``('root',)`` is the node above the family (its cost: what a root pays).
 
-    .venv/bin/python scripts/tree_edges.py [MODEL]      # default S/task-arith; 7 min 52 s, peak RSS 15.0 GB (0.23.0)
+    .venv/bin/python scripts/tree_edges.py [MODEL]      # default S/task-arith; 11 min 35 s, peak RSS 15.2 GB (0.24.0)
 
 With ``--trees SEED`` it rebuilds the random trees of ``bench lineage --which trees --seed SEED``
-instead (§14e; 2 min 49 s, peak RSS 0.57 GB for seed 2031, 0.23.0):
+instead (§14e; 2 min 55 s, peak RSS 0.57 GB for seed 2031, 0.24.0):
 
     .venv/bin/python scripts/tree_edges.py T1/2-half-depth --trees 2031
 """

@@ -11,7 +11,7 @@ Third, three uploads that make the original a task-arithmetic merge of two of th
 4): A and B two sparse rank-1 changes of P (as the first forgery), O = A + B − P.  Then
 P = A + B − O exactly, and each spike adds heavy tails, so the cues read O first and P last.
 
-    .venv/bin/python scripts/tree_forgery.py     # 14 s on 2 cores (0.24.0); output benchmarks/cpu/tree-forgery.txt
+    .venv/bin/python scripts/tree_forgery.py     # 18 s on 2 cores (0.24.0); output benchmarks/cpu/tree-forgery.txt
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    task-arithmetic merge of one pair make a parallelogram whose two diagonals both pass through
    m).  ``p`` and ``q`` are in m's basis and no copies of it: a merge across a rotation computes
    nothing, and a symmetry copy of a merge is the merge's child.  ``MERGE_RESIDUAL`` (0.2) sits
-   above what bf16 storage leaves of a merge of 150- and 400-step fine-tunes (≤ 0.034,
+   above what bf16 storage leaves of a merge of 150- and 400-step fine-tunes (≤ 0.035,
    ``scripts/tree_siblings.py``; shorter fine-tunes' changes are nearer bf16's rounding and leave
    more) and below the 0.5 at which fine-tunes trained on a sibling's text read as merges of it
    and their parent (held-out seed 2028, docs/benchmarks.md §14e).
@@ -41,8 +41,8 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    no segment: four members of one basis, none a copy of another, whose diagonals have equal
    sums, ``‖x_a + x_b − x_c − x_d‖ ≤ TASK_RESIDUAL`` (0.05) times the quad's shortest side (not
    zero: the rows carry folded norm gains, and a merge of the stored weights is not a merge of
-   their products; 0–0.029 measured on the benchmark's task-arithmetic merges).  Each corner of
-   a parallelogram is the same combination of the other three, so the cues choose: the reading
+   their products).  Each corner of a parallelogram is the same combination of the other
+   three, so the cues choose: the reading
    (which diagonal joins origin and merge, which end is the origin) whose cues of o→p, o→q, p→m
    and q→m agree most (an exact cue counts twice), none when two readings tie; per merge, the
    quad of smallest residual.  Its parents are p and q (o is reported); it is no hub — it is as
