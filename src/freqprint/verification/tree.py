@@ -517,13 +517,23 @@ def _exact_relations(
     return exact, partners
 
 
-def _merges(members: list[_Member], dist: dict[tuple[str, str], float], ref_norm: dict[int, float]) -> dict[str, tuple[str, str]]:
-    """Linear merges among the members that have every reference block (step 4)."""
+def _full_gram(members: list[_Member], ref_norm: dict[int, float]) -> tuple[list[_Member], torch.Tensor]:
+    """The members that have every reference block and the Gram matrix of their aligned rows
+    (float64): what the linear and the task-arithmetic merges (step 4) are read from."""
     full = [m for m in members if m.blocks.keys() == ref_norm.keys()]
+    if not full:
+        return full, torch.zeros(0, 0, dtype=torch.float64)
+    x = torch.stack([torch.cat([m.blocks[b].flatten() for b in sorted(ref_norm)]).double() for m in full])
+    return full, x @ x.T
+
+
+def _merges(
+    full: list[_Member], gram: torch.Tensor, dist: dict[tuple[str, str], float], ref_norm: dict[int, float]
+) -> dict[str, tuple[str, str]]:
+    """Linear merges among the members that have every reference block (step 4; ``full`` and
+    ``gram`` from :func:`_full_gram`)."""
     if len(full) < 3:
         return {}
-    x = torch.stack([torch.cat([m.blocks[b].flatten() for b in sorted(ref_norm)]).double() for m in full])
-    gram = x @ x.T
     out: dict[str, tuple[str, str]] = {}
     scale = sum(ref_norm.values())
     for i, m in enumerate(full):
@@ -556,7 +566,8 @@ def _merges(members: list[_Member], dist: dict[tuple[str, str], float], ref_norm
 
 
 def _task_arithmetic(
-    members: list[_Member],
+    full: list[_Member],
+    gram: torch.Tensor,
     dist: dict[tuple[str, str], float],
     ref_norm: dict[int, float],
     cues: dict[tuple[str, str], tuple[int, str]],
@@ -568,12 +579,10 @@ def _task_arithmetic(
     One diagonal is the origin and the merge, the other the merge's parents; which, and which end
     is the origin, is read from the cues of o→p, o→q, p→m and q→m (an exact cue — depth, pruning,
     rounding — counts twice).  Each merge keeps its quad of smallest residual (a Q8_0 copy of a
-    parent makes a second quad, with the rounding in its residual).  Returns m → (p, q, o)."""
-    full = [m for m in members if m.blocks.keys() == ref_norm.keys()]
+    parent makes a second quad, with the rounding in its residual; ``full`` and ``gram`` from
+    :func:`_full_gram`).  Returns m → (p, q, o)."""
     if len(full) < 4:
         return {}
-    x = torch.stack([torch.cat([m.blocks[b].flatten() for b in sorted(ref_norm)]).double() for m in full])
-    gram = x @ x.T
     scale = sum(ref_norm.values())
     names = [m.name for m in full]
 
@@ -695,13 +704,14 @@ def lineage_tree(
                 dist[(u.name, v.name)] = dist[(v.name, u.name)] = math.sqrt(num / max(den, 1e-300)) if x else math.inf
         for u in members:
             distances[u.name] = {v.name: dist[(u.name, v.name)] for v in members if v is not u}
-        merges = _merges(members, dist, ref_norm)
+        full, gram = _full_gram(members, ref_norm)
+        merges = _merges(full, gram, dist, ref_norm)
         top = max((d for d in dist.values() if math.isfinite(d)), default=1.0)
         kmax = max(_mean(m.kurtosis_folded) for m in members)
         kscale = max(kmax - min(_mean(m.kurtosis_folded) for m in members), 1e-12)
         pair_cues = {(u.name, v.name): _cue(u, v) for u, v in itertools.permutations(members, 2)}
         pair_cues.update(_anchor_cues(members, dist, pair_cues))
-        arithmetic = _task_arithmetic(members, dist, ref_norm, pair_cues, merges)
+        arithmetic = _task_arithmetic(full, gram, dist, ref_norm, pair_cues, merges)
         task_origins.update({m: o for m, (_, _, o) in arithmetic.items()})
         merges.update({m: (p, q) for m, (p, q, _) in arithmetic.items()})
         exact, partners = _exact_relations(members, merges, pair_cues)
