@@ -330,3 +330,17 @@ def test_a_task_arithmetic_merge_is_put_under_both_its_parents(zoo):
     assert tree.detail["task_arithmetic"] == {"task": "base"} and " - base (task arithmetic)" in tree.summary(), tree.summary()
     assert sorted(tree.parents["merge"]) == ["c1", "c2"] and tree.parents["c1.Q8_0"] == ["c1"], tree.summary()
     assert tree.roots == ["base"] and all("task" not in p for p in tree.parents.values()), tree.summary()
+
+
+def test_a_task_arithmetic_merge_of_nested_prunings_goes_under_both(zoo):
+    """``p20 + p30 − base`` of two nested prunings of one model: on the quad's other readings the
+    "merge" is a pruning (p30 = base + m − p20), and the cues of those readings tie with the true
+    one's; on 0.24.0 no reading won, the merge became a root (development seed 2034).  A corner
+    that is a pruning of another is never the merge."""
+    models, _ = zoo
+    base = models["base"]
+    p20, p30 = (state(Prune(rate=r)(_model(base))) for r in (0.2, 0.3))
+    zoo_ = {"base": base, "c1": models["c1"], "p20": p20, "p30": p30, "task": {k: p20[k] + p30[k] - base[k] for k in base}}
+    tree = lineage_tree(zoo_, units=64)
+    assert sorted(tree.parents["task"]) == ["p20", "p30"] and tree.detail["task_arithmetic"] == {"task": "base"}, tree.summary()
+    assert tree.parents["p20"] == ["base"] and tree.roots == ["base"], tree.summary()
