@@ -580,7 +580,7 @@ def _task_arithmetic(
     is the origin, is read from the cues of o→p, o→q, p→m and q→m (an exact cue — depth, pruning,
     rounding — counts twice).  Each merge keeps its quad of smallest residual (a Q8_0 copy of a
     parent makes a second quad, with the rounding in its residual; ``full`` and ``gram`` from
-    :func:`_full_gram`).  A corner that is a pruning of another (:func:`_pruned`) is never the
+    :func:`_full_gram`).  A corner that is a pruning of another (its cue says so) is never the
     merge.  Returns m → (p, q, o)."""
     if len(full) < 4:
         return {}
@@ -615,8 +615,11 @@ def _task_arithmetic(
             # (origin, merge, parents): either diagonal, either end
             options = [(o, m, pq) for diag, pq in (((a, b), (c, d)), ((c, d), (a, b))) for o, m in (diag, diag[::-1])]
             # a pruning of another corner is that corner's child, not a merge (nested prunings of one
-            # model, x_o − x_p and x_o − x_q on nested masks, make a quad whose readings tie)
-            options = [(o, m, pq) for o, m, pq in options if not any(_pruned(full[t], full[m]) for t in quad if t != m)]
+            # model, x_o − x_p and x_o − x_q on nested masks, make a quad whose readings tie); the
+            # corners share a depth, so the pair's cue is "pruning" exactly when _pruned holds
+            options = [
+                (o, m, pq) for o, m, pq in options if all(cues[(names[t], names[m])] != (1, "pruning") for t in quad if t != m)
+            ]
             if not options:
                 continue
             scores = [sum(weight(names[o], names[p]) + weight(names[p], names[m]) for p in pq) for o, m, pq in options]
