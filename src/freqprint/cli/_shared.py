@@ -120,3 +120,31 @@ def _train_cfg(epochs: int, lr: float, batch_size: int, optimizer: str, seed: in
     return TrainConfig(
         epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, seed=seed, device=device, lr_drop_at=drop
     )
+
+
+ReportOpt = typer.Option(
+    None, "--report", help="also write an evidence report: PATH.html (self-contained, for a person) and PATH.json"
+)
+
+
+SignKeyOpt = typer.Option(None, "--sign-key", help="sign the report's JSON with this Ed25519 private key (PEM; needs --report)")
+
+
+PublishedOpt = typer.Option(None, "--published", help="where the key's or claim's commitment was published, for the report")
+
+
+def _check_report_opts(report: Path | None, sign_key: Path | None) -> None:
+    if sign_key is not None and report is None:
+        raise FreqprintError("--sign-key signs a report: give --report PATH too")
+
+
+def _write_report(path: Path | None, sign_key: Path | None, build: Any, *args: Any, inputs: list, **kw: Any) -> None:
+    """With ``--report``: the verdict's evidence report (``build`` from :mod:`freqprint.report`),
+    the ``(role, path)`` files it read digested; the files written go to stderr."""
+    if path is None:
+        return
+    from freqprint.report import digest_inputs, environment, reproducing_command, write_report
+
+    ev = build(*args, inputs=digest_inputs(inputs), reproduce=reproducing_command(), environment=environment(), **kw)
+    files = write_report(ev, path, sign_key)
+    console.print("report written: " + ", ".join(map(str, files)), markup=False, highlight=False)

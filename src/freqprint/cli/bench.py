@@ -37,7 +37,7 @@ def demo_cmd(
     out: Path = typer.Option(Path("demo-output"), "--out"),
     device: str = DeviceOpt,
     epochs: int = typer.Option(3, help="Fashion-MNIST epochs per model"),
-    limit: int | None = typer.Option(None, help="Fashion-MNIST training samples (default all 60,000)"),
+    limit: int = typer.Option(30_000, help="Fashion-MNIST training samples (a seeded subset; 60000 for all)"),
     fashion_root: Path | None = None,
     digits_root: Path | None = None,
 ) -> None:

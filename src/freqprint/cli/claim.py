@@ -8,7 +8,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from freqprint.cli._shared import _secret, app, out_console
+from freqprint.cli._shared import (
+    PublishedOpt,
+    ReportOpt,
+    SignKeyOpt,
+    _check_report_opts,
+    _secret,
+    _write_report,
+    app,
+    out_console,
+)
 
 claim_app = typer.Typer(
     rich_markup_mode=None, no_args_is_help=True, help="Claim bundles: a key bound to the owner's secret (docs/security.md)."
@@ -43,13 +52,19 @@ def claim_check_cmd(
     secret_file: Path | None = typer.Option(None, help="file holding the revealed secret"),
     suspect: Path | None = typer.Option(None, help="also test this suspect against the secret's initialisation"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    report: Path | None = ReportOpt,
+    sign_key: Path | None = SignKeyOpt,
+    published: str | None = PublishedOpt,
 ) -> None:
     """Does the bundle's key come from this secret?  (And does the suspect carry the secret's
     module?)  Exit 0 = genuine (and found), 1 = not, 2 = error."""
+    from freqprint.report import from_claim
     from freqprint.verification.claim import check_claim
     from freqprint.verification.verifier import format_p
 
+    _check_report_opts(report, sign_key)
     rep = check_claim(bundle, _secret(secret, secret_file), suspect=suspect)
+    _write_report(report, sign_key, from_claim, rep, inputs=[("claim", bundle), ("suspect", suspect)], published=published)
     ok = rep.genuine and (rep.suspect is None or rep.suspect["found"])
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))

@@ -14,9 +14,13 @@ from freqprint.cli._shared import (
     PoolExecutorOpt,
     PoolGpusOpt,
     PoolWorkersOpt,
+    PublishedOpt,
     RootOpt,
+    SignKeyOpt,
+    _check_report_opts,
     _log,
     _pool_executor,
+    _write_report,
     app,
     out_console,
 )
@@ -153,6 +157,13 @@ def metav_verify_cmd(
     ),
     alpha: float | None = typer.Option(None, help="the p-value a 'derived' verdict needs (default: the claim's)"),
     as_json: bool = typer.Option(False, "--json"),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="also write an evidence report per suspect: PATH.html and PATH.json (PATH-1, PATH-2, ... for several)",
+    ),
+    sign_key: Path | None = SignKeyOpt,
+    published: str | None = PublishedOpt,
 ) -> None:
     """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel.
 
@@ -163,7 +174,9 @@ def metav_verify_cmd(
     A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
     from freqprint.metav import load_claim, panel_check
     from freqprint.metav.suspects import CODE_PREFIX, load_suspect
+    from freqprint.report import from_metav, numbered
 
+    _check_report_opts(report, sign_key)
     code = [s for s in [*(suspects or []), *(panel or [])] if s.startswith(CODE_PREFIX)]
     if code and not allow_code:
         raise FreqprintError(
@@ -176,12 +189,27 @@ def metav_verify_cmd(
     if not suspects and not panel:
         raise FreqprintError("give suspects to verify, or --panel models to re-check the claim on")
     rows = [{"suspect": s, **mv.verify(load_suspect(s, allow_code), alpha)} for s in (suspects or [])]
-    report: dict = {"claim": str(claim), "commitment": meta["commitment"], "task": meta["task"]["kind"], "suspects": rows}
+    doc: dict = {"claim": str(claim), "commitment": meta["commitment"], "task": meta["task"]["kind"], "suspects": rows}
+    if report is not None and rows:
+        assert mv.floor is not None  # load_claim gives a calibrated claim
+        ref = mv.floor.scores.tolist()
+        about = {"commitment": meta["commitment"], "task": meta["task"]["kind"], "population": mv.floor.population}
+        for i, r in enumerate(rows, 1):
+            _write_report(
+                numbered(report, i, len(rows)),
+                sign_key,
+                from_metav,
+                r,
+                about,
+                ref,
+                inputs=[("claim", claim), ("suspect", r["suspect"])],
+                published=published,
+            )
     if panel:
         names = _metav_paths(panel)
-        report["panel"] = panel_check(mv, [load_suspect(n, allow_code) for n in names], names, alpha).to_dict()
+        doc["panel"] = panel_check(mv, [load_suspect(n, allow_code) for n in names], names, alpha).to_dict()
     if as_json:
-        out_console.print_json(json.dumps(report))
+        out_console.print_json(json.dumps(doc))
     else:
         for r in rows:
             out_console.print(
@@ -193,7 +221,7 @@ def metav_verify_cmd(
                 highlight=False,
             )
         if panel:
-            p = report["panel"]
+            p = doc["panel"]
             out_console.print(
                 f"panel: {p['false_positives']} of {p['n']} independent models flagged; FPR {p['fpr']:.3f}, "
                 f"95 % upper bound {p['fpr_upper95']:.3f} (Clopper–Pearson)",

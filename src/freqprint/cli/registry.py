@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from freqprint.cli._shared import _secret, app, console, out_console
+from freqprint.cli._shared import SignKeyOpt, _check_report_opts, _secret, _write_report, app, console, out_console
 from freqprint.errors import FreqprintError
 
 registry_app = typer.Typer(
@@ -156,6 +156,10 @@ def scan_cmd(
         help="screen every wide tensor whole instead of probing a few random channels first "
         "(about 10x slower on a ResNet-18; no probe misses: docs/benchmarks.md §12h)",
     ),
+    report: Path | None = typer.Option(
+        None, "--report", help="also write a summary page of the scan's records: PATH.html and PATH.json"
+    ),
+    sign_key: Path | None = SignKeyOpt,
 ) -> None:
     """Match every checkpoint under PATHS against the registry.  Exit 0 = done (matches or not), 2 = error."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -165,6 +169,7 @@ def scan_cmd(
     if not registry.is_file():
         raise FreqprintError(f"{registry}: no such registry (create one with: freqprint registry add KEY --registry {registry})")
     check_scan_options(paths, registry, alpha, executor, workers)  # before the progress bar draws anything
+    _check_report_opts(report, sign_key)
     found: list[tuple[str, str, float, str]] = []
     derived: list[tuple[str, str, float, str]] = []
     errors: list[tuple[str, str]] = []
@@ -214,3 +219,7 @@ def scan_cmd(
         out_console.print(f"derived: {path}  from parent {parent}  ({how})", markup=False, highlight=False, soft_wrap=True)
     for path, err in errors[:20]:
         out_console.print(f"unreadable: {path}: {err}", markup=False, highlight=False, soft_wrap=True)
+    if report is not None:
+        from freqprint.report import from_scan, scan_rows
+
+        _write_report(report, sign_key, from_scan, scan_rows(out), inputs=[("registry", registry)], alpha=alpha)

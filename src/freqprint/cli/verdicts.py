@@ -9,7 +9,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from freqprint.cli._shared import DeviceOpt, _secret, app, out_console
+from freqprint.cli._shared import (
+    DeviceOpt,
+    PublishedOpt,
+    ReportOpt,
+    SignKeyOpt,
+    _check_report_opts,
+    _secret,
+    _write_report,
+    app,
+    out_console,
+)
 from freqprint.errors import FreqprintError
 
 
@@ -34,11 +44,16 @@ def verify_cmd(
         "--no-gate",
         help="rank every tensor by an alignment pass instead of the Gram screen's gate (slower; finds renamed modules under heavier noise)",
     ),
+    report: Path | None = ReportOpt,
+    sign_key: Path | None = SignKeyOpt,
+    published: str | None = PublishedOpt,
 ) -> None:
     """Is the key's fingerprint in the suspect?  Exit 0 = found, 1 = not found, 2 = error."""
+    from freqprint.report import from_verify
     from freqprint.stats.screen import GATE_Z
     from freqprint.verification.verifier import format_p, verify
 
+    _check_report_opts(report, sign_key)
     rep = verify(
         key,
         suspect,
@@ -51,6 +66,7 @@ def verify_cmd(
         exhaustive=exhaustive,
         gate=None if no_gate else GATE_Z,
     )
+    _write_report(report, sign_key, from_verify, rep, inputs=[("key", key), ("suspect", suspect)], published=published)
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
     elif rep.fitted == 0 and not rep.found:  # nothing in the file reads as the module's filters, or passed the screen
@@ -89,14 +105,19 @@ def trace_cmd(
     ),
     alpha: float = typer.Option(1e-6, help="significance level of the combined verdict"),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    report: Path | None = ReportOpt,
+    sign_key: Path | None = SignKeyOpt,
+    published: str | None = PublishedOpt,
 ) -> None:
     """Does SUSPECT derive from OWNER?  Every channel with material, one combined p-value that holds
     without assuming the channels independent.  Exit 0 = derived, 1 = not, 2 = error."""
 
     from freqprint.io.checkpoint import read_recipe
+    from freqprint.report import from_trace
     from freqprint.stats.null import format_p
     from freqprint.verification.provenance import LineageUnavailable, trace_files
 
+    _check_report_opts(report, sign_key)
     recipe = read_recipe(owner)  # None for a model trained elsewhere: the fingerprint alone (--no-lineage)
     # the secret is read only where it is used: a secret-seeded backbone needs it (unless --init-seed)
     needs = not no_lineage and init_seed is None and recipe is not None and (recipe.init or {}).get("scheme") == "secret"
@@ -116,6 +137,9 @@ def trace_cmd(
         )
     except LineageUnavailable as e:
         raise FreqprintError(f"{e} (or --no-lineage for the fingerprint alone)") from None
+    _write_report(
+        report, sign_key, from_trace, rep, inputs=[("owner", owner), ("key", key), ("suspect", suspect)], published=published
+    )
     if as_json:
         out_console.print_json(json.dumps(rep.to_dict()))
     else:
@@ -155,15 +179,19 @@ def lineage_cmd(
     seed: int = typer.Option(0, help="seed of the unit and token samples"),
     device: str = DeviceOpt,
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    report: Path | None = ReportOpt,
+    sign_key: Path | None = SignKeyOpt,
 ) -> None:
     """Does SUSPECT derive from PARENT's released weights (a Llama-architecture decoder)?  An exact
     p-value from the MLP units' order, and a symmetry-invariant unit match whose error rate is
     measured, not exact (docs/security.md).  With the owner's secret, PARENT is the public base the
     owner fine-tuned, and the verdict is whether SUSPECT carries the owner's seeded delta (an exact
     p-value; every fine-tune of the base shares its lineage).  Exit 0 = derived, 1 = not, 2 = error."""
+    from freqprint.report import from_lineage
     from freqprint.stats.null import format_p
     from freqprint.verification.parent import MATCH_FRACTION, MATCH_SCORE, parent_lineage
 
+    _check_report_opts(report, sign_key)
     given = secret is not None or secret_file is not None
     sec = _secret(secret, secret_file) if given else None
     rep = parent_lineage(parent, suspect, alpha=alpha, units=units, seed=seed, device=device)
@@ -173,6 +201,7 @@ def lineage_cmd(
 
         delta = delta_lineage(parent, suspect, sec, scale=scale, alpha=alpha, device=device)
     found = delta.found if delta is not None else rep.found
+    _write_report(report, sign_key, from_lineage, rep, delta, inputs=[("parent", parent), ("suspect", suspect)])
     if as_json:
         doc = rep.to_dict()
         if delta is not None:

@@ -196,6 +196,14 @@ class VerificationReport(TimedReport):
     extra: dict[str, Any] = field(default_factory=dict)
     anchored: bool = False  # decided against the secret's W₀ (exact null) rather than the trained kernels
     stage: str = "full"  # the alignment stage that produced the verdict (module docstring, "Stages")
+    # what an evidence report draws (freqprint.report): per key filter its cosine s_d and the
+    # suspect filter it was matched to (-1: none), the null's per-filter hit probability p1 and the
+    # log10 of every Bonferroni factor paid on top of the binomial tail (None: the rotated test,
+    # whose tail runs over half the filters)
+    filter_cosines: list[float] = field(default_factory=list)
+    filter_match: list[int] = field(default_factory=list)
+    hit_probability: float | None = None
+    log10_factor: float | None = None
 
     def summary(self) -> str:
         if self.layers_searched == 0:
@@ -1000,15 +1008,22 @@ class Verifier:
         score = mean_cos = None
         if self.describe:
             score, mean_cos = _sprime_stats(key, key.kernels(), ws_described, fit, self.tau)  # against the trained kernels
-        extra_log = math.log(len(key_side(key, self.visible_gain).blocks)) + self.log_tests + math.log(n_candidates)
+        side = key_side(key, self.visible_gain)
+        extra_log = math.log(len(side.blocks)) + self.log_tests + math.log(n_candidates)
         log10_p = best.logp / LN10
+        hits = int((fit.strength >= t).sum())
+        p1 = factor = None
+        if best.rotated is None:  # the tail the verdict paid: Binomial(D, p1) at the hit count, times the factors
+            d_s, c_s = best.weights.shape[:2]
+            p1 = hit_probability(t, len(side.blocks[blk]), min(key.channels, c_s), d_s)
+            factor = (best.unclipped - log_binom_tail(hits, key.filters, p1)) / LN10
         return VerificationReport(
             found=log10_p < math.log10(self.alpha),
             log10_p=log10_p,
             alpha=self.alpha,
             score=score,
             mean_cosine=mean_cos,
-            hits=int((fit.strength >= t).sum()),
+            hits=hits,
             filters=key.filters,
             suspect_filters=int(best.weights.shape[0]),
             suspect_channels=int(best.weights.shape[1]),
@@ -1028,6 +1043,10 @@ class Verifier:
             seconds=seconds,
             anchored=key.anchored,
             stage=best.stage,
+            filter_cosines=[round(float(v), 6) for v in fit.strength],
+            filter_match=[int(v) for v in fit.match],
+            hit_probability=p1,
+            log10_factor=factor,
         )
 
 
