@@ -250,13 +250,35 @@ def test_the_cli_with_the_owners_secret_and_trace_with_the_parent_channel(family
     code, out, err = run(["lineage", tmp_path / "base.safetensors", tmp_path / "owner.safetensors", *common], monkeypatch, capsys)
     assert code == 0 and "CARRIES THE OWNER'S DELTA" in out, out + err
     code, out, err = run(
-        ["lineage", tmp_path / "base.safetensors", tmp_path / "sibling.safetensors", *common, "--json"], monkeypatch, capsys
+        [
+            "lineage",
+            tmp_path / "base.safetensors",
+            tmp_path / "sibling.safetensors",
+            *common,
+            "--json",
+            "--report",
+            tmp_path / "sibling",
+        ],
+        monkeypatch,
+        capsys,
     )
     d = json.loads(out)
     assert code == 1 and d["found"] is True and d["delta"]["found"] is False, "related by the base, not by the owner's delta"
+    # its report: the verdict is the delta's, the shared base is said, the secret file is not digested
+    doc = json.loads((tmp_path / "sibling.json").read_text())
+    assert doc["verdict"] == "not derived" and [c["name"] for c in doc["channels"]] == ["owner's delta", "parent lineage"]
+    assert doc["channels"][1]["found"] is True and any("shares its lineage" in x for x in doc["limitations"])
+    assert [i["role"] for i in doc["inputs"]] == ["parent", "suspect"] and "owner secret" not in (
+        tmp_path / "sibling.html"
+    ).read_text()
     # trace: the released weights as a channel, combined by Bonferroni with its exact p only
     rep = trace(tmp_path / "sibling.safetensors", parent=tmp_path / "owner.safetensors")
     assert rep.found and rep.channel("parent").ran and rep.channel("parent").log10_p < -50
+    from freqprint.report import from_trace
+
+    ev = from_trace(rep, inputs=[], reproduce="freqprint trace", environment={})  # the parent channel's picture
+    blocks = next(c for c in ev.channels if c.name == "parent").figures[0].data
+    assert ev.verdict == "derived" and len(blocks["fixed"]) == 4 and min(blocks["fixed"]) > 0.5
     assert not rep.channel("fingerprint").ran and not rep.channel("lineage").ran
     other = trace(new(21), parent=tmp_path / "owner.safetensors")
     assert not other.found and other.channel("parent").log10_p > -3

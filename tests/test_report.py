@@ -202,6 +202,15 @@ def test_trace_and_claim_reports_never_hold_the_secret(files, tmp_path, monkeypa
         assert not re.search(rf"\b{secret}\b", text) and "mallory" not in text, f
 
 
+def test_several_reports_of_one_command_are_numbered():
+    from freqprint.report import numbered, report_paths
+
+    assert numbered("out/r", 1, 1) == Path("out/r")
+    assert [numbered("out/r.html", i, 2) for i in (1, 2)] == [Path("out/r-1.html"), Path("out/r-2.html")]
+    assert report_paths("out/r-2.html") == (Path("out/r-2.html"), Path("out/r-2.json"))
+    assert report_paths("out/r") == report_paths("out/r.json")
+
+
 def test_reproducing_command_hides_secrets_in_every_spelling():
     cmd = reproducing_command(["trace", "a b.safetensors", "--secret", "s3cr3t", "--secret=also", "--secret-file", "f"])
     assert cmd == "freqprint trace 'a b.safetensors' --secret $FREQPRINT_SECRET --secret=$FREQPRINT_SECRET --secret-file f"

@@ -8,6 +8,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from freqprint.report.evidence import Channel, EvidenceReport, Figure, InputDigest
@@ -204,6 +205,8 @@ def from_trace(
         figs = _fingerprint_figures(c.detail) if c.name == "fingerprint" else []
         if c.name == "lineage" and c.detail.get("layers"):
             figs = [_lineage_layers_figure(c.detail)]
+        if c.name == "parent" and c.detail.get("blocks"):
+            figs = _parent_blocks_figures(c.detail["blocks"])
         channels.append(Channel(c.name, c.ran, c.found, c.log10_p if c.ran else None, c.summary, figs))
         if c.name == "fingerprint" and c.ran:
             limitations += _fingerprint_limitations(c.detail, c.found)
@@ -271,6 +274,30 @@ def _key_commitment(rep: Any) -> str | None:
     return None
 
 
+def _parent_blocks_figures(blocks: list[dict[str, Any]]) -> list[Figure]:
+    """The parent-lineage channel's picture, from its per-block results (``BlockResult`` dicts)."""
+    from freqprint.verification.parent import MATCH_FRACTION, MATCH_SCORE
+
+    if not blocks:
+        return []
+    return [
+        Figure(
+            "blocks",
+            "Lineage, block by block",
+            "Per transformer block: the share of the parent's sampled MLP units whose best match in the suspect is the "
+            "unit of the same index (bars; an unrelated model leaves about 1 in the block's width), and the share "
+            f"matched at all under the symmetry group (dots: a unit counts when its best score reaches {MATCH_SCORE}; the "
+            f"suspect matches when the upper-quartile block has {MATCH_FRACTION:.0%} of its units matched).",
+            {
+                "block": [b["block"] for b in blocks],
+                "fixed": [b["fixed"] / max(1, b["sampled"]) for b in blocks],
+                "matched": [b["matched"] for b in blocks],
+                "log10_p": [b["log10_p"] for b in blocks],
+            },
+        )
+    ]
+
+
 def _lineage_layers_figure(detail: dict[str, Any]) -> Figure:
     layers = detail["layers"]
     names = [str(x["owner_layer"]) for x in layers]
@@ -301,27 +328,7 @@ def from_lineage(
     r = rep.to_dict()
     if delta is not None:
         r["delta"] = delta.to_dict()
-    from freqprint.verification.parent import MATCH_FRACTION, MATCH_SCORE
-
-    blocks = rep.blocks
-    figs = []
-    if blocks:
-        figs.append(
-            Figure(
-                "blocks",
-                "Lineage, block by block",
-                "Per transformer block: the share of the parent's sampled MLP units whose best match in the suspect is the "
-                "unit of the same index (bars; an unrelated model leaves about 1 in the block's width), and the share "
-                f"matched at all under the symmetry group (dots: a unit counts when its best score reaches {MATCH_SCORE}; the "
-                f"suspect matches when the upper-quartile block has {MATCH_FRACTION:.0%} of its units matched).",
-                {
-                    "block": [b.block for b in blocks],
-                    "fixed": [b.fixed / max(1, b.sampled) for b in blocks],
-                    "matched": [b.matched for b in blocks],
-                    "log10_p": [b.log10_p for b in blocks],
-                },
-            )
-        )
+    figs = _parent_blocks_figures([asdict(b) for b in rep.blocks])
     channels = [Channel("parent lineage", not rep.reason, rep.found, None if rep.reason else rep.log10_p, rep.summary(), figs)]
     limitations = [
         "The unit-order p-value is exact only while the suspect keeps the parent's MLP units in order; a thief who "
