@@ -122,7 +122,7 @@ def test_verify_report_is_self_contained_valid_reproducible_and_signed(files, tm
     assert (js.read_bytes(), html.read_bytes()) == before
     # report verify: signature by the pinned key, digests of the inputs
     rc, out, err = run(["report", "verify", js, "--public-key", pub], monkeypatch, capsys)
-    assert rc == 0 and "signature: valid" in out and "input suspect: ok" in out, out + err
+    assert rc == 0 and "signature: valid" in out and "input suspect: ok" in out and "page: ok" in out, out + err
     rc, out, _ = run(["report", "verify", js, "--public-key", files["stranger"][1]], monkeypatch, capsys)
     assert rc == 1 and "another key" in out
     rc, out, _ = run(["report", "verify", js], monkeypatch, capsys)  # not pinned: valid, and says so
@@ -140,6 +140,19 @@ def test_report_verify_catches_a_changed_input_an_edited_report_and_a_broken_sch
     rc, out, _ = run(["report", "verify", "r.json", "--public-key", pub], monkeypatch, capsys)
     assert rc == 1 and "input suspect: changed" in out and "signature: valid" in out
     Path("suspect.safetensors").write_bytes(data)
+    # the page a person reads is signed too: an edited page is caught while the JSON stays valid
+    page = Path("r.html").read_text()
+    Path("r.html").write_text(page.replace(">DERIVED<", ">NOT DERIVED<"))
+    rc, out, _ = run(["report", "verify", "r.json", "--public-key", pub], monkeypatch, capsys)
+    assert rc == 1 and "signature: valid" in out and "page: changed" in out, out
+    Path("r.html").write_text(page)
+    # dropping the page's digest from the signature file breaks the signature
+    sig = json.loads(Path("r.json.sig").read_text())
+    stripped = {**sig, "statement": {**sig["statement"], "html_sha256": None}}
+    Path("r.json.sig").write_text(json.dumps(stripped))
+    rc, out, _ = run(["report", "verify", "r.json", "--public-key", pub], monkeypatch, capsys)
+    assert rc == 1 and "signature: invalid" in out
+    Path("r.json.sig").write_text(json.dumps(sig))
     edited = Path("r.json").read_text().replace('"verdict": "derived"', '"verdict": "not derived"')
     Path("r.json").write_text(edited)
     rc, out, _ = run(["report", "verify", "r.json", "--public-key", pub], monkeypatch, capsys)

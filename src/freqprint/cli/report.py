@@ -28,8 +28,8 @@ def report_verify_cmd(
     root: Path | None = typer.Option(None, "--root", help="folder the report's relative input paths are read from (default: .)"),
     as_json: bool = typer.Option(False, "--json", help="print the check as JSON"),
 ) -> None:
-    """Check a report: its JSON schema, its signature, and that every input it names still has
-    the recorded SHA-256.  Exit 0 = all hold, 1 = something does not, 2 = the report is unreadable."""
+    """Check a report: its JSON schema, its signature (over the JSON and the HTML page beside it),
+    and that every input it names still has the recorded SHA-256.  Exit 0 = all hold, 1 = something does not, 2 = the report is unreadable."""
     from dataclasses import asdict
 
     from freqprint.report.sign import check_report
@@ -42,6 +42,7 @@ def report_verify_cmd(
         lines += [f"  schema: {e}" for e in chk.schema_errors] or ["  schema: valid"]
         lines += [f"  input {i.role}: {i.status} ({i.path})" for i in chk.inputs]
         lines.append(f"  signature: {chk.signature}" + (f" (key id {chk.key_id})" if chk.key_id else ""))
+        lines.append(f"  page: {chk.page}")
         lines += [f"  note: {n}" for n in chk.notes]
         out_console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0 if chk.ok else 1)
