@@ -17,21 +17,12 @@ import time
 from pathlib import Path
 
 import torch
+from time_unrelated_resnet import build  # the same owner and unrelated model as §4's timing (this folder)
 
-from freqprint.fingerprint import FingerprintConfig, attach
 from freqprint.io.checkpoint import save_model
-from freqprint.models import create_model
 from freqprint.report import digest_inputs, environment, from_verify, write_report
 from freqprint.verification.key import extract
 from freqprint.verification.verifier import verify
-
-
-def build(secret: str, seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    m = create_model("resnet18", num_classes=10, in_channels=1, width=1.0).eval()
-    attach(m, FingerprintConfig(target="layer1.1.conv2", secret=secret), torch.zeros(2, 1, 28, 28))
-    return m
-
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
