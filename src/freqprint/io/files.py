@@ -9,13 +9,15 @@ by ``max_bytes`` whatever the path is.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from freqprint.errors import UnreadableFile
 
-__all__ = ["MAX_SECRET_BYTES", "read_secret_file", "read_small_file", "read_small_text"]
+__all__ = ["MAX_SECRET_BYTES", "hash_file", "read_secret_file", "read_small_file", "read_small_text", "sha256_file"]
 
 MAX_SECRET_BYTES = 64 * 2**10  # a secret is a passphrase or a key, never kilobytes more
 
@@ -73,3 +75,27 @@ def read_secret_file(path: str | Path) -> str:
     if not secret:
         raise UnreadableFile(f"secret file {path} is empty")
     return secret
+
+
+HASH_CHUNK = 1 << 20
+
+
+def hash_file(path: str | Path, h: Any) -> int:
+    """Feed a file's bytes to the hash object ``h`` in 1 MiB chunks (memory stays bounded);
+    returns the number of bytes read."""
+    n = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+    return n
+
+
+def sha256_file(path: str | Path) -> tuple[str, int]:
+    """SHA-256 (hex) and size of a file; :class:`UnreadableFile` when it cannot be read."""
+    h = hashlib.sha256()
+    try:
+        n = hash_file(path, h)
+    except OSError as e:
+        raise UnreadableFile(f"{path}: cannot read it to record its digest ({e.strerror or e})") from None
+    return h.hexdigest(), n

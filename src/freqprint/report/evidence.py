@@ -22,7 +22,6 @@ holds for).  A report states which.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -34,7 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freqprint.errors import InvalidArgument, UnreadableFile
+from freqprint.errors import InvalidArgument
+from freqprint.io.files import sha256_file
 
 __all__ = [
     "SCHEMA",
@@ -50,7 +50,6 @@ __all__ = [
 
 SCHEMA_VERSION = "1.0"
 VERDICTS = ("derived", "not derived", "inconclusive")
-_CHUNK = 1 << 20
 # the values of these options never enter a report (a reproducing command names them instead)
 SECRET_OPTIONS = ("--secret",)
 
@@ -148,19 +147,6 @@ def _finite(x: Any) -> Any:
 # context: the inputs' digests, the environment, the command
 
 
-def sha256_file(path: Path) -> tuple[str, int]:
-    """SHA-256 and size of a regular file, read in 1 MiB chunks (memory stays bounded)."""
-    h, n = hashlib.sha256(), 0
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-                n += len(chunk)
-    except OSError as e:
-        raise UnreadableFile(f"{path}: cannot read it to record its digest ({e.strerror or e})") from None
-    return h.hexdigest(), n
-
-
 def digest_inputs(files: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> list[InputDigest]:
     """Every file read, as ``(role, path)``; a folder (a sharded or Hugging Face checkpoint) is
     recorded file by file in sorted order, roles ``"<role>/<relative path>"``.  None paths and
@@ -222,26 +208,18 @@ def environment() -> dict[str, Any]:
 def reproducing_command(argv: Sequence[str] | None = None) -> str:
     """The command line as run (``freqprint`` and its arguments), with the value of ``--secret``
     replaced by ``"$FREQPRINT_SECRET"``: a report never holds a secret."""
-    args = list(sys.argv[1:] if argv is None else argv)
     out: list[str] = []
     hide = False
-    for a in args:
+    for a in sys.argv[1:] if argv is None else argv:
+        name, eq, _ = a.partition("=")
         if hide:
             out.append("$FREQPRINT_SECRET")
-            hide = False
-            continue
-        name, eq, _ = a.partition("=")
-        if name in SECRET_OPTIONS:
-            if eq:
-                out.append(f"{name}=$FREQPRINT_SECRET")
-            else:
-                out.append(a)
-                hide = True
-            continue
-        out.append(a)
-    return " ".join(
-        ["freqprint", *(shlex.quote(a) if not a.startswith("$FREQPRINT") and "=$FREQPRINT" not in a else a for a in out)]
-    )
+        elif name in SECRET_OPTIONS and eq:
+            out.append(f"{name}=$FREQPRINT_SECRET")
+        else:
+            out.append(shlex.quote(a))
+        hide = not hide and not eq and name in SECRET_OPTIONS
+    return " ".join(["freqprint", *out])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from freqprint.errors import FreqprintError, UnreadableFile
-from freqprint.io.files import read_small_file
-from freqprint.report.evidence import SCHEMA, sha256_file
+from freqprint.io.files import read_small_file, sha256_file
+from freqprint.report.evidence import SCHEMA
 
 __all__ = ["InputCheck", "ReportCheck", "check_report", "sign_report", "signature_path"]
 

@@ -48,6 +48,7 @@ from typing import Any
 
 from freqprint.errors import FreqprintError, InvalidArgument, UnreadableFile
 from freqprint.executor import EXECUTORS, create_executor
+from freqprint.io.files import hash_file
 from freqprint.scan.sketch import PROBE_CHANNELS
 
 try:  # POSIX: concurrent scans on one output take turns appending (_Output)
@@ -70,7 +71,6 @@ __all__ = [
 ]
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".gguf", ".onnx", ".pt", ".pth", ".bin", ".ckpt")
-_CHUNK = 1 << 20
 
 
 def _is_model_folder(d: Path) -> bool:
@@ -159,12 +159,6 @@ def find_checkpoints(paths: Iterable[str | Path]) -> Iterator[Path]:
             raise UnreadableFile(f"{p}: no such file or folder")
 
 
-def _file_hash(path: Path, h: Any) -> None:
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-
-
 def content_hash(path: Path) -> str:
     """SHA-256 of a checkpoint's content; for a folder, of its index (or config) and the shards."""
     h = hashlib.sha256()
@@ -172,9 +166,9 @@ def content_hash(path: Path) -> str:
         files = sorted(q for q in path.iterdir() if q.is_file() and (q.name.endswith(".safetensors") or q.name.endswith(".json")))
         for q in files:
             h.update(q.name.encode() + b"\0")
-            _file_hash(q, h)
+            hash_file(q, h)
     else:
-        _file_hash(path, h)
+        hash_file(path, h)
     return h.hexdigest()
 
 

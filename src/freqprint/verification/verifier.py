@@ -560,6 +560,7 @@ class BlockFit:
     fit: Fit
     threshold: float
     stage: str
+    p1: float = 0.0  # the null's per-filter hit probability the tail was taken with
 
     def better_than(self, other: BlockFit | None) -> bool:
         return other is None or (self.logp, -float(self.fit.strength.sum())) < (other.logp, -float(other.fit.strength.sum()))
@@ -615,7 +616,7 @@ class _BlockFits:
     def offer(self, block: str, fit: Fit, stage: str) -> None:
         t = self.thresholds[block]
         logp = log_binom_tail(int((fit.strength >= t).sum()), self.filters, self.p1[block]) + self.log_channels
-        new = BlockFit(logp, fit, t, stage)
+        new = BlockFit(logp, fit, t, stage, self.p1[block])
         if new.better_than(self.best.get(block)):
             self.best[block] = new
 
@@ -1014,8 +1015,7 @@ class Verifier:
         hits = int((fit.strength >= t).sum())
         p1 = factor = None
         if best.rotated is None:  # the tail the verdict paid: Binomial(D, p1) at the hit count, times the factors
-            d_s, c_s = best.weights.shape[:2]
-            p1 = hit_probability(t, len(side.blocks[blk]), min(key.channels, c_s), d_s)
+            p1 = bf.p1
             factor = (best.unclipped - log_binom_tail(hits, key.filters, p1)) / LN10
         return VerificationReport(
             found=log10_p < math.log10(self.alpha),
