@@ -1009,8 +1009,7 @@ class Verifier:
         score = mean_cos = None
         if self.describe:
             score, mean_cos = _sprime_stats(key, key.kernels(), ws_described, fit, self.tau)  # against the trained kernels
-        side = key_side(key, self.visible_gain)
-        extra_log = math.log(len(side.blocks)) + self.log_tests + math.log(n_candidates)
+        extra_log = math.log(len(key_side(key, self.visible_gain).blocks)) + self.log_tests + math.log(n_candidates)
         log10_p = best.logp / LN10
         hits = int((fit.strength >= t).sum())
         p1 = factor = None
