@@ -254,3 +254,38 @@ def test_near_any_flags_exactly_the_tensors_near_would_find_a_pair_in():
             for _ in range(int(torch.randint(1, 6, (1,), generator=g)))
         ]
         assert _near_any(coords) == [bool(_near(c)) for c in coords]
+
+
+def test_the_windowed_copy_screen_misses_no_copy_group():
+    """channel_merges screens each producer's rows on a window of their entries (64 of them),
+    then decides on whole rows (copy_groups).  It must find every producer copy_groups finds on
+    whole rows — copies, dead rows, rows dead on the window alone — and no producer whose rows
+    are proportional on the window alone."""
+    from freqprint.io.canonical import WINDOW, _window, channel_merges, copy_groups
+
+    g = torch.Generator().manual_seed(3)
+    shapes, tensors, want = {}, {}, set()
+    for i in range(48):
+        n, m = int(torch.randint(3, 40, (1,), generator=g)), [20, 64, 65, 300, 1152][i % 5]
+        rows = torch.randn(n, m, generator=g)
+        cols = _window(m)
+        kind = i % 6
+        if kind == 1:
+            rows[2] = 2.5 * rows[0]  # a channel stored twice
+        elif kind == 2:
+            rows[1] = 0.0  # a dead channel
+        elif kind == 3 and cols is not None:
+            rows[1, cols] = 0.0  # zero on the window, alive elsewhere: not dead
+        elif kind == 4 and cols is not None:
+            rows[1, cols] = 3.0 * rows[0, cols]  # proportional on the window alone: no copy
+        elif kind == 5:
+            rows[1] = 2.5 * rows[0] + 1e-3 * torch.randn(m, generator=g)  # close, not a copy
+        name = f"p{i}.weight"
+        tensors[name], shapes[name] = rows, ((n, m), True)
+        tensors[f"c{i}.weight"], shapes[f"c{i}.weight"] = torch.randn(5, n, generator=g), ((5, n), True)
+        if copy_groups(rows) is not None:
+            want.add(name)
+    assert WINDOW == 64 and want and len(want) < 48
+    found: set[str] = set()
+    channel_merges(shapes, tensors.__getitem__, found)
+    assert {f for f in found if f.startswith("p")} == want

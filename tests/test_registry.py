@@ -561,6 +561,39 @@ def test_the_probe_reads_a_few_channels_of_a_wide_reading_and_still_finds_the_de
         assert [m.key for m in reg.match(derived, probe=0).found] == ["owner"]
 
 
+def test_the_probe_grows_with_padding_so_a_padded_module_still_shows(tmp_path, monkeypatch):
+    """A thief pads the module's input with junk channels (16 real among 256: ×16) so that a
+    probe of 16 channels draws one real channel on average and misses.  The probe's size grows
+    with the reading's width against the key's (probe_count: 4 real channels on average
+    whatever the padding), so the padded derivative passes under most probe seeds; with the
+    fixed 16-channel probe of 0.17–0.26 it did not.  An unrelated model padded alike passes none."""
+    import freqprint.scan.store as store_module
+    from freqprint.scan.sketch import PROBE_REAL, probe_count
+    from freqprint_bench.probe import _padded
+
+    assert probe_count(256, 16) == 64 and probe_count(64, 64) == 16
+    assert all(probe_count(16 * f, 16) * 16 / (16 * f) >= PROBE_REAL for f in (4, 8, 16, 64, 1024))  # any padding
+    owner = owner_model("pad-owner", 16, 64)  # the module: 64 filters on 16 channels
+    key = extract(owner, secret="pad-owner")
+    module = "conv2.fingerprint.weight"
+    derived = Compose([BlockPermutation(seed=1)])(owner).state_dict()
+    padded = _padded({k: v.contiguous() for k, v in derived.items()}, 240, torch.Generator().manual_seed(0), module)
+    stranger = owner_model("pad-stranger", 16, 64).state_dict()
+    stranger = _padded({k: v.contiguous() for k, v in stranger.items()}, 240, torch.Generator().manual_seed(1), module)
+    with KeyStore(tmp_path / "r.db") as reg:
+        reg.add_key(key, key.to_bytes(), "owner", secret="pad-owner")
+        (owner_id,) = next(iter(reg.groups().values())).ids
+        assert [m.key for m in reg.match(padded, probe=0).found] == ["owner"]  # no probe: found
+
+        def passes(sd) -> int:
+            return sum(owner_id in reg.screen(open_tensors(sd), seed=s).passed for s in range(10))
+
+        assert passes(padded) >= 8
+        assert passes(stranger) == 0
+        monkeypatch.setattr(store_module, "probe_count", lambda channels, key_channels, probe=16: probe)
+        assert passes(padded) <= 5  # the fixed probe: about one real channel per draw
+
+
 def test_probe_scores_of_a_batch_of_readings_equal_those_of_each_reading():
     """:func:`score` on a batch ``[R, 8, C′, dims]`` standardises each reading by the decoys' scores
     on it: the same z as each reading scored alone (the two decoy steps included)."""

@@ -48,7 +48,7 @@ __all__ = ["bench_probe", "probe_markdown", "resnet_owner"]
 SEEDS = 40  # probe seeds per suspect
 NOISE = (0.0, 0.25, 0.4, 0.5, 0.6, 0.75)
 REWRITE_NOISE = (0.0, 0.4)
-PADDING = (64, 192, 448)  # junk input channels added to the 64 of the module: ×2, ×4, ×8
+PADDING = (64, 192, 448, 960)  # junk input channels added to the 64 of the module: ×2, ×4, ×8, ×16
 UNRELATED = 8
 FINE_TUNE_IMAGES = 1000
 TWO_STEP_NOISE = (0.7, 0.75, 0.8)  # where the whole screen's z crosses Z_PASS on this owner
@@ -77,7 +77,7 @@ def _padded(sd: dict[str, torch.Tensor], extra: int, g: torch.Generator, module:
 def bench_probe(work: Path, log=print) -> dict[str, Any]:
     from freqprint.io.checkpoint import open_tensors
     from freqprint.scan import KeyStore
-    from freqprint.scan.sketch import PROBE_CHANNELS, Z_PASS, Z_PROBE
+    from freqprint.scan.sketch import PROBE_CHANNELS, PROBE_REAL, Z_PASS, Z_PROBE
     from freqprint.verification.key import extract
     from freqprint.verification.verifier import verify
     from freqprint_bench.million import _noisy
@@ -153,6 +153,7 @@ def bench_probe(work: Path, log=print) -> dict[str, Any]:
         "two_step": two_step,
         "unrelated": unrelated,
         "probe_channels": PROBE_CHANNELS,
+        "probe_real": PROBE_REAL,
         "z_probe": Z_PROBE,
         "z_pass": Z_PASS,
         "model": "resnet18 width 1, module on layer1.1.conv2 (256 filters, 64 channels), freshly initialised",
@@ -193,9 +194,16 @@ def _whole(x: dict[str, Any]) -> str:
     return "fail" if x["whole_z"] is None else f"pass (z {x['whole_z']:.1f})"
 
 
+def _probe_size(p: dict[str, Any]) -> str:
+    """The probe's size as the run drew it: fixed before 0.27, ``max(16, ⌈4·C′/C⌉)`` since."""
+    if "probe_real" not in p:
+        return str(p["probe_channels"])
+    return f"max({p['probe_channels']}, ⌈{p['probe_real']}·C′/64⌉) of a reading's C′"
+
+
 def probe_markdown(p: dict[str, Any]) -> list[str]:
     out = [
-        f"## the screen's probe on a full-width ResNet-18 ({p['model']}; probes of {p['probe_channels']} channels, "
+        f"## the screen's probe on a full-width ResNet-18 ({p['model']}; probes of {_probe_size(p)} channels, "
         f"z ≥ {p['z_probe']} to sketch a reading whole, z ≥ {p['z_pass']} to pass)",
         "",
         "| suspect | σ | screen with probe: seeds passed | screen without probe | full test |",

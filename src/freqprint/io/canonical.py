@@ -413,6 +413,27 @@ class ChannelMerge:
         return out.to(t.dtype if t.is_floating_point() else torch.float32)
 
 
+WINDOW = 64  # a producer's rows are screened for copies on this many of their entries (all, when shorter)
+
+
+@functools.lru_cache(maxsize=64)
+def _window(m: int) -> torch.Tensor | None:
+    """The entries of a row of ``m`` that the copy screen reads (sorted; a pure function of m):
+    every entry up to :data:`WINDOW`, else :data:`WINDOW` of them drawn by a fixed seed.  Rows
+    proportional on all their entries are proportional on any subset of them, so the screen
+    misses no copy and no dead row; a row zero on the window alone, or two rows proportional on
+    it alone, only send the producer to :func:`copy_groups`, which decides on whole rows."""
+    if m <= WINDOW:
+        return None
+    return torch.randperm(m, generator=torch.Generator().manual_seed(m))[:WINDOW].sort().values
+
+
+def _windowed(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [n, m] on its rows' :func:`_window` [n, min(m, WINDOW)]."""
+    cols = _window(x.shape[-1])
+    return x if cols is None else x.index_select(-1, cols)
+
+
 @functools.lru_cache(maxsize=64)
 def _directions(m: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """The 3 fixed random directions [m, 3] rows are screened on (seeded: a pure function of m;
@@ -548,6 +569,20 @@ def _row_pass(rows: torch.Tensor) -> _Rows | None:
     coords = (x @ _directions(x.shape[1], x.dtype)).to(torch.float64)  # every row's, then the live ones' (no copy of x)
     coords = (coords if len(idx) == n else coords[idx]) / norm[idx, None]
     return _Rows(x, norm, alive, idx, coords)
+
+
+def _row_screen(rows: torch.Tensor) -> tuple[torch.Tensor, bool] | None:
+    """:func:`_row_pass` on the rows' :func:`_window` (the screen of :func:`channel_merges`): the
+    live window rows' unit coordinates and whether every window row is alive, or None where
+    :func:`copy_groups` returns None unread (fewer than 2 rows, rows too short) or the window
+    holds nothing (the producer goes to :func:`copy_groups` then: ``(empty, False)``)."""
+    n = rows.shape[0]
+    if n < 2 or rows[0].numel() < _MIN_ROW:
+        return None
+    first = _row_pass(_windowed(rows.reshape(n, -1)))
+    if first is None:
+        return torch.zeros(0, 3, dtype=torch.float64), False
+    return first.coords, bool(first.alive.all())
 
 
 def copy_groups(rows: torch.Tensor) -> tuple[tuple[tuple[int, ...], ...], tuple[float, ...]] | None:
@@ -704,10 +739,10 @@ def channel_merges(
         if not producer and name not in ys:
             continue
         r = rows(name)  # one tensor in memory at a time, each read once here
-        if producer and (first := _row_pass(r)) is not None:
-            passes.append((name, shape[0], first.coords, bool(first.alive.all())))
-        if name in ys:
-            ry = r.to(torch.float64)
+        if producer and (first := _row_screen(r)) is not None:
+            passes.append((name, shape[0], *first))
+        if name in ys:  # (Q·Y) on the window is Q·(Y on the window)
+            ry = _windowed(r).to(torch.float64)
             proj[name] = ry @ _directions(ry.shape[1])
         del r
     # the candidate pairs of every producer in one comparison; copy_groups (the tensor read again)

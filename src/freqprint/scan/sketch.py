@@ -43,8 +43,10 @@ float32 (keys in float64).
 
 **The probe (wide readings).**  Sketching a reading costs ``D′·C′`` kernels; on an unrelated
 full-width ResNet-18 sketching every reading whole was most of the screen's 0.9 s (0.16.0),
-more than CKA's 0.7 s (load the model, forward 100 probes: docs/benchmarks.md §12b).  So a reading of more than ``2·PROBE_CHANNELS`` input
-channels is first *probed*: :data:`PROBE_CHANNELS` of its channels, drawn at random
+more than CKA's 0.7 s (load the model, forward 100 probes: docs/benchmarks.md §12b).  So a reading of more than twice its probe's size
+is first *probed*: :data:`PROBE_CHANNELS` of its channels, or more where the reading is
+much wider than the key (:func:`probe_count`: at least :data:`PROBE_REAL` times the reading's share of
+a key's channels), drawn at random
 (:func:`probe_channels`, by a generator the caller seeds: a fresh seed per scan, so a thief
 cannot know which channels will be read), are sketched, and the statistic is turned round —
 each probe channel's best correlation with any key channel, averaged over the probe (or over
@@ -55,10 +57,13 @@ its :data:`PROBE_TOP` best channels), maximised over the symmetries::
 each statistic and block standardised by the same decoys, the largest z kept (the plain mean
 sees a weak derivative best; the top-4 mean one whose module is diluted by junk channels).
 Only a reading where some key reaches :data:`Z_PROBE` is sketched whole and scored as above;
-the probe can only remove passes.  Its price is a miss rate that depends on the draw and
-grows with the share of the reading that is not the module: a thief who pads the module's input with junk channels (near-zero kernels cost no accuracy)
-dilutes what a probe draws.  docs/benchmarks.md §12h measures it (noise, rewrites,
-fine-tuning, padding); ``probe=0`` sketches every reading whole.
+the probe can only remove passes.  Its price is a miss rate that depends on the draw.  A thief who
+pads the module's input with junk channels (near-zero kernels cost no accuracy) dilutes what a
+fixed-size probe draws; the probe's size therefore grows with the reading's width against the
+key's (:func:`probe_count`), so that padding by any factor leaves about :data:`PROBE_REAL` of the
+key's channels in a draw, and costs the screen a larger probe of that reading instead.
+docs/benchmarks.md §12h measures the miss rate (noise, rewrites, fine-tuning, padding to ×16);
+``probe=0`` sketches every reading whole.
 
 **The shortlist (large registries).**  Scoring every key's channels costs ``C·C′·dims`` per key
 and symmetry: fine at 10,000 keys, not at a million.  So each key also has one *vector* of
@@ -118,6 +123,7 @@ __all__ = [
     "decoy_sketches",
     "decoy_vectors",
     "probe_channels",
+    "probe_count",
     "score",
     "shortlist",
     "shortlist_scores",
@@ -135,6 +141,7 @@ SHORTLIST = 1024  # keys per shape group that reach the channel score when the g
 WHITEN_DRAWS = 256  # public W₀ draws that whiten the channel sketches of a shape group (at most)
 WHITEN_ELEMENTS = 1 << 22  # ... and no more weights than this in all, unless that leaves fewer than 8 draws
 PROBE_CHANNELS = 16  # a reading of more than twice this many channels is first probed on this many, drawn at random
+PROBE_REAL = 4  # a probe draws enough channels that a key's channels among any number of junk ones show this many on average
 PROBE_TOP = 4  # the probe's second statistic averages its best 4 channels (a thief's padding dilutes a plain mean)
 Z_PROBE = 4.0  # a probe lets a reading on to the screen at this many decoy standard deviations
 Z_PASS = 6.0  # a key passes the screen at this many decoy standard deviations (z ≥ 4 let 0.2 % of 10,000 unrelated keys through)
@@ -257,11 +264,11 @@ def _moments(w: torch.Tensor, b: Basis, dtype: torch.dtype = torch.float64) -> l
     lead = w.shape[:-4]
     if dtype != torch.float64 and w.dtype == torch.float64:  # each filter to a unit scale first: no overflow
         w = w / w.abs().amax((-3, -2, -1), keepdim=True).clamp_min(1e-300)
-    z = w.detach().to("cpu", dtype).reshape(*lead, d, c, -1) @ v
+    z = w.detach().to("cpu", dtype).reshape(*lead, d, c, -1).transpose(-2, -3) @ v  # [..., C, D, K²]: channel-major
     out = []
     for idx in blocks:
         o = _sym(unit(z[..., idx]))
-        out.append((o.mean(-3), torch.einsum("...dci,...dcj->...cij", o, o) / d))
+        out.append((o.mean(-2), o.transpose(-1, -2) @ o / d))  # a batched product per channel
     return out
 
 
@@ -403,17 +410,16 @@ def block_scores(
     chunk = max(1, min(256, budget // max(1, r * g * c * cs)))
     for lo in range(0, n, chunk):
         k = keys[lo : lo + chunk].float()
+        m = k.shape[0]
         for j, sl in enumerate((slice(0, dv), slice(dv, None))):
-            if batch:
-                corr = torch.einsum("ncx,rgex->nrgce", k[..., sl], s[..., sl])  # [n, R, 8, C, C′]
-            else:  # one reading: the 4-axis product (a little faster than R = 1)
-                corr = torch.einsum("ncx,gex->ngce", k[..., sl], s[0, ..., sl])[:, None]
+            # one matrix product [m·C, x] × [x, R·8·C′], read as [m, C, R, 8, C′] (no permuted copy)
+            corr = (k[..., sl].reshape(m * c, -1) @ s[..., sl].reshape(r * g * cs, -1).T).view(m, c, r, g, cs)
             if probe:  # the best key channel per probe channel: their mean, and the mean of the PROBE_TOP best
-                best = corr.amax(-2)
-                out[lo : lo + chunk, :, j] = best.mean(-1).amax(-1)
-                out[lo : lo + chunk, :, 2 + j] = best.topk(min(PROBE_TOP, cs), -1).values.mean(-1).amax(-1)
+                best = corr.amax(1)
+                out[lo : lo + m, :, j] = best.mean(-1).amax(-1)
+                out[lo : lo + m, :, 2 + j] = best.topk(min(PROBE_TOP, cs), -1).values.mean(-1).amax(-1)
             else:
-                out[lo : lo + chunk, :, j] = corr.amax(-1).mean(-1).amax(-1)
+                out[lo : lo + m, :, j] = corr.amax(-1).mean(1).amax(-1)
     return out if batch else out[:, 0]
 
 
@@ -447,6 +453,15 @@ def score(
             rest = block_scores(decoys[FIRST_DECOYS:], sus, dims, probe=probe)
             z = torch.where(need, z_against(torch.cat([first, rest])), z)
     return z
+
+
+def probe_count(channels: int, key_channels: int, probe: int = PROBE_CHANNELS) -> int:
+    """How many of a reading's ``channels`` (C′) a probe draws against keys of ``key_channels``
+    (C): ``max(probe, ⌈PROBE_REAL·C′/C⌉)``.  A reading made of a key's C channels and any number
+    of junk ones (a thief's padding) then shows ``count·C/C′ ≥ PROBE_REAL`` of the key's channels
+    in a draw on average, whatever the padding: padding the module costs the thief storage and
+    the screen a probe that grows with it, not a probe that sees less (module docstring)."""
+    return max(probe, math.ceil(PROBE_REAL * channels / max(1, key_channels)))
 
 
 def probe_channels(channels: int, generator: torch.Generator, count: int = PROBE_CHANNELS) -> torch.Tensor:

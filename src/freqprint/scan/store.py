@@ -36,8 +36,9 @@ match.  Keys without a secret are ``bare``: accepted only on request, marked in 
 1. the suspect is opened lazily (:func:`freqprint.io.checkpoint.open_tensors`): shapes from the header;
 2. for every shape group of keys (same kernel basis, D and C), every suspect tensor that reads as
    ``[D′, C′, K, K]`` with ``2·C′ ≥ C`` — the verifier's own candidates — is loaded once; a
-   reading of more than ``2·PROBE_CHANNELS`` channels is first probed on a few random channels
-   and goes on only if some key shows among them (:mod:`freqprint.scan.sketch`, "The probe"); the
+   reading of more than twice its probe's channels (``PROBE_CHANNELS``, more for a reading much
+   wider than the key) is first probed on that many random channels and goes on only if some
+   key shows among them (:mod:`freqprint.scan.sketch`, "The probe"); the
    rest are sketched under the eight symmetries; a group of more than
    :data:`~freqprint.scan.sketch.SHORTLIST` keys is first shortlisted by one product of its
    vectors with the suspect's; the group's keys (or its shortlist) are scored in one batched
@@ -86,6 +87,7 @@ from freqprint.scan.sketch import (
     decoy_vectors,
     encode_sketch,
     probe_channels,
+    probe_count,
     score,
     shortlist,
     shortlist_scores,
@@ -693,8 +695,9 @@ class KeyStore:
 
     def screen(self, store: TensorStore, probe: int = PROBE_CHANNELS, seed: int | None = None) -> Screened:
         """The keys whose screen z-score passes against any of the suspect's readings
-        (:class:`Screened`).  A reading of more than ``2·probe`` input channels is first probed on
-        ``probe`` of them, drawn by a generator seeded with ``seed`` (None: a fresh seed), and
+        (:class:`Screened`).  A reading of C′ input channels is first probed on
+        ``n = probe_count(C′, C, probe)`` of them (:func:`~freqprint.scan.sketch.probe_count`: at
+        least ``probe``) where C′ > 2·n, drawn by a generator seeded with ``seed`` (None: a fresh seed), and
         sketched whole only where some key reaches :data:`~freqprint.scan.sketch.Z_PROBE` on the
         probe (``probe=0``: every reading is sketched whole).  In a shape group of more than
         :data:`~freqprint.scan.sketch.SHORTLIST` keys, only its shortlist gets the channel score
@@ -733,8 +736,9 @@ class KeyStore:
                             f"{store.name}: tensor {name!r}, where a registered key points, contains NaN or Inf values"
                         )
                     w = dict(readings(loaded[name], c, k, dihedral=False))[layout]
-                    if probe and wshape[1] > 2 * probe:
-                        probed.append((name, w, w[:, probe_channels(wshape[1], gen, probe)]))
+                    count = probe_count(wshape[1], c, probe)
+                    if probe and wshape[1] > 2 * count:
+                        probed.append((name, w, w[:, probe_channels(wshape[1], gen, count)]))
                     else:
                         whole.append((name, w))
             whole += [(name, w) for (name, w, _), ok in zip(probed, self._probe(g, [p for *_, p in probed])) if ok]
@@ -761,8 +765,8 @@ class KeyStore:
 
     def _probe(self, g: _Group, parts: list[torch.Tensor]) -> list[bool]:
         """For each probe ``[D′, P, K, K]`` (a few channels of a reading), whether some key of
-        group ``g`` reaches :data:`~freqprint.scan.sketch.Z_PROBE` on it.  Probes with the same
-        D′ are sketched in one batch and all scored in one product; in a group of more than
+        group ``g`` reaches :data:`~freqprint.scan.sketch.Z_PROBE` on it.  Probes of the same
+        shape are sketched in one batch, and those of the same size scored in one product; in a group of more than
         :data:`~freqprint.scan.sketch.SHORTLIST` keys, each probe against its own shortlist (by
         the probe's vectors).  A probe holding NaN or Inf passes nothing."""
         b, d, c = g.basis, g.filters, g.channels
@@ -784,11 +788,14 @@ class KeyStore:
                 z = score(self._sketches(g, rows), decoy_sketches(b, d, c), sk, block_dims(b), probe=True)
                 out[i] = bool((z >= Z_PROBE).any())
             return out
-        order = list(sus)
-        batch = torch.stack([sus[i] for i in order])
-        z = score(self._sketches(g, list(range(len(g.ids)))), decoy_sketches(b, d, c), batch, block_dims(b), probe=True)
-        for i, passed in zip(order, (z >= Z_PROBE).any(0).tolist()):
-            out[i] = passed
+        keys = self._sketches(g, list(range(len(g.ids))))
+        by_size: dict[int, list[int]] = {}  # probes of one size (probe_count) in one product
+        for i, sk in sus.items():
+            by_size.setdefault(sk.shape[-2], []).append(i)
+        for order in by_size.values():
+            z = score(keys, decoy_sketches(b, d, c), torch.stack([sus[i] for i in order]), block_dims(b), probe=True)
+            for i, passed in zip(order, (z >= Z_PROBE).any(0).tolist()):
+                out[i] = passed
         return out
 
     def match(
