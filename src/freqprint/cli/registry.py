@@ -154,7 +154,7 @@ def scan_cmd(
         False,
         "--no-probe",
         help="screen every wide tensor whole instead of probing a few random channels first "
-        "(about 10x slower on a ResNet-18; no probe misses: docs/benchmarks.md §12h)",
+        "(about 8x slower on a ResNet-18; no probe misses: docs/benchmarks.md §12h)",
     ),
     report: Path | None = typer.Option(
         None, "--report", help="also write a summary page of the scan's records: PATH.html and PATH.json"
