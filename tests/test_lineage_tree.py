@@ -344,3 +344,21 @@ def test_a_task_arithmetic_merge_of_nested_prunings_goes_under_both(zoo):
     tree = lineage_tree(zoo_, units=64)
     assert sorted(tree.parents["task"]) == ["p20", "p30"] and tree.detail["task_arithmetic"] == {"task": "base"}, tree.summary()
     assert tree.parents["p20"] == ["base"] and tree.roots == ["base"], tree.summary()
+
+
+def test_a_copy_of_a_copy_goes_under_its_source(zoo):
+    """Two symmetry rewrites in a row (c2 → g(c2) → g′(g(c2))): function-identical copies in three
+    bases, all within ``COPY`` of each other, with no direction cue.  Each rewrite adds its own
+    float32 rounding, so the copy of a copy is about √2 times farther from c2 than from its source;
+    the copies' distances refitted in float64 on every unit see it (the sampled float32 alignment
+    cannot: held-out seed 2038's miss, the copy of a copy put under the original, §14e)."""
+    models, _ = zoo
+    rewrite = [NormScaling(seed=1), DecoderPermutation(seed=1), DecoderRotation(seed=2)]
+    moved = Compose(rewrite)(_model(models["c2"]))
+    again = Compose([NormScaling(seed=3), DecoderPermutation(seed=3), DecoderRotation(seed=4)])(copy.deepcopy(moved))
+    zoo_ = {k: models[k] for k in ("base", "c1", "c2")} | {"c2.moved": state(moved), "c2.moved.again": state(again)}
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.parents["c2.moved"] == ["c2"], tree.summary()
+    assert tree.parents["c2.moved.again"] == ["c2.moved"], tree.summary()
+    d = tree.distances
+    assert max(d["c2.moved"]["c2"], d["c2.moved.again"]["c2"], d["c2.moved.again"]["c2.moved"]) <= 1e-4

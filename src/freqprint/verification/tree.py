@@ -87,14 +87,25 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    them: two students distilled by one recipe from near-identical teachers are nearer to each
    other than to any teacher, and a fine-tune of a student would have moved away from the
    teacher's line by about its own length (step 5) — co-students go under deeper members.  A
-   thief's rotation is one event, and the tree with the fewest events is preferred.
+   thief's rotation is one event, and the tree with the fewest events is preferred.  Among
+   equally near parents the one in the most native (heaviest-tailed) basis comes first, by a
+   tie-break of 10⁻⁶ of the family's largest distance.  **Copies** (members within ``COPY`` of
+   each other: symmetry rewrites, which no cue orders) are ordered by their rounding: each
+   rewrite stored in float32 adds its own error ε, so a copy of a copy is ε from its source and
+   about √2·ε from its source's source.  The sampled float32 alignment of step 3 adds noise of
+   ε's size (``scripts/tree_copy_order.py``: 3 % apart), so copy pairs are refitted in float64 on
+   every unit (:func:`_copy_distance`: 4.1–4.4·10⁻⁸ for one rewrite, 5.9–6.2·10⁻⁸ for two); an
+   edge between copies costs that distance, plus ``COPY`` when it is off the copies' minimum
+   spanning tree by it — a copy of a copy goes under its source, whatever the tie-break says.
 8. The **minimum spanning arborescence** (Edmonds, ``networkx``) of these costs, from a node above
    the family whose edge into any member costs more than any other edge (so one root), plus one
    event into a member with a known parent (a merge, a pruning or rounding, a low-rank update):
    each member's parent, and the root — the member whose every in-edge needs an event.
 
 What it cannot see: the direction between function-identical copies in different bases (no cue
-is read across a basis change; parsimony puts the copy under its source); a fine-tune that
+is read across a basis change; parsimony puts the copy under its source, and of a chain of
+copies with no other relative the heaviest-tailed is taken for the first — on near-Gaussian
+weights a rotated copy can be heavier-tailed than the original); a fine-tune that
 passed near a sibling trained on the same text (it reads as the sibling's child —
 ``scripts/tree_siblings.py`` measures it), or that went back toward its grandparent's text (it
 reads as its parent's parent); an early-training parent (step 5); identical copies (no order);
@@ -343,6 +354,71 @@ def _distance(u: _Member, v: _Member, ref_norm: dict[int, float]) -> float:
         return math.inf
     num = sum(float((u.blocks[b] - v.blocks[b]).double().square().sum()) for b in common)
     return math.sqrt(num / max(sum(ref_norm[b] for b in common), 1e-300))
+
+
+def _copy_distance(du: DecoderWeights, dv: DecoderWeights, dev: torch.device) -> float:
+    """``d(u, v)`` of two copies refitted in float64 on every unit of every block (step 7): v's
+    residual rotation from the embeddings, its units matched to u's and their up/down scale fitted
+    back, the rotation refitted by Procrustes on all matched MLP rows, then the relative distance
+    of the folded rows; ``inf`` when the two do not have the same blocks and units.  Each rewrite
+    leaves its own float32 rounding ε, so a copy of a copy sits about √2·ε from the original and ε
+    from its source; the sampled float32 alignment of step 3 adds noise of ε's own size and cannot
+    tell them apart (``scripts/tree_copy_order.py``)."""
+    if len(du.blocks) != len(dv.blocks) or du.width != dv.width or dev.type == "mps":
+        return math.inf
+    rot = residual_rotation(du, dv, torch.Generator().manual_seed(0), dev)[0].double()
+
+    def rows(dec: DecoderWeights, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g, u, dt, gain = (x.double() for x in dec.raw_block(b, dev))
+        return g * gain, u * gain, dt
+
+    dist = math.inf
+    for _ in range(2):  # match with the embeddings' rotation; refit; match and measure with the refit
+        num = den = 0.0
+        cross = torch.zeros(du.width, du.width, dtype=torch.float64, device=dev)
+        for b in range(len(du.blocks)):
+            xu, xv = rows(du, b), rows(dv, b)
+            if xu[0].shape != xv[0].shape:
+                return math.inf
+            turned = tuple(x @ rot for x in xv)
+            order = _scores(tuple(_unit_rows(x) for x in xu), tuple(_unit_rows(x) for x in turned)).argmax(dim=1)
+            a = (turned[1][order] * xu[1]).sum(1) / xu[1].square().sum(1).clamp_min(1e-300)
+            a = torch.where(a.abs() > 1e-6, a, torch.ones_like(a))[:, None]
+            y = torch.cat([turned[0][order], turned[1][order] / a, turned[2][order] * a], dim=1)
+            num += float((y - torch.cat(xu, dim=1)).square().sum())
+            den += float(sum(x.square().sum() for x in xu))
+            cross += torch.cat([xv[0][order], xv[1][order] / a, xv[2][order] * a]).T @ torch.cat(xu)
+        dist = math.sqrt(num / max(den, 1e-300))
+        left, _, right = torch.linalg.svd(cross)
+        rot = left @ right
+    return dist
+
+
+def _copy_order(
+    fam: list[str], decs: dict[str, DecoderWeights], dist: dict[tuple[str, str], float], dev: torch.device
+) -> tuple[dict[frozenset[str], float], set[frozenset[str]]]:
+    """:func:`_copy_distance` of the pairs of copies (members within ``COPY`` of each other) in
+    classes of three or more, and the pairs that the copies' minimum spanning tree by it leaves
+    out (step 7)."""
+    import networkx as nx
+
+    copies = nx.Graph()
+    copies.add_edges_from((a, b) for a, b in itertools.combinations(fam, 2) if dist[(a, b)] <= COPY)
+    fine_dist: dict[frozenset[str], float] = {}
+    off: set[frozenset[str]] = set()
+    for cls in nx.connected_components(copies):
+        if len(cls) < 3:  # two copies: one edge, its direction the tie-break's
+            continue
+        fine = nx.Graph()
+        fine.add_nodes_from(cls)
+        for a, b in itertools.combinations(sorted(cls, key=fam.index), 2):
+            d = _copy_distance(decs[a], decs[b], dev)
+            if 0 < d < math.inf:  # bit-identical copies have no rounding to order them
+                fine.add_edge(a, b, weight=d)
+                fine_dist[frozenset((a, b))] = d
+        span = nx.minimum_spanning_tree(fine)
+        off |= {frozenset((a, b)) for a, b in fine.edges() if not span.has_edge(a, b)}
+    return fine_dist, off
 
 
 def _mean(x: dict[int, float]) -> float:
@@ -724,6 +800,7 @@ def lineage_tree(
         task_origins.update({m: o for m, (_, _, o) in arithmetic.items()})
         merges.update({m: (p, q) for m, (p, q, _) in arithmetic.items()})
         exact, partners = _exact_relations(members, merges, pair_cues)
+        fine, off_copies = _copy_order(fam, decs, dist, dev)
 
         def clones(a: str, b: str) -> bool:  # b is a (rounded, pruned or rewritten) copy of a, or a of b
             return a in exact.get(b, ()) or b in exact.get(a, ()) or dist[(a, b)] <= COPY
@@ -778,7 +855,11 @@ def lineage_tree(
             )
             events = (sign < 0) + (not _same_basis(u, v)) + hub + unrelated + co_student
             # among equally near parents, the one in the most native basis (heaviest-tailed) first
-            cost = d + top * events + 1e-6 * top * (kmax - _mean(u.kurtosis_folded)) / kscale
+            # between copies, their float64 distances, and an edge off their spanning tree pays a copy's
+            # distance: a copy of a copy goes under its source
+            pair = frozenset((u.name, v.name))
+            cost = fine.get(pair, d) + COPY * (pair in off_copies) + top * events
+            cost += 1e-6 * top * (kmax - _mean(u.kurtosis_folded)) / kscale
             cues[(u.name, v.name)] = cue if sign > 0 else ""
             g.add_edge(u.name, v.name, weight=cost)
         # a root above the family: its edge into a member costs more than any other edge (one root,
