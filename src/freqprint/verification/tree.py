@@ -94,7 +94,7 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    rewrite stored in float32 adds its own error ε, so a copy of a copy is ε from its source and
    about √2·ε from its source's source.  The sampled float32 alignment of step 3 adds noise of
    ε's size (``scripts/tree_copy_order.py``: 3 % apart), so copy pairs are refitted in float64 on
-   every unit (:func:`_copy_distance`: 4.1–4.4·10⁻⁸ for one rewrite, 5.9–6.2·10⁻⁸ for two); an
+   every unit (:func:`_copy_distance`: 4.1–4.4·10⁻⁸ for one rewrite, 5.8–6.2·10⁻⁸ for two); an
    edge between copies costs that distance, plus ``COPY`` when it is off the copies' minimum
    spanning tree by it — a copy of a copy goes under its source, whatever the tie-break says.
 8. The **minimum spanning arborescence** (Edmonds, ``networkx``) of these costs, from a node above
