@@ -255,10 +255,15 @@ def _unit_rows(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
 
+def _polar(cross: torch.Tensor) -> torch.Tensor:
+    """The orthogonal R maximising tr(Rᵀ·C) for a cross-product C = Σ e_sᵀ·e_p (U·Vᵀ of C's SVD), float64."""
+    u, _, vh = torch.linalg.svd(cross.double())
+    return u @ vh
+
+
 def _procrustes(e_s: torch.Tensor, e_p: torch.Tensor) -> torch.Tensor:
     """The orthogonal R minimising ‖e_s·R − e_p‖_F."""
-    u, _, vh = torch.linalg.svd((e_s.T @ e_p).double())
-    return (u @ vh).to(torch.float32)
+    return _polar(e_s.T @ e_p).to(torch.float32)
 
 
 def residual_rotation(

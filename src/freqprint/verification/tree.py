@@ -137,6 +137,7 @@ from freqprint.errors import InvalidArgument
 from freqprint.verification.parent import (
     DecoderWeights,
     _counterparts,
+    _polar,
     _procrustes,
     _scores,
     _unit_rows,
@@ -246,6 +247,18 @@ def _rows(g: torch.Tensor, u: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     return torch.cat([g, u, d], dim=1)
 
 
+def _matched(ref: tuple[torch.Tensor, ...], x: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """x's units (its (G, U, Dᵀ) rows, already in ref's residual basis) matched to ref's units by
+    their best score ``s``, each unit's up/down scale fitted back to ref's: (the matched rows
+    ``[m, 3H]``, the order of x's units)."""
+    gr, ur, dr = ref
+    order = _scores(tuple(_unit_rows(t) for t in (gr, ur, dr)), tuple(_unit_rows(t) for t in x)).argmax(dim=1)
+    g, u, d = (t[order] for t in x)
+    a = (u * ur).sum(1) / (ur * ur).sum(1).clamp_min(1e-30)
+    a = torch.where(a.abs() > 1e-6, a, torch.ones_like(a))
+    return _rows(g, u / a[:, None], d * a[:, None]), order
+
+
 def _member(
     name: str,
     ref: DecoderWeights,
@@ -282,14 +295,7 @@ def _member(
     def aligned(rot: torch.Tensor) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
         out, orders = {}, {}
         for k, b in mapping.items():
-            g, u, d = (x @ rot for x in blocks[k])
-            gr, ur, dr = ref_units[b]
-            order = _scores(tuple(_unit_rows(x) for x in (gr, ur, dr)), tuple(_unit_rows(x) for x in (g, u, d))).argmax(dim=1)
-            g, u, d = g[order], u[order], d[order]
-            a = (u * ur).sum(1) / (ur * ur).sum(1).clamp_min(1e-30)
-            a = torch.where(a.abs() > 1e-6, a, torch.ones_like(a))
-            out[b] = _rows(g, u / a[:, None], d * a[:, None])
-            orders[b] = order
+            out[b], orders[b] = _matched(ref_units[b], tuple(x @ rot for x in blocks[k]))
         return out, orders
 
     def dist(x: dict[int, torch.Tensor]) -> float:
@@ -366,31 +372,29 @@ def _copy_distance(du: DecoderWeights, dv: DecoderWeights, dev: torch.device) ->
     tell them apart (``scripts/tree_copy_order.py``)."""
     if len(du.blocks) != len(dv.blocks) or du.width != dv.width or dev.type == "mps":
         return math.inf
-    rot = residual_rotation(du, dv, torch.Generator().manual_seed(0), dev)[0].double()
+    # the embeddings' rotation, made orthogonal to float64 (fitted in float32, it is so only to ~1e-7)
+    rot = _polar(residual_rotation(du, dv, torch.Generator().manual_seed(0), dev)[0])
 
     def rows(dec: DecoderWeights, b: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g, u, dt, gain = (x.double() for x in dec.raw_block(b, dev))
         return g * gain, u * gain, dt
 
+    h = du.width
     dist = math.inf
     for _ in range(2):  # match with the embeddings' rotation; refit; match and measure with the refit
         num = den = 0.0
-        cross = torch.zeros(du.width, du.width, dtype=torch.float64, device=dev)
+        cross = torch.zeros(h, h, dtype=torch.float64, device=dev)
         for b in range(len(du.blocks)):
             xu, xv = rows(du, b), rows(dv, b)
             if xu[0].shape != xv[0].shape:
                 return math.inf
-            turned = tuple(x @ rot for x in xv)
-            order = _scores(tuple(_unit_rows(x) for x in xu), tuple(_unit_rows(x) for x in turned)).argmax(dim=1)
-            a = (turned[1][order] * xu[1]).sum(1) / xu[1].square().sum(1).clamp_min(1e-300)
-            a = torch.where(a.abs() > 1e-6, a, torch.ones_like(a))[:, None]
-            y = torch.cat([turned[0][order], turned[1][order] / a, turned[2][order] * a], dim=1)
-            num += float((y - torch.cat(xu, dim=1)).square().sum())
-            den += float(sum(x.square().sum() for x in xu))
-            cross += torch.cat([xv[0][order], xv[1][order] / a, xv[2][order] * a]).T @ torch.cat(xu)
+            y, _ = _matched(xu, tuple(x @ rot for x in xv))
+            x = _rows(*xu)
+            num += float((y - x).square().sum())
+            den += float(x.square().sum())
+            cross += y.reshape(-1, h).T @ x.reshape(-1, h)
         dist = math.sqrt(num / max(den, 1e-300))
-        left, _, right = torch.linalg.svd(cross)
-        rot = left @ right
+        rot = rot @ _polar(cross)
     return dist
 
 
