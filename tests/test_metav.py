@@ -382,9 +382,10 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 0 and "commitment" in r.stdout, r.stderr
+    assert r.returncode == 0 and "commitment" in r.stdout and "and closeness >= 0." in " ".join(r.stdout.split()), r.stderr
     mv_reg, meta = load_claim(tmp_path / "reg.metav")
     assert len(mv_reg.inputs) == 8 and meta["manifest"]["task"]["kind"] == "regression" and 0 < mv_reg.threshold < 1
+    assert meta["floor"]["closeness_quantile"] == 0.05 and meta["floor"]["closeness_positives"] >= 2
 
 
 def test_metav_is_a_tracing_method():
@@ -587,6 +588,71 @@ def test_a_claim_needs_a_floor_and_a_large_enough_reference_panel(fitted, tmp_pa
         (tmp_path / f"v{version}.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + n :])
         with pytest.raises(FreqprintError, match=f"{lacks}.*retrain"):
             load_claim(tmp_path / f"v{version}.safetensors")
+
+
+def bare_refs(ens):
+    return [(m.query, m.entry.family) for m in ens.split("reference")]
+
+
+def test_the_closeness_floor_is_a_quantile_of_the_positives_and_only_withholds_accusations(fitted, tmp_path):
+    """Issue 24: "derived" also needs the suspect's closeness to the source on the natural probes
+    to reach the q-quantile of the training and validation positives' (no negative enters it).
+    A suspect that answers the fingerprint inputs X as the source does and natural inputs as a
+    far model does (V and the agreement test see only X) is derived without the floor and
+    not with it; a format-3 claim (no floor) still loads and judges as before."""
+    import dataclasses
+
+    ens, bare = fitted["regression"]  # the fixture's claim has no closeness floor
+    assert bare.floor.closeness_floor is None
+    fit_pos = [m for s in ("train", "val") for m in ens.split(s) if m.label == 1]
+    mv = dataclasses.replace(bare)
+    f = calibrate_floor(mv, ens.source.query, bare_refs(ens), bare.floor.probes, 0.05, positives=[m.query for m in fit_pos])
+    close = [mv.verdict(m.query).closeness for m in fit_pos]
+    assert bare.floor.closeness_floor is None and f.scores.tolist() == bare.floor.scores.tolist()
+    assert f.closeness_positives == len(fit_pos) and f.closeness_quantile == 0.05
+    assert f.closeness_floor == pytest.approx(float(np.quantile(close, 0.05)), abs=1e-12)
+    for m in ens.split("test"):
+        v = mv.verdict(m.query)
+        assert v.closeness_floor == f.closeness_floor
+        assert v.derived == (v.score >= v.threshold and v.p_value <= v.alpha and v.closeness >= f.closeness_floor)
+    torch.manual_seed(5)
+    src, far = ens.source.model.eval(), ens.task.build(ARCH["regression"][0], 905)[0].eval()  # an untrained network
+    n = len(mv.inputs)
+
+    def hybrid(x: torch.Tensor) -> torch.Tensor:  # the source on X, a far model on the natural probes
+        return torch.cat([ens.task.outputs(src, x[:n]), ens.task.outputs(far, x[n:])])
+
+    v = mv.verdict(hybrid)
+    assert v.score >= v.threshold and v.p_value <= v.alpha and v.closeness < f.closeness_floor and not v.derived
+    # a format-3 claim: the same file without the floor's closeness keys; its verdict is V ≥ λ and p ≤ α
+    path = tmp_path / "claim.safetensors"
+    save_claim(mv, path)
+    raw = path.read_bytes()
+    hlen = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8 : 8 + hlen])
+    meta = json.loads(header["__metadata__"]["freqprint.metav"])
+    from safetensors.torch import load_file
+
+    from freqprint.metav.artefact import _commitment
+
+    fm = {k: v for k, v in meta["floor"].items() if not k.startswith("closeness")}
+    body = dict({k: v for k, v in meta.items() if k != "commitment"}, format="freqprint-metav/3", floor=fm)
+    old = dict(body, commitment=_commitment(body, load_file(str(path))))
+    enc = json.dumps(dict(header, __metadata__={"freqprint.metav": json.dumps(old)})).encode()
+    enc += b" " * (-len(enc) % 8)
+    (tmp_path / "v3.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + hlen :])
+    mv3, _ = load_claim(tmp_path / "v3.safetensors")
+    v3 = mv3.verdict(hybrid)
+    assert mv3.floor.closeness_floor is None and v3.closeness_floor is None and v3.derived
+    # a format-4 claim whose floor is out of range or half missing is refused
+    for bad in ({"closeness_floor": 2.0}, {"closeness_quantile": None}, {"closeness_positives": 0}):
+        m4 = dict({k: v for k, v in meta.items() if k != "commitment"}, floor={**meta["floor"], **bad})
+        m4 = dict(m4, commitment=_commitment(m4, load_file(str(path))))
+        enc = json.dumps(dict(header, __metadata__={"freqprint.metav": json.dumps(m4)})).encode()
+        enc += b" " * (-len(enc) % 8)
+        (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + hlen :])
+        with pytest.raises(FreqprintError, match="closeness_floor"):
+            load_claim(tmp_path / "bad.safetensors")
 
 
 def test_far_negatives_and_recipes_build_from_a_manifest(tmp_path):

@@ -2,7 +2,8 @@
 
 For each task kind: build the default ensemble (:func:`freqprint.metav.ensemble.default_manifest`,
 cached), train MetaV on its train split, calibrate λ on its validation split and the floor on its
-reference split, give every test suspect its verdict (V ≥ λ and p ≤ α), write the claim
+reference split and the closeness floor on its train/val positives, give every test suspect its
+verdict (V ≥ λ, p ≤ α and closeness ≥ the floor; also without the floor), write the claim
 artefact, reload it (commitment checked) and re-check it on the panel.  MetaV is reported twice:
 its verdict, and V alone at λ (what a claim without the floor said).  Rates come per family and
 per population (far negatives: other data, untrained, null answers and their served variants;
@@ -79,7 +80,9 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
     """Every test suspect's verdict; rates per family and per population, exact intervals.  Each
     row also holds, on the same answers, the joint rule that was measured and not adopted
     (``derived_joint``: max(p₁, joint rank by V or closeness) ≤ α, no λ;
-    :func:`freqprint.stats.floor.joint_rank_pvalue`) and the suspect's quality (test accuracy, R²)."""
+    :func:`freqprint.stats.floor.joint_rank_pvalue`), the verdict without the closeness floor
+    (``derived_no_floor``: V ≥ λ and p ≤ α, the rule of 0.28 and before) and the suspect's quality
+    (test accuracy, R²)."""
     from freqprint.stats.floor import joint_rank_pvalue
 
     rows = {m.name: mv.verdict(m.query).to_dict() for m in test}
@@ -92,6 +95,7 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
             r["score"], r["closeness"], r["p_agreement"] <= r["alpha"], f.scores.numpy(), f.closeness.numpy(), ok
         )
         r["derived_joint"] = bool(max(r["p_agreement"], p_joint) <= r["alpha"])
+        r["derived_no_floor"] = bool(r["score"] >= r["threshold"] and r["p_value"] <= r["alpha"])
         r["quality"] = m.quality
     fams: dict[tuple[int, str], list[str]] = {}
     pops: dict[tuple[int, str], list[str]] = {}
@@ -104,6 +108,7 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
         quality = [rows[n]["quality"] for n in names if rows[n]["quality"] is not None]
         return {
             "correct_joint": sum(rows[n]["derived_joint"] == bool(label) for n in names),
+            "correct_no_floor": sum(rows[n]["derived_no_floor"] == bool(label) for n in names),
             "closeness_min": min(rows[n]["closeness"] for n in names),
             "closeness_max": max(rows[n]["closeness"] for n in names),
             "quality_median": float(np.median(quality)) if quality else None,
@@ -208,6 +213,11 @@ def run_metav_task(
     results["verdict"] = {k: v for k, v in verdicts.items() if k != "verdicts"}
     results["verdict"]["alpha"] = alpha
     results["verdict"]["reference"] = {"n": len(ref), "population": mv.floor.population if mv.floor else {}}
+    results["verdict"]["closeness_floor"] = {
+        "value": mv.floor.closeness_floor if mv.floor else None,
+        "quantile": mv.floor.closeness_quantile if mv.floor else None,
+        "positives": mv.floor.closeness_positives if mv.floor else 0,
+    }
     results["verdict"]["seconds_per_suspect"] = per_suspect
     results["verdicts"] = verdicts["verdicts"]
 
@@ -311,32 +321,40 @@ def metav_markdown(res: dict[str, Any]) -> str:
         ]
         v = t["results"]["verdict"]
         ci = lambda r: f"{r['rate']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+        cf = v.get("closeness_floor") or {}
+        floor = (
+            f"closeness ≥ {cf['value']:.3f}, the {cf['quantile']:g} quantile of {cf['positives']} train/val positives'"
+            if cf.get("value") is not None
+            else "no closeness floor"
+        )
         lines += [
-            f"**Verdicts** (V ≥ λ and p ≤ α = {v['alpha']:g}; p = max(agreement test, rank among the "
+            f"**Verdicts** (V ≥ λ, p ≤ α = {v['alpha']:g} and {floor}; p = max(agreement test, rank among the "
             f"{v['reference']['n']} reference models); {v['seconds_per_suspect'] * 1e3:.0f} ms per suspect; "
+            "'no floor': V ≥ λ and p ≤ α, the verdict of 0.28; "
             "'joint rule': p = max(agreement test, joint rank by V or closeness) ≤ α without λ, measured and not adopted): "
             f"TPR {ci(v['tpr'])} on {v['tpr']['n']}, TNR {ci(v['tnr'])} on {v['tnr']['n']} (exact 95 % intervals).",
             "",
-            "| population | n | right | rate [95 % CI] | wrong: 95 % upper bound | joint rule right | V range | closeness | p range |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| population | n | right | rate [95 % CI] | wrong: 95 % upper bound | no floor right | joint rule right | V range | closeness | p range |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in v["populations"]:
             lines.append(
                 f"| {'+' if r['label'] else '−'} {r['population']} | {r['n']} | {r['correct']} | {ci(r)} | "
-                f"{r['wrong_upper95']:.3f} | {r['correct_joint']} | {r['score_min']:.3f}–{r['score_max']:.3f} | "
+                f"{r['wrong_upper95']:.3f} | {r.get('correct_no_floor', '')} | {r['correct_joint']} | {r['score_min']:.3f}–{r['score_max']:.3f} | "
                 f"{r['closeness_min']:.3f}–{r['closeness_max']:.3f} | {r['p_min']:.2g}–{r['p_max']:.2g} |"
             )
         lines += [
             "",
             "Per family (the verdict; + = derived, its rate is TPR; − = independent, its rate is TNR):",
             "",
-            "| family | n | right | rate [95 % CI] | joint rule right | quality (median) | V range | closeness | p range |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| family | n | right | rate [95 % CI] | no floor right | joint rule right | quality (median) | V range | closeness | p range |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for f in v["families"]:
             qual = "–" if f["quality_median"] is None else f"{f['quality_median']:.3f}"
             lines.append(
-                f"| {'+' if f['label'] else '−'} {f['family']} | {f['n']} | {f['correct']} | {ci(f)} | {f['correct_joint']} | {qual} | "
+                f"| {'+' if f['label'] else '−'} {f['family']} | {f['n']} | {f['correct']} | {ci(f)} | "
+                f"{f.get('correct_no_floor', '')} | {f['correct_joint']} | {qual} | "
                 f"{f['score_min']:.3f}–{f['score_max']:.3f} | {f['closeness_min']:.3f}–{f['closeness_max']:.3f} | "
                 f"{f['p_min']:.2g}–{f['p_max']:.2g} |"
             )

@@ -95,6 +95,11 @@ def metav_train_cmd(
     steps: int | None = typer.Option(None, help="training steps (default: the profile's)"),
     updates: str | None = typer.Option(None, help="simultaneous or alternating"),
     augment: float | None = typer.Option(None, help="input-augmentation strength (0: none)"),
+    closeness_quantile: float | None = typer.Option(
+        None,
+        help="the closeness floor a 'derived' verdict needs: this quantile of the training and validation positives' "
+        "closeness to the source (default 0.05)",
+    ),
     seed: int = typer.Option(0),
     alpha: float = typer.Option(
         0.01, help="the p-value a 'derived' verdict needs (the reference split must hold >= 1/alpha - 1 models)"
@@ -116,15 +121,22 @@ def metav_train_cmd(
         steps=steps,
         updates=updates,
         augment=augment,
+        closeness_quantile=closeness_quantile,
         root=data_root,
         device=device,
         alpha=alpha,
         log=_log,
     )
+    floor = (
+        f"\n  and closeness >= {r.closeness_floor:.4f} to the source on the natural probes (the {r.closeness_quantile:g} "
+        "quantile of the training and validation positives')"
+        if r.closeness_floor is not None and r.closeness_quantile is not None
+        else ""
+    )
     out_console.print(
         f"claim written: {r.path}\n  task {r.kind}, N = {r.n_inputs}, λ = {r.threshold:.4f} (calibrated on {r.validation_models} "
         f"validation models; their ARUC {r.validation_aruc:.3f}); a verdict needs p <= {r.alpha:g} against "
-        f"{r.reference_models} reference models\n  commitment {r.commitment}\n"
+        f"{r.reference_models} reference models{floor}\n  commitment {r.commitment}\n"
         "  publish the commitment now: it is what dates the claim",
         markup=False,
         highlight=False,
@@ -167,10 +179,11 @@ def metav_verify_cmd(
 ) -> None:
     """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel.
 
-    Derived means V's score reaches the claim's λ and the verdict's p-value (the larger of the
-    agreement test's and the rank among the claim's reference models) is at most alpha.  The
-    closeness to the source on the claim's natural probe inputs, and its own rank, are printed
-    beside it.
+    Derived means V's score reaches the claim's λ, the verdict's p-value (the larger of the
+    agreement test's and the rank among the claim's reference models) is at most alpha, and the
+    closeness to the source on the claim's natural probe inputs reaches the claim's closeness
+    floor (a quantile of the owner's derivatives' closeness).  The closeness's own rank among the
+    reference models is printed beside it.
     A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
     from freqprint.metav import load_claim, panel_check
     from freqprint.metav.suspects import CODE_PREFIX, load_suspect
@@ -216,7 +229,9 @@ def metav_verify_cmd(
                 f"{'DERIVED' if r['derived'] else 'not derived'}: {r['suspect']}: p = {r['p_value']:.3g} (alpha {r['alpha']:g}; "
                 f"agreement {r['agreement']:.3f}, p {r['p_agreement']:.3g}; rank among {r['reference_n']} reference models, "
                 f"p {r['p_reference']:.3g}); score {r['score']:.4f}, threshold {r['threshold']:.4f}; "
-                f"closeness {r['closeness']:.4f} (its rank: p {r['p_closeness']:.3g})",
+                f"closeness {r['closeness']:.4f}"
+                + ("" if r["closeness_floor"] is None else f", floor {r['closeness_floor']:.4f}")
+                + f" (its rank: p {r['p_closeness']:.3g})",
                 markup=False,
                 highlight=False,
             )

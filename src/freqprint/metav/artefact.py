@@ -10,8 +10,10 @@ generation), and the floor (:class:`~freqprint.metav.core.Floor`): the source's 
 verifier's architecture, the threshold λ, the floor's α, permutations, seed and reference
 population, the training configuration and seeds, the environment it was trained in (torch
 version, thread count), the ensemble manifest itself, its SHA-256 and the recipe hash of every
-model in it, and a ``commitment``.  Formats 1 (before the floor) and 2 (before the probes) are
-refused: retrain.
+model in it, and a ``commitment``.  Format 4 adds the closeness floor (``floor.closeness_floor``,
+its quantile and how many positives it came from); a format-3 claim still loads and gives its
+verdicts without one.  Formats 1 (before the floor) and 2 (before the probes) are refused:
+retrain.
 
 **The commitment** is SHA-256 over the canonical JSON of the metadata (without the commitment)
 followed by every tensor (name, dtype, shape, bytes, in name order).  Publishing it *before* a
@@ -49,7 +51,8 @@ from freqprint.metav.tasks import create_task
 
 __all__ = ["FORMAT", "PanelReport", "load_claim", "panel_check", "save_claim"]
 
-FORMAT = "freqprint-metav/3"
+FORMAT = "freqprint-metav/4"
+READABLE = (FORMAT, "freqprint-metav/3")  # 3: no closeness floor
 MAX_PROBES = 100_000
 MAX_PERMUTATIONS = 1_000_000  # bounds a verdict's time (about 1 s per 10⁵ permutations of 32 inputs)
 META_KEY = "freqprint.metav"
@@ -95,7 +98,15 @@ def save_claim(
         "task": mv.task.spec(),
         "verifier": {"in_features": mv.verifier.in_features, "hidden": mv.verifier.hidden, "dropout": mv.verifier.dropout},
         "threshold": mv.threshold,
-        "floor": {"alpha": f.alpha, "permutations": f.permutations, "seed": f.seed, "population": f.population},
+        "floor": {
+            "alpha": f.alpha,
+            "permutations": f.permutations,
+            "seed": f.seed,
+            "population": f.population,
+            "closeness_floor": f.closeness_floor,
+            "closeness_quantile": f.closeness_quantile,
+            "closeness_positives": f.closeness_positives,
+        },
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads()},
         "config": mv.config.to_dict(),
         "manifest": manifest,
@@ -129,7 +140,7 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
         raise FreqprintError(
             f"{source}: a {meta['format']} claim has {lacks} and cannot give this version's verdict; retrain it with this version's 'freqprint metav train'"
         )
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READABLE:
         raise FreqprintError(f"{source}: unsupported MetaV claim format {meta.get('format')!r}")
     sd = load_state_dict(path, max_bytes=MAX_CLAIM_BYTES)
     commitment = _need(meta, "commitment", str, source)
@@ -240,6 +251,25 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
         scores
     ):
         raise FreqprintError(f"{source}: the floor's population must count its {len(scores)} reference scores by family")
+    floor_c, q_c, n_c = None, None, 0
+    if meta.get("format") == FORMAT:  # format 3 has no closeness floor
+        floor_c, q_c, n_c = fm.get("closeness_floor"), fm.get("closeness_quantile"), fm.get("closeness_positives")
+        number = (int, float)
+        if not (
+            (floor_c is None and q_c is None and n_c == 0)
+            or (
+                type(floor_c) in number
+                and type(q_c) in number
+                and type(n_c) is int
+                and -1.0 <= floor_c <= 1.0
+                and 0.0 <= q_c < 1.0
+                and n_c >= 1
+            )
+        ):
+            raise FreqprintError(
+                f"{source}: the floor's closeness_floor must be a correlation in [-1, 1] with its quantile in [0, 1) and "
+                "its count of positives (or null, 0 positives)"
+            )
     return Floor(
         answers.float(),
         probes.float(),
@@ -251,6 +281,9 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
         float(alpha),
         perms,
         seed,
+        None if floor_c is None else float(floor_c),
+        None if q_c is None else float(q_c),
+        int(n_c or 0),
     )
 
 

@@ -31,10 +31,18 @@ holds the source's answers on X, a probe set P of natural inputs with the source
 features on it, and, for a reference panel of independent models kept out of training and
 validation, V's score, the closeness to the source on P and the agreement p-value of each.  A
 verdict is "derived" only when V's score reaches λ **and** the verdict's p-value, the larger of
-the agreement test's and the reference rank's (:mod:`freqprint.stats.floor`), is at most α.  The
-closeness and its own rank among the reference answers (``p_closeness``) are reported beside it:
-evidence that knows no recipe, which the verdict does not use (docs/benchmarks.md §13 measured
-the joint rule, V or closeness, and it lost more than it gained).
+the agreement test's and the reference rank's (:mod:`freqprint.stats.floor`), is at most α
+**and** the suspect's closeness ``c`` on P reaches the claim's **closeness floor**
+
+    c_min = Q_q({ c(f⁺) : f⁺ a training or validation positive }),   q = ``closeness_quantile``
+
+the q-quantile (0.05 by default) of the closeness of the owner's own derivatives, which no
+negative enters: V's score on answers unlike its ensemble's is uncontrolled, and a far model V
+scores high (another dataset's regressor, docs/benchmarks.md §13) is still far from the source
+on natural inputs.  A conjunction can only withhold accusations, so the p-value stays an upper
+bound; its price is the positives below c_min.  The closeness's own rank among the reference
+answers (``p_closeness``) is reported beside it (docs/benchmarks.md §13 measured the joint rule,
+V or closeness, and it lost more than it gained).
 
 **Threshold** (:func:`calibrate_threshold`): never 0.5 by fiat.  On the validation ensemble, if
 every positive scores above every negative, λ is the midpoint of the gap (the widest margin);
@@ -130,6 +138,7 @@ class MetaVConfig:
     eval_every: int = 25
     threshold_rule: str = "no-false-positive"  # or "youden" (calibrate_threshold)
     n_probes: int = 256  # natural inputs of the floor's closeness (calibrate_floor)
+    closeness_quantile: float = 0.05  # the closeness floor: this quantile of the fit positives' (calibrate_floor)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -137,6 +146,8 @@ class MetaVConfig:
             raise InvalidArgument(f"updates must be 'simultaneous' or 'alternating', got {self.updates!r}")
         if self.n_inputs < 1 or self.steps < 1 or self.v_steps < 1 or self.eval_every < 1 or self.n_probes < 1:
             raise InvalidArgument("n_inputs, steps, v_steps, eval_every and n_probes must be >= 1")
+        if not 0.0 <= self.closeness_quantile < 1.0:
+            raise InvalidArgument(f"closeness_quantile must be in [0, 1), got {self.closeness_quantile!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,7 +166,9 @@ class Floor:
     ``agreement_p``: each one's closeness on P and agreement p-value (same order);
     ``population``: its families and their counts (what the conformal p-value's population is);
     ``alpha``: the level a verdict needs; ``permutations``: B of the agreement test; ``seed``:
-    its permutations' seed."""
+    its permutations' seed; ``closeness_floor``: the closeness a derived verdict needs (``None``:
+    none, a claim of format 3), the ``closeness_quantile`` of the closeness of the
+    ``closeness_positives`` training and validation positives it came from."""
 
     answers: torch.Tensor
     probes: torch.Tensor
@@ -167,10 +180,15 @@ class Floor:
     alpha: float = 0.01
     permutations: int = 9999
     seed: int = 0
+    closeness_floor: float | None = None
+    closeness_quantile: float | None = None
+    closeness_positives: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
             raise InvalidArgument(f"alpha must be in (0, 1), got {self.alpha!r}")
+        if self.closeness_floor is not None and not -1.0 - 1e-9 <= self.closeness_floor <= 1.0 + 1e-9:
+            raise InvalidArgument(f"the closeness floor is a correlation in [-1, 1], got {self.closeness_floor!r}")
         if self.permutations < 1:
             raise InvalidArgument("the agreement test needs at least one permutation")
         scores, p = self.scores.double().reshape(-1), self.agreement_p.double().reshape(-1)
@@ -191,8 +209,9 @@ class Floor:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One suspect's verdict: V's score against λ, the two p-values, their max against α; and,
-    reported beside it, the closeness on the probes and its own rank among the reference answers."""
+    """One suspect's verdict: V's score against λ, the two p-values, their max against α, the
+    closeness on the probes against the claim's closeness floor (``None``: a claim without one);
+    and, reported beside it, the closeness's own rank among the reference answers."""
 
     score: float
     threshold: float
@@ -205,6 +224,7 @@ class Verdict:
     derived: bool
     closeness: float
     p_closeness: float
+    closeness_floor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -254,8 +274,9 @@ class MetaV:
         return self.task.normalise(raw[:n]).reshape(-1), self.task.closeness_features(raw[n:])
 
     def verdict(self, query: Query | nn.Module, alpha: float | None = None) -> Verdict:
-        """Derived iff V's score ≥ λ and p = max(p_agreement, p_reference) ≤ α (the claim's α
-        unless given).  The suspect is queried once, on X and the probes together."""
+        """Derived iff V's score ≥ λ, p = max(p_agreement, p_reference) ≤ α (the claim's α
+        unless given) and the closeness on the probes ≥ the claim's closeness floor.  The suspect
+        is queried once, on X and the probes together."""
         if self.floor is None:
             raise FreqprintError("this MetaV has no floor (source answers and reference scores): run calibrate_floor")
         a = self.floor.alpha if alpha is None else float(alpha)
@@ -269,7 +290,9 @@ class MetaV:
         p = max(p1, p2)
         n = len(self.floor.scores)
         pc = self.floor.rank_p(c, p1, a, by="closeness")
-        return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(s >= self.threshold and p <= a), c, pc)
+        cf = self.floor.closeness_floor
+        derived = s >= self.threshold and p <= a and (cf is None or c >= cf)
+        return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(derived), c, pc, cf)
 
     def verify(self, query: Query | nn.Module, alpha: float | None = None) -> dict[str, Any]:
         return self.verdict(query, alpha).to_dict()
@@ -312,12 +335,15 @@ def calibrate_floor(
     probes: torch.Tensor,
     alpha: float = 0.01,
     permutations: int = 9999,
+    positives: Sequence[Query | nn.Module] = (),
 ) -> Floor:
     """Give ``mv`` its floor: the source's answers on X and on ``probes`` (natural inputs of the
     owner's data, :meth:`~freqprint.metav.tasks.Task.real_inputs`), and V's scores and the
     closeness of ``reference`` (pairs of an independent model or API and its family), which must
-    be disjoint from the models V was trained and validated on.  Refuses a panel too small for
-    ``alpha`` (n + 1 < 1/α)."""
+    be disjoint from the models V was trained and validated on; with ``positives`` (the
+    training and validation positives: the owner's derivatives), the closeness floor, the
+    ``mv.config.closeness_quantile`` quantile of their closeness (module docstring; none without
+    them).  Refuses a panel too small for ``alpha`` (n + 1 < 1/α)."""
     if len(reference) + 1 < 1.0 / alpha - 1e-9:
         raise FreqprintError(
             f"a reference panel of {len(reference)} models cannot give a p-value of {alpha} (it needs at least "
@@ -334,6 +360,9 @@ def calibrate_floor(
         close.append(closeness(probe_feats.double().numpy(), probe_answers.double().numpy()))
         p_agree.append(mv._agreement(feats, answers, permutations, mv.config.seed)[1])
         population[fam] = population.get(fam, 0) + 1
+    pos_close = [closeness(mv._answers(q, probes)[1].double().numpy(), probe_answers.double().numpy()) for q in positives]
+    q_close = mv.config.closeness_quantile
+    floor_c = float(np.quantile(pos_close, q_close)) if pos_close else None
     mv.floor = Floor(
         answers,
         probes,
@@ -345,6 +374,9 @@ def calibrate_floor(
         alpha,
         permutations,
         mv.config.seed,
+        floor_c,
+        q_close if pos_close else None,
+        len(pos_close),
     )
     return mv.floor
 

@@ -51,6 +51,8 @@ class ClaimTraining:
     validation_aruc: float
     reference_models: int
     alpha: float
+    closeness_floor: float | None = None
+    closeness_quantile: float | None = None
 
 
 def train_claim(
@@ -63,6 +65,7 @@ def train_claim(
     steps: int | None = None,
     updates: str | None = None,
     augment: float | None = None,
+    closeness_quantile: float | None = None,
     root: str | Path | None = None,
     device: str = "cpu",
     alpha: float = 0.01,
@@ -71,13 +74,22 @@ def train_claim(
     """Train MetaV on ``manifest``'s ensemble and write the committed claim to ``out``.
 
     The settings are the manifest profile's (:func:`metav_configs`; ``quick`` for a custom
-    profile) with ``seed`` and any of ``n_inputs``, ``steps``, ``updates``, ``augment`` given."""
+    profile) with ``seed`` and any of ``n_inputs``, ``steps``, ``updates``, ``augment``,
+    ``closeness_quantile`` given."""
     kind = manifest.task["kind"]
     base = metav_configs(manifest.profile if manifest.profile in ("tiny", "quick", "large") else "quick").get(kind)
     if base is None:
         raise InvalidArgument(f"unknown task kind {kind!r}")
     changes = {
-        k: v for k, v in {"n_inputs": n_inputs, "steps": steps, "updates": updates, "augment": augment}.items() if v is not None
+        k: v
+        for k, v in {
+            "n_inputs": n_inputs,
+            "steps": steps,
+            "updates": updates,
+            "augment": augment,
+            "closeness_quantile": closeness_quantile,
+        }.items()
+        if v is not None
     }
     cfg = dataclasses.replace(base, seed=seed, **changes)  # type: ignore[arg-type]
     splits = ("train", "val", "reference")
@@ -89,12 +101,26 @@ def train_claim(
     commitment = save_claim(mv, out, manifest.to_dict(), ens.hashes)
     best = mv.history[-1]["best_step"]
     aruc = next(h["val_aruc"] for h in mv.history if h.get("step") == best)
-    return ClaimTraining(Path(out), commitment, kind, len(mv.inputs), float(mv.threshold), len(v), float(aruc), len(ref), alpha)
+    assert mv.floor is not None  # fit_claim calibrates it
+    return ClaimTraining(
+        Path(out),
+        commitment,
+        kind,
+        len(mv.inputs),
+        float(mv.threshold),
+        len(v),
+        float(aruc),
+        len(ref),
+        alpha,
+        mv.floor.closeness_floor,
+        mv.floor.closeness_quantile,
+    )
 
 
 def fit_claim(ens: Ensemble, cfg: MetaVConfig, alpha: float = 0.01, log: Callable[[str], None] = print) -> MetaV:
     """MetaV trained on ``ens``'s train and val splits, λ calibrated, and its floor calibrated on
-    the reference split with ``cfg.n_probes`` natural probe inputs of the owner's data."""
+    the reference split with ``cfg.n_probes`` natural probe inputs of the owner's data (the
+    closeness floor on the train and val positives)."""
     lo, hi = ens.task.domain(ens.data.owner)
     mv = fit_metav(
         ens.task,
@@ -111,5 +137,6 @@ def fit_claim(ens: Ensemble, cfg: MetaVConfig, alpha: float = 0.01, log: Callabl
         [(m.query, m.entry.family) for m in ens.split("reference")],
         ens.task.real_inputs(ens.data.owner, cfg.n_probes, cfg.seed + 1),
         alpha,
+        positives=[m.query for s in ("train", "val") for m in ens.split(s) if m.label == 1],
     )
     return mv

@@ -516,7 +516,8 @@ def from_metav(
         derived,
         log10_p,
         f"p = {p:.3g} = max(agreement test {row['p_agreement']:.3g}, rank among {row['reference_n']} reference models "
-        f"{row['p_reference']:.3g}); V = {row['score']:.4f} (λ {row['threshold']:.4f}); closeness {row['closeness']:.4f}",
+        f"{row['p_reference']:.3g}); V = {row['score']:.4f} (λ {row['threshold']:.4f}); closeness {row['closeness']:.4f}"
+        + ("" if row.get("closeness_floor") is None else f" (floor {row['closeness_floor']:.4f})"),
         [fig],
     )
     pop = claim.get("population") or {}
@@ -530,10 +531,19 @@ def from_metav(
         ),
         means=[
             "The suspect's answers on the claim's fingerprint inputs look like those of the source's derivatives, rank above "
-            "all but a share p of the claim's reference models, and carry information about the source's own answers."
+            "all but a share p of the claim's reference models, and carry information about the source's own answers"
+            + (
+                "; on natural inputs they are as close to the source's as most of the owner's own derivatives."
+                if row.get("closeness_floor") is not None
+                else "."
+            )
         ]
         if derived
-        else ["The suspect's answers did not reach the claim's threshold and rank."],
+        else [
+            "The suspect's answers did not reach the claim's threshold and rank"
+            + ("" if row.get("closeness_floor") is None else ", or were farther from the source's than its closeness floor")
+            + "."
+        ],
         does_not_mean=[
             "A bound on the error for any suspect: the rank is a conformal p-value, valid for suspects drawn like the claim's "
             "reference population, which the limitations describe."
