@@ -376,6 +376,8 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
             "8",
             "--alpha",
             "0.05",
+            "--closeness-quantile",
+            "0.05",
             "--out",
             str(tmp_path / "reg.metav"),
         ],
@@ -605,8 +607,15 @@ def test_the_closeness_floor_is_a_quantile_of_the_positives_and_only_withholds_a
     ens, bare = fitted["regression"]  # the fixture's claim has no closeness floor
     assert bare.floor.closeness_floor is None
     fit_pos = [m for s in ("train", "val") for m in ens.split(s) if m.label == 1]
+    # opt-in: without closeness_quantile the positives give no floor
     mv = dataclasses.replace(bare)
-    f = calibrate_floor(mv, ens.source.query, bare_refs(ens), bare.floor.probes, 0.05, positives=[m.query for m in fit_pos])
+    positives = [m.query for m in fit_pos]
+    assert (
+        calibrate_floor(mv, ens.source.query, bare_refs(ens), bare.floor.probes, 0.05, positives=positives).closeness_floor
+        is None
+    )
+    mv = dataclasses.replace(bare, config=dataclasses.replace(bare.config, closeness_quantile=0.05))
+    f = calibrate_floor(mv, ens.source.query, bare_refs(ens), bare.floor.probes, 0.05, positives=positives)
     close = [mv.verdict(m.query).closeness for m in fit_pos]
     assert bare.floor.closeness_floor is None and f.scores.tolist() == bare.floor.scores.tolist()
     assert f.closeness_positives == len(fit_pos) and f.closeness_quantile == 0.05

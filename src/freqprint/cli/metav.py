@@ -97,8 +97,8 @@ def metav_train_cmd(
     augment: float | None = typer.Option(None, help="input-augmentation strength (0: none)"),
     closeness_quantile: float | None = typer.Option(
         None,
-        help="the closeness floor a 'derived' verdict needs: this quantile of the training and validation positives' "
-        "closeness to the source (default 0.05)",
+        help="opt-in: a 'derived' verdict also needs closeness to the source on natural inputs >= this quantile of the "
+        "training and validation positives' (e.g. 0.05; docs/benchmarks.md §13 measures its price: not for label-only APIs)",
     ),
     seed: int = typer.Option(0),
     alpha: float = typer.Option(
@@ -182,8 +182,8 @@ def metav_verify_cmd(
     Derived means V's score reaches the claim's λ, the verdict's p-value (the larger of the
     agreement test's and the rank among the claim's reference models) is at most alpha, and the
     closeness to the source on the claim's natural probe inputs reaches the claim's closeness
-    floor (a quantile of the owner's derivatives' closeness).  The closeness's own rank among the
-    reference models is printed beside it.
+    floor, if it has one (``metav train --closeness-quantile``).  The closeness's own rank among
+    the reference models is printed beside it.
     A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
     from freqprint.metav import load_claim, panel_check
     from freqprint.metav.suspects import CODE_PREFIX, load_suspect

@@ -32,17 +32,20 @@ features on it, and, for a reference panel of independent models kept out of tra
 validation, V's score, the closeness to the source on P and the agreement p-value of each.  A
 verdict is "derived" only when V's score reaches λ **and** the verdict's p-value, the larger of
 the agreement test's and the reference rank's (:mod:`freqprint.stats.floor`), is at most α
-**and** the suspect's closeness ``c`` on P reaches the claim's **closeness floor**
+and, when the claim has one (opt-in: ``closeness_quantile``), the suspect's closeness ``c`` on P
+reaches its **closeness floor**
 
     c_min = Q_q({ c(f⁺) : f⁺ a training or validation positive }),   q = ``closeness_quantile``
 
-the q-quantile (0.05 by default) of the closeness of the owner's own derivatives, which no
-negative enters: V's score on answers unlike its ensemble's is uncontrolled, and a far model V
-scores high (another dataset's regressor, docs/benchmarks.md §13) is still far from the source
-on natural inputs.  A conjunction can only withhold accusations, so the p-value stays an upper
-bound; its price is the positives below c_min.  The closeness's own rank among the reference
-answers (``p_closeness``) is reported beside it (docs/benchmarks.md §13 measured the joint rule,
-V or closeness, and it lost more than it gained).
+the q-quantile of the closeness of the owner's own derivatives, which no negative enters: V's
+score on answers unlike its ensemble's is uncontrolled, and a far model V scores high (another
+dataset's regressor, docs/benchmarks.md §13) is still far from the source on natural inputs.  A
+conjunction can only withhold accusations, so the p-value stays an upper bound; its price is the
+positives below c_min.  It is off by default because that price depends on how the suspects are
+served: a label-only classifier API has a closeness ceiling near 0.68 (one-hot answers), so at
+q = 0.05 the classification benchmark's label-only APIs of the source fall under the floor (§13).
+The closeness's own rank among the reference answers (``p_closeness``) is reported beside it
+(§13 measured the joint rule, V or closeness, and it lost more than it gained).
 
 **Threshold** (:func:`calibrate_threshold`): never 0.5 by fiat.  On the validation ensemble, if
 every positive scores above every negative, λ is the midpoint of the gap (the widest margin);
@@ -138,7 +141,7 @@ class MetaVConfig:
     eval_every: int = 25
     threshold_rule: str = "no-false-positive"  # or "youden" (calibrate_threshold)
     n_probes: int = 256  # natural inputs of the floor's closeness (calibrate_floor)
-    closeness_quantile: float = 0.05  # the closeness floor: this quantile of the fit positives' (calibrate_floor)
+    closeness_quantile: float | None = None  # the opt-in closeness floor: this quantile of the fit positives' (calibrate_floor)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -146,7 +149,7 @@ class MetaVConfig:
             raise InvalidArgument(f"updates must be 'simultaneous' or 'alternating', got {self.updates!r}")
         if self.n_inputs < 1 or self.steps < 1 or self.v_steps < 1 or self.eval_every < 1 or self.n_probes < 1:
             raise InvalidArgument("n_inputs, steps, v_steps, eval_every and n_probes must be >= 1")
-        if not 0.0 <= self.closeness_quantile < 1.0:
+        if self.closeness_quantile is not None and not 0.0 <= self.closeness_quantile < 1.0:
             raise InvalidArgument(f"closeness_quantile must be in [0, 1), got {self.closeness_quantile!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
 
@@ -341,9 +344,9 @@ def calibrate_floor(
     owner's data, :meth:`~freqprint.metav.tasks.Task.real_inputs`), and V's scores and the
     closeness of ``reference`` (pairs of an independent model or API and its family), which must
     be disjoint from the models V was trained and validated on; with ``positives`` (the
-    training and validation positives: the owner's derivatives), the closeness floor, the
-    ``mv.config.closeness_quantile`` quantile of their closeness (module docstring; none without
-    them).  Refuses a panel too small for ``alpha`` (n + 1 < 1/α)."""
+    training and validation positives: the owner's derivatives) and ``mv.config.closeness_quantile``
+    set, the closeness floor, that quantile of their closeness (module docstring; none otherwise).
+    Refuses a panel too small for ``alpha`` (n + 1 < 1/α)."""
     if len(reference) + 1 < 1.0 / alpha - 1e-9:
         raise FreqprintError(
             f"a reference panel of {len(reference)} models cannot give a p-value of {alpha} (it needs at least "
@@ -360,9 +363,13 @@ def calibrate_floor(
         close.append(closeness(probe_feats.double().numpy(), probe_answers.double().numpy()))
         p_agree.append(mv._agreement(feats, answers, permutations, mv.config.seed)[1])
         population[fam] = population.get(fam, 0) + 1
-    pos_close = [closeness(mv._answers(q, probes)[1].double().numpy(), probe_answers.double().numpy()) for q in positives]
     q_close = mv.config.closeness_quantile
-    floor_c = float(np.quantile(pos_close, q_close)) if pos_close else None
+    floor_c: float | None = None
+    pos_close: list[float] = []
+    if q_close is not None and positives:
+        ref_answers = probe_answers.double().numpy()
+        pos_close = [closeness(mv._answers(q, probes)[1].double().numpy(), ref_answers) for q in positives]
+        floor_c = float(np.quantile(np.asarray(pos_close), q_close))
     mv.floor = Floor(
         answers,
         probes,
