@@ -43,7 +43,7 @@ dataset's regressor, docs/benchmarks.md §13) is still far from the source on na
 conjunction can only withhold accusations, so the p-value stays an upper bound; its price is the
 positives below c_min.  It is off by default because that price depends on how the suspects are
 served: a label-only classifier API has a closeness ceiling near 0.68 (one-hot answers), so at
-q = 0.05 the classification benchmark's label-only APIs of the source fall under the floor (§13).
+q = 0.05 the classification benchmark's label-only APIs of derivatives fall under the floor (§13).
 The closeness's own rank among the reference answers (``p_closeness``) is reported beside it
 (§13 measured the joint rule, V or closeness, and it lost more than it gained).
 
