@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--cache", default=".cache/freqprint/metav")
     args = ap.parse_args()
     mv, _ = load_claim(args.claim)
-    assert mv.floor is not None and mv.floor.closeness_floor is not None, "a claim with a closeness floor (format 4)"
+    assert mv.floor is not None and mv.floor.probe_floor is not None, "a claim with a closeness floor (format 4)"
     ens = build_ensemble(default_manifest(args.task, "quick"), args.cache, log=lambda s: None)
     task, test_data = ens.task, ens.data.test
     with torch.no_grad():
@@ -78,8 +78,8 @@ def main() -> None:
     pos = [m for m in ens.split("test") if m.label == 1 and not bench.population(m).startswith("students")]
     caught = [m for m in pos if mv.verdict(m.query).derived]
     print(
-        f"{args.task}: λ {mv.threshold:.3f}, closeness floor {mv.floor.closeness_floor:.3f} "
-        f"(the {mv.floor.closeness_quantile:g} quantile of {mv.floor.closeness_positives} train/val positives); "
+        f"{args.task}: λ {mv.threshold:.3f}, closeness floor {mv.floor.probe_floor:.3f} "
+        f"(the {mv.floor.floor_quantile:g} quantile of {mv.floor.probe_positives} train/val positives); "
         f"{len(caught)} of {len(pos)} test derivatives derived without noise; source's output spread σ {sigma:.3f}"
     )
     name = "s (noise sd / σ)" if args.task == "regression" else "e (mixing weight)"

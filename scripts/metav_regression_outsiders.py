@@ -73,11 +73,11 @@ def main() -> None:
     ap.add_argument("claim", help="a regression claim of format 4 (with a closeness floor)")
     args = ap.parse_args()
     mv, _ = load_claim(args.claim)
-    assert mv.task.kind == "regression" and mv.floor is not None and mv.floor.closeness_floor is not None
+    assert mv.task.kind == "regression" and mv.floor is not None and mv.floor.probe_floor is not None
     task = create_task("regression")
     print(
-        f"claim: λ {mv.threshold:.3f}, α {mv.floor.alpha:g}, closeness floor {mv.floor.closeness_floor:.3f} "
-        f"({mv.floor.closeness_quantile:g} quantile of {mv.floor.closeness_positives} train/val positives)"
+        f"claim: λ {mv.threshold:.3f}, α {mv.floor.alpha:g}, closeness floor {mv.floor.probe_floor:.3f} "
+        f"({mv.floor.floor_quantile:g} quantile of {mv.floor.probe_positives} train/val positives)"
     )
     print("family | answers | accused (verdict) | accused without the floor | V range | closeness range")
     total = accused = accused_without = 0

@@ -376,7 +376,7 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
             "8",
             "--alpha",
             "0.05",
-            "--closeness-quantile",
+            "--floor-quantile",
             "0.05",
             "--out",
             str(tmp_path / "reg.metav"),
@@ -387,7 +387,7 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
     assert r.returncode == 0 and "commitment" in r.stdout and "and closeness >= 0." in " ".join(r.stdout.split()), r.stderr
     mv_reg, meta = load_claim(tmp_path / "reg.metav")
     assert len(mv_reg.inputs) == 8 and meta["manifest"]["task"]["kind"] == "regression" and 0 < mv_reg.threshold < 1
-    assert meta["floor"]["closeness_quantile"] == 0.05 and meta["floor"]["closeness_positives"] >= 2
+    assert meta["floor"]["floor_quantile"] == 0.05 and meta["floor"]["probe_positives"] >= 2
 
 
 def test_metav_is_a_tracing_method():
@@ -596,34 +596,33 @@ def bare_refs(ens):
     return [(m.query, m.entry.family) for m in ens.split("reference")]
 
 
-def test_the_closeness_floor_is_a_quantile_of_the_positives_and_only_withholds_accusations(fitted, tmp_path):
-    """Issue 24: "derived" also needs the suspect's closeness to the source on the natural probes
-    to reach the q-quantile of the training and validation positives' (no negative enters it).
-    A suspect that answers the fingerprint inputs X as the source does and natural inputs as a
-    far model does (V and the agreement test see only X) is derived without the floor and
-    not with it; a format-3 claim (no floor) still loads and judges as before."""
+def test_the_probe_floor_is_a_quantile_of_the_positives_and_only_withholds_accusations(fitted, tmp_path):
+    """Issue 24: with the opt-in probe floor, "derived" also needs the task's probe statistic on
+    the natural probes (a regressor's closeness) to reach the q-quantile of the training and
+    validation positives' (no negative enters it).  A suspect that answers the fingerprint
+    inputs X as the source does and natural inputs as a far model does (V and the agreement test
+    see only X) is derived without the floor and not with it; a format-3 claim (no floor) still
+    loads and judges as before."""
     import dataclasses
 
-    ens, bare = fitted["regression"]  # the fixture's claim has no closeness floor
-    assert bare.floor.closeness_floor is None
+    ens, bare = fitted["regression"]  # the fixture's claim has no probe floor
+    assert bare.floor.probe_floor is None
     fit_pos = [m for s in ("train", "val") for m in ens.split(s) if m.label == 1]
-    # opt-in: without closeness_quantile the positives give no floor
+    # opt-in: without floor_quantile the positives give no floor
     mv = dataclasses.replace(bare)
     positives = [m.query for m in fit_pos]
-    assert (
-        calibrate_floor(mv, ens.source.query, bare_refs(ens), bare.floor.probes, 0.05, positives=positives).closeness_floor
-        is None
-    )
-    mv = dataclasses.replace(bare, config=dataclasses.replace(bare.config, closeness_quantile=0.05))
+    assert calibrate_floor(mv, ens.source.query, bare_refs(ens), bare.floor.probes, 0.05, positives=positives).probe_floor is None
+    mv = dataclasses.replace(bare, config=dataclasses.replace(bare.config, floor_quantile=0.05))
     f = calibrate_floor(mv, ens.source.query, bare_refs(ens), bare.floor.probes, 0.05, positives=positives)
-    close = [mv.verdict(m.query).closeness for m in fit_pos]
-    assert bare.floor.closeness_floor is None and f.scores.tolist() == bare.floor.scores.tolist()
-    assert f.closeness_positives == len(fit_pos) and f.closeness_quantile == 0.05
-    assert f.closeness_floor == pytest.approx(float(np.quantile(close, 0.05)), abs=1e-12)
+    close = [mv.verdict(m.query).closeness for m in fit_pos]  # a regressor's probe statistic is its closeness
+    assert bare.floor.probe_floor is None and f.scores.tolist() == bare.floor.scores.tolist()
+    assert f.probe_positives == len(fit_pos) and f.floor_quantile == 0.05
+    assert f.probe_floor == pytest.approx(float(np.quantile(close, 0.05)), abs=1e-12)
     for m in ens.split("test"):
         v = mv.verdict(m.query)
-        assert v.closeness_floor == f.closeness_floor
-        assert v.derived == (v.score >= v.threshold and v.p_value <= v.alpha and v.closeness >= f.closeness_floor)
+        assert v.probe_floor == f.probe_floor
+        assert v.probe_statistic == pytest.approx(v.closeness, abs=1e-12)
+        assert v.derived == (v.score >= v.threshold and v.p_value <= v.alpha and v.probe_statistic >= f.probe_floor)
     torch.manual_seed(5)
     src, far = ens.source.model.eval(), ens.task.build(ARCH["regression"][0], 905)[0].eval()  # an untrained network
     n = len(mv.inputs)
@@ -632,8 +631,8 @@ def test_the_closeness_floor_is_a_quantile_of_the_positives_and_only_withholds_a
         return torch.cat([ens.task.outputs(src, x[:n]), ens.task.outputs(far, x[n:])])
 
     v = mv.verdict(hybrid)
-    assert v.score >= v.threshold and v.p_value <= v.alpha and v.closeness < f.closeness_floor and not v.derived
-    # a format-3 claim: the same file without the floor's closeness keys; its verdict is V ≥ λ and p ≤ α
+    assert v.score >= v.threshold and v.p_value <= v.alpha and v.probe_statistic < f.probe_floor and not v.derived
+    # a format-3 claim: the same file without the probe floor's keys; its verdict is V ≥ λ and p ≤ α
     path = tmp_path / "claim.safetensors"
     save_claim(mv, path)
     raw = path.read_bytes()
@@ -644,7 +643,7 @@ def test_the_closeness_floor_is_a_quantile_of_the_positives_and_only_withholds_a
 
     from freqprint.metav.artefact import _commitment
 
-    fm = {k: v for k, v in meta["floor"].items() if not k.startswith("closeness")}
+    fm = {k: v for k, v in meta["floor"].items() if not k.startswith(("probe", "floor_quantile"))}
     body = dict({k: v for k, v in meta.items() if k != "commitment"}, format="freqprint-metav/3", floor=fm)
     old = dict(body, commitment=_commitment(body, load_file(str(path))))
     enc = json.dumps(dict(header, __metadata__={"freqprint.metav": json.dumps(old)})).encode()
@@ -652,16 +651,35 @@ def test_the_closeness_floor_is_a_quantile_of_the_positives_and_only_withholds_a
     (tmp_path / "v3.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + hlen :])
     mv3, _ = load_claim(tmp_path / "v3.safetensors")
     v3 = mv3.verdict(hybrid)
-    assert mv3.floor.closeness_floor is None and v3.closeness_floor is None and v3.derived
+    assert mv3.floor.probe_floor is None and v3.probe_floor is None and v3.derived
     # a format-4 claim whose floor is out of range or half missing is refused
-    for bad in ({"closeness_floor": 2.0}, {"closeness_quantile": None}, {"closeness_positives": 0}):
+    for bad in ({"probe_floor": 2.0}, {"floor_quantile": None}, {"probe_positives": 0}):
         m4 = dict({k: v for k, v in meta.items() if k != "commitment"}, floor={**meta["floor"], **bad})
         m4 = dict(m4, commitment=_commitment(m4, load_file(str(path))))
         enc = json.dumps(dict(header, __metadata__={"freqprint.metav": json.dumps(m4)})).encode()
         enc += b" " * (-len(enc) % 8)
         (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + hlen :])
-        with pytest.raises(FreqprintError, match="closeness_floor"):
+        with pytest.raises(FreqprintError, match="probe_floor"):
             load_claim(tmp_path / "bad.safetensors")
+
+
+def test_a_classifiers_probe_floor_is_label_agreement_which_serving_does_not_move(fitted):
+    """A label-only API's log-probabilities are one-hot, so their closeness to the source's is
+    capped (near 0.68 on the benchmark) and a closeness floor refused label-only APIs of the
+    source's derivatives; a classifier's probe statistic is the share of probes with the source's
+    top label, which a label-only or soft API of the source keeps at 1."""
+    import dataclasses
+
+    ens, bare = fitted["classification"]
+    mv = dataclasses.replace(bare, config=dataclasses.replace(bare.config, floor_quantile=0.05))
+    positives = [m.query for s in ("train", "val") for m in ens.split(s) if m.label == 1]
+    f = calibrate_floor(mv, ens.source.query, bare_refs(ens), bare.floor.probes, 0.05, positives=positives)
+    src = ens.source.model.eval()
+    for mode, params in (("label", {}), ("temperature", {"t": 4.0})):
+        v = mv.verdict(lambda x, m=mode, p=params: ens.task.obfuscate(ens.task.outputs(src, x), m, **p))
+        assert v.probe_statistic == 1.0 and v.probe_floor == f.probe_floor <= 1.0
+    label_only = mv.verdict(lambda x: ens.task.obfuscate(ens.task.outputs(src, x), "label"))
+    assert label_only.closeness < 0.95 < label_only.probe_statistic  # the closeness would have refused it
 
 
 def test_far_negatives_and_recipes_build_from_a_manifest(tmp_path):

@@ -2,7 +2,7 @@
 
 For each task kind: build the default ensemble (:func:`freqprint.metav.ensemble.default_manifest`,
 cached), train MetaV on its train split, calibrate λ on its validation split and the floor on its
-reference split and the opt-in closeness floor at ``FLOOR_QUANTILE`` on its train/val positives,
+reference split and the opt-in probe floor at ``FLOOR_QUANTILE`` on its train/val positives,
 give every test suspect its verdict (V ≥ λ, p ≤ α and closeness ≥ the floor) and the verdict of a
 claim without the floor (the default of ``metav train``), write the claim
 artefact, reload it (commitment checked) and re-check it on the panel.  MetaV is reported twice:
@@ -37,7 +37,7 @@ __all__ = ["METAV_CLAIM", "metav_markdown", "run_metav_bench", "run_metav_task"]
 # the published claim (Pan et al., KDD 2022, abstract): 70 suspect ResNet-18s (skin-cancer diagnosis)
 METAV_CLAIM = {"suspects": 70, "tpr": 1.0, "tnr": 1.0}
 KINDS = ("classification", "regression", "generation")
-FLOOR_QUANTILE = 0.05  # the bench's claims carry the opt-in closeness floor; the "no floor" column is the default claim's
+FLOOR_QUANTILE = 0.05  # the bench's claims carry the opt-in probe floor; the "no floor" column is the default claim's
 
 
 def _scores_of(members: list, score: Callable[[Any], float]) -> tuple[list[float], list[int], list[str], list[str]]:
@@ -83,7 +83,7 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
     """Every test suspect's verdict; rates per family and per population, exact intervals.  Each
     row also holds, on the same answers, the joint rule that was measured and not adopted
     (``derived_joint``: max(p₁, joint rank by V or closeness) ≤ α, no λ;
-    :func:`freqprint.stats.floor.joint_rank_pvalue`), the verdict without the closeness floor
+    :func:`freqprint.stats.floor.joint_rank_pvalue`), the verdict without the probe floor
     (``derived_no_floor``: V ≥ λ and p ≤ α, the rule of 0.28 and before) and the suspect's quality
     (test accuracy, R²)."""
     from freqprint.stats.floor import joint_rank_pvalue
@@ -203,7 +203,7 @@ def run_metav_task(
     t_build = time.time() - t0
     task, data = ens.task, ens.data
     train, val, test, ref, panel = (ens.split(s) for s in ("train", "val", "test", "reference", "panel"))
-    cfg = config or dataclasses.replace(metav_configs(profile)[kind], closeness_quantile=FLOOR_QUANTILE)
+    cfg = config or dataclasses.replace(metav_configs(profile)[kind], floor_quantile=FLOOR_QUANTILE)
     log(f"[{kind}] training MetaV: {len(train)} train / {len(val)} val models, N = {cfg.n_inputs}, {cfg.steps} steps")
     t1 = time.time()
     mv = fit_claim(ens, cfg, alpha, log)
@@ -216,10 +216,11 @@ def run_metav_task(
     results["verdict"] = {k: v for k, v in verdicts.items() if k != "verdicts"}
     results["verdict"]["alpha"] = alpha
     results["verdict"]["reference"] = {"n": len(ref), "population": mv.floor.population if mv.floor else {}}
-    results["verdict"]["closeness_floor"] = {
-        "value": mv.floor.closeness_floor if mv.floor else None,
-        "quantile": mv.floor.closeness_quantile if mv.floor else None,
-        "positives": mv.floor.closeness_positives if mv.floor else 0,
+    results["verdict"]["probe_floor"] = {
+        "value": mv.floor.probe_floor if mv.floor else None,
+        "quantile": mv.floor.floor_quantile if mv.floor else None,
+        "positives": mv.floor.probe_positives if mv.floor else 0,
+        "statistic": task.probe_statistic_name,
     }
     results["verdict"]["seconds_per_suspect"] = per_suspect
     results["verdicts"] = verdicts["verdicts"]
@@ -324,11 +325,12 @@ def metav_markdown(res: dict[str, Any]) -> str:
         ]
         v = t["results"]["verdict"]
         ci = lambda r: f"{r['rate']:.3f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
-        cf = v.get("closeness_floor") or {}
+        cf = v.get("probe_floor") or {}
         floor = (
-            f"closeness ≥ {cf['value']:.3f}, the {cf['quantile']:g} quantile of {cf['positives']} train/val positives'"
+            f"{cf.get('statistic', 'closeness')} with the source on the probes ≥ {cf['value']:.3f}, the {cf['quantile']:g} "
+            f"quantile of {cf['positives']} train/val positives'"
             if cf.get("value") is not None
-            else "no closeness floor"
+            else "no probe floor"
         )
         lines += [
             f"**Verdicts** (V ≥ λ, p ≤ α = {v['alpha']:g} and {floor}; p = max(agreement test, rank among the "

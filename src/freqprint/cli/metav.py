@@ -95,10 +95,11 @@ def metav_train_cmd(
     steps: int | None = typer.Option(None, help="training steps (default: the profile's)"),
     updates: str | None = typer.Option(None, help="simultaneous or alternating"),
     augment: float | None = typer.Option(None, help="input-augmentation strength (0: none)"),
-    closeness_quantile: float | None = typer.Option(
+    floor_quantile: float | None = typer.Option(
         None,
-        help="opt-in: a 'derived' verdict also needs closeness to the source on natural inputs >= this quantile of the "
-        "training and validation positives' (e.g. 0.05; docs/benchmarks.md §13 measures its price: not for label-only APIs)",
+        help="opt-in: a 'derived' verdict also needs the task's probe statistic with the source on natural inputs (label "
+        "agreement for a classifier, closeness otherwise) >= this quantile of the training and validation positives' "
+        "(e.g. 0.05; docs/benchmarks.md §13 measures its price)",
     ),
     seed: int = typer.Option(0),
     alpha: float = typer.Option(
@@ -121,16 +122,16 @@ def metav_train_cmd(
         steps=steps,
         updates=updates,
         augment=augment,
-        closeness_quantile=closeness_quantile,
+        floor_quantile=floor_quantile,
         root=data_root,
         device=device,
         alpha=alpha,
         log=_log,
     )
     floor = (
-        f"\n  and closeness >= {r.closeness_floor:.4f} to the source on the natural probes (the {r.closeness_quantile:g} "
-        "quantile of the training and validation positives')"
-        if r.closeness_floor is not None and r.closeness_quantile is not None
+        f"\n  and {r.probe_statistic} >= {r.probe_floor:.4f} with the source on the natural probes (the "
+        f"{r.floor_quantile:g} quantile of the training and validation positives')"
+        if r.probe_floor is not None and r.floor_quantile is not None
         else ""
     )
     out_console.print(
@@ -181,9 +182,9 @@ def metav_verify_cmd(
 
     Derived means V's score reaches the claim's λ, the verdict's p-value (the larger of the
     agreement test's and the rank among the claim's reference models) is at most alpha, and the
-    closeness to the source on the claim's natural probe inputs reaches the claim's closeness
-    floor, if it has one (``metav train --closeness-quantile``).  The closeness's own rank among
-    the reference models is printed beside it.
+    task's probe statistic with the source on the claim's natural probe inputs reaches the
+    claim's probe floor, if it has one (``metav train --floor-quantile``).  The closeness on the
+    probes and its own rank among the reference models are printed beside it.
     A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
     from freqprint.metav import load_claim, panel_check
     from freqprint.metav.suspects import CODE_PREFIX, load_suspect
@@ -230,7 +231,11 @@ def metav_verify_cmd(
                 f"agreement {r['agreement']:.3f}, p {r['p_agreement']:.3g}; rank among {r['reference_n']} reference models, "
                 f"p {r['p_reference']:.3g}); score {r['score']:.4f}, threshold {r['threshold']:.4f}; "
                 f"closeness {r['closeness']:.4f}"
-                + ("" if r["closeness_floor"] is None else f", floor {r['closeness_floor']:.4f}")
+                + (
+                    ""
+                    if r["probe_floor"] is None
+                    else f"; probe statistic {r['probe_statistic']:.4f}, floor {r['probe_floor']:.4f}"
+                )
                 + f" (its rank: p {r['p_closeness']:.3g})",
                 markup=False,
                 highlight=False,

@@ -10,9 +10,9 @@ generation), and the floor (:class:`~freqprint.metav.core.Floor`): the source's 
 verifier's architecture, the threshold λ, the floor's α, permutations, seed and reference
 population, the training configuration and seeds, the environment it was trained in (torch
 version, thread count), the ensemble manifest itself, its SHA-256 and the recipe hash of every
-model in it, and a ``commitment``.  Format 4 adds the closeness floor (``floor.closeness_floor``,
-its quantile and how many positives it came from); a format-3 claim still loads and gives its
-verdicts without one.  Formats 1 (before the floor) and 2 (before the probes) are refused:
+model in it, and a ``commitment``.  Format 4 adds the opt-in probe floor (``floor.probe_floor``,
+its quantile, how many positives it came from and the task's statistic); a format-3 claim still
+loads and gives its verdicts without one.  Formats 1 (before the floor) and 2 (before the probes) are refused:
 retrain.
 
 **The commitment** is SHA-256 over the canonical JSON of the metadata (without the commitment)
@@ -103,9 +103,10 @@ def save_claim(
             "permutations": f.permutations,
             "seed": f.seed,
             "population": f.population,
-            "closeness_floor": f.closeness_floor,
-            "closeness_quantile": f.closeness_quantile,
-            "closeness_positives": f.closeness_positives,
+            "probe_floor": f.probe_floor,
+            "floor_quantile": f.floor_quantile,
+            "probe_positives": f.probe_positives,
+            "probe_statistic": mv.task.probe_statistic_name if f.probe_floor is not None else None,
         },
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads()},
         "config": mv.config.to_dict(),
@@ -253,7 +254,7 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
         raise FreqprintError(f"{source}: the floor's population must count its {len(scores)} reference scores by family")
     floor_c, q_c, n_c = None, None, 0
     if meta.get("format") == FORMAT:  # format 3 has no closeness floor
-        floor_c, q_c, n_c = fm.get("closeness_floor"), fm.get("closeness_quantile"), fm.get("closeness_positives")
+        floor_c, q_c, n_c = fm.get("probe_floor"), fm.get("floor_quantile"), fm.get("probe_positives")
         number = (int, float)
         if not (
             (floor_c is None and q_c is None and n_c == 0)
@@ -267,7 +268,7 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
             )
         ):
             raise FreqprintError(
-                f"{source}: the floor's closeness_floor must be a correlation in [-1, 1] with its quantile in [0, 1) and "
+                f"{source}: the floor's probe_floor must be a statistic in [-1, 1] with its quantile in [0, 1) and "
                 "its count of positives (or null, 0 positives)"
             )
     return Floor(

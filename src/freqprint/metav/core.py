@@ -32,19 +32,21 @@ features on it, and, for a reference panel of independent models kept out of tra
 validation, V's score, the closeness to the source on P and the agreement p-value of each.  A
 verdict is "derived" only when V's score reaches λ **and** the verdict's p-value, the larger of
 the agreement test's and the reference rank's (:mod:`freqprint.stats.floor`), is at most α
-and, when the claim has one (opt-in: ``closeness_quantile``), the suspect's closeness ``c`` on P
-reaches its **closeness floor**
+and, when the claim has one (opt-in: ``floor_quantile``), the suspect's **probe statistic**
+``t`` on P reaches the claim's **probe floor**
 
-    c_min = Q_q({ c(f⁺) : f⁺ a training or validation positive }),   q = ``closeness_quantile``
+    t_min = Q_q({ t(f⁺) : f⁺ a training or validation positive }),   q = ``floor_quantile``
 
-the q-quantile of the closeness of the owner's own derivatives, which no negative enters: V's
+the q-quantile of the statistic of the owner's own derivatives, which no negative enters: V's
 score on answers unlike its ensemble's is uncontrolled, and a far model V scores high (another
-dataset's regressor, docs/benchmarks.md §13) is still far from the source on natural inputs.  A
-conjunction can only withhold accusations, so the p-value stays an upper bound; its price is the
-positives below c_min.  It is off by default because that price depends on how the suspects are
-served: a label-only classifier API has a closeness ceiling near 0.68 (one-hot answers), so at
-q = 0.05 the classification benchmark's label-only APIs of derivatives fall under the floor (§13).
-The closeness's own rank among the reference answers (``p_closeness``) is reported beside it
+dataset's regressor, docs/benchmarks.md §13) is still far from the source on natural inputs.
+``t`` is the task's (:meth:`~freqprint.metav.tasks.Task.probe_statistic`): the closeness for
+regression and generation, the share of probes with the source's top label for classification
+(the log-probabilities' closeness of a label-only API is capped near 0.68, and mixing noise into
+served probabilities lowers it at no cost in accuracy: §13 measured both).  A conjunction can
+only withhold accusations, so the p-value stays an upper bound; its price is the positives below
+t_min and a thief who lowers ``t`` (§13 prices it); so it is off by default.  The closeness and
+its own rank among the reference answers (``p_closeness``) are reported beside every verdict
 (§13 measured the joint rule, V or closeness, and it lost more than it gained).
 
 **Threshold** (:func:`calibrate_threshold`): never 0.5 by fiat.  On the validation ensemble, if
@@ -141,7 +143,7 @@ class MetaVConfig:
     eval_every: int = 25
     threshold_rule: str = "no-false-positive"  # or "youden" (calibrate_threshold)
     n_probes: int = 256  # natural inputs of the floor's closeness (calibrate_floor)
-    closeness_quantile: float | None = None  # the opt-in closeness floor: this quantile of the fit positives' (calibrate_floor)
+    floor_quantile: float | None = None  # the opt-in probe floor: this quantile of the fit positives' (calibrate_floor)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -149,8 +151,8 @@ class MetaVConfig:
             raise InvalidArgument(f"updates must be 'simultaneous' or 'alternating', got {self.updates!r}")
         if self.n_inputs < 1 or self.steps < 1 or self.v_steps < 1 or self.eval_every < 1 or self.n_probes < 1:
             raise InvalidArgument("n_inputs, steps, v_steps, eval_every and n_probes must be >= 1")
-        if self.closeness_quantile is not None and not 0.0 <= self.closeness_quantile < 1.0:
-            raise InvalidArgument(f"closeness_quantile must be in [0, 1), got {self.closeness_quantile!r}")
+        if self.floor_quantile is not None and not 0.0 <= self.floor_quantile < 1.0:
+            raise InvalidArgument(f"floor_quantile must be in [0, 1), got {self.floor_quantile!r}")
         self.hidden = tuple(int(h) for h in self.hidden)
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,9 +171,9 @@ class Floor:
     ``agreement_p``: each one's closeness on P and agreement p-value (same order);
     ``population``: its families and their counts (what the conformal p-value's population is);
     ``alpha``: the level a verdict needs; ``permutations``: B of the agreement test; ``seed``:
-    its permutations' seed; ``closeness_floor``: the closeness a derived verdict needs (``None``:
-    none, a claim of format 3), the ``closeness_quantile`` of the closeness of the
-    ``closeness_positives`` training and validation positives it came from."""
+    its permutations' seed; ``probe_floor``: the probe statistic a derived verdict needs
+    (``None``: none), the ``floor_quantile`` of the statistic of the ``probe_positives``
+    training and validation positives it came from."""
 
     answers: torch.Tensor
     probes: torch.Tensor
@@ -183,15 +185,15 @@ class Floor:
     alpha: float = 0.01
     permutations: int = 9999
     seed: int = 0
-    closeness_floor: float | None = None
-    closeness_quantile: float | None = None
-    closeness_positives: int = 0
+    probe_floor: float | None = None
+    floor_quantile: float | None = None
+    probe_positives: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
             raise InvalidArgument(f"alpha must be in (0, 1), got {self.alpha!r}")
-        if self.closeness_floor is not None and not -1.0 - 1e-9 <= self.closeness_floor <= 1.0 + 1e-9:
-            raise InvalidArgument(f"the closeness floor is a correlation in [-1, 1], got {self.closeness_floor!r}")
+        if self.probe_floor is not None and not -1.0 - 1e-9 <= self.probe_floor <= 1.0 + 1e-9:
+            raise InvalidArgument(f"the probe floor is a statistic in [-1, 1], got {self.probe_floor!r}")
         if self.permutations < 1:
             raise InvalidArgument("the agreement test needs at least one permutation")
         scores, p = self.scores.double().reshape(-1), self.agreement_p.double().reshape(-1)
@@ -213,8 +215,9 @@ class Floor:
 @dataclass(frozen=True)
 class Verdict:
     """One suspect's verdict: V's score against λ, the two p-values, their max against α, the
-    closeness on the probes against the claim's closeness floor (``None``: a claim without one);
-    and, reported beside it, the closeness's own rank among the reference answers."""
+    task's probe statistic against the claim's probe floor (both ``None``: a claim without one);
+    and, reported beside it, the closeness on the probes and its own rank among the reference
+    answers."""
 
     score: float
     threshold: float
@@ -227,7 +230,8 @@ class Verdict:
     derived: bool
     closeness: float
     p_closeness: float
-    closeness_floor: float | None = None
+    probe_statistic: float | None = None
+    probe_floor: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -278,8 +282,8 @@ class MetaV:
 
     def verdict(self, query: Query | nn.Module, alpha: float | None = None) -> Verdict:
         """Derived iff V's score ≥ λ, p = max(p_agreement, p_reference) ≤ α (the claim's α
-        unless given) and the closeness on the probes ≥ the claim's closeness floor.  The suspect
-        is queried once, on X and the probes together."""
+        unless given) and the probe statistic ≥ the claim's probe floor, if it has one.  The
+        suspect is queried once, on X and the probes together."""
         if self.floor is None:
             raise FreqprintError("this MetaV has no floor (source answers and reference scores): run calibrate_floor")
         a = self.floor.alpha if alpha is None else float(alpha)
@@ -287,15 +291,17 @@ class MetaV:
             raise InvalidArgument(f"alpha must be in (0, 1), got {a!r}")
         feats, probe_feats = self._answers(query, self.floor.probes)
         s = self._score(feats)
-        c = closeness(probe_feats.double().numpy(), self.floor.probe_answers.double().numpy())
+        pf, src = probe_feats.double().numpy(), self.floor.probe_answers.double().numpy()
+        c = closeness(pf, src)
         rho, p1 = self._agreement(feats, self.floor.answers, self.floor.permutations, self.floor.seed)
         p2 = self.floor.rank_p(s, p1, a)
         p = max(p1, p2)
         n = len(self.floor.scores)
         pc = self.floor.rank_p(c, p1, a, by="closeness")
-        cf = self.floor.closeness_floor
-        derived = s >= self.threshold and p <= a and (cf is None or c >= cf)
-        return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(derived), c, pc, cf)
+        cf = self.floor.probe_floor
+        t = None if cf is None else self.task.probe_statistic(pf, src)
+        derived = s >= self.threshold and p <= a and (t is None or cf is None or t >= cf)
+        return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(derived), c, pc, t, cf)
 
     def verify(self, query: Query | nn.Module, alpha: float | None = None) -> dict[str, Any]:
         return self.verdict(query, alpha).to_dict()
@@ -344,8 +350,9 @@ def calibrate_floor(
     owner's data, :meth:`~freqprint.metav.tasks.Task.real_inputs`), and V's scores and the
     closeness of ``reference`` (pairs of an independent model or API and its family), which must
     be disjoint from the models V was trained and validated on; with ``positives`` (the
-    training and validation positives: the owner's derivatives) and ``mv.config.closeness_quantile``
-    set, the closeness floor, that quantile of their closeness (module docstring; none otherwise).
+    training and validation positives: the owner's derivatives) and ``mv.config.floor_quantile``
+    set, the probe floor, that quantile of their probe statistic (module docstring; none
+    otherwise).
     Refuses a panel too small for ``alpha`` (n + 1 < 1/α)."""
     if len(reference) + 1 < 1.0 / alpha - 1e-9:
         raise FreqprintError(
@@ -363,12 +370,12 @@ def calibrate_floor(
         close.append(closeness(probe_feats.double().numpy(), probe_answers.double().numpy()))
         p_agree.append(mv._agreement(feats, answers, permutations, mv.config.seed)[1])
         population[fam] = population.get(fam, 0) + 1
-    q_close = mv.config.closeness_quantile
+    q_close = mv.config.floor_quantile
     floor_c: float | None = None
     pos_close: list[float] = []
     if q_close is not None and positives:
         ref_answers = probe_answers.double().numpy()
-        pos_close = [closeness(mv._answers(q, probes)[1].double().numpy(), ref_answers) for q in positives]
+        pos_close = [mv.task.probe_statistic(mv._answers(q, probes)[1].double().numpy(), ref_answers) for q in positives]
         floor_c = float(np.quantile(np.asarray(pos_close), q_close))
     mv.floor = Floor(
         answers,

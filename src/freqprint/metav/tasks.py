@@ -229,6 +229,16 @@ class Task:
         the verifier's features unless a task says otherwise."""
         return self.normalise(raw)
 
+    probe_statistic_name: ClassVar[str] = "closeness"
+
+    def probe_statistic(self, features: np.ndarray, source: np.ndarray) -> float:
+        """What the opt-in probe floor compares (:mod:`freqprint.metav.core`), from the closeness
+        features of a suspect and of the source on the same natural inputs: their closeness (a
+        correlation) unless a task says otherwise."""
+        from freqprint.stats.floor import closeness
+
+        return closeness(features, source)
+
     def obfuscate(self, raw: torch.Tensor, mode: str, **params: Any) -> torch.Tensor:
         """What an API that hides part of its outputs returns (differentiable straight-through)."""
         if mode == "round":
@@ -435,6 +445,15 @@ class ClassificationTask(Task):
         does not see a scale.  A label-only or top-k answer keeps its labels' pattern."""
         logp = torch.log(self.probabilities(raw).clamp_min(1e-6))
         return logp - logp.mean(1, keepdim=True)
+
+    probe_statistic_name: ClassVar[str] = "label agreement"
+
+    def probe_statistic(self, features: np.ndarray, source: np.ndarray) -> float:
+        """The share of probes on which the suspect's top label is the source's.  Unlike the
+        log-probabilities' closeness it does not depend on how the answers are served (a
+        label-only or soft API has its model's value), and mixing noise into the probabilities
+        moves it only when it changes labels, which costs accuracy (docs/benchmarks.md §13)."""
+        return float((np.asarray(features).argmax(1) == np.asarray(source).argmax(1)).mean())
 
     def obfuscate(self, raw: torch.Tensor, mode: str, **params: Any) -> torch.Tensor:
         p = self.probabilities(raw)

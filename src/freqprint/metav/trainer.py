@@ -51,8 +51,9 @@ class ClaimTraining:
     validation_aruc: float
     reference_models: int
     alpha: float
-    closeness_floor: float | None = None
-    closeness_quantile: float | None = None
+    probe_floor: float | None = None
+    floor_quantile: float | None = None
+    probe_statistic: str | None = None
 
 
 def train_claim(
@@ -65,7 +66,7 @@ def train_claim(
     steps: int | None = None,
     updates: str | None = None,
     augment: float | None = None,
-    closeness_quantile: float | None = None,
+    floor_quantile: float | None = None,
     root: str | Path | None = None,
     device: str = "cpu",
     alpha: float = 0.01,
@@ -75,7 +76,7 @@ def train_claim(
 
     The settings are the manifest profile's (:func:`metav_configs`; ``quick`` for a custom
     profile) with ``seed`` and any of ``n_inputs``, ``steps``, ``updates``, ``augment``,
-    ``closeness_quantile`` given."""
+    ``floor_quantile`` given."""
     kind = manifest.task["kind"]
     base = metav_configs(manifest.profile if manifest.profile in ("tiny", "quick", "large") else "quick").get(kind)
     if base is None:
@@ -87,7 +88,7 @@ def train_claim(
             "steps": steps,
             "updates": updates,
             "augment": augment,
-            "closeness_quantile": closeness_quantile,
+            "floor_quantile": floor_quantile,
         }.items()
         if v is not None
     }
@@ -112,8 +113,9 @@ def train_claim(
         float(aruc),
         len(ref),
         alpha,
-        mv.floor.closeness_floor,
-        mv.floor.closeness_quantile,
+        mv.floor.probe_floor,
+        mv.floor.floor_quantile,
+        mv.task.probe_statistic_name,
     )
 
 

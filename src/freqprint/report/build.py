@@ -517,7 +517,11 @@ def from_metav(
         log10_p,
         f"p = {p:.3g} = max(agreement test {row['p_agreement']:.3g}, rank among {row['reference_n']} reference models "
         f"{row['p_reference']:.3g}); V = {row['score']:.4f} (λ {row['threshold']:.4f}); closeness {row['closeness']:.4f}"
-        + ("" if row.get("closeness_floor") is None else f" (floor {row['closeness_floor']:.4f})"),
+        + (
+            ""
+            if row.get("probe_floor") is None
+            else f"; probe statistic {row['probe_statistic']:.4f} (floor {row['probe_floor']:.4f})"
+        ),
         [fig],
     )
     pop = claim.get("population") or {}
@@ -533,15 +537,19 @@ def from_metav(
             "The suspect's answers on the claim's fingerprint inputs look like those of the source's derivatives, rank above "
             "all but a share p of the claim's reference models, and carry information about the source's own answers"
             + (
-                "; on natural inputs they are as close to the source's as most of the owner's own derivatives."
-                if row.get("closeness_floor") is not None
+                "; on natural inputs they agree with the source's as much as most of the owner's own derivatives do."
+                if row.get("probe_floor") is not None
                 else "."
             )
         ]
         if derived
         else [
             "The suspect's answers did not reach the claim's threshold and rank"
-            + ("" if row.get("closeness_floor") is None else ", or were farther from the source's than its closeness floor")
+            + (
+                ""
+                if row.get("probe_floor") is None
+                else ", or agreed with the source's on natural inputs less than the claim's probe floor asks"
+            )
             + "."
         ],
         does_not_mean=[
