@@ -1,13 +1,14 @@
-"""The thief's price for evading MetaV's closeness floor with noise on a derivative's answers.
+"""The thief's price for evading MetaV's probe floor with noise on a derivative's answers.
 
-The closeness floor (``freqprint.metav.core``, 0.29) accuses only a suspect whose answers on
-natural inputs are as close to the source's as most of the owner's own derivatives.  A thief who
+The opt-in probe floor (``freqprint.metav.core``, 0.29) accuses only a suspect whose answers on
+natural inputs agree with the source's as much as most of the owner's own derivatives do (the
+task's probe statistic: label agreement for a classifier, closeness for a regressor).  A thief who
 knows that adds noise to every answer his API gives (he cannot tell the claim's natural probes
-from his users' queries), which lowers the closeness, and hopes V and the agreement test still
+from his users' queries), which lowers the statistic, and hopes V and the agreement test still
 fire while the floor withholds the verdict.  This script takes the test derivatives (weights,
 APIs, the ensemble's KD; not the held-out students) that the claim calls derived, serves each
 through noise of growing strength, and prints per strength how many are still derived with the
-floor and without it (V ≥ λ and p ≤ α alone), their closeness, and what the noisy API is worth:
+floor and without it (V ≥ λ and p ≤ α alone), their probe statistic, and what the noisy API is worth:
 R² (regression) or accuracy (classification) on the task's test set.
 
 Noise: regression, ``y + s·σ·ε`` (σ the source's output spread on the test set, ε standard
@@ -70,7 +71,7 @@ def main() -> None:
     ap.add_argument("--cache", default=".cache/freqprint/metav")
     args = ap.parse_args()
     mv, _ = load_claim(args.claim)
-    assert mv.floor is not None and mv.floor.probe_floor is not None, "a claim with a closeness floor (format 4)"
+    assert mv.floor is not None and mv.floor.probe_floor is not None, "a claim with a probe floor (format 4)"
     ens = build_ensemble(default_manifest(args.task, "quick"), args.cache, log=lambda s: None)
     task, test_data = ens.task, ens.data.test
     with torch.no_grad():
@@ -78,12 +79,14 @@ def main() -> None:
     pos = [m for m in ens.split("test") if m.label == 1 and not bench.population(m).startswith("students")]
     caught = [m for m in pos if mv.verdict(m.query).derived]
     print(
-        f"{args.task}: λ {mv.threshold:.3f}, closeness floor {mv.floor.probe_floor:.3f} "
+        f"{args.task}: λ {mv.threshold:.3f}, probe floor ({task.probe_statistic_name}) {mv.floor.probe_floor:.3f} "
         f"(the {mv.floor.floor_quantile:g} quantile of {mv.floor.probe_positives} train/val positives); "
         f"{len(caught)} of {len(pos)} test derivatives derived without noise; source's output spread σ {sigma:.3f}"
     )
     name = "s (noise sd / σ)" if args.task == "regression" else "e (mixing weight)"
-    print(f"{name} | derived with floor | derived without floor | closeness median [min, max] | API quality median [min, max]")
+    print(
+        f"{name} | derived with floor | derived without floor | probe statistic median [min, max] | API quality median [min, max]"
+    )
     for level in LEVELS[args.task]:
         with_floor = without = 0
         close, qual = [], []
@@ -92,7 +95,7 @@ def main() -> None:
             v = mv.verdict(api)
             with_floor += v.derived
             without += v.score >= v.threshold and v.p_value <= v.alpha
-            close.append(v.closeness)
+            close.append(v.probe_statistic)
             qual.append(quality(task, api, test_data))
         c, q = np.array(close), np.array(qual)
         print(

@@ -1,4 +1,4 @@
-"""Far negatives no manifest holds, against a regression claim: does the closeness floor hold on
+"""Far negatives no manifest holds, against a regression claim: does the probe floor hold on
 data nobody imagined when it was set?
 
 ``freqprint metav bench --tasks regression`` measures the verdict on the far families of its own
@@ -16,7 +16,7 @@ ten standardised features → one standardised value, none in any split of any m
 
 five models each (the manifest's far architectures and a wide MLP; 30 epochs, Adam, lr 0.003 as
 the manifest's), each also served rounded to 0.25 and 0.5: 90 answers.  Per family it prints how
-many the claim accuses with the closeness floor (the verdict) and without it (V ≥ λ and p ≤ α),
+many the claim accuses with the probe floor (a regressor's is on closeness; the verdict) and without it (V ≥ λ and p ≤ α),
 and the range of V and of the closeness.  Seeds come from the names (CRC-32).
 
 Usage::
@@ -70,13 +70,13 @@ def datasets() -> dict[str, ArrayDataset]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("claim", help="a regression claim of format 4 (with a closeness floor)")
+    ap.add_argument("claim", help="a regression claim of format 4 (with a probe floor)")
     args = ap.parse_args()
     mv, _ = load_claim(args.claim)
     assert mv.task.kind == "regression" and mv.floor is not None and mv.floor.probe_floor is not None
     task = create_task("regression")
     print(
-        f"claim: λ {mv.threshold:.3f}, α {mv.floor.alpha:g}, closeness floor {mv.floor.probe_floor:.3f} "
+        f"claim: λ {mv.threshold:.3f}, α {mv.floor.alpha:g}, probe floor (closeness) {mv.floor.probe_floor:.3f} "
         f"({mv.floor.floor_quantile:g} quantile of {mv.floor.probe_positives} train/val positives)"
     )
     print("family | answers | accused (verdict) | accused without the floor | V range | closeness range")
