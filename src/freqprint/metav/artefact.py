@@ -52,7 +52,7 @@ from freqprint.metav.tasks import create_task
 __all__ = ["FORMAT", "PanelReport", "load_claim", "panel_check", "save_claim"]
 
 FORMAT = "freqprint-metav/4"
-READABLE = (FORMAT, "freqprint-metav/3")  # 3: no closeness floor
+READABLE = (FORMAT, "freqprint-metav/3")  # 3: no probe floor
 MAX_PROBES = 100_000
 MAX_PERMUTATIONS = 1_000_000  # bounds a verdict's time (about 1 s per 10⁵ permutations of 32 inputs)
 META_KEY = "freqprint.metav"
@@ -253,7 +253,7 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
     ):
         raise FreqprintError(f"{source}: the floor's population must count its {len(scores)} reference scores by family")
     floor_c, q_c, n_c = None, None, 0
-    if meta.get("format") == FORMAT:  # format 3 has no closeness floor
+    if meta.get("format") == FORMAT:  # format 3 has no probe floor
         floor_c, q_c, n_c = fm.get("probe_floor"), fm.get("floor_quantile"), fm.get("probe_positives")
         number = (int, float)
         if not (

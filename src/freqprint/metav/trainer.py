@@ -122,7 +122,7 @@ def train_claim(
 def fit_claim(ens: Ensemble, cfg: MetaVConfig, alpha: float = 0.01, log: Callable[[str], None] = print) -> MetaV:
     """MetaV trained on ``ens``'s train and val splits, λ calibrated, and its floor calibrated on
     the reference split with ``cfg.n_probes`` natural probe inputs of the owner's data (the
-    closeness floor on the train and val positives)."""
+    probe floor on the train and val positives when cfg.floor_quantile is set)."""
     lo, hi = ens.task.domain(ens.data.owner)
     mv = fit_metav(
         ens.task,
