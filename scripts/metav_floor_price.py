@@ -30,7 +30,7 @@ import torch
 
 import freqprint_bench.metav as bench
 from freqprint.metav import load_claim
-from freqprint.metav.ensemble import build_ensemble, default_manifest
+from freqprint.metav.ensemble import build_ensemble, default_manifest, quality
 
 LEVELS = {"regression": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5), "classification": (0.0, 0.3, 0.5, 0.7, 0.85, 0.95)}
 
@@ -54,14 +54,6 @@ def noisy(task, query, level: float, sigma: float):
         return (1 - level) * p + level * q / q.sum(1, keepdim=True)
 
     return answer
-
-
-def quality(task, answer, data) -> float:
-    out = answer(data.images)
-    if task.kind == "classification":
-        return float((out.argmax(1) == data.labels).float().mean())
-    y = data.labels
-    return float(1 - ((out[:, 0] - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
 def main() -> None:

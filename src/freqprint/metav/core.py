@@ -300,7 +300,7 @@ class MetaV:
         pc = self.floor.rank_p(c, p1, a, by="closeness")
         cf = self.floor.probe_floor
         t = None if cf is None else self.task.probe_statistic(pf, src)
-        derived = s >= self.threshold and p <= a and (t is None or cf is None or t >= cf)
+        derived = s >= self.threshold and p <= a and (cf is None or (t is not None and t >= cf))
         return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(derived), c, pc, t, cf)
 
     def verify(self, query: Query | nn.Module, alpha: float | None = None) -> dict[str, Any]:
