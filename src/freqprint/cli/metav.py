@@ -97,9 +97,12 @@ def metav_train_cmd(
     augment: float | None = typer.Option(None, help="input-augmentation strength (0: none)"),
     floor_quantile: float | None = typer.Option(
         None,
-        help="opt-in: a 'derived' verdict also needs the task's probe statistic with the source on natural inputs (label "
-        "agreement for a classifier, closeness otherwise) >= this quantile of the training and validation positives' "
-        "(e.g. 0.05; docs/benchmarks.md §13 measures its price)",
+        help="the probe floor: a 'derived' verdict also needs the task's probe statistic with the source on natural inputs "
+        "(label agreement for a classifier, closeness otherwise) >= this quantile of the training and validation "
+        "positives' (default 0.05; docs/benchmarks.md §13 measures its price)",
+    ),
+    no_floor: bool = typer.Option(
+        False, "--no-floor", help="no probe floor: V's score and the p-value alone decide (accuses far models more often)"
     ),
     seed: int = typer.Option(0),
     alpha: float = typer.Option(
@@ -123,6 +126,7 @@ def metav_train_cmd(
         updates=updates,
         augment=augment,
         floor_quantile=floor_quantile,
+        no_floor=no_floor,
         root=data_root,
         device=device,
         alpha=alpha,

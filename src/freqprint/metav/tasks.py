@@ -232,7 +232,7 @@ class Task:
     probe_statistic_name: ClassVar[str] = "closeness"
 
     def probe_statistic(self, features: np.ndarray, source: np.ndarray) -> float:
-        """What the opt-in probe floor compares (:mod:`freqprint.metav.core`), from the closeness
+        """What the probe floor compares (:mod:`freqprint.metav.core`), from the closeness
         features of a suspect and of the source on the same natural inputs: their closeness (a
         correlation) unless a task says otherwise."""
         from freqprint.stats.floor import closeness

@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.metav.artefact import save_claim
@@ -67,6 +68,7 @@ def train_claim(
     updates: str | None = None,
     augment: float | None = None,
     floor_quantile: float | None = None,
+    no_floor: bool = False,
     root: str | Path | None = None,
     device: str = "cpu",
     alpha: float = 0.01,
@@ -76,12 +78,12 @@ def train_claim(
 
     The settings are the manifest profile's (:func:`metav_configs`; ``quick`` for a custom
     profile) with ``seed`` and any of ``n_inputs``, ``steps``, ``updates``, ``augment``,
-    ``floor_quantile`` given."""
+    ``floor_quantile`` given (the probe floor's quantile, 0.05 by default; ``no_floor``: none)."""
     kind = manifest.task["kind"]
     base = metav_configs(manifest.profile if manifest.profile in ("tiny", "quick", "large") else "quick").get(kind)
     if base is None:
         raise InvalidArgument(f"unknown task kind {kind!r}")
-    changes = {
+    changes: dict[str, Any] = {
         k: v
         for k, v in {
             "n_inputs": n_inputs,
@@ -92,7 +94,11 @@ def train_claim(
         }.items()
         if v is not None
     }
-    cfg = dataclasses.replace(base, seed=seed, **changes)  # type: ignore[arg-type]
+    if no_floor:
+        if floor_quantile is not None:
+            raise InvalidArgument("give a floor quantile or no floor, not both")
+        changes["floor_quantile"] = None
+    cfg = dataclasses.replace(base, seed=seed, **changes)
     splits = ("train", "val", "reference")
     ens = build_ensemble(manifest, cache, root=str(root) if root else None, log=log, splits=splits, device=device)
     v, ref = ens.split("val"), ens.split("reference")
