@@ -1,6 +1,6 @@
 """The thief's price for evading MetaV's probe floor with noise on a derivative's answers.
 
-The opt-in probe floor (``freqprint.metav.core``, 0.29) accuses only a suspect whose answers on
+The probe floor (``freqprint.metav.core``, 0.29; on by default from 0.30) accuses only a suspect whose answers on
 natural inputs agree with the source's as much as most of the owner's own derivatives do (the
 task's probe statistic: label agreement for a classifier, closeness for a regressor).  A thief who
 knows that adds noise to every answer his API gives (he cannot tell the claim's natural probes

@@ -376,8 +376,6 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
             "8",
             "--alpha",
             "0.05",
-            "--floor-quantile",
-            "0.05",
             "--out",
             str(tmp_path / "reg.metav"),
         ],
@@ -387,7 +385,11 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
     assert r.returncode == 0 and "commitment" in r.stdout and "and closeness >= 0." in " ".join(r.stdout.split()), r.stderr
     mv_reg, meta = load_claim(tmp_path / "reg.metav")
     assert len(mv_reg.inputs) == 8 and meta["manifest"]["task"]["kind"] == "regression" and 0 < mv_reg.threshold < 1
-    assert meta["floor"]["floor_quantile"] == 0.05 and meta["floor"]["probe_positives"] >= 2
+    assert meta["floor"]["floor_quantile"] == 0.05 and meta["floor"]["probe_positives"] >= 2  # the default floor
+    from freqprint.metav.trainer import train_claim
+
+    with pytest.raises(FreqprintError, match="not both"):
+        train_claim(tiny_manifest("regression"), tmp_path / "x.metav", fitted["cache"], floor_quantile=0.1, no_floor=True)
 
 
 def test_metav_is_a_tracing_method():
@@ -502,43 +504,6 @@ def test_the_agreement_test_is_exact_under_its_null_and_refuses_a_constant():
     assert conformal_pvalue(0.5, [0.1, 0.9, 0.95], False, [True, False, False]) == pytest.approx(4 / 4)
 
 
-def test_the_floor_aware_rank_counts_only_answers_above_the_floor_and_stays_valid():
-    """With a probe floor t_min the reference rank orders (1[p₁ ≤ α], 1[t ≥ t_min], V): a reference
-    answer below the floor, however V scores it, does not count against a suspect above it; an
-    answer above the floor outranks every one below.  t_min is fixed in advance (the positives'),
-    so under exchangeability P(p ≤ a) ≤ a still."""
-    from freqprint.metav.core import Floor
-    from freqprint.stats.floor import conformal_pvalue
-
-    def floor(scores, stat, p1, t_min=0.5):
-        n = len(scores)
-        z = torch.zeros(n, dtype=torch.float64)
-        return Floor(
-            torch.zeros(4, 1), torch.zeros(2, 3), torch.zeros(2, 1), torch.tensor(scores, dtype=torch.float64), z,
-            torch.tensor(p1, dtype=torch.float64), {"ref": n}, probe_floor=t_min, floor_quantile=0.05,
-            probe_positives=3, statistic=None if stat is None else torch.tensor(stat, dtype=torch.float64),
-        )  # fmt: skip
-
-    f = floor([0.9, 0.95, 0.2], [0.1, 0.99, 0.8], [0.001, 0.001, 0.001])
-    assert f.rank_p(0.8, 0.001, 0.01) == pytest.approx(3 / 4)  # without the suspect's statistic: every answer counts
-    assert f.rank_p(0.8, 0.001, 0.01, statistic=0.9) == pytest.approx(2 / 4)  # 0.9 (below the floor) does not count
-    assert f.rank_p(0.1, 0.001, 0.01, statistic=0.2) == pytest.approx(4 / 4)  # a suspect below it: all above it count
-    assert floor([0.9, 0.95, 0.2], None, [0.001] * 3).rank_p(0.8, 0.001, 0.01, statistic=0.9) == pytest.approx(3 / 4)
-    # levels: a reference answer that fails agreement never counts against one that passes
-    assert conformal_pvalue(0.5, [0.9, 0.9, 0.1], 3, [1, 2, 3]) == pytest.approx(1 / 4)
-    assert conformal_pvalue(0.5, [0.9, 0.9, 0.1], 2, [1, 3, 2]) == pytest.approx(2 / 4)
-    # validity: n + 1 exchangeable answers, the suspect is one of them
-    rng = np.random.default_rng(0)
-    n, trials = 99, 3000
-    ps = []
-    for _ in range(trials):
-        sc, st, p1 = rng.random(n + 1), rng.random(n + 1), rng.choice([0.001, 0.5], n + 1)
-        ps.append(floor(sc[1:], st[1:], p1[1:]).rank_p(sc[0], p1[0], 0.01, statistic=st[0]))
-    ps = np.array(ps)
-    for a in (0.01, 0.05, 0.2):
-        assert (ps <= a).mean() <= a + 3 * np.sqrt(a * (1 - a) / trials), (a, (ps <= a).mean())
-
-
 def test_the_joint_rank_is_valid_under_exchangeability_and_costs_one_rank():
     """Two routes (V's score, closeness) in one full-conformal rank: under exchangeability,
     P(p <= a) <= a; a suspect that tops the panel in one statistic only gets 2/(n + 1), in both
@@ -638,9 +603,8 @@ def test_the_probe_floor_is_a_quantile_of_the_positives_and_only_withholds_accus
     the natural probes (a regressor's closeness) to reach the q-quantile of the training and
     validation positives' (no negative enters it).  A suspect that answers the fingerprint
     inputs X as the source does and natural inputs as a far model does (V and the agreement test
-    see only X) is derived without the floor and not with it; the rank counts only reference
-    answers above the floor; a format-4 claim (no reference statistics) ranks as before and a
-    format-3 claim (no floor) judges as before."""
+    see only X) is derived without the floor and not with it; a format-3 claim (no floor) still
+    loads and judges as before."""
     import dataclasses
 
     ens, bare = fitted["regression"]  # the fixture's claim has no probe floor
@@ -657,24 +621,11 @@ def test_the_probe_floor_is_a_quantile_of_the_positives_and_only_withholds_accus
     assert bare.floor.probe_floor is None and f.scores.tolist() == bare.floor.scores.tolist()
     assert f.probe_positives == len(fit_pos) and f.floor_quantile == 0.05
     assert f.probe_floor == pytest.approx(float(np.quantile(close, 0.05)), abs=1e-12)
-    ref_stat = [
-        mv.task.probe_statistic(mv._answers(q, f.probes)[1].double().numpy(), f.probe_answers.double().numpy())
-        for q, _ in bare_refs(ens)
-    ]
-    assert sorted(f.statistic.tolist()) == pytest.approx(sorted(ref_stat), abs=1e-12)
     for m in ens.split("test"):
         v = mv.verdict(m.query)
         assert v.probe_floor == f.probe_floor
         assert v.probe_statistic == pytest.approx(v.closeness, abs=1e-12)
         assert v.derived == (v.score >= v.threshold and v.p_value <= v.alpha and v.probe_statistic >= f.probe_floor)
-        # the rank, counted here: reference answers of a higher level, or of the suspect's with V at least its
-        lev = lambda p1, t: 2 * int(p1 <= v.alpha) + int(t >= f.probe_floor)
-        mine = lev(v.p_agreement, v.probe_statistic)
-        above = sum(
-            lev(p1, t) > mine or (lev(p1, t) == mine and sc >= v.score)
-            for p1, t, sc in zip(f.agreement_p.tolist(), f.statistic.tolist(), f.scores.tolist())
-        )
-        assert v.p_reference == pytest.approx((1 + above) / (len(f.scores) + 1), abs=1e-12)
     torch.manual_seed(5)
     src, far = ens.source.model.eval(), ens.task.build(ARCH["regression"][0], 905)[0].eval()  # an untrained network
     n = len(mv.inputs)
@@ -683,8 +634,7 @@ def test_the_probe_floor_is_a_quantile_of_the_positives_and_only_withholds_accus
         return torch.cat([ens.task.outputs(src, x[:n]), ens.task.outputs(far, x[n:])])
 
     v = mv.verdict(hybrid)
-    p_no_floor = max(v.p_agreement, f.rank_p(v.score, v.p_agreement, v.alpha))  # a rank over every reference answer
-    assert v.score >= v.threshold and p_no_floor <= v.alpha and v.probe_statistic < f.probe_floor and not v.derived
+    assert v.score >= v.threshold and v.p_value <= v.alpha and v.probe_statistic < f.probe_floor and not v.derived
     # a format-3 claim: the same file without the probe floor's keys; its verdict is V ≥ λ and p ≤ α
     path = tmp_path / "claim.safetensors"
     save_claim(mv, path)
@@ -692,34 +642,20 @@ def test_the_probe_floor_is_a_quantile_of_the_positives_and_only_withholds_accus
     hlen = struct.unpack("<Q", raw[:8])[0]
     header = json.loads(raw[8 : 8 + hlen])
     meta = json.loads(header["__metadata__"]["freqprint.metav"])
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from freqprint.metav.artefact import _commitment
 
-    def rewrite(name: str, body: dict, drop: tuple[str, ...] = ()) -> Path:
-        tensors = {k: t for k, t in load_file(str(path)).items() if k not in drop}
-        out = tmp_path / name
-        save_file(tensors, str(out), {"freqprint.metav": json.dumps(dict(body, commitment=_commitment(body, tensors)))})
-        return out
-
-    body = {k: v for k, v in meta.items() if k != "commitment"}
-    # format 4: the floor without the reference statistics; its rank counts every reference answer
-    mv4, _ = load_claim(rewrite("v4.safetensors", dict(body, format="freqprint-metav/4"), ("floor.statistic",)))
-    assert mv4.floor.statistic is None and mv4.floor.probe_floor == f.probe_floor
-    for m in ens.split("test")[:6]:
-        v4, v5 = mv4.verdict(m.query), mv.verdict(m.query)
-        assert v4.p_reference == pytest.approx(mv.floor.rank_p(v5.score, v5.p_agreement, v5.alpha), abs=1e-12)
-        if v5.probe_statistic >= f.probe_floor:  # above the floor the new rank can only be smaller
-            assert v5.p_reference <= v4.p_reference
-        assert not (v5.derived and not v4.derived) or v5.p_reference < v4.p_reference
-    # a format-5 claim with a floor but no reference statistics is refused
-    with pytest.raises(FreqprintError, match="floor.statistic"):
-        load_claim(rewrite("v5-bad.safetensors", body, ("floor.statistic",)))
     fm = {k: v for k, v in meta["floor"].items() if not k.startswith(("probe", "floor_quantile"))}
-    mv3, _ = load_claim(rewrite("v3.safetensors", dict(body, format="freqprint-metav/3", floor=fm), ("floor.statistic",)))
+    body = dict({k: v for k, v in meta.items() if k != "commitment"}, format="freqprint-metav/3", floor=fm)
+    old = dict(body, commitment=_commitment(body, load_file(str(path))))
+    enc = json.dumps(dict(header, __metadata__={"freqprint.metav": json.dumps(old)})).encode()
+    enc += b" " * (-len(enc) % 8)
+    (tmp_path / "v3.safetensors").write_bytes(struct.pack("<Q", len(enc)) + enc + raw[8 + hlen :])
+    mv3, _ = load_claim(tmp_path / "v3.safetensors")
     v3 = mv3.verdict(hybrid)
     assert mv3.floor.probe_floor is None and v3.probe_floor is None and v3.derived
-    # a claim whose floor is out of range or half missing is refused
+    # a format-4 claim whose floor is out of range or half missing is refused
     for bad in ({"probe_floor": 2.0}, {"floor_quantile": None}, {"probe_positives": 0}):
         m4 = dict({k: v for k, v in meta.items() if k != "commitment"}, floor={**meta["floor"], **bad})
         m4 = dict(m4, commitment=_commitment(m4, load_file(str(path))))

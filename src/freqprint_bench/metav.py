@@ -84,8 +84,7 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
     row also holds, on the same answers, the joint rule that was measured and not adopted
     (``derived_joint``: max(p₁, joint rank by V or closeness) ≤ α, no λ;
     :func:`freqprint.stats.floor.joint_rank_pvalue`), the verdict without the probe floor
-    (``derived_no_floor``: V ≥ λ and p ≤ α with p's rank over every reference answer, the rule of
-    0.28 and before) and the suspect's quality
+    (``derived_no_floor``: V ≥ λ and p ≤ α, the rule of 0.28 and before) and the suspect's quality
     (test accuracy, R²)."""
     from freqprint.stats.floor import joint_rank_pvalue
 
@@ -99,9 +98,7 @@ def _verdicts(mv: MetaV, test: list) -> dict[str, Any]:
             r["score"], r["closeness"], r["p_agreement"] <= r["alpha"], f.scores.numpy(), f.closeness.numpy(), ok
         )
         r["derived_joint"] = bool(max(r["p_agreement"], p_joint) <= r["alpha"])
-        # a claim without the probe floor: its rank counts every reference answer, whatever its statistic
-        r["p_value_no_floor"] = max(r["p_agreement"], f.rank_p(r["score"], r["p_agreement"], r["alpha"]))
-        r["derived_no_floor"] = bool(r["score"] >= r["threshold"] and r["p_value_no_floor"] <= r["alpha"])
+        r["derived_no_floor"] = bool(r["score"] >= r["threshold"] and r["p_value"] <= r["alpha"])
         r["quality"] = m.quality
     fams: dict[tuple[int, str], list[str]] = {}
     pops: dict[tuple[int, str], list[str]] = {}
@@ -338,8 +335,7 @@ def metav_markdown(res: dict[str, Any]) -> str:
         lines += [
             f"**Verdicts** (V ≥ λ, p ≤ α = {v['alpha']:g} and {floor}; p = max(agreement test, rank among the "
             f"{v['reference']['n']} reference models); {v['seconds_per_suspect'] * 1e3:.0f} ms per suspect; "
-            "'no floor': V ≥ λ and p ≤ α with p ranked over every reference answer, the verdict of a claim without "
-            "the probe floor (metav train --no-floor); "
+            "'no floor': V ≥ λ and p ≤ α, the verdict of a claim without the probe floor (metav train --no-floor); "
             "'joint rule': p = max(agreement test, joint rank by V or closeness) ≤ α without λ, measured and not adopted): "
             f"TPR {ci(v['tpr'])} on {v['tpr']['n']}, TNR {ci(v['tnr'])} on {v['tnr']['n']} (exact 95 % intervals).",
             "",

@@ -11,10 +11,8 @@ verifier's architecture, the threshold λ, the floor's α, permutations, seed an
 population, the training configuration and seeds, the environment it was trained in (torch
 version, thread count), the ensemble manifest itself, its SHA-256 and the recipe hash of every
 model in it, and a ``commitment``.  Format 4 adds the probe floor (``floor.probe_floor``,
-its quantile, how many positives it came from and the task's statistic); format 5 adds the
-reference answers' probe statistics (``floor.statistic``), so that the reference rank counts only
-answers above the floor.  A format-4 claim still loads and ranks without them (its verdicts as
-before); a format-3 claim loads and gives its verdicts without a probe floor.  Formats 1 (before the floor) and 2 (before the probes) are refused:
+its quantile, how many positives it came from and the task's statistic); a format-3 claim still
+loads and gives its verdicts without one.  Formats 1 (before the floor) and 2 (before the probes) are refused:
 retrain.
 
 **The commitment** is SHA-256 over the canonical JSON of the metadata (without the commitment)
@@ -53,8 +51,8 @@ from freqprint.metav.tasks import create_task
 
 __all__ = ["FORMAT", "PanelReport", "load_claim", "panel_check", "save_claim"]
 
-FORMAT = "freqprint-metav/5"
-READABLE = (FORMAT, "freqprint-metav/4", "freqprint-metav/3")  # 4: no reference statistics; 3: no probe floor
+FORMAT = "freqprint-metav/4"
+READABLE = (FORMAT, "freqprint-metav/3")  # 3: no probe floor
 MAX_PROBES = 100_000
 MAX_PERMUTATIONS = 1_000_000  # bounds a verdict's time (about 1 s per 10⁵ permutations of 32 inputs)
 META_KEY = "freqprint.metav"
@@ -78,8 +76,6 @@ def _tensors(mv: MetaV) -> dict[str, torch.Tensor]:
         out["floor.agreement_p"] = mv.floor.agreement_p.double()
         out["floor.probes"], out["floor.probe_answers"] = mv.floor.probes.float(), mv.floor.probe_answers.float()
         out["floor.closeness"] = mv.floor.closeness.double()
-        if mv.floor.statistic is not None:
-            out["floor.statistic"] = mv.floor.statistic.double()
     if mv.task._stats is not None:
         out["stats.mean"], out["stats.std"] = mv.task._stats
     return {k: v.detach().cpu().contiguous() for k, v in out.items()}
@@ -257,8 +253,7 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
     ):
         raise FreqprintError(f"{source}: the floor's population must count its {len(scores)} reference scores by family")
     floor_c, q_c, n_c = None, None, 0
-    stat = sd.get("floor.statistic")
-    if meta.get("format") != "freqprint-metav/3":  # format 3 has no probe floor
+    if meta.get("format") == FORMAT:  # format 3 has no probe floor
         floor_c, q_c, n_c = fm.get("probe_floor"), fm.get("floor_quantile"), fm.get("probe_positives")
         number = (int, float)
         if not (
@@ -276,14 +271,6 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
                 f"{source}: the floor's probe_floor must be a statistic in [-1, 1] with its quantile in [0, 1) and "
                 "its count of positives (or null, 0 positives)"
             )
-    if meta.get("format") == FORMAT and (floor_c is None) != (stat is None):
-        raise FreqprintError(
-            f"{source}: a claim has reference probe statistics ('floor.statistic') exactly when it has a probe floor"
-        )
-    if stat is not None and (
-        meta.get("format") != FORMAT or stat.shape != scores.shape or not bool(((stat >= -1 - 1e-9) & (stat <= 1 + 1e-9)).all())
-    ):
-        raise FreqprintError(f"{source}: 'floor.statistic' must hold one probe statistic in [-1, 1] per reference score")
     return Floor(
         answers.float(),
         probes.float(),
@@ -298,7 +285,6 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
         None if floor_c is None else float(floor_c),
         None if q_c is None else float(q_c),
         int(n_c or 0),
-        None if stat is None else stat.double(),
     )
 
 

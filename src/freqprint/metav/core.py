@@ -45,10 +45,10 @@ regression and generation, the share of probes with the source's top label for c
 (the log-probabilities' closeness of a label-only API is capped near 0.68, and mixing noise into
 served probabilities lowers it at no cost in accuracy: §13 measured both).  A conjunction can
 only withhold accusations, so the p-value stays an upper bound; its price is the positives below
-t_min and a thief who lowers ``t`` (§13 prices it).  The floor also enters the reference rank
-(from claim format 5): a reference answer below t_min cannot outrank a suspect above it
-(:mod:`freqprint.stats.floor`), so the rank counts only the answers that could themselves be
-accused — a valid p-value still, since t_min comes from the positives.  The closeness and
+t_min and a thief who lowers ``t`` (§13 prices it).  The floor is a gate only: the reference rank
+still counts every reference answer, those below the floor included (a rank over the answers
+above it only accused students of *other* teachers far more often than α: §13, measured and not
+adopted).  The closeness and
 its own rank among the reference answers (``p_closeness``) are reported beside every verdict
 (§13 measured the joint rule, V or closeness, and it lost more than it gained).
 
@@ -176,9 +176,7 @@ class Floor:
     ``alpha``: the level a verdict needs; ``permutations``: B of the agreement test; ``seed``:
     its permutations' seed; ``probe_floor``: the probe statistic a derived verdict needs
     (``None``: none), the ``floor_quantile`` of the statistic of the ``probe_positives``
-    training and validation positives it came from; ``statistic``: each reference answer's
-    probe statistic (same order; ``None`` for a claim without a probe floor, or a format-4 claim,
-    whose rank then ignores the floor)."""
+    training and validation positives it came from."""
 
     answers: torch.Tensor
     probes: torch.Tensor
@@ -193,7 +191,6 @@ class Floor:
     probe_floor: float | None = None
     floor_quantile: float | None = None
     probe_positives: int = 0
-    statistic: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:
@@ -206,27 +203,16 @@ class Floor:
         close = self.closeness.double().reshape(-1)
         if not scores.shape == p.shape == close.shape:
             raise InvalidArgument("the reference scores, closeness values and agreement p-values differ in length")
-        stat = None if self.statistic is None else self.statistic.double().reshape(-1)
-        if stat is not None and stat.shape != scores.shape:
-            raise InvalidArgument("the reference scores and probe statistics differ in length")
         if len(self.probes) != len(self.probe_answers):
             raise InvalidArgument("the floor's probe inputs and the source's answers on them differ in number")
         order = torch.argsort(scores, stable=True)
         self.scores, self.closeness, self.agreement_p = scores[order], close[order], p[order]
-        self.statistic = None if stat is None else stat[order]
 
-    def rank_p(self, score: float, p_agreement: float, alpha: float, by: str = "scores", statistic: float | None = None) -> float:
+    def rank_p(self, score: float, p_agreement: float, alpha: float, by: str = "scores") -> float:
         """p₂: the conformal p-value of (1[p₁ ≤ α], V) among the reference answers; with
-        ``by="closeness"``, of (1[p₁ ≤ α], closeness) (reported beside a verdict).  Given the
-        suspect's probe ``statistic`` and a claim with a probe floor and its reference answers'
-        statistics, of (1[p₁ ≤ α], 1[t ≥ t_min], V) (:mod:`freqprint.stats.floor`): a reference
-        answer below the floor does not count against a suspect above it."""
+        ``by="closeness"``, of (1[p₁ ≤ α], closeness) (reported beside a verdict)."""
         ref = self.scores if by == "scores" else self.closeness
-        level, ref_level = int(p_agreement <= alpha), (self.agreement_p <= alpha).numpy().astype(np.int64)
-        if statistic is not None and self.probe_floor is not None and self.statistic is not None:
-            level = 2 * level + int(statistic >= self.probe_floor)
-            ref_level = 2 * ref_level + (self.statistic >= self.probe_floor).numpy().astype(np.int64)
-        return conformal_pvalue(score, ref.numpy(), level, ref_level)
+        return conformal_pvalue(score, ref.numpy(), p_agreement <= alpha, (self.agreement_p <= alpha).numpy())
 
 
 @dataclass(frozen=True)
@@ -311,12 +297,12 @@ class MetaV:
         pf, src = probe_feats.double().numpy(), self.floor.probe_answers.double().numpy()
         c = closeness(pf, src)
         rho, p1 = self._agreement(feats, self.floor.answers, self.floor.permutations, self.floor.seed)
-        cf = self.floor.probe_floor
-        t = None if cf is None else self.task.probe_statistic(pf, src)
-        p2 = self.floor.rank_p(s, p1, a, statistic=t)
+        p2 = self.floor.rank_p(s, p1, a)
         p = max(p1, p2)
         n = len(self.floor.scores)
         pc = self.floor.rank_p(c, p1, a, by="closeness")
+        cf = self.floor.probe_floor
+        t = None if cf is None else self.task.probe_statistic(pf, src)
         derived = s >= self.threshold and p <= a and (cf is None or (t is not None and t >= cf))
         return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(derived), c, pc, t, cf)
 
@@ -379,22 +365,20 @@ def calibrate_floor(
     probes = probes.detach().float().clone()
     feats, probe_answers = mv._answers(source, probes)
     answers = feats.reshape(len(mv.inputs), -1).detach().clone()
-    scores, close, p_agree, stat = [], [], [], []
+    scores, close, p_agree = [], [], []
     population: dict[str, int] = {}
-    src = probe_answers.double().numpy()
     for q, fam in reference:
         feats, probe_feats = mv._answers(q, probes)
-        pf = probe_feats.double().numpy()
         scores.append(mv._score(feats))
-        close.append(closeness(pf, src))
-        stat.append(mv.task.probe_statistic(pf, src))
+        close.append(closeness(probe_feats.double().numpy(), probe_answers.double().numpy()))
         p_agree.append(mv._agreement(feats, answers, permutations, mv.config.seed)[1])
         population[fam] = population.get(fam, 0) + 1
     q_close = mv.config.floor_quantile
     floor_c: float | None = None
     pos_close: list[float] = []
     if q_close is not None and positives:
-        pos_close = [mv.task.probe_statistic(mv._answers(q, probes)[1].double().numpy(), src) for q in positives]
+        ref_answers = probe_answers.double().numpy()
+        pos_close = [mv.task.probe_statistic(mv._answers(q, probes)[1].double().numpy(), ref_answers) for q in positives]
         floor_c = float(np.quantile(np.asarray(pos_close), q_close))
     mv.floor = Floor(
         answers,
@@ -410,7 +394,6 @@ def calibrate_floor(
         floor_c,
         q_close if pos_close else None,
         len(pos_close),
-        torch.tensor(stat, dtype=torch.float64) if floor_c is not None else None,
     )
     return mv.floor
 

@@ -690,36 +690,6 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
         for api, params in _SERVED[kind]:
             served(par, api, params)
         n_ref += per_model
-    # added in 0.30, seeds of their own: students of independent teachers in the reference, raw and
-    # served.  With a probe floor the rank counts only reference answers above it, and a student of
-    # another teacher is the innocent that V and the floor confuse first (a regression claim
-    # accused 2 of 14 in test without them: docs/benchmarks.md §13); the ensemble's own KD recipe
-    # and the training split's recipes, into the training split's families (never the held-out ones)
-    seed = iter(range(1_100_000, 1_200_000))
-    teachers = [
-        e for e in out if e.split == "reference" and e.op == "train" and e.params["data"] == "owner" and e.params["epochs"]
-    ]
-    ensemble_kd: tuple[str, tuple[dict[str, Any], float]] = ("kd", ({}, base_lr))
-    plan_students = [
-        (ensemble_kd, src_arch),
-        (ensemble_kd, other[0]),
-        (recipes[0], students[0]),
-        (recipes[1], students[1 % len(students)]),
-    ]
-    for i, ((rname, (opts, lr)), arch) in enumerate(plan_students * t):
-        teacher = teachers[i % len(teachers)]
-        par = add(
-            f"ref:student-{i}",
-            "reference",
-            f"ref student {rname} → {arch}",
-            "reference",
-            op="distill",
-            parent=teacher.name,
-            arch=arch,
-            params={"epochs": kd_epochs, "lr": lr, **opts},
-        )
-        for api, params in _SERVED[kind]:
-            served(par, api, params)
     return out
 
 

@@ -39,14 +39,6 @@ reference answer without information (a constant, an untrained network) cannot o
 informative suspect however V scores it, and one that carries information counts against the
 suspect as soon as V scores it as high.  The smallest p₂ is 1/(n + 1): α = 0.01 needs n ≥ 99.
 
-A claim with a **probe floor** t_min (:mod:`freqprint.metav.core`) ranks by
-``g = (1[p₁ ≤ α], 1[t ≥ t_min], V)``, with t the answer's probe statistic on natural inputs: a
-reference answer below the floor cannot outrank a suspect above it.  t_min comes from the owner's
-own derivatives (train and validation positives), never from the reference answers or the
-suspect, so g is still a score fixed in advance and p₂ stays valid; and since a "derived" verdict
-needs t ≥ t_min anyway, the rank only counts the reference answers that could themselves have
-been accused (docs/benchmarks.md §13 measures what that gains).
-
 **Closeness** (:func:`closeness`, reported beside a verdict): the same correlation ρ, without
 permutations, on a set P of natural inputs of the owner's data, of the task's closeness features
 (for a classifier the row-centred log-probabilities: a temperature on the served probabilities
@@ -121,19 +113,17 @@ def agreement_pvalue(answers: np.ndarray, reference: np.ndarray, permutations: i
 def conformal_pvalue(
     score: float,
     reference: Sequence[float] | np.ndarray,
-    passed: bool | int = True,
-    reference_passed: Sequence[bool] | Sequence[int] | np.ndarray | None = None,
+    passed: bool = True,
+    reference_passed: Sequence[bool] | np.ndarray | None = None,
 ) -> float:
     """p₂ = (1 + #{j : g_j ≥ g}) / (n + 1) with g = (passed, score) ordered lexicographically
     (module docstring; without ``reference_passed`` every answer counts as passed); 1.0 with no
-    reference.  ``passed`` may be an integer **level** (how many ordered gates an answer passed,
-    :meth:`freqprint.metav.core.Floor.rank_p`): an answer of a higher level outranks every answer
-    of a lower one, V orders answers of one level; a boolean is level 0 or 1."""
+    reference."""
     ref = np.asarray(reference, dtype=np.float64)
-    lev = np.ones(len(ref), np.int64) if reference_passed is None else np.asarray(reference_passed).astype(np.int64)
-    if lev.shape != ref.shape:
+    ok = np.ones(len(ref), bool) if reference_passed is None else np.asarray(reference_passed, bool)
+    if ok.shape != ref.shape:
         raise ValueError("reference scores and their agreement flags differ in length")
-    at_least = (lev > int(passed)) | ((lev == int(passed)) & (ref >= score))
+    at_least = (ok & (ref >= score)) if passed else (ok | (ref >= score))
     return float((1 + int(at_least.sum())) / (len(ref) + 1))
 
 

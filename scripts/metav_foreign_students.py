@@ -1,0 +1,123 @@
+"""Students of other teachers, against a MetaV claim: the innocent that V confuses first.
+
+A claim's reference rank is valid for the reference population as a whole; a family that V
+scores above the reference's average is accused more often than α.  Students distilled from
+*independent* teachers are that family (V learns what a student looks like).  This script builds
+students the claim has never
+seen: fresh independent teachers (the source's architecture and the other families, trained on
+the owner's data from seeds no manifest uses) each distilled with the ensemble's KD recipe and
+with the task's student recipes into several families, then served raw and through the task's
+APIs; it prints, per recipe and family, how many the claim accuses, with V, the probe statistic
+and p, and the 95 % upper bound on the accusation rate — for the claim's verdict and for a rank
+that counts only the reference answers above the probe floor (measured in 0.30, not adopted:
+this script is why).
+
+Usage (models go to the cache; regression trains in about a minute)::
+
+    python scripts/metav_foreign_students.py bench-results/metav/metav-regression.safetensors --task regression
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+
+import numpy as np
+
+from freqprint.metav import load_claim
+from freqprint.metav.artefact import clopper_pearson_upper
+from freqprint.metav.ensemble import _RECIPES, _SERVED, Entry, Manifest, build_ensemble, default_manifest
+
+
+def foreign_students(kind: str, teachers: int, seed_base: int) -> Manifest:
+    """The default manifest's source, ``teachers`` fresh independent teachers per architecture, and
+    their students (every test entry a negative)."""
+    base = default_manifest(kind, "quick")
+    src = next(e for e in base.entries if e.name == "source")
+    archs = list(dict.fromkeys(e.arch for e in base.entries if e.op == "train" and e.role == "negative" and e.arch))
+    archs = [a for a in archs if a is not None][:4]
+    seed = iter(range(seed_base, seed_base + 100_000))
+    entries = [src]
+    recipes = [("kd", {}, src.params["lr"])] + [(n, o, lr) for n, (o, lr) in _RECIPES[kind].items()]
+    epochs = max(2, int(src.params["epochs"]))
+    for ti in range(teachers):
+        for a in archs:
+            t = Entry(f"teacher-{a}-{ti}", "negative", f"teacher {a}", "val", "train", arch=a, seed=next(seed),
+                      params={"data": "owner", "epochs": src.params["epochs"], "lr": src.params["lr"]})  # fmt: skip
+            entries.append(t)
+            for k, (rname, opts, lr) in enumerate(recipes):
+                arch = archs[(ti + k) % len(archs)]
+                s = Entry(f"student-{a}-{ti}-{rname}", "negative", f"student {rname} → {arch}", "test", "distill",
+                          parent=t.name, arch=arch, seed=next(seed), params={"epochs": epochs, "lr": lr, **opts})  # fmt: skip
+                entries.append(s)
+                for api, params in _SERVED[kind]:
+                    entries.append(Entry(f"{s.name}:{api}", "negative", f"{s.family} api-{api}", "test", "output",
+                                         parent=s.name, seed=next(seed), params=params))  # fmt: skip
+    return Manifest(base.task, entries, "custom")
+
+
+def floor_rank_p(mv, v, ref_stat: np.ndarray) -> float:
+    """The rank measured in 0.30 and not adopted: (1[p₁ ≤ α], 1[t ≥ t_min], V) over the reference
+    answers, so that an answer below the floor never counts against a suspect above it."""
+    f = mv.floor
+    ok = (f.agreement_p <= v.alpha).numpy().astype(np.int64)
+    lev_ref = 2 * ok + (ref_stat >= f.probe_floor)
+    lev = 2 * int(v.p_agreement <= v.alpha) + int(v.probe_statistic >= f.probe_floor)
+    count = ((lev_ref > lev) | ((lev_ref == lev) & (f.scores.numpy() >= v.score))).sum()
+    return max(v.p_agreement, float((1 + count) / (len(ref_stat) + 1)))
+
+
+def reference_statistics(mv, meta: dict, cache: str) -> np.ndarray:
+    """The probe statistic of every reference answer of the claim's own manifest, in the floor's order."""
+    ens = build_ensemble(Manifest.from_dict(meta["manifest"]), cache, splits=("reference",))
+    f = mv.floor
+    src = f.probe_answers.double().numpy()
+    scores, stat = [], []
+    for m in ens.split("reference"):
+        feats, pf = mv._answers(m.query, f.probes)
+        scores.append(mv._score(feats))
+        stat.append(mv.task.probe_statistic(pf.double().numpy(), src))
+    order = np.argsort(np.asarray(scores), kind="stable")  # Floor sorts its answers by V, stably
+    assert np.allclose(np.asarray(scores)[order], f.scores.numpy())
+    return np.asarray(stat)[order]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("claim")
+    ap.add_argument("--task", default="regression")
+    ap.add_argument("--teachers", type=int, default=3, help="fresh teachers per architecture")
+    ap.add_argument("--seed-base", type=int, default=1_300_000)
+    ap.add_argument("--cache", default=".cache/freqprint/metav")
+    args = ap.parse_args()
+    mv, meta = load_claim(args.claim)
+    assert mv.floor is not None and mv.floor.probe_floor is not None, "a claim with a probe floor"
+    f = mv.floor
+    print(
+        f"claim: λ {mv.threshold:.3f}, α {f.alpha:g}, probe floor {f.probe_floor:.3f}, {len(f.scores)} reference answers "
+        f"({sum(v for k, v in f.population.items() if 'student' in k)} of them students of independent teachers)"
+    )
+    ref_stat = reference_statistics(mv, meta, args.cache)
+    ens = build_ensemble(foreign_students(args.task, args.teachers, args.seed_base), args.cache, splits=("test",))
+    rows: dict[str, list] = collections.defaultdict(list)
+    for m in ens.split("test"):
+        rows[m.entry.family.split(" api-")[0]].append(mv.verdict(m.query))
+    alt = lambda v: v.score >= v.threshold and floor_rank_p(mv, v, ref_stat) <= v.alpha and v.probe_statistic >= f.probe_floor
+    print(
+        "family (raw and served) | answers | accused (the verdict) | accused, floor-aware rank | V range | probe statistic range | p range"
+    )
+    total = accused = accused_alt = 0
+    for fam, vs in sorted(rows.items()):
+        a, b = sum(v.derived for v in vs), sum(alt(v) for v in vs)
+        total, accused, accused_alt = total + len(vs), accused + a, accused_alt + b
+        print(
+            f"{fam} | {len(vs)} | {a} | {b} | {min(v.score for v in vs):.3f}–{max(v.score for v in vs):.3f} | "
+            f"{min(v.probe_statistic for v in vs):.3f}–{max(v.probe_statistic for v in vs):.3f} | "
+            f"{min(v.p_value for v in vs):.3f}–{max(v.p_value for v in vs):.3f}"
+        )
+    print(f"in all: {accused} of {total} accused (95 % upper bound {clopper_pearson_upper(accused, total):.3f})")
+    print(f"with the floor-aware rank: {accused_alt} of {total} ({clopper_pearson_upper(accused_alt, total):.3f})")
+
+
+if __name__ == "__main__":
+    main()
