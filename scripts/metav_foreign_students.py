@@ -2,13 +2,13 @@
 
 A claim's reference rank is valid for the reference population as a whole; a family that V
 scores above the reference's average is accused more often than α.  Students distilled from
-*independent* teachers are that family (V learns what a student looks like).  This script builds
-students the claim has never
-seen: fresh independent teachers (the source's architecture and the other families, trained on
-the owner's data from seeds no manifest uses) each distilled with the ensemble's KD recipe and
-with the task's student recipes into several families, then served raw and through the task's
-APIs; it prints, per recipe and family, how many the claim accuses, with V, the probe statistic
-and p, and the 95 % upper bound on the accusation rate — for the claim's verdict and for a rank
+*independent* teachers are that family (V learns what a student looks like).  This script
+builds students the claim has never seen: fresh independent teachers (the source's architecture
+and the other families, trained on the owner's data from seeds no manifest uses) each distilled
+with the ensemble's KD recipe and with the task's student recipes into several families, then
+served raw and through the task's APIs; it prints, per recipe and family, how many the claim accuses, with V, the probe statistic
+and p, and the 95 % upper bound on the accusation rate — for the claim's verdict, for the same
+claim without its probe floor (V ≥ λ and p ≤ α: ``metav train --no-floor``), and for a rank
 that counts only the reference answers above the probe floor (measured in 0.30, not adopted:
 this script is why).
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 
 import numpy as np
 
@@ -89,6 +90,9 @@ def main() -> None:
     ap.add_argument("--teachers", type=int, default=3, help="fresh teachers per architecture")
     ap.add_argument("--seed-base", type=int, default=1_300_000)
     ap.add_argument("--cache", default=".cache/freqprint/metav")
+    ap.add_argument(
+        "--bench-json", help="the bench's metav.json: also price adding these students to the reference split (below)"
+    )
     args = ap.parse_args()
     mv, meta = load_claim(args.claim)
     assert mv.floor is not None and mv.floor.probe_floor is not None, "a claim with a probe floor"
@@ -100,23 +104,65 @@ def main() -> None:
     ref_stat = reference_statistics(mv, meta, args.cache)
     ens = build_ensemble(foreign_students(args.task, args.teachers, args.seed_base), args.cache, splits=("test",))
     rows: dict[str, list] = collections.defaultdict(list)
+    by_teacher: dict[int, list] = collections.defaultdict(list)
     for m in ens.split("test"):
-        rows[m.entry.family.split(" api-")[0]].append(mv.verdict(m.query))
+        v = mv.verdict(m.query)
+        rows[m.entry.family.split(" api-")[0]].append(v)
+        by_teacher[int(re.search(r"-(\d+)-", m.name).group(1))].append(v)  # type: ignore[union-attr]  # student-ARCH-I-RECIPE
     alt = lambda v: v.score >= v.threshold and floor_rank_p(mv, v, ref_stat) <= v.alpha and v.probe_statistic >= f.probe_floor
+    bare = lambda v: v.score >= v.threshold and v.p_value <= v.alpha  # a claim trained with --no-floor
     print(
-        "family (raw and served) | answers | accused (the verdict) | accused, floor-aware rank | V range | probe statistic range | p range"
+        "family (raw and served) | answers | accused (the verdict) | accused without the floor | "
+        "accused, floor-aware rank | V range | probe statistic range | p range"
     )
-    total = accused = accused_alt = 0
+    total = accused = accused_bare = accused_alt = 0
     for fam, vs in sorted(rows.items()):
-        a, b = sum(v.derived for v in vs), sum(alt(v) for v in vs)
-        total, accused, accused_alt = total + len(vs), accused + a, accused_alt + b
+        a, c, b = sum(v.derived for v in vs), sum(bare(v) for v in vs), sum(alt(v) for v in vs)
+        total, accused, accused_bare, accused_alt = total + len(vs), accused + a, accused_bare + c, accused_alt + b
         print(
-            f"{fam} | {len(vs)} | {a} | {b} | {min(v.score for v in vs):.3f}–{max(v.score for v in vs):.3f} | "
+            f"{fam} | {len(vs)} | {a} | {c} | {b} | {min(v.score for v in vs):.3f}–{max(v.score for v in vs):.3f} | "
             f"{min(v.probe_statistic for v in vs):.3f}–{max(v.probe_statistic for v in vs):.3f} | "
             f"{min(v.p_value for v in vs):.3f}–{max(v.p_value for v in vs):.3f}"
         )
     print(f"in all: {accused} of {total} accused (95 % upper bound {clopper_pearson_upper(accused, total):.3f})")
+    print(f"without the floor: {accused_bare} of {total} ({clopper_pearson_upper(accused_bare, total):.3f})")
     print(f"with the floor-aware rank: {accused_alt} of {total} ({clopper_pearson_upper(accused_alt, total):.3f})")
+    # what if the reference split held students of other teachers?  Cross-fitted: the students of
+    # teacher i are judged with those of the other teachers added to the reference answers
+    n = len(f.scores)
+
+    def p_with(v, extra: list) -> float:
+        c_ref = round(v.p_reference * (n + 1)) - 1
+        if v.p_agreement <= v.alpha:  # the rank's levels (freqprint.stats.floor): passed answers only
+            c_extra = sum(e.p_agreement <= v.alpha and e.score >= v.score for e in extra)
+        else:
+            c_extra = sum(e.p_agreement <= v.alpha or e.score >= v.score for e in extra)
+        return max(v.p_agreement, (1 + c_ref + c_extra) / (n + len(extra) + 1))
+
+    def judged(v, extra: list) -> bool:
+        return bool(v.score >= v.threshold and v.probe_statistic >= f.probe_floor and p_with(v, extra) <= v.alpha)
+
+    acc = sum(judged(v, [e for j, es in by_teacher.items() if j != i for e in es]) for i, vs in by_teacher.items() for v in vs)
+    print(f"with the other teachers' students in the reference (cross-fitted): {acc} of {total} accused")
+    if args.bench_json:
+        import json
+        from types import SimpleNamespace
+
+        extra = [v for vs in by_teacher.values() for v in vs]
+        res = json.loads(open(args.bench_json).read())["tasks"][args.task]["results"]["verdicts"]
+        pops: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+        for name, r in res.items():
+            pop = (
+                "students"
+                if name.startswith("kd:test")
+                else ("innocent" if name.startswith(("neg:", "indep", "far:")) else "derived")
+            )
+            c = pops[pop]
+            c[0] += 1
+            c[1] += bool(r["derived"])
+            c[2] += judged(SimpleNamespace(**r), extra)
+        for pop, (k, a, b) in sorted(pops.items()):
+            print(f"bench test {pop}: {k} suspects, called derived {a}; with all {len(extra)} students in the reference {b}")
 
 
 if __name__ == "__main__":
