@@ -98,10 +98,12 @@ def test_lineage_survives_renaming_relayout_and_dtype(owner):
 
 
 def test_p_value_bounds_false_positives_over_many_owners(stranger):
-    """200 owners (other seeds) against one independent model: P[p ≤ a] ≤ a must hold."""
-    ps = np.array([lineage(OwnerInit("smallcnn", KW, 1000 + s, True), stranger).log10_p for s in range(200)])
+    """150 owners (other seeds) against one independent model: P[p ≤ a] ≤ a must hold (150, not
+    200, to keep the suite under its time budget; the bench's unrelated-model panels test more)."""
+    n = 150
+    ps = np.array([lineage(OwnerInit("smallcnn", KW, 1000 + s, True), stranger).log10_p for s in range(n)])
     for a in (0.01, 0.05, 0.2):
-        assert (ps <= math.log10(a)).mean() <= a + 3 * math.sqrt(a * (1 - a) / 200)
+        assert (ps <= math.log10(a)).mean() <= a + 3 * math.sqrt(a * (1 - a) / n)
     assert ps.min() > -6
 
 

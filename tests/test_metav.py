@@ -339,6 +339,7 @@ def test_cli_metav_train_verify_and_errors(fitted, tmp_path):
         ["metav", "verify", str(tmp_path / "bad.safetensors"), "x"],
         ["metav", "build", "--task", "speech", "--dry-run"],
         ["metav", "verify", str(claim), str(tmp_path / "missing.safetensors")],
+        ["metav", "train", "--out", str(tmp_path / "y.metav"), "--no-floor", "--floor-quantile", "0.1"],
     ):
         r = subprocess.run(cli + args, capture_output=True, text=True)
         assert r.returncode == 2 and r.stderr.startswith("error:") and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
