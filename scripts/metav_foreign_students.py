@@ -35,8 +35,7 @@ def foreign_students(kind: str, teachers: int, seed_base: int) -> Manifest:
     their students (every test entry a negative)."""
     base = default_manifest(kind, "quick")
     src = next(e for e in base.entries if e.name == "source")
-    archs = list(dict.fromkeys(e.arch for e in base.entries if e.op == "train" and e.role == "negative" and e.arch))
-    archs = [a for a in archs if a is not None][:4]
+    archs = [a for a in dict.fromkeys(e.arch for e in base.entries if e.op == "train" and e.role == "negative") if a][:4]
     seed = iter(range(seed_base, seed_base + 100_000))
     entries = [src]
     recipes = [("kd", {}, src.params["lr"])] + [(n, o, lr) for n, (o, lr) in _RECIPES[kind].items()]

@@ -373,13 +373,13 @@ def calibrate_floor(
         close.append(closeness(probe_feats.double().numpy(), probe_answers.double().numpy()))
         p_agree.append(mv._agreement(feats, answers, permutations, mv.config.seed)[1])
         population[fam] = population.get(fam, 0) + 1
-    q_close = mv.config.floor_quantile
-    floor_c: float | None = None
-    pos_close: list[float] = []
-    if q_close is not None and positives:
+    q_floor = mv.config.floor_quantile
+    floor_t: float | None = None
+    pos_stat: list[float] = []
+    if q_floor is not None and positives:
         ref_answers = probe_answers.double().numpy()
-        pos_close = [mv.task.probe_statistic(mv._answers(q, probes)[1].double().numpy(), ref_answers) for q in positives]
-        floor_c = float(np.quantile(np.asarray(pos_close), q_close))
+        pos_stat = [mv.task.probe_statistic(mv._answers(q, probes)[1].double().numpy(), ref_answers) for q in positives]
+        floor_t = float(np.quantile(np.asarray(pos_stat), q_floor))
     mv.floor = Floor(
         answers,
         probes,
@@ -391,9 +391,9 @@ def calibrate_floor(
         alpha,
         permutations,
         mv.config.seed,
-        floor_c,
-        q_close if pos_close else None,
-        len(pos_close),
+        floor_t,
+        q_floor if pos_stat else None,
+        len(pos_stat),
     )
     return mv.floor
 
