@@ -9,10 +9,11 @@ fire while the floor withholds the verdict.  This script takes the test derivati
 APIs, the ensemble's KD; not the held-out students) that the claim calls derived, serves each
 through noise of growing strength, and prints per strength how many are still derived with the
 floor and without it (V ≥ λ and p ≤ α alone), their probe statistic, and what the noisy API is worth:
-R² (regression) or accuracy (classification) on the task's test set.
+R² (regression) or accuracy (classification) on the task's test set; for a generator, the
+PSNR of the noisy images against the same model's clean ones (dB; what the thief's users lose).
 
-Noise: regression, ``y + s·σ·ε`` (σ the source's output spread on the test set, ε standard
-normal); classification, ``(1 − e)·p + e·q`` (q uniform on the simplex).  ε and q are drawn from
+Noise: regression and generation, ``y + s·σ·ε`` (σ the source's output spread on the test
+set, ε standard normal; a generator's pixels clipped to [0, 1]); classification, ``(1 − e)·p + e·q`` (q uniform on the simplex).  ε and q are drawn from
 the input's bytes, so an input gets the same answer every time it is asked.
 
 Usage::
@@ -32,7 +33,11 @@ import freqprint_bench.metav as bench
 from freqprint.metav import load_claim
 from freqprint.metav.ensemble import build_ensemble, default_manifest, quality
 
-LEVELS = {"regression": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5), "classification": (0.0, 0.3, 0.5, 0.7, 0.85, 0.95)}
+LEVELS = {
+    "regression": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
+    "classification": (0.0, 0.3, 0.5, 0.7, 0.85, 0.95),
+    "generation": (0.0, 0.1, 0.25, 0.5, 1.0),
+}
 
 
 def _generator(row: torch.Tensor) -> torch.Generator:
@@ -46,14 +51,22 @@ def noisy(task, query, level: float, sigma: float):
         if level == 0:
             return raw
         rows = x.detach().cpu().float().reshape(len(x), -1)
-        if task.kind == "regression":
-            eps = torch.stack([torch.randn(raw.shape[1], generator=_generator(r)) for r in rows])
-            return raw + level * sigma * eps
+        if task.kind in ("regression", "generation"):
+            eps = torch.stack([torch.randn(raw.shape[1:], generator=_generator(r)) for r in rows])
+            out = raw + level * sigma * eps
+            return out.clamp(0, 1) if task.kind == "generation" else out
         p = task.probabilities(raw)
         q = torch.stack([-torch.log(torch.rand(p.shape[1], generator=_generator(r))) for r in rows])
         return (1 - level) * p + level * q / q.sum(1, keepdim=True)
 
     return answer
+
+
+def psnr(api, query, z: torch.Tensor) -> float:
+    """A generator API's PSNR against the clean images of the model behind it (dB, pixels in [0, 1])."""
+    with torch.no_grad():
+        mse = float(((api(z).float() - query(z).float()) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * float(np.log10(1 / mse))
 
 
 def main() -> None:
@@ -75,7 +88,7 @@ def main() -> None:
         f"(the {mv.floor.floor_quantile:g} quantile of {mv.floor.probe_positives} train/val positives); "
         f"{len(caught)} of {len(pos)} test derivatives derived without noise; source's output spread σ {sigma:.3f}"
     )
-    name = "s (noise sd / σ)" if args.task == "regression" else "e (mixing weight)"
+    name = "e (mixing weight)" if args.task == "classification" else "s (noise sd / σ)"
     print(
         f"{name} | derived with floor | derived without floor | probe statistic median [min, max] | API quality median [min, max]"
     )
@@ -88,7 +101,7 @@ def main() -> None:
             with_floor += v.derived
             without += v.score >= v.threshold and v.p_value <= v.alpha
             close.append(v.probe_statistic)
-            qual.append(quality(task, api, test_data))
+            qual.append(quality(task, api, test_data) if task.kind != "generation" else psnr(api, m.query, test_data.images))
         c, q = np.array(close), np.array(qual)
         print(
             f"{level:g} | {with_floor}/{len(caught)} | {without}/{len(caught)} | "

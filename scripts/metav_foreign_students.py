@@ -98,7 +98,7 @@ def main() -> None:
     f = mv.floor
     print(
         f"claim: λ {mv.threshold:.3f}, α {f.alpha:g}, probe floor {f.probe_floor:.3f}, {len(f.scores)} reference answers "
-        f"({sum(v for k, v in f.population.items() if 'student' in k)} of them students of independent teachers)"
+        f"({sum(v for k, v in f.population.items() if 'student' in k or ' kd ' in k)} of them students of independent teachers)"
     )
     ref_stat = reference_statistics(mv, meta, args.cache)
     ens = build_ensemble(foreign_students(args.task, args.teachers, args.seed_base), args.cache, splits=("test",))

@@ -158,6 +158,21 @@ def test_manifests_validate_roles_parents_and_splits(tmp_path):
         assert any(f.startswith("indep-") for f in held), "an architecture family must appear only in test"
         p = m.save(tmp_path / f"{kind}.json")
         assert Manifest.load(p).sha256() == m.sha256()
+        # a recipe is not a cue: every recipe a training positive is distilled with also makes
+        # training negatives (students of independent teachers), and the reference holds students
+        # of independent teachers too, raw and served (issue 24: 19 of 192 were accused in 0.30)
+        by_name = {e.name: e for e in m.entries}
+        recipe = lambda e: json.dumps(e.params, sort_keys=True)
+        distilled = lambda role: {recipe(e) for e in m.entries if e.op == "distill" and e.split == "train" and e.role == role}
+        assert distilled("positive") <= distilled("negative"), kind
+
+        def from_student(e):
+            while e.parent is not None and e.op != "distill":
+                e = by_name[e.parent]
+            return e.op == "distill" and by_name[e.parent].role == "reference"
+
+        ref_students = sum(e.split == "reference" and from_student(e) for e in m.entries)
+        assert ref_students >= (99 if kind != "generation" else 72), (kind, ref_students)
     d = tiny_manifest("regression").to_dict()
     bad = json.loads(json.dumps(d))
     bad["entries"][1]["parent"] = "ind-0"  # a "positive" that does not descend from the source

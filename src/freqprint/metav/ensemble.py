@@ -693,6 +693,76 @@ def _coverage(kind: str, prof: Profile, src_arch: str, other: list[str], held_ar
     return out
 
 
+def _other_teachers(
+    kind: str, prof: Profile, entries: list[Entry], src_arch: str, other: list[str], held_arch: str, base_lr: float, ep: int
+) -> list[Entry]:
+    """Students of *independent* teachers, added in 0.31 with seeds of their own (every model
+    above stays cached).  A student of the source is a positive; a student of any other teacher,
+    distilled with the same recipe into the same family, is innocent.  Before 0.31 only the
+    ensemble's own KD recipe had such negatives, so a recipe's look was a cue: a quick
+    classification claim accused 19 of 192 students of fresh independent teachers
+    (``scripts/metav_foreign_students.py``; docs/benchmarks.md §13).  Here, for every recipe a
+    positive student is distilled with:
+
+    * **train / val / test negatives**: students of the owner-data independents of the same split,
+      each training recipe into each training family (train), one per recipe (val), and in test
+      every recipe (the held-out one too) into the held-out family and the first student family;
+    * the **reference** split: students of reference teachers, each training recipe (and the
+      ensemble's KD) into each training family, raw and served through the task's APIs: at the
+      quick profile about 1/α = 100 answers or more, so the conformal rank counts them.
+
+    The held-out family and recipe stay out of training and of the reference: a fresh draw of
+    foreign students (``metav_foreign_students.py --seed-base 1400000``) measures them."""
+    seed = iter(range(1_100_000, 1_200_000))
+    t = {"tiny": 1, "quick": 2}.get(prof.name, 4)
+    far = _FAR_ARCHS[kind]
+    families = [a for a in dict.fromkeys([*other, src_arch, *far]) if a != held_arch]
+    kd_epochs = max(2, ep)
+    recipes = list(_RECIPES[kind].items())
+    held = list(_HELD_RECIPES.get(kind, {}).items())
+    ensemble_kd: tuple[str, tuple[dict[str, Any], float]] = ("kd", ({}, base_lr))
+    out: list[Entry] = []
+
+    def teachers(split: str) -> list[Entry]:
+        return [
+            e
+            for e in entries
+            if e.split == split
+            and e.role in ("negative", "reference")
+            and e.op == "train"
+            and e.params.get("data") == "owner"
+            and e.params.get("epochs")
+        ]
+
+    def student(
+        name: str, role: str, fam: str, split: str, teacher: Entry, recipe: tuple[str, tuple[dict[str, Any], float]], arch: str
+    ) -> Entry:
+        rname, (opts, lr) = recipe
+        e = Entry(name, role, f"{fam} kd {rname} → {arch}", split, "distill", parent=teacher.name, arch=arch,
+                  seed=next(seed), params={"epochs": kd_epochs, "lr": lr, **opts})  # fmt: skip
+        out.append(e)
+        return e
+
+    plans = {
+        "train": [(r, a) for r in recipes for a in families],
+        "val": [(r, families[i % len(families)]) for i, r in enumerate(recipes)],
+        "test": [
+            (r, a) for r in [ensemble_kd, *recipes, *held] for a in dict.fromkeys([held_arch, families[0]]) for _ in range(t)
+        ],
+    }
+    for split, plan in plans.items():
+        pool = teachers(split)
+        for i, (r, a) in enumerate(plan):
+            student(f"neg:kd:{split}:{r[0]}:{a}-{i}", "negative", "neg", split, pool[i % len(pool)], r, a)
+    pool = teachers("reference")
+    for i, (r, a) in enumerate([(r, a) for r in [ensemble_kd, *recipes] for a in families] * (t + 1)):
+        s = student(f"ref:kd:{r[0]}:{a}-{i}", "reference", "ref", "reference", pool[(i * 5) % len(pool)], r, a)
+        for api, params in _SERVED[kind]:
+            out.append(Entry(f"{s.name}:{api}", "reference", f"{s.family} api-{api}", "reference", "output",
+                             parent=s.name, seed=next(seed), params=params))  # fmt: skip
+    return out
+
+
 def default_manifest(kind: str, profile: str = "quick") -> Manifest:
     """The ensemble the benchmark uses for one task kind (see docs/benchmarks.md §13).
 
@@ -887,6 +957,7 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
     for i, item in enumerate(panel * s):
         entries.append(Entry(f"panel-{i}", "panel", "panel " + str(item["arch"]), "panel", seed=next(seed), **item))
     entries += _coverage(kind, prof, src_arch, other, held_arch, base_lr, ep)
+    entries += _other_teachers(kind, prof, entries, src_arch, other, held_arch, base_lr, ep)
     task = {"kind": kind, **prof.task_sizes.get(kind, {})}
     m = Manifest(task, entries, profile)
     m.validate(f"default {kind} manifest")
