@@ -36,7 +36,7 @@ from freqprint.metav.ensemble import build_ensemble, default_manifest, quality
 LEVELS = {
     "regression": (0.0, 0.25, 0.5, 0.75, 1.0, 1.5),
     "classification": (0.0, 0.3, 0.5, 0.7, 0.85, 0.95),
-    "generation": (0.0, 0.1, 0.25, 0.5, 1.0),
+    "generation": (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0),
 }
 
 

@@ -141,6 +141,25 @@ def main() -> None:
     def judged(v, extra: list) -> bool:
         return bool(v.score >= v.threshold and v.probe_statistic >= f.probe_floor and p_with(v, extra) <= v.alpha)
 
+    # and without the reference's own students of independent teachers (0.31 added them; V, λ
+    # and the floor do not depend on the reference split, so this is 0.30's verdict)
+    ref = build_ensemble(Manifest.from_dict(meta["manifest"]), args.cache, splits=("reference",))
+    ref_students = [mv.verdict(m.query) for m in ref.split("reference") if " kd " in m.entry.family]
+
+    def judged_without(v) -> bool:
+        c_ref = round(v.p_reference * (n + 1)) - 1
+        if v.p_agreement <= v.alpha:
+            c_stu = sum(e.p_agreement <= v.alpha and e.score >= v.score for e in ref_students)
+        else:
+            c_stu = sum(e.p_agreement <= v.alpha or e.score >= v.score for e in ref_students)
+        p = max(v.p_agreement, (1 + c_ref - c_stu) / (n - len(ref_students) + 1))
+        return bool(v.score >= v.threshold and v.probe_statistic >= f.probe_floor and p <= v.alpha)
+
+    if ref_students:
+        without = sum(judged_without(v) for vs in rows.values() for v in vs)
+        print(
+            f"without the reference's {len(ref_students)} students of independent teachers (0.30's verdict): {without} of {total}"
+        )
     acc = sum(judged(v, [e for j, es in by_teacher.items() if j != i for e in es]) for i, vs in by_teacher.items() for v in vs)
     print(f"with the other teachers' students in the reference (cross-fitted): {acc} of {total} accused")
     if args.bench_json:
@@ -149,19 +168,25 @@ def main() -> None:
 
         extra = [v for vs in by_teacher.values() for v in vs]
         res = json.loads(open(args.bench_json).read())["tasks"][args.task]["results"]["verdicts"]
-        pops: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+        pops: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0, 0])
         for name, r in res.items():
             pop = (
                 "students"
                 if name.startswith("kd:test")
+                else "students of independent teachers"
+                if name.startswith("neg:kd:")
                 else ("innocent" if name.startswith(("neg:", "indep", "far:")) else "derived")
             )
             c = pops[pop]
             c[0] += 1
             c[1] += bool(r["derived"])
             c[2] += judged(SimpleNamespace(**r), extra)
-        for pop, (k, a, b) in sorted(pops.items()):
-            print(f"bench test {pop}: {k} suspects, called derived {a}; with all {len(extra)} students in the reference {b}")
+            c[3] += judged_without(SimpleNamespace(**r))
+        for pop, (k, a, b, w) in sorted(pops.items()):
+            print(
+                f"bench test {pop}: {k} suspects, called derived {a}; with all {len(extra)} students in the reference {b}"
+                + (f"; without the reference's students {w}" if ref_students else "")
+            )
 
 
 if __name__ == "__main__":
