@@ -6,7 +6,8 @@ scores above the reference's average is accused more often than α.  Students di
 builds students the claim has never seen: fresh independent teachers (the source's architecture
 and the other families, trained on the owner's data from seeds no manifest uses) each distilled
 with the ensemble's KD recipe and with the task's student recipes into several families, then
-served raw and through the task's APIs; it prints, per recipe and family, how many the claim accuses, with V, the probe statistic
+served raw and through the task's APIs; it prints how many of the teachers the claim accuses
+(independent models of the owner's data), and, per recipe and family, how many of the students, with V, the probe statistic
 and p, and the 95 % upper bound on the accusation rate — for the claim's verdict, for the same
 claim without its probe floor (V ≥ λ and p ≤ α: ``metav train --no-floor``), and for a rank
 that counts only the reference answers above the probe floor (measured in 0.30, not adopted:
@@ -101,7 +102,20 @@ def main() -> None:
         f"({sum(v for k, v in f.population.items() if 'student' in k or ' kd ' in k)} of them students of independent teachers)"
     )
     ref_stat = reference_statistics(mv, meta, args.cache)
-    ens = build_ensemble(foreign_students(args.task, args.teachers, args.seed_base), args.cache, splits=("test",))
+    ens = build_ensemble(foreign_students(args.task, args.teachers, args.seed_base), args.cache, splits=("val", "test"))
+    # the teachers themselves: independent models of the owner's data, of every family
+    teachers: dict[str, list] = collections.defaultdict(list)
+    for m in ens.split("val"):
+        teachers[m.entry.family].append(mv.verdict(m.query))
+    print("teachers (independent, the owner's data) | n | accused | V range | probe statistic range | p range")
+    for fam, vs in sorted(teachers.items()):
+        print(
+            f"{fam} | {len(vs)} | {sum(v.derived for v in vs)} | {min(v.score for v in vs):.3f}–{max(v.score for v in vs):.3f} | "
+            f"{min(v.probe_statistic for v in vs):.3f}–{max(v.probe_statistic for v in vs):.3f} | "
+            f"{min(v.p_value for v in vs):.4f}–{max(v.p_value for v in vs):.3f}"
+        )
+    n_t, acc_t = sum(map(len, teachers.values())), sum(v.derived for vs in teachers.values() for v in vs)
+    print(f"teachers accused: {acc_t} of {n_t} (95 % upper bound {clopper_pearson_upper(acc_t, n_t):.3f})")
     rows: dict[str, list] = collections.defaultdict(list)
     by_teacher: dict[int, list] = collections.defaultdict(list)
     for m in ens.split("test"):
