@@ -29,6 +29,7 @@ import numpy as np
 from freqprint.metav import load_claim
 from freqprint.metav.artefact import clopper_pearson_upper
 from freqprint.metav.ensemble import _RECIPES, _SERVED, Entry, Manifest, build_ensemble, default_manifest
+from freqprint.stats.floor import conformal_pvalue
 
 
 def foreign_students(kind: str, teachers: int, seed_base: int) -> Manifest:
@@ -68,19 +69,21 @@ def floor_rank_p(mv, v, ref_stat: np.ndarray) -> float:
     return max(v.p_agreement, float((1 + count) / (len(ref_stat) + 1)))
 
 
-def reference_statistics(mv, meta: dict, cache: str) -> np.ndarray:
-    """The probe statistic of every reference answer of the claim's own manifest, in the floor's order."""
+def reference_statistics(mv, meta: dict, cache: str) -> tuple[np.ndarray, np.ndarray]:
+    """The probe statistic of every reference answer of the claim's own manifest, and whether it
+    is a student of an independent teacher (0.31's ``ref … kd …`` families), in the floor's order."""
     ens = build_ensemble(Manifest.from_dict(meta["manifest"]), cache, splits=("reference",))
     f = mv.floor
     src = f.probe_answers.double().numpy()
-    scores, stat = [], []
+    scores, stat, student = [], [], []
     for m in ens.split("reference"):
         feats, pf = mv._answers(m.query, f.probes)
         scores.append(mv._score(feats))
         stat.append(mv.task.probe_statistic(pf.double().numpy(), src))
+        student.append(" kd " in m.entry.family)
     order = np.argsort(np.asarray(scores), kind="stable")  # Floor sorts its answers by V, stably
     assert np.allclose(np.asarray(scores)[order], f.scores.numpy())
-    return np.asarray(stat)[order]
+    return np.asarray(stat)[order], np.asarray(student)[order]
 
 
 def main() -> None:
@@ -101,7 +104,7 @@ def main() -> None:
         f"claim: λ {mv.threshold:.3f}, α {f.alpha:g}, probe floor {f.probe_floor:.3f}, {len(f.scores)} reference answers "
         f"({sum(v for k, v in f.population.items() if 'student' in k or ' kd ' in k)} of them students of independent teachers)"
     )
-    ref_stat = reference_statistics(mv, meta, args.cache)
+    ref_stat, ref_student = reference_statistics(mv, meta, args.cache)
     ens = build_ensemble(foreign_students(args.task, args.teachers, args.seed_base), args.cache, splits=("val", "test"))
     # the teachers themselves: independent models of the owner's data, of every family
     teachers: dict[str, list] = collections.defaultdict(list)
@@ -140,39 +143,30 @@ def main() -> None:
     print(f"in all: {accused} of {total} accused (95 % upper bound {clopper_pearson_upper(accused, total):.3f})")
     print(f"without the floor: {accused_bare} of {total} ({clopper_pearson_upper(accused_bare, total):.3f})")
     print(f"with the floor-aware rank: {accused_alt} of {total} ({clopper_pearson_upper(accused_alt, total):.3f})")
-    # what if the reference split held students of other teachers?  Cross-fitted: the students of
-    # teacher i are judged with those of the other teachers added to the reference answers
-    n = len(f.scores)
+    # the verdict against another reference split: the claim's answers with some removed or
+    # others added, ranked by the library's conformal p-value (its levels: passed answers first)
+    ref_scores, ref_ok = f.scores.numpy(), (f.agreement_p <= f.alpha).numpy()
 
-    def p_with(v, extra: list) -> float:
-        c_ref = round(v.p_reference * (n + 1)) - 1
-        if v.p_agreement <= v.alpha:  # the rank's levels (freqprint.stats.floor): passed answers only
-            c_extra = sum(e.p_agreement <= v.alpha and e.score >= v.score for e in extra)
-        else:
-            c_extra = sum(e.p_agreement <= v.alpha or e.score >= v.score for e in extra)
-        return max(v.p_agreement, (1 + c_ref + c_extra) / (n + len(extra) + 1))
-
-    def judged(v, extra: list) -> bool:
-        return bool(v.score >= v.threshold and v.probe_statistic >= f.probe_floor and p_with(v, extra) <= v.alpha)
-
-    # and without the reference's own students of independent teachers (0.31 added them; V, λ
-    # and the floor do not depend on the reference split, so this is 0.30's verdict)
-    ref = build_ensemble(Manifest.from_dict(meta["manifest"]), args.cache, splits=("reference",))
-    ref_students = [mv.verdict(m.query) for m in ref.split("reference") if " kd " in m.entry.family]
-
-    def judged_without(v) -> bool:
-        c_ref = round(v.p_reference * (n + 1)) - 1
-        if v.p_agreement <= v.alpha:
-            c_stu = sum(e.p_agreement <= v.alpha and e.score >= v.score for e in ref_students)
-        else:
-            c_stu = sum(e.p_agreement <= v.alpha or e.score >= v.score for e in ref_students)
-        p = max(v.p_agreement, (1 + c_ref - c_stu) / (n - len(ref_students) + 1))
+    def judged_against(v, scores: np.ndarray, ok: np.ndarray) -> bool:
+        p = max(v.p_agreement, conformal_pvalue(v.score, scores, v.p_agreement <= v.alpha, ok))
         return bool(v.score >= v.threshold and v.probe_statistic >= f.probe_floor and p <= v.alpha)
 
-    if ref_students:
+    def judged(v, extra: list) -> bool:
+        """Cross-fitted: the reference split with other teachers' students added."""
+        added_scores = np.array([e.score for e in extra])
+        added_ok = np.array([e.p_agreement <= v.alpha for e in extra], bool)
+        return judged_against(v, np.concatenate([ref_scores, added_scores]), np.concatenate([ref_ok, added_ok]))
+
+    def judged_without(v) -> bool:
+        """Without the reference's own students of independent teachers (0.31 added them; V, λ and
+        the floor do not depend on the reference split, so this is 0.30's verdict)."""
+        return judged_against(v, ref_scores[~ref_student], ref_ok[~ref_student])
+
+    if ref_student.any():
         without = sum(judged_without(v) for vs in rows.values() for v in vs)
         print(
-            f"without the reference's {len(ref_students)} students of independent teachers (0.30's verdict): {without} of {total}"
+            f"without the reference's {int(ref_student.sum())} students of independent teachers (0.30's verdict): "
+            f"{without} of {total}"
         )
     acc = sum(judged(v, [e for j, es in by_teacher.items() if j != i for e in es]) for i, vs in by_teacher.items() for v in vs)
     print(f"with the other teachers' students in the reference (cross-fitted): {acc} of {total} accused")
@@ -199,7 +193,7 @@ def main() -> None:
         for pop, (k, a, b, w) in sorted(pops.items()):
             print(
                 f"bench test {pop}: {k} suspects, called derived {a}; with all {len(extra)} students in the reference {b}"
-                + (f"; without the reference's students {w}" if ref_students else "")
+                + (f"; without the reference's students {w}" if ref_student.any() else "")
             )
 
 
