@@ -794,3 +794,41 @@ def test_a_claim_is_reproducible_bit_for_bit(fitted, tmp_path):
     (r0, t0), (r1, t1) = outs
     assert r0.threshold == r1.threshold and t0.keys() == t1.keys()
     assert all(torch.equal(t0[k], t1[k]) for k in t0), [k for k in t0 if not torch.equal(t0[k], t1[k])]
+
+
+def test_a_generators_latent_rotation_is_read_back_in_the_sources_frame(fitted, tmp_path):
+    """The prior N(0, I) is invariant under rotations of the latent code, so a thief serves the
+    source as ``z ↦ G(A z)`` at no cost (issue 24; docs/benchmarks.md §13: 0 of 20 caught by a
+    0.31 claim).  A claim that reads suspects in the source's frame gives the rotated source the
+    source's own verdict; one that does not reads it as an unrelated generator."""
+    from freqprint.metav.trainer import fit_claim
+
+    ens, _ = fitted["generation"]
+    cfg = MetaVConfig(n_inputs=16, steps=80, eval_every=20, augment=0.01, n_probes=64)
+    framed = fit_claim(ens, cfg, alpha=0.1, log=lambda s: None)
+    plain = fit_claim(ens, MetaVConfig(**{**cfg.to_dict(), "canonical": False}), alpha=0.1, log=lambda s: None)
+    assert framed.frame is not None and plain.frame is None
+    src = ens.source.query
+    a = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(3)))[0]
+
+    def rotated(z: torch.Tensor) -> torch.Tensor:
+        return src(z @ a.T)
+
+    vs, vr = framed.verdict(src), framed.verdict(rotated)
+    assert vs.derived and vr.derived, (vs, vr)
+    assert vr.closeness >= 0.99 and vr.score == pytest.approx(vs.score, abs=0.02)
+    assert vr.p_value >= vr.p_closeness  # the closeness rank is part of a framed claim's p-value
+    # without the frame the rotated source answers like an unrelated generator
+    assert plain.verdict(src).closeness == pytest.approx(1.0) and plain.verdict(rotated).closeness < 0.5
+    # an independent model is not brought over the line by the alignment
+    indep = next(m for m in ens.split("test") if m.label == 0)
+    assert not framed.verdict(indep.query).derived
+    # the frame travels with the claim and is covered by its commitment
+    path = tmp_path / "framed.safetensors"
+    save_claim(framed, path, ens.manifest.to_dict(), ens.hashes)
+    loaded, meta = load_claim(path)
+    assert meta["format"] == "freqprint-metav/5" and meta["config"]["canonical"] is True
+    assert loaded.frame is not None and torch.equal(loaded.frame, framed.frame.double())
+    assert loaded.verdict(rotated).derived and loaded.verdict(rotated).score == pytest.approx(vr.score, abs=1e-6)
+    save_claim(plain, tmp_path / "plain.safetensors")
+    assert load_claim(tmp_path / "plain.safetensors")[0].frame is None

@@ -184,6 +184,35 @@ def _thief_rewrites(mv, task, test: list) -> dict[str, Any]:
     }
 
 
+def _latent_rewrites(mv, test: list) -> dict[str, Any]:
+    """What a thief does to a generator at no cost: serve it through a rotation of the latent code,
+    ``z ↦ G(A z)`` (the prior N(0, I) is invariant, so the images keep their law;
+    :mod:`freqprint.stats.latent`).  Every test suspect (models and APIs), each through its own
+    seeded random orthogonal A; the verdicts as served and rotated."""
+    import torch
+
+    g = torch.Generator().manual_seed(2024)
+    dim = mv.task.input_shape[0]
+    rows = []
+    for m in test:
+        a = torch.linalg.qr(torch.randn(dim, dim, generator=g))[0]
+        before = mv.verdict(m.query).derived
+        after = mv.verdict(lambda z, q=m.query, a=a: q(z @ a.T.to(z))).derived
+        rows.append((m.label, before, after))
+    pos = [r for r in rows if r[0]]
+    neg = [r for r in rows if not r[0]]
+    return {
+        "n_pos": len(pos),
+        "n_neg": len(neg),
+        "derived_served": sum(r[1] for r in pos),
+        "derived_rotated": sum(r[2] for r in pos),
+        "innocent_accused_served": sum(r[1] for r in neg),
+        "innocent_accused_rotated": sum(r[2] for r in neg),
+        "flipped": sum(r[1] != r[2] for r in rows),
+        "reads_frame": mv.frame is not None,
+    }
+
+
 def run_metav_task(
     kind: str,
     profile: str = "quick",
@@ -246,6 +275,7 @@ def run_metav_task(
             base["ours (white-box)"] = _evaluate(val, test, lambda m: ours.score_model(m.model)["score"], threshold=1 - 1e-6)
     t_base = time.time() - t2
     rewrites = _thief_rewrites(mv, task, test) if kind == "classification" else None
+    latent = _latent_rewrites(mv, test) if task.input_symmetry else None
     counts = ens.counts()
     quality = {m.name: m.quality for m in ens.members}
     return {
@@ -261,6 +291,7 @@ def run_metav_task(
         "results": results,
         "baselines": base,
         "rewrites": rewrites,
+        "latent_rewrites": latent,
         "claim": {"path": str(claim_path), "commitment": commitment, "reload_max_score_diff": same, "panel": pr.to_dict()},
         "source_quality": source.quality,
         "quality": quality,
@@ -334,7 +365,13 @@ def metav_markdown(res: dict[str, Any]) -> str:
         )
         lines += [
             f"**Verdicts** (V ≥ λ, p ≤ α = {v['alpha']:g} and {floor}; p = max(agreement test, rank among the "
-            f"{v['reference']['n']} reference models); {v['seconds_per_suspect'] * 1e3:.0f} ms per suspect; "
+            f"{v['reference']['n']} reference models"
+            + (
+                ", rank of the closeness among them; every model read in the source's latent frame"
+                if (t.get("latent_rewrites") or {}).get("reads_frame")
+                else ""
+            )
+            + f"); {v['seconds_per_suspect'] * 1e3:.0f} ms per suspect; "
             "'no floor': V ≥ λ and p ≤ α, the verdict of a claim without the probe floor (metav train --no-floor); "
             "'joint rule': p = max(agreement test, joint rank by V or closeness) ≤ α without λ, measured and not adopted): "
             f"TPR {ci(v['tpr'])} on {v['tpr']['n']}, TNR {ci(v['tnr'])} on {v['tnr']['n']} (exact 95 % intervals).",
@@ -401,6 +438,16 @@ def metav_markdown(res: dict[str, Any]) -> str:
                 f"models (not their API views): permute + rescale every conv pair ({rw['rewritten']} models) changes MetaV's "
                 f"score by at most {rw['max_score_change']:.2g} and flips {rw['verdicts_flipped']} verdicts; a temperature on the "
                 f"served probabilities gives verdict TPR / TNR {temps}.",
+                "",
+            ]
+        lr = t.get("latent_rewrites")
+        if lr:
+            lines += [
+                f"The thief's free rewrite of a generator, every test suspect served through its own random rotation of the "
+                f"latent code (`z ↦ G(A z)`; the claim {'reads' if lr['reads_frame'] else 'does not read'} suspects in the "
+                f"source's frame): derived called derived {lr['derived_served']}/{lr['n_pos']} as served, "
+                f"{lr['derived_rotated']}/{lr['n_pos']} rotated; innocents accused {lr['innocent_accused_served']}/{lr['n_neg']} "
+                f"as served, {lr['innocent_accused_rotated']}/{lr['n_neg']} rotated; {lr['flipped']} verdicts flipped.",
                 "",
             ]
         if t.get("source_quality") is not None:

@@ -185,7 +185,8 @@ def metav_verify_cmd(
     """Score suspects (exit 0: every one judged derived, 1: not) and/or re-check the claim on a panel.
 
     Derived means V's score reaches the claim's λ, the verdict's p-value (the larger of the
-    agreement test's and the rank among the claim's reference models) is at most alpha, and the
+    agreement test's and the rank among the claim's reference models; for a generator, read in
+    the source's latent frame, also the closeness's rank) is at most alpha, and the
     task's probe statistic with the source on the claim's natural probe inputs reaches the
     claim's probe floor, if it has one (``metav train --floor-quantile``).  The closeness on the
     probes and its own rank among the reference models are printed beside it.
@@ -240,7 +241,8 @@ def metav_verify_cmd(
                     if r["probe_floor"] is None
                     else f"; probe statistic {r['probe_statistic']:.4f}, floor {r['probe_floor']:.4f}"
                 )
-                + f" (its rank: p {r['p_closeness']:.3g})",
+                + f" (its rank: p {r['p_closeness']:.3g})"
+                + ("; read in the source's latent frame" if r.get("in_frame") else ""),
                 markup=False,
                 highlight=False,
             )

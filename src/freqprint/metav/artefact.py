@@ -51,8 +51,8 @@ from freqprint.metav.tasks import create_task
 
 __all__ = ["FORMAT", "PanelReport", "load_claim", "panel_check", "save_claim"]
 
-FORMAT = "freqprint-metav/4"
-READABLE = (FORMAT, "freqprint-metav/3")  # 3: no probe floor
+FORMAT = "freqprint-metav/5"
+READABLE = (FORMAT, "freqprint-metav/4", "freqprint-metav/3")  # 4: no latent frame; 3: no probe floor either
 MAX_PROBES = 100_000
 MAX_PERMUTATIONS = 1_000_000  # bounds a verdict's time (about 1 s per 10⁵ permutations of 32 inputs)
 META_KEY = "freqprint.metav"
@@ -78,6 +78,8 @@ def _tensors(mv: MetaV) -> dict[str, torch.Tensor]:
         out["floor.closeness"] = mv.floor.closeness.double()
     if mv.task._stats is not None:
         out["stats.mean"], out["stats.std"] = mv.task._stats
+    if mv.frame is not None:
+        out["frame"] = mv.frame.double()
     return {k: v.detach().cpu().contiguous() for k, v in out.items()}
 
 
@@ -109,7 +111,8 @@ def save_claim(
             "probe_statistic": mv.task.probe_statistic_name if f.probe_floor is not None else None,
         },
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads()},
-        "config": mv.config.to_dict(),
+        # what the claim does: a MetaV fitted without fit_claim has no frame, whatever its config asked
+        "config": {**mv.config.to_dict(), "canonical": mv.frame is not None},
         "manifest": manifest,
         "manifest_sha256": hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest() if manifest else None,
         "model_hashes": model_hashes or {},
@@ -205,10 +208,20 @@ def load_claim(path: str | Path) -> tuple[MetaV, dict[str, Any]]:
             raise FreqprintError(f"{source}: a {kind} claim needs its output statistics")
         task.set_stats(sd["stats.mean"], sd["stats.std"])
     try:
-        cfg = MetaVConfig(**{"floor_quantile": None, **meta.get("config", {})})  # format 3 recorded none
+        # format 3 recorded no probe floor, formats 3 and 4 no latent frame
+        cfg = MetaVConfig(**{"floor_quantile": None, "canonical": False, **meta.get("config", {})})
     except (TypeError, ValueError, FreqprintError):
         raise FreqprintError(f"{source}: claim field 'config' is malformed") from None
-    return MetaV(task, x, verifier, float(threshold), cfg, floor=_floor(meta, sd, len(x), task, source)), meta
+    frame = sd.get("frame")
+    if cfg.canonical and task.input_symmetry:
+        if frame is None or list(frame.shape) != [task.output_dim, *task.input_shape] or not bool(torch.isfinite(frame).all()):
+            raise FreqprintError(
+                f"{source}: a {kind} claim read in the source's latent frame needs 'frame' [{task.output_dim}, {', '.join(map(str, task.input_shape))}]"
+            )
+    elif frame is not None:
+        raise FreqprintError(f"{source}: 'frame' is stored but the claim does not read suspects in it")
+    mv = MetaV(task, x, verifier, float(threshold), cfg, floor=_floor(meta, sd, len(x), task, source), frame=frame)
+    return mv, meta
 
 
 def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any, source: str) -> Floor:
@@ -253,7 +266,7 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
     ):
         raise FreqprintError(f"{source}: the floor's population must count its {len(scores)} reference scores by family")
     floor_c, q_c, n_c = None, None, 0
-    if meta.get("format") == FORMAT:  # format 3 has no probe floor
+    if meta.get("format") != "freqprint-metav/3":  # format 3 has no probe floor
         floor_c, q_c, n_c = fm.get("probe_floor"), fm.get("floor_quantile"), fm.get("probe_positives")
         number = (int, float)
         if not (

@@ -43,6 +43,7 @@ from freqprint.data import ArrayDataset, load_dataset
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.models import create_model
 from freqprint.models.small import VAE
+from freqprint.stats.latent import aligned, latent_codes, latent_frame, procrustes
 from freqprint.training import TrainConfig, train
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 Outputs = Callable[[torch.Tensor], torch.Tensor]
+FRAME_SEED = 20_261_207  # the seed of the prior codes a generator's frame is measured on (stats.latent)
 
 
 @dataclass
@@ -261,6 +263,20 @@ class Task:
     def augment(self, x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
         """A random input transformation (EOT): Gaussian noise of ``strength`` × the domain width."""
         return x + strength * torch.randn(x.shape, generator=g)
+
+    # -- the input symmetry a thief gets for free ----------------------------------------------
+    input_symmetry: ClassVar[bool] = False  # whether frame() and canonical() do anything
+
+    def frame(self, query: Outputs, codes: int = 128) -> torch.Tensor | None:
+        """A model's frame under the symmetry of the task's input law (:mod:`freqprint.stats.latent`),
+        or None when the task has none that keeps a model's quality (images and tabular features
+        have no such symmetry: permuting pixels changes the data)."""
+        return None
+
+    def canonical(self, query: Outputs, frame: torch.Tensor | None, codes: int = 128) -> Outputs:
+        """``query`` read in the frame ``frame`` (the source's, measured on ``codes`` prior codes):
+        itself when there is none."""
+        return query
 
     # -- the "same mistakes" floor ------------------------------------------------------------
     def agreement(self, source: Outputs, suspect: Outputs, data: ArrayDataset) -> float:  # pragma: no cover
@@ -741,6 +757,21 @@ class GenerationTask(Task):
 
     def augment(self, x: torch.Tensor, g: torch.Generator, strength: float) -> torch.Tensor:
         return x + strength * 6.0 * torch.randn(x.shape, generator=g)
+
+    input_symmetry: ClassVar[bool] = True
+
+    def frame(self, query: Outputs, codes: int = 128) -> torch.Tensor | None:
+        """The decoder's mean Jacobian over the prior (``[784, latent]``, from ``2 · latent · codes``
+        answers): the prior N(0, I) is invariant under every rotation of the latent code, so
+        ``z ↦ G(A z)`` is as good a generator as G, and a verifier reads every suspect in the
+        source's frame."""
+        return latent_frame(query, latent_codes(codes, self.latent, FRAME_SEED))
+
+    def canonical(self, query: Outputs, frame: torch.Tensor | None, codes: int = 128) -> Outputs:
+        """``z ↦ query(z Â)``, Â the rotation that maps ``frame`` (the source's) onto the query's."""
+        if frame is None:
+            return query
+        return aligned(query, procrustes(frame, latent_frame(query, latent_codes(codes, self.latent, FRAME_SEED))))
 
     def agreement(self, source: Outputs, suspect: Outputs, data: ArrayDataset) -> float:
         with torch.no_grad():

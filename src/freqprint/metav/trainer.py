@@ -130,15 +130,19 @@ def fit_claim(ens: Ensemble, cfg: MetaVConfig, alpha: float = 0.01, log: Callabl
     the reference split with ``cfg.n_probes`` natural probe inputs of the owner's data (the
     probe floor on the train and val positives when cfg.floor_quantile is set)."""
     lo, hi = ens.task.domain(ens.data.owner)
+    # where the task's input law has a symmetry (a generator's prior), every model is read in the
+    # source's frame (freqprint.stats.latent): V learns on what it will be shown
+    frame = ens.task.frame(ens.source.query, cfg.frame_codes) if cfg.canonical else None
     mv = fit_metav(
         ens.task,
-        [(m.query, m.label) for m in ens.split("train")],
-        [(m.query, m.label) for m in ens.split("val")],
+        [(ens.task.canonical(m.query, frame, cfg.frame_codes), m.label) for m in ens.split("train")],
+        [(ens.task.canonical(m.query, frame, cfg.frame_codes), m.label) for m in ens.split("val")],
         ens.task.init_inputs(ens.data.owner, cfg.n_inputs, cfg.seed),
         (lo, hi),
         cfg,
         log=log,
     )
+    mv.frame = frame
     calibrate_floor(
         mv,
         ens.source.query,

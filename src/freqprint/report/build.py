@@ -516,7 +516,9 @@ def from_metav(
         derived,
         log10_p,
         f"p = {p:.3g} = max(agreement test {row['p_agreement']:.3g}, rank among {row['reference_n']} reference models "
-        f"{row['p_reference']:.3g}); V = {row['score']:.4f} (λ {row['threshold']:.4f}); closeness {row['closeness']:.4f}"
+        f"{row['p_reference']:.3g}"
+        + (f", closeness rank {row['p_closeness']:.3g}; read in the source's latent frame" if row.get("in_frame") else "")
+        + f"); V = {row['score']:.4f} (λ {row['threshold']:.4f}); closeness {row['closeness']:.4f}"
         + (
             ""
             if row.get("probe_floor") is None
