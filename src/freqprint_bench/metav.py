@@ -196,12 +196,20 @@ def _latent_rewrites(mv, test: list) -> dict[str, Any]:
     rows = []
     for m in test:
         a = torch.linalg.qr(torch.randn(dim, dim, generator=g))[0]
-        before = mv.verdict(m.query).derived
+        v = mv.verdict(m.query)
         after = mv.verdict(lambda z, q=m.query, a=a: q(z @ a.T.to(z))).derived
-        rows.append((m.label, before, after))
+        # the first design: read in the frame, p from V's rank alone (not the closeness's)
+        v_only = (
+            v.score >= v.threshold
+            and max(v.p_agreement, v.p_reference) <= v.alpha
+            and (v.probe_floor is None or (v.probe_statistic is not None and v.probe_statistic >= v.probe_floor))
+        )
+        rows.append((m.label, v.derived, after, v_only))
     pos = [r for r in rows if r[0]]
     neg = [r for r in rows if not r[0]]
     return {
+        "derived_v_rank_only": sum(r[3] for r in pos),
+        "innocent_accused_v_rank_only": sum(r[3] for r in neg),
         "n_pos": len(pos),
         "n_neg": len(neg),
         "derived_served": sum(r[1] for r in pos),
@@ -447,7 +455,9 @@ def metav_markdown(res: dict[str, Any]) -> str:
                 f"latent code (`z ↦ G(A z)`; the claim {'reads' if lr['reads_frame'] else 'does not read'} suspects in the "
                 f"source's frame): derived called derived {lr['derived_served']}/{lr['n_pos']} as served, "
                 f"{lr['derived_rotated']}/{lr['n_pos']} rotated; innocents accused {lr['innocent_accused_served']}/{lr['n_neg']} "
-                f"as served, {lr['innocent_accused_rotated']}/{lr['n_neg']} rotated; {lr['flipped']} verdicts flipped.",
+                f"as served, {lr['innocent_accused_rotated']}/{lr['n_neg']} rotated; {lr['flipped']} verdicts flipped. "
+                f"Read in the frame with p from V's rank alone (without the closeness's rank): derived "
+                f"{lr['derived_v_rank_only']}/{lr['n_pos']}, innocents accused {lr['innocent_accused_v_rank_only']}/{lr['n_neg']}.",
                 "",
             ]
         if t.get("source_quality") is not None:
