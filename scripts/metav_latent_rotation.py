@@ -62,7 +62,8 @@ def main() -> None:
         vs = [mv.verdict(rewritten(src, a)) for a in rotations(args.rotations, dim, 5 + signed, signed)]
         print(
             f"source through a random latent {kind}: {sum(v.derived for v in vs)} of {len(vs)} called derived "
-            f"(V {min(v.score for v in vs):.3f}–{max(v.score for v in vs):.3f}, p {min(v.p_value for v in vs):.4f}–{max(v.p_value for v in vs):.3f})"
+            f"(V {min(v.score for v in vs):.3f}–{max(v.score for v in vs):.3f}, p {min(v.p_value for v in vs):.4f}–{max(v.p_value for v in vs):.3f}, "
+            f"closeness on the claim's probes {min(v.closeness for v in vs):.3f}–{max(v.closeness for v in vs):.3f})"
         )
     pos = [m for m in ens.split("test") if m.label == 1]
     rot = rotations(len(pos), dim, 7, False)
@@ -80,7 +81,7 @@ def main() -> None:
 
     frame = mv.task.frame(src, mv.config.frame_codes)
     assert frame is not None
-    total = accused = 0
+    total = accused = v_only = 0
     counts = args.teachers or [3] * len(args.seed_bases)
     for base, k in zip(args.seed_bases, counts):
         man = foreign_students("generation", k, base)
@@ -94,6 +95,13 @@ def main() -> None:
                     aligned(m.query, procrustes(frame, mv.task.frame(m.query, mv.config.frame_codes)))(probe).numpy(), ref
                 )
             total, accused = total + 1, accused + v.derived
+            # read in the frame with p from V's rank alone (not the closeness's): the first design
+            v_only += bool(
+                v.in_frame
+                and v.score >= v.threshold
+                and max(v.p_agreement, v.p_reference) <= v.alpha
+                and v.probe_statistic >= v.probe_floor
+            )
             print(
                 f"teacher {base} {m.name}: {'ACCUSED' if v.derived else 'not accused'} V {v.score:.3f} p {v.p_value:.4f} "
                 f"probe statistic {v.probe_statistic:.3f}; closeness to the source {raw:.3f} as served, {al:.3f} aligned"
@@ -101,6 +109,8 @@ def main() -> None:
     print(
         f"fresh independent teachers accused: {accused} of {total} (95 % upper bound {clopper_pearson_upper(accused, total):.3f})"
     )
+    if mv.frame is not None:
+        print(f"read in the frame with p from V's rank alone (without the closeness's rank): {v_only} of {total} accused")
 
 
 if __name__ == "__main__":
