@@ -65,12 +65,24 @@ def main() -> None:
             f"(V {min(v.score for v in vs):.3f}–{max(v.score for v in vs):.3f}, p {min(v.p_value for v in vs):.4f}–{max(v.p_value for v in vs):.3f}, "
             f"closeness on the claim's probes {min(v.closeness for v in vs):.3f}–{max(v.closeness for v in vs):.3f})"
         )
+
+    def mirrored(q):  # and mirror images (the same law where the data are mirror-symmetric)
+        return lambda z: q(z).reshape(len(z), 28, 28).flip(-1).reshape(len(z), -1)
+
+    a = rotations(1, dim, 9, False)[0]
+    for name, q in (("mirrored", mirrored(src)), ("mirrored and rotated", mirrored(rewritten(src, a)))):
+        v = mv.verdict(q)
+        print(
+            f"source {name}: {'derived' if v.derived else 'not derived'} (V {v.score:.3f}, p {v.p_value:.4f}, closeness {v.closeness:.3f})"
+        )
     pos = [m for m in ens.split("test") if m.label == 1]
     rot = rotations(len(pos), dim, 7, False)
     plain = [mv.verdict(m.query).derived for m in pos]
     turned = [mv.verdict(rewritten(m.query, a)).derived for m, a in zip(pos, rot)]
+    mirror = [mv.verdict(mirrored(m.query)).derived for m in pos]
     print(
-        f"test derivatives ({len(pos)}): called derived {sum(plain)} as served, {sum(turned)} through a random latent rotation each"
+        f"test derivatives ({len(pos)}): called derived {sum(plain)} as served, {sum(turned)} through a random latent rotation "
+        f"each, {sum(mirror)} mirrored"
     )
     if not args.seed_bases:
         return

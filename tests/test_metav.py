@@ -818,6 +818,13 @@ def test_a_generators_latent_rotation_is_read_back_in_the_sources_frame(fitted, 
     assert vs.derived and vr.derived, (vs, vr)
     assert vr.closeness >= 0.99 and vr.score == pytest.approx(vs.score, abs=0.02)
     assert vr.p_value >= vr.p_closeness  # the closeness rank is part of a framed claim's p-value
+    # mirror images too (the same law where the data are mirror-symmetric), rotated and mirrored
+
+    def mirrored(z: torch.Tensor) -> torch.Tensor:
+        return rotated(z).reshape(len(z), 28, 28).flip(-1).reshape(len(z), -1)
+
+    vm = framed.verdict(mirrored)
+    assert vm.derived and vm.closeness >= 0.99, vm
     # without the frame the rotated source answers like an unrelated generator
     assert plain.verdict(src).closeness == pytest.approx(1.0) and plain.verdict(rotated).closeness < 0.5
     # an independent model is not brought over the line by the alignment

@@ -768,10 +768,22 @@ class GenerationTask(Task):
         return latent_frame(query, latent_codes(codes, self.latent, FRAME_SEED))
 
     def canonical(self, query: Outputs, frame: torch.Tensor | None, codes: int = 128) -> Outputs:
-        """``z ↦ query(z Â)``, Â the rotation that maps ``frame`` (the source's) onto the query's."""
+        """``z ↦ query(z Â)``, Â the rotation that maps ``frame`` (the source's) onto the query's;
+        mirrored left–right as well when the mirrored frame fits the source's better (a thief may
+        also serve mirror images: the same law where the data are mirror-symmetric).  The
+        orientation is read from the frame, not from the answers on X, so it is one fixed function
+        of the suspect like the rotation."""
         if frame is None:
             return query
-        return aligned(query, procrustes(frame, latent_frame(query, latent_codes(codes, self.latent, FRAME_SEED))))
+        mine = latent_frame(query, latent_codes(codes, self.latent, FRAME_SEED))
+        fits = []
+        for mirrored in (False, True):
+            j = _mirror(mine.T).T if mirrored else mine
+            rot = procrustes(frame, j)
+            fits.append((float((j - frame.double() @ rot).norm()), mirrored, rot))
+        _, mirrored, rot = min(fits, key=lambda f: f[0])  # ties: as served (the first)
+        turned = aligned(query, rot)
+        return (lambda z: _mirror(turned(z))) if mirrored else turned
 
     def agreement(self, source: Outputs, suspect: Outputs, data: ArrayDataset) -> float:
         with torch.no_grad():
@@ -779,6 +791,11 @@ class GenerationTask(Task):
             b = torch.flatten(suspect(data.images), 1)
         a, b = a - a.mean(0), b - b.mean(0)
         return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+def _mirror(images: torch.Tensor) -> torch.Tensor:
+    """Rows of flattened 28 × 28 images, mirrored left–right."""
+    return images.reshape(len(images), 28, 28).flip(-1).reshape(len(images), -1)
 
 
 TASK_KINDS: dict[str, type[Task]] = {
