@@ -14,8 +14,8 @@ differences on n seeded codes ``z_j`` (the same codes for every model):
 
 For ``G_A``, ``∂G_A/∂z (z) = ∂G/∂z (A z) · A``, and ``A z`` has the law of z, so
 ``E J(G_A) = E J(G) · A``: the frames of a generator and its rewrite differ by A, up to the
-sampling error of n codes (at n = 128 and δ = 0.25, 2048 answers of an 8-dimensional code, the
-rewritten source is at closeness ≥ 0.995 to the source once aligned, 0.997 at n = 512:
+sampling error of n codes (at n = 128 and δ = 0.25, 2,048 answers of an 8-dimensional code, a
+rotated source is read back at closeness 0.994–0.999 to the source:
 ``scripts/metav_latent_rotation.py``, docs/benchmarks.md §13).
 
 **The alignment** (orthogonal Procrustes): with the source's frame J and the suspect's J′,
@@ -25,6 +25,11 @@ rewritten source is at closeness ≥ 0.995 to the source once aligned, 0.997 at 
 and the suspect is read as ``G′(Âᵀ z)`` (row vectors: ``z Â``).  For ``G′ = G_A`` this is ``G(A Âᵀ z)
 ≈ G(z)``; for the source itself Â = I exactly (the same codes give the same frame); a derivative
 of the source keeps the source's frame, so Â ≈ I.
+
+The output can have a symmetry of the data too: where the images are (nearly) mirror-symmetric,
+serving them mirrored left–right keeps their law.  A mirror M acts on the frame's rows
+(``J(M∘G) = M J(G)``), so :meth:`freqprint.metav.tasks.GenerationTask.canonical` fits both
+orientations and reads the suspect in the one whose frame the rotation fits better.
 
 **What it costs the verifier** (measured, §13): independent generators of the same data are
 close to the source once aligned — a VAE's decoder is, up to the prior's symmetry, largely fixed
