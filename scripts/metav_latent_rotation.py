@@ -24,6 +24,7 @@ from freqprint.metav.artefact import clopper_pearson_upper
 from freqprint.metav.ensemble import Manifest, build_ensemble
 from freqprint.stats.floor import closeness
 from freqprint.stats.latent import aligned, latent_codes, procrustes
+from freqprint_bench.metav import v_rank_only
 
 
 def rotations(n: int, dim: int, seed: int, signed_permutations: bool) -> list[torch.Tensor]:
@@ -108,12 +109,7 @@ def main() -> None:
                 )
             total, accused = total + 1, accused + v.derived
             # read in the frame with p from V's rank alone (not the closeness's): the first design
-            v_only += bool(
-                v.in_frame
-                and v.score >= v.threshold
-                and max(v.p_agreement, v.p_reference) <= v.alpha
-                and v.probe_statistic >= v.probe_floor
-            )
+            v_only += v.in_frame and v_rank_only(v.to_dict())
             print(
                 f"teacher {base} {m.name}: {'ACCUSED' if v.derived else 'not accused'} V {v.score:.3f} p {v.p_value:.4f} "
                 f"probe statistic {v.probe_statistic:.3f}; closeness to the source {raw:.3f} as served, {al:.3f} aligned"

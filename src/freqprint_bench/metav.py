@@ -184,11 +184,23 @@ def _thief_rewrites(mv, task, test: list) -> dict[str, Any]:
     }
 
 
-def _latent_rewrites(mv, test: list) -> dict[str, Any]:
+def v_rank_only(v: dict[str, Any]) -> bool:
+    """The first framed design, measured and replaced (docs/benchmarks.md §13): a verdict read in
+    the source's frame with p from V's rank alone, not the closeness's (a verdict's dict)."""
+    floor = v.get("probe_floor")
+    return bool(
+        v["score"] >= v["threshold"]
+        and max(v["p_agreement"], v["p_reference"]) <= v["alpha"]
+        and (floor is None or (v.get("probe_statistic") is not None and v["probe_statistic"] >= floor))
+    )
+
+
+def _latent_rewrites(mv, test: list, served: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What a thief does to a generator at no cost: serve it through a rotation of the latent code,
     ``z ↦ G(A z)`` (the prior N(0, I) is invariant, so the images keep their law;
     :mod:`freqprint.stats.latent`).  Every test suspect (models and APIs), each through its own
-    seeded random orthogonal A; the verdicts as served and rotated."""
+    seeded random orthogonal A; the verdicts as served (``served``: the bench's, by name) and
+    rotated."""
     import torch
 
     g = torch.Generator().manual_seed(2024)
@@ -196,15 +208,9 @@ def _latent_rewrites(mv, test: list) -> dict[str, Any]:
     rows = []
     for m in test:
         a = torch.linalg.qr(torch.randn(dim, dim, generator=g))[0]
-        v = mv.verdict(m.query)
+        v = served[m.name]
         after = mv.verdict(lambda z, q=m.query, a=a: q(z @ a.T.to(z))).derived
-        # the first design: read in the frame, p from V's rank alone (not the closeness's)
-        v_only = (
-            v.score >= v.threshold
-            and max(v.p_agreement, v.p_reference) <= v.alpha
-            and (v.probe_floor is None or (v.probe_statistic is not None and v.probe_statistic >= v.probe_floor))
-        )
-        rows.append((m.label, v.derived, after, v_only))
+        rows.append((m.label, v["derived"], after, v_rank_only(v)))
     pos = [r for r in rows if r[0]]
     neg = [r for r in rows if not r[0]]
     return {
@@ -283,7 +289,7 @@ def run_metav_task(
             base["ours (white-box)"] = _evaluate(val, test, lambda m: ours.score_model(m.model)["score"], threshold=1 - 1e-6)
     t_base = time.time() - t2
     rewrites = _thief_rewrites(mv, task, test) if kind == "classification" else None
-    latent = _latent_rewrites(mv, test) if task.input_symmetry else None
+    latent = _latent_rewrites(mv, test, results["verdicts"]) if task.input_symmetry else None
     counts = ens.counts()
     quality = {m.name: m.quality for m in ens.members}
     return {

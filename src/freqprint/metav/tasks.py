@@ -775,7 +775,8 @@ class GenerationTask(Task):
         of the suspect like the rotation."""
         if frame is None:
             return query
-        mine = latent_frame(query, latent_codes(codes, self.latent, FRAME_SEED))
+        mine = self.frame(query, codes)
+        assert mine is not None  # a generator always has a frame
         fits = []
         for mirrored in (False, True):
             j = _mirror(mine.T).T if mirrored else mine
