@@ -30,10 +30,22 @@ Statistics, each symmetric in the candidates (so the rank stays exchangeable), o
   ``label-odd`` — that share on the inputs where the candidate's top label is not the other K's
   majority (the candidate's own mistakes and quirks).
 
+The rank is exact over draws of the source, not for the owner's one source: suspects that
+resemble "any model of the task" share that one draw's typicality (docs/benchmarks.md §13
+measures how many far models it puts at p ≤ 0.05).  ``--reference`` also ranks each suspect's
+**margin** ``t(s, source) − max_k t(s, replicate_k)`` among the reference split's margins, a
+per-claim conformal p like the verdict's reference rank; ``--claim`` (with ``--reference``) reads
+a claim of the same manifest (``freqprint metav bench`` writes one per task) and reports the
+closeness's margin gated like a verdict — the claim's agreement test at α and its probe floor —
+alone at α = 0.01, and joined to the claim's verdict with α split in two (each at 0.005: the
+union's error is at most the sum).
+
 Usage (replicates and suspects go to the model cache; a classification replicate takes about
 15 s on 2 cores)::
 
     python scripts/metav_teacher_rank.py --task classification --replicates 99
+    python scripts/metav_teacher_rank.py --task generation --reference \
+        --claim bench-results/metav/metav-generation.safetensors
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from freqprint.metav import MetaV, Verdict, load_claim
 from freqprint.metav.ensemble import Manifest, build_ensemble, default_manifest
 from freqprint.stats.floor import closeness
 from freqprint_bench.metav import population
@@ -102,6 +115,22 @@ def _margins(stats: list[dict[str, np.ndarray]]) -> dict[str, list[float]]:
     return out
 
 
+def _gated(mv: MetaV, query, p_margin: float) -> dict[str, bool]:
+    """The claim's verdict, the margin's conformal p gated like a verdict (agreement test, probe
+    floor) at α, and the two joined with α split in two (the claim's verdict at α/2)."""
+    v = mv.verdict(query)
+    half = mv.verdict(query, alpha=v.alpha / 2)
+
+    def gate(w: Verdict) -> bool:
+        return w.p_agreement <= w.alpha and (w.probe_floor is None or (w.probe_statistic or 0.0) >= w.probe_floor)
+
+    return {
+        "verdict": v.derived,
+        "gated margin": gate(v) and p_margin <= v.alpha,
+        "joined": half.derived or (gate(half) and p_margin <= half.alpha),
+    }
+
+
 def rank_p(t: np.ndarray) -> float:
     """The source's (index 0) rank p-value among the candidates, ties against the source."""
     return float((1 + (t[1:] >= t[0]).sum()) / len(t))
@@ -115,7 +144,11 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=2000)
     ap.add_argument("--cache", default=".cache/freqprint/metav")
     ap.add_argument("--reference", action="store_true", help="also rank each margin among the reference split's")
+    ap.add_argument("--claim", help="a claim of the same manifest: the margin gated like its verdict, and joined to it")
     a = ap.parse_args()
+    if a.claim and not a.reference:
+        ap.error("--claim needs --reference")
+    mv = load_claim(a.claim)[0] if a.claim else None
     t0 = time.time()
     ens = build_ensemble(
         manifest(a.task, a.replicates, a.seed_base),
@@ -138,6 +171,7 @@ def main() -> None:
     cands = candidates(torch.stack([feats(q) for q in queries]))
     K = len(reps)
     rows: dict[str, list[dict[str, float]]] = collections.defaultdict(list)
+    verdicts: dict[str, list[dict[str, bool]]] = collections.defaultdict(list)
 
     def score(m) -> dict[str, np.ndarray]:
         c = cands
@@ -154,6 +188,8 @@ def main() -> None:
         row = {k: rank_p(v) for k, v in st.items()}
         for k, v in (_margins([st]) if margins else {}).items():
             row[f"{k} margin, conformal"] = float((1 + (margins[k] >= v[0]).sum()) / (len(margins[k]) + 1))
+        if mv is not None:
+            verdicts[key].append(_gated(mv, m.query, row["closeness margin, conformal"]))
         rows[key].append(row)
     names = list(next(iter(rows.values()))[0])
     print(f"\n{a.task}: {K} replicates of the source (seeds from {a.seed_base}); {len(x)} natural test inputs; ")
@@ -186,6 +222,16 @@ def main() -> None:
             top = int((p <= (0.01 if "conformal" in s else 1 / (K + 1)) + 1e-12).sum())
             cells.append(f"{s}: {'≤0.01' if 'conformal' in s else 'top'} {top}, ≤0.05 {int((p <= 0.05).sum())}")
         print(f"  {pop} (n = {len(allp)}): " + "; ".join(cells))
+    if verdicts:
+        print(f"\nthe claim {a.claim}: its verdict; the closeness's margin (conformal) gated by the claim's agreement test")
+        print("and probe floor, at α = 0.01; the verdict and the gated margin each at 0.005, joined (derived by either)")
+        for pop in sorted({k.split(" | ")[0] for k in verdicts}):
+            vs = [x for k, v in verdicts.items() if k.startswith(pop + " |") for x in v]
+            print(f"  {pop} (n = {len(vs)}): " + "; ".join(f"{c} {sum(x[c] for x in vs)}" for c in vs[0]))
+        for key in sorted(verdicts):
+            vs = verdicts[key]
+            if any(any(x.values()) for x in vs):
+                print(f"    {key} (n = {len(vs)}): " + "; ".join(f"{c} {sum(x[c] for x in vs)}" for c in vs[0]))
     print(f"\n{time.time() - t0:.0f} s in all")
 
 
