@@ -60,7 +60,7 @@ import torch
 
 from freqprint.metav import MetaV, Verdict, load_claim
 from freqprint.metav.ensemble import Manifest, build_ensemble, default_manifest
-from freqprint.stats.floor import closeness
+from freqprint.stats.floor import closeness, conformal_pvalue
 from freqprint_bench.metav import population
 
 
@@ -133,7 +133,7 @@ def _gated(mv: MetaV, query, p_margin: float) -> dict[str, bool]:
 
 def rank_p(t: np.ndarray) -> float:
     """The source's (index 0) rank p-value among the candidates, ties against the source."""
-    return float((1 + (t[1:] >= t[0]).sum()) / len(t))
+    return conformal_pvalue(float(t[0]), t[1:])
 
 
 def main() -> None:
@@ -187,7 +187,7 @@ def main() -> None:
         key = f"{'+' if m.label else '−'} {population(m)} | {m.entry.family}"
         row = {k: rank_p(v) for k, v in st.items()}
         for k, v in (_margins([st]) if margins else {}).items():
-            row[f"{k} margin, conformal"] = float((1 + (margins[k] >= v[0]).sum()) / (len(margins[k]) + 1))
+            row[f"{k} margin, conformal"] = conformal_pvalue(v[0], margins[k])
         if mv is not None:
             verdicts[key].append(_gated(mv, m.query, row["closeness margin, conformal"]))
         rows[key].append(row)
