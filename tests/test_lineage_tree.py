@@ -282,6 +282,22 @@ def test_co_students_go_under_their_own_teachers(zoo):
     assert tree.distances["s.base"]["s.pruned"] < tree.distances["s.base"]["base"], tree.summary()
 
 
+def test_a_student_of_a_merge_goes_under_the_merge_and_a_parents_student_does_not(zoo):
+    """Distillation moves a student far from every member alike, so it is never twice as near to a
+    merge as to the merge's parents (step 4's hub rule): through 0.32.0 a student of a merge was
+    always charged the hub event and put under a relative of the merge (held-out seeds 2035, 2037,
+    2041, 2042, §14e).  The depth cue orders a merge and its student; a student of one of the
+    merge's parents stays under that parent, by distance."""
+    models, _ = zoo
+    zoo_ = {k: models[k] for k in ("base", "c1", "c2", "merge")}
+    zoo_["s.merge"] = state(_student(models["merge"], seed=6))
+    zoo_["s.c1"] = state(_student(models["c1"], seed=7))
+    tree = lineage_tree(zoo_, units=64)
+    assert tree.parents["s.merge"] == ["merge"], tree.summary()
+    assert tree.parents["s.c1"] == ["c1"], tree.summary()
+    assert sorted(tree.parents["merge"]) == ["c1", "c2"] and tree.roots == ["base"], tree.summary()
+
+
 def test_a_lora_of_a_merge_is_put_under_the_merge(zoo):
     """A merged LoRA of a merge is one low-rank update from the merge: the merge is a partner on the
     update's earlier side (0.22.0 let no merge be one, and the merge-hub rule put the LoRA under a

@@ -31,7 +31,13 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    Its parents are then ``p`` and ``q``, its in-edge may come from them only, and it is a parent
    of another member only if that member is ``MERGE_CHILD`` times nearer to it than to any other
    (not counting the members known to derive from that member, step 6): a midpoint is near every
-   relative of its parents, so nearness alone makes it a false hub.  So are its copies (a GGUF
+   relative of its parents, so nearness alone makes it a false hub.  A shallower member is exempt
+   (a student distilled from the merge): distillation moves a student far from every member
+   alike, ``d(s, x)² ≈ ‖N‖² + d(m, x)²`` with ``‖N‖`` its own large change, so no ratio singles
+   its teacher out — the rule charged every merge's student — while the depth cue orders the
+   two and a student of one of the merge's parents is still nearer to that parent than to the
+   midpoint (``scripts/tree_rescore.py``: seeds 2026–2042, 4 more students of merges placed,
+   nothing lost).  So are its copies (a GGUF
    export, a pruning, a symmetry rewrite of a merge) — they are midpoints too — except for their
    own exact children and low-rank updates.  The rule spreads downstream only: a member is a
    merge's copy when its own source (the nearest member it is a pruning or rounding of) is a
@@ -844,6 +850,7 @@ def lineage_tree(
                 and not exact_edge
                 and not partner_edge
                 and d > MERGE_CHILD * min((dist[(w, v.name)] for w in rivals if w not in offspring[v.name]), default=math.inf)
+                and not (u.name in merges and (sign, cue) == (1, "depth"))  # a student of the merge (step 4)
             )
             # a member with an exact parent (pruning, rounding) or a low-rank partner (a merged LoRA)
             # takes any other parent only at one event's cost

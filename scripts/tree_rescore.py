@@ -1,0 +1,105 @@
+"""The random trees of `bench lineage --which trees --seed S` for many seeds, scored by the tree
+code as it is now (docs/benchmarks.md §14e): what a change to `freqprint.verification.tree` does
+to every seed's trees, the held-out ones included (they stop being held out once a change is
+judged on them).  The models are rebuilt by the bench's own generator and kept under ``--cache``
+(one folder per seed: state dicts as safetensors, GGUF files, the truth in ``meta.json``), so a
+second run only scores; scoring is the bench's own (``_tree_recovery``).
+
+    .venv/bin/python scripts/tree_rescore.py --cache .cache/tree-rescore 2026-2042
+    # 0.33.0: about 70 s per seed to build its 33 models on 2 cores (peak RSS 0.58 GB), then
+    # 62 s to score the 17 seeds; output benchmarks/cpu/tree-rescore.txt (0.32.0's tree code on
+    # the same models: benchmarks/cpu/tree-rescore-0.32.txt)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+import freqprint_bench.lineage as bench
+
+
+def _seeds(specs: list[str]) -> list[int]:
+    out: list[int] = []
+    for s in specs:
+        a, _, b = s.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
+
+
+def _build(seed: int, folder: Path) -> None:
+    """Run the bench's generator for ``seed`` and keep its models and their truth in ``folder``."""
+    scorer = bench._tree_recovery
+
+    def keep(nodes: dict[str, Any], names: list[str], log: Any, found: Any = None) -> dict[str, Any]:
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {}
+        for n in names:
+            stem = n.replace("/", "_")
+            src = nodes[n].source
+            if isinstance(src, dict):
+                file = f"{stem}.safetensors"
+                save_file({k: v.contiguous() for k, v in src.items()}, str(folder / file))
+            else:
+                file = f"{stem}.gguf"
+                shutil.copy(src, folder / file)
+            meta[n] = {"file": file, "parents": nodes[n].parents, "kind": nodes[n].kind, "equivalent": nodes[n].equivalent}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+        return scorer(nodes, names, lambda _: None)
+
+    bench._tree_recovery = keep
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench.run_trees(Path(tmp), seed=seed, log=lambda _: None)
+    finally:
+        bench._tree_recovery = scorer
+
+
+def _score(folder: Path) -> dict[str, Any]:
+    meta = json.loads((folder / "meta.json").read_text())
+    nodes = {
+        n: bench.Node(
+            n,
+            load_file(str(folder / m["file"])) if m["file"].endswith(".safetensors") else folder / m["file"],
+            m["parents"],
+            m["kind"],
+            m["equivalent"],
+        )
+        for n, m in meta.items()
+    }
+    return bench._tree_recovery(nodes, list(nodes), lambda _: None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("seeds", nargs="+", help="seeds or ranges (2026-2042)")
+    ap.add_argument("--cache", type=Path, required=True, help="where each seed's models are kept")
+    args = ap.parse_args()
+    total = right = 0
+    for seed in _seeds(args.seeds):
+        folder = args.cache / str(seed)
+        if not (folder / "meta.json").exists():
+            _build(seed, folder)
+        tr = _score(folder)
+        total += tr["children"]
+        right += tr["correct"]
+        wrong = "; ".join(
+            f"{w['model']} ({w['kind']}) under {' + '.join(w['predicted']) or 'no parent'}, true {' + '.join(w['true'])}"
+            for w in tr["wrong"]
+        )
+        print(
+            f"{seed}: {tr['correct']}/{tr['children']} under a true parent ({tr['correct_by_equivalent']} by an equivalent one), {tr['roots_correct']}/{tr['roots']} roots, families {'right' if tr['families_correct'] else 'WRONG'}"
+            + (f"; wrong: {wrong}" if wrong else ""),
+            flush=True,
+        )
+    print(f"total: {right}/{total} ({right / max(total, 1):.1%})")
+
+
+if __name__ == "__main__":
+    main()
