@@ -82,11 +82,16 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, required=True, help="where each seed's models are kept")
     args = ap.parse_args()
     total = right = 0
+    classes: dict[str, int] = {}
     for seed in _seeds(args.seeds):
         folder = args.cache / str(seed)
         if not (folder / "meta.json").exists():
             _build(seed, folder)
         tr = _score(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        for w in tr["wrong"]:
+            c = _miss_class(meta, w["model"], w["predicted"])
+            classes[c] = classes.get(c, 0) + 1
         total += tr["children"]
         right += tr["correct"]
         wrong = "; ".join(
@@ -99,6 +104,23 @@ def main() -> None:
             flush=True,
         )
     print(f"total: {right}/{total} ({right / max(total, 1):.1%})")
+    print("misses by the predicted parent's relation to the truth: " + ", ".join(f"{k} {v}" for k, v in sorted(classes.items())))
+
+
+def _miss_class(meta: dict[str, Any], model: str, predicted: list[str]) -> str:
+    """What a wrong parent is to the model: a sibling (another child of its parent), its
+    grandparent, its own child, or anything else (a merge's pair among them)."""
+    truth = meta[model]["parents"]
+    if len(predicted) != 1 or len(truth) != 1:
+        return "other"
+    (p,) = predicted
+    if meta[p]["parents"] == truth:
+        return "sibling"
+    if p in meta[truth[0]]["parents"]:
+        return "grandparent"
+    if model in meta[p]["parents"]:
+        return "own child"
+    return "other"
 
 
 if __name__ == "__main__":
