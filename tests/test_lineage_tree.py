@@ -345,6 +345,39 @@ def test_the_benchmark_scores_a_pruning_under_a_lighter_pruning_as_equivalent(zo
     assert nodes["T0/p30"].equivalent == []
 
 
+def test_the_benchmark_scores_a_merge_of_a_bit_identical_parent_as_equivalent(zoo, monkeypatch):
+    """A merge of c1 with a pruning P is, bit for bit, the merge of c1 with any model identical to
+    P (a heavier pruning of P's lighter pruning, seed 2042): `bench lineage --which trees` scores
+    that pair correct by an equivalent parent, and a pair with another model wrong."""
+    import types
+
+    import freqprint.verification.tree as tree_mod
+    from freqprint_bench.lineage import Node, _tree_recovery
+
+    models, _ = zoo
+    base, c1 = models["base"], models["c1"]
+    p30 = state(Prune(rate=0.3)(_model(base)))
+    nodes = {
+        "T0": Node("T0", base),
+        "T0/c1": Node("T0/c1", c1, ["T0"]),
+        "T0/p30": Node("T0/p30", p30, ["T0"]),
+        "T0/twin": Node("T0/twin", {k: v.clone() for k, v in p30.items()}, ["T0/p30"]),
+        "T0/merge": Node("T0/merge", {k: (c1[k] + p30[k]) / 2 for k in c1}, ["T0/c1", "T0/p30"]),
+    }
+    names = list(nodes)
+
+    def scored(pair: list[str]) -> dict:
+        parents = {"T0": [], "T0/c1": ["T0"], "T0/p30": ["T0"], "T0/twin": ["T0/p30"], "T0/merge": pair}
+        fake = types.SimpleNamespace(parents=parents, families=[names])
+        monkeypatch.setattr(tree_mod, "lineage_tree", lambda *a, **k: fake)
+        return {r["model"]: r for r in _tree_recovery(nodes, names, lambda _: None)["rows"]}["T0/merge"]
+
+    assert scored(["T0/p30", "T0/c1"])["correct"] and not scored(["T0/p30", "T0/c1"])["by_equivalent"]
+    twin = scored(["T0/twin", "T0/c1"])
+    assert twin["correct"] and twin["by_equivalent"], twin
+    assert not scored(["T0", "T0/c1"])["correct"]
+
+
 def test_a_task_arithmetic_merge_is_put_under_both_its_parents(zoo):
     """``c1 + c2 − base`` lies beyond its parents, the far corner of the parallelogram whose other
     corners are the base and the two fine-tunes: no linear merge of any pair, and on 0.23.0 it went
