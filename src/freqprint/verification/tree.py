@@ -44,7 +44,7 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    out: it is as near to a midpoint, and orthogonal to the line too when the two changes are of
    equal length (Thales).  A fine-tune of one of the parents that moved toward the other reads as
    the merge's child (seed 2031's one loss; ``scripts/tree_rescore.py``: seeds 2026–2044,
-   0.34.0 532 of 570 under a true parent, 0.33.0 530, 0.32.0 524).  So are its copies (a GGUF
+   0.34.0 533 of 570 under a true parent, 0.33.0 531, 0.32.0 525).  So are its copies (a GGUF
    export, a pruning, a symmetry rewrite of a merge) — they are midpoints too — except for their
    own exact children and low-rank updates.  The rule spreads downstream only: a member is a
    merge's copy when its own source (the nearest member it is a pruning or rounding of) is a
