@@ -283,7 +283,7 @@ def test_co_students_go_under_their_own_teachers(zoo):
 
 
 def test_a_student_of_a_merge_goes_under_the_merge_and_a_parents_student_does_not(zoo):
-    """Distillation moves a student far from every member alike, so it is never twice as near to a
+    """Distillation moves a student far from every member alike, so it is seldom twice as near to a
     merge as to the merge's parents (step 4's hub rule): through 0.32.0 a student of a merge was
     always charged the hub event and put under a relative of the merge (held-out seeds 2035, 2037,
     2041, 2042, §14e).  The depth cue orders a merge and its student; a student of one of the
