@@ -298,20 +298,6 @@ def test_a_student_of_a_merge_goes_under_the_merge_and_a_parents_student_does_no
     assert sorted(tree.parents["merge"]) == ["c1", "c2"] and tree.roots == ["base"], tree.summary()
 
 
-def test_a_fine_tune_of_a_merge_goes_under_the_merge(zoo):
-    """A fine-tune of a merge is seldom twice as near to the merge as to the merge's parents either
-    (0.33.0 charged it the hub event: seeds 2029, 2038 and held-out 2044, §14e).  It is exempt when
-    the cues put both of the merge's parents before it and its offset from the merge is near
-    orthogonal to the parents' line; their common origin, as near to the midpoint, is not (the
-    cues put it first)."""
-    models, _ = zoo
-    zoo_ = {k: models[k] for k in ("base", "c1", "c2", "merge")}
-    zoo_["merge.sft"] = state(train(_model(models["merge"]), 20, seed=8, lr=1e-3))
-    tree = lineage_tree(zoo_, units=64)
-    assert tree.parents["merge.sft"] == ["merge"], tree.summary()
-    assert sorted(tree.parents["merge"]) == ["c1", "c2"] and tree.roots == ["base"], tree.summary()
-
-
 def test_a_lora_of_a_merge_is_put_under_the_merge(zoo):
     """A merged LoRA of a merge is one low-rank update from the merge: the merge is a partner on the
     update's earlier side (0.22.0 let no merge be one, and the merge-hub rule put the LoRA under a
