@@ -6,9 +6,10 @@ judged on them).  The models are rebuilt by the bench's own generator and kept u
 second run only scores; scoring is the bench's own (``_tree_recovery``).
 
     .venv/bin/python scripts/tree_rescore.py --cache .cache/tree-rescore 2026-2044
-    # 0.34.0: about 70 s per seed to build its 33 models on 2 cores (peak RSS 0.58 GB), then
+    # 0.35.0: about 70 s per seed to build its 33 models on 2 cores (peak RSS 0.58 GB), then
     # about 70 s to score the 19 seeds; output benchmarks/cpu/tree-rescore.txt (the tree code of
-    # 0.32.0 and 0.33.0 on the same models: benchmarks/cpu/tree-rescore-0.32.txt, -0.33.txt)
+    # 0.32.0 and 0.34.0 on the same models: benchmarks/cpu/tree-rescore-0.32.txt, -0.34.txt;
+    # seeds 2045-2051 and 2052-2055 likewise, benchmarks/cpu/tree-rescore-2045-2051*.txt, -2052-2055*.txt)
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ trained on S's own text.  If the two populations overlap, no reading of these di
 sibling from a child, and the rows say by how much.
 
     .venv/bin/python scripts/tree_sibling_angles.py --cache .cache/tree-rescore 2026-2044
-    # 0.34.0: 77 s on 2 cores once the cache is built (peak RSS 0.45 GB); output
+    # 0.35.0 (and 0.34.0): 77 s on 2 cores once the cache is built (peak RSS 0.45 GB); output
     # benchmarks/cpu/tree-sibling-angles.txt
 """
 
