@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 import freqprint_bench.lineage as bench
 
 
-def _seeds(specs: list[str]) -> list[int]:
+def seeds(specs: list[str]) -> list[int]:
     out: list[int] = []
     for s in specs:
         a, _, b = s.partition("-")
@@ -52,7 +52,7 @@ def _build(seed: int, folder: Path) -> None:
                 shutil.copy(src, folder / file)
             meta[n] = {"file": file, "parents": nodes[n].parents, "kind": nodes[n].kind, "equivalent": nodes[n].equivalent}
         (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-        return scorer(nodes, names, lambda _: None)
+        return {"rows": []}  # scored from the folder, as every later run is
 
     bench._tree_recovery = keep
     try:
@@ -62,9 +62,10 @@ def _build(seed: int, folder: Path) -> None:
         bench._tree_recovery = scorer
 
 
-def _score(folder: Path) -> dict[str, Any]:
+def load_nodes(folder: Path) -> dict[str, bench.Node]:
+    """One seed's kept models as the bench's tree nodes (sources: state dicts or GGUF paths)."""
     meta = json.loads((folder / "meta.json").read_text())
-    nodes = {
+    return {
         n: bench.Node(
             n,
             load_file(str(folder / m["file"])) if m["file"].endswith(".safetensors") else folder / m["file"],
@@ -74,6 +75,10 @@ def _score(folder: Path) -> dict[str, Any]:
         )
         for n, m in meta.items()
     }
+
+
+def _score(folder: Path) -> dict[str, Any]:
+    nodes = load_nodes(folder)
     return bench._tree_recovery(nodes, list(nodes), lambda _: None)
 
 
@@ -84,7 +89,7 @@ def main() -> None:
     args = ap.parse_args()
     total = right = 0
     classes: dict[str, int] = {}
-    for seed in _seeds(args.seeds):
+    for seed in seeds(args.seeds):
         folder = args.cache / str(seed)
         if not (folder / "meta.json").exists():
             _build(seed, folder)

@@ -16,30 +16,24 @@ sibling from a child, and the rows say by how much.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
-from safetensors.torch import load_file
+from tree_rescore import load_nodes, seeds  # the script beside this one: the models it keeps
 
 from freqprint.verification.tree import lineage_tree
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("seeds", help="a range of seeds (2026-2044) whose models are under --cache")
+    ap.add_argument("seeds", nargs="+", help="seeds or ranges (2026-2044) whose models are under --cache")
     ap.add_argument("--cache", type=Path, required=True)
     args = ap.parse_args()
-    a, _, b = args.seeds.partition("-")
     rows = []
-    for seed in range(int(a), int(b or a) + 1):
-        folder = args.cache / str(seed)
-        meta = json.loads((folder / "meta.json").read_text())
-        models = {
-            n: load_file(str(folder / m["file"])) if m["file"].endswith(".safetensors") else folder / m["file"]
-            for n, m in meta.items()
-        }
-        tree = lineage_tree(models)
+    for seed in seeds(args.seeds):
+        nodes = load_nodes(args.cache / str(seed))
+        meta = {n: {"parents": x.parents, "kind": x.kind} for n, x in nodes.items()}
+        tree = lineage_tree({n: x.source for n, x in nodes.items()})
         dist = tree.distances
 
         def cos_at(s: str, p: str, v: str) -> float:

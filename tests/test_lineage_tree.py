@@ -290,12 +290,25 @@ def test_a_student_of_a_merge_goes_under_the_merge_and_a_parents_student_does_no
     merge's parents stays under that parent, by distance."""
     models, _ = zoo
     zoo_ = {k: models[k] for k in ("base", "c1", "c2", "merge")}
-    zoo_["s.merge"] = state(_student(models["merge"], seed=6))
+    student = _student(models["merge"], seed=6)
+    zoo_["s.merge"] = state(student)
     zoo_["s.c1"] = state(_student(models["c1"], seed=7))
     tree = lineage_tree(zoo_, units=64)
     assert tree.parents["s.merge"] == ["merge"], tree.summary()
     assert tree.parents["s.c1"] == ["c1"], tree.summary()
     assert sorted(tree.parents["merge"]) == ["c1", "c2"] and tree.roots == ["base"], tree.summary()
+    # the thief's free rewrites of the student alone (no original uploaded): one copy under the
+    # merge, the other under it (which copy came first no cue says), the family unchanged
+    copies = {
+        "s.wide": state(widen(copy.deepcopy(student))),
+        "s.moved": state(
+            Compose([NormScaling(seed=1), DecoderPermutation(seed=1), DecoderRotation(seed=2)])(copy.deepcopy(student))
+        ),
+    }
+    zoo_ = {k: models[k] for k in ("base", "c1", "c2", "merge")} | copies
+    tree = lineage_tree(zoo_, units=64)
+    under = sorted(tree.parents[c][0] for c in copies)
+    assert under in (["merge", "s.wide"], ["merge", "s.moved"]), tree.summary()
 
 
 def test_a_lora_of_a_merge_is_put_under_the_merge(zoo):

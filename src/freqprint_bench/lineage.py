@@ -688,7 +688,7 @@ def _equivalent_prunings(
             if not isinstance(node.source, dict) or depth[q] != depth[n]:
                 continue
             pruned = _state(Prune(rate=rate)(model(q)))
-            if pruned.keys() == target.keys() and all(torch.equal(pruned[k], target[k]) for k in target):
+            if _identical(pruned, target):
                 nodes[n].equivalent.append(q)
 
 
