@@ -126,7 +126,8 @@ def main() -> None:
         rows[m.entry.family.split(" api-")[0]].append(v)
         by_teacher[int(re.search(r"-(\d+)-", m.name).group(1))].append(v)  # type: ignore[union-attr]  # student-ARCH-I-RECIPE
     alt = lambda v: v.score >= v.threshold and floor_rank_p(mv, v, ref_stat) <= v.alpha and v.probe_statistic >= f.probe_floor
-    bare = lambda v: v.score >= v.threshold and v.p_value <= v.alpha  # a claim trained with --no-floor
+    # a claim trained with --no-floor (with replicates p is the routes' union, V's taken only where V ≥ λ)
+    bare = lambda v: (v.score >= v.threshold or v.margin is not None) and v.p_value <= v.alpha
     print(
         "family (raw and served) | answers | accused (the verdict) | accused without the floor | "
         "accused, floor-aware rank | V range | probe statistic range | p range"
@@ -145,33 +146,37 @@ def main() -> None:
     print(f"with the floor-aware rank: {accused_alt} of {total} ({clopper_pearson_upper(accused_alt, total):.3f})")
     # the verdict against another reference split: the claim's answers with some removed or
     # others added, ranked by the library's conformal p-value (its levels: passed answers first)
-    ref_scores, ref_ok, ref_close = f.scores.numpy(), (f.agreement_p <= f.alpha).numpy(), f.closeness.numpy()
+    ref_scores, ref_p1, ref_close = f.scores.numpy(), f.agreement_p.numpy(), f.closeness.numpy()
 
-    def judged_against(v, scores: np.ndarray, ok: np.ndarray, close: np.ndarray) -> bool:
-        p = max(v.p_agreement, conformal_pvalue(v.score, scores, v.p_agreement <= v.alpha, ok))
+    def judged_against(v, scores: np.ndarray, p1: np.ndarray, close: np.ndarray) -> bool:
+        a = v.alpha / (2 if v.margin is not None else 1)  # a claim with replicates: two routes at α/2
+        ok = p1 <= a
+        p = max(v.p_agreement, conformal_pvalue(v.score, scores, v.p_agreement <= a, ok))
         if getattr(v, "in_frame", False):  # a claim read in the source's latent frame ranks the closeness too
-            p = max(p, conformal_pvalue(v.closeness, close, v.p_agreement <= v.alpha, ok))
-        return bool(v.score >= v.threshold and v.probe_statistic >= f.probe_floor and p <= v.alpha)
+            p = max(p, conformal_pvalue(v.closeness, close, v.p_agreement <= a, ok))
+        # the replicate route, ranked among the claim's own margins
+        by_margin = v.margin is not None and max(v.p_agreement, v.p_margin, v.p_replicates) <= a
+        return bool(v.probe_statistic >= f.probe_floor and ((v.score >= v.threshold and p <= a) or by_margin))
 
     def judged(v, extra: list) -> bool:
         """Cross-fitted: the reference split with other teachers' students added."""
         added_scores = np.array([e.score for e in extra])
-        added_ok = np.array([e.p_agreement <= v.alpha for e in extra], bool)
+        added_p1 = np.array([e.p_agreement for e in extra])
         added_close = np.array([e.closeness for e in extra])
         return judged_against(
             v,
             np.concatenate([ref_scores, added_scores]),
-            np.concatenate([ref_ok, added_ok]),
+            np.concatenate([ref_p1, added_p1]),
             np.concatenate([ref_close, added_close]),
         )
 
     def judged_without(v) -> bool:
         """Without the reference's own students of independent teachers (0.31 added them; V, λ and
         the floor do not depend on the reference split, so this is 0.30's verdict)."""
-        return judged_against(v, ref_scores[~ref_student], ref_ok[~ref_student], ref_close[~ref_student])
+        return judged_against(v, ref_scores[~ref_student], ref_p1[~ref_student], ref_close[~ref_student])
 
     # the hand copy of the verdict agrees with the library's on the claim's own reference split
-    assert all(judged_against(v, ref_scores, ref_ok, ref_close) == v.derived for vs in rows.values() for v in vs)
+    assert all(judged_against(v, ref_scores, ref_p1, ref_close) == v.derived for vs in rows.values() for v in vs)
     if ref_student.any():
         without = sum(judged_without(v) for vs in rows.values() for v in vs)
         print(

@@ -149,7 +149,7 @@ def test_manifests_validate_roles_parents_and_splits(tmp_path):
     for kind in ("classification", "regression", "generation"):
         m = default_manifest(kind, "quick")
         splits = {e.split for e in m.entries}
-        assert splits == {"train", "val", "test", "reference", "panel"}
+        assert splits == {"train", "val", "test", "reference", "panel"} | ({"replicate"} if kind == "generation" else set())
         for profile in ("tiny", "quick", "large"):  # alpha = 0.01 is reachable in every profile, with one answer to spare
             assert sum(e.split == "reference" for e in default_manifest(kind, profile).entries) >= 199, (kind, profile)
         fams = lambda s: {e.family for e in m.entries if e.split == s}
@@ -834,8 +834,109 @@ def test_a_generators_latent_rotation_is_read_back_in_the_sources_frame(fitted, 
     path = tmp_path / "framed.safetensors"
     save_claim(framed, path, ens.manifest.to_dict(), ens.hashes)
     loaded, meta = load_claim(path)
-    assert meta["format"] == "freqprint-metav/5" and meta["config"]["canonical"] is True
+    assert meta["format"] == "freqprint-metav/6" and meta["config"]["canonical"] is True
     assert loaded.frame is not None and torch.equal(loaded.frame, framed.frame.double())
     assert loaded.verdict(rotated).derived and loaded.verdict(rotated).score == pytest.approx(vr.score, abs=1e-6)
     save_claim(plain, tmp_path / "plain.safetensors")
     assert load_claim(tmp_path / "plain.safetensors")[0].frame is None
+
+
+def test_a_claims_replicate_route_catches_by_margin_and_keeps_p_an_upper_bound(fitted, tmp_path):
+    """Issue 24: a claim with replicates of the source (its recipe, other seeds) has a second
+    route to "derived" — the suspect's closeness to the source minus its largest closeness to a
+    replicate, ranked among the reference answers' margins, the agreement test a gate — and the
+    two routes split α: p = min(1, 2·min(p_V, max(p₁, p_m))).  A draw of the source's recipe the
+    claim never saw is an innocent the route must not accuse; the route travels with the claim."""
+    from safetensors.torch import load_file, save_file
+
+    from freqprint.metav.artefact import META_KEY, _commitment
+    from freqprint.metav.trainer import fit_claim
+
+    base, _ = fitted["generation"]
+    src = base.manifest.entries[0]
+    rep = lambda i, seed: Entry(
+        f"rep-{i}", "replicate", "replicate", "replicate", "train", arch=src.arch, seed=seed, params=src.params
+    )
+    # 10 replicates for the claim (the first the anchor of the common frame, so the source's exact
+    # rank among 10 draws reaches α/2 = 0.1), and another draw of the recipe kept out of it (an
+    # innocent suspect)
+    m = Manifest(base.manifest.task, [*base.manifest.entries, *(rep(i, 300 + i) for i in range(10))], "test")
+    m.validate()
+    ens = build_ensemble(m, fitted["cache"], splits=("train", "val", "test", "reference", "replicate"))
+    fresh = build_ensemble(Manifest(m.task, [src, rep(0, 399)], "test"), fitted["cache"], splits=("replicate",))
+    # no probe floor: the tiny ensemble's floor (from 4 positives) stands above its test derivative
+    cfg = MetaVConfig(n_inputs=16, steps=80, eval_every=20, augment=0.01, n_probes=64, floor_quantile=None)
+    mv = fit_claim(ens, cfg, alpha=0.2, log=lambda s: None)
+    f = mv.floor
+    assert f is not None and f.candidates is not None and f.margins is not None and f.replicate_frame is not None
+    assert f.replicates == 9 and f.candidates.dtype == torch.float16
+    assert tuple(f.candidates.shape) == (10, 64, f.probe_answers.shape[1]) and f.replicate_frame.shape == mv.frame.shape
+    assert len(f.margins) == len(f.scores) and float(f.margins.max()) < 0.5
+    assert bool((f.scores[1:] >= f.scores[:-1]).all())  # the reference answers in V's order, as every floor keeps them
+    derived = next(x for x in ens.split("test") if x.label == 1)
+    indep = next(x for x in ens.split("test") if x.label == 0)
+    vd, vi, vf = mv.verdict(derived.query), mv.verdict(indep.query), mv.verdict(fresh.split("replicate")[0].query)
+    for v in (vd, vi, vf):
+        assert v.replicates == 9 and v.margin is not None and v.p_margin is not None and v.p_replicates is not None
+        p_v = max(v.p_agreement, v.p_reference, v.p_closeness) if v.score >= v.threshold else 1.0
+        assert v.p_value == pytest.approx(min(1.0, 2 * min(p_v, max(v.p_agreement, v.p_margin, v.p_replicates))))
+        floor_ok = v.probe_floor is None or (v.probe_statistic is not None and v.probe_statistic >= v.probe_floor)
+        assert v.derived == (v.p_value <= v.alpha and floor_ok)
+    # the source's derivative is nearer the source than any draw of its recipe; the draws are not
+    assert vd.derived and vd.margin > 0 and vd.p_margin == pytest.approx(1 / (len(f.scores) + 1)), vd
+    assert vd.p_replicates == pytest.approx(0.1), vd  # the source first among the 10 draws
+    # (the test's independent model is a draw of the source's recipe too: the source is nearest to
+    # it among the 10 draws by chance, p_replicates 0.1, and the reference rank keeps it innocent)
+    assert not vi.derived and not vf.derived, (vi, vf)
+    # the margin is a route of its own: with V's route shut (λ above every score) it still
+    # catches the derivative, and the same claim without replicates does not
+    import copy
+    import dataclasses
+
+    shut = copy.copy(mv)
+    shut.threshold = 1.01
+    assert shut.verdict(derived.query).derived and not shut.verdict(indep.query).derived
+    shut.floor = dataclasses.replace(f, candidates=None, margins=None, replicate_frame=None)
+    assert not shut.verdict(derived.query).derived
+    # the route travels with the claim, covered by its commitment, bit for bit
+    path = tmp_path / "replicates.safetensors"
+    save_claim(mv, path, m.to_dict(), ens.hashes)
+    loaded, meta = load_claim(path)
+    assert meta["format"] == "freqprint-metav/6" and meta["floor"]["replicates"] == 9
+    assert loaded.floor is not None and torch.equal(loaded.floor.candidates, f.candidates)
+    assert torch.equal(loaded.floor.margins, f.margins)
+    assert loaded.verdict(derived.query) == vd
+    # a claim whose replicate answers do not fit its count is refused, whatever its commitment
+    tensors, body = load_file(str(path)), {k: v for k, v in meta.items() if k != "commitment"}
+    for name, change in {
+        "too few": {"floor.candidates": tensors["floor.candidates"][:3]},
+        "float32": {"floor.candidates": tensors["floor.candidates"].float()},
+        "no margins": {"floor.margins": None},
+        "no frame": {"floor.replicate_frame": None},
+        "float64 frame": {"floor.replicate_frame": tensors["floor.replicate_frame"].double()},
+    }.items():
+        t = {k: v for k, v in {**tensors, **change}.items() if v is not None}
+        p = tmp_path / f"{name}.safetensors"
+        save_file(t, str(p), metadata={META_KEY: json.dumps({**body, "commitment": _commitment(body, t)})})
+        with pytest.raises(FreqprintError, match="replicate"):
+            load_claim(p)
+    # the exact rank needs K + 1 >= 2/α: 9 replicates and the anchor cannot give α/2 = 0.05
+    with pytest.raises(FreqprintError, match="replicates cannot"):
+        calibrate_floor(
+            mv, ens.source.query, [(x.query, "r") for x in ens.split("reference")], f.probes, 0.1,
+            replicates=[x.query for x in ens.split("replicate")],
+        )  # fmt: skip
+    # a replicate is the source's recipe with another seed, nothing else
+    for bad in (
+        rep(0, src.seed),
+        Entry("rep-x", "replicate", "replicate", "replicate", "train", arch=src.arch, seed=5, params={**src.params, "lr": 0.1}),
+        Entry("rep-y", "replicate", "replicate", "test", "train", arch=src.arch, seed=5, params=src.params),
+    ):
+        with pytest.raises(FreqprintError, match="replicate"):
+            Manifest(m.task, [src, bad], "test").validate()
+    gen = default_manifest("generation", "quick")
+    reps = [e for e in gen.entries if e.role == "replicate"]
+    assert len(reps) == 200 and {(e.op, e.arch, json.dumps(e.params)) for e in reps} == {
+        (gen.entries[0].op, gen.entries[0].arch, json.dumps(gen.entries[0].params))
+    }
+    assert not any(e.role == "replicate" for e in default_manifest("classification", "quick").entries)

@@ -138,10 +138,16 @@ def metav_train_cmd(
         if r.probe_floor is not None and r.floor_quantile is not None
         else ""
     )
+    reps = (
+        f"\n  or, instead of V's score, a replicate margin above the reference's over {r.replicates} replicates of the "
+        f"source (each route at alpha/2)"
+        if r.replicates
+        else ""
+    )
     out_console.print(
         f"claim written: {r.path}\n  task {r.kind}, N = {r.n_inputs}, λ = {r.threshold:.4f} (calibrated on {r.validation_models} "
         f"validation models; their ARUC {r.validation_aruc:.3f}); a verdict needs p <= {r.alpha:g} against "
-        f"{r.reference_models} reference models{floor}\n  commitment {r.commitment}\n"
+        f"{r.reference_models} reference models{floor}{reps}\n  commitment {r.commitment}\n"
         "  publish the commitment now: it is what dates the claim",
         markup=False,
         highlight=False,
@@ -189,7 +195,11 @@ def metav_verify_cmd(
     the source's latent frame, also the closeness's rank) is at most alpha, and the
     task's probe statistic with the source on the claim's natural probe inputs reaches the
     claim's probe floor, if it has one (``metav train --floor-quantile``).  The closeness on the
-    probes and its own rank among the reference models are printed beside it.
+    probes and its own rank among the reference models are printed beside it.  A claim with
+    replicates of the source (the default generation claim) has a second route: the suspect's
+    closeness to the source minus its largest closeness to a replicate (the suspect read in
+    each one's frame), ranked among the reference models' and the source's own rank among the
+    replicates, the agreement test a gate; each route at alpha/2, p their union.
     A py:MODULE:FUNCTION suspect imports MODULE and runs it: refused without --allow-code."""
     from freqprint.metav import load_claim, panel_check
     from freqprint.metav.suspects import CODE_PREFIX, load_suspect
@@ -242,6 +252,12 @@ def metav_verify_cmd(
                     else f"; probe statistic {r['probe_statistic']:.4f}, floor {r['probe_floor']:.4f}"
                 )
                 + f" (its rank: p {r['p_closeness']:.3g})"
+                + (
+                    f"; replicate margin {r['margin']:+.4f} over {r['replicates']} replicates (its rank: p {r['p_margin']:.3g}; "
+                    f"the source's rank among them: p {r['p_replicates']:.3g})"
+                    if r.get("margin") is not None
+                    else ""
+                )
                 + ("; read in the source's latent frame" if r.get("in_frame") else ""),
                 markup=False,
                 highlight=False,

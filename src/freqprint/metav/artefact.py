@@ -12,7 +12,12 @@ population, the training configuration and seeds, the environment it was trained
 version, thread count), the ensemble manifest itself, its SHA-256 and the recipe hash of every
 model in it, and a ``commitment``.  Format 4 adds the probe floor (``floor.probe_floor``,
 its quantile, how many positives it came from and the task's statistic); a format-3 claim still
-loads and gives its verdicts without one.  Formats 1 (before the floor) and 2 (before the probes) are refused:
+loads and gives its verdicts without one.  Format 5 adds the latent frame (``frame``); format 6
+the replicate route (:mod:`freqprint.stats.floor`): ``floor.candidates``, the closeness features
+on the probes of the source and its K replicates (float16, ``[K + 1, M, k]``), each read in
+``floor.replicate_frame``, the latent frame of one more replicate (float32, a generator's claim),
+and ``floor.margins``, the reference answers' replicate margins — a claim without them gives its
+verdict by V's route alone.  Formats 1 (before the floor) and 2 (before the probes) are refused:
 retrain.
 
 **The commitment** is SHA-256 over the canonical JSON of the metadata (without the commitment)
@@ -51,8 +56,10 @@ from freqprint.metav.tasks import create_task
 
 __all__ = ["FORMAT", "PanelReport", "load_claim", "panel_check", "save_claim"]
 
-FORMAT = "freqprint-metav/5"
-READABLE = (FORMAT, "freqprint-metav/4", "freqprint-metav/3")  # 4: no latent frame; 3: no probe floor either
+FORMAT = "freqprint-metav/6"
+# 5: no replicates; 4: no latent frame either; 3: no probe floor either
+READABLE = (FORMAT, "freqprint-metav/5", "freqprint-metav/4", "freqprint-metav/3")
+MAX_REPLICATES = 10_000
 MAX_PROBES = 100_000
 MAX_PERMUTATIONS = 1_000_000  # bounds a verdict's time (about 1 s per 10⁵ permutations of 32 inputs)
 META_KEY = "freqprint.metav"
@@ -76,6 +83,10 @@ def _tensors(mv: MetaV) -> dict[str, torch.Tensor]:
         out["floor.agreement_p"] = mv.floor.agreement_p.double()
         out["floor.probes"], out["floor.probe_answers"] = mv.floor.probes.float(), mv.floor.probe_answers.float()
         out["floor.closeness"] = mv.floor.closeness.double()
+        if mv.floor.candidates is not None and mv.floor.margins is not None:
+            out["floor.candidates"], out["floor.margins"] = mv.floor.candidates.half(), mv.floor.margins.double()
+            if mv.floor.replicate_frame is not None:
+                out["floor.replicate_frame"] = mv.floor.replicate_frame.float()
     if mv.task._stats is not None:
         out["stats.mean"], out["stats.std"] = mv.task._stats
     if mv.frame is not None:
@@ -109,6 +120,7 @@ def save_claim(
             "floor_quantile": f.floor_quantile,
             "probe_positives": f.probe_positives,
             "probe_statistic": mv.task.probe_statistic_name if f.probe_floor is not None else None,
+            "replicates": f.replicates,
         },
         "environment": {"torch": torch.__version__, "threads": torch.get_num_threads()},
         # what the claim does: a MetaV fitted without fit_claim has no frame, whatever its config asked
@@ -259,6 +271,35 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
         raise FreqprintError(f"{source}: 'floor.probe_answers' must be the source's finite answers on the probes")
     if close is None or close.shape != scores.shape or not bool(((close >= -1 - 1e-9) & (close <= 1 + 1e-9)).all()):
         raise FreqprintError(f"{source}: 'floor.closeness' must hold one correlation in [-1, 1] per reference score")
+    reps, margins = sd.get("floor.candidates"), sd.get("floor.margins")
+    k = fm.get("replicates", 0) if meta.get("format") == FORMAT else 0
+    if type(k) is not int or not 0 <= k <= MAX_REPLICATES:
+        raise FreqprintError(f"{source}: the floor's replicates must count 0..{MAX_REPLICATES} models")
+    if k and (
+        reps is None
+        or reps.dtype != torch.float16
+        or tuple(reps.shape) != (k + 1, *probe_answers.shape)
+        or not bool(torch.isfinite(reps).all())
+        or margins is None
+        or margins.shape != scores.shape
+        or not bool(torch.isfinite(margins).all())
+    ):
+        raise FreqprintError(
+            f"{source}: 'floor.candidates' must be [{k + 1}, {', '.join(map(str, probe_answers.shape))}] finite float16 answers "
+            "and 'floor.margins' one finite margin per reference score"
+        )
+    if not k and (reps is not None or margins is not None or "floor.replicate_frame" in sd):
+        raise FreqprintError(f"{source}: the claim holds replicate answers its metadata does not count")
+    frames, own = sd.get("floor.replicate_frame"), sd.get("frame")
+    if k and (
+        (own is None) != (frames is None)
+        or (
+            frames is not None
+            and own is not None
+            and (frames.dtype != torch.float32 or frames.shape != own.shape or not bool(torch.isfinite(frames).all()))
+        )
+    ):
+        raise FreqprintError(f"{source}: 'floor.replicate_frame' must be a finite float32 latent frame, as the claim has one")
     if not 0.0 < alpha < 1.0 or not 1 <= perms <= MAX_PERMUTATIONS:
         raise FreqprintError(f"{source}: the floor's alpha must be in (0, 1) and its permutations in 1..{MAX_PERMUTATIONS}")
     if not all(isinstance(k, str) and type(v) is int and v > 0 for k, v in population.items()) or sum(population.values()) != len(
@@ -298,6 +339,9 @@ def _floor(meta: dict[str, Any], sd: dict[str, torch.Tensor], n: int, task: Any,
         None if floor_c is None else float(floor_c),
         None if q_c is None else float(q_c),
         int(n_c or 0),
+        reps if k else None,
+        margins.double() if k and margins is not None else None,
+        frames if k else None,
     )
 
 

@@ -76,7 +76,7 @@ from torch import nn
 from freqprint.errors import FreqprintError, InvalidArgument
 from freqprint.metav.tasks import Task
 from freqprint.stats.aruc import aruc
-from freqprint.stats.floor import agreement_pvalue, closeness, conformal_pvalue
+from freqprint.stats.floor import agreement_pvalue, closeness, conformal_pvalue, replicate_rank
 
 __all__ = [
     "AdaptiveFingerprint",
@@ -180,7 +180,12 @@ class Floor:
     ``alpha``: the level a verdict needs; ``permutations``: B of the agreement test; ``seed``:
     its permutations' seed; ``probe_floor``: the probe statistic a derived verdict needs
     (``None``: none), the ``floor_quantile`` of the statistic of the ``probe_positives``
-    training and validation positives it came from."""
+    training and validation positives it came from; ``candidates``: the closeness features on P
+    of the source (row 0) and its K replicates, ``[K + 1, M, k]`` (float16; ``None``: no
+    replicate route), each read in ``replicate_frame``, the latent frame of one more replicate
+    (the anchor; float32; ``None`` for a task without a frame), and ``margins``: the reference
+    answers' replicate margins (:func:`freqprint.stats.floor.replicate_rank`, in the order of
+    ``scores``)."""
 
     answers: torch.Tensor
     probes: torch.Tensor
@@ -195,8 +200,30 @@ class Floor:
     probe_floor: float | None = None
     floor_quantile: float | None = None
     probe_positives: int = 0
+    candidates: torch.Tensor | None = None
+    margins: torch.Tensor | None = None
+    replicate_frame: torch.Tensor | None = None
+    _unit: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if (self.candidates is None) != (self.margins is None):
+            raise InvalidArgument("a floor's replicates and the reference margins come together")
+        if self.candidates is not None and self.margins is not None:
+            c = self.candidates
+            if c.ndim != 3 or len(c) < 2 or c.shape[1:] != self.probe_answers.shape:
+                raise InvalidArgument("the candidates' answers must be [K + 1, M, k] like the source's on the probes")
+            if self.margins.numel() != self.scores.numel():
+                raise InvalidArgument("the floor needs one replicate margin per reference answer")
+            self.candidates = c.half()
+            self.replicate_frame = None if self.replicate_frame is None else self.replicate_frame.float()
+            # each candidate column-centred and scaled to norm 1: t = that · the suspect's, likewise
+            x = self.candidates.double().numpy()
+            x = (x - x.mean(1, keepdims=True)).reshape(len(x), -1)
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            self._unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        elif self.replicate_frame is not None:
+            raise InvalidArgument("a floor's replicate frame comes with its replicates")
+
         if not 0.0 < self.alpha < 1.0:
             raise InvalidArgument(f"alpha must be in (0, 1), got {self.alpha!r}")
         if self.probe_floor is not None and not -1.0 - 1e-9 <= self.probe_floor <= 1.0 + 1e-9:
@@ -211,6 +238,13 @@ class Floor:
             raise InvalidArgument("the floor's probe inputs and the source's answers on them differ in number")
         order = torch.argsort(scores, stable=True)
         self.scores, self.closeness, self.agreement_p = scores[order], close[order], p[order]
+        if self.margins is not None:
+            self.margins = self.margins.double().reshape(-1)[order]
+
+    @property
+    def replicates(self) -> int:
+        """K: how many replicates of the source the replicate route compares against (0: none)."""
+        return 0 if self.candidates is None else len(self.candidates) - 1
 
     def rank_p(self, score: float, p_agreement: float, alpha: float, by: str = "scores") -> float:
         """p₂: the conformal p-value of (1[p₁ ≤ α], V) among the reference answers; with
@@ -225,7 +259,11 @@ class Verdict:
     task's probe statistic against the claim's probe floor (both ``None``: a claim without one);
     and, reported beside it, the closeness on the probes and its own rank among the reference
     answers — part of the max when the suspect was read in the source's latent frame
-    (``in_frame``: a generator's claim, :mod:`freqprint.stats.latent`)."""
+    (``in_frame``: a generator's claim, :mod:`freqprint.stats.latent`).  A claim with
+    ``replicates`` adds the replicate route: ``margin``, its rank ``p_margin`` among the
+    reference answers' margins and the source's exact rank ``p_replicates`` among its
+    replicates, and ``p_value`` is then the two routes' Bonferroni union
+    (:mod:`freqprint.stats.floor`); ``p_reference`` and ``p_closeness`` are ranked at α/2."""
 
     score: float
     threshold: float
@@ -241,6 +279,10 @@ class Verdict:
     probe_statistic: float | None = None
     probe_floor: float | None = None
     in_frame: bool = False
+    margin: float | None = None
+    p_margin: float | None = None
+    p_replicates: float | None = None
+    replicates: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -305,22 +347,47 @@ class MetaV:
         a = self.floor.alpha if alpha is None else float(alpha)
         if not 0.0 < a < 1.0:
             raise InvalidArgument(f"alpha must be in (0, 1), got {a!r}")
-        feats, probe_feats = self._answers(query, self.floor.probes)
+        fl = self.floor
+        routes = 2 if fl.replicates else 1  # the verifier's route, and the replicates' (α split in two)
+        feats, probe_feats = self._answers(query, fl.probes)
         s = self._score(feats)
-        pf, src = probe_feats.double().numpy(), self.floor.probe_answers.double().numpy()
+        pf, src = probe_feats.double().numpy(), fl.probe_answers.double().numpy()
         c = closeness(pf, src)
-        rho, p1 = self._agreement(feats, self.floor.answers, self.floor.permutations, self.floor.seed)
-        p2 = self.floor.rank_p(s, p1, a)
-        n = len(self.floor.scores)
-        pc = self.floor.rank_p(c, p1, a, by="closeness")
+        rho, p1 = self._agreement(feats, fl.answers, fl.permutations, fl.seed)
+        p2 = fl.rank_p(s, p1, a / routes)
+        n = len(fl.scores)
+        pc = fl.rank_p(c, p1, a / routes, by="closeness")
         # read in the source's frame, independents of other families come near the source and V
         # extrapolates on them (docs/benchmarks.md §13): the closeness rank, a statistic no one
         # trained, must agree (the larger of valid p-values is a valid p-value)
         p = max(p1, p2, pc) if self.frame is not None else max(p1, p2)
-        cf = self.floor.probe_floor
+        m = pm = pr = None
+        if fl.replicates and fl.margins is not None:
+            m, pr = replicate_rank(self.replicate_statistics(query))
+            pm = conformal_pvalue(m, fl.margins.numpy())
+            # the union of the two routes: V's (valid only with s ≥ λ) and the replicates' (the
+            # agreement test a gate), each at α/2
+            p = min(1.0, 2.0 * min(p if s >= self.threshold else 1.0, max(p1, pm, pr)))
+        cf = fl.probe_floor
         t = None if cf is None else self.task.probe_statistic(pf, src)
-        derived = s >= self.threshold and p <= a and (cf is None or (t is not None and t >= cf))
-        return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(derived), c, pc, t, cf, self.frame is not None)
+        route = p <= a if routes == 2 else (s >= self.threshold and p <= a)
+        derived = route and (cf is None or (t is not None and t >= cf))
+        k = fl.replicates
+        return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(derived), c, pc, t, cf, self.frame is not None, m, pm, pr, k)
+
+    def replicate_statistics(self, query: Query | nn.Module) -> np.ndarray:
+        """``t = [t_0, t_1, …, t_K]`` of :mod:`freqprint.stats.floor`: the suspect's closeness
+        on the probes, read in the claim's replicate frame, with the source's and each replicate's
+        answers read in the same frame."""
+        fl = self.floor
+        assert fl is not None and fl._unit is not None
+        fn = self.task.canonical(_as_query(self.task, query), fl.replicate_frame, self.config.frame_codes)
+        with torch.no_grad():
+            raw = _checked(self.task, fn(fl.probes), len(fl.probes))
+        x = self.task.closeness_features(raw).double().numpy()
+        x = (x - x.mean(0, keepdims=True)).reshape(-1)
+        norm = float(np.linalg.norm(x))
+        return fl._unit @ (x / norm) if norm > 0 else np.zeros(len(fl._unit))
 
     def verify(self, query: Query | nn.Module, alpha: float | None = None) -> dict[str, Any]:
         return self.verdict(query, alpha).to_dict()
@@ -364,6 +431,7 @@ def calibrate_floor(
     alpha: float = 0.01,
     permutations: int = 9999,
     positives: Sequence[Query | nn.Module] = (),
+    replicates: Sequence[Query | nn.Module] = (),
 ) -> Floor:
     """Give ``mv`` its floor: the source's answers on X and on ``probes`` (natural inputs of the
     owner's data, :meth:`~freqprint.metav.tasks.Task.real_inputs`), and V's scores and the
@@ -371,22 +439,51 @@ def calibrate_floor(
     be disjoint from the models V was trained and validated on; with ``positives`` (the
     training and validation positives: the owner's derivatives) and ``mv.config.floor_quantile``
     set, the probe floor, that quantile of their probe statistic (module docstring; none
-    otherwise).
-    Refuses a panel too small for ``alpha`` (n + 1 < 1/α)."""
-    if len(reference) + 1 < 1.0 / alpha - 1e-9:
+    otherwise); with ``replicates`` (the source's training recipe with other seeds: the
+    manifest's ``replicate`` split), the replicate route (:mod:`freqprint.stats.floor`): the
+    source's and the replicates' closeness features on the probes, every one read in the frame
+    of the first replicate (the anchor, where the task has a frame: it is no candidate), and
+    the reference answers' margins.
+    Refuses a panel too small for ``alpha`` (n + 1 < 1/α; with replicates, for α/2, and too few
+    replicates for the source's rank among them to reach α/2)."""
+    need = (2.0 if replicates else 1.0) / alpha
+    anchored = bool(replicates) and mv.frame is not None
+    k = len(replicates) - anchored
+    if replicates and k + 1 < need - 1e-9:
         raise FreqprintError(
-            f"a reference panel of {len(reference)} models cannot give a p-value of {alpha} (it needs at least "
-            f"{math.ceil(1.0 / alpha) - 1}): add reference models or raise alpha"
+            f"{len(replicates)} replicates cannot give the replicate route a p-value of {alpha / 2} (α split between "
+            f"two routes; it needs at least {math.ceil(need - 1e-9) - 1 + anchored}"
+            + (", one of them the anchor of the frame" if anchored else "")
+            + "): add replicates or raise alpha"
+        )
+    if len(reference) + 1 < need - 1e-9:
+        raise FreqprintError(
+            f"a reference panel of {len(reference)} models cannot give a p-value of {alpha}"
+            + (" split between two routes" if replicates else "")
+            + f" (it needs at least {math.ceil(need - 1e-9) - 1}): add reference models or raise alpha"
         )
     probes = probes.detach().float().clone()
     feats, probe_answers = mv._answers(source, probes)
     answers = feats.reshape(len(mv.inputs), -1).detach().clone()
+    cands = anchor = None
+    if replicates:  # the source and the replicates, each read in the anchor's frame
+        codes = mv.config.frame_codes
+        anchor = mv.task.frame(_as_query(mv.task, replicates[0]), codes) if anchored else None
+        anchor = None if anchor is None else anchor.float()
+        ans = []
+        for q in [source, *replicates[int(anchored) :]]:
+            with torch.no_grad():
+                raw = _checked(mv.task, mv.task.canonical(_as_query(mv.task, q), anchor, codes)(probes), len(probes))
+            ans.append(mv.task.closeness_features(raw))
+        cands = torch.stack(ans).half()
+    src_np = probe_answers.double().numpy()
     scores, close, p_agree = [], [], []
     population: dict[str, int] = {}
     for q, fam in reference:
         feats, probe_feats = mv._answers(q, probes)
+        pf = probe_feats.double().numpy()
         scores.append(mv._score(feats))
-        close.append(closeness(probe_feats.double().numpy(), probe_answers.double().numpy()))
+        close.append(closeness(pf, src_np))
         p_agree.append(mv._agreement(feats, answers, permutations, mv.config.seed)[1])
         population[fam] = population.get(fam, 0) + 1
     q_floor = mv.config.floor_quantile
@@ -410,7 +507,14 @@ def calibrate_floor(
         floor_t,
         q_floor if pos_stat else None,
         len(pos_stat),
+        cands,
+        torch.zeros(len(scores), dtype=torch.float64) if cands is not None else None,
+        anchor,
     )
+    if cands is not None:  # the reference answers' margins, by the verdict's own reading
+        fl = mv.floor
+        m = torch.tensor([replicate_rank(mv.replicate_statistics(q))[0] for q, _ in reference], dtype=torch.float64)
+        fl.margins = m[torch.argsort(torch.tensor(scores, dtype=torch.float64), stable=True)]  # the floor's order
     return mv.floor
 
 

@@ -28,10 +28,13 @@ An entry says how a model is made, from scratch or from a parent::
 
 ``role`` is ``source`` (exactly one), ``positive`` (must descend from the source), ``negative``
 (must not), ``reference`` (independent models kept out of training, validation and test, whose
-scores give a claim's conformal p-value: :mod:`freqprint.stats.floor`) or ``panel``
-(independent models kept out of everything: the fresh panel a claim is re-checked on).
-``split`` is ``train`` / ``val`` / ``test`` / ``reference`` / ``panel``.  The source is trained on
-and counted as a positive.
+scores give a claim's conformal p-value: :mod:`freqprint.stats.floor`), ``panel``
+(independent models kept out of everything: the fresh panel a claim is re-checked on) or
+``replicate`` (the source's own ``train`` recipe — arch and params — with another seed: the
+draws of that recipe a claim's replicate route compares a suspect against,
+:func:`freqprint.stats.floor.replicate_rank`; for a generator the first is the anchor whose
+latent frame every candidate is read in).  ``split`` is ``train`` / ``val`` / ``test`` /
+``reference`` / ``panel`` / ``replicate``.  The source is trained on and counted as a positive.
 
 Models are cached by the SHA-256 of their full recipe (the task's data settings, the entry
 without its name, role, family and split, and the parent's hash), so renaming or moving an entry
@@ -60,10 +63,11 @@ __all__ = ["Ensemble", "Entry", "Manifest", "Member", "build_ensemble", "default
 
 FORMAT = "freqprint-metav-manifest/1"
 OPS = ("train", "null", "finetune", "prune", "noise", "quantize", "distill", "compose", "output")
-ROLES = ("source", "positive", "negative", "reference", "panel")
-SPLITS = ("train", "val", "test", "reference", "panel")
-HELD_APART = ("reference", "panel")  # roles (and splits of the same name) no model of another split may descend from
+ROLES = ("source", "positive", "negative", "reference", "panel", "replicate")
+SPLITS = ("train", "val", "test", "reference", "panel", "replicate")
+HELD_APART = ("reference", "panel", "replicate")  # roles (and splits of the same name) no model of another split may descend from
 MAX_ENTRIES = 5000
+REPLICATE_SEED = 2_000_000  # the default manifest's replicates: seeds REPLICATE_SEED, REPLICATE_SEED + 1, ...
 
 
 @dataclass
@@ -171,6 +175,14 @@ class Manifest:
             seen[e.name] = e
         if sum(e.role == "source" for e in self.entries) != 1:
             raise FreqprintError(f"{source}: exactly one entry must have role 'source'")
+        src = next(e for e in self.entries if e.role == "source")
+        for e in self.entries:
+            if e.role == "replicate" and (
+                src.op != "train" or (e.op, e.arch, e.params) != (src.op, src.arch, src.params) or e.seed == src.seed
+            ):
+                raise FreqprintError(
+                    f"{source}: entry {e.name!r}: a replicate is the source's 'train' recipe (arch and params) with another seed"
+                )
 
     @staticmethod
     def descends_from_source(e: Entry, seen: dict[str, Entry]) -> bool:
@@ -500,6 +512,11 @@ class Profile:
     scale: dict[str, int] = field(default_factory=lambda: {"classification": 1, "regression": 1, "generation": 1})
     epochs: dict[str, int] = field(default_factory=lambda: {"classification": 4, "regression": 30, "generation": 5})
     task_sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+    # draws of the source's recipe a claim compares suspects against (the replicate route: the
+    # source's exact rank at α/2 = 0.005 needs 199 of them, and a generator one more, whose frame
+    # every candidate is read in): generation only by default, where they cost about 4 min on 2
+    # cores and catch what V misses (docs/benchmarks.md §13); a classifier's cost 15 s each
+    replicates: dict[str, int] = field(default_factory=lambda: {"classification": 0, "regression": 0, "generation": 200})
 
 
 PROFILES = {
@@ -954,6 +971,21 @@ def default_manifest(kind: str, profile: str = "quick") -> Manifest:
     ]
     for i, item in enumerate(panel * s):
         entries.append(Entry(f"panel-{i}", "panel", "panel " + str(item["arch"]), "panel", seed=next(seed), **item))
+    # the source's recipe with other seeds (the seeds scripts/metav_teacher_rank.py measured)
+    src = entries[0]
+    for i in range(prof.replicates.get(kind, 0)):
+        entries.append(
+            Entry(
+                f"replicate-{i}",
+                "replicate",
+                "replicate",
+                "replicate",
+                "train",
+                arch=src.arch,
+                seed=REPLICATE_SEED + i,
+                params=dict(src.params),
+            )
+        )
     entries += _coverage(kind, prof, src_arch, other, held_arch, base_lr, ep)
     entries += _other_teachers(kind, prof, entries, src_arch, other, held_arch, base_lr, ep)
     task = {"kind": kind, **prof.task_sizes.get(kind, {})}

@@ -1,10 +1,10 @@
 """The MetaV claim trainer: one call from a manifest to a committed claim artefact.
 
-What ``freqprint metav train`` runs: build (or load from the cache) the train, validation and
-reference splits of the manifest's ensemble, train the fingerprint inputs X and the
+What ``freqprint metav train`` runs: build (or load from the cache) the train, validation,
+reference and replicate splits of the manifest's ensemble, train the fingerprint inputs X and the
 meta-verifier V jointly (:func:`~freqprint.metav.core.fit_metav`), calibrate λ on the validation
-split, give the claim its floor from the reference split
-(:func:`~freqprint.metav.core.calibrate_floor`), and write the claim
+split, give the claim its floor from the reference split and, where the manifest has
+replicates of the source, the replicate route (:func:`~freqprint.metav.core.calibrate_floor`), and write the claim
 (:func:`~freqprint.metav.artefact.save_claim`) whose commitment the owner publishes.
 
 **Reproducible**: the same manifest, seed, torch version and thread count give the same X, V, λ
@@ -55,6 +55,7 @@ class ClaimTraining:
     probe_floor: float | None = None
     floor_quantile: float | None = None
     probe_statistic: str | None = None
+    replicates: int = 0
 
 
 def train_claim(
@@ -99,7 +100,7 @@ def train_claim(
             raise InvalidArgument("give a floor quantile or no floor, not both")
         changes["floor_quantile"] = None
     cfg = dataclasses.replace(base, seed=seed, **changes)
-    splits = ("train", "val", "reference")
+    splits = ("train", "val", "reference", "replicate")
     ens = build_ensemble(manifest, cache, root=str(root) if root else None, log=log, splits=splits, device=device)
     v, ref = ens.split("val"), ens.split("reference")
     if not ref:
@@ -122,6 +123,7 @@ def train_claim(
         mv.floor.probe_floor,
         mv.floor.floor_quantile,
         mv.task.probe_statistic_name,
+        mv.floor.replicates,
     )
 
 
@@ -150,5 +152,6 @@ def fit_claim(ens: Ensemble, cfg: MetaVConfig, alpha: float = 0.01, log: Callabl
         ens.task.real_inputs(ens.data.owner, cfg.n_probes, cfg.seed + 1),
         alpha,
         positives=[m.query for s in ("train", "val") for m in ens.split(s) if m.label == 1],
+        replicates=[m.query for m in ens.split("replicate")],
     )
     return mv

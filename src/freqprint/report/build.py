@@ -515,9 +515,21 @@ def from_metav(
         True,
         derived,
         log10_p,
-        f"p = {p:.3g} = max(agreement test {row['p_agreement']:.3g}, rank among {row['reference_n']} reference models "
+        (
+            f"p = {p:.3g} = min(1, 2 · min(V's route, the replicates' route)): V's route (when V ≥ λ) "
+            if row.get("margin") is not None
+            else f"p = {p:.3g} = "
+        )
+        + f"max(agreement test {row['p_agreement']:.3g}, rank among {row['reference_n']} reference models "
         f"{row['p_reference']:.3g}"
         + (f", closeness rank {row['p_closeness']:.3g}; read in the source's latent frame" if row.get("in_frame") else "")
+        + (
+            f"); the replicates' route max(agreement test, rank of the margin {row['margin']:+.4f} over "
+            f"{row['replicates']} replicates of the source among the reference models' {row['p_margin']:.3g}, the source's "
+            f"rank among its replicates {row['p_replicates']:.3g}"
+            if row.get("margin") is not None
+            else ""
+        )
         + f"); V = {row['score']:.4f} (λ {row['threshold']:.4f}); closeness {row['closeness']:.4f}"
         + (
             ""

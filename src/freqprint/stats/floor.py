@@ -55,6 +55,40 @@ for its second route: a suspect that tops the panel in one statistic ties with t
 that tops the other (p ≥ 2/(n + 1)), and a reference model served at several temperatures is
 several tied answers in c.  docs/benchmarks.md §13 measured it on the benchmark's suspects.
 
+**Replicate route** (:func:`replicate_rank`, a second route to a verdict where a claim holds
+replicates): V knows the recipes its ensemble holds, and a student distilled by another recipe
+into another family can escape it while its answers still carry its teacher's own quirks.  A
+claim holds K **replicates** of the source — its training recipe (architecture, data, epochs,
+learning rate) with K other seeds — as answers: each candidate j (j = 0 the source, 1…K the
+replicates) by its closeness features ``R_j`` on P, every one read in one common frame (for a
+generator, the latent frame of one more replicate, the *anchor*; :mod:`freqprint.stats.latent`),
+and the suspect read in the same frame, ``A``:
+
+    t_j = c(A, R_j),
+
+so every candidate is treated alike: if the suspect was not made from the source, the source and
+its replicates are exchangeable draws of one recipe, independent of it, and the source's rank
+
+    p_r = (1 + #{k ≥ 1 : t_k ≥ t_0}) / (K + 1)
+
+is exactly valid over draws of the source (ties count against the accuser; the smallest is
+1/(K + 1)).  It is exact over draws, not for the owner's one source: suspects that resemble
+"a model of the task" share that one draw's typicality (docs/benchmarks.md §13).  So the margin
+
+    m = t_0 − max_{k ≥ 1} t_k
+
+is also ranked among the reference answers' margins (``p_m = conformal_pvalue(m, reference
+margins)``, valid for the reference population like p₂), and the route's p-value is
+``max(p₁, p_m, p_r)``: valid when the suspect is an independent model of any recipe (p_r) or one
+of the reference population (p_m), with the agreement test a gate.  The two routes split α
+(Bonferroni): a claim with replicates reports ``p = min(1, 2·min(p_V, max(p₁, p_m, p_r)))`` with
+``p_V`` the verifier route's p-value (1 when V's score is below λ), so ``p ≤ α`` has probability
+≤ α when either null holds — and p_r ≤ α/2 needs K + 1 ≥ 2/α (199 replicates at α = 0.01).
+The common frame is no candidate's: read in the source's own frame, the source alone carries no
+alignment error and every independent model looks nearer to it than to its replicates — that
+first design, with the margin's reference rank alone, accused 16 of 119 close innocents of the
+benchmark with 19 replicates (docs/benchmarks.md §13).
+
 The reference rank's population is what the panel holds (other seeds, architectures and data of the same task, models of other tasks of the same input/output shape,
 untrained networks, their answers at other temperatures), and the guarantee is for a suspect
 from that population *as a whole*: a family that V scores higher than the panel's average can be
@@ -67,7 +101,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["agreement_pvalue", "closeness", "conformal_pvalue", "joint_rank_pvalue"]
+__all__ = ["agreement_pvalue", "closeness", "conformal_pvalue", "joint_rank_pvalue", "replicate_rank"]
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
@@ -84,6 +118,15 @@ def closeness(answers: np.ndarray, reference: np.ndarray) -> float:
         raise ValueError(f"answers {list(a.shape)} and reference {list(r.shape)} differ in shape")
     norm = float(np.linalg.norm(a) * np.linalg.norm(r))
     return 0.0 if norm == 0.0 else float((a * r).sum() / norm)
+
+
+def replicate_rank(t: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """``(m, p_r)`` of the module docstring from ``t = [t_0, t_1, …, t_K]``: the statistic of the
+    source (first) and of each of its K replicates."""
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or len(t) < 2:
+        raise ValueError("the replicate route needs the source's statistic and at least one replicate's")
+    return float(t[0] - t[1:].max()), float((1 + int((t[1:] >= t[0]).sum())) / len(t))
 
 
 def agreement_pvalue(answers: np.ndarray, reference: np.ndarray, permutations: int = 9999, seed: int = 0) -> tuple[float, float]:
