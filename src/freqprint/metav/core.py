@@ -328,9 +328,11 @@ class MetaV:
         rows = features.reshape(len(self.inputs), -1).double().numpy()
         return agreement_pvalue(rows, answers.double().numpy(), permutations, seed)
 
-    def _answers(self, query: Query | nn.Module, probes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _answers(
+        self, query: Query | nn.Module, probes: torch.Tensor, own: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One query on X and the probes together: (V's features on X, closeness features on P)."""
-        fn = self.query(query)
+        fn = self.task.canonical(_as_query(self.task, query), self.frame, self.config.frame_codes, own=own)
         n = len(self.inputs)
         with torch.no_grad():
             raw = _checked(self.task, fn(torch.cat([self.inputs, probes.to(self.inputs)])), n + len(probes))
@@ -349,7 +351,10 @@ class MetaV:
             raise InvalidArgument(f"alpha must be in (0, 1), got {a!r}")
         fl = self.floor
         routes = 2 if fl.replicates else 1  # the verifier's route, and the replicates' (α split in two)
-        feats, probe_feats = self._answers(query, fl.probes)
+        base = _as_query(self.task, query)
+        # the suspect's own latent frame, measured once for the two frames it is read in
+        own = self.task.frame(base, self.config.frame_codes) if self.frame is not None else None
+        feats, probe_feats = self._answers(base, fl.probes, own)
         s = self._score(feats)
         pf, src = probe_feats.double().numpy(), fl.probe_answers.double().numpy()
         c = closeness(pf, src)
@@ -363,7 +368,7 @@ class MetaV:
         p = max(p1, p2, pc) if self.frame is not None else max(p1, p2)
         m = pm = pr = None
         if fl.replicates and fl.margins is not None:
-            m, pr = replicate_rank(self.replicate_statistics(query))
+            m, pr = replicate_rank(self.replicate_statistics(base, own))
             pm = conformal_pvalue(m, fl.margins.numpy())
             # the union of the two routes: V's (valid only with s ≥ λ) and the replicates' (the
             # agreement test a gate), each at α/2
@@ -375,13 +380,13 @@ class MetaV:
         k = fl.replicates
         return Verdict(s, self.threshold, rho, p1, p2, n, p, a, bool(derived), c, pc, t, cf, self.frame is not None, m, pm, pr, k)
 
-    def replicate_statistics(self, query: Query | nn.Module) -> np.ndarray:
+    def replicate_statistics(self, query: Query | nn.Module, own: torch.Tensor | None = None) -> np.ndarray:
         """``t = [t_0, t_1, …, t_K]`` of :mod:`freqprint.stats.floor`: the suspect's closeness
         on the probes, read in the claim's replicate frame, with the source's and each replicate's
-        answers read in the same frame."""
+        answers read in the same frame (``own``: the suspect's frame, if measured already)."""
         fl = self.floor
         assert fl is not None and fl._unit is not None
-        fn = self.task.canonical(_as_query(self.task, query), fl.replicate_frame, self.config.frame_codes)
+        fn = self.task.canonical(_as_query(self.task, query), fl.replicate_frame, self.config.frame_codes, own=own)
         with torch.no_grad():
             raw = _checked(self.task, fn(fl.probes), len(fl.probes))
         x = self.task.closeness_features(raw).double().numpy()

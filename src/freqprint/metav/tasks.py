@@ -273,9 +273,10 @@ class Task:
         have no such symmetry: permuting pixels changes the data)."""
         return None
 
-    def canonical(self, query: Outputs, frame: torch.Tensor | None, codes: int = 128) -> Outputs:
+    def canonical(self, query: Outputs, frame: torch.Tensor | None, codes: int = 128, own: torch.Tensor | None = None) -> Outputs:
         """``query`` read in the frame ``frame`` (the source's, measured on ``codes`` prior codes):
-        itself when there is none."""
+        itself when there is none.  ``own``: the query's own frame (:meth:`frame`) when it was
+        measured already — a verdict reads one suspect in two frames and measures it once."""
         return query
 
     # -- the "same mistakes" floor ------------------------------------------------------------
@@ -767,7 +768,7 @@ class GenerationTask(Task):
         source's frame."""
         return latent_frame(query, latent_codes(codes, self.latent, FRAME_SEED))
 
-    def canonical(self, query: Outputs, frame: torch.Tensor | None, codes: int = 128) -> Outputs:
+    def canonical(self, query: Outputs, frame: torch.Tensor | None, codes: int = 128, own: torch.Tensor | None = None) -> Outputs:
         """``z ↦ query(z Â)``, Â the rotation that maps ``frame`` (the source's) onto the query's;
         mirrored left–right as well when the mirrored frame fits the source's better (a thief may
         also serve mirror images: the same law where the data are mirror-symmetric).  The
@@ -775,7 +776,7 @@ class GenerationTask(Task):
         of the suspect like the rotation."""
         if frame is None:
             return query
-        mine = self.frame(query, codes)
+        mine = self.frame(query, codes) if own is None else own
         assert mine is not None  # a generator always has a frame
         fits = []
         for mirrored in (False, True):
