@@ -424,3 +424,15 @@ def test_a_copy_of_a_copy_goes_under_its_source(zoo):
     assert tree.parents["c2.moved.again"] == ["c2.moved"], tree.summary()
     d = tree.distances
     assert max(d["c2.moved"]["c2"], d["c2.moved.again"]["c2"], d["c2.moved.again"]["c2.moved"]) <= 1e-4
+
+
+def test_a_sibling_on_the_same_text_is_no_parent_and_a_chain_stays():
+    """Step 9: B, a longer fine-tune of P on A's text, is nearer to A than to P; the shape of
+    B − A (two runs, one undone) puts it under P.  C, a fine-tune of A on other text, stays A's."""
+    p = train(new(0), 200, seed=0)
+    a = train(copy.deepcopy(p), 20, seed=1, lr=1e-3)
+    b = state(train(copy.deepcopy(p), 60, seed=1, lr=2e-3))
+    c = state(train(copy.deepcopy(a), 40, seed=3, lr=2e-3))
+    tree = lineage_tree({"P": state(p), "A": state(a), "B": b, "C": c}, units=64)
+    assert tree.distances["B"]["A"] < tree.distances["B"]["P"], tree.distances  # distance alone picks A
+    assert tree.parents == {"P": [], "A": ["P"], "B": ["P"], "C": ["A"]}, tree.summary()

@@ -111,14 +111,28 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    the family whose edge into any member costs more than any other edge (so one root), plus one
    event into a member with a known parent (a merge, a pruning or rounding, a low-rank update):
    each member's parent, and the root — the member whose every in-edge needs an event.
+9. **Siblings.**  Two fine-tunes of one parent P on correlated text are nearer to each other than
+   the later one is to P: distance puts v under its sibling S.  The difference's *shape* tells
+   the two apart where its length cannot: a fine-tune's change is one optimiser run from its
+   parent, a sibling's difference two runs with one undone, and on the stored gate and up rows
+   the latter has both a higher effective rank (``exp(H(σ²/Σσ²))`` per block, H the entropy of
+   the normalised squared singular values) and a heavier tail (excess kurtosis) than the change
+   from P (``scripts/tree_sibling_spectra.py``: in all 21 such triangles of the development
+   seeds).  So where the tree found v under u under w — three plain members of one basis and
+   depth, v and u neither merges, their copies, roundings, prunings nor low-rank updates, w no
+   merge — v goes under w when ``v − u`` is both of higher effective rank and heavier-tailed
+   than ``v − w``.  A chain on one text fails it as well (a second run on the text of the first
+   reads as one longer run: 8 true parents lost against 20 siblings found on seeds 2026–2055,
+   docs/benchmarks.md §14e).
 
 What it cannot see: the direction between function-identical copies in different bases (no cue
 is read across a basis change; parsimony puts the copy under its source, and of a chain of
 copies with no other relative the heaviest-tailed is taken for the first — on near-Gaussian
-weights a rotated copy can be heavier-tailed than the original); a fine-tune that
-passed near a sibling trained on the same text (it reads as the sibling's child —
-``scripts/tree_siblings.py`` measures it), or that went back toward its grandparent's text (it
-reads as its parent's parent); an early-training parent (step 5); identical copies (no order);
+weights a rotated copy can be heavier-tailed than the original); a fine-tune that passed near
+a sibling trained on the same text where step 9's shapes do not say so (it reads as the
+sibling's child — ``scripts/tree_siblings.py`` measures it), one trained on its parent's own
+text where they do (it reads as its parent's sibling), or one that went back toward its
+grandparent's text (it reads as its parent's parent); an early-training parent (step 5); identical copies (no order);
 an exact relation once any full-rank noise covers it (a GGUF export of a LoRA is no longer a
 low-rank update of anything: distance decides); which of several members a coarse rounding
 rounds when they differ by far less than its step (the nearest is taken, and the rounding's own
@@ -562,6 +576,25 @@ def _anchor_cues(
     return out
 
 
+def _shape(u: _Member, v: _Member) -> tuple[float, float] | None:
+    """(effective rank, excess kurtosis) of ``v − u`` on the stored gate and up rows, averaged
+    over blocks (step 9): the effective rank is ``exp(H(σ²/Σσ²)) / min(shape)`` of the block's
+    difference, H the entropy of its normalised squared singular values.  None when the two are
+    not stored in one basis with the same blocks, or are identical."""
+    if not u.raw or u.raw.keys() != v.raw.keys() or not _same_basis(u, v):
+        return None
+    ranks, kurt = [], []
+    for b in sorted(u.raw):
+        d = v.raw[b].double() - u.raw[b].double()
+        s2 = torch.linalg.svdvals(d).square()
+        if float(s2.sum()) == 0.0:
+            continue
+        p = s2 / s2.sum()
+        ranks.append(math.exp(-float((p * p.clamp_min(1e-300).log()).sum())) / min(d.shape))
+        kurt.append(_kurtosis(d.flatten()))
+    return (sum(ranks) / len(ranks), sum(kurt) / len(kurt)) if ranks else None
+
+
 def _same_basis(u: _Member, v: _Member) -> bool:
     if not u.fitted and not v.fitted:
         return True
@@ -722,6 +755,33 @@ def _task_arithmetic(
             if names[m] not in best or r < best[names[m]][0]:
                 best[names[m]] = (r, names[p], names[q], names[o])
     return {m: (p, q, o) for m, (_, p, q, o) in best.items()}
+
+
+def _siblings(
+    tree_parent: dict[str, str],
+    by_name: dict[str, _Member],
+    merges: Mapping[str, Any],
+    hubs: set[str],
+    exact: Mapping[str, set[str]],
+    partners: Mapping[str, set[str]],
+) -> dict[str, str]:
+    """Step 9: v under u under w, all three plain members of one basis and depth with no exact
+    relation among them — v goes under w when ``v − u`` has both a higher effective rank and a
+    higher excess kurtosis than ``v − w`` (:func:`_shape`): two optimiser runs, one of them undone,
+    not one.  Decided on the tree as found (each moved member goes to an ancestor: still a tree)."""
+    out = dict(tree_parent)
+    special = set(merges) | hubs | set(exact) | set(partners)
+    for v, u in tree_parent.items():
+        w = tree_parent.get(u)
+        if w is None or {u, v} & special or w in set(merges) | hubs:
+            continue
+        mu, mv, mw = by_name[u], by_name[v], by_name[w]
+        if not (mu.distinct == mv.distinct == mw.distinct):
+            continue
+        a, b = _shape(mu, mv), _shape(mw, mv)
+        if a is not None and b is not None and a[0] > b[0] and a[1] > b[1]:
+            out[v] = w
+    return out
 
 
 def lineage_tree(
@@ -886,10 +946,11 @@ def lineage_tree(
             g.add_edge(_ROOT, n, weight=2 * top_edge + top + top * (n in known))
         arb = nx.minimum_spanning_arborescence(g, attr="weight", preserve_attrs=True)
         tree_parent = {v: u for u, v in arb.edges() if u != _ROOT}
-        for v, u in sorted(tree_parent.items(), key=lambda e: (names.index(e[0]), e[1])):
-            merge = v in merges
-            parents[v] = list(merges[v]) if merge else [u]
-            edges.append(TreeEdge(u, v, dist[(u, v)], cues.get((u, v), ""), merge))
+        tree_parent = _siblings(tree_parent, {m.name: m for m in members}, merges, hubs, exact, partners)
+        for child, par in sorted(tree_parent.items(), key=lambda e: (names.index(e[0]), e[1])):
+            merge = child in merges
+            parents[child] = list(merges[child]) if merge else [par]
+            edges.append(TreeEdge(par, child, dist[(par, child)], cues.get((par, child), ""), merge))
     return LineageTree(
         families,
         parents,
