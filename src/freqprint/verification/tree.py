@@ -122,7 +122,7 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    depth, v and u neither merges, their copies, roundings, prunings nor low-rank updates, w no
    merge — v goes under w when ``v − u`` is both of higher effective rank and heavier-tailed
    than ``v − w``.  A chain on one text fails it as well (a second run on the text of the first
-   reads as one longer run: 8 true parents lost against 20 siblings found on seeds 2026–2055,
+   reads as one longer run: 8 true parents lost against 19 siblings found on seeds 2026–2055,
    docs/benchmarks.md §14e).
 
 What it cannot see: the direction between function-identical copies in different bases (no cue
