@@ -132,8 +132,9 @@ weights a rotated copy can be heavier-tailed than the original); a fine-tune tha
 a sibling trained on the same text where step 9's shapes do not say so (it reads as the
 sibling's child — ``scripts/tree_siblings.py`` measures it), one trained on its parent's own
 text where they do (it reads as its parent's sibling), or one that went back toward its
-grandparent's text (it reads as its parent's parent); an early-training parent (step 5); identical copies (no order);
-an exact relation once any full-rank noise covers it (a GGUF export of a LoRA is no longer a
+grandparent's text (it reads as its parent's parent); an early-training parent (step 5; a short
+fine-tune of a merge on an under-trained root's text can be taken for the root); identical
+copies (no order); an exact relation once any full-rank noise covers it (a GGUF export of a LoRA is no longer a
 low-rank update of anything: distance decides); which of several members a coarse rounding
 rounds when they differ by far less than its step (the nearest is taken, and the rounding's own
 noise can make that the source's parent); a LoRA's direction where the weights have no heavy
@@ -765,10 +766,11 @@ def _siblings(
     exact: Mapping[str, set[str]],
     partners: Mapping[str, set[str]],
 ) -> dict[str, str]:
-    """Step 9: v under u under w, all three plain members of one basis and depth with no exact
-    relation among them — v goes under w when ``v − u`` has both a higher effective rank and a
-    higher excess kurtosis than ``v − w`` (:func:`_shape`): two optimiser runs, one of them undone,
-    not one.  Decided on the tree as found (each moved member goes to an ancestor: still a tree)."""
+    """Step 9: v under u under w, all three of one basis and depth, v and u no merge, copy of a
+    merge, pruning, rounding or low-rank update, w no merge or copy of one — v goes under w when
+    ``v − u`` has both a higher effective rank and a higher excess kurtosis than ``v − w``
+    (:func:`_shape`): two optimiser runs, one of them undone, not one.  Decided on the tree as
+    found (each moved member goes to an ancestor: still a tree)."""
     out = dict(tree_parent)
     special = set(merges) | hubs | set(exact) | set(partners)
     for v, u in tree_parent.items():
