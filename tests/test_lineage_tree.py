@@ -436,3 +436,24 @@ def test_a_sibling_on_the_same_text_is_no_parent_and_a_chain_stays():
     tree = lineage_tree({"P": state(p), "A": state(a), "B": b, "C": c}, units=64)
     assert tree.distances["B"]["A"] < tree.distances["B"]["P"], tree.distances  # distance alone picks A
     assert tree.parents == {"P": [], "A": ["P"], "B": ["P"], "C": ["A"]}, tree.summary()
+
+
+def test_a_fine_tune_of_a_merge_goes_under_the_merge_and_the_root_stays():
+    """A short fine-tune F of a 0.7/0.3 merge of P and P's pruning, on P's own text, is nearer to
+    P than to nothing but the merge — not twice as near to the merge (step 4's hub rule), and
+    heavier-tailed than P (P is in its first steps: step 5), so through 0.37.0 F was taken for the
+    root and P put under it (held-out seeds 2056, 2062, 2064, §14e).  F − merge is one optimiser
+    run, F − P that run plus the merge's share of the pruning: lower effective rank and lighter
+    tails, so the merge is F's parent.  A fine-tune S of P on the same text is not put under the
+    merge (its difference from the merge is the run plus the share undone)."""
+    p = train(new(0), 200, seed=0)
+    sp = state(p)
+    pruned = state(Prune(rate=0.3)(copy.deepcopy(p)))
+    merge = {k: 0.7 * sp[k] + 0.3 * pruned[k] for k in sp}
+    f = state(train(_model(merge), 20, seed=0, lr=1e-3))
+    s = state(train(copy.deepcopy(p), 20, seed=0, lr=1e-3))
+    tree = lineage_tree({"P": sp, "pruned": pruned, "merge": merge, "F": f, "S": s}, units=64)
+    assert tree.distances["F"]["merge"] > 0.5 * tree.distances["F"]["P"], tree.distances  # the hub rule bites
+    assert tree.roots == ["P"] and tree.parents["F"] == ["merge"], tree.summary()
+    assert sorted(tree.parents["merge"]) == ["P", "pruned"] and tree.parents["pruned"] == ["P"], tree.summary()
+    assert tree.parents["S"] != ["merge"], tree.summary()

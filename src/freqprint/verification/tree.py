@@ -37,13 +37,21 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    its teacher out — the rule charged every merge's student — while the depth cue orders the
    two and a student of one of the merge's parents is still nearer to that parent than to the
    midpoint (``scripts/tree_rescore.py``: seeds 2026–2051, 7 more students of merges placed,
-   nothing lost).  A long fine-tune of a merge is charged alike, and stays so: 0.34.0 exempted
-   a member the cues put after both of the merge's parents whose offset from the merge was near
-   orthogonal to the parents' line, which placed 3 such fine-tunes and put 2 fine-tunes of a
-   merge's parent under the merge (their change had drifted toward the other parent; one of
-   them on a held-out seed) — no measured gain, withdrawn in 0.35.0.  So are its copies (a GGUF
-   export, a pruning, a symmetry rewrite of a merge) — they are midpoints too — except for their
-   own exact children and low-rank updates.  The rule spreads downstream only: a member is a
+   nothing lost).  A fine-tune of the merge is exempt where the *shape* of its difference says
+   so (0.38.0): ``v − m`` is one optimiser run, while v's difference from a relative of the
+   merge's parents made without the merge is that run plus the merge's own change, or plus the
+   run that relative made and v did not — so ``v − m`` has both the lower effective rank and the
+   lighter tail (:func:`_shape`, step 9's statistic) than ``v − w`` for every rival w of m's basis
+   and depth within ``d(m, v) / MERGE_CHILD`` of v (the rivals that made the rule bite; one in
+   another basis costs an event of its own).  0.34.0's exemption by geometry (an offset from the
+   merge near orthogonal to the parents' line) placed 3 such fine-tunes and put 2 fine-tunes of
+   a merge's parent under the merge — no measured gain, withdrawn in 0.35.0.  Without the
+   exemption a short fine-tune of a merge of an under-trained root and its pruning, on the
+   root's text, was taken for the root (held-out seeds 2056, 2062, 2064: the fine-tune is
+   heavier-tailed than such a root, step 5, and its true in-edge cost the hub event).  A
+   merge's copies (a GGUF export, a pruning, a symmetry rewrite of a merge) are hubs too — they
+   are midpoints as well — except for their own exact children and low-rank updates (the shape
+   exemption is read for the merge itself only).  The rule spreads downstream only: a member is a
    merge's copy when its own source (the nearest member it is a pruning or rounding of) is a
    merge or a copy, or when it is one at distance ≤ ``COPY`` — a Q4_0 export of a short
    fine-tune is a rounding of its relatives too, the merge among them, and they are no copies of
@@ -893,6 +901,16 @@ def lineage_tree(
         hubs = set(merges) - set(arithmetic)
         while grown := {m for m in fam if m not in hubs and (source.get(m) in hubs or any(dist[(h, m)] <= COPY for h in hubs))}:
             hubs |= grown
+        linear = set(merges) - set(arithmetic)
+        by_name = {m.name: m for m in members}
+        shapes: dict[frozenset[str], tuple[float, float] | None] = {}
+
+        def shape(a: str, b: str) -> tuple[float, float] | None:
+            key = frozenset((a, b))
+            if key not in shapes:
+                shapes[key] = _shape(by_name[a], by_name[b])
+            return shapes[key]
+
         g = nx.DiGraph()
         g.add_nodes_from(fam)
         cues: dict[tuple[str, str], str] = {}
@@ -918,6 +936,16 @@ def lineage_tree(
                 and d > MERGE_CHILD * min((dist[(w, v.name)] for w in rivals if w not in offspring[v.name]), default=math.inf)
                 and not (u.name in merges and (sign, cue) == (1, "depth"))  # a student of the merge (step 4)
             )
+            if hub and u.name in linear and u.distinct == v.distinct:
+                # the merge's fine-tune is one optimiser run from it, a relative of its parents two
+                # runs with one undone: the shape of the difference says which (step 4), against
+                # every rival that made the rule bite (within d / MERGE_CHILD of v)
+                near = [w for w in rivals if w not in offspring[v.name] and dist[(w, v.name)] < d / MERGE_CHILD]
+                own = shape(u.name, v.name)
+                # (a rival in another basis or of another depth has no shape here, and its edge into v
+                # costs an event of its own)
+                others = [o for o in (shape(w, v.name) for w in near) if o is not None]
+                hub = own is None or not others or any(not (own[0] < o[0] and own[1] < o[1]) for o in others)
             # a member with an exact parent (pruning, rounding) or a low-rank partner (a merged LoRA)
             # takes any other parent only at one event's cost
             unrelated = (v.name in exact and not exact_edge) + (v.name in partners and not partner_edge)
@@ -948,7 +976,7 @@ def lineage_tree(
             g.add_edge(_ROOT, n, weight=2 * top_edge + top + top * (n in known))
         arb = nx.minimum_spanning_arborescence(g, attr="weight", preserve_attrs=True)
         tree_parent = {v: u for u, v in arb.edges() if u != _ROOT}
-        tree_parent = _siblings(tree_parent, {m.name: m for m in members}, merges, hubs, exact, partners)
+        tree_parent = _siblings(tree_parent, by_name, merges, hubs, exact, partners)
         for child, par in sorted(tree_parent.items(), key=lambda e: (names.index(e[0]), e[1])):
             merge = child in merges
             parents[child] = list(merges[child]) if merge else [par]
