@@ -8,6 +8,7 @@ a parent only of a member twice as near to it as to any other).  Models from
 
     .venv/bin/python scripts/tree_wrong_roots.py --cache .cache/tree-rescore
     # 0.37.0: 85 s on 2 cores shared with a test run; output benchmarks/cpu/tree-wrong-roots.txt
+    # 0.38.0 puts all three roots right (step 4's shape exemption): rerun, it prints the true roots
 """
 
 from __future__ import annotations

@@ -141,7 +141,11 @@ a sibling trained on the same text where step 9's shapes do not say so (it reads
 sibling's child — ``scripts/tree_siblings.py`` measures it), one trained on its parent's own
 text where they do (it reads as its parent's sibling), or one that went back toward its
 grandparent's text (it reads as its parent's parent); an early-training parent (step 5; a short
-fine-tune of a merge on an under-trained root's text can be taken for the root); identical
+fine-tune of a merge on an under-trained root's text was taken for the root through 0.37.0, and
+still can be where step 4's shapes do not speak); a chain of fine-tunes from such a root (a
+fine-tune or a pruning of a fine-tune read as the root's child — 8 of the 19 misses of held-out
+seeds 2072–2081 — or the two read in reverse, 2 more); a fine-tune of a 0.5/0.5 merge of two
+children where the shapes do not speak (3 more: under the root); identical
 copies (no order); an exact relation once any full-rank noise covers it (a GGUF export of a LoRA is no longer a
 low-rank update of anything: distance decides); which of several members a coarse rounding
 rounds when they differ by far less than its step (the nearest is taken, and the rounding's own
