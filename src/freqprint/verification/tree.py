@@ -51,7 +51,8 @@ weighs and where it fails (docs/benchmarks.md §14e measures it).
    heavier-tailed than such a root, step 5, and its true in-edge cost the hub event).  A
    merge's copies (a GGUF export, a pruning, a symmetry rewrite of a merge) are hubs too — they
    are midpoints as well — except for their own exact children and low-rank updates (the shape
-   exemption is read for the merge itself only).  The rule spreads downstream only: a member is a
+   exemption is read for the merge itself only, and in its basis: a permuted copy of the
+   fine-tune is a fitted member, and the exemption is silent — ``scripts/tree_merge_attack.py``).  The rule spreads downstream only: a member is a
    merge's copy when its own source (the nearest member it is a pruning or rounding of) is a
    merge or a copy, or when it is one at distance ≤ ``COPY`` — a Q4_0 export of a short
    fine-tune is a rounding of its relatives too, the merge among them, and they are no copies of
